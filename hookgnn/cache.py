@@ -80,6 +80,9 @@ class ActivationCache(Mapping[str, Tensor]):
                 rounds = self.rounds
                 if not rounds:
                     raise KeyError(f"cache has no per-round activations to index {key!r} from the end")
+                if layer + rounds[-1] + 1 < 0:
+                    raise KeyError(f"round {layer} of {short!r} does not exist: the cache holds rounds "
+                                   f"{rounds}, so negative rounds go down to -{rounds[-1] + 1}")
                 layer += rounds[-1] + 1
             return act_name(short, layer)
         return key
@@ -92,7 +95,10 @@ class ActivationCache(Mapping[str, Tensor]):
             import difflib
 
             close = difflib.get_close_matches(name, list(self._acts), n=5, cutoff=0.5)
-            raise KeyError(f"{name!r} is not in the cache" + (f"; did you mean {close}?" if close else "")) from None
+            hint = f"; did you mean {close}?" if close else ""
+            if isinstance(key, tuple):
+                hint += f" (cached rounds: {self.rounds})"
+            raise KeyError(f"{name!r} is not in the cache{hint}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._acts)
@@ -142,6 +148,10 @@ class ActivationCache(Mapping[str, Tensor]):
         if len(set(shapes.values())) > 1:
             raise ValueError(f"cannot stack {short!r}: shapes differ across rounds: {shapes}")
         return torch.stack([self._acts[n] for n in names])
+
+    def stack_activation(self, short: str) -> Tensor:
+        """TransformerLens' name for :meth:`stack`: ``[round, ...]`` over every cached round."""
+        return self.stack(short)
 
     # ------------------------------------------------------------- selection
     def graph(self, i: int) -> ActivationCache:

@@ -8,6 +8,13 @@ hints) live in ``fields`` with their location, optionally with a leading time ax
 
 Empty graphs, isolated nodes, self-loops and multi-edges are all valid; anything
 malformed raises ``ValueError`` naming the problem at construction.
+
+Dtypes: ``x``, ``edge_attr`` and ``graph_attr`` are floating point (float16, bfloat16,
+float32 or float64) and share one dtype, which the graph keeps as given (no silent
+casts). Models check that it matches their parameters and name both dtypes when it does
+not; ``graph.to(torch.float32)`` converts (numpy arrays arrive as float64). Features and
+floating fields must be finite (no NaN, no ±inf); ``edge_index``, ``ptr`` and ``batch``
+must be integer tensors.
 """
 
 from __future__ import annotations
@@ -104,6 +111,10 @@ class Graph:
             raise ValueError(f"edge {e} ({self.edge_index[0, e]} -> {self.edge_index[1, e]}) joins two graphs")
         _check_features("edge_attr", edge_attr, self.num_edges)
         _check_features("graph_attr", graph_attr, self.num_graphs)
+        for name, t in (("edge_attr", edge_attr), ("graph_attr", graph_attr)):
+            if t is not None and t.dtype != x.dtype:
+                raise ValueError(f"{name} has dtype {t.dtype} but x has {x.dtype}: node, edge and graph features "
+                                 "must share one floating dtype (convert with .to(x.dtype))")
         self.edge_attr = edge_attr
         self.graph_attr = graph_attr
         self.fields: dict[str, Field] = dict(fields or {})
@@ -155,8 +166,9 @@ class Graph:
                 f"field {name!r} on {f.location}s has shape {tuple(f.value.shape)}; "
                 f"dim {f.item_dim} must be {want} (the number of {f.location}s)"
             )
-        if f.value.is_floating_point() and bool(torch.isnan(f.value).any()):
-            raise ValueError(f"field {name!r} contains NaN")
+        if f.value.is_floating_point() and not bool(torch.isfinite(f.value).all()):
+            kind = "NaN" if bool(torch.isnan(f.value).any()) else "±inf"
+            raise ValueError(f"field {name!r} contains {kind} (fields must be finite)")
 
     def __getitem__(self, name: str) -> Tensor:
         """The value of a named field: ``graph["pi"]``."""
@@ -180,16 +192,31 @@ class Graph:
             kwargs.pop("ptr")
         return Graph(**kwargs)
 
-    def to(self, device: torch.device | str) -> Graph:
-        """Move every tensor to ``device``."""
+    def to(self, target: torch.device | str | torch.dtype) -> Graph:
+        """Move every tensor to a device, or cast the features (``x``, ``edge_attr``,
+        ``graph_attr``) to a floating dtype (indices and fields keep theirs).
+
+        >>> Graph(x=torch.zeros(2, 1, dtype=torch.float64), edge_index=torch.zeros(2, 0, dtype=torch.long)).to(torch.float32).x.dtype
+        torch.float32
+        """
+        if isinstance(target, torch.dtype):
+            if not target.is_floating_point:
+                raise ValueError(f"Graph.to(dtype) casts the features and needs a floating dtype, got {target}")
+            cast = lambda t: None if t is None else t.to(target)  # noqa: E731
+            return self.replace(x=cast(self.x), edge_attr=cast(self.edge_attr), graph_attr=cast(self.graph_attr))
         return Graph(
-            x=self.x.to(device),
-            edge_index=self.edge_index.to(device),
-            edge_attr=None if self.edge_attr is None else self.edge_attr.to(device),
-            graph_attr=None if self.graph_attr is None else self.graph_attr.to(device),
-            ptr=self.ptr.to(device),
-            fields={k: f.to(device) for k, f in self.fields.items()},
+            x=self.x.to(target),
+            edge_index=self.edge_index.to(target),
+            edge_attr=None if self.edge_attr is None else self.edge_attr.to(target),
+            graph_attr=None if self.graph_attr is None else self.graph_attr.to(target),
+            ptr=self.ptr.to(target),
+            fields={k: f.to(target) for k, f in self.fields.items()},
         )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the features (``x``, ``edge_attr``, ``graph_attr`` share it)."""
+        return self.x.dtype
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={tuple(f.value.shape)}" for k, f in self.fields.items())
@@ -307,7 +334,8 @@ class Graph:
         edge_attr = data.edge_attr
         if edge_attr is not None and edge_attr.dim() == 1:
             edge_attr = edge_attr.unsqueeze(-1)
-        return Graph(x=x.float(), edge_index=data.edge_index, edge_attr=edge_attr, ptr=ptr)
+        return Graph(x=x.float(), edge_index=data.edge_index, edge_attr=None if edge_attr is None else edge_attr.float(),
+                     ptr=ptr)
 
     def to_pyg(self) -> Any:
         """Convert to a PyTorch Geometric ``Batch`` (requires ``torch_geometric``)."""
@@ -330,14 +358,20 @@ def _check_features(name: str, t: Tensor | None, rows: int | None) -> None:
         raise ValueError(f"{name} must be floating point, got dtype {t.dtype}")
     if rows is not None and t.shape[0] != rows:
         raise ValueError(f"{name} has {t.shape[0]} rows but the graph has {rows}")
-    if bool(torch.isnan(t).any()):
-        bad = int(torch.isnan(t).any(dim=1).nonzero()[0, 0])
-        raise ValueError(f"{name} contains NaN (first in row {bad})")
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        row, col = (int(i) for i in (~finite).nonzero()[0])
+        raise ValueError(f"{name} contains {float(t[row, col])} (first in row {row}, column {col}); "
+                         "features must be finite (no NaN or ±inf)")
 
 
 def _make_ptr(ptr: Tensor | None, batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
     if ptr is not None and batch is not None:
         raise ValueError("pass ptr or batch, not both")
+    for name, t in (("ptr", ptr), ("batch", batch)):
+        if t is not None and (not isinstance(t, Tensor) or t.dtype not in (torch.int64, torch.int32)):
+            got = t.dtype if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be an integer tensor (int64 or int32), got {got}")
     if batch is not None:
         if batch.shape != (num_nodes,):
             raise ValueError(f"batch must have shape [{num_nodes}], got {tuple(batch.shape)}")

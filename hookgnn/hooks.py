@@ -14,6 +14,10 @@ the call that added it (``run_with_hooks``) has returned and removed it.
 :class:`HookedRootModule` finds its hook points, names them by module path
 (``layers.3.hook_message``) and offers ``add_hook``, ``hooks()``, ``run_with_hooks``,
 ``run_with_cache`` and ``reset_hooks``.
+
+Hooks live on the model object, so one model must not run from two threads at once
+(one thread's hooks would fire in the other's forward); give each thread its own copy
+(``copy.deepcopy(model)``).
 """
 
 from __future__ import annotations
@@ -157,6 +161,15 @@ class HookPoint(nn.Module):
                 f"{what} hook on {self.name} returned shape {tuple(out.shape)}, "
                 f"but the activation has shape {tuple(x.shape)}"
             )
+        if out.dtype != x.dtype:
+            raise HookError(
+                f"{what} hook on {self.name} returned dtype {out.dtype}, but the activation has dtype {x.dtype} "
+                "(cast with .to(act.dtype))"
+            )
+        if out.device != x.device:
+            raise HookError(
+                f"{what} hook on {self.name} returned a tensor on {out.device}, but the activation is on {x.device}"
+            )
         return out
 
     def extra_repr(self) -> str:
@@ -193,8 +206,18 @@ class HookedRootModule(nn.Module):
     def setup(self) -> None:
         """Name every hook point after its module path and index them in ``hook_dict``."""
         hook_dict: dict[str, HookPoint] = {}
+        seen: dict[int, str] = {}
         for name, module in self.named_modules(remove_duplicate=False):
             if isinstance(module, HookPoint):
+                if id(module) in seen:
+                    raise HookError(
+                        f"one HookPoint is reachable as both {seen[id(module)]!r} and {name!r}: the same module "
+                        "is used in two places (e.g. a processor factory that returns one shared module for "
+                        "every round), so a hook on one name would fire at both and a cache would keep only "
+                        "the last; build a new module per place (or HookedGNN(..., tie_weights=True) to share "
+                        "weights across rounds)"
+                    )
+                seen[id(module)] = name
                 module.name = name
                 hook_dict[name] = module
         object.__setattr__(self, "_hook_dict", hook_dict)
@@ -256,18 +279,44 @@ class HookedRootModule(nn.Module):
             handle._entries += hp.add_hook(fn, dir, is_permanent, prepend)._entries
         return handle
 
-    def reset_hooks(self, including_permanent: bool = False) -> None:
-        """Remove forward and backward hooks (permanent ones too when asked)."""
+    def add_perma_hook(self, name_or_predicate: str | Callable[[str], bool], fn: HookFn, dir: Direction = "fwd") -> HookHandle:
+        """``add_hook(..., is_permanent=True)``: a hook that ``reset_hooks()`` keeps (TransformerLens name)."""
+        return self.add_hook(name_or_predicate, fn, dir=dir, is_permanent=True)
+
+    def reset_hooks(self, *args: Any, including_permanent: bool = False) -> None:
+        """Remove forward and backward hooks (permanent ones too with ``including_permanent=True``).
+
+        The argument is keyword-only: in TransformerLens ``reset_hooks(True)`` means
+        ``clear_contexts``, so a positional argument is refused rather than guessed.
+        """
+        if args:
+            raise TypeError(
+                "reset_hooks takes keyword arguments only: reset_hooks(including_permanent=True) also removes "
+                "permanent hooks (TransformerLens' positional reset_hooks(clear_contexts) has no equivalent: "
+                "hookgnn contexts always remove their own hooks on exit)"
+            )
         for hp in self.hook_dict.values():
             hp.remove_hooks("both", including_permanent)
 
+    @property
+    def mod_dict(self) -> dict[str, nn.Module]:
+        """Every submodule by its module path (TransformerLens name)."""
+        return dict(self.named_modules())
+
+    def hook_points(self) -> list[HookPoint]:
+        """Every hook point, in module order (TransformerLens name; see ``hook_dict``)."""
+        return list(self.hook_dict.values())
+
     @contextmanager
-    def hooks(self, fwd_hooks: Sequence[HookSpec] = (), bwd_hooks: Sequence[HookSpec] = ()) -> Iterator[HookedRootModule]:
+    def hooks(
+        self, fwd_hooks: Sequence[HookSpec] = (), bwd_hooks: Sequence[HookSpec] = (), **tl_keywords: Any
+    ) -> Iterator[HookedRootModule]:
         """Attach hooks for the body of a ``with`` block and remove exactly those after it.
 
         Removal happens in a ``finally``: a hook or forward that raises leaves nothing
         behind, and nested contexts each remove only their own hooks.
         """
+        _refuse_tl_keywords("hooks", tl_keywords, everything=True)
         handles: list[HookHandle] = []
         try:
             for specs, dir in ((fwd_hooks, "fwd"), (bwd_hooks, "bwd")):
@@ -286,6 +335,7 @@ class HookedRootModule(nn.Module):
         Backward hooks stay attached to this run's activations: they fire when
         ``.backward()`` is called on its output later.
         """
+        _refuse_tl_keywords("run_with_hooks", kwargs)
         with self.hooks(fwd_hooks, bwd_hooks):
             return self(*args, **kwargs)
 
@@ -302,10 +352,12 @@ class HookedRootModule(nn.Module):
         ``names_filter`` is a hook name, a sequence of names or a predicate (default: all).
         With ``grad_metric``, the gradient of the scalar ``grad_metric(output)`` with respect
         to every cached activation is computed in the same call (``torch.autograd.grad``,
-        so parameters' ``.grad`` are untouched) and stored in ``cache.grads``.
+        so parameters' ``.grad`` are untouched) and stored in ``cache.grads``; this works
+        inside ``torch.no_grad()`` too (the forward and the metric run with grad enabled).
         """
         from hookgnn.cache import ActivationCache
 
+        _refuse_tl_keywords("run_with_cache", kwargs)
         points = self._filtered(names_filter)
         live: dict[str, Tensor] = {}
 
@@ -318,12 +370,14 @@ class HookedRootModule(nn.Module):
             live[hook.name] = t
             return None
 
+        grads: dict[str, Tensor] | None = None
         with torch.set_grad_enabled(grad_metric is not None or torch.is_grad_enabled()):
             with self.hooks(fwd_hooks=[(hp.name, save) for hp in points]):
                 out = self(*args, **kwargs)
-        grads: dict[str, Tensor] | None = None
-        if grad_metric is not None:
-            grads = _grads_of(grad_metric(out), live)
+            if grad_metric is not None:
+                # Still inside the grad-enabled block: under an outer torch.no_grad() the
+                # metric must be recorded on the autograd graph too.
+                grads = _grads_of(grad_metric(out), live)
         graph = args[0] if args else kwargs.get("graph")
         cache = ActivationCache(
             {k: _store(v, device) for k, v in live.items()},
@@ -356,3 +410,28 @@ def _grads_of(metric: Tensor, live: dict[str, Tensor]) -> dict[str, Tensor]:
     names = [n for n, t in live.items() if t.requires_grad]
     found = torch.autograd.grad(metric, [live[n] for n in names], allow_unused=True)
     return {n: torch.zeros_like(live[n]) if g is None else g for n, g in zip(names, found)}
+
+
+#: TransformerLens keywords that hookgnn spells differently, with what to use instead.
+TL_KEYWORDS: dict[str, str] = {
+    "incl_bwd": "pass grad_metric=fn (a scalar metric of the output); gradients land in cache.grads",
+    "remove_batch_dim": "a hookgnn cache holds a disjoint-union batch; cache.graph(i) gives graph i's rows",
+    "return_cache_object": "run_with_cache always returns an ActivationCache; dict(cache) gives a plain dict",
+    "reset_hooks_end": "hooks of run_with_hooks / hooks() are always removed at the end; "
+                       "permanent hooks (add_perma_hook) stay until reset_hooks(including_permanent=True)",
+    "clear_contexts": "hooks() contexts always remove exactly their own hooks on exit",
+    "pos_slice": "graphs have no positions; select rows with cache.select(nodes=..., edges=...)",
+    "return_type": "call the model and read its ModelOutput",
+}
+
+
+def _refuse_tl_keywords(where: str, kwargs: dict[str, Any], everything: bool = False) -> None:
+    """Raise ``TypeError`` for TransformerLens-only keywords, pointing to hookgnn's equivalent.
+
+    With ``everything``, any leftover keyword is refused (``hooks()`` takes no others).
+    """
+    for key in kwargs:
+        if key in TL_KEYWORDS:
+            raise TypeError(f"{where}() has no {key!r} argument (a TransformerLens keyword): {TL_KEYWORDS[key]}")
+    if everything and kwargs:
+        raise TypeError(f"{where}() got unexpected keyword arguments {sorted(kwargs)}")

@@ -89,3 +89,13 @@ def test_cache_activations_are_detached():
     g = Graph(x=torch.randn(2, 2), edge_index=torch.tensor([[0], [1]]), edge_attr=torch.rand(1, 1))
     _, cache = model.run_with_cache(g)
     assert not any(t.requires_grad for t in cache.values())
+
+
+def test_a_negative_round_beyond_the_first_names_the_rounds_the_cache_has():
+    _, cache = mpnn_model(steps=4).run_with_cache(
+        Graph(x=torch.zeros(2, 2), edge_index=torch.tensor([[0], [1]]), edge_attr=torch.zeros(1, 1)))
+    torch.testing.assert_close(cache["message", -4], cache["layers.0.hook_message"])
+    with pytest.raises(KeyError, match=r"round -5 of 'message' does not exist: the cache holds rounds \[0, 1, 2, 3\]"):
+        cache["message", -5]
+    with pytest.raises(KeyError, match=r"cached rounds: \[0, 1, 2, 3\]"):
+        cache["message", 7]

@@ -244,3 +244,96 @@ def test_round_of_and_counterparts_come_from_the_model_and_survive_deepcopy():
     assert model.counterparts("layers.1.hook_src") == [f"layers.{t}.hook_src" for t in range(3)]
     _, cache = model.run_with_cache(small_graph())
     assert cache.rounds == [0, 1, 2] and ("message", -1) in cache
+
+
+# ------------------------------------------------------------------ correctness issue
+@pytest.mark.parametrize("wrong", [torch.float64, torch.float16])
+def test_hook_returning_another_dtype_raises_naming_hook_and_both_dtypes(wrong):
+    model, g = minagg_model(), small_graph()
+    with pytest.raises(HookError, match=rf"layers\.1\.hook_message returned dtype {wrong}.*torch\.float32"):
+        model.run_with_hooks(g, fwd_hooks=[("layers.1.hook_message", lambda t, hook: t.to(wrong))])
+    assert_no_hooks(model)
+
+
+def test_hook_returning_a_bool_mask_is_refused_rather_than_promoted():
+    model, g = minagg_model(), small_graph()
+    with pytest.raises(HookError, match=r"hook_update returned dtype torch\.bool"):
+        model.run_with_hooks(g, fwd_hooks=[("layers.0.hook_update", lambda t, hook: t > 0)])
+
+
+def test_hook_returning_a_tensor_on_another_device_raises_naming_both_devices():
+    model, g = minagg_model(), small_graph()
+    with pytest.raises(HookError, match=r"layers\.0\.hook_src returned a tensor on meta.*on cpu"):
+        model.run_with_hooks(g, fwd_hooks=[("layers.0.hook_src", lambda t, hook: t.to("meta"))])
+    assert_no_hooks(model)
+
+
+def test_backward_hook_returning_another_dtype_raises():
+    model, g = minagg_model(), small_graph()
+    out = model.run_with_hooks(g, bwd_hooks=[("layers.1.hook_update", lambda grad, hook: grad.double())])
+    with pytest.raises(HookError, match=r"backward hook on layers\.1\.hook_update returned dtype torch\.float64"):
+        out.hidden.sum().backward()
+
+
+def test_a_factory_returning_one_shared_module_for_every_round_is_refused():
+    from hookgnn.nn.minagg import MinAgg
+
+    shared = MinAgg(4, d_edge=4)
+    with pytest.raises(HookError, match=r"reachable as both 'layers\.0\.hook_src' and 'layers\.1\.hook_src'"):
+        HookedGNN(lambda d: shared, d_hidden=4, node_in=1, edge_in=1, max_steps=3, tie_weights=False)
+
+
+def test_grad_metric_works_inside_torch_no_grad_and_matches_outside():
+    model, g = minagg_model(), small_graph()
+    metric = lambda out: (out.hidden[:, 0] ** 2).sum()  # noqa: E731
+    _, outside = model.run_with_cache(g, grad_metric=metric)
+    with torch.no_grad():
+        _, inside = model.run_with_cache(g, grad_metric=metric)
+    assert set(inside.grads) == set(outside.grads)
+    for name in outside.grads:
+        torch.testing.assert_close(inside.grads[name], outside.grads[name], msg=name)
+    with torch.no_grad():
+        model.run_with_cache(g, grad_metric=metric)
+        assert not torch.is_grad_enabled()  # the caller's no-grad mode is restored
+
+
+@pytest.mark.parametrize(("method", "keyword", "hint"), [
+    ("run_with_cache", "incl_bwd", "grad_metric"),
+    ("run_with_cache", "remove_batch_dim", r"cache\.graph\(i\)"),
+    ("run_with_cache", "return_cache_object", "always returns an ActivationCache"),
+    ("run_with_hooks", "reset_hooks_end", "always removed"),
+    ("run_with_hooks", "clear_contexts", "remove exactly their own hooks"),
+])
+def test_transformer_lens_keywords_point_to_the_hookgnn_equivalent(method, keyword, hint):
+    model, g = minagg_model(), small_graph()
+    with pytest.raises(TypeError, match=rf"{method}\(\) has no '{keyword}' argument.*{hint}"):
+        getattr(model, method)(g, **{keyword: True})
+    assert_no_hooks(model)
+
+
+def test_reset_hooks_refuses_a_positional_argument_transformer_lens_style():
+    model = minagg_model()
+    model.add_perma_hook("hook_node_embed", lambda t, hook: None)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        model.reset_hooks(True)
+    assert model.list_hooks()[0].num_fwd == 1  # nothing was removed by the refused call
+    model.reset_hooks()
+    assert model.hook_dict["hook_node_embed"]._fwd  # permanent: kept
+    model.reset_hooks(including_permanent=True)
+    assert_no_hooks(model)
+
+
+def test_transformer_lens_aliases():
+    model = minagg_model()
+    assert model.mod_dict["layers.1.agg"] is model.layers[1].agg
+    assert model.hook_points() == list(model.hook_dict.values())
+    _, cache = model.run_with_cache(small_graph())
+    torch.testing.assert_close(cache.stack_activation("message"),
+                               torch.stack([cache[f"layers.{t}.hook_message"] for t in range(3)]))
+
+
+def test_graph_and_model_of_different_dtypes_raise_naming_both():
+    model, g = minagg_model(), small_graph()
+    with pytest.raises(ValueError, match=r"graph features are torch\.float64 but the model's parameters are torch\.float32"):
+        model(g.to(torch.float64))
+    torch.testing.assert_close(model.double()(g.to(torch.float64)).hidden.float(), minagg_model()(g).hidden)

@@ -236,6 +236,13 @@ class HookedGNN(HookedRootModule):
     def _check_inputs(self, graph: Graph) -> None:
         if not isinstance(graph, Graph):
             raise TypeError(f"HookedGNN takes a hookgnn Graph, got {type(graph).__name__}")
+        param = next(self.parameters())
+        if graph.dtype != param.dtype:
+            raise ValueError(f"graph features are {graph.dtype} but the model's parameters are {param.dtype}: "
+                             f"convert one of them (graph.to({param.dtype}) or model.to({graph.dtype}))")
+        if graph.device != param.device:
+            raise ValueError(f"graph is on {graph.device} but the model is on {param.device}: "
+                             f"move one of them (graph.to({str(param.device)!r}) or model.to({str(graph.device)!r}))")
         for name, value, want in (
             ("graph.x", graph.x, self.node_in),
             ("graph.edge_attr", graph.edge_attr, self.edge_in),
