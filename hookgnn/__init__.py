@@ -5,7 +5,7 @@
 >>> graph = hookgnn.Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
 >>> _, cache = model.run_with_cache(graph)
 >>> sorted(k for k in cache if k.startswith("layers.0.hook"))
-['layers.0.hook_aggregation', 'layers.0.hook_message', 'layers.0.hook_src', 'layers.0.hook_update']
+['layers.0.hook_aggregation', 'layers.0.hook_message', 'layers.0.hook_src', 'layers.0.hook_update', 'layers.0.hook_update_pre']
 """
 
 from hookgnn.cache import ActivationCache, act_name

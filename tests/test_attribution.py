@@ -193,3 +193,43 @@ def test_invalid_ig_steps_raise_a_value_error_naming_the_argument(call, arg):
     with pytest.raises(ValueError, match=arg):
         call(model, g, corrupt(g), OutputSum("d"))
     assert no_hooks_left(model)
+
+
+def test_every_patching_function_defaults_to_one_direction():
+    import inspect
+
+    from hookgnn.patching import message_patch, path_patch
+
+    fns = [activation_sweep, message_sweep, message_patch, path_patch, attribution_patch, integrated_gradients,
+           integrated_gradients_at, eap]
+    defaults = {fn.__name__: inspect.signature(fn).parameters["direction"].default for fn in fns}
+    assert set(defaults.values()) == {"denoising"}, defaults
+
+
+def test_exact_single_messages_and_eap_agree_in_sign_with_default_directions():
+    """The README's comparison: ``message_sweep`` against ``eap`` scores of the same messages,
+    both with their defaults. Attribution is exact on a linear model, so they must be equal."""
+    torch.manual_seed(1)
+    model = HookedGNN(LinearSum, d_hidden=5, node_in=2, edge_in=1, spec=SPEC, max_steps=3, tie_weights=False)
+    g, corr = _graphs()
+    metric = OutputSum("d")
+    singles = message_sweep(model, g, corr, metric)
+    scores = message_edge_scores(eap(model, g, corr, metric, level="message"))
+    assert singles.direction == scores.direction == "denoising"
+    torch.testing.assert_close(scores.values, singles.effects().values, atol=1e-4, rtol=1e-4)
+    assert singles.effects().values.abs().max() > 1e-2
+
+
+def test_results_of_different_directions_refuse_to_be_compared():
+    from hookgnn.patching import check_same_direction
+
+    torch.manual_seed(1)
+    model = HookedGNN(LinearSum, d_hidden=3, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
+    g, corr = _graphs()
+    metric = OutputSum("d")
+    noising = message_sweep(model, g, corr, metric, direction="noising")
+    denoising = attribution_patch(model, g, corr, metric)
+    assert check_same_direction(denoising, eap(model, g, corr, metric, level="message")) == "denoising"
+    with pytest.raises(ValueError, match=r"different patching directions \['denoising', 'noising'\]"):
+        check_same_direction(noising, denoising)
+    assert "noising" in repr(noising)

@@ -63,14 +63,14 @@ def test_noising_sweep_of_node_states_matches_bellman_ford_by_hand(bf):
 def test_single_message_patch_matches_hand_computation(bf):
     model, g, corr, metric, v, T = bf
     corr_states = bellman_ford(corr, T)
-    sweep = message_sweep(model, g, corr, metric)
+    sweep = message_sweep(model, g, corr, metric, direction="noising")  # corrupted messages into the clean run
     src = g.edge_index[0].tolist()
     for t in range(T):
         for e in range(g.num_edges):
             want = bellman_ford(g, T, message_override={(t, e): corr_states[t][src[e]]})[-1][v]
             assert sweep["layers.%d.hook_src" % t][e] == pytest.approx(want, abs=1e-3)
     t, e = T - 1, 3
-    one = message_patch(model, g, corr, metric, [MessageEdge(t, e, src[e], int(g.edge_index[1, e]))])
+    one = message_patch(model, g, corr, metric, [MessageEdge(t, e, src[e], int(g.edge_index[1, e]))], direction="noising")
     assert one == pytest.approx(float(sweep[f"layers.{t}.hook_src"][e]), abs=1e-5)
     assert no_hooks_left(model)
 

@@ -6,6 +6,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
@@ -21,11 +22,12 @@ class MPNN(HookedMessagePassing):
 
         m_{uv} = \\mathrm{MLP}_m([z_u, z_v, e_{uv}]) \\qquad
         a_v = \\max_{u \\to v} m_{uv} \\qquad
-        h'_v = \\mathrm{MLP}_u([z_v, a_v])
+        h'_v = \\mathrm{relu}(\\mathrm{MLP}_u([z_v, a_v]))
 
     Hook points: ``hook_message`` [E, d], ``hook_aggregation`` [N, d], ``hook_update``
-    [N, d], and the hidden neurons ``message_mlp.hook_pre/hook_post`` [E, d_mlp] and
-    ``update_mlp.hook_pre/hook_post`` [N, d_mlp].
+    [N, d] and its pre-activation ``hook_update_pre`` [N, d] (:math:`\\mathrm{MLP}_u` is
+    followed by a relu), and the hidden neurons ``message_mlp.hook_pre/hook_post``
+    [E, d_mlp] and ``update_mlp.hook_pre/hook_post`` [N, d_mlp].
 
     >>> layer = MPNN(8)
     >>> h = torch.randn(3, 8); e = torch.randn(2, 8)
@@ -38,6 +40,7 @@ class MPNN(HookedMessagePassing):
         d_mlp = d_mlp or d_hidden
         self.message_mlp = HookedMLP(5 * d_hidden, d_mlp, d_hidden, axis="edge")
         self.update_mlp = HookedMLP(3 * d_hidden, d_mlp, d_hidden, axis="node")
+        self.hook_update_pre = HookPoint("node")
 
     def message(
         self,
@@ -50,5 +53,6 @@ class MPNN(HookedMessagePassing):
         return self.message_mlp(torch.cat([x_src, h_src, x_dst, h_dst, edge_features(edge_attr, h_src, h_src.shape[-1])], dim=-1))
 
     def update(self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"]) -> Float[Tensor, "node d"]:
-        return torch.relu(self.update_mlp(torch.cat([x, h, aggr], dim=-1)))
+        pre = self.hook_update_pre(self.update_mlp(torch.cat([x, h, aggr], dim=-1)))  # [node, d]
+        return torch.relu(pre)
 

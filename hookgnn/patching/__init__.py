@@ -41,12 +41,12 @@ from hookgnn.patching.metrics import (
     faithfulness,
 )
 from hookgnn.patching.path import message_patch, message_sweep, path_patch
-from hookgnn.patching.results import HookScores
+from hookgnn.patching.results import DEFAULT_DIRECTION, HookScores, check_same_direction
 
 __all__ = [
-    "Attribution", "Circuit", "Component", "DistanceMSE", "EdgeScores", "HookScores", "Link", "MaskAccuracy",
+    "DEFAULT_DIRECTION", "Attribution", "Circuit", "Component", "DistanceMSE", "EdgeScores", "HookScores", "Link", "MaskAccuracy",
     "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL", "PointerLogProb", "WeightEdge", "above",
-    "activation_sweep", "attribution_patch", "eap", "evaluate", "faithfulness", "faithfulness_curve",
+    "activation_sweep", "attribution_patch", "check_same_direction", "eap", "evaluate", "faithfulness", "faithfulness_curve",
     "greedy_from_outputs", "integrated_gradients", "integrated_gradients_at", "jaccard", "links_of",
     "message_edge_scores", "message_edges", "message_patch", "message_sweep", "path_patch", "prune",
     "register_links", "round_hooks", "top_n", "weighted_jaccard",

@@ -12,6 +12,9 @@ with the direction named as in the literature:
 * ``"noising"``: corrupted values patched into the clean run (base = clean): which
   components are *necessary*.
 
+Every patching and attribution function of hookgnn defaults to ``"denoising"``, and
+every result carries its ``direction`` (see :mod:`hookgnn.patching.results`).
+
 A component is a row of the hook's activation (``over="row"``: a node or an edge,
 following the hook's axis) or a column (``over="feature"``: one neuron at every row).
 ``method="loop"`` runs one forward per patch; ``method="batched"`` puts ``copies``
@@ -31,9 +34,8 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.results import HookScores
+from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 
-Direction = Literal["denoising", "noising"]
 Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
 
@@ -56,11 +58,7 @@ def round_hooks(model: HookedRootModule, short: str, rounds: Sequence[int] | Non
 
 def base_and_source(clean: Graph, corrupted: Graph, direction: Direction) -> tuple[Graph, Graph]:
     """(graph of the run that is patched, graph whose activations are patched in)."""
-    if direction == "denoising":
-        return corrupted, clean
-    if direction == "noising":
-        return clean, corrupted
-    raise ValueError(f"direction must be 'denoising' or 'noising', got {direction!r}")
+    return (corrupted, clean) if check_direction(direction) == "denoising" else (clean, corrupted)
 
 
 def check_same_structure(a: Graph, b: Graph) -> None:
@@ -113,7 +111,7 @@ def activation_sweep(
     metric: Metric,
     hooks: Sequence[str],
     over: Over = "row",
-    direction: Direction = "denoising",
+    direction: Direction = DEFAULT_DIRECTION,
     method: Method = "batched",
     copies: int = 64,
     **forward_kwargs: Any,
@@ -153,7 +151,7 @@ def activation_sweep(
     if len(set(widths)) != 1:
         raise ValueError(f"hooks of one sweep must have the same number of items, got {dict(zip(hooks, widths))}")
     table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0])
-    return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline)
+    return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline, direction)
 
 
 def _batched(

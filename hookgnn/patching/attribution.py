@@ -24,17 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.patching.activation import Direction, base_and_source, check_same_structure
+from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.results import HookScores
+from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+
+
+EdgeLevel = Literal["message", "weight", "all"]
 
 
 @dataclass
@@ -42,13 +45,15 @@ class Attribution:
     """Per-entry attribution ``(a_source - a_base) * grad`` for each hook, with its axis.
 
     ``delta`` and ``grad`` are kept (``grad_active`` = grad where the activation is > 0,
-    averaged like ``grad``; used for edges through a relu).
+    averaged like ``grad``; used for edges through a relu). ``direction`` is the
+    patching direction the estimates are for (their sign depends on it).
     """
 
     delta: dict[str, Tensor]
     grad: dict[str, Tensor]
     grad_active: dict[str, Tensor]
     axes: dict[str, str]
+    direction: Direction = DEFAULT_DIRECTION
 
     def entries(self, hook: str) -> Tensor:
         """``delta * grad`` of one hook, the shape of its activation."""
@@ -60,12 +65,12 @@ class Attribution:
         axes = {self.axes[h] for h in hooks}
         if len(axes) != 1 or len({v.shape[0] for v in vals}) != 1:
             raise ValueError(f"row scores need hooks of one axis and size, got {[(h, self.axes[h]) for h in hooks]}")
-        return HookScores(torch.stack(vals), tuple(hooks), ("round", axes.pop()))
+        return HookScores(torch.stack(vals), tuple(hooks), ("round", axes.pop()), direction=self.direction)
 
     def features(self, hooks: Sequence[str]) -> HookScores:
         """Scores of neuron components (one feature at every row): ``[hook, feature]``."""
         vals = [self.entries(h).sum(0) for h in hooks]
-        return HookScores(torch.stack(vals), tuple(hooks), ("round", "feature"))
+        return HookScores(torch.stack(vals), tuple(hooks), ("round", "feature"), direction=self.direction)
 
     def components(self, hooks: Sequence[str] | None = None, granularity: str = "feature") -> dict[Component, float]:
         """Scores keyed by :class:`Component` (``"row"`` or ``"feature"`` granularity)."""
@@ -135,7 +140,7 @@ def attribution_patch(
     corrupted: Graph,
     metric: Metric,
     names_filter: NameFilter = None,
-    direction: Direction = "denoising",
+    direction: Direction = DEFAULT_DIRECTION,
     **forward_kwargs: Any,
 ) -> Attribution:
     """Attribution patching of every entry of every hook: 1 forward+backward (base) and 1 forward (source).
@@ -159,7 +164,7 @@ def integrated_gradients(
     metric: Metric,
     ig_steps: int = 16,
     names_filter: NameFilter = None,
-    direction: Direction = "denoising",
+    direction: Direction = DEFAULT_DIRECTION,
     chunk: int = 32,
     **forward_kwargs: Any,
 ) -> Attribution:
@@ -178,7 +183,7 @@ def integrated_gradients(
     graphs = [_interpolate(base, src, a) for a in alphas]
     grad, active, axes, first = _grads_over_copies(model, graphs, metric, names_filter, (), chunk, forward_kwargs)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, active, axes)
+    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, active, axes, direction)
 
 
 def integrated_gradients_at(
@@ -188,7 +193,7 @@ def integrated_gradients_at(
     metric: Metric,
     hook: str,
     ig_steps: int = 16,
-    direction: Direction = "denoising",
+    direction: Direction = DEFAULT_DIRECTION,
     chunk: int = 32,
     **forward_kwargs: Any,
 ) -> Attribution:
@@ -220,15 +225,17 @@ def integrated_gradients_at(
 
     graphs = [base] * ig_steps
     grad, active, axes, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
-    return Attribution(delta, grad, active, axes)
+    return Attribution(delta, grad, active, axes, direction)
 
 
 @dataclass
 class EdgeScores:
-    """EAP scores of computational edges: ``scores[i]`` belongs to ``edges[i]``."""
+    """EAP scores of computational edges: ``scores[i]`` belongs to ``edges[i]``, estimated
+    effects for the patching ``direction``."""
 
     edges: list[Edge]
     scores: Tensor
+    direction: Direction = DEFAULT_DIRECTION
 
     def as_dict(self) -> dict[Edge, float]:
         """Scores keyed by edge."""
@@ -237,7 +244,7 @@ class EdgeScores:
     def of_kind(self, kind: type) -> EdgeScores:
         """The scores of the edges of one kind (``MessageEdge`` or ``WeightEdge``) only."""
         keep = [i for i, e in enumerate(self.edges) if isinstance(e, kind)]
-        return EdgeScores([self.edges[i] for i in keep], self.scores[keep])
+        return EdgeScores([self.edges[i] for i in keep], self.scores[keep], self.direction)
 
     def top(self, n: int) -> list[tuple[Edge, float]]:
         """The ``n`` edges with the largest absolute scores, best first, with their scores."""
@@ -251,10 +258,15 @@ def eap(
     corrupted: Graph,
     metric: Metric,
     ig_steps: int = 0,
-    direction: Direction = "denoising",
+    direction: Direction = DEFAULT_DIRECTION,
+    level: EdgeLevel = "all",
     **forward_kwargs: Any,
 ) -> EdgeScores:
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
+
+    ``level``: ``"message"`` (single messages only; any processor), ``"weight"``
+    (neuron-to-neuron weight edges; needs the processor's wiring, see
+    :func:`~hookgnn.patching.components.register_links`) or ``"all"``.
 
     Message edge ``(t, e)``: the row-sum of ``layers.t.hook_src``'s attribution.
     Weight edge ``i -> j`` of a link (see :class:`~hookgnn.patching.components.Link`):
@@ -263,13 +275,22 @@ def eap(
     gradient at the message already selects the winning edge, so the score is
     :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). Raises ``ValueError`` if ``ig_steps < 0``.
     """
-    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, None, direction, **forward_kwargs)
+    if level not in ("message", "weight", "all"):
+        raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
+    steps = forward_kwargs.get("steps") or len(model.layers)  # type: ignore[arg-type]
+    rounds = list(range(steps))
+    links = [] if level == "message" else links_of(model, rounds)
+    carriers = [model.layers[t].hook_src.name for t in rounds]  # type: ignore[index]
+    names = carriers if level == "message" else None
+    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, **forward_kwargs)
     graph = clean
-    rounds = [t for t, layer in enumerate(model.layers) if layer.hook_src.name in attr.delta]  # type: ignore[attr-defined]
-    edges: list[Edge] = list(message_edges(graph.edge_index, rounds))
-    scores = [attr.rows([f"layers.{t}.hook_src" for t in rounds]).values.flatten()] if rounds else []
+    edges: list[Edge] = []
+    scores: list[Tensor] = []
+    if level != "weight":
+        edges += message_edges(graph.edge_index, rounds)
+        scores.append(attr.rows(carriers).values.flatten())
     src_idx, dst_idx = graph.edge_index
-    for link in links_of(model, rounds):
+    for link in links:
         d_a, grad = attr.delta[link.src], attr.grad_active[link.dst] if link.act == "relu" else attr.grad[link.dst]
         if link.rows == "scatter":
             s = (d_a * attr.grad[link.src]).sum(0)
@@ -281,7 +302,7 @@ def eap(
         new = weight_edges(link, d_a.shape[1], grad.shape[1])
         edges += new
         scores.append(torch.tensor([float(mat[e.src.feature, e.dst.feature]) for e in new]))
-    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0))
+    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), direction)
 
 
 def message_edge_scores(scores: EdgeScores) -> HookScores:
@@ -292,4 +313,4 @@ def message_edge_scores(scores: EdgeScores) -> HookScores:
     table = torch.zeros(len(rounds), width)
     for e, s in msgs:
         table[rounds.index(e.round), e.edge] = s
-    return HookScores(table, tuple(f"layers.{t}.hook_src" for t in rounds), ("round", "edge"))
+    return HookScores(table, tuple(f"layers.{t}.hook_src" for t in rounds), ("round", "edge"), direction=scores.direction)

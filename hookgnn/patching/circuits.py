@@ -214,6 +214,10 @@ def evaluate(
     values = ablation_values(model, sorted(set(comp_hooks + msg_hooks + link_src)), corrupted, ablation, dataset,
                              **forward_kwargs) if (comp_hooks or msg_hooks or link_src) else {}
 
+    # Order of hooks on one point: weight-edge corrections, message and component
+    # ablations (which override them), then the recording of link sources.
+    fixes, records = _weight_edge_hooks(model, clean, links, values)
+    specs += fixes
     by_hook: dict[str, tuple[list[Component], list[Component]]] = {h: ([], []) for h in comp_hooks}
     for c in comps:
         by_hook[c.hook][0].append(c)
@@ -232,7 +236,7 @@ def evaluate(
             mask = component_mask(carriers, h, act.shape, act.device)
             return torch.where(mask, values[h].to(act).expand_as(act), act)
         specs.append((h, fn))
-    specs += _weight_edge_hooks(model, clean, links, values)
+    specs += records
     with torch.no_grad(), model.hooks(fwd_hooks=specs):
         out = model(clean, **forward_kwargs)
         return float(metric(out, clean).mean())
@@ -250,17 +254,22 @@ def _links_for(model: HookedRootModule, wedges: list[WeightEdge]) -> list[tuple[
     return [(l, by_label[f"layers.{l.round}:{l.name}"]) for l in links_of(model, rounds) if f"layers.{l.round}:{l.name}" in by_label]
 
 
+HookList = list[tuple[str, Callable[..., Tensor]]]
+
+
 def _weight_edge_hooks(
     model: HookedRootModule, graph: Graph, links: list[tuple[ResolvedLink, list[WeightEdge]]], values: dict[str, Tensor]
-) -> list[tuple[str, Callable[..., Tensor]]]:
-    """Hooks that record link sources and correct link destinations for ablated weight edges."""
+) -> tuple[HookList, HookList]:
+    """Hooks that correct link destinations for ablated weight edges, and hooks that record
+    link sources; the caller adds the recording hooks after every other hook.
+
+    A hook point can be both a corrected destination (of round ``t``) and a source (of
+    round ``t + 1``): the source value a later correction reads must be the final,
+    corrected one, and hooks on one point run in the order they were added.
+    """
     live: dict[str, Tensor] = {}
     src_idx, dst_idx = graph.edge_index
-    specs: list[tuple[str, Callable[..., Tensor]]] = []
-    for s in sorted({l.src for l, _ in links}):
-        def record(act: Tensor, hook: Any, s: str = s) -> None:
-            live[s] = act
-        specs.append((s, record))
+    specs: HookList = []
     for link, edges in links:
         if link.act != "identity" and link.weight is not None:
             raise NotImplementedError(f"edge ablation through {link.act} after a weight ({link.name}) is not supported")
@@ -285,7 +294,12 @@ def _weight_edge_hooks(
             cols[pairs[:, 1]] = True
             return torch.where(cols, new, act)
         specs.append((link.dst, fix))
-    return specs
+    records: HookList = []
+    for s in sorted({l.src for l, _ in links}):
+        def record(act: Tensor, hook: Any, s: str = s) -> None:
+            live[s] = act
+        records.append((s, record))
+    return specs, records
 
 
 def faithfulness_curve(

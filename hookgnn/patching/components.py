@@ -217,7 +217,8 @@ def _mpnn_links(layer: nn.Module) -> list[Link]:
         Link("u_h", "{prev}", "update_mlp.hook_pre", "same", w_u(1)),
         Link("u_a", "hook_aggregation", "update_mlp.hook_pre", "same", w_u(2)),
         Link("u_relu", "update_mlp.hook_pre", "update_mlp.hook_post", "same", None, "relu"),
-        Link("u_out", "update_mlp.hook_post", "hook_update", "same", lambda m: m.update_mlp.lin_out.weight, "relu"),
+        Link("u_out", "update_mlp.hook_post", "hook_update_pre", "same", lambda m: m.update_mlp.lin_out.weight),
+        Link("u_relu_out", "hook_update_pre", "hook_update", "same", None, "relu"),
     ]
 
 
@@ -249,7 +250,8 @@ def links_of(model: HookedRootModule, rounds: Iterable[int]) -> list[ResolvedLin
         layer = model.layers[t]  # type: ignore[index]
         kind = type(layer).__name__
         if kind not in LINKS:
-            raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (see register_links)")
+            raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
+                           "register_links, or ask eap for level='message' edges only)")
         special = {"{prev}": state_name(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
         full = lambda n: special.get(n, f"layers.{t}.{n}")  # noqa: E731
         for link in LINKS[kind](layer):

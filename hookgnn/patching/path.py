@@ -1,7 +1,8 @@
 """Path patching: the effect of senders on the metric *through* chosen receivers only.
 
-Exact two-pass procedure (as for IOI, Wang et al. 2022), in the ``"noising"`` direction
-(base run = clean, source run = corrupted; ``"denoising"`` swaps them):
+Exact two-pass procedure (as for IOI, Wang et al. 2022). Described here in the
+``"noising"`` direction (base run = clean, source run = corrupted); the default,
+``"denoising"``, swaps them, as everywhere in hookgnn:
 
 1. run the base graph with the sender components set to their source values and every
    other component of the ``freeze`` hooks held at its base value; record the
@@ -26,10 +27,10 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
-from hookgnn.patching.activation import Direction, activation_sweep, base_and_source, check_same_structure, round_hooks
+from hookgnn.patching.activation import activation_sweep, base_and_source, check_same_structure, round_hooks
 from hookgnn.patching.components import Component, MessageEdge, component_mask
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.results import HookScores
+from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""
@@ -45,7 +46,7 @@ def path_patch(
     senders: Sequence[Component],
     receivers: Sequence[Component],
     freeze: Sequence[str] | None = None,
-    direction: Direction = "noising",
+    direction: Direction = DEFAULT_DIRECTION,
     **forward_kwargs: Any,
 ) -> float:
     """Metric (mean over graphs) after patching senders -> receivers paths (two passes).
@@ -104,7 +105,7 @@ def message_patch(
     corrupted: Graph,
     metric: Metric,
     messages: Sequence[MessageEdge],
-    direction: Direction = "noising",
+    direction: Direction = DEFAULT_DIRECTION,
     **forward_kwargs: Any,
 ) -> float:
     """Metric after recomputing the given messages from their senders' source states.
@@ -134,7 +135,7 @@ def message_sweep(
     corrupted: Graph,
     metric: Metric,
     rounds: Sequence[int] | None = None,
-    direction: Direction = "noising",
+    direction: Direction = DEFAULT_DIRECTION,
     copies: int = 64,
     **forward_kwargs: Any,
 ) -> HookScores:
