@@ -18,6 +18,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from hookgnn.graph import Graph
+from hookgnn.hooks import relative_hook_name
 
 Key = Union[str, tuple[str, int]]
 _ROUND = re.compile(r"^layers\.(\d+)\.")
@@ -29,9 +30,7 @@ def act_name(short: str, layer: int) -> str:
     >>> act_name("message", 2), act_name("update_mlp.hook_post", 0)
     ('layers.2.hook_message', 'layers.0.update_mlp.hook_post')
     """
-    if "." in short or short.startswith("hook_"):
-        return f"layers.{layer}.{short}"
-    return f"layers.{layer}.hook_{short}"
+    return f"layers.{layer}.{relative_hook_name(short)}"
 
 
 class ActivationCache(Mapping[str, Tensor]):
@@ -47,7 +46,7 @@ class ActivationCache(Mapping[str, Tensor]):
         axes: Mapping[str, str],
         graph: Graph | None = None,
         grads: Mapping[str, Tensor] | None = None,
-        rounds: Mapping[str, int | None] | None = None,
+        places: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         missing = set(acts) - set(axes)
         if missing:
@@ -55,9 +54,12 @@ class ActivationCache(Mapping[str, Tensor]):
         self._acts = dict(acts)
         self.axes = {k: axes[k] for k in acts}
         self.input_graph = graph if isinstance(graph, Graph) else None
-        self.round_of = dict(rounds) if rounds is not None else None
+        #: hook name -> (round, path inside the round), from the model; ``None`` for a
+        #: cache built by hand, which then reads rounds from ``layers.{t}.`` names.
+        self.places = dict(places) if places is not None else None
+        self._by_place = {(rel, t): k for k, (t, rel) in (self.places or {}).items()}
         self.grads: ActivationCache | None = (
-            None if grads is None else ActivationCache(grads, {k: axes[k] for k in grads}, self.input_graph, rounds=rounds)
+            None if grads is None else ActivationCache(grads, {k: axes[k] for k in grads}, self.input_graph, places=places)
         )
 
     # ----------------------------------------------------------------- access
@@ -65,12 +67,18 @@ class ActivationCache(Mapping[str, Tensor]):
     def rounds(self) -> list[int]:
         """The processor rounds present in the cache, ascending.
 
-        Taken from the model (``round_of``) for caches made by ``run_with_cache``; a cache
-        built by hand without ``rounds`` falls back to the ``layers.{t}.`` naming.
+        Taken from the model (``round_places``) for caches made by ``run_with_cache``; a
+        cache built by hand without ``places`` falls back to the ``layers.{t}.`` naming.
         """
-        if self.round_of is not None:
-            return sorted({t for k, t in self.round_of.items() if t is not None and k in self._acts})
+        if self.places is not None:
+            return sorted({t for k, (t, _) in self.places.items() if k in self._acts})
         return sorted({int(m.group(1)) for k in self._acts if (m := _ROUND.match(k))})
+
+    def _name(self, short: str, t: int) -> str:
+        if self.places is None:
+            return act_name(short, t)
+        rel = relative_hook_name(short)
+        return self._by_place.get((rel, t), f"<{rel} of round {t}>")
 
     def resolve(self, key: Key) -> str:
         """The full hook name for a key (a name, or ``(short_name, round)``)."""
@@ -84,7 +92,7 @@ class ActivationCache(Mapping[str, Tensor]):
                     raise KeyError(f"round {layer} of {short!r} does not exist: the cache holds rounds "
                                    f"{rounds}, so negative rounds go down to -{rounds[-1] + 1}")
                 layer += rounds[-1] + 1
-            return act_name(short, layer)
+            return self._name(short, layer)
         return key
 
     def __getitem__(self, key: Key) -> Tensor:
@@ -133,7 +141,7 @@ class ActivationCache(Mapping[str, Tensor]):
                             None if self.input_graph is None else self.input_graph.to(device))
 
     def _derive(self, acts: Mapping[str, Tensor], grads: Mapping[str, Tensor] | None, graph: Graph | None) -> ActivationCache:
-        return ActivationCache(acts, self.axes, graph, grads, self.round_of)
+        return ActivationCache(acts, self.axes, graph, grads, self.places)
 
     # ----------------------------------------------------------------- stacks
     def stack(self, short: str) -> Tensor:
@@ -141,9 +149,9 @@ class ActivationCache(Mapping[str, Tensor]):
 
         Raises ``ValueError`` naming the rounds whose shapes differ.
         """
-        names = [act_name(short, t) for t in self.rounds if act_name(short, t) in self._acts]
+        names = [self._name(short, t) for t in self.rounds if self._name(short, t) in self._acts]
         if not names:
-            raise KeyError(f"no cached activation matches {act_name(short, 0).replace('.0.', '.*.')}")
+            raise KeyError(f"no cached activation is {relative_hook_name(short)!r} of a round (rounds {self.rounds})")
         shapes = {n: tuple(self._acts[n].shape) for n in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"cannot stack {short!r}: shapes differ across rounds: {shapes}")

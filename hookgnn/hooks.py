@@ -204,7 +204,8 @@ class HookedRootModule(nn.Module):
     _hook_dict: dict[str, HookPoint]
 
     def setup(self) -> None:
-        """Name every hook point after its module path and index them in ``hook_dict``."""
+        """Name every hook point after its module path, index them in ``hook_dict`` and
+        record the round of each (:meth:`find_rounds`)."""
         hook_dict: dict[str, HookPoint] = {}
         seen: dict[int, str] = {}
         for name, module in self.named_modules(remove_duplicate=False):
@@ -221,6 +222,9 @@ class HookedRootModule(nn.Module):
                 module.name = name
                 hook_dict[name] = module
         object.__setattr__(self, "_hook_dict", hook_dict)
+        places = dict(self.find_rounds())
+        object.__setattr__(self, "_places", places)
+        object.__setattr__(self, "_by_place", {(rel, t): name for name, (t, rel) in places.items()})
 
     @property
     def hook_dict(self) -> dict[str, HookPoint]:
@@ -229,19 +233,67 @@ class HookedRootModule(nn.Module):
             self.setup()
         return self._hook_dict
 
-    def round_of(self, hook_name: str) -> int | None:
-        """The recurrent round a hook point belongs to; ``None`` here (no rounds).
+    # ----------------------------------------------------------------- rounds
+    # Patching, attribution and circuits ask the model where its rounds are through the
+    # methods below; they never parse hook names. A model with rounds overrides
+    # find_rounds, round_module and state_hook.
+    def find_rounds(self) -> dict[str, tuple[int, str]]:
+        """Hook name -> (round, its path inside the round) for every hook point of a round.
 
-        Models with rounds (:class:`~hookgnn.models.HookedGNN`) override this, so that
-        later code never parses hook names to find rounds.
+        ``{}`` here (no rounds). :class:`~hookgnn.models.HookedGNN` maps
+        ``layers.3.message_mlp.hook_post`` to ``(3, "message_mlp.hook_post")``.
+        """
+        return {}
+
+    @property
+    def round_places(self) -> dict[str, tuple[int, str]]:
+        """What :meth:`find_rounds` found at :meth:`setup`."""
+        self.hook_dict  # noqa: B018 - runs setup once
+        return self._places
+
+    @property
+    def num_rounds(self) -> int:
+        """How many rounds have hook points (0 for a model without rounds)."""
+        return 1 + max((t for t, _ in self.round_places.values()), default=-1)
+
+    def round_of(self, hook_name: str) -> int | None:
+        """The round a hook point belongs to (``None`` outside rounds).
+
+        >>> HookedRootModule().num_rounds
+        0
         """
         self.resolve(hook_name)
-        return None
+        place = self.round_places.get(hook_name)
+        return None if place is None else place[0]
 
     def counterparts(self, hook_name: str) -> list[str]:
-        """The same hook point in every round (just ``[hook_name]`` for a model without rounds)."""
+        """The same hook point in every round (just ``[hook_name]`` outside rounds)."""
         self.resolve(hook_name)
-        return [hook_name]
+        place = self.round_places.get(hook_name)
+        if place is None:
+            return [hook_name]
+        return [name for name, (_, rel) in self.round_places.items() if rel == place[1]]
+
+    def round_hook(self, short: str, t: int) -> str:
+        """The full name of a round's hook point: ``"message"``, ``"hook_message"`` or
+        ``"message_mlp.hook_post"`` in round ``t``; ``KeyError`` naming the rounds if absent."""
+        self.hook_dict  # noqa: B018
+        rel = relative_hook_name(short)
+        name = self._by_place.get((rel, t))
+        if name is None:
+            have = sorted({r for (p, r) in self._by_place if p == rel})
+            raise KeyError(f"no hook point {rel!r} in round {t}; it exists in rounds {have}"
+                           if have else f"no hook point {rel!r} in any round of this model")
+        return name
+
+    def round_module(self, t: int) -> nn.Module:
+        """The message-passing module that runs round ``t``."""
+        raise NotImplementedError(f"{type(self).__name__} has no rounds (round_module is not defined)")
+
+    def state_hook(self, t: int) -> str:
+        """The hook point holding the node state that enters round ``t`` (``t = num_rounds``:
+        the final state)."""
+        raise NotImplementedError(f"{type(self).__name__} has no rounds (state_hook is not defined)")
 
     def list_hooks(self) -> list[HookInfo]:
         """Every hook point with its axis and the number of hooks attached now."""
@@ -384,7 +436,7 @@ class HookedRootModule(nn.Module):
             axes={hp.name: hp.axis for hp in points},
             graph=graph,
             grads=None if grads is None else {k: _store(v, device) for k, v in grads.items()},
-            rounds={hp.name: self.round_of(hp.name) for hp in points},
+            places={hp.name: self.round_places[hp.name] for hp in points if hp.name in self.round_places},
         )
         return out, cache
 
@@ -435,3 +487,12 @@ def _refuse_tl_keywords(where: str, kwargs: dict[str, Any], everything: bool = F
             raise TypeError(f"{where}() has no {key!r} argument (a TransformerLens keyword): {TL_KEYWORDS[key]}")
     if everything and kwargs:
         raise TypeError(f"{where}() got unexpected keyword arguments {sorted(kwargs)}")
+
+
+def relative_hook_name(short: str) -> str:
+    """A hook's path inside its round from a short name.
+
+    >>> relative_hook_name("message"), relative_hook_name("hook_src"), relative_hook_name("message_mlp.hook_post")
+    ('hook_message', 'hook_src', 'message_mlp.hook_post')
+    """
+    return short if "." in short or short.startswith("hook_") else f"hook_{short}"

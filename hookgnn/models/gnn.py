@@ -135,38 +135,26 @@ class HookedGNN(HookedRootModule):
         )
         self.setup()
 
-    def setup(self) -> None:
-        """Name the hook points (see :meth:`HookedRootModule.setup`) and record each one's
-        round and its path inside the round, for :meth:`round_of` and :meth:`counterparts`."""
-        super().setup()
-        within = {}
-        for t, layer in enumerate(self.layers):
-            for rel, module in layer.named_modules():
-                if isinstance(module, HookPoint):
-                    within[module.name] = (t, rel)
-        object.__setattr__(self, "_within_round", within)
+    def find_rounds(self) -> dict[str, tuple[int, str]]:
+        """Round ``t`` is the module ``layers.t``: its hook points and their paths inside it."""
+        return {f"layers.{t}.{rel}": (t, rel) for t, layer in enumerate(self.layers)
+                for rel, module in layer.named_modules() if isinstance(module, HookPoint)}
 
-    def round_of(self, hook_name: str) -> int | None:
-        """The round whose module ``layers.t`` holds this hook point (``None`` outside rounds).
+    def round_module(self, t: int) -> HookedMessagePassing:
+        """The processor of round ``t`` (``layers.t``)."""
+        if not 0 <= t < self.max_steps:
+            raise IndexError(f"round {t} does not exist; rounds are 0 .. {self.max_steps - 1}")
+        return self.layers[t]  # type: ignore[return-value]
 
-        >>> HookedGNN("mpnn", 4, node_in=1, max_steps=3).round_of("layers.2.message_mlp.hook_pre")
-        2
+    def state_hook(self, t: int) -> str:
+        """``hook_node_embed`` for ``t = 0``, else ``layers.{t-1}.hook_update``.
+
+        >>> HookedGNN("mpnn", 4, node_in=1, max_steps=3).state_hook(2)
+        'layers.1.hook_update'
         """
-        self.resolve(hook_name)
-        place = self._within_round.get(hook_name)
-        return None if place is None else place[0]
-
-    def counterparts(self, hook_name: str) -> list[str]:
-        """The same hook point in every round (itself alone outside rounds).
-
-        >>> HookedGNN("mpnn", 4, node_in=1, max_steps=2).counterparts("layers.0.hook_message")
-        ['layers.0.hook_message', 'layers.1.hook_message']
-        """
-        self.resolve(hook_name)
-        place = self._within_round.get(hook_name)
-        if place is None:
-            return [hook_name]
-        return [name for name, (_, rel) in self._within_round.items() if rel == place[1]]
+        if not 0 <= t <= self.max_steps:
+            raise IndexError(f"no state enters round {t}; rounds are 0 .. {self.max_steps - 1}")
+        return "hook_node_embed" if t == 0 else f"layers.{t - 1}.hook_update"
 
     def forward(
         self,

@@ -47,13 +47,8 @@ def round_hooks(model: HookedRootModule, short: str, rounds: Sequence[int] | Non
     >>> round_hooks(HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2), "update")
     ['layers.0.hook_update', 'layers.1.hook_update']
     """
-    from hookgnn.cache import act_name
-
-    rounds = range(len(model.layers)) if rounds is None else rounds  # type: ignore[arg-type]
-    names = [act_name(short, t) for t in rounds]
-    for n in names:
-        model.resolve(n)
-    return names
+    rounds = range(model.num_rounds) if rounds is None else rounds
+    return [model.round_hook(short, t) for t in rounds]
 
 
 def base_and_source(clean: Graph, corrupted: Graph, direction: Direction) -> tuple[Graph, Graph]:
@@ -178,7 +173,7 @@ def _batched(
                 for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)]
     steps = forward_kwargs.get("steps") or model.max_steps
     first = {h: min(model.round_of(h) or 0, steps) for h, _ in entries}
-    entering = {t: model.layers[t - 1].hook_update.name for t in set(first.values()) if t > 0}
+    entering = {t: model.state_hook(t) for t in set(first.values()) if t > 0}
     base_out, base_cache = model.run_with_cache(base, names_filter=sorted(entering.values()), **forward_kwargs)
     values: dict[int, float] = {}
     order = sorted(range(len(entries)), key=lambda j: first[entries[j][0]])

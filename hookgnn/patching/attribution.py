@@ -277,17 +277,16 @@ def eap(
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
-    steps = forward_kwargs.get("steps") or len(model.layers)  # type: ignore[arg-type]
-    rounds = list(range(steps))
+    rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
     links = [] if level == "message" else links_of(model, rounds)
-    carriers = [model.layers[t].hook_src.name for t in rounds]  # type: ignore[index]
+    carriers = [model.round_hook("hook_src", t) for t in rounds]
     names = carriers if level == "message" else None
     attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, **forward_kwargs)
     graph = clean
     edges: list[Edge] = []
     scores: list[Tensor] = []
     if level != "weight":
-        edges += message_edges(graph.edge_index, rounds)
+        edges += message_edges(graph.edge_index, rounds, model)
         scores.append(attr.rows(carriers).values.flatten())
     src_idx, dst_idx = graph.edge_index
     for link in links:
@@ -308,9 +307,10 @@ def eap(
 def message_edge_scores(scores: EdgeScores) -> HookScores:
     """The message-edge part of EAP scores as ``[round, edge]``."""
     msgs = [(e, s) for e, s in zip(scores.edges, scores.scores.tolist()) if isinstance(e, MessageEdge)]
-    rounds = sorted({e.round for e, _ in msgs})
+    carriers = {e.round: e.carrier.hook for e, _ in msgs}
+    rounds = sorted(carriers)
     width = max(e.edge for e, _ in msgs) + 1
     table = torch.zeros(len(rounds), width)
     for e, s in msgs:
         table[rounds.index(e.round), e.edge] = s
-    return HookScores(table, tuple(f"layers.{t}.hook_src" for t in rounds), ("round", "edge"), direction=scores.direction)
+    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), direction=scores.direction)

@@ -33,7 +33,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, ResolvedLink, WeightEdge, component_mask, links_of, state_name
+from hookgnn.patching.components import Component, Edge, MessageEdge, ResolvedLink, WeightEdge, component_mask, links_of
 from hookgnn.patching.metrics import Metric, faithfulness
 
 Ablation = Literal["resample", "zero", "mean"]
@@ -96,15 +96,15 @@ def tail(edge: Edge) -> Component:
 
 def head(edge: Edge) -> Component:
     """The downstream end (for a message edge: the receiver's state after the round)."""
-    return Component(state_name(edge.round + 1), edge.v) if isinstance(edge, MessageEdge) else edge.dst
+    return edge.head if isinstance(edge, MessageEdge) else edge.dst
 
 
 def greedy_from_outputs(scores: Mapping[Edge, float], n: int, outputs: Iterable[Component]) -> Circuit:
     """Grow a circuit from the outputs: repeatedly add the best-scoring (absolute) edge whose
     downstream end is already connected to an output, until ``n`` edges.
 
-    For message edges the ends are node states (``state_name(t)`` rows); for weight
-    edges, neurons.
+    For message edges the ends are node states (rows of the states entering and leaving
+    the round); for weight edges, neurons.
     """
     by_head: dict[Component, list[Edge]] = {}
     for e in scores:
@@ -285,7 +285,7 @@ def _weight_edge_hooks(
                 return act + rows @ w.T.to(act)
             abl = values[link.src].to(cur).expand_as(cur)
             if link.rows == "scatter":
-                new = scatter(abl, dst_idx, act.shape[0], model.layers[link.round].aggr)  # type: ignore[index]
+                new = scatter(abl, dst_idx, act.shape[0], model.round_module(link.round).aggr)  # type: ignore[arg-type]
             elif link.rows == "same":
                 new = torch.relu(abl) if link.act == "relu" else abl
             else:

@@ -22,8 +22,8 @@ from its name). Computational edges are of two kinds:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -49,9 +49,39 @@ class Component:
     feature: int | None = None
 
 
+class MessageHooks(NamedTuple):
+    """Where a round's message lives in a model: the hook that carries it (``hook_src``,
+    edge axis), the node state entering the round and the one leaving it, and the
+    aggregation that receives it."""
+
+    carrier: str
+    state_in: str
+    state_out: str
+    aggregation: str
+
+
+def message_hooks(model: HookedRootModule, t: int) -> MessageHooks:
+    """The :class:`MessageHooks` of round ``t``, asked of the model (no name parsing).
+
+    >>> from hookgnn import HookedGNN
+    >>> message_hooks(HookedGNN("mpnn", 4, node_in=1, max_steps=2), 1)
+    MessageHooks(carrier='layers.1.hook_src', state_in='layers.0.hook_update', state_out='layers.1.hook_update', aggregation='layers.1.hook_aggregation')
+    """
+    return MessageHooks(model.round_hook("hook_src", t), model.state_hook(t), model.state_hook(t + 1),
+                        model.round_hook("hook_aggregation", t))
+
+
+def _layers_hooks(t: int) -> MessageHooks:
+    return MessageHooks(f"layers.{t}.hook_src", state_name(t), state_name(t + 1), f"layers.{t}.hook_aggregation")
+
+
 @dataclass(frozen=True, order=True)
 class MessageEdge:
     """The message on graph edge ``edge = u -> v`` in round ``round``.
+
+    ``hooks`` says which hook points carry it; :func:`message_edges` fills them in from
+    the model, and without them a :class:`~hookgnn.models.HookedGNN`'s ``layers.{t}``
+    names are assumed. They take no part in equality or order.
 
     >>> MessageEdge(2, 7, 1, 4).carrier
     Component(hook='layers.2.hook_src', index=7, feature=None)
@@ -61,21 +91,31 @@ class MessageEdge:
     edge: int
     u: int
     v: int
+    hooks: MessageHooks | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def _hooks(self) -> MessageHooks:
+        return self.hooks if self.hooks is not None else _layers_hooks(self.round)
 
     @property
     def sender(self) -> Component:
         """Node ``u``'s state entering round ``round`` (the message's upstream end)."""
-        return Component(state_name(self.round), self.u)
+        return Component(self._hooks.state_in, self.u)
 
     @property
     def receiver(self) -> Component:
         """Node ``v``'s aggregation in round ``round`` (where the message lands)."""
-        return Component(f"layers.{self.round}.hook_aggregation", self.v)
+        return Component(self._hooks.aggregation, self.v)
+
+    @property
+    def head(self) -> Component:
+        """Node ``v``'s state after round ``round`` (the downstream end in a circuit)."""
+        return Component(self._hooks.state_out, self.v)
 
     @property
     def carrier(self) -> Component:
         """The component whose patching patches exactly this message."""
-        return Component(f"layers.{self.round}.hook_src", self.edge)
+        return Component(self._hooks.carrier, self.edge)
 
 
 @dataclass(frozen=True, order=True)
@@ -91,7 +131,8 @@ Edge = MessageEdge | WeightEdge
 
 
 def state_name(t: int) -> str:
-    """The hook holding the node state that enters round ``t``.
+    """The hook holding the node state that enters round ``t`` of a
+    :class:`~hookgnn.models.HookedGNN` (other models: ``model.state_hook(t)``).
 
     >>> state_name(0), state_name(3)
     ('hook_node_embed', 'layers.2.hook_update')
@@ -122,14 +163,19 @@ def components_of(
     return out
 
 
-def message_edges(edge_index: Tensor, rounds: Iterable[int]) -> list[MessageEdge]:
-    """All message edges of the given rounds, round-major.
+def message_edges(edge_index: Tensor, rounds: Iterable[int], model: HookedRootModule | None = None) -> list[MessageEdge]:
+    """All message edges of the given rounds, round-major; with ``model``, their hook
+    points come from it (:func:`message_hooks`), else ``layers.{t}`` names are assumed.
 
     >>> message_edges(torch.tensor([[0, 1], [1, 2]]), [0])
     [MessageEdge(round=0, edge=0, u=0, v=1), MessageEdge(round=0, edge=1, u=1, v=2)]
     """
     src, dst = edge_index.tolist()
-    return [MessageEdge(t, e, u, v) for t in rounds for e, (u, v) in enumerate(zip(src, dst))]
+    out = []
+    for t in rounds:
+        hooks = None if model is None else message_hooks(model, t)
+        out += [MessageEdge(t, e, u, v, hooks) for e, (u, v) in enumerate(zip(src, dst))]
+    return out
 
 
 def component_mask(components: Iterable[Component], hook: str, shape: Sequence[int], device: torch.device | None = None) -> Tensor:
@@ -247,13 +293,13 @@ def links_of(model: HookedRootModule, rounds: Iterable[int]) -> list[ResolvedLin
                          "hook_node_embed); this model encodes hints")
     out: list[ResolvedLink] = []
     for t in rounds:
-        layer = model.layers[t]  # type: ignore[index]
+        layer = model.round_module(t)
         kind = type(layer).__name__
         if kind not in LINKS:
             raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
                            "register_links, or ask eap for level='message' edges only)")
-        special = {"{prev}": state_name(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
-        full = lambda n: special.get(n, f"layers.{t}.{n}")  # noqa: E731
+        special = {"{prev}": model.state_hook(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
+        full = lambda n: special.get(n) or model.round_hook(n, t)  # noqa: E731
         for link in LINKS[kind](layer):
             w = None if link.weight is None else link.weight(layer).detach()
             out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act))
