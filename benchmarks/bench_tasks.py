@@ -139,7 +139,7 @@ def main() -> None:
         path.touch()
 
     print(f"python {sys.version.split()[0]}, load average {os.getloadavg()}, {runs} timed runs (median)")
-    header = (f"{'task':<20}{'n':>6}{'E':>7}{'T':>6}  {'networkx s':>10}{'hookgnn s':>10}{'ratio':>8}"
+    header = (f"{'task':<20}{'n':>6}{'E':>7}{'T':>6}  {'networkx ms':>12}{'hookgnn ms':>11}{'ratio':>8}"
               f"{'rss MB':>9}{'traced MB':>10}{'out MB':>8}  target")
     print(header)
     results = []
@@ -151,8 +151,8 @@ def main() -> None:
             ratio = row["networkx_seconds"] / row["seconds"] if row["seconds"] > 0 else float("nan")
             peak = max(row["rss_mb"], row["traced_mb"])
             ok = "ok" if row["seconds"] < TARGET_S and peak < TARGET_MB else "MISSED"
-            print(f"{task:<20}{n:>6}{row['E']:>7}{row['T']:>6}  {row['networkx_seconds']:>10.3f}"
-                  f"{row['seconds']:>10.3f}{ratio:>7.2f}x{row['rss_mb']:>9.1f}{row['traced_mb']:>10.1f}"
+            print(f"{task:<20}{n:>6}{row['E']:>7}{row['T']:>6}  {row['networkx_seconds'] * 1e3:>12.1f}"
+                  f"{row['seconds'] * 1e3:>11.1f}{ratio:>7.3f}x{row['rss_mb']:>9.1f}{row['traced_mb']:>10.1f}"
                   f"{row['out_mb']:>8.1f}  {ok}")
             results.append(row)
         print()
