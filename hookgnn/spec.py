@@ -23,6 +23,9 @@ pointer         0/1 float ``[E]``: edge ``u -> v`` is 1  ``"edge"``
 Hints carry a leading time axis ``[T, ...]`` (``Field.time``). Pointers are stored on
 edges so that batching never has to renumber them: a pointer is a choice among a
 node's incoming edges, and graphs carry self-loops so that a node can point to itself.
+When several parallel edges ``u -> v`` exist, the pointer ``pi[v] = u`` goes on the
+lowest-index one among those of minimum stored weight ``w``; for tasks without input
+``w`` that is simply the lowest-index edge ``u -> v`` (see :mod:`hookgnn.tasks.base`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hookgnn.tasks import TASKS, get_task
-from hookgnn.tasks.corruptions import CORRUPTIONS, corrupt, reverse_groups, sample_pairs
+from hookgnn.tasks.corruptions import CORRUPTIONS, corrupt, is_undirected, reverse_groups, sample_pairs
+from pointers import pointers
 
 WEIGHTED = ["bellman_ford", "dijkstra", "mst_prim"]
 SOURCED = ["bellman_ford", "bfs", "dijkstra", "mst_prim"]
@@ -125,3 +126,85 @@ def test_a_custom_scheme_that_changes_structure_is_caught():
     other = task.sample(2, seed=1, n=5)
     with pytest.raises(AssertionError, match="structure"):
         corrupt(task, clean, lambda t, g, rng: other.graph(0), seed=0)
+
+
+# ------------------------------------------------ directed graphs and float32 weights
+def directed_pairs(name: str, scheme: str, options: dict, seed: int = 0):
+    return sample_pairs(TASKS[name], 12, scheme, "erdos_renyi", seed=seed, options=options,
+                        n=10, p=0.6, directed=True)
+
+
+def antiparallel(g) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (e, f) of arcs u -> v and v -> u (u != v) of a graph without parallel arcs."""
+    index = {(u, v): e for e, (u, v) in enumerate(g.edge_index.t().tolist())}
+    pairs = [(e, index[(v, u)]) for (u, v), e in index.items() if u < v and (v, u) in index]
+    return tuple(np.array(c) for c in zip(*pairs))
+
+
+@pytest.mark.parametrize("name", ["bellman_ford", "dijkstra"])
+def test_perturb_weights_on_directed_graphs_follows_the_law_per_arc(name):
+    sigma = 0.1
+    clean, bad = directed_pairs(name, "perturb_weights", {"scale": sigma})
+    loops = clean.edge_index[0] == clean.edge_index[1]
+    w, w2 = clean["w"].double().numpy(), bad["w"].double().numpy()
+    arcs = ~loops.numpy() & (w > 0)
+    eps = np.log(w2[arcs] / w[arcs]) / sigma  # w' = w exp(sigma eps), eps ~ N(0, 1) per arc
+    assert np.abs(eps).max() < 6
+    assert abs(eps.mean()) < 0.15 and 0.85 < eps.std() < 1.15
+    e, f = antiparallel(clean)
+    keep = (w[e] > 0) & (w[f] > 0)
+    assert keep.sum() > 100
+    a, b = (np.log(w2[i[keep]] / w[i[keep]]) for i in (e, f))
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.3  # antiparallel arcs draw independently
+    assert not np.allclose(w2[e], w2[f])
+
+
+def test_additive_perturbation_and_resampling_are_per_arc_on_directed_graphs():
+    sigma = 0.05
+    clean, bad = directed_pairs("bellman_ford", "perturb_weights", {"scale": sigma, "mode": "additive"})
+    w, w2 = clean["w"].double().numpy(), bad["w"].double().numpy()
+    arcs = (clean.edge_index[0] != clean.edge_index[1]).numpy() & (w2 > 0)
+    assert np.abs((w2[arcs] - w[arcs]) / sigma).max() < 6
+    clean, bad = directed_pairs("dijkstra", "resample_weights", {"low": 1.0, "high": 2.0})
+    e, f = antiparallel(clean)
+    assert e.size > 100 and (bad["w"][e] != bad["w"][f]).all()
+
+
+def test_undirected_graphs_stay_undirected_and_the_directed_option_is_checked():
+    clean, bad = pairs("mst_prim", "perturb_weights", options={"scale": 0.3})
+    assert is_undirected(bad.edge_index.numpy(), bad["w"].numpy()) and _weights_symmetric(bad)
+    clean, _ = directed_pairs("dijkstra", "resample_source", {})
+    with pytest.raises(ValueError, match="directed=False"):
+        corrupt(TASKS["dijkstra"], clean, "perturb_weights", seed=0, options={"directed": False})
+    g = TASKS["dijkstra"].sample(4, seed=0, n=8, p=0.5)  # undirected, but treated as directed on request
+    bad = corrupt(TASKS["dijkstra"], g, "resample_weights", seed=0, options={"directed": True})
+    assert not is_undirected(bad.edge_index.numpy(), bad["w"].numpy())
+
+
+def unit_weight_reference(part) -> tuple[list[float], list[int]]:
+    """networkx BFS levels on the stored graph; the BF rule with equal weights: the
+    lowest-index in-neighbour one level up."""
+    G = nx.DiGraph()
+    G.add_nodes_from(range(part.num_nodes))
+    G.add_edges_from((u, v) for u, v in part.edge_index.t().tolist() if u != v)
+    s = int(part["s"].argmax())
+    level = nx.single_source_shortest_path_length(G, s)
+    pi = [v if v == s or v not in level else min(u for u in G.predecessors(v) if level.get(u) == level[v] - 1)
+          for v in range(part.num_nodes)]
+    return [float(level.get(v, 0)) for v in range(part.num_nodes)], pi
+
+
+@pytest.mark.parametrize("scheme, options", [
+    ("resample_weights", {"low": 1.0, "high": 1.0 + 2.0**-25}),  # every draw rounds to 1.0 in float32
+    ("perturb_weights", {"scale": 2.0**-30}),
+    ("perturb_weights", {"scale": 2.0**-30, "mode": "additive"}),
+])
+def test_weight_corruptions_label_the_stored_float32_weights(scheme, options):
+    clean, bad = sample_pairs(TASKS["bellman_ford"], 10, scheme, "erdos_renyi", seed=1, options=options,
+                              n=10, p=0.4, weights=(1.0, 1.0))
+    for part in bad.split():
+        loops = part.edge_index[0] == part.edge_index[1]
+        assert (part["w"][~loops] == 1).all()  # the noise is below float32 resolution
+        d, pi = unit_weight_reference(part)
+        assert part["d"].tolist() == d
+        assert pointers(part, "pi") == pi

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.base import Adjacency, Task
+from hookgnn.tasks.adjacency import Adjacency
+from hookgnn.tasks.base import Task
 from hookgnn.tasks.depth_first import depth_first
 
 

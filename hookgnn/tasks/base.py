@@ -9,24 +9,34 @@ How a :class:`~hookgnn.tasks.samplers.SampledGraph` is stored (one graph, ``n`` 
   ``u -> v, v -> u`` (consecutive), a directed one as ``u -> v``. Parallel edges are
   kept; an algorithm sees, for each ordered pair ``(u, v)``, the *minimum* weight of
   its parallel edges (and, for bridges, their multiplicity);
-* weights are rounded to float32 before the algorithm runs, so rerunning the algorithm
-  on a stored :class:`Graph` gives the same answers.
+* weights are stored as float32 (field ``w``), and every weight that enters a task
+  (:meth:`Task.run`, :meth:`Task.run_edges`, :meth:`Task.rerun`, the corruptions) is
+  rounded to float32 *before* the algorithm runs, which then computes in float64 on
+  exactly the stored values. So the labels follow the algorithm on the stored ``w``
+  (weights that differ only below float32 precision are ties), and rerunning a stored
+  :class:`Graph` gives the same answers.
 
-A pointer ``pi[v] = u`` is stored (see :mod:`hookgnn.spec`) as a 1 on the
-lowest-index edge among the minimum-weight edges ``u -> v``: for ``u = v`` that is the
-self-loop ``v``. Unless a task says otherwise, ``x`` stacks the node inputs ([N, 1] of
-ones when there are none) and ``edge_attr`` the edge inputs ([E, 1] of ones when there
-are none); every input, output and hint is also a field under its spec name, hints
-with a leading time axis ``[T, ...]``, and the graph field ``num_steps`` [G] (long)
-holds each graph's trajectory length ``T_i``. Hint step 0 is the initial state and
-step ``T_i - 1`` the final state, which equals the outputs.
+Pointer rule. A pointer ``pi[v] = u`` is stored (see :mod:`hookgnn.spec`) as a 1 on
+one edge ``u -> v``: the lowest-index edge among the minimum-weight stored edges
+``u -> v``, weights being the stored ``w``. Tasks without input ``w`` (BFS, DFS,
+articulation points, bridges) store no weights and ignore any they are given, so for
+them the pointer goes on the *lowest-index* edge ``u -> v``. For ``u = v`` the edge is
+the self-loop ``v``. :meth:`Task.run` and :meth:`Task.rerun` apply the same rule.
+
+Unless a task says otherwise, ``x`` stacks the node inputs ([N, 1] of ones when there
+are none) and ``edge_attr`` the edge inputs ([E, 1] of ones when there are none); every
+input, output and hint is also a field under its spec name, hints with a leading time
+axis ``[T, ...]``, and the graph field ``num_steps`` [G] (long) holds each graph's
+trajectory length ``T_i``. Hint step 0 is the initial state and step ``T_i - 1`` the
+final state, which equals the outputs. Hints live on nodes (``[T, N, ...]``) or edges
+(``[T, E]``), so a trajectory costs ``O(T (N + E))`` memory; the algorithms read
+sparse neighbour lists (:mod:`hookgnn.tasks.adjacency`), never dense ``n x n`` matrices.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,31 +45,8 @@ from jaxtyping import Float, Int
 
 from hookgnn.graph import Field, Graph
 from hookgnn.spec import FeatureSpec, Spec
+from hookgnn.tasks.adjacency import Adjacency, adjacency, first_of_runs
 from hookgnn.tasks.samplers import SAMPLERS, SampledGraph, Seed, as_generator
-
-
-@dataclass(frozen=True)
-class Adjacency:
-    """Dense view of one stored graph for the algorithms (self-loops ignored).
-
-    ``weight[u, v]``: minimum weight over the edges ``u -> v`` (``inf`` if none);
-    ``count[u, v]``: how many edges ``u -> v`` there are.
-    """
-
-    weight: np.ndarray
-    count: np.ndarray
-
-    @property
-    def num_nodes(self) -> int:
-        return self.weight.shape[0]
-
-    def out_neighbours(self, u: int) -> np.ndarray:
-        """Targets of the edges leaving ``u``, increasing, without ``u`` itself."""
-        return np.flatnonzero(self.count[u])
-
-    @property
-    def symmetric(self) -> bool:
-        return bool((self.count == self.count.T).all() and (self.weight == self.weight.T).all())
 
 
 def stored_edges(g: SampledGraph) -> tuple[Int[np.ndarray, "2 edge"], Float[np.ndarray, " edge"]]:
@@ -77,24 +64,7 @@ def stored_edges(g: SampledGraph) -> tuple[Int[np.ndarray, "2 edge"], Float[np.n
         w = np.repeat(w, 2)
     loops = np.arange(g.num_nodes, dtype=np.int64)
     edge_index = np.stack([np.concatenate([loops, src]), np.concatenate([loops, dst])])
-    weight = np.concatenate([np.zeros(g.num_nodes), w]).astype(np.float32).astype(np.float64)
-    return edge_index, weight
-
-
-def adjacency(edge_index: np.ndarray, weight: np.ndarray, num_nodes: int) -> Adjacency:
-    """The dense :class:`Adjacency` of a stored edge list (self-loops left out).
-
-    >>> a = adjacency(np.array([[0, 0, 0], [0, 1, 1]]), np.array([0.0, 0.5, 0.25]), 2)
-    >>> a.weight[0, 1].item(), a.count[0, 1].item(), a.count[0, 0].item()
-    (0.25, 2, 0)
-    """
-    src, dst = edge_index
-    keep = src != dst
-    w = np.full((num_nodes, num_nodes), np.inf)
-    np.minimum.at(w, (src[keep], dst[keep]), weight[keep])
-    c = np.zeros((num_nodes, num_nodes), dtype=np.int64)
-    np.add.at(c, (src[keep], dst[keep]), 1)
-    return Adjacency(w, c)
+    return edge_index, stored_weights(np.concatenate([np.zeros(g.num_nodes), w]), edge_index.shape[1])
 
 
 def encode_pointers(
@@ -104,23 +74,49 @@ def encode_pointers(
 
     .. math:: m[e] = 1 \\iff e = \\min \\arg\\min_{e' : u \\to v} w[e'],\\ u = \\pi[v]
 
+    Pass zeros as ``weight`` for the lowest-index rule. Memory and time are
+    ``O(T (n + E) + E log E)`` for ``T`` steps (no ``n x n`` table).
+
     >>> ei = np.array([[0, 1, 0, 1], [0, 1, 1, 0]])
     >>> encode_pointers(np.array([0, 0]), ei, np.zeros(4)).tolist()
     [1.0, 0.0, 1.0, 0.0]
     """
     n = int(pi.shape[-1])
-    src, dst = edge_index
-    table = np.full(n * n, -1, dtype=np.int64)
+    src, dst = (np.asarray(r, dtype=np.int64) for r in edge_index)
     order = np.lexsort((np.arange(src.shape[0]), weight, dst, src))  # by (src, dst, weight, index)
-    keys, first = np.unique(src[order] * n + dst[order], return_index=True)
-    table[keys] = order[first]
-    e = table[pi * n + np.arange(n)]
-    if (e < 0).any():
-        v = int(np.argwhere(e < 0)[0, -1])
-        raise ValueError(f"node {v} points to {int(pi.reshape(-1, n)[0, v])} but there is no such edge")
+    sorted_keys = src[order] * n + dst[order]
+    first = first_of_runs(sorted_keys)
+    keys, chosen = sorted_keys[first], order[first]  # one edge per ordered pair, keys increasing
+    want = pi.astype(np.int64) * n + np.arange(n)
+    pos = np.minimum(np.searchsorted(keys, want), max(keys.shape[0] - 1, 0))
+    missing = keys[pos] != want if keys.size else np.ones(want.shape, dtype=bool)
+    if missing.any():
+        where = tuple(np.argwhere(missing)[0])
+        raise ValueError(f"node {int(where[-1])} points to {int(pi[where])} but there is no such edge")
     out = np.zeros(pi.shape[:-1] + (src.shape[0],), dtype=np.float32)
-    np.put_along_axis(out, e, 1.0, axis=-1)
+    rows = out.reshape(-1, src.shape[0])
+    rows.reshape(-1)[(np.arange(rows.shape[0]) * src.shape[0])[:, None] + chosen[pos.reshape(rows.shape[0], n)]] = 1.0
     return out
+
+
+def stored_weights(weight: np.ndarray, num_edges: int) -> Float[np.ndarray, " edge"]:
+    """Weights as a task stores them: rounded to float32, returned as float64 for the algorithm.
+
+    >>> stored_weights(np.array([1.0, 1.0 + 2**-30]), 2).tolist()  # equal once stored
+    [1.0, 1.0]
+    """
+    w = np.asarray(weight)
+    if w.shape != (num_edges,):
+        raise ValueError(f"weight must have shape [{num_edges}] (one per stored edge), got {w.shape}")
+    if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+        raise ValueError(f"weight must be real numbers, got dtype {w.dtype}")
+    with np.errstate(over="ignore"):
+        w32 = w.astype(np.float32)
+    bad = ~np.isfinite(w32)
+    if bad.any():
+        e = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"weight of edge {e} is {w[e]!r}, not finite as float32 (weights are stored as float32)")
+    return w32.astype(np.float64)
 
 
 class Task(ABC):
@@ -143,8 +139,9 @@ class Task(ABC):
         """Outputs and hints of one graph, by spec name, in raw form.
 
         Pointers are node indices (``pi[v] = u``), categoricals integer codes, edge
-        features dense ``[n, n]`` matrices indexed ``[u, v]``, other node features their
-        stored value; hints carry a leading time axis ``[T, ...]``.
+        features ``[E]`` arrays over the stored edges (``adj.arc_of_edge`` maps an edge to
+        its arc), other node features their stored value; hints carry a leading time
+        axis ``[T, ...]``. Keep hints ``O(T (n + E))``: no ``n x n`` state per step.
         """
 
     def __repr__(self) -> str:
@@ -169,16 +166,33 @@ class Task(ABC):
         return self.run_edges(edge_index, weight, g.num_nodes, source)
 
     def run_edges(
-        self, edge_index: Int[np.ndarray, "2 edge"], weight: Float[np.ndarray, " edge"], num_nodes: int, source: int = 0
+        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int = 0
     ) -> Graph:
         """Run on a stored edge list (every node needs a self-loop) and build the Graph.
+
+        ``weight`` [E] is rounded to float32 first (what ``w`` stores); tasks without
+        input ``w`` ignore it and put pointers on the lowest-index edge (see the module
+        doc).
 
         >>> from hookgnn.tasks import get_task
         >>> ei = np.array([[0, 1, 0], [0, 1, 1]])  # two self-loops and the arc 0 -> 1
         >>> get_task("dijkstra").run_edges(ei, np.array([0.0, 0.0, 0.5]), 2, 0)["d"].tolist()
         [0.0, 0.5]
         """
-        weight = np.asarray(weight, dtype=np.float64)
+        edge_index = np.asarray(edge_index)
+        if edge_index.ndim != 2 or edge_index.shape[0] != 2 or not np.issubdtype(edge_index.dtype, np.integer):
+            raise ValueError(f"edge_index must be an integer array of shape [2, E], got {edge_index.dtype} "
+                             f"{edge_index.shape}")
+        if num_nodes < 1:
+            raise ValueError(f"a task graph needs at least one node, got num_nodes={num_nodes}")
+        if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
+            e = int(np.flatnonzero(((edge_index < 0) | (edge_index >= num_nodes)).any(0))[0])
+            raise ValueError(f"edge {e} ({edge_index[0, e]} -> {edge_index[1, e]}) is out of range for "
+                             f"{num_nodes} nodes")
+        edge_index = edge_index.astype(np.int64)
+        weight = stored_weights(weight, edge_index.shape[1])
+        if not self.uses_weights:
+            weight = np.zeros_like(weight)  # not stored, so not used: lowest-index pointers
         loops = np.zeros(num_nodes, dtype=bool)
         loops[edge_index[0][edge_index[0] == edge_index[1]]] = True
         if not loops.all():
@@ -194,7 +208,8 @@ class Task(ABC):
         return self._build(raw, edge_index, weight, num_nodes, source)
 
     def rerun(self, g: Graph, source: int | None = None, weight: np.ndarray | None = None) -> Graph:
-        """Recompute a single stored graph, optionally with a new source or weights.
+        """Recompute a single stored graph, optionally with a new source or weights ``[E]``
+        (rounded to float32 like every weight; see :meth:`run_edges`).
 
         >>> from hookgnn.tasks import get_task
         >>> from hookgnn.tasks.samplers import path_graph
@@ -263,7 +278,9 @@ class Task(ABC):
 
 def _input(name: str, num_nodes: int, source: int, weight: np.ndarray) -> np.ndarray:
     if name == "s":
-        return np.eye(num_nodes, dtype=np.float32)[source]
+        s = np.zeros(num_nodes, dtype=np.float32)
+        s[source] = 1.0
+        return s
     if name == "w":
         return weight.astype(np.float32)
     raise NotImplementedError(f"no rule to build input {name!r}")
@@ -271,12 +288,12 @@ def _input(name: str, num_nodes: int, source: int, weight: np.ndarray) -> np.nda
 
 def _store(fs: FeatureSpec, value: np.ndarray, edge_index: np.ndarray, weight: np.ndarray) -> np.ndarray:
     if fs.type == "pointer":
-        return encode_pointers(value.astype(np.int64), edge_index, weight)
-    if fs.location == "edge":  # dense [..., n, n] indexed [u, v] -> [..., E]
-        value = value[..., edge_index[0], edge_index[1]]
+        return encode_pointers(value.astype(np.int64, copy=False), edge_index, weight)
+    if fs.location == "edge" and value.shape[-1] != edge_index.shape[1]:
+        raise AssertionError(f"edge feature has {value.shape[-1]} entries for {edge_index.shape[1]} stored edges")
     if fs.type == "categorical":
-        return np.eye(fs.dim, dtype=np.float32)[value.astype(np.int64)]
-    return value.astype(np.float32)
+        return np.eye(fs.dim, dtype=np.float32)[value if np.issubdtype(value.dtype, np.integer) else value.astype(np.int64)]
+    return value.astype(np.float32, copy=False)
 
 
 def _stack_inputs(fields: Mapping[str, Field], spec: Spec, location: str, rows: int) -> torch.Tensor:

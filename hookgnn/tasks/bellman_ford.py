@@ -20,6 +20,10 @@ and ``pi[s] = s``.
 
 Unreachable nodes keep ``d = 0``, ``pi = self`` and ``reach = 0``. Parallel edges act
 as their lightest copy; weights must be non-negative.
+
+Cost: one round is ``O(n + E)`` over the arcs (no ``n x n`` matrix), so labelling costs
+``O(T (n + E))`` time and memory; ``T - 1`` is at most the largest hop count of a
+shortest path, small on random graphs (12 steps at ``n = 500``, mean degree 3).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.base import Adjacency, Task
+from hookgnn.tasks.adjacency import Adjacency, first_of_runs
+from hookgnn.tasks.base import Task
 
 
 class BellmanFord(Task):
@@ -57,13 +62,19 @@ class BellmanFord(Task):
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         n = adj.num_nodes
         nodes = np.arange(n)
+        order = adj.by_target()  # arcs by (v, u): the first minimum of a run is the lowest u
+        arc_u, arc_v, arc_w = adj.src[order], adj.dst[order], adj.weight[order]
         d, pi = np.zeros(n), nodes.copy()
         msk = nodes == source
         states = [(d, pi, msk)]
         while True:
-            cand = np.where(msk[:, None], d[:, None] + adj.weight, np.inf)  # [u, v]
-            best_u = cand.argmin(0)  # first minimum: the lowest index
-            best = cand[best_u, nodes]
+            cand = np.where(msk[arc_u], d[arc_u] + arc_w, np.inf)  # one candidate per arc u -> v
+            best = np.full(n, np.inf)
+            np.minimum.at(best, arc_v, cand)
+            hit = np.flatnonzero((cand == best[arc_v]) & np.isfinite(cand))
+            first = hit[first_of_runs(arc_v[hit])]
+            best_u = nodes.copy()
+            best_u[arc_v[first]] = arc_u[first]
             change = best < np.where(msk, d, np.inf)
             if not change.any():
                 break

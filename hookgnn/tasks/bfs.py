@@ -9,6 +9,7 @@ frontier, so ``pi[v]`` is the lowest-index parent among the previous frontier (t
 tree of level ``level(v) - 1``). Initially ``reach_0 = {s}``, ``pi_0[v] = v``. The hints
 have ``T = 1 + ecc(s)`` steps, the eccentricity of ``s`` within what it reaches;
 unreached nodes keep ``pi = self``, ``reach = 0``. Directed graphs follow edge direction.
+Each round is ``O(n + E)`` over the arcs, so labelling costs ``O(T (n + E))``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.base import Adjacency, Task
+from hookgnn.tasks.adjacency import Adjacency, first_of_runs
+from hookgnn.tasks.base import Task
 
 
 class BFS(Task):
@@ -40,15 +42,18 @@ class BFS(Task):
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         nodes = np.arange(adj.num_nodes)
+        order = adj.by_target()  # arcs by (v, u): the first arc of a run has the lowest u
+        arc_u, arc_v = adj.src[order], adj.dst[order]
         reach, pi = nodes == source, nodes.copy()
         states = [(reach, pi)]
-        edge = adj.count > 0
         while True:
-            cand = edge & reach[:, None] & ~reach[None, :]  # [u, v]
-            new = cand.any(0)
-            if not new.any():
+            cand = np.flatnonzero(reach[arc_u] & ~reach[arc_v])  # arcs from the reached set outwards
+            if cand.size == 0:
                 break
-            reach, pi = reach | new, np.where(new, cand.argmax(0), pi)  # argmax: first True
+            first = cand[first_of_runs(arc_v[cand])]
+            reach, pi = reach.copy(), pi.copy()
+            reach[arc_v[first]] = True
+            pi[arc_v[first]] = arc_u[first]
             states.append((reach, pi))
         reach_h, pi_h = (np.stack(a) for a in zip(*states))
         return {"pi": pi, "reach": reach, "reach_h": reach_h, "pi_h": pi_h}

@@ -17,9 +17,14 @@ task's algorithm. Schemes (``CORRUPTIONS``), with their invariants:
 ``resample_weights``
     Fresh weights uniform on ``[low, high)``.
 
-    For both weight schemes: self-loops keep weight 0, the ``k``-th edge ``u -> v`` and
-    the ``k``-th edge ``v -> u`` get the same new weight (undirected graphs stay
-    undirected), and ``s`` is unchanged. Needs a task with input ``w``.
+    For both weight schemes: self-loops keep weight 0 and ``s`` is unchanged. On an
+    undirected graph the ``k``-th edge ``u -> v`` and the ``k``-th edge ``v -> u`` get
+    the same new weight (one draw per undirected edge, so the graph stays undirected);
+    on a directed graph every arc gets its own draw, so each arc follows the law above
+    on its own and antiparallel arcs are independent. A stored graph is undirected
+    when its edges pair up like that with equal weights (:func:`is_undirected`); pass
+    ``directed=True`` / ``False`` to say which it is. New weights are stored as float32
+    and the labels computed on the stored values. Needs a task with input ``w``.
 ``zero_inputs``
     As in MINAR: ``x``, ``edge_attr`` and every input field set to 0. Outputs and hints
     are copied from the clean graph (a zero input is no valid instance, so ``s`` is no
@@ -83,11 +88,41 @@ def reverse_groups(edge_index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reweight(task: Task, g: Graph, new_weight: Callable[[np.ndarray, int], np.ndarray], scheme: str) -> Graph:
+def is_undirected(edge_index: np.ndarray, weight: np.ndarray) -> bool:
+    """Whether the stored edges pair up as undirected edges: in every :func:`reverse_groups`
+    group one edge ``u -> v`` and one ``v -> u`` with equal weights.
+
+    >>> ei = np.array([[0, 1, 0, 1], [0, 1, 1, 0]])
+    >>> is_undirected(ei, np.array([0.0, 0.0, 0.5, 0.5])), is_undirected(ei, np.array([0.0, 0.0, 0.1, 0.9]))
+    (True, False)
+    """
+    groups = reverse_groups(edge_index)
+    arcs = groups >= 0
+    if not arcs.any():
+        return True
+    size = np.bincount(groups[arcs])
+    low = np.full(size.shape[0], np.inf)
+    high = np.full(size.shape[0], -np.inf)
+    np.minimum.at(low, groups[arcs], weight[arcs])
+    np.maximum.at(high, groups[arcs], weight[arcs])
+    return bool((size == 2).all() and (low == high).all())
+
+
+def _reweight(task: Task, g: Graph, new_weight: Callable[[np.ndarray, int], np.ndarray], scheme: str,
+              directed: bool | None) -> Graph:
     _require(task, "w", scheme)
     ei = g.edge_index.cpu().numpy()
     w = g["w"].double().cpu().numpy()
-    groups = reverse_groups(ei)
+    undirected = is_undirected(ei, w)
+    if directed is None:
+        directed = not undirected
+    elif not directed and not undirected:
+        raise ValueError(f"{scheme}: directed=False but the graph is not undirected (some edge u -> v has no "
+                         "reverse v -> u of equal weight)")
+    if directed:  # one draw per arc
+        groups = np.where(ei[0] != ei[1], np.cumsum(ei[0] != ei[1]) - 1, -1)
+    else:
+        groups = reverse_groups(ei)
     rep = np.zeros(groups.max() + 1 if groups.size else 0, dtype=np.int64)
     rep[groups[groups >= 0]] = np.flatnonzero(groups >= 0)  # one representative edge per group
     fresh = new_weight(w[rep], rep.shape[0])
@@ -96,8 +131,10 @@ def _reweight(task: Task, g: Graph, new_weight: Callable[[np.ndarray, int], np.n
 
 
 def perturb_weights(task: Task, g: Graph, rng: np.random.Generator, scale: float = 0.1,
-                    mode: str = "multiplicative") -> Graph:
-    """Rerun ``g`` with noisy weights (log-normal factors or clipped additive noise).
+                    mode: str = "multiplicative", directed: bool | None = None) -> Graph:
+    """Rerun ``g`` with noisy weights (log-normal factors or clipped additive noise), one
+    draw per undirected edge or, on a directed graph, per arc (``directed=None``: ask
+    :func:`is_undirected`).
 
     >>> from hookgnn.tasks import get_task
     >>> bf = get_task("bellman_ford")
@@ -107,15 +144,18 @@ def perturb_weights(task: Task, g: Graph, rng: np.random.Generator, scale: float
     (True, True)
     """
     if mode == "multiplicative":
-        return _reweight(task, g, lambda w, m: w * np.exp(scale * rng.standard_normal(m)), "perturb_weights")
+        return _reweight(task, g, lambda w, m: w * np.exp(scale * rng.standard_normal(m)), "perturb_weights",
+                         directed)
     if mode == "additive":
         return _reweight(task, g, lambda w, m: np.maximum(w + scale * rng.standard_normal(m), 0.0),
-                         "perturb_weights")
+                         "perturb_weights", directed)
     raise ValueError(f"mode must be 'multiplicative' or 'additive', got {mode!r}")
 
 
-def resample_weights(task: Task, g: Graph, rng: np.random.Generator, low: float = 0.0, high: float = 1.0) -> Graph:
-    """Rerun ``g`` with fresh weights uniform on ``[low, high)``.
+def resample_weights(task: Task, g: Graph, rng: np.random.Generator, low: float = 0.0, high: float = 1.0,
+                     directed: bool | None = None) -> Graph:
+    """Rerun ``g`` with fresh weights uniform on ``[low, high)``, one draw per undirected edge
+    or, on a directed graph, per arc (``directed=None``: ask :func:`is_undirected`).
 
     >>> from hookgnn.tasks import get_task
     >>> bf = get_task("bellman_ford")
@@ -123,7 +163,7 @@ def resample_weights(task: Task, g: Graph, rng: np.random.Generator, low: float 
     >>> bool((h["w"][3:] >= 5).all())
     True
     """
-    return _reweight(task, g, lambda w, m: rng.uniform(low, high, size=m), "resample_weights")
+    return _reweight(task, g, lambda w, m: rng.uniform(low, high, size=m), "resample_weights", directed)
 
 
 def zero_inputs(task: Task, g: Graph, rng: np.random.Generator) -> Graph:

@@ -17,87 +17,128 @@ finishing a child ``c`` of ``p``: ``p`` becomes a cut vertex if it is not a root
 ``low[c] > disc[p]`` and the edge has no parallel copy.
 
 Times are stored divided by ``2n`` (so in ``[0, 1]``; 0 = not yet).
+
+Cost: ``T = 1 + 2n`` steps, so the node hints are ``[T, n]`` (``2 n^2`` entries: 32 MB
+of float32 per hint at ``n = 2000``) and the edge hints (``pi_h`` as stored,
+``is_bridge_h``) ``[T, E]`` (128 MB each at ``n = 2000``, ``E = 8000``). The walk reads
+the sparse arcs (:mod:`hookgnn.tasks.adjacency`) and costs ``O(n + E)``; the hints are
+built from event times in ``O(T (n + E))``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hookgnn.tasks.base import Adjacency
+from hookgnn.tasks.adjacency import Adjacency
 
 WHITE, GREY, BLACK = 0, 1, 2
 
 
 def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
-    """Run DFS over all roots; returns final ``pi``, ``is_cut`` [n], ``is_bridge`` [n, n] and
-    hints ``pi_h``, ``color``, ``disc_h``, ``fin_h``, ``low_h``, ``is_cut_h``, ``is_bridge_h``.
+    """Run DFS over all roots; returns final ``pi`` [n], ``is_cut`` [n], ``is_bridge`` [E]
+    (over the stored edges) and hints ``pi_h``, ``color``, ``disc_h``, ``fin_h`` [T, n],
+    with ``lowlink``: ``low_h``, ``is_cut_h`` [T, n] and ``is_bridge_h`` [T, E].
 
-    >>> from hookgnn.tasks.base import adjacency
+    Step ``t`` is the state after the ``t``-th event, so ``t`` is the clock: a node
+    discovered at time ``disc[v]`` is grey from step ``disc[v]`` and black from
+    ``fin[v]``, and keeps its parent from discovery on. The walk records only these
+    event times (and the low values per step), and the hints are built from them, so
+    memory is ``O(T (n + E))`` and the walk ``O(n + E)``.
+
+    >>> from hookgnn.tasks.adjacency import adjacency
     >>> ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])  # the path 0 - 1 - 2
     >>> r = depth_first(adjacency(ei, np.zeros(4), 3), lowlink=True)
-    >>> r["pi"].tolist(), r["is_cut"].tolist(), r["color"].shape
-    ([0, 0, 1], [False, True, False], (7, 3))
+    >>> r["pi"].tolist(), r["is_cut"].tolist(), r["is_bridge"].tolist(), r["color"].shape
+    ([0, 0, 1], [False, True, False], [True, True, True, True], (7, 3))
     """
+    if lowlink and not adj.symmetric:
+        raise ValueError("low-links need an undirected graph (every edge u -> v matched by v -> u)")
     n = adj.num_nodes
-    nbrs = [adj.out_neighbours(u).tolist() for u in range(n)]
-    count = adj.count
-    color = np.zeros(n, dtype=np.int64)
-    pi = np.arange(n)
-    disc, fin, low = np.zeros(n), np.zeros(n), np.zeros(n)
-    cut = np.zeros(n, dtype=bool)
-    bridge = np.zeros((n, n), dtype=bool)
-    children = np.zeros(n, dtype=np.int64)
-    states = []
+    steps = 1 + 2 * n
+    indptr, dst, count = adj.indptr.tolist(), adj.dst.tolist(), adj.count.tolist()
+    pi = list(range(n))
+    disc, fin = [0] * n, [0] * n  # event times, 0 = not yet
+    low = np.zeros(n, dtype=np.int64)
+    low_h = np.zeros((steps, n), dtype=np.int32) if lowlink else None
+    cut_time = np.full(n, steps)  # the step at which v is known to be a cut vertex
+    bridge_time = np.full(adj.num_arcs, steps)  # the step at which arc a is known to be a bridge
+    children = [0] * n
+    parent_arc = [-1] * n  # the arc pi[v] -> v
     time = 0
 
-    def record() -> None:
-        states.append((pi.copy(), color.copy(), disc.copy(), fin.copy(), low.copy(), cut.copy(), bridge.copy()))
+    def event() -> None:
+        if low_h is not None:
+            low_h[time] = low
 
-    def discover(v: int) -> None:
-        nonlocal time
-        time += 1
-        disc[v] = low[v] = time
-        color[v] = GREY
-        record()
-
-    record()
     for root in range(n):
-        if color[root] != WHITE:
+        if disc[root]:
             continue
-        discover(root)
-        stack = [[root, 0]]  # node, index of its next neighbour
+        time += 1
+        disc[root] = low[root] = time
+        event()
+        stack = [[root, indptr[root]]]  # node, its next arc
         while stack:
             top = stack[-1]
             u = top[0]
-            child = None
-            while top[1] < len(nbrs[u]):
-                v = nbrs[u][top[1]]
+            child = -1
+            while top[1] < indptr[u + 1]:
+                a = top[1]
                 top[1] += 1
-                if color[v] == WHITE:
+                v = dst[a]
+                if not disc[v]:
                     child = v
+                    parent_arc[v] = a
                     break
-                if lowlink and (v != pi[u] or count[u, v] >= 2):
-                    low[u] = min(low[u], disc[v])
-            if child is not None:
+                if lowlink and (v != pi[u] or count[a] >= 2) and disc[v] < low[u]:
+                    low[u] = disc[v]
+            if child >= 0:
                 pi[child] = u
                 children[u] += 1
-                discover(child)
-                stack.append([child, 0])
+                time += 1
+                disc[child] = low[child] = time
+                event()
+                stack.append([child, indptr[child]])
                 continue
             stack.pop()
             time += 1
             fin[u] = time
-            color[u] = BLACK
-            p = int(pi[u])
+            p = pi[u]
             if lowlink and p != u:
                 low[p] = min(low[p], low[u])
                 if (pi[p] != p and low[u] >= disc[p]) or (pi[p] == p and children[p] >= 2):
-                    cut[p] = True
-                if low[u] > disc[p] and count[p, u] == 1:
-                    bridge[p, u] = bridge[u, p] = True
-            record()
-    pi_h, color_h, disc_h, fin_h, low_h, cut_h, bridge_h = (np.stack(a) for a in zip(*states))
-    scale = 1.0 / (2 * n)
-    return {"pi": pi, "is_cut": cut, "is_bridge": bridge, "pi_h": pi_h, "color": color_h,
-            "disc_h": disc_h * scale, "fin_h": fin_h * scale, "low_h": low_h * scale,
-            "is_cut_h": cut_h, "is_bridge_h": bridge_h}
+                    cut_time[p] = min(cut_time[p], time)
+                a = parent_arc[u]
+                if low[u] > disc[p] and count[a] == 1:
+                    bridge_time[a] = time
+            event()
+    return _hints(adj, np.array(pi), np.array(disc), np.array(fin), low_h, cut_time, bridge_time)
+
+
+def _hints(adj: Adjacency, pi: np.ndarray, disc: np.ndarray, fin: np.ndarray, low_h: np.ndarray | None,
+           cut_time: np.ndarray, bridge_time: np.ndarray) -> dict[str, np.ndarray]:
+    """Hint trajectories ``[T, ...]`` from the event times of :func:`depth_first`."""
+    n = adj.num_nodes
+    steps = 1 + 2 * n
+    t = np.arange(steps)[:, None]
+    found, done = t >= disc, t >= fin  # [T, n]
+    clock = (np.arange(steps) / (2 * n)).astype(np.float32)  # time k stored as k / 2n
+    out = {
+        "pi": pi,
+        "pi_h": np.where(found, pi, np.arange(n)),
+        "color": found.astype(np.int8) + done,  # WHITE, GREY, BLACK
+        "disc_h": np.where(found, clock[disc], np.float32(0)),
+        "fin_h": np.where(done, clock[fin], np.float32(0)),
+    }
+    if low_h is not None:
+        # the reverse arc of a bridge u -> v is v -> u: both stored directions switch on together
+        reverse = np.lexsort((adj.src, adj.dst))  # arc (v, u) at the position of arc (u, v)
+        arc_time = np.minimum(bridge_time, bridge_time[reverse])
+        edge_time = np.append(arc_time, steps)[adj.arc_of_edge]  # [E]; self-loops (arc -1): never
+        out.update(
+            low_h=clock[low_h],
+            is_cut=cut_time < steps,
+            is_cut_h=t >= cut_time,
+            is_bridge=edge_time < steps,
+            is_bridge_h=t >= edge_time,
+        )
+    return out
