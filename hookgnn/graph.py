@@ -328,22 +328,24 @@ class Graph:
 
     @staticmethod
     def from_pyg(data: Any) -> Graph:
-        """Convert a PyTorch Geometric ``Data`` or ``Batch`` (uses x, edge_index, edge_attr, ptr)."""
-        ptr = getattr(data, "ptr", None)
-        x = data.x if data.x is not None else torch.zeros(data.num_nodes, 0)
-        edge_attr = data.edge_attr
-        if edge_attr is not None and edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
-        return Graph(x=x.float(), edge_index=data.edge_index, edge_attr=None if edge_attr is None else edge_attr.float(),
-                     ptr=ptr)
+        """Convert a PyTorch Geometric ``Data`` or ``Batch``, keeping every tensor attribute
+        (``y``, masks, ...) as a :class:`Field` (see :func:`hookgnn.interop.data.graph_from_pyg`).
+
+        >>> from torch_geometric.data import Data
+        >>> d = Data(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), y=torch.tensor([0., 1., 2.]))
+        >>> Graph.from_pyg(d).fields["y"].location
+        'node'
+        """
+        from hookgnn.interop.data import graph_from_pyg
+
+        return graph_from_pyg(data)
 
     def to_pyg(self) -> Any:
-        """Convert to a PyTorch Geometric ``Batch`` (requires ``torch_geometric``)."""
-        from torch_geometric.data import Batch, Data
+        """Convert to a PyTorch Geometric ``Batch`` of one ``Data`` per graph (requires
+        ``torch_geometric``); fields without a time axis become attributes."""
+        from hookgnn.interop.data import graph_to_batch
 
-        return Batch.from_data_list(
-            [Data(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr) for g in self.split()]
-        )
+        return graph_to_batch(self)
 
 
 def _check_features(name: str, t: Tensor | None, rows: int | None) -> None:

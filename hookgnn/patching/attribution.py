@@ -22,8 +22,8 @@ a weight edge :math:`i \\to j` gets :math:`\\sum_r \\Delta a_{r,i} W_{ji}\\, \\v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -47,6 +47,8 @@ class Attribution:
     ``delta`` and ``grad`` are kept (``grad_active`` = grad where the activation is > 0,
     averaged like ``grad``; used for edges through a relu). ``direction`` is the
     patching direction the estimates are for (their sign depends on it).
+    ``grad_through[(src, dst)]`` is :math:`\\overline{\\varphi'(a_{src})\\, g_{dst}}` for
+    the elementwise links ``dst = \\varphi(src)`` that asked for it (averaged like ``grad``).
     """
 
     delta: dict[str, Tensor]
@@ -54,6 +56,7 @@ class Attribution:
     grad_active: dict[str, Tensor]
     axes: dict[str, str]
     direction: Direction = DEFAULT_DIRECTION
+    grad_through: dict[tuple[str, str], Tensor] = field(default_factory=dict)
 
     def entries(self, hook: str) -> Tensor:
         """``delta * grad`` of one hook, the shape of its activation."""
@@ -94,16 +97,29 @@ def _interpolate(base: Graph, src: Graph, alpha: float) -> Graph:
                         graph_attr=lerp(base.graph_attr, src.graph_attr))
 
 
+#: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
+Through = tuple[str, str, str, Callable[[Tensor], Tensor]]
+
+
+def _derivative(fn: Callable[[Tensor], Tensor], a: Tensor) -> Tensor:
+    """:math:`\\varphi'(a)` of an elementwise ``fn``, entry by entry."""
+    with torch.enable_grad():
+        z = a.detach().requires_grad_()
+        (d,) = torch.autograd.grad(fn(z).sum(), z)
+    return d
+
+
 def _grads_over_copies(
     model: HookedRootModule, graphs: list[Graph], metric: Metric, names: NameFilter, hook_fns: Sequence[Any],
-    chunk: int, forward_kwargs: dict[str, Any],
-) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor]]:
+    chunk: int, forward_kwargs: dict[str, Any], through: Sequence[Through] = (),
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor]]:
     """Mean over ``graphs`` (same structure) of d metric / d activation, and of it where act > 0;
-    also the activations of the first copy."""
+    also the activations of the first copy, and the means of ``through`` (see :class:`Attribution`)."""
     first: dict[str, Tensor] = {}
     total: dict[str, Tensor] = {}
     active: dict[str, Tensor] = {}
     axes: dict[str, str] = {}
+    along: dict[tuple[str, str], Tensor] = {}
     for start in range(0, len(graphs), chunk):
         part = graphs[start:start + chunk]
         k = len(part)
@@ -120,8 +136,15 @@ def _grads_over_copies(
             axes[h] = cache.axes[h]
             if start == 0:
                 first[h] = a[0]
+        src_idx, dst_idx = part[0].edge_index
+        for s, d, rows, fn in through:
+            a = cache[s].reshape(k, -1, *cache[s].shape[1:])
+            a = a if rows == "same" else a[:, src_idx if rows == "src" else dst_idx]
+            g = cache.grads[d].reshape(k, *a.shape[1:])
+            along[(s, d)] = along.get((s, d), 0) + (g * _derivative(fn, a)).sum(0)
     n = len(graphs)
-    return {h: v / n for h, v in total.items()}, {h: v / n for h, v in active.items()}, axes, first
+    mean = lambda acc: {h: v / n for h, v in acc.items()}  # noqa: E731
+    return mean(total), mean(active), axes, first, mean(along)
 
 
 def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph, names: Sequence[str],
@@ -166,6 +189,7 @@ def integrated_gradients(
     names_filter: NameFilter = None,
     direction: Direction = DEFAULT_DIRECTION,
     chunk: int = 32,
+    through: Sequence[Through] = (),
     **forward_kwargs: Any,
 ) -> Attribution:
     """EAP-IG with interpolated inputs; ``ig_steps=0`` is plain attribution patching (gradient at the base).
@@ -181,9 +205,10 @@ def integrated_gradients(
     base, src = base_and_source(clean, corrupted, direction)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     graphs = [_interpolate(base, src, a) for a in alphas]
-    grad, active, axes, first = _grads_over_copies(model, graphs, metric, names_filter, (), chunk, forward_kwargs)
+    grad, active, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk, forward_kwargs,
+                                                          through)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, active, axes, direction)
+    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, active, axes, direction, along)
 
 
 def integrated_gradients_at(
@@ -224,7 +249,7 @@ def integrated_gradients_at(
         return name, fn
 
     graphs = [base] * ig_steps
-    grad, active, axes, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
+    grad, active, axes, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
     return Attribution(delta, grad, active, axes, direction)
 
 
@@ -260,6 +285,7 @@ def eap(
     ig_steps: int = 0,
     direction: Direction = DEFAULT_DIRECTION,
     level: EdgeLevel = "all",
+    zero_weights: bool = False,
     **forward_kwargs: Any,
 ) -> EdgeScores:
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
@@ -273,24 +299,35 @@ def eap(
     :math:`W_{ji} \\sum_r \\Delta a_{\\rho(r), i}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`
     (``rho`` maps destination rows to source rows; for a min/max ``scatter`` link the
     gradient at the message already selects the winning edge, so the score is
-    :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). Raises ``ValueError`` if ``ig_steps < 0``.
+    :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). An elementwise link through another
+    activation :math:`\\varphi` uses :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`; a weight link
+    followed by an activation, the gradient at its ``pre`` hook. ``zero_weights`` also
+    scores the zero entries of every weight (as tools that enumerate them do). Raises
+    ``ValueError`` if ``ig_steps < 0``.
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
     rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
     links = [] if level == "message" else links_of(model, rounds)
-    carriers = [model.round_hook("hook_src", t) for t in rounds]
+    carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
     names = carriers if level == "message" else None
-    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, **forward_kwargs)
+    through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
+    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, through=through,
+                                **forward_kwargs)
     graph = clean
     edges: list[Edge] = []
     scores: list[Tensor] = []
     if level != "weight":
         edges += message_edges(graph.edge_index, rounds, model)
-        scores.append(attr.rows(carriers).values.flatten())
+        per_round = attr.rows(carriers).values
+        if per_round.shape[1] != graph.num_edges:
+            raise ValueError(f"{carriers[0]} has {per_round.shape[1]} rows but the graph has {graph.num_edges} edges: the "
+                             "layer passes messages over its own edge list (e.g. with added self-loops), so its "
+                             "rows are not the graph's message edges; use level='weight' or a layer without them")
+        scores.append(per_round.flatten())
     src_idx, dst_idx = graph.edge_index
     for link in links:
-        d_a, grad = attr.delta[link.src], attr.grad_active[link.dst] if link.act == "relu" else attr.grad[link.dst]
+        d_a, grad = attr.delta[link.src], _link_grad(attr, link)
         if link.rows == "scatter":
             s = (d_a * attr.grad[link.src]).sum(0)
             mat = torch.diag(s)
@@ -298,10 +335,25 @@ def eap(
             rows = d_a if link.rows == "same" else d_a[src_idx if link.rows == "src" else dst_idx]
             prod = rows.T @ grad  # [d_src, d_dst]
             mat = torch.diag(torch.diagonal(prod)) if link.weight is None else prod * link.weight.T
-        new = weight_edges(link, d_a.shape[1], grad.shape[1])
+        new = weight_edges(link, d_a.shape[1], grad.shape[1], include_zero=zero_weights)
         edges += new
-        scores.append(torch.tensor([float(mat[e.src.feature, e.dst.feature]) for e in new]))
+        pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in new], dtype=torch.long).reshape(-1, 2)
+        scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().float().cpu())
     return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), direction)
+
+
+def _link_grad(attr: Attribution, link: Any) -> Tensor:
+    """The averaged gradient that multiplies a link's source differences (see :func:`eap`)."""
+    if link.act == "identity":
+        return attr.grad[link.dst]
+    if link.weight is None:
+        return attr.grad_active[link.dst] if link.act == "relu" else attr.grad_through[(link.src, link.dst)]
+    if link.pre is not None:
+        return attr.grad[link.pre]
+    if link.act == "relu":
+        return attr.grad_active[link.dst]
+    raise ValueError(f"link {link.name} of round {link.round} applies {link.act} after its weight and names no pre "
+                     "hook point (the pre-activation), so the activation's derivative is unknown; give it pre=...")
 
 
 def message_edge_scores(scores: EdgeScores) -> HookScores:

@@ -12,7 +12,10 @@ hooks (weights are never touched):
   from the ablated sender state (row ``e`` of ``layers.t.hook_src``);
 * weight edges ``i -> j`` outside the circuit: ``dst_j`` receives ``W_ji`` times the
   ablated ``src_i`` instead of the live one (for elementwise, gather and min/max links,
-  ``dst_j`` is recomputed from the ablated ``src_j``).
+  ``dst_j`` is recomputed from the ablated ``src_j``). Where the weight is followed by an
+  activation (``dst = \\varphi(W src + ...)``), the correction goes to the link's ``pre``
+  hook point (the pre-activation), so the activation sees it; a link without ``pre``
+  raises ``ValueError`` naming the hook point that is missing.
 
 Ablation values: ``"resample"`` (the corrupted run's activation), ``"zero"``, or ``"mean"``
 (each hook's mean over all rows of a dataset batch). Faithfulness follows
@@ -248,10 +251,15 @@ def _links_for(model: HookedRootModule, wedges: list[WeightEdge]) -> list[tuple[
     by_label: dict[str, list[WeightEdge]] = {}
     for e in wedges:
         by_label.setdefault(e.link, []).append(e)
-    # A link's destination lies inside its round's module (its source may be the state
-    # entering the round), so the round comes from the model, not from parsing names.
-    rounds = sorted({model.round_of(e.dst.hook) for e in wedges})  # type: ignore[attr-defined]
-    return [(l, by_label[f"layers.{l.round}:{l.name}"]) for l in links_of(model, rounds) if f"layers.{l.round}:{l.name}" in by_label]
+    # Every round's links are listed (cheap): a link's destination may lie outside its
+    # round's module (a wrapped PyG model's leaf between two rounds), so rounds are not
+    # read from hook names or from round_of.
+    links = links_of(model, range(model.num_rounds))
+    found = [(l, by_label[f"layers.{l.round}:{l.name}"]) for l in links if f"layers.{l.round}:{l.name}" in by_label]
+    missing = set(by_label) - {f"layers.{l.round}:{l.name}" for l, _ in found}
+    if missing:
+        raise KeyError(f"weight edges of unknown links {sorted(missing)[:5]}: links_of(model, ...) lists no such link")
+    return found
 
 
 HookList = list[tuple[str, Callable[..., Tensor]]]
@@ -271,8 +279,16 @@ def _weight_edge_hooks(
     src_idx, dst_idx = graph.edge_index
     specs: HookList = []
     for link, edges in links:
+        target = link.dst
         if link.act != "identity" and link.weight is not None:
-            raise NotImplementedError(f"edge ablation through {link.act} after a weight ({link.name}) is not supported")
+            if link.pre is None:
+                raise ValueError(
+                    f"weight edges of link {link.name} (round {link.round}) feed {link.dst} through {link.act}: "
+                    f"ablating them needs the pre-activation W·{link.src} + ..., and the link names no pre hook point "
+                    "holding it; add a hook point before the activation and give the Link pre=<its name> (or split it "
+                    "into a weight link to that hook point and an elementwise link from it)"
+                )
+            target = link.pre
         pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in edges], dtype=torch.long)
 
         def fix(act: Tensor, hook: Any, link: ResolvedLink = link, pairs: Tensor = pairs) -> Tensor:
@@ -285,15 +301,15 @@ def _weight_edge_hooks(
                 return act + rows @ w.T.to(act)
             abl = values[link.src].to(cur).expand_as(cur)
             if link.rows == "scatter":
-                new = scatter(abl, dst_idx, act.shape[0], model.round_module(link.round).aggr)  # type: ignore[arg-type]
-            elif link.rows == "same":
-                new = torch.relu(abl) if link.act == "relu" else abl
+                reduce = link.reduce or model.round_module(link.round).aggr
+                new = scatter(abl, dst_idx, act.shape[0], reduce)  # type: ignore[arg-type]
             else:
-                new = abl[src_idx if link.rows == "src" else dst_idx]
+                new = abl if link.rows == "same" else abl[src_idx if link.rows == "src" else dst_idx]
+                new = torch.relu(new) if link.act == "relu" else new if link.act == "identity" else link.act(new)
             cols = torch.zeros(act.shape[-1], dtype=torch.bool, device=act.device)
             cols[pairs[:, 1]] = True
             return torch.where(cols, new, act)
-        specs.append((link.dst, fix))
+        specs.append((target, fix))
     records: HookList = []
     for s in sorted({l.src for l, _ in links}):
         def record(act: Tensor, hook: Any, s: str = s) -> None:

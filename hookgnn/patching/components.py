@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +31,9 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookedRootModule
 
 RowMap = Literal["same", "src", "dst", "scatter"]
-Act = Literal["identity", "relu"]
+#: The map of a link: ``"identity"``, ``"relu"``, or any elementwise function (traced links
+#: of wrapped PyG models carry e.g. ``leaky_relu(0.2)`` as a callable).
+Act = Union[Literal["identity", "relu"], Callable[[Tensor], Tensor]]
 Granularity = Literal["row", "feature", "row_feature"]
 
 
@@ -208,7 +210,10 @@ class Link:
     ``u -> v`` at ``u``/``v``); ``scatter`` (edge rows reduced onto their target node,
     feature by feature). ``weight(layer)`` gives ``W`` of shape ``[d_dst, d_src]``
     (``dst`` gets :math:`\\varphi(W a_{src} + \\dots)` with :math:`\\varphi` = ``act``),
-    or ``None`` for a feature-to-same-feature map.
+    or ``None`` for a feature-to-same-feature map. A link with a weight *and* a
+    nonlinear ``act`` names in ``pre`` the hook point holding :math:`W a_{src} + \\dots`
+    (before ``act``), where circuit evaluation corrects the ablated weight edges; without
+    ``pre`` such edges can be scored but not ablated (split the link in two instead).
     """
 
     name: str
@@ -217,11 +222,15 @@ class Link:
     rows: RowMap
     weight: Callable[[nn.Module], Tensor] | None = None
     act: Act = "identity"
+    pre: str | None = None
 
 
 @dataclass(frozen=True)
 class ResolvedLink:
-    """A :class:`Link` of one round, with full hook names and its weight tensor."""
+    """A :class:`Link` of one round, with full hook names and its weight tensor.
+
+    ``reduce`` is the aggregation of a ``scatter`` link (``None``: the round module's
+    ``aggr``); ``pre`` as in :class:`Link`, as a full hook name."""
 
     round: int
     name: str
@@ -230,6 +239,8 @@ class ResolvedLink:
     rows: RowMap
     weight: Tensor | None
     act: Act
+    reduce: str | None = None
+    pre: str | None = None
 
 
 def _minagg_links(layer: nn.Module) -> list[Link]:
@@ -278,36 +289,48 @@ def register_links(cls_name: str, fn: Callable[[nn.Module], list[Link]]) -> None
 
 
 def links_of(model: HookedRootModule, rounds: Iterable[int]) -> list[ResolvedLink]:
-    """The neuron-level links of the given rounds of a ``HookedGNN``, with full names.
+    """The neuron-level links of the given rounds, with full names.
 
-    Assumes no hint encoding (``{x}`` is ``hook_node_embed`` in every round): raises
-    ``ValueError`` for a model with ``encode_hints=True``.
+    A model that knows its own wiring defines ``round_links(t)`` (a wrapped PyG model
+    traces it, :func:`hookgnn.from_pyg`); otherwise each round's processor is looked up
+    in :data:`LINKS`. That assumes no hint encoding (``{x}`` is ``hook_node_embed`` in
+    every round): raises ``ValueError`` for a model with ``encode_hints=True``.
 
     >>> from hookgnn import HookedGNN
     >>> model = HookedGNN("minagg", d_hidden=2, node_in=1, edge_in=1, max_steps=2)
     >>> [(l.src, l.dst) for l in links_of(model, [1])][:2]
     [('layers.0.hook_update', 'layers.1.hook_src'), ('layers.1.hook_src', 'layers.1.hook_message_pre')]
     """
+    own = getattr(model, "round_links", None)
+    if callable(own):
+        return [link for t in rounds for link in own(t)]
     if getattr(model, "encode_hints", False):
         raise ValueError("neuron-level links assume encode_hints=False (the node input of every round is "
                          "hook_node_embed); this model encodes hints")
-    out: list[ResolvedLink] = []
-    for t in rounds:
-        layer = model.round_module(t)
-        kind = type(layer).__name__
-        if kind not in LINKS:
-            raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
-                           "register_links, or ask eap for level='message' edges only)")
-        special = {"{prev}": model.state_hook(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
-        full = lambda n: special.get(n) or model.round_hook(n, t)  # noqa: E731
-        for link in LINKS[kind](layer):
-            w = None if link.weight is None else link.weight(layer).detach()
-            out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act))
+    return [link for t in rounds for link in processor_links(model, t)]
+
+
+def processor_links(model: HookedRootModule, t: int) -> list[ResolvedLink]:
+    """The :data:`LINKS` of round ``t``'s processor, with ``{prev}`` = ``model.state_hook(t)``,
+    ``{x}`` = ``hook_node_embed`` and ``{e}`` = ``hook_edge_embed``."""
+    layer = model.round_module(t)
+    kind = type(layer).__name__
+    if kind not in LINKS:
+        raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
+                       "register_links, or ask eap for level='message' edges only)")
+    special = {"{prev}": model.state_hook(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
+    full = lambda n: special.get(n) or model.round_hook(n, t)  # noqa: E731
+    out = []
+    for link in LINKS[kind](layer):
+        w = None if link.weight is None else link.weight(layer).detach()
+        out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
+                                pre=None if link.pre is None else full(link.pre)))
     return out
 
 
-def weight_edges(link: ResolvedLink, d_src: int, d_dst: int) -> list[WeightEdge]:
-    """The neuron-to-neuron edges of a link: all ``(i, j)`` with ``W[j, i] != 0``, or ``(i, i)``.
+def weight_edges(link: ResolvedLink, d_src: int, d_dst: int, include_zero: bool = False) -> list[WeightEdge]:
+    """The neuron-to-neuron edges of a link: all ``(i, j)`` with ``W[j, i] != 0`` (every
+    ``(i, j)`` with ``include_zero``, as tools that enumerate zero weights do), or ``(i, i)``.
 
     >>> l = ResolvedLink(0, "up", "a", "b", "same", torch.tensor([[1., 0.], [0., 2.]]), "identity")
     >>> [(e.src.feature, e.dst.feature) for e in weight_edges(l, 2, 2)]
@@ -316,7 +339,7 @@ def weight_edges(link: ResolvedLink, d_src: int, d_dst: int) -> list[WeightEdge]
     if link.weight is None:
         pairs = [(i, i) for i in range(min(d_src, d_dst))]
     else:
-        pairs = [(int(i), int(j)) for j, i in link.weight.nonzero().tolist()]
-        pairs.sort()
+        where = torch.ones_like(link.weight, dtype=torch.bool) if include_zero else link.weight != 0
+        pairs = sorted((int(i), int(j)) for j, i in where.nonzero().tolist())
     return [WeightEdge(Component(link.src, None, i), Component(link.dst, None, j), f"layers.{link.round}:{link.name}")
             for i, j in pairs]

@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hookgnn.graph import Graph
+from hookgnn.graph import Graph, Location
 from hookgnn.ops import scatter, scatter_log_softmax
 from hookgnn.spec import FeatureSpec
 from hookgnn.training.metrics import item_correct
@@ -193,6 +193,90 @@ class PointerKL:
         ref = pointer_log_probs(tile(self.reference.to(logp), graph.num_edges), graph)
         per_node = scatter(ref.exp() * (ref - logp), graph.edge_index[1], graph.num_nodes, "sum")
         return per_graph_mean(per_node, graph.batch, torch.ones_like(per_node), graph.num_graphs)
+
+
+@dataclass(frozen=True)
+class LossMetric:
+    """A PyTorch-style loss as a per-graph metric (built by :func:`from_loss`)."""
+
+    loss: Callable[..., Tensor]
+    target: str | Tensor | None = None
+    output: str | None = None
+    location: Location | None = None
+
+    def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
+        pred = out if self.output is None else out[self.output]  # type: ignore[index]
+        if not isinstance(pred, Tensor) or pred.dim() == 0:
+            raise TypeError(f"from_loss needs the model output as a tensor with a row per node, edge or graph, got "
+                            f"{type(pred).__name__ if not isinstance(pred, Tensor) else 'a 0-d tensor'}"
+                            + ("" if self.output else " (pass output=<name> for a model returning a mapping)"))
+        loc = self.location or _location(pred.shape[0], graph)
+        owner = graph.owner(loc)
+        if self.target is not None:
+            tgt = _target(self.target, graph, pred.shape[0]).to(pred.dtype)
+            if tgt.shape != pred.shape and tgt.numel() == pred.numel():
+                tgt = tgt.reshape(pred.shape)  # [N] targets for [N, 1] predictions
+            per_item = self.loss(pred, tgt, reduction="none")
+            if per_item.shape[:1] != pred.shape[:1]:
+                raise ValueError(f"loss(pred, target, reduction='none') returned shape {tuple(per_item.shape)}; "
+                                 f"expected one row per {loc} ({pred.shape[0]})")
+            per_item = per_item.reshape(pred.shape[0], -1).mean(1)
+            return per_graph_mean(per_item, owner, torch.ones_like(per_item), graph.num_graphs)
+        from hookgnn.interop.data import graph_to_pyg
+
+        values = []
+        for i in range(graph.num_graphs):
+            data = graph.graph(i)
+            try:
+                data = graph_to_pyg(data)
+            except ImportError:  # pragma: no cover - without PyG the loss gets the hookgnn Graph
+                pass
+            v = self.loss(pred[owner == i], data)
+            if not isinstance(v, Tensor) or v.numel() != 1:
+                raise ValueError(f"loss(output, data) must return a scalar tensor, got "
+                                 f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}")
+            values.append(v.reshape(()))
+        return torch.stack(values) if values else pred.new_zeros(0)
+
+
+def _location(rows: int, graph: Graph) -> Location:
+    for loc in ("node", "edge", "graph"):
+        if graph.count(loc) == rows:  # type: ignore[arg-type]
+            return loc  # type: ignore[return-value]
+    raise ValueError(f"the output has {rows} rows, but the batch has {graph.num_nodes} nodes, {graph.num_edges} edges "
+                     f"and {graph.num_graphs} graphs; pass location=... or select the output with output=...")
+
+
+def from_loss(
+    loss: Callable[..., Tensor],
+    target: str | Tensor | None = None,
+    output: str | None = None,
+    location: Location | None = None,
+) -> LossMetric:
+    """A per-graph metric from a PyG user's loss: one value per graph of the batch.
+
+    * With ``target`` (a field name such as ``"y"``, or a tensor for one copy), ``loss`` is
+      elementwise, like ``F.l1_loss`` or ``F.mse_loss``: it is called as
+      ``loss(pred, target, reduction="none")`` and graph ``g`` gets
+      :math:`\\frac{1}{|I_g|} \\sum_{i \\in I_g} \\mathrm{mean}_k\\, \\ell(\\hat y_{ik}, y_{ik})`,
+      the loss with ``reduction="mean"`` on that graph alone (``I_g``: its rows).
+    * Without ``target``, ``loss(output, data) -> scalar`` (the PyG training-loop form,
+      reading ``data.y``, masks, ...) is called once per graph, with that graph's rows of
+      the output and a PyG ``Data`` of that graph holding every field.
+
+    Rows of the output are nodes, edges or graphs by their count (or ``location``);
+    ``output`` picks one entry of a model output mapping.
+
+    >>> import torch.nn.functional as F
+    >>> from hookgnn.graph import Field
+    >>> g = Graph.collate([Graph(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long),
+    ...                          fields={"y": Field(torch.tensor([1., 2.]), "node")})] * 2)
+    >>> from_loss(F.l1_loss, target="y")(torch.tensor([[1.], [4.], [1.], [2.]]), g).tolist()
+    [1.0, 0.0]
+    """
+    if not callable(loss):
+        raise TypeError(f"loss must be callable, got {type(loss).__name__}")
+    return LossMetric(loss, target, output, location)
 
 
 def faithfulness(m_circuit: Tensor | float, m_full: Tensor | float, m_corrupted: Tensor | float) -> Tensor:
