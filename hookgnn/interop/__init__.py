@@ -5,7 +5,8 @@
   function with the same weights (:mod:`hookgnn.interop.native`).
 """
 
+from hookgnn.interop.native import to_native
 from hookgnn.interop.pyg import PyGModel, RoundCall, from_pyg
 from hookgnn.interop.session import StructureError
 
-__all__ = ["PyGModel", "RoundCall", "StructureError", "from_pyg"]
+__all__ = ["PyGModel", "RoundCall", "StructureError", "from_pyg", "to_native"]

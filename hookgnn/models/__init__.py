@@ -2,5 +2,6 @@
 
 from hookgnn.models.gnn import HookedGNN, ModelOutput, tie_parameters
 from hookgnn.models.heads import Decoder, Encoder, prediction_to_input
+from hookgnn.models.layered import LayeredGNN
 
-__all__ = ["Decoder", "Encoder", "HookedGNN", "ModelOutput", "prediction_to_input", "tie_parameters"]
+__all__ = ["Decoder", "Encoder", "HookedGNN", "LayeredGNN", "ModelOutput", "prediction_to_input", "tie_parameters"]

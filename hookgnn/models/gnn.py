@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,9 @@ from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.models.heads import Decoder, Encoder, as_columns, prediction_to_input
 from hookgnn.nn import PROCESSORS, HookedMessagePassing
 from hookgnn.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from hookgnn.models.layered import LayeredGNN
 
 ProcessorFactory = Callable[[int], HookedMessagePassing]
 
@@ -134,6 +138,19 @@ class HookedGNN(HookedRootModule):
             {k: Encoder(s.width, d_hidden) for k, s in self.hint_spec.items()} if encode_hints else {}
         )
         self.setup()
+
+    @staticmethod
+    def from_layers(layers: Sequence[HookedMessagePassing], **kwargs: Any) -> LayeredGNN:
+        """Rounds of their own widths, optional encoders and decoders, an activation between
+        rounds: a :class:`~hookgnn.models.layered.LayeredGNN` (see there for the keywords).
+
+        >>> from hookgnn.nn import MLPConv
+        >>> HookedGNN.from_layers([MLPConv(1, 8, d_edge=1), MLPConv(8, 1, d_edge=1)]).num_rounds
+        2
+        """
+        from hookgnn.models.layered import LayeredGNN
+
+        return LayeredGNN(layers, **kwargs)
 
     def find_rounds(self) -> dict[str, tuple[int, str]]:
         """Round ``t`` is the module ``layers.t``: its hook points and their paths inside it."""

@@ -3,12 +3,16 @@
 from collections.abc import Callable
 
 from hookgnn.nn.gat import GAT
+from hookgnn.nn.gcn import GCN
+from hookgnn.nn.gin import GIN
 from hookgnn.nn.gine import GINE
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.minagg import MinAgg
 from hookgnn.nn.mlp import HookedMLP
+from hookgnn.nn.mlp_conv import MLPConv
 from hookgnn.nn.mpnn import MPNN
 from hookgnn.nn.pgn import PGN
+from hookgnn.nn.sage import SAGE
 from hookgnn.nn.triplet import TripletGMPNN, TripletIndex, triplet_index
 
 #: Built-in processors by name; each is constructed as ``cls(d_hidden)``.
@@ -23,12 +27,16 @@ PROCESSORS: dict[str, Callable[[int], HookedMessagePassing]] = {
 
 __all__ = [
     "GAT",
+    "GCN",
+    "GIN",
     "GINE",
     "MPNN",
     "PGN",
     "PROCESSORS",
+    "SAGE",
     "HookedMLP",
     "HookedMessagePassing",
+    "MLPConv",
     "MinAgg",
     "TripletGMPNN",
     "TripletIndex",

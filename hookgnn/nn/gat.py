@@ -37,6 +37,12 @@ class GAT(HookedMessagePassing):
     want them). Before the relu this is PyG's ``GATConv(2d, C, heads,
     add_self_loops=False, edge_dim=d, residual=True)`` applied to :math:`z`.
 
+    Options for PyG's other configurations: ``use_inputs=False`` reads :math:`z_v = h_v`
+    (width ``d_in``, default ``d_hidden``), ``residual=False`` replaces
+    :math:`W_{skip} z_v + b` by :math:`b`, ``activation=False`` drops the final relu;
+    ``GAT(d, heads, use_inputs=False, residual=False, activation=False)`` is
+    ``GATConv(d, C, heads, add_self_loops=False, edge_dim=d)``.
+
     Attention couples the edges into a node: patching row :math:`e` of ``hook_src``
     changes :math:`m_{uv}` and, through the softmax, the weights of the other edges
     into :math:`v` (and nothing else).
@@ -51,7 +57,8 @@ class GAT(HookedMessagePassing):
     """
 
     def __init__(self, d_hidden: int, heads: int = 4, concat: bool | None = None,
-                 d_edge: int | None = None, negative_slope: float = 0.2) -> None:
+                 d_edge: int | None = None, negative_slope: float = 0.2, use_inputs: bool = True,
+                 residual: bool = True, activation: bool = True, d_in: int | None = None) -> None:
         super().__init__(aggr="sum")
         if heads < 1:
             raise ValueError(f"heads must be >= 1, got {heads}")
@@ -63,33 +70,39 @@ class GAT(HookedMessagePassing):
         self.d_head = d_hidden // heads if concat else d_hidden
         self.d_edge = d_hidden if d_edge is None else d_edge
         self.negative_slope = negative_slope
-        self.lin = nn.Linear(2 * d_hidden, heads * self.d_head, bias=False)
+        self.use_inputs, self.activation = use_inputs, activation
+        self.d_in = (2 * d_hidden if use_inputs else d_hidden) if d_in is None else d_in
+        self.lin = nn.Linear(self.d_in, heads * self.d_head, bias=False)
         self.lin_edge = nn.Linear(self.d_edge, heads * self.d_head, bias=False)
         self.att_src = nn.Parameter(torch.empty(heads, self.d_head))
         self.att_dst = nn.Parameter(torch.empty(heads, self.d_head))
         self.att_edge = nn.Parameter(torch.empty(heads, self.d_head))
-        self.skip = nn.Linear(2 * d_hidden, d_hidden)
+        self.skip = nn.Linear(self.d_in, d_hidden) if residual else None
+        self.bias = None if residual else nn.Parameter(torch.zeros(d_hidden))
         self.hook_attention = HookPoint("edge")
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for lin in (self.lin, self.lin_edge, self.skip):
-            lin.reset_parameters()
+            if lin is not None:
+                lin.reset_parameters()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
         for att in (self.att_src, self.att_dst, self.att_edge):
             nn.init.xavier_uniform_(att)
 
     def message(
         self,
-        h_src: Float[Tensor, "edge d"],
-        h_dst: Float[Tensor, "edge d"],
+        h_src: Float[Tensor, "edge d_h"],
+        h_dst: Float[Tensor, "edge d_h"],
         edge_attr: Float[Tensor, "edge d_edge"] | None,
-        x_src: Float[Tensor, "edge d"] | None,
-        x_dst: Float[Tensor, "edge d"] | None,
+        x_src: Float[Tensor, "edge d_h"] | None,
+        x_dst: Float[Tensor, "edge d_h"] | None,
         edge_index: Int[Tensor, "2 edge"],
         num_nodes: int,
     ) -> Float[Tensor, "edge d"]:
-        value_src = self.lin(with_inputs(x_src, h_src)).view(-1, self.heads, self.d_head)  # [edge, head, C]
-        value_dst = self.lin(with_inputs(x_dst, h_dst)).view(-1, self.heads, self.d_head)
+        value_src = self.lin(self._z(x_src, h_src)).view(-1, self.heads, self.d_head)  # [edge, head, C]
+        value_dst = self.lin(self._z(x_dst, h_dst)).view(-1, self.heads, self.d_head)
         value_edge = self.lin_edge(edge_features(edge_attr, h_src, self.d_edge)).view(-1, self.heads, self.d_head)
         logits = (value_src * self.att_src).sum(-1) + (value_dst * self.att_dst).sum(-1) + (value_edge * self.att_edge).sum(-1)
         logits = F.leaky_relu(logits, self.negative_slope)  # [edge, head]
@@ -97,7 +110,11 @@ class GAT(HookedMessagePassing):
         msg = alpha.unsqueeze(-1) * value_src  # [edge, head, C]
         return msg.flatten(1) if self.concat else msg.mean(1)
 
+    def _z(self, x: Tensor | None, h: Tensor) -> Tensor:
+        return with_inputs(x, h) if self.use_inputs else h
+
     def update(
-        self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"] | None
+        self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d_h"], x: Float[Tensor, "node d_h"] | None
     ) -> Float[Tensor, "node d"]:
-        return torch.relu(aggr + self.skip(with_inputs(x, h)))
+        out = aggr + (self.skip(self._z(x, h)) if self.skip is not None else self.bias)
+        return torch.relu(out) if self.activation else out

@@ -311,17 +311,20 @@ def links_of(model: HookedRootModule, rounds: Iterable[int]) -> list[ResolvedLin
 
 
 def processor_links(model: HookedRootModule, t: int) -> list[ResolvedLink]:
-    """The :data:`LINKS` of round ``t``'s processor, with ``{prev}`` = ``model.state_hook(t)``,
-    ``{x}`` = ``hook_node_embed`` and ``{e}`` = ``hook_edge_embed``."""
+    """The :data:`LINKS` of round ``t``'s processor (or what its ``links()`` method returns),
+    with ``{prev}`` = ``model.state_hook(t)``, ``{x}`` = ``hook_node_embed`` and ``{e}`` = ``hook_edge_embed``."""
     layer = model.round_module(t)
     kind = type(layer).__name__
-    if kind not in LINKS:
+    describe = LINKS.get(kind)
+    if describe is None and callable(getattr(layer, "links", None)):
+        describe = lambda m: m.links()  # noqa: E731
+    if describe is None:
         raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
-                       "register_links, or ask eap for level='message' edges only)")
+                       "register_links or a links() method, or ask eap for level='message' edges only)")
     special = {"{prev}": model.state_hook(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
     full = lambda n: special.get(n) or model.round_hook(n, t)  # noqa: E731
     out = []
-    for link in LINKS[kind](layer):
+    for link in describe(layer):
         w = None if link.weight is None else link.weight(layer).detach()
         out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
                                 pre=None if link.pre is None else full(link.pre)))
