@@ -17,6 +17,15 @@ from hookgnn.spec import FeatureSpec
 
 __version__ = "0.1.0"
 
+
+def from_pyg(model: object, example: object = None, inputs: object = None) -> HookedRootModule:
+    """Wrap an existing PyTorch Geometric model with hook points on every round, without
+    copying it: a :class:`hookgnn.interop.PyGModel` (see :func:`hookgnn.interop.from_pyg`;
+    needs the ``[pyg]`` extra)."""
+    from hookgnn.interop import from_pyg as wrap
+
+    return wrap(model, example, inputs)  # type: ignore[arg-type]
+
 __all__ = [
     "PROCESSORS",
     "ActivationCache",
@@ -32,4 +41,5 @@ __all__ = [
     "HookedRootModule",
     "ModelOutput",
     "act_name",
+    "from_pyg",
 ]

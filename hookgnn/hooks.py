@@ -408,6 +408,7 @@ class HookedRootModule(nn.Module):
         inside ``torch.no_grad()`` too (the forward and the metric run with grad enabled).
         """
         from hookgnn.cache import ActivationCache
+        from hookgnn.graph import Graph
 
         _refuse_tl_keywords("run_with_cache", kwargs)
         points = self._filtered(names_filter)
@@ -431,6 +432,7 @@ class HookedRootModule(nn.Module):
                 # metric must be recorded on the autograd graph too.
                 grads = _grads_of(grad_metric(out), live)
         graph = args[0] if args else kwargs.get("graph")
+        graph = graph if isinstance(graph, Graph) else None  # e.g. a wrapped PyG model called on tensors
         cache = ActivationCache(
             {k: _store(v, device) for k, v in live.items()},
             axes={hp.name: hp.axis for hp in points},

@@ -48,15 +48,19 @@ REDUCE = {"add": "sum", "sum": "sum", "mean": "mean", "min": "min", "max": "max"
 
 
 def choose_axis(rows: int, prefer: str | None, counts: Counts) -> str:
-    """The axis of an activation with ``rows`` rows: ``prefer`` when its count matches (or
-    is unknown), else the first of node, edge, graph whose count matches, else ``"none"``.
+    """The axis of an activation with ``rows`` rows. With ``prefer`` (what the rows are,
+    known from where the activation is made: ``"edge"`` inside ``message``): ``prefer``
+    when the call's count matches (or is unknown), else ``"none"`` (e.g. messages over a
+    layer's own edge list with added self-loops). Without: the first of node, edge,
+    graph whose count matches, else ``"none"``.
 
-    >>> choose_axis(5, "edge", Counts(3, 5, 1, None)), choose_axis(8, "edge", Counts(3, 5, 1, None))
-    ('edge', 'none')
+    >>> c = Counts(3, 5, 1, None)
+    >>> choose_axis(5, "edge", c), choose_axis(3, "edge", c), choose_axis(3, None, c)
+    ('edge', 'none', 'node')
     """
     sizes = {"node": counts.nodes, "edge": counts.edges, "graph": counts.graphs}
-    if prefer is not None and sizes.get(prefer) in (None, rows):
-        return prefer
+    if prefer is not None:
+        return prefer if sizes.get(prefer) in (None, rows) else "none"
     return next((a for a in ("node", "edge", "graph") if sizes[a] == rows), "none")
 
 
