@@ -63,7 +63,7 @@ class Recorder(Protocol):
     def propagating(self, frame: Frame) -> None: ...
 
     def site(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,
-             linear: nn.Module | None, linear_input: Tensor | None) -> None: ...
+             linear: nn.Module | None, linear_input: Tensor | None) -> Tensor: ...
 
 
 class Session:
@@ -138,8 +138,7 @@ class Session:
              linear: nn.Module | None = None, linear_input: Tensor | None = None) -> Tensor:
         """Pass ``t`` through the hook point of ``key`` (discovery: record it)."""
         if self.rec is not None:
-            self.rec.site(key, t, prefer, frame, linear, linear_input)
-            return t
+            return self.rec.site(key, t, prefer, frame, linear, linear_input)
         assert self.points is not None
         hp = self.points.get(key)
         if hp is None:

@@ -96,7 +96,11 @@ class Discovery:
         self.same_edges[frame.t] = self.same_edges.get(frame.t, True) and same
 
     def site(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,
-             linear: nn.Module | None, linear_input: Tensor | None) -> None:
+             linear: nn.Module | None, linear_input: Tensor | None) -> Tensor:
+        """Record ``key``'s activation ``t`` and trace its sources; returns what the forward
+        goes on with. ``hook_input`` and ``hook_src`` replace a value for one consumer only
+        (the module's call, the message), so they get an alias of ``t`` there: code that
+        still holds ``t`` (a skip connection) is traced to ``t``'s own hook, not to them."""
         if key in self.axes:
             raise StructureError(f"{describe(key)} was reached twice in one forward")
         self.axes[key] = choose_axis(t.shape[0] if t.dim() else 0, prefer, self.counts)
@@ -106,7 +110,10 @@ class Discovery:
         same = frame is None or frame.edge_index is None or self.same_edges.get(frame.t, True)
         self.traced.append(_Traced(key, segments, linear, t.shape[1] if t.dim() == 2 else None,
                                    None if frame is None else frame.t, len(self.rounds), same))
+        if key[0] == "round" and key[4] in ("hook_input", "hook_src"):  # type: ignore[index]
+            t = t.view_as(t)
         self.tracer.mark(key, t)
+        return t
 
 
 @dataclass(frozen=True)
