@@ -122,7 +122,8 @@ def test_resampling_one_tanh_neuron_equals_patching_it_in_the_original(setup):
         want = float(((net(clean.x, clean.edge_index) - clean["y"]) ** 2).mean())
         h.remove()
     assert got == pytest.approx(want, abs=1e-6)
-    assert got != pytest.approx(float(metric(net(clean.x, clean.edge_index), clean)), abs=1e-6)
+    with torch.no_grad():
+        assert got != pytest.approx(float(metric(net(clean.x, clean.edge_index), clean)), abs=1e-6)
 
 
 def test_zero_weights_are_edges_only_when_asked(setup):
@@ -136,3 +137,30 @@ def test_zero_weights_are_edges_only_when_asked(setup):
     zero = [s for e, s in zip(every.edges, every.scores.tolist()) if e.link == name and e.dst.feature == 1]
     assert n_kept == 4 * (D - 1) and sum(e.link == name for e in every.edges) == 4 * D
     assert zero == [0.0] * 4
+
+
+def test_links_registered_for_a_layer_class_join_the_traced_ones():
+    from hookgnn.patching import Link, register_links
+    from hookgnn.patching.components import LINKS
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = pyg.GINEConv(nn.Sequential(nn.Linear(D, 4), nn.ReLU(), nn.Linear(4, D)), edge_dim=2)
+
+        def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
+            return self.conv(x, edge_index, edge_attr)
+
+    g, _ = _pair()
+    g = g.replace(edge_attr=torch.rand(g.num_edges, 2))
+    # GINE's message relu(x_j + lin(e)) adds two activations: tracing stops there
+    register_links("GINEConv", lambda m: [Link("x_j", "hook_src", "hook_message", "same", None, "relu"),
+                                          Link("e", "lin.hook_out", "hook_message", "same", None, "relu")])
+    try:
+        hooked = from_pyg(Net(), example=g)
+        links = {l.name: (l.src, l.dst, l.act) for l in links_of(hooked, [0])}
+    finally:
+        LINKS.pop("GINEConv")
+    assert links["x_j"] == ("conv.hook_src", "conv.hook_message", "relu")
+    assert links["e"] == ("conv.lin.hook_out", "conv.hook_message", "relu")
+    assert links["hook_edge_attr->conv.lin.hook_out"][1] == "conv.lin.hook_out"  # traced

@@ -222,3 +222,26 @@ def test_the_same_network_written_natively_with_from_layers_computes_the_same(tr
     metric = from_loss(F.l1_loss, target="d", output="out")
     wrapped = message_sweep(from_pyg(trained, example=clean), clean, corrupted, from_loss(F.l1_loss, target="d"))
     torch.testing.assert_close(message_sweep(native, clean, corrupted, metric).values, wrapped.values)
+
+
+def test_bring_your_pyg_model_in_ten_lines(trained, pair):
+    """The README's "Bring your PyG model" section, run as written (data: PyG batches)."""
+    model, data, data_corrupted = trained, pair[0].to_pyg(), pair[1].to_pyg()
+
+    import hookgnn
+    from hookgnn.patching import Circuit, eap, evaluate, top_n
+    from hookgnn.patching.metrics import from_loss
+
+    clean, corrupted = hookgnn.Graph.from_pyg(data), hookgnn.Graph.from_pyg(data_corrupted)  # y, masks... kept
+    hooked = hookgnn.from_pyg(model, example=clean)      # the same model object, hooked; called like the original
+    out, cache = hooked.run_with_cache(clean)            # cache["convs.0.hook_message"], cache["message", 1], ...
+    metric = from_loss(F.l1_loss, target="d")            # your loss, one value per graph
+    scores = eap(hooked, clean, corrupted, metric, ig_steps=8)    # single messages and neuron-to-neuron weight edges
+    circuit = Circuit.of(top_n(scores.as_dict(), 200))
+    kept = evaluate(hooked, clean, corrupted, metric, circuit, universe=scores.edges)  # the rest resampled via hooks
+
+    assert cache["convs.0.hook_message"].shape == (clean.num_edges, 8) and out.shape == (clean.num_nodes, 1)
+    full = evaluate(hooked, clean, corrupted, metric, Circuit.of(scores.edges), universe=scores.edges)
+    assert full == pytest.approx(float(metric(model(data.x, data.edge_index, edge_attr=data.edge_attr), clean).mean()),
+                                 abs=1e-6)
+    assert isinstance(kept, float)

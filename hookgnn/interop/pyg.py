@@ -43,7 +43,7 @@ from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, i
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, Structure
 from hookgnn.interop.trace import Tracer
-from hookgnn.patching.components import ResolvedLink
+from hookgnn.patching.components import LINKS, ResolvedLink
 
 #: Activation modules that get a hook point (elementwise maps).
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -139,7 +139,7 @@ class PyGModel(HookedRootModule):
             new = {}
             for name, t in input_tensors(bound):
                 hp = self._points.get(("input", name))
-                out = t if hp is None else hp(t)
+                out = t if hp is None or not (hp._fwd or hp._bwd) else hp(t)
                 if out is not t:
                     new[name] = out
             if new:
@@ -258,11 +258,25 @@ class PyGModel(HookedRootModule):
 
         A link belongs to the round in which its destination fires; a destination
         outside rounds (a leaf between two rounds, a decoder) to the next round to start
-        (the last round after the last one).
+        (the last round after the last one). Links registered for the round module's
+        class (:func:`~hookgnn.patching.register_links`, for what tracing cannot see) are
+        added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
+        ``hook_x``, ``{e}`` = ``hook_edge_attr``.
         """
-        if not 0 <= t < len(self._require().rounds):
-            raise IndexError(f"round {t} does not exist; rounds are 0 .. {len(self._require().rounds) - 1}")
-        return self._require().resolve(t)
+        s = self._require()
+        if not 0 <= t < len(s.rounds):
+            raise IndexError(f"round {t} does not exist; rounds are 0 .. {len(s.rounds) - 1}")
+        links = s.resolve(t)
+        module = s.rounds[t][2]
+        describe = LINKS.get(type(module).__name__)
+        if describe is not None:
+            special = {"{prev}": self.state_hook(t), "{x}": "hook_x", "{e}": "hook_edge_attr"}
+            full = lambda n: special.get(n) or self.round_hook(n, t)  # noqa: E731
+            for link in describe(module):
+                w = None if link.weight is None else link.weight(module).detach()
+                links.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
+                                          pre=None if link.pre is None else full(link.pre)))
+        return links
 
     @contextlib.contextmanager
     def round_calls(self) -> Iterator[list[RoundCall]]:

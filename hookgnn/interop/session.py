@@ -146,7 +146,7 @@ class Session:
                 f"this forward reached {describe(key)}, which the discovery forward did not run, so it has no hook "
                 "point; rediscover with inputs that run every call: model.discover(*args, **kwargs)"
             )
-        return hp(t)
+        return hp(t) if hp._fwd or hp._bwd else t  # skip the module call when nothing is attached
 
     def _frame(self, module: nn.Module) -> Frame | None:
         for frame in reversed(self.frames):
