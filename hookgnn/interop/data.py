@@ -25,8 +25,8 @@ def graph_from_pyg(data: Any) -> Graph:
     >>> from torch_geometric.data import Data
     >>> d = Data(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), w=torch.ones(2), s=torch.tensor(1))
     >>> g = graph_from_pyg(d)
-    >>> {k: f.location for k, f in g.fields.items()}
-    {'w': 'edge', 's': 'graph'}
+    >>> sorted((k, f.location) for k, f in g.fields.items())
+    [('s', 'graph'), ('w', 'edge')]
     """
     ptr = getattr(data, "ptr", None)
     batch = getattr(data, "batch", None) if ptr is None else None

@@ -266,7 +266,8 @@ class PyGModel(HookedRootModule):
         s = self._require()
         if not 0 <= t < len(s.rounds):
             raise IndexError(f"round {t} does not exist; rounds are 0 .. {len(s.rounds) - 1}")
-        links = s.resolve(t)
+        like = next(self.model.parameters(), None)
+        links = s.resolve(t, None if like is None else like.detach())
         module = s.rounds[t][2]
         describe = LINKS.get(type(module).__name__)
         if describe is not None:

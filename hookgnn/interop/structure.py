@@ -134,8 +134,9 @@ class LinkSpec:
     select: tuple[tuple[int, int, int], ...] = ()
     reduce: str | None = None
 
-    def weight(self) -> Tensor | None:
-        """``W`` of shape ``[d_dst, d_src]``, or ``None`` for an elementwise link."""
+    def weight(self, like: Tensor | None = None) -> Tensor | None:
+        """``W`` of shape ``[d_dst, d_src]``, or ``None`` for an elementwise link (a selection
+        gets the dtype and device of ``like``)."""
         if self.blocks:
             first = self.blocks[0][0].weight
             w = torch.zeros(self.d_dst, self.d_src, dtype=first.dtype, device=first.device)
@@ -143,7 +144,7 @@ class LinkSpec:
                 w[:, s0:s0 + c1 - c0] += module.weight.detach()[:, c0:c1]
             return w
         if self.select:
-            w = torch.zeros(self.d_dst, self.d_src)
+            w = torch.zeros(self.d_dst, self.d_src) if like is None else like.new_zeros(self.d_dst, self.d_src)
             for d0, s0, width in self.select:
                 w[torch.arange(d0, d0 + width), torch.arange(s0, s0 + width)] = 1.0
             return w
@@ -194,8 +195,9 @@ class Structure:
             self.names[key] = name
         self.links = _links(disc, self.rounds)
 
-    def resolve(self, t: int) -> list[ResolvedLink]:
-        """The links of round ``t`` with hook names and weights read now."""
+    def resolve(self, t: int, like: Tensor | None = None) -> list[ResolvedLink]:
+        """The links of round ``t`` with hook names and weights read now (selections get
+        the dtype and device of ``like``)."""
         out, seen = [], set()
         for spec in self.links:
             if spec.round != t:
@@ -205,7 +207,7 @@ class Structure:
             if name in seen:  # pragma: no cover - links are grouped by (src, rows, dst)
                 raise StructureError(f"two traced links are both named {name!r}")
             seen.add(name)
-            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(), spec.act, reduce=spec.reduce))
+            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(like), spec.act, reduce=spec.reduce))
         return out
 
 
