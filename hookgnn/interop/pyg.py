@@ -30,6 +30,7 @@ through sums of two activations (``x_j + lin(e)``), normalisations or attention.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -300,7 +301,8 @@ class PyGModel(HookedRootModule):
 
 
 def _src_arg(m: nn.Module) -> str | None:
-    names = m.inspector.get_param_names("message")  # type: ignore[union-attr,operator]
+    """The argument of ``m.message`` that holds the source node state: ``x_j``, else the first ``*_j``."""
+    names = list(inspect.signature(m.message).parameters)  # type: ignore[operator]
     if "x_j" in names:
         return "x_j"
     return next((n for n in names if n.endswith("_j")), None)

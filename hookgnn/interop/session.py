@@ -125,7 +125,7 @@ class Session:
         add(m.register_aggregate_forward_pre_hook(self._agg_pre))  # type: ignore[operator]
         add(m.register_aggregate_forward_hook(self._agg_post))  # type: ignore[operator]
         add(m.register_propagate_forward_hook(self._prop_post))  # type: ignore[operator]
-        if m.inspector.implements("edge_update"):  # type: ignore[union-attr,operator]
+        if _implements_edge_update(m):
             add(m.register_edge_update_forward_pre_hook(self._edge_pre))  # type: ignore[operator]
             add(m.register_edge_update_forward_hook(self._edge_post))  # type: ignore[operator]
         if getattr(m, "fuse", False):
@@ -270,6 +270,12 @@ class Session:
         x = args[0] if args and isinstance(args[0], Tensor) else None
         new = self.fire(key, output, prefer, frame, module if is_linear else None, x if is_linear else None)
         return None if new is output else new
+
+
+def _implements_edge_update(m: nn.Module) -> bool:
+    from torch_geometric.nn import MessagePassing
+
+    return getattr(type(m), "edge_update", None) is not MessagePassing.edge_update
 
 
 def describe(key: Hashable) -> str:
