@@ -151,6 +151,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     try:
         model = model_from_config(data["model"])
         task = data["model"]["task"]
+        if not isinstance(task, str):
+            raise TypeError(f"its task is a {type(task).__name__}, not a name")
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(path, f"its model config is malformed ({type(err).__name__}: {err})") from None
     _check_weights(path, model, data["state_dict"])
