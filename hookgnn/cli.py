@@ -193,7 +193,14 @@ def _train(args: argparse.Namespace) -> Job:
         from hookgnn.training import evaluate, train
 
         _set_threads(args.threads)
-        model, history = train(config)
+
+        def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
+            if out is not None:  # keep what was trained, whatever stopped it
+                print(f"hookgnn: training stopped after {len(history)} of {config.steps} steps "
+                      f"({type(err).__name__}); saving the model trained so far", file=sys.stderr)
+                _save(out, model, config, {"completed_steps": float(len(history))})
+
+        model, history = train(config, on_stop=stopped)
         last = history[-min(len(history), 10):]
         print(f"trained {config.processor} on {config.task} for {config.steps} steps; "
               f"mean loss of the last {len(last)} steps: {sum(r['loss'] for r in last) / max(len(last), 1):.4f}")

@@ -124,8 +124,8 @@ def test_a_save_that_fails_at_the_end_keeps_the_model_in_a_spare_file(tmp_path, 
     folder = tmp_path / "runs"
     real_train = hookgnn.training.train
 
-    def train_then_lose_the_folder(config):
-        result = real_train(config)
+    def train_then_lose_the_folder(config, **kwargs):
+        result = real_train(config, **kwargs)
         folder.rmdir()
         folder.write_text("now a file")  # neither the folder nor a file beside --out can be written
         return result
@@ -141,6 +141,28 @@ def test_a_save_that_fails_at_the_end_keeps_the_model_in_a_spare_file(tmp_path, 
     assert spare.parent == tmp_path and load_checkpoint(spare).task == "bfs"
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_a_run_stopped_mid_training_saves_the_model_trained_so_far(stop, tmp_path, capsys, monkeypatch):
+    import hookgnn.training.loop as loop
+
+    real = loop.sample_batch
+    calls = []
+
+    def stop_at_step_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise stop("stopped")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "sample_batch", stop_at_step_three)
+    out = tmp_path / "m.pt"
+    with pytest.raises(stop):
+        main(["train", *TINY, "--steps", "20", "--out", str(out)])
+    assert "training stopped after 3 of 20 steps" in capsys.readouterr().err
+    saved = load_checkpoint(out)
+    assert saved.metrics == {"completed_steps": 3.0} and saved.task == "bfs"
+
+
 def test_model_is_saved_when_the_final_evaluation_fails_and_the_bug_keeps_its_traceback(tmp_path, monkeypatch):
     def broken_evaluate(*args, **kwargs):
         raise RuntimeError("a bug in evaluate")
@@ -153,7 +175,7 @@ def test_model_is_saved_when_the_final_evaluation_fails_and_the_bug_keeps_its_tr
 
 
 def test_unexpected_errors_are_not_turned_into_usage_errors(monkeypatch):
-    def broken_train(config):
+    def broken_train(config, **kwargs):
         raise ValueError("a bug, not a user mistake")
 
     monkeypatch.setattr(hookgnn.training, "train", broken_train)
