@@ -133,14 +133,13 @@ def activation_sweep(
     if not points:
         raise ValueError("no hooks to sweep")
     with torch.no_grad():
-        baseline_out, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
-        del baseline_out
-        baseline = float(metric(model(base, **forward_kwargs), base).mean())
+        _, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
         entries = [(h, i) for h in hooks for i in range(_items(source[h].shape, over))]
         if method == "loop":
+            baseline = float(metric(model(base, **forward_kwargs), base).mean())
             values = [_run(model, base, metric, [e], source, over, forward_kwargs)[0] for e in entries]
         elif method == "batched":
-            values = _batched(model, base, metric, entries, source, over, copies, forward_kwargs)
+            values, baseline = _batched(model, base, metric, entries, source, over, copies, forward_kwargs)
         else:
             raise ValueError(f"method must be 'batched' or 'loop', got {method!r}")
     widths = [_items(source[h].shape, over) for h in hooks]
@@ -182,9 +181,9 @@ def patch_each(
         model.resolve(h)
     with torch.no_grad():
         _, source = model.run_with_cache(src_graph, names_filter=hooks, **forward_kwargs)
-        baseline = float(metric(model(base, **forward_kwargs), base).mean())
         entries = [(c.hook, int(c.index)) for c in components]  # type: ignore[arg-type]
-        values = _batched(model, base, metric, entries, source, "row", copies, forward_kwargs) if entries else []
+        values, baseline = _batched(model, base, metric, entries, source, "row", copies, forward_kwargs,
+                                    merge_rounds=True)
     return torch.tensor(values, dtype=torch.float64) - baseline
 
 
@@ -197,21 +196,28 @@ def _batched(
     over: Over,
     copies: int,
     forward_kwargs: dict[str, Any],
-) -> list[float]:
-    """Forwards of up to ``copies`` patched copies each.
+    merge_rounds: bool = False,
+) -> tuple[list[float], float]:
+    """Forwards of up to ``copies`` patched copies each; returns the values and the
+    metric of the unpatched base run.
 
     On a :class:`~hookgnn.models.HookedGNN`, patches are grouped by round and each group
     resumes the base run at its round (``forward(start=t, state=...)``): the rounds before
-    a patch are the same in every copy, so they are not recomputed.
+    a patch are the same in every copy, so they are not recomputed. ``merge_rounds``
+    puts every patch in one group resumed at the earliest of their rounds instead (fewer
+    forwards for a few patches spread over many rounds).
     """
     from hookgnn.models import HookedGNN
 
     feeds_back_hints = isinstance(model, HookedGNN) and model.encode_hints and not forward_kwargs.get("teacher_forcing")
     if not isinstance(model, HookedGNN) or "start" in forward_kwargs or feeds_back_hints:
+        baseline = float(metric(model(base, **forward_kwargs), base).mean())
         return [v for i in range(0, len(entries), copies)
-                for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)]
+                for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)], baseline
     steps = forward_kwargs.get("steps") or model.max_steps
     first = {h: min(model.round_of(h) or 0, steps) for h, _ in entries}
+    if merge_rounds and first:
+        first = dict.fromkeys(first, min(first.values()))
     entering = {t: model.state_hook(t) for t in set(first.values()) if t > 0}
     base_out, base_cache = model.run_with_cache(base, names_filter=sorted(entering.values()), **forward_kwargs)
     values: dict[int, float] = {}
@@ -225,7 +231,7 @@ def _batched(
             got = _run(model, base, metric, [entries[j] for j in chunk], source, over, {**forward_kwargs, **resume},
                        prefix)
             values.update(zip(chunk, got))
-    return [values[j] for j in range(len(entries))]
+    return [values[j] for j in range(len(entries))], float(metric(base_out, base).mean())
 
 
 def _run(
