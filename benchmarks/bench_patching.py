@@ -9,8 +9,11 @@ unless ``--quick``), with one 64-node graph and 16 rounds:
 * attribution patching (1 forward+backward + 1 forward), EAP-IG interpolating the inputs
   (``--ig-steps`` copies in one batched forward+backward) and EAP-IG interpolating the
   activations of each hook in turn (``actIG``: one batched pass per round);
-* Spearman correlation of attribution / EAP-IG scores with the exact effects (signed,
-  and of absolute values: "which components matter").
+* AtP* (:func:`hookgnn.patching.atp_star`) with 1 and 2 exact rounds (single messages for
+  round x edge, node states for round x node);
+* Spearman correlation of attribution / EAP-IG / AtP* scores with the exact effects
+  (signed, and of absolute values: "which components matter"), and each estimator's
+  cost against attribution patching and against the exact (batched) sweep.
 
 Metric: log-probability of the true pointers (``pi``). Corruptions: a resampled source
 (both tasks) and multiplicatively perturbed weights (Bellman-Ford; not with ``--quick``).
@@ -31,7 +34,14 @@ from typing import Any
 import torch
 from scipy.stats import spearmanr
 
-from hookgnn.patching import PointerLogProb, activation_sweep, integrated_gradients, integrated_gradients_at, round_hooks
+from hookgnn.patching import (
+    PointerLogProb,
+    activation_sweep,
+    atp_star,
+    integrated_gradients,
+    integrated_gradients_at,
+    round_hooks,
+)
 from hookgnn.patching.activation import _run
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
@@ -89,6 +99,14 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
             act_ig = lambda: torch.stack([integrated_gradients_at(model, clean, corr, metric, h, args.ig_steps)  # noqa: E731
                                           .rows([h]).values[0] for h in hooks])
             act_ig_ms, c = timed(act_ig, args.repeats)
+            level = "message" if short == "src" else "node"
+            atp = {}
+            for k in (1, 2):
+                ms, est = timed(lambda k=k: atp_star(model, clean, corr, metric, exact_rounds=k, level=level), args.repeats)
+                v = est.values.flatten().numpy()
+                atp.update({f"atp{k}_ms": ms, f"atp{k}_vs_attribution": ms / attr_ms, f"atp{k}_vs_exact": batched_ms / ms,
+                            f"spearman_atp{k}": float(spearmanr(v, effect).statistic),
+                            f"spearman_abs_atp{k}": float(spearmanr(abs(v), abs(effect)).statistic)})
             a = attr.rows(hooks).values.flatten().numpy()
             b = ig.rows(hooks).values.flatten().numpy()
             c = c.flatten().numpy()
@@ -102,7 +120,7 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
                 spearman_abs_eap_ig=float(spearmanr(abs(b), abs(effect)).statistic), act_ig_ms=act_ig_ms,
                 spearman_act_ig=float(spearmanr(c, effect).statistic),
                 spearman_abs_act_ig=float(spearmanr(abs(c), abs(effect)).statistic), train_loss=float(loss),
-                nodes=clean.num_nodes, edges=clean.num_edges, rounds=len(hooks)))
+                nodes=clean.num_nodes, edges=clean.num_edges, rounds=len(hooks), **atp))
     return rows
 
 
@@ -121,17 +139,23 @@ def main() -> None:
     args.loop_sample = 32 if args.quick else 128
     torch.manual_seed(args.seed)
     rows = [r for t in args.tasks for r in bench_task(t, args)]
-    head = (f"{'task':<13} {'corruption':<16} {'workload':<13} {'patches':>7} {'loop ms':>9} {'batched ms':>10} "
-            f"{'ratio':>6} {'attr ms':>8} {'vs loop':>8} {'IG ms':>7} {'vs loop':>8} "
-            f"{'rho AP':>7} {'rho IG':>7} {'|rho| AP':>8} {'|rho| IG':>8} {'actIG ms':>8} {'rho aIG':>7} {'|rho| aIG':>9}")
-    print(head)
+    print("exact sweeps and gradient estimators (ms; x: speed-up; rho: Spearman with the exact effects)")
+    print(f"{'task':<13} {'corruption':<16} {'workload':<13} {'patches':>7} {'loop ms':>9} {'batched ms':>10} "
+          f"{'x':>5} {'attr ms':>8} {'x loop':>7} {'IG ms':>7} {'rho AP':>7} {'rho IG':>7} {'|rho| AP':>8} "
+          f"{'|rho| IG':>8} {'actIG ms':>8} {'rho aIG':>7}")
     for r in rows:
         print(f"{r['task']:<13} {r['corruption']:<16} {r['workload']:<13} {r['patches']:>7} {r['loop_ms']:>9.0f} "
-              f"{r['batched_ms']:>10.0f} {r['batched_speedup']:>6.1f} {r['attribution_ms']:>8.1f} "
-              f"{r['attribution_vs_loop']:>8.0f} {r['eap_ig_ms']:>7.0f} {r['eap_ig_vs_loop']:>8.0f} "
-              f"{r['spearman_attribution']:>7.3f} {r['spearman_eap_ig']:>7.3f} "
-              f"{r['spearman_abs_attribution']:>8.3f} {r['spearman_abs_eap_ig']:>8.3f} {r['act_ig_ms']:>8.0f} "
-              f"{r['spearman_act_ig']:>7.3f} {r['spearman_abs_act_ig']:>9.3f}")
+              f"{r['batched_ms']:>10.0f} {r['batched_speedup']:>5.1f} {r['attribution_ms']:>8.1f} "
+              f"{r['attribution_vs_loop']:>7.0f} {r['eap_ig_ms']:>7.0f} {r['spearman_attribution']:>7.3f} "
+              f"{r['spearman_eap_ig']:>7.3f} {r['spearman_abs_attribution']:>8.3f} {r['spearman_abs_eap_ig']:>8.3f} "
+              f"{r['act_ig_ms']:>8.0f} {r['spearman_act_ig']:>7.3f}")
+    print("\nAtP* with k exact rounds (cost: x attribution patching, and how many times cheaper than the exact sweep)")
+    print(f"{'task':<13} {'corruption':<16} {'workload':<13} " + " ".join(
+        f"{f'k={k} ms':>8} {'x attr':>7} {'/exact':>7} {'rho':>6} {'|rho|':>6}" for k in (1, 2)))
+    for r in rows:
+        print(f"{r['task']:<13} {r['corruption']:<16} {r['workload']:<13} " + " ".join(
+            f"{r[f'atp{k}_ms']:>8.1f} {r[f'atp{k}_vs_attribution']:>7.2f} {r[f'atp{k}_vs_exact']:>7.0f} "
+            f"{r[f'spearman_atp{k}']:>6.3f} {r[f'spearman_abs_atp{k}']:>6.3f}" for k in (1, 2)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(args).items() if k != "json"}, "rows": rows}, f, indent=2)

@@ -4,21 +4,44 @@
 * ``hookgnn tour``: build a reasoner, cache it, hook it, print the hook table;
 * ``hookgnn train``: train a reasoner on an algorithmic task and save a checkpoint;
 * ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families).
+
+Every subcommand checks all its arguments first (values, the checkpoint, that output
+folders exist or can be made and accept files), then runs. A bad argument prints one
+line, ``hookgnn: error: ...`` naming the option and its value, and exits with status 2;
+anything else that goes wrong later is a bug and shows its traceback. A trained model
+is saved even when the final evaluation fails, and to a spare file (whose name is
+printed) when its ``--out`` cannot be written at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]
+from hookgnn.cli_args import (
+    SIZE_ARGS,
+    Parser,
+    UsageError,
+    at_least,
+    bad_argument,
+    checked_path,
+    fail,
+    int_list,
+    key_value,
+    name_list,
+    rounds,
+    sampler_error,
+    sampler_kwargs,
+)
+from hookgnn.outpaths import spare_paths, writable_file, writable_folder
 
-#: Sampler argument that takes the graph size, where it is not ``n``.
-SIZE_ARGS = {"multi_path": "k", "grid": "rows"}
+Job = Callable[[], None]
+#: (name, add its arguments, check the parsed arguments and return the job to run).
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Job]]
 
 TRAIN_EPILOG = """\
 examples:
@@ -44,63 +67,35 @@ pointer: the argmax over the node's incoming edges is the true parent); .f1 for 
 """
 
 
+# ------------------------------------------------------------------ tour
 def _tour_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
 
 
-def _tour(args: argparse.Namespace) -> None:
+def _tour(args: argparse.Namespace) -> Job:
     """build a reasoner, cache it, hook it, print the hook table"""
     from hookgnn.tour import run_tour
 
-    run_tour(seed=args.seed)
+    return lambda: run_tour(seed=args.seed)
 
 
-def _value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _key_values(pairs: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--sampler-arg expects KEY=VALUE, got {pair!r}")
-        out[key] = _value(value)
-    return out
-
-
-def _sampler_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs = _key_values(args.sampler_arg)
-    if args.p is not None:
-        kwargs["p"] = args.p
-    elif args.sampler == "erdos_renyi":
-        kwargs.setdefault("p", 0.5)
-    return kwargs
-
-
-def _rounds(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
+# ------------------------------------------------------------------ train
 def _add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) -> None:
     parser.add_argument("--sampler", default="erdos_renyi",
                         help=f"graph family of the {what} graphs (default erdos_renyi; see hookgnn.tasks.SAMPLERS: "
                              "erdos_renyi, path, weighted_path, cycle, complete, grid, tree, multi_path)")
-    parser.add_argument("--n", type=int, default=n_default,
+    parser.add_argument("--n", type=at_least(1), default=n_default,
                         help=f"graph size of the {what} graphs (default {n_default}); for multi_path it is K, "
                              "the number of paths")
     parser.add_argument("--p", type=float, default=None,
                         help="edge probability of erdos_renyi graphs (default 0.5)")
-    parser.add_argument("--sampler-arg", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--sampler-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="extra sampler argument, repeatable, e.g. --sampler-arg 'weights=(0.0, 5.0)'")
-    parser.add_argument("--rounds", type=_rounds, default="hints",
+    parser.add_argument("--rounds", type=rounds, default="hints",
                         help="rounds to run: 'hints' (one per algorithm step of the largest graph, default), "
                              "'nodes' (largest graph size - 1) or a number")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=at_least(1), default=None,
                         help="torch CPU threads (default: torch's choice; 1 is often fastest for small graphs)")
 
 
@@ -122,88 +117,183 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l1", type=float, default=0.0, help="L1 penalty on weight matrices, as in MINAR (default 0)")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip, 0 for none (default 1)")
     _add_data_args(parser, "training", 16)
-    parser.add_argument("--sizes", default=None,
+    parser.add_argument("--sizes", type=int_list, default=None,
                         help="comma-separated training sizes, each graph's drawn uniformly (default: --n only)")
     parser.add_argument("--same-size", action="store_true",
                         help="one size per step for the whole batch (round counts then vary between steps)")
     parser.add_argument("--extra-rounds", type=int, default=0,
                         help="add 0..K random extra rounds per step (default 0)")
-    parser.add_argument("--features", default=None,
+    parser.add_argument("--features", type=name_list, default=None,
                         help="comma-separated outputs/hints to train (default: all outputs and hints)")
     parser.add_argument("--hint-weight", type=float, default=1.0, help="weight of hint losses, 0 for none (default 1)")
     parser.add_argument("--encode-hints", action="store_true", help="feed hints back as inputs (teacher forcing)")
     parser.add_argument("--teacher-forcing", type=float, default=0.5,
                         help="with --encode-hints: probability of using the true hints, decaying linearly to 0 "
                              "over training (default 0.5)")
-    parser.add_argument("--eval-graphs", type=int, default=32,
+    parser.add_argument("--eval-graphs", type=at_least(0), default=32,
                         help="after training, score on this many fresh graphs like the training ones (default 32; 0: skip)")
-    parser.add_argument("--out", default=None, help="write the checkpoint here (default: do not save)")
+    parser.add_argument("--out", default=None,
+                        help="write the checkpoint here (default: do not save); its folder is made if missing")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _train(args: argparse.Namespace) -> None:
+#: TrainConfig fields whose option is not ``--`` and the field's name with dashes.
+FIELD_OPTIONS = {"tie_weights": "--untied", "progress": "--no-progress"}
+
+
+def _config_error(err: Any, args: argparse.Namespace) -> UsageError:
+    """A TrainConfig :class:`~hookgnn.training.validation.ConfigError`, told in terms of the options."""
+    if err.field in ("sampler", "sampler_kwargs", "size_arg"):
+        return sampler_error(err, args)
+    if err.field == "sizes":
+        return bad_argument("--sizes", args.sizes, err.problem) if args.sizes else \
+            bad_argument("--n", args.n, err.problem)
+    option = FIELD_OPTIONS.get(err.field, "--" + err.field.replace("_", "-"))
+    return bad_argument(option, getattr(args, option[2:].replace("-", "_"), err.value), err.problem)
+
+
+def _rounds_fit(graphs: Any, policy: int | str, max_steps: int, option: str, value: Any, what: str) -> None:
+    """Raise a :class:`UsageError` for ``option`` if ``graphs`` need more rounds than ``max_steps``."""
+    from hookgnn.training import num_rounds
+
+    need = num_rounds(graphs, policy)
+    if need > max_steps:
+        raise bad_argument(option, value, f"{what} need {need} rounds (--rounds {policy}) but the model runs at "
+                                          f"most max_steps={max_steps}")
+
+
+def _train(args: argparse.Namespace) -> Job:
     """train a reasoner on an algorithmic task and save a checkpoint"""
-    import torch
-
     from hookgnn.tasks import get_task
-    from hookgnn.training import TrainConfig, evaluate, sample_batch, save_checkpoint, train
+    from hookgnn.training import ConfigError, TrainConfig, sample_batch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (args.n,)
-    config = TrainConfig(
-        task=args.task, processor=args.processor, d_hidden=args.d_hidden, max_steps=args.max_steps,
-        tie_weights=not args.untied, encode_hints=args.encode_hints,
-        features=tuple(args.features.split(",")) if args.features else None,
-        sampler=args.sampler, sizes=sizes, same_size=args.same_size, size_arg=SIZE_ARGS.get(args.sampler, "n"),
-        sampler_kwargs=_sampler_kwargs(args), batch_size=args.batch_size, steps=args.steps, lr=args.lr,
-        lr_schedule=args.lr_schedule, l1=args.l1, grad_clip=args.grad_clip, hint_weight=args.hint_weight,
-        rounds=args.rounds, extra_rounds=args.extra_rounds, teacher_forcing=args.teacher_forcing,
-        teacher_forcing_end=0.0, seed=args.seed, progress=False if args.no_progress else None,
-    )
-    model, history = train(config)
-    last = history[-min(len(history), 10):]
-    print(f"trained {config.processor} on {config.task} for {config.steps} steps; "
-          f"mean loss of the last {len(last)} steps: {sum(r['loss'] for r in last) / max(len(last), 1):.4f}")
-    metrics: dict[str, float] = {}
-    if args.eval_graphs > 0:
-        task = get_task(config.task)  # fresh graphs from a stream that training never uses
+    try:
+        config = TrainConfig(
+            task=args.task, processor=args.processor, d_hidden=args.d_hidden, max_steps=args.max_steps,
+            tie_weights=not args.untied, encode_hints=args.encode_hints, features=args.features,
+            sampler=args.sampler, sizes=args.sizes or (args.n,), same_size=args.same_size,
+            size_arg=SIZE_ARGS.get(args.sampler, "n"), sampler_kwargs=sampler_kwargs(args),
+            batch_size=args.batch_size, steps=args.steps, lr=args.lr, lr_schedule=args.lr_schedule, l1=args.l1,
+            grad_clip=args.grad_clip, hint_weight=args.hint_weight, rounds=args.rounds,
+            extra_rounds=args.extra_rounds, teacher_forcing=args.teacher_forcing, teacher_forcing_end=0.0,
+            seed=args.seed, progress=False if args.no_progress else None,
+        )
+    except ConfigError as err:
+        raise _config_error(err, args) from None
+    task = get_task(config.task)
+    graphs = None
+    if args.eval_graphs > 0:  # drawn now (from a stream training never uses), so evaluating cannot fail late
         graphs = sample_batch(task, args.eval_graphs, config.sampler, config.sizes, (config.seed, 1 << 30),
                               config.size_arg, config.sampler_kwargs)
-        metrics = evaluate(model, task, graphs, config.rounds)
-        print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
-    if args.out:
-        save_checkpoint(args.out, model, config.task, config, metrics)
-        print(f"saved {args.out}")
+        _rounds_fit(graphs, config.rounds, config.max_steps, "--max-steps", config.max_steps,
+                    f"the {args.eval_graphs} evaluation graphs")
+    out = checked_path(writable_file, "--out", args.out) if args.out is not None else None
+
+    def job() -> None:
+        from hookgnn.training import evaluate, train
+
+        _set_threads(args.threads)
+
+        def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
+            if out is not None:  # keep what was trained, whatever stopped it
+                print(f"hookgnn: training stopped after {len(history)} of {config.steps} steps "
+                      f"({type(err).__name__}); saving the model trained so far", file=sys.stderr)
+                _save(out, model, config, {"completed_steps": float(len(history))})
+
+        model, history = train(config, on_stop=stopped)
+        last = history[-min(len(history), 10):]
+        print(f"trained {config.processor} on {config.task} for {config.steps} steps; "
+              f"mean loss of the last {len(last)} steps: {sum(r['loss'] for r in last) / max(len(last), 1):.4f}")
+        metrics: dict[str, float] = {}
+        try:
+            if graphs is not None:
+                metrics = evaluate(model, task, graphs, config.rounds)
+                print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
+        finally:  # the model is saved even when evaluating it failed
+            if out is not None:
+                _save(out, model, config, metrics)
+
+    return job
 
 
+def _save(out: Path, model: Any, config: Any, metrics: Mapping[str, float]) -> None:
+    """Save the checkpoint to ``out``; if that fails, to a spare path, and say where."""
+    from hookgnn.training import save_checkpoint
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # in case it went away during training
+        save_checkpoint(out, model, config.task, config, metrics)
+        print(f"saved {out}")
+        return
+    except Exception as err:  # noqa: BLE001 - try the spare paths before reporting it
+        failure = err
+    reason = f"{type(failure).__name__}: {failure}"
+    for spare in spare_paths(out):
+        try:
+            save_checkpoint(spare, model, config.task, config, metrics)
+        except Exception:  # noqa: BLE001, S112 - the next spare
+            continue
+        fail(f"could not write --out {out} ({reason}); saved the trained model to {spare} instead", 1)
+    if isinstance(failure, OSError):
+        fail(f"could not write --out {out} ({reason}), nor a spare copy; the trained model is lost", 1)
+    raise failure  # a bug: show its traceback
+
+
+# ------------------------------------------------------------------ eval
 def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EVAL_EPILOG
     parser.add_argument("--checkpoint", required=True, help="a file written by `hookgnn train --out`")
     _add_data_args(parser, "test", 64)
-    parser.add_argument("--num-graphs", type=int, default=32, help="number of test graphs (default 32)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the metrics as JSON to PATH")
+    parser.add_argument("--num-graphs", type=at_least(1), default=32, help="number of test graphs (default 32)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the metrics as JSON to PATH (its folder is made if missing)")
 
 
-def _eval(args: argparse.Namespace) -> None:
+def _eval(args: argparse.Namespace) -> Job:
     """score a checkpoint on fresh graphs (larger ones, other families)"""
-    import torch
-
     from hookgnn.tasks import get_task
-    from hookgnn.training import evaluate, load_checkpoint
+    from hookgnn.training import CheckpointError, ConfigError, load_checkpoint
+    from hookgnn.training.validation import check_sampler_args, first_line
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    ckpt = load_checkpoint(args.checkpoint)
-    task = get_task(ckpt.task)
-    graphs = task.sample(args.num_graphs, args.sampler, seed=args.seed,
-                         **{SIZE_ARGS.get(args.sampler, "n"): args.n}, **_sampler_kwargs(args))
-    metrics = evaluate(ckpt.model, task, graphs, args.rounds)
-    print(metrics_table(metrics, f"{ckpt.task}: {args.num_graphs} {args.sampler} graphs, n={args.n}"))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(metrics, f, indent=2)
+    size_arg = SIZE_ARGS.get(args.sampler, "n")
+    try:
+        kwargs = check_sampler_args(args.sampler, size_arg, sampler_kwargs(args))
+    except ConfigError as err:
+        raise sampler_error(err, args) from None
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        task = get_task(ckpt.task)
+    except CheckpointError as err:
+        raise bad_argument("--checkpoint", args.checkpoint, err.problem) from None
+    except FileNotFoundError:
+        raise bad_argument("--checkpoint", args.checkpoint, "no such file") from None
+    except KeyError:
+        raise bad_argument("--checkpoint", args.checkpoint, f"its task {ckpt.task!r} is unknown to this hookgnn") \
+            from None
+    try:
+        graphs = task.sample(args.num_graphs, args.sampler, seed=args.seed, **{size_arg: args.n}, **kwargs)
+    except (TypeError, ValueError) as err:
+        call = ", ".join(f"{k}={v!r}" for k, v in {size_arg: args.n, **kwargs}.items())
+        raise bad_argument("--sampler", args.sampler, f"{task.name} on {args.sampler}({call}) graphs fails: {first_line(err)}") \
+            from None
+    option, value = ("--rounds", args.rounds) if isinstance(args.rounds, int) else ("--n", args.n)
+    _rounds_fit(graphs, args.rounds, ckpt.model.max_steps, option, value, f"these {args.sampler} graphs")
+    json_path = checked_path(writable_file, "--json", args.json) if args.json is not None else None
+
+    def job() -> None:
+        from hookgnn.training import evaluate
+
+        _set_threads(args.threads)
+        metrics = evaluate(ckpt.model, task, graphs, args.rounds)
+        print(metrics_table(metrics, f"{ckpt.task}: {args.num_graphs} {args.sampler} graphs, n={args.n}"))
+        if json_path is not None:
+            try:
+                json_path.write_text(json.dumps(metrics, indent=2))
+            except OSError as err:
+                fail(f"could not write --json {json_path} ({err.strerror or err}); the metrics are printed above", 1)
+
+    return job
 
 
 def metrics_table(metrics: Mapping[str, float], title: str = "") -> str:
@@ -220,37 +310,61 @@ def metrics_table(metrics: Mapping[str, float], title: str = "") -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ demo
 def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="out/demo", help="folder for the figures (default out/demo)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--train-steps", type=int, default=400, help="training steps (default 400)")
+    parser.add_argument("--out", default="out/demo", help="folder for the figures (default out/demo; made if missing)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
+    parser.add_argument("--train-steps", type=at_least(1), default=400, help="training steps (default 400)")
 
 
-def _demo(args: argparse.Namespace) -> None:
+def _demo(args: argparse.Namespace) -> Job:
     """train a small Bellman-Ford reasoner, inspect it, patch it and draw its circuit"""
-    from hookgnn.demo import run_demo
+    import importlib.util
 
-    run_demo(args.out, seed=args.seed, train_steps=args.train_steps)
+    if importlib.util.find_spec("matplotlib") is None:  # the figures come last: say so now, not after the work
+        raise UsageError("the demo draws figures with matplotlib, which is not installed (pip install 'hookgnn[viz]')")
+    out = checked_path(writable_folder, "--out", args.out)
+
+    def job() -> None:
+        from hookgnn.demo import run_demo
+
+        run_demo(out, seed=args.seed, train_steps=args.train_steps)
+
+    return job
+
+
+# ------------------------------------------------------------------ main
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def commands() -> list[Command]:
-    """(name, add_arguments, run) of every subcommand."""
+    """(name, add_arguments, check) of every subcommand; ``check(args)`` returns the job to run."""
     return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), ("train", _train_args, _train), ("eval", _eval_args, _eval)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``hookgnn`` command (``argv`` defaults to ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(
-        prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks."
-    )
+    """Entry point of the ``hookgnn`` command (``argv`` defaults to ``sys.argv[1:]``).
+
+    Every argument is checked before any work: a bad one prints one ``hookgnn: error:``
+    line and exits with status 2.
+    """
+    parser = Parser(prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    runners = {}
-    for name, add_args, run in commands():
-        doc = (run.__doc__ or "").strip() or name
+    checks = {}
+    for name, add_args, check in commands():
+        doc = (check.__doc__ or "").strip() or name
         add_args(sub.add_parser(name, help=doc, description=doc))
-        runners[name] = run
+        checks[name] = check
     args = parser.parse_args(argv)
-    runners[args.command](args)
+    try:
+        job = checks[args.command](args)
+    except UsageError as err:
+        fail(str(err))
+    job()
 
 
 if __name__ == "__main__":

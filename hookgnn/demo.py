@@ -3,29 +3,35 @@
 Each step prints what it found; figures go to ``out_dir`` (``sweep.png``: exact
 activation patching over (round x node); ``circuit.png``: the message-level circuit
 found by exact single-message patching, drawn over the input graph; ``faithfulness.png``: faithfulness against
-circuit size, for circuits ranked by exact patching and by EAP-IG). Runs in about a minute on 2 CPU cores.
+circuit size, for circuits ranked by exact patching, attribution patching, EAP-IG, AtP*, and AtP* with its top
+messages verified by exact patching). Runs in about a minute on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.patching import (
-    HookScores,
     Circuit,
+    HookScores,
     PointerLogProb,
     activation_sweep,
+    atp_star,
     attribution_patch,
     eap,
     evaluate,
     faithfulness,
+    message_edge_scores,
+    message_edges,
     message_sweep,
     round_hooks,
+    verify_top,
 )
 from hookgnn.patching.components import MessageEdge
 from hookgnn.tasks import get_task
@@ -33,6 +39,8 @@ from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, evaluate as evaluate_model, train
 
 ROUNDS = 10
+#: Messages re-scored by exact patching after ranking by AtP* (filter, then verify).
+VERIFY_TOP = 16
 
 
 def rank_correlation(a: Tensor, b: Tensor) -> float:
@@ -105,31 +113,70 @@ def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int =
           f"(log-prob {sweep.baseline:.2f} -> {sweep.baseline + float(effect.max()):.2f})")
 
     print("\n4. circuit: which single messages carry the query's answer (the rest resampled from the corrupted run)")
-    exact = message_sweep(model, clean, corrupted, metric, range(ROUNDS), direction="noising", steps=ROUNDS)
-    scores = eap(model, clean, corrupted, metric, ig_steps=8, direction="noising", steps=ROUNDS)
-    universe = [e for e in scores.edges if isinstance(e, MessageEdge)]
-    rankings = {
-        "exact patching": {m: float(exact.values[m.round, m.edge] - exact.baseline) for m in universe},
-        "EAP-IG": {e: v for e, v in scores.as_dict().items() if isinstance(e, MessageEdge)},
-    }
+    universe = message_edges(clean.edge_index, range(ROUNDS), model)
+    scores, seconds = _score_messages(model, clean, corrupted, metric, universe)
+    exact = scores["exact patching"]
+    rankings = {name: sorted(universe, key=lambda m, s=s: -abs(s[m])) for name, s in scores.items()}
+    verified = f"AtP*, top {VERIFY_TOP} verified"
+    rankings[verified], seconds[verified] = _verified_ranking(model, clean, corrupted, metric, universe,
+                                                              seconds["AtP*"])
     run = lambda c: evaluate(model, clean, corrupted, metric, c, universe, steps=ROUNDS)  # noqa: E731
     m_full, m_empty = run(Circuit.of(universe)), run(Circuit())
-    sizes = [k for k in (5, 10, 20, 40, 80) if k < len(universe)] + [len(universe)]
+    sizes = [k for k in (3, 5, 8, 10, 20, 40, 80) if k < len(universe)] + [len(universe)]
     curves, circuit = {}, []
-    for name, ranking in rankings.items():
-        ranked = sorted(universe, key=lambda e: -abs(ranking[e]))
+    print(f"   {'ranking':<26} {'seconds':>8} {'/ exact':>8} {'Spearman':>9}  messages for faithfulness 0.9")
+    exact_values = torch.tensor([exact[m] for m in universe])
+    for name, ranked in rankings.items():
         curves[name] = [float(faithfulness(run(Circuit.of(ranked[:k])), m_full, m_empty)) for k in sizes]
         size = next((k for k, f in zip(sizes, curves[name]) if f >= 0.9), sizes[-1])
-        results[f"circuit_size_{name.split()[0].lower()}"] = size
-        print(f"   ranked by {name}: faithfulness " + ", ".join(f"{k}: {f:.2f}" for k, f in zip(sizes, curves[name]))
-              + f"  -> {size} of {len(universe)} messages reach 0.9")
+        key = name.split(",")[0].split()[0].lower().replace("*", "_star") + ("_verified" if "verified" in name else "")
+        rho = rank_correlation(exact_values, torch.tensor([scores[name][m] for m in universe])) if name in scores else None
+        results.update({f"circuit_size_{key}": size, f"seconds_{key}": seconds[name]})
+        if rho is not None:
+            results[f"spearman_{key}"] = rho
+        print(f"   {name:<26} {seconds[name]:>8.3f} {seconds[name] / seconds['exact patching']:>8.3f} "
+              f"{'-' if rho is None else f'{rho:.2f}':>9}  {size} of {len(universe)}")
         circuit = circuit or ranked[:size]
     print(f"   the drawn circuit ({len(circuit)} messages): " + ", ".join(
         f"t{m.round}:{m.u}->{m.v}" for m in sorted(circuit, key=lambda m: (m.round, m.u))))
 
-    _draw(out_dir, sweep, clean, circuit, rankings["exact patching"], sizes, curves)
+    _draw(out_dir, sweep, clean, circuit, exact, sizes, curves)
     print(f"\nfigures: {out_dir}/sweep.png, {out_dir}/circuit.png, {out_dir}/faithfulness.png")
     return results
+
+
+def _score_messages(
+    model: Any, clean: Graph, corrupted: Graph, metric: Any, universe: list[MessageEdge]
+) -> tuple[dict[str, dict[MessageEdge, float]], dict[str, float]]:
+    """Every single message scored (noising: corrupted messages into the clean run) by exact
+    patching and by three estimators, with the seconds each took."""
+    hooks = [model.round_hook("hook_src", t) for t in range(ROUNDS)]
+    methods = {
+        "exact patching": lambda: message_sweep(model, clean, corrupted, metric, direction="noising", steps=ROUNDS),
+        "attribution (EAP)": lambda: attribution_patch(model, clean, corrupted, metric, names_filter=hooks,
+                                                       direction="noising", steps=ROUNDS).rows(hooks),
+        "EAP-IG": lambda: message_edge_scores(eap(model, clean, corrupted, metric, ig_steps=8, direction="noising",
+                                                  level="message", steps=ROUNDS)),
+        "AtP*": lambda: atp_star(model, clean, corrupted, metric, direction="noising", steps=ROUNDS),
+    }
+    scores, seconds = {}, {}
+    for name, method in methods.items():
+        start = time.perf_counter()
+        table = method().effects()
+        seconds[name] = time.perf_counter() - start
+        scores[name] = {m: float(table[m.carrier.hook][m.edge]) for m in universe}
+    return scores, seconds
+
+
+def _verified_ranking(
+    model: Any, clean: Graph, corrupted: Graph, metric: Any, universe: list[MessageEdge], atp_seconds: float
+) -> tuple[list[MessageEdge], float]:
+    """AtP*, then its top messages re-scored by exact patching: the filter-then-verify ranking."""
+    start = time.perf_counter()
+    estimate = atp_star(model, clean, corrupted, metric, direction="noising", steps=ROUNDS)
+    verified = verify_top(model, clean, corrupted, metric, estimate, k=VERIFY_TOP, steps=ROUNDS)
+    by_carrier = {m.carrier: m for m in universe}
+    return [by_carrier[c] for c in verified.ranked], time.perf_counter() - start
 
 
 def _draw(

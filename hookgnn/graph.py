@@ -244,6 +244,9 @@ class Graph:
                     raise ValueError(f"graph {i} {'has' if getattr(g, attr) is not None else 'lacks'} {attr}, graph 0 does not")
             if set(g.fields) != set(first.fields):
                 raise ValueError(f"graph {i} has fields {sorted(g.fields)}, graph 0 has {sorted(first.fields)}")
+            if g.dtype != first.dtype or g.device != first.device:
+                raise ValueError(f"graph {i} has features of {g.dtype} on {g.device}, graph 0 of {first.dtype} on "
+                                 f"{first.device}; convert them first (Graph.to)")
         offsets = torch.tensor([0] + [g.num_nodes for g in graphs], device=first.device).cumsum(0)
         edge_index = torch.cat([g.edge_index + offsets[i] for i, g in enumerate(graphs)], dim=1)
         ptr = torch.cat([offsets[:1]] + [g.ptr[1:] + offsets[i] for i, g in enumerate(graphs)])
@@ -251,14 +254,17 @@ class Graph:
             [getattr(g, attr) for g in graphs]
         )
         fields = {name: _cat_fields([g.fields[name] for g in graphs], name) for name in first.fields}
-        return Graph(
-            x=torch.cat([g.x for g in graphs]),
-            edge_index=edge_index,
-            edge_attr=cat_or_none("edge_attr"),
-            graph_attr=cat_or_none("graph_attr"),
-            ptr=ptr,
-            fields=fields,
-        )
+        # Every part was validated when its graph was built, and offsetting keeps each
+        # edge inside its graph, so the union is valid without checking it again.
+        union = object.__new__(Graph)
+        union.x = torch.cat([g.x for g in graphs])
+        union.edge_index = edge_index
+        union.edge_attr = cat_or_none("edge_attr")
+        union.graph_attr = cat_or_none("graph_attr")
+        union.ptr = ptr
+        union.batch = torch.repeat_interleave(torch.arange(union.num_graphs, device=first.device), ptr.diff())
+        union.fields = fields
+        return union
 
     def split(self) -> list[Graph]:
         """The inverse of :meth:`collate`: one single-graph :class:`Graph` per graph."""

@@ -1,4 +1,7 @@
-"""The command line: train and eval run in-process, --help explains every subcommand."""
+"""The command line: train and eval run in-process, --help explains every subcommand.
+
+Bad arguments are in tests/test_cli_errors.py.
+"""
 
 import json
 
@@ -67,8 +70,3 @@ def test_top_level_help_lists_train_and_eval(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert "train" in text and "eval" in text and "tour" in text
-
-
-def test_bad_sampler_arg_is_explained():
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        main(["train", "--steps", "1", "--sampler-arg", "oops", "--no-progress"])

@@ -130,6 +130,6 @@ def test_l1_penalty_counts_tied_weights_once():
     torch.testing.assert_close(l1_penalty(tied), l1_penalty(one_round))
 
 
-def test_unknown_feature_names_are_reported():
-    with pytest.raises(KeyError, match="no output or hint"):
-        train(TrainConfig(**{**TINY, "features": ("distance",), "steps": 1}))
+def test_unknown_feature_names_are_reported_before_training():
+    with pytest.raises(ValueError, match="features=.*no output or hint"):
+        TrainConfig(**{**TINY, "features": ("distance",), "steps": 1})

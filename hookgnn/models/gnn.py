@@ -202,13 +202,7 @@ class HookedGNN(HookedRootModule):
                              f"d={self.d_hidden}] entering that round, got {got}")
         if start and self.encode_hints and not teacher_forcing:
             raise ValueError("resuming a run that feeds back its own hint predictions is not supported")
-        self._check_inputs(graph)
-        x = self.hook_node_embed(self.node_encoder(graph.x))  # [node, d]
-        edge_attr = graph.edge_attr if graph.edge_attr is not None else graph.x.new_zeros(graph.num_edges, 0)
-        e = self.hook_edge_embed(self.edge_encoder(edge_attr))  # [edge, d]
-        graph_attr = graph.graph_attr if graph.graph_attr is not None else graph.x.new_zeros(graph.num_graphs, 0)
-        g = self.hook_graph_embed(self.graph_encoder(graph_attr))  # [graph, d]
-
+        x, e, g = self._encode(graph)
         h = x if not start else state
         hint_preds: dict[str, list[Tensor]] = {k: [] for k in self.hint_spec}
         for t in range(start, steps):
@@ -219,6 +213,38 @@ class HookedGNN(HookedRootModule):
         outputs = {k: self.hook_out[k](dec(h, x, e, g, graph)) for k, dec in self.decoders.items()}
         hints = {k: torch.stack(v) for k, v in hint_preds.items() if v}
         return ModelOutput(outputs, hints, h)
+
+    def decode(self, graph: Graph, state: Tensor) -> ModelOutput:
+        """The outputs decoded from a final node state ``state`` [N, d], as if the last round
+        had left it; ``hints`` hold one step each, decoded from ``state`` too (the hint
+        prediction after the last round).
+
+        Estimators that change the final state use this to evaluate the decoders and
+        the metric exactly without rerunning any round.
+
+        >>> from hookgnn.spec import FeatureSpec
+        >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> out = model(g)
+        >>> torch.allclose(model.decode(g, out.hidden)["d"], out["d"])
+        True
+        """
+        if state.shape != (graph.num_nodes, self.d_hidden):
+            raise ValueError(f"decode needs a state [N={graph.num_nodes}, d={self.d_hidden}], got {tuple(state.shape)}")
+        x, e, g = self._encode(graph)
+        hints = {k: dec(state, x, e, g, graph).unsqueeze(0) for k, dec in self.hint_decoders.items()}
+        outputs = {k: self.hook_out[k](dec(state, x, e, g, graph)) for k, dec in self.decoders.items()}
+        return ModelOutput(outputs, hints, state)
+
+    def _encode(self, graph: Graph) -> tuple[Tensor, Tensor, Tensor]:
+        """Check the graph and encode its node, edge and graph features."""
+        self._check_inputs(graph)
+        x = self.hook_node_embed(self.node_encoder(graph.x))  # [node, d]
+        edge_attr = graph.edge_attr if graph.edge_attr is not None else graph.x.new_zeros(graph.num_edges, 0)
+        e = self.hook_edge_embed(self.edge_encoder(edge_attr))  # [edge, d]
+        graph_attr = graph.graph_attr if graph.graph_attr is not None else graph.x.new_zeros(graph.num_graphs, 0)
+        g = self.hook_graph_embed(self.graph_encoder(graph_attr))  # [graph, d]
+        return x, e, g
 
     def _with_hints(
         self, t: int, x: Tensor, e: Tensor, g: Tensor, graph: Graph, preds: dict[str, list[Tensor]], teacher: bool

@@ -62,10 +62,37 @@ class HookedMessagePassing(nn.Module):
     _message_args: ClassVar[frozenset[str]] = frozenset()
     _update_args: ClassVar[frozenset[str]] = frozenset()
 
+    # What exact local recomputation (hookgnn.patching.local, AtP*) needs to know; a
+    # subclass inherits all of it and overrides only what differs.
+    #: How ``forward``'s arguments are indexed: by node, by edge, the edge index, or passed as they are.
+    input_roles: ClassVar[dict[str, str]] = {"h": "node", "edge_index": "edge_index", "edge_attr": "edge",
+                                             "x": "node", "graph_attr": "pass", "batch": "node"}
+    #: The argument that carries the node state.
+    state_arg: ClassVar[str] = "h"
+    #: 1: the output at node v depends on v's in-edges and their ends only; 2: also on the
+    #: in-edges of v's in-neighbours (e.g. triplet messages over 2-paths).
+    receptive_hops: ClassVar[int] = 1
+    #: Whether ``message`` row e depends on row e of its inputs only, so that one call with
+    #: every ``hook_src`` row patched gives every single-message patch at once. Derived:
+    #: true unless ``message`` reads ``edge_index`` or ``num_nodes`` (set it explicitly
+    #: when those are used row by row).
+    rowwise_message: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._message_args = _accepted(cls.message, _MESSAGE_OPTIONAL)
         cls._update_args = _accepted(cls.update, _UPDATE_OPTIONAL)
+        if "rowwise_message" not in cls.__dict__:
+            cls.rowwise_message = not ({"edge_index", "num_nodes"} & cls._message_args)
+
+    def update_rows(self, aggr: Tensor, h: Tensor, x: Tensor | None, graph_attr: Tensor | None, batch: Tensor | None,
+                    rows: Tensor) -> Tensor:
+        """``update`` at some nodes only: ``aggr`` and ``h`` are already those rows; the
+        optional inputs are the full tensors of the round, indexed here by ``rows``."""
+        extra: dict[str, Any] = {"x": None if x is None else x[rows]}
+        if "graph_attr" in self._update_args:
+            extra["graph_attr"] = graph_attr[batch[rows]]  # type: ignore[index]
+        return self.update(aggr, h, **{k: extra[k] for k in self._update_args})
 
     def __init__(self, aggr: Reduce = "max") -> None:
         super().__init__()

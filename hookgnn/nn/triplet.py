@@ -127,6 +127,9 @@ class TripletGMPNN(PGN):
     torch.Size([3, 8])
     """
 
+    receptive_hops = 2  # a triplet of u -> v reads the middle node k through the edge (u, k)
+    rowwise_message = True  # edge_index only builds the triplets; row e still reads hook_src row e alone
+
     def __init__(self, d_hidden: int, d_tri: int = 8, d_mlp: int | None = None,
                  d_edge: int | None = None, gated: bool = True) -> None:
         super().__init__(d_hidden, d_mlp=d_mlp, d_edge=d_edge, gated=gated, aggr="max")

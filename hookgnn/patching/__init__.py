@@ -6,10 +6,13 @@
 * :mod:`~hookgnn.patching.activation`: activation patching sweeps (loop and batched);
 * :mod:`~hookgnn.patching.path`: path patching (two-pass) and single messages;
 * :mod:`~hookgnn.patching.attribution`: attribution patching, EAP, EAP-IG;
-* :mod:`~hookgnn.patching.circuits`: circuits, selection, pruning, evaluation, overlap.
+* :mod:`~hookgnn.patching.atp_star`: AtP*, exact local rounds then linearised (engine: :mod:`~hookgnn.patching.local`);
+* :mod:`~hookgnn.patching.circuits`: circuits, selection, pruning, evaluation, overlap;
+* :mod:`~hookgnn.patching.verify`: filter then verify, and auditing estimators against exact patching.
 """
 
-from hookgnn.patching.activation import activation_sweep, round_hooks
+from hookgnn.patching.activation import activation_sweep, patch_each, round_hooks
+from hookgnn.patching.atp_star import atp_star
 from hookgnn.patching.attribution import (
     Attribution,
     EdgeScores,
@@ -42,12 +45,14 @@ from hookgnn.patching.metrics import (
 )
 from hookgnn.patching.path import message_patch, message_sweep, path_patch
 from hookgnn.patching.results import DEFAULT_DIRECTION, HookScores, check_same_direction
+from hookgnn.patching.verify import Audit, Verified, audit, spearman, verify_top
 
 __all__ = [
-    "DEFAULT_DIRECTION", "Attribution", "Circuit", "Component", "DistanceMSE", "EdgeScores", "HookScores", "Link", "MaskAccuracy",
-    "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL", "PointerLogProb", "WeightEdge", "above",
-    "activation_sweep", "attribution_patch", "check_same_direction", "eap", "evaluate", "faithfulness", "faithfulness_curve",
+    "Attribution", "Audit", "Circuit", "Component", "DEFAULT_DIRECTION", "DistanceMSE", "EdgeScores",
+    "HookScores", "Link", "MaskAccuracy", "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL",
+    "PointerLogProb", "Verified", "WeightEdge", "above", "activation_sweep", "atp_star", "attribution_patch",
+    "audit", "check_same_direction", "eap", "evaluate", "faithfulness", "faithfulness_curve",
     "greedy_from_outputs", "integrated_gradients", "integrated_gradients_at", "jaccard", "links_of",
-    "message_edge_scores", "message_edges", "message_patch", "message_sweep", "path_patch", "prune",
-    "register_links", "round_hooks", "top_n", "weighted_jaccard",
+    "message_edge_scores", "message_edges", "message_patch", "message_sweep", "patch_each", "path_patch",
+    "prune", "register_links", "round_hooks", "spearman", "top_n", "verify_top", "weighted_jaccard",
 ]

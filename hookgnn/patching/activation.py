@@ -33,6 +33,7 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
+from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 
@@ -132,14 +133,13 @@ def activation_sweep(
     if not points:
         raise ValueError("no hooks to sweep")
     with torch.no_grad():
-        baseline_out, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
-        del baseline_out
-        baseline = float(metric(model(base, **forward_kwargs), base).mean())
+        _, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
         entries = [(h, i) for h in hooks for i in range(_items(source[h].shape, over))]
         if method == "loop":
+            baseline = float(metric(model(base, **forward_kwargs), base).mean())
             values = [_run(model, base, metric, [e], source, over, forward_kwargs)[0] for e in entries]
         elif method == "batched":
-            values = _batched(model, base, metric, entries, source, over, copies, forward_kwargs)
+            values, baseline = _batched(model, base, metric, entries, source, over, copies, forward_kwargs)
         else:
             raise ValueError(f"method must be 'batched' or 'loop', got {method!r}")
     widths = [_items(source[h].shape, over) for h in hooks]
@@ -147,6 +147,44 @@ def activation_sweep(
         raise ValueError(f"hooks of one sweep must have the same number of items, got {dict(zip(hooks, widths))}")
     table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0])
     return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline, direction)
+
+
+def patch_each(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    components: Sequence[Component],
+    direction: Direction = DEFAULT_DIRECTION,
+    copies: int = 64,
+    **forward_kwargs: Any,
+) -> Tensor:
+    """The exact effect of patching each component alone (rows: ``index`` set, ``feature`` None).
+
+    The batched machinery of :func:`activation_sweep` on a chosen list instead of whole
+    hooks: returns ``[len(components)]`` metric changes (mean over graphs).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> patch_each(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), [Component("layers.1.hook_src", 0)]).shape
+    torch.Size([1])
+    """
+    check_same_structure(clean, corrupted)
+    if any(c.index is None or c.feature is not None for c in components):
+        raise ValueError("patch_each patches rows: every component needs an index and no feature")
+    base, src_graph = base_and_source(clean, corrupted, direction)
+    hooks = sorted({c.hook for c in components})
+    for h in hooks:
+        model.resolve(h)
+    with torch.no_grad():
+        _, source = model.run_with_cache(src_graph, names_filter=hooks, **forward_kwargs)
+        entries = [(c.hook, int(c.index)) for c in components]  # type: ignore[arg-type]
+        values, baseline = _batched(model, base, metric, entries, source, "row", copies, forward_kwargs,
+                                    merge_rounds=True)
+    return torch.tensor(values, dtype=torch.float64) - baseline
 
 
 def _batched(
@@ -158,21 +196,28 @@ def _batched(
     over: Over,
     copies: int,
     forward_kwargs: dict[str, Any],
-) -> list[float]:
-    """Forwards of up to ``copies`` patched copies each.
+    merge_rounds: bool = False,
+) -> tuple[list[float], float]:
+    """Forwards of up to ``copies`` patched copies each; returns the values and the
+    metric of the unpatched base run.
 
     On a :class:`~hookgnn.models.HookedGNN`, patches are grouped by round and each group
     resumes the base run at its round (``forward(start=t, state=...)``): the rounds before
-    a patch are the same in every copy, so they are not recomputed.
+    a patch are the same in every copy, so they are not recomputed. ``merge_rounds``
+    puts every patch in one group resumed at the earliest of their rounds instead (fewer
+    forwards for a few patches spread over many rounds).
     """
     from hookgnn.models import HookedGNN
 
     feeds_back_hints = isinstance(model, HookedGNN) and model.encode_hints and not forward_kwargs.get("teacher_forcing")
     if not isinstance(model, HookedGNN) or "start" in forward_kwargs or feeds_back_hints:
+        baseline = float(metric(model(base, **forward_kwargs), base).mean())
         return [v for i in range(0, len(entries), copies)
-                for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)]
+                for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)], baseline
     steps = forward_kwargs.get("steps") or model.max_steps
     first = {h: min(model.round_of(h) or 0, steps) for h, _ in entries}
+    if merge_rounds and first:
+        first = dict.fromkeys(first, min(first.values()))
     entering = {t: model.state_hook(t) for t in set(first.values()) if t > 0}
     base_out, base_cache = model.run_with_cache(base, names_filter=sorted(entering.values()), **forward_kwargs)
     values: dict[int, float] = {}
@@ -186,7 +231,7 @@ def _batched(
             got = _run(model, base, metric, [entries[j] for j in chunk], source, over, {**forward_kwargs, **resume},
                        prefix)
             values.update(zip(chunk, got))
-    return [values[j] for j in range(len(entries))]
+    return [values[j] for j in range(len(entries))], float(metric(base_out, base).mean())
 
 
 def _run(

@@ -11,9 +11,10 @@
 True
 """
 
-from hookgnn.training.checkpoint import Checkpoint, checkpoint_dict, load_checkpoint, save_checkpoint
+from hookgnn.training.checkpoint import Checkpoint, CheckpointError, checkpoint_dict, load_checkpoint, save_checkpoint
 from hookgnn.training.config import (
     ROUND_POLICIES,
+    ConfigError,
     TrainConfig,
     build_model,
     input_widths,
@@ -30,6 +31,8 @@ from hookgnn.training.metrics import feature_metrics, item_correct, pointer_sour
 __all__ = [
     "ROUND_POLICIES",
     "Checkpoint",
+    "CheckpointError",
+    "ConfigError",
     "TrainConfig",
     "build_model",
     "checkpoint_dict",

@@ -6,21 +6,31 @@ that it pickles under ``torch.load(weights_only=True)``), see :func:`model_confi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from hookgnn.graph import Graph
 from hookgnn.models import HookedGNN
 from hookgnn.nn import PROCESSORS
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks import Task, get_task
+from hookgnn.tasks import TASKS, Task, get_task
+from hookgnn.training.data import sample_batch
+from hookgnn.training.validation import (
+    ROUND_POLICIES,
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_rounds,
+    check_sampler_args,
+    first_line,
+)
 
-#: Round-count policies: ``"hints"`` runs ``max(num_steps) - 1`` rounds (one per recorded
-#: algorithm step, the CLRS convention), ``"nodes"`` runs ``max graph size - 1`` rounds
-#: (enough for Bellman-Ford on any graph, as in MINAR). An ``int`` is a fixed count.
-ROUND_POLICIES = ("hints", "nodes")
 LR_SCHEDULES = ("constant", "cosine")
+#: Graphs drawn at the largest training size when a config is checked (see :meth:`TrainConfig.validate`).
+PROBE_GRAPHS = 4
 
 
 @dataclass
@@ -97,20 +107,81 @@ class TrainConfig:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
-        self.sizes = tuple(int(s) for s in self.sizes)
-        if self.features is not None:
-            self.features = tuple(self.features)
-        if not self.sizes or min(self.sizes) < 1:
-            raise ValueError(f"sizes must be positive graph sizes, got {self.sizes}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if isinstance(self.rounds, str) and self.rounds not in ROUND_POLICIES:
-            raise ValueError(f"rounds must be an int or one of {ROUND_POLICIES}, got {self.rounds!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise a :class:`ConfigError` naming the first bad one and its value.
+
+        Numbers become plain ``int`` / ``float``, sequences tuples. Then a few graphs of the
+        largest size are drawn with the sampler and its arguments (so that a bad argument,
+        or graphs the task refuses, fail here and not at some later step), and the rounds
+        they need are checked against ``max_steps``.
+
+        >>> TrainConfig(steps=-5)
+        Traceback (most recent call last):
+        ...
+        hookgnn.training.validation.ConfigError: steps=-5: must be an integer >= 0
+        """
+        self.task = check_choice("task", self.task, TASKS)
+        self.processor = check_choice("processor", self.processor, PROCESSORS)
+        for name, low in (("d_hidden", 1), ("max_steps", 1), ("batch_size", 1), ("steps", 0), ("extra_rounds", 0),
+                          ("seed", 0)):
+            setattr(self, name, check_int(name, getattr(self, name), low))
+        for name in ("tie_weights", "encode_hints", "same_size"):
+            setattr(self, name, check_bool(name, getattr(self, name)))
+        if self.progress is not None:
+            self.progress = check_bool("progress", self.progress)
+        self.lr = check_float("lr", self.lr, low=0.0, low_open=True)
+        for name in ("l1", "grad_clip", "hint_weight"):
+            setattr(self, name, check_float(name, getattr(self, name), low=0.0))
         for name in ("teacher_forcing", "teacher_forcing_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.steps < 0 or self.batch_size < 1 or self.d_hidden < 1:
-            raise ValueError("steps must be >= 0, batch_size and d_hidden >= 1")
+            setattr(self, name, check_float(name, getattr(self, name), 0.0, 1.0))
+        self.lr_schedule = check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        self.rounds = check_rounds(self.rounds)
+        if isinstance(self.rounds, int) and self.rounds > self.max_steps:
+            raise ConfigError("rounds", self.rounds, f"is more than max_steps={self.max_steps}, the most rounds "
+                                                     "the model can run")
+        sizes = _as_tuple(self.sizes)
+        if not sizes:
+            raise ConfigError("sizes", self.sizes, "must be a non-empty sequence of graph sizes")
+        self.sizes = tuple(check_int("sizes", s, 1) for s in sizes)
+        self._check_features()
+        self.sampler_kwargs = check_sampler_args(self.sampler, self.size_arg, self.sampler_kwargs)
+        self._check_data()
+
+    def _check_features(self) -> None:
+        if self.features is None:
+            return
+        features = _as_tuple(self.features)
+        if not features or not all(isinstance(f, str) for f in features):
+            raise ConfigError("features", self.features, "must be None or a non-empty sequence of output/hint names")
+        self.features = features
+        if len(set(self.features)) < len(self.features):
+            raise ConfigError("features", self.features, "names a feature twice")
+        task = get_task(self.task)
+        try:
+            spec = select_spec(task, self.features, hints=True)
+        except KeyError as err:
+            raise ConfigError("features", self.features, err.args[0]) from None
+        if self.hint_weight == 0 and not any(s.stage == "output" for s in spec.values()):
+            raise ConfigError("features", self.features, "names no output and hint_weight=0, so nothing would be "
+                                                         "trained")
+
+    def _check_data(self) -> None:
+        task, size = get_task(self.task), max(self.sizes)
+        try:
+            graphs = sample_batch(task, min(self.batch_size, PROBE_GRAPHS), self.sampler, (size,),
+                                  (self.seed, (1 << 30) + 1), self.size_arg, self.sampler_kwargs)
+        except (TypeError, ValueError) as err:
+            call = ", ".join([f"{self.size_arg}={size}"] + [f"{k}={v!r}" for k, v in self.sampler_kwargs.items()])
+            raise ConfigError("sampler_kwargs", self.sampler_kwargs,
+                              f"{task.name} on {self.sampler}({call}) graphs fails: {first_line(err)}") from None
+        need = num_rounds(graphs, self.rounds)
+        if need > self.max_steps:
+            raise ConfigError("max_steps", self.max_steps,
+                              f"{task.name} on {self.sampler} graphs of size {size} needs {need} rounds "
+                              f"(rounds={self.rounds!r}); raise max_steps to at least {need} or pass a fixed "
+                              "rounds count")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data copy (tuples as lists) for checkpoints and JSON."""
@@ -120,15 +191,26 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict` (unknown keys are an error).
 
-        >>> cfg = TrainConfig(sizes=(4, 8), features=("d",))
+        >>> cfg = TrainConfig(task="bellman_ford", sizes=(4, 8), features=("d",))
         >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
         True
         """
         data = dict(data)
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(str(key), data[key], "is not a TrainConfig field")
         for key in ("sizes", "features"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...] | None:
+    """``tuple(value)`` for a list, tuple, array ...; ``None`` for a string or a non-iterable."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return None
+    return tuple(value)
 
 
 def input_widths(task: Task) -> tuple[int, int]:

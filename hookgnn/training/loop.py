@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,8 +73,15 @@ def show_progress(setting: bool | None) -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def train(config: TrainConfig) -> tuple[HookedGNN, list[dict[str, float]]]:
+StopHandler = Callable[[HookedGNN, list[dict[str, float]], BaseException], None]
+
+
+def train(config: TrainConfig, on_stop: StopHandler | None = None) -> tuple[HookedGNN, list[dict[str, float]]]:
     """Train a model as ``config`` says; returns it and one record per step.
+
+    If a step raises (or the run is interrupted with Ctrl-C), ``on_stop(model, history,
+    error)`` is called with the model trained so far before the error propagates, so a
+    long run never loses its result to a late error (the CLI saves it).
 
     Each record has ``step``, ``loss`` (the total), ``l1``, ``rounds``,
     ``teacher_forcing`` (1 if that step used the true hints) and the parts of
@@ -97,6 +106,19 @@ def train(config: TrainConfig) -> tuple[HookedGNN, list[dict[str, float]]]:
     coin = np.random.default_rng([config.seed, 1 << 20])  # sizes, extra rounds, teacher forcing
     history: list[dict[str, float]] = []
     bar = tqdm(range(config.steps), disable=not show_progress(config.progress), desc=f"train {config.task}")
+    try:
+        _steps(config, task, model, optimizer, schedule, coin, history, bar)
+    except BaseException as err:
+        if on_stop is not None:
+            model.eval()
+            on_stop(model, history, err)
+        raise
+    model.eval()
+    return model, history
+
+
+def _steps(config: TrainConfig, task: Any, model: HookedGNN, optimizer: torch.optim.Optimizer, schedule: Any,
+           coin: np.random.Generator, history: list[dict[str, float]], bar: Any) -> None:
     for step in bar:
         sizes = (int(coin.choice(config.sizes)),) if config.same_size else config.sizes
         graph = sample_batch(task, config.batch_size, config.sampler, sizes, (config.seed, step),
@@ -118,5 +140,3 @@ def train(config: TrainConfig) -> tuple[HookedGNN, list[dict[str, float]]]:
                   "rounds": float(rounds), "teacher_forcing": float(forced), **parts}
         history.append(dict(sorted(record.items())))
         bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
-    model.eval()
-    return model, history

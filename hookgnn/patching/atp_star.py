@@ -1,0 +1,267 @@
+"""AtP* for message passing: recompute what a patch changes locally and exactly, linearise the rest.
+
+Attribution patching multiplies an activation difference by a gradient. Through a max
+or min aggregation the gradient reaches only the winning message, so a winner's whole
+change passes through although the max only falls to the runner-up (overshoot), and a
+losing message that would win gets exactly 0 (a missed new winner). AtP* (Kramár et
+al., 2024) fixes the same saturation of attention by recomputing the softmax exactly
+and linearising only what follows; here the exact part is the round(s) the patch enters.
+
+For a single-message patch (round :math:`t`, edge :math:`e = u \\to v`: row :math:`e` of
+``hook_src`` set to the source run's row):
+
+1. :math:`m'_e` = the round's own ``message`` on the patched row and the base run's other
+   inputs; one call covers all :math:`E` candidates of a round;
+2. the aggregation at :math:`v` exactly, per feature: for max/min from the best and
+   second-best message and the winner (the aggregation *without* :math:`e` is the
+   runner-up if :math:`e` won, the winner otherwise), for sum/mean
+   :math:`a' = a - m_e + m'_e` (mean: divided by the in-degree); anything else
+   (attention, a processor's own ``aggregate``) by running the round's module on the
+   in-edges of :math:`v` (:mod:`hookgnn.patching.local`);
+3. the update at :math:`v` exactly: :math:`h'_v = \\mathrm{update}(a'_v, h_v, x_v)`;
+4. the rest linearised: :math:`\\hat s_e = (h'_v - h_v) \\cdot \\partial m / \\partial h^{(t)}_v`
+   (the gradient at the state leaving round :math:`t`, from one backward pass);
+5. when the exact part reaches the last round, the decoders and the metric are
+   evaluated exactly on the changed final states instead.
+
+``exact_rounds = k`` recomputes rounds :math:`t .. t+k-1` exactly: round :math:`t + 1`
+recomputes every node the changed state of :math:`v` reaches (its out-neighbours, and
+:math:`v` itself), each from all of its in-edges, and so on; the linearisation starts
+after round :math:`t + k - 1`. With :math:`k` covering every remaining round this is
+exact patching. Node patches (round :math:`t`, node :math:`v`: row :math:`v` of the
+state leaving round :math:`t` set to the source run's row) work the same way from round
+:math:`t + 1`: there ``exact_rounds = k`` recomputes rounds :math:`t+1 .. t+k`.
+
+Scores are effects (metric change, mean over the graphs of the batch) with the same
+components, direction and sign as :func:`~hookgnn.patching.message_sweep` and
+:func:`~hookgnn.patching.activation_sweep` of ``layers.t.hook_update`` rows
+(``sweep.effects()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from hookgnn.graph import Graph
+from hookgnn.hooks import HookedRootModule
+from hookgnn.ops import scatter, scatter_max, scatter_min
+from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
+from hookgnn.patching.metrics import Metric
+from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+
+Level = Literal["message", "node"]
+_FAST = ("max", "min", "sum", "mean")
+
+
+def atp_star(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    *,
+    exact_rounds: int = 1,
+    level: Level = "message",
+    direction: Direction = DEFAULT_DIRECTION,
+    rounds: Sequence[int] | None = None,
+    chunk: int = 256,
+    **forward_kwargs: Any,
+) -> HookScores:
+    """AtP* estimates of every single-message (or node) patch: ``[round, edge]`` (or ``[round, node]``).
+
+    See the module docstring for the method. ``exact_rounds >= 1`` rounds are
+    recomputed exactly; ``chunk`` copies of the graph are decoded at once for the last
+    round. Returns :class:`~hookgnn.patching.HookScores` of effects whose hooks are
+    ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("minagg", 4, node_in=1, edge_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=3)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), edge_attr=torch.rand(3, 1))
+    >>> s = atp_star(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"))
+    >>> s.axes, tuple(s.values.shape), s.direction
+    (('round', 'edge'), (3, 3), 'denoising')
+    """
+    if exact_rounds < 1:
+        raise ValueError(f"exact_rounds must be >= 1 (0 would be plain attribution patching), got {exact_rounds}")
+    if level not in ("message", "node"):
+        raise ValueError(f"level must be 'message' or 'node', got {level!r}")
+    check_same_structure(clean, corrupted)
+    base, src = base_and_source(clean, corrupted, direction)
+    num = forward_kwargs.get("steps") or model.num_rounds
+    rounds = list(range(num)) if rounds is None else list(rounds)
+    bad = [t for t in rounds if not 0 <= t < num]
+    if bad:
+        raise ValueError(f"rounds {bad} do not exist; this run has rounds 0 .. {num - 1}")
+    states = [model.state_hook(t + 1) for t in range(num)]  # the state leaving round t
+    carriers = [model.round_hook("hook_src", t) for t in range(num)]
+    run = _BaseRun(model, base, metric, states, carriers if level == "message" else [], forward_kwargs)
+    with torch.no_grad():
+        _, source = model.run_with_cache(src, names_filter=[carriers[t] if level == "message" else states[t]
+                                                            for t in rounds], **forward_kwargs)
+        rows = []
+        for t in rounds:
+            if level == "message":
+                first = _message_round(model, run, t, source[carriers[t]])
+                start = t + 1
+            else:
+                new = source[states[t]]
+                every = torch.arange(new.shape[0], device=new.device)
+                first = Perturbation(every, every, new, new.shape[0]).changed(run.state(t))
+                start = t + 1
+            end = min((t if level == "message" else t + 1) + exact_rounds - 1, num - 1)
+            pert = first
+            for r in range(start, end + 1):
+                pert = propagate(run.local(r), pert).changed(run.state(r))
+            if end == num - 1:
+                rows.append(_exact_tail(model, run, pert, chunk))
+            else:
+                rows.append(pert.linearised(run.state(end), run.grad(end)).double().cpu())
+    hooks = tuple(carriers[t] if level == "message" else states[t] for t in rounds)
+    return HookScores(torch.stack(rows).float().cpu(), hooks, ("round", "edge" if level == "message" else "node"),
+                      None, direction)
+
+
+class _BaseRun:
+    """The base run: its output and metric, the inputs of every round, the states leaving
+    every round and the metric's gradient there (one forward and one backward)."""
+
+    def __init__(self, model: HookedRootModule, graph: Graph, metric: Metric, states: list[str], carriers: list[str],
+                 forward_kwargs: dict[str, Any]) -> None:
+        self.graph, self.metric, self.forward_kwargs = graph, metric, forward_kwargs
+        num = len(states)
+        extra = [model.round_hook(h, t) for t in range(num) for h in ("hook_message", "hook_aggregation")] if carriers else []
+        with capture_round_inputs(model, range(num)) as inputs:
+            out, cache = model.run_with_cache(graph, names_filter=sorted(set(states + extra)),
+                                              grad_metric=lambda o: metric(o, graph).mean(), **forward_kwargs)
+        self.output = out
+        self.baseline = float(metric(out, graph).detach().mean())
+        self.cache, self.states = cache, states
+        self.inputs = {t: {k: v.detach() if isinstance(v, Tensor) else v for k, v in kw.items()} for t, kw in inputs.items()}
+        self._local: dict[int, LocalRound] = {}
+        self.model = model
+
+    def state(self, t: int) -> Tensor:
+        return self.cache[self.states[t]]
+
+    def grad(self, t: int) -> Tensor:
+        assert self.cache.grads is not None
+        return self.cache.grads[self.states[t]]
+
+    def local(self, t: int) -> LocalRound:
+        if t not in self._local:
+            self._local[t] = LocalRound(self.model.round_module(t), self.inputs[t])
+        return self._local[t]
+
+
+def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: Tensor) -> Perturbation:
+    """The state of every message's receiver after round ``t`` with that message patched."""
+    from hookgnn.nn import HookedMessagePassing
+
+    layer = model.round_module(t)
+    inputs = run.inputs[t]
+    edge_index = inputs["edge_index"]
+    num_edges = edge_index.shape[1]
+    every = torch.arange(num_edges, device=edge_index.device)
+    dst = edge_index[1]
+    fast = (isinstance(layer, HookedMessagePassing) and layer.rowwise_message and layer.aggr in _FAST
+            and type(layer).aggregate is HookedMessagePassing.aggregate)
+    if not fast:
+        rnd = run.local(t)
+        return rnd.run(every, dst, None, num_edges, edge_patch=(every, every, source_rows),
+                       src_hook=model.round_hook("hook_src", t), model=model).changed(run.state(t))
+    hook_src, hook_msg = model.round_hook("hook_src", t), model.round_hook("hook_message", t)
+    patched: dict[str, Tensor] = {}
+
+    def read(act: Tensor, hook: Any) -> None:
+        patched["m"] = act
+
+    with model.hooks(fwd_hooks=[(hook_src, lambda act, hook: source_rows.to(act)), (hook_msg, read)]):
+        layer(**inputs)
+    msg = run.cache[hook_msg]
+    aggr = run.cache[model.round_hook("hook_aggregation", t)]
+    new_aggr = replace_one(msg, patched["m"], aggr, dst, layer.aggr)
+    moved = (new_aggr != aggr[dst]).flatten(1).any(1)
+    rows = dst[moved]
+    h = inputs[layer.state_arg]
+    state = layer.update_rows(new_aggr[moved], h[rows], inputs.get("x"), inputs.get("graph_attr"), inputs.get("batch"),
+                              rows)
+    return Perturbation(every[moved], rows, state, num_edges).changed(run.state(t))
+
+
+def replace_one(
+    msg: Float[Tensor, "edge d"],
+    new: Float[Tensor, "edge d"],
+    aggr: Float[Tensor, "node d"],
+    dst: Int[Tensor, " edge"],
+    reduce: str,
+) -> Float[Tensor, "edge d"]:
+    """For every edge ``e``: the aggregation at ``dst[e]`` with message ``e`` replaced by ``new[e]``.
+
+    max/min: the aggregation without ``e`` is the runner-up where ``e`` is the winner
+    (lowest index on ties) and the winner elsewhere; then the extreme of that and
+    ``new[e]``. sum: :math:`a - m_e + m'_e`; mean: :math:`a + (m'_e - m_e) / \\deg`.
+
+    >>> msg = torch.tensor([[1.], [3.], [2.]]); dst = torch.tensor([0, 0, 0])
+    >>> replace_one(msg, torch.tensor([[0.], [0.], [5.]]), torch.tensor([[3.]]), dst, "max").flatten().tolist()
+    [3.0, 2.0, 5.0]
+    """
+    if reduce in ("sum", "mean"):
+        change = new - msg
+        if reduce == "mean":
+            deg = torch.bincount(dst, minlength=aggr.shape[0]).to(msg.dtype)
+            change = change / deg[dst].reshape(-1, *([1] * (msg.dim() - 1)))
+        return aggr[dst] + change
+    largest = reduce == "max"
+    _, arg = (scatter_max if largest else scatter_min)(msg, dst, aggr.shape[0])
+    every = torch.arange(msg.shape[0], device=msg.device).reshape(-1, *([1] * (msg.dim() - 1)))
+    winner = arg[dst] == every  # [edge, *d]
+    fill = float("-inf") if largest else float("inf")
+    # The extreme of the non-winners: the runner-up (±inf at a node whose only message is e).
+    runner_up = scatter(msg.masked_fill(winner, fill), dst, aggr.shape[0], reduce)  # type: ignore[arg-type]
+    without = torch.where(winner, runner_up[dst], aggr[dst])
+    return torch.maximum(without, new) if largest else torch.minimum(without, new)
+
+
+def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chunk: int) -> Tensor:
+    """The exact metric change of every candidate whose final states are ``pert``."""
+    scores = torch.zeros(pert.num, dtype=torch.float64)
+    if pert.cand.numel() == 0:
+        return scores
+    final = run.state(len(run.states) - 1)
+    moved = torch.unique(pert.cand)
+    for i in range(0, moved.shape[0], chunk):
+        group = moved[i:i + chunk]
+        k = group.shape[0]
+        slot = torch.full((pert.num,), -1, dtype=torch.long)
+        slot[group] = torch.arange(k)
+        mine = slot[pert.cand] >= 0
+        states = final.repeat(k, 1)
+        states[slot[pert.cand[mine]] * final.shape[0] + pert.node[mine]] = pert.state[mine].to(final)
+        batch = run.graph if k == 1 else Graph.collate([run.graph] * k)
+        out = _outputs_from_state(model, run, batch, states, k)
+        per_copy = run.metric(out, batch).reshape(k, -1).mean(1).double()
+        scores[group] = per_copy.cpu() - run.baseline
+    return scores
+
+
+def _outputs_from_state(model: HookedRootModule, run: _BaseRun, batch: Graph, states: Tensor, k: int) -> Any:
+    """The model's output on ``k`` copies whose final node states are ``states``."""
+    from hookgnn.models import HookedGNN, ModelOutput
+
+    if isinstance(model, HookedGNN):
+        out = model.decode(batch, states)
+        base_hints = run.output.hints
+        hints = {name: torch.cat([h[:-1].repeat(1, k, *([1] * (h.dim() - 2))), out.hints[name]])
+                 for name, h in base_hints.items()}
+        return ModelOutput(out.outputs, hints, states)
+    # Any other model: run it on the copies with its final state replaced (exact, slower).
+    final = run.states[-1]
+    with model.hooks(fwd_hooks=[(final, lambda act, hook: states.to(act))]):
+        return model(batch, **run.forward_kwargs)
