@@ -295,6 +295,18 @@ class HookedRootModule(nn.Module):
         the final state)."""
         raise NotImplementedError(f"{type(self).__name__} has no rounds (state_hook is not defined)")
 
+    def output_hook(self, t: int) -> str:
+        """The hook point holding what round ``t``'s module returns (``hook_update`` here)."""
+        return self.round_hook("hook_update", t)
+
+    def between_rounds(self, t: int) -> Callable[[Tensor], Tensor] | None:
+        """The node-wise map from round ``t``'s output (:meth:`output_hook`) to the state
+        entering round ``t + 1`` (:meth:`state_hook`), applied to rows of states; the
+        identity when they are the same hook point, ``None`` when it is unknown (code
+        between the rounds that is not node-wise). Exact local recomputation over several
+        rounds (AtP*) needs it."""
+        return _identity if self.output_hook(t) == self.state_hook(t + 1) else None
+
     def list_hooks(self) -> list[HookInfo]:
         """Every hook point with its axis and the number of hooks attached now."""
         return [HookInfo(n, hp.axis, len(hp._fwd), len(hp._bwd)) for n, hp in self.hook_dict.items()]
@@ -498,3 +510,7 @@ def relative_hook_name(short: str) -> str:
     ('hook_message', 'hook_src', 'message_mlp.hook_post')
     """
     return short if "." in short or short.startswith("hook_") else f"hook_{short}"
+
+
+def _identity(t: Tensor) -> Tensor:
+    return t

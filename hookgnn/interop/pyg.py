@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
@@ -44,7 +44,7 @@ from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, i
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, Structure
 from hookgnn.interop.trace import Tracer
-from hookgnn.patching.components import LINKS, ResolvedLink
+from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
 
 #: Activation modules that get a hook point (elementwise maps).
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -113,7 +113,7 @@ class PyGModel(HookedRootModule):
         paths = {p for p, _ in mp}
         leaves = [(p, m, frozenset(a for a in paths if a == "" or p.startswith(a + ".")), is_linear(m))
                   for p, m in model.named_modules() if is_linear(m) or isinstance(m, ACTIVATIONS)]
-        src_arg = {p: _src_arg(m) for p, m in mp}
+        src_arg = {p: source_argument(m) for p, m in mp}
         # plain attributes: lists of the model's own modules, not submodules of the wrapper
         object.__setattr__(self, "_parts", (mp, leaves, src_arg, paths))
         object.__setattr__(self, "_sig", signature_of(model))
@@ -254,6 +254,35 @@ class PyGModel(HookedRootModule):
             raise KeyError(f"round {t} ({path}) was not called with a node-feature tensor as its first argument "
                            f"(a (source, target) pair?), so it has no {rel}") from None
 
+    def output_hook(self, t: int) -> str:
+        """``hook_output`` of round ``t``: what its ``MessagePassing`` module returned."""
+        return self.round_hook("hook_output", t)
+
+    def between_rounds(self, t: int) -> Callable[[Tensor], Tensor] | None:
+        """The node-wise code between round ``t``'s ``hook_output`` and round ``t + 1``'s
+        ``hook_input``, from the traced links: a chain of elementwise links (activation
+        modules or functions, value-preserving ops) composed; ``None`` when anything else
+        sits between (a concatenation, a norm, a second input)."""
+        start, target = self.output_hook(t), self.state_hook(t + 1)
+        incoming: dict[str, list[ResolvedLink]] = {}
+        for r in {t, min(t + 1, self.num_rounds - 1)}:
+            for link in self.round_links(r):
+                incoming.setdefault(link.dst, []).append(link)
+        chain, node = [], target
+        while node != start:
+            found = incoming.get(node, [])
+            if len(found) != 1 or found[0].rows != "same" or found[0].weight is not None or len(chain) > 64:
+                return None
+            chain.append(act_fn(found[0].act))
+            node = found[0].src
+
+        def between(state: Tensor) -> Tensor:
+            for fn in reversed(chain):
+                state = fn(state)
+            return state
+
+        return between
+
     def round_links(self, t: int) -> list[ResolvedLink]:
         """The traced links of round ``t`` (what :func:`~hookgnn.patching.links_of` returns).
 
@@ -300,7 +329,7 @@ class PyGModel(HookedRootModule):
                 h.remove()
 
 
-def _src_arg(m: nn.Module) -> str | None:
+def source_argument(m: nn.Module) -> str | None:
     """The argument of ``m.message`` that holds the source node state: ``x_j``, else the first ``*_j``."""
     names = list(inspect.signature(m.message).parameters)  # type: ignore[operator]
     if "x_j" in names:

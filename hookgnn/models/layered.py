@@ -105,6 +105,10 @@ class LayeredGNN(HookedRootModule):
             return "hook_node_embed"
         return f"hook_state.{t}" if t < len(self.layers) else f"layers.{t - 1}.hook_update"
 
+    def between_rounds(self, t: int) -> Callable[[Tensor], Tensor] | None:
+        """The activation between rounds (node-wise), ``hook_update`` of ``t`` to ``hook_state.{t+1}``."""
+        return self._act if t + 1 < len(self.layers) else _identity
+
     def round_links(self, t: int) -> list:
         """Round ``t``'s processor links, plus (``t >= 1``) the activation from the previous
         round's ``hook_update`` to ``hook_state.{t}``."""

@@ -99,69 +99,89 @@ def atp_star(
     bad = [t for t in rounds if not 0 <= t < num]
     if bad:
         raise ValueError(f"rounds {bad} do not exist; this run has rounds 0 .. {num - 1}")
-    states = [model.state_hook(t + 1) for t in range(num)]  # the state leaving round t
-    carriers = [model.round_hook("hook_src", t) for t in range(num)]
-    run = _BaseRun(model, base, metric, states, carriers if level == "message" else [], forward_kwargs)
+    outs = [model.output_hook(t) for t in range(num)]  # what round t's module returned
+    carriers = [model.round_hook("hook_src", t) for t in range(num)] if level == "message" else []
+    for h in carriers:
+        if model.hook_dict[h].axis != "edge":
+            raise ValueError(f"{h} is not one row per graph edge (axis {model.hook_dict[h].axis!r}: the layer passes "
+                             "messages over its own edge list, e.g. with added self-loops), so single graph-edge "
+                             "messages cannot be patched there")
+    patched = carriers if level == "message" else outs
+    run = _BaseRun(model, base, metric, outs, bool(carriers), forward_kwargs)
     with torch.no_grad():
-        _, source = model.run_with_cache(src, names_filter=[carriers[t] if level == "message" else states[t]
-                                                            for t in rounds], **forward_kwargs)
+        _, source = model.run_with_cache(src, names_filter=[patched[t] for t in rounds], **forward_kwargs)
         rows = []
         for t in rounds:
             if level == "message":
-                first = _message_round(model, run, t, source[carriers[t]])
-                start = t + 1
+                pert = _message_round(model, run, t, source[carriers[t]])
+                last = min(t + exact_rounds - 1, num - 1)
             else:
-                new = source[states[t]]
+                new = source[outs[t]]
                 every = torch.arange(new.shape[0], device=new.device)
-                first = Perturbation(every, every, new, new.shape[0]).changed(run.state(t))
-                start = t + 1
-            end = min((t if level == "message" else t + 1) + exact_rounds - 1, num - 1)
-            pert = first
-            for r in range(start, end + 1):
-                pert = propagate(run.local(r), pert).changed(run.state(r))
-            if end == num - 1:
+                pert = Perturbation(every, every, new, new.shape[0]).changed(run.out(t))
+                last = min(t + exact_rounds, num - 1)
+            for r in range(t + 1, last + 1):
+                pert = propagate(run.local(r), run.carry(r - 1, pert)).changed(run.out(r))
+            if last == num - 1:
                 rows.append(_exact_tail(model, run, pert, chunk))
             else:
-                rows.append(pert.linearised(run.state(end), run.grad(end)).double().cpu())
-    hooks = tuple(carriers[t] if level == "message" else states[t] for t in rounds)
-    return HookScores(torch.stack(rows).float().cpu(), hooks, ("round", "edge" if level == "message" else "node"),
-                      None, direction)
+                rows.append(pert.linearised(run.out(last), run.grad(last)).double().cpu())
+    return HookScores(torch.stack(rows).float().cpu(), tuple(patched[t] for t in rounds),
+                      ("round", "edge" if level == "message" else "node"), None, direction)
 
 
 class _BaseRun:
-    """The base run: its output and metric, the inputs of every round, the states leaving
-    every round and the metric's gradient there (one forward and one backward)."""
+    """The base run: its output and metric, the inputs of every round, what every round
+    returned and the metric's gradient there (one forward and one backward)."""
 
-    def __init__(self, model: HookedRootModule, graph: Graph, metric: Metric, states: list[str], carriers: list[str],
+    def __init__(self, model: HookedRootModule, graph: Graph, metric: Metric, outs: list[str], messages: bool,
                  forward_kwargs: dict[str, Any]) -> None:
-        self.graph, self.metric, self.forward_kwargs = graph, metric, forward_kwargs
-        num = len(states)
-        extra = [model.round_hook(h, t) for t in range(num) for h in ("hook_message", "hook_aggregation")] if carriers else []
+        self.model, self.graph, self.metric, self.forward_kwargs = model, graph, metric, forward_kwargs
+        num = len(outs)
+        extra = [name for t in range(num) for h in ("hook_message", "hook_aggregation") if messages
+                 for name in _optional_hook(model, h, t)]
         with capture_round_inputs(model, range(num)) as inputs:
-            out, cache = model.run_with_cache(graph, names_filter=sorted(set(states + extra)),
+            out, cache = model.run_with_cache(graph, names_filter=sorted(set(outs + extra)),
                                               grad_metric=lambda o: metric(o, graph).mean(), **forward_kwargs)
         self.output = out
         self.baseline = float(metric(out, graph).detach().mean())
-        self.cache, self.states = cache, states
+        self.cache, self.outs = cache, outs
         self.inputs = {t: {k: v.detach() if isinstance(v, Tensor) else v for k, v in kw.items()} for t, kw in inputs.items()}
         self._local: dict[int, LocalRound] = {}
-        self.model = model
 
-    def state(self, t: int) -> Tensor:
-        return self.cache[self.states[t]]
+    def out(self, t: int) -> Tensor:
+        return self.cache[self.outs[t]]
 
     def grad(self, t: int) -> Tensor:
         assert self.cache.grads is not None
-        return self.cache.grads[self.states[t]]
+        return self.cache.grads[self.outs[t]]
 
     def local(self, t: int) -> LocalRound:
         if t not in self._local:
             self._local[t] = LocalRound(self.model.round_module(t), self.inputs[t])
         return self._local[t]
 
+    def carry(self, t: int, pert: Perturbation) -> Perturbation:
+        """Changed outputs of round ``t`` as changed states entering round ``t + 1``."""
+        between = self.model.between_rounds(t)
+        if between is None:
+            raise NotImplementedError(
+                f"{type(self.model).__name__} runs code between round {t}'s output ({self.outs[t]}) and round "
+                f"{t + 1}'s input ({self.model.state_hook(t + 1)}) that is not known to be node-wise, so rounds "
+                "after the first cannot be recomputed locally: use exact_rounds=1")
+        return Perturbation(pert.cand, pert.node, between(pert.state), pert.num)
+
+
+def _optional_hook(model: HookedRootModule, short: str, t: int) -> list[str]:
+    try:
+        return [model.round_hook(short, t)]
+    except KeyError:
+        return []
+
 
 def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: Tensor) -> Perturbation:
-    """The state of every message's receiver after round ``t`` with that message patched."""
+    """The state of every message's receiver after round ``t`` with that message patched
+    (``source_rows``: the source run's ``hook_src`` rows)."""
     from hookgnn.nn import HookedMessagePassing
 
     layer = model.round_module(t)
@@ -173,9 +193,10 @@ def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: 
     fast = (isinstance(layer, HookedMessagePassing) and layer.rowwise_message and layer.aggr in _FAST
             and type(layer).aggregate is HookedMessagePassing.aggregate)
     if not fast:
-        rnd = run.local(t)
-        return rnd.run(every, dst, None, num_edges, edge_patch=(every, every, source_rows),
-                       src_hook=model.round_hook("hook_src", t), model=model).changed(run.state(t))
+        hooked = isinstance(layer, HookedMessagePassing)  # else: PyG's message pre-hook (see local.py)
+        return run.local(t).run(every, dst, None, num_edges, edge_patch=(every, every, source_rows),
+                                src_hook=model.round_hook("hook_src", t) if hooked else None,
+                                model=model if hooked else None).changed(run.out(t))
     hook_src, hook_msg = model.round_hook("hook_src", t), model.round_hook("hook_message", t)
     patched: dict[str, Tensor] = {}
 
@@ -192,7 +213,7 @@ def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: 
     h = inputs[layer.state_arg]
     state = layer.update_rows(new_aggr[moved], h[rows], inputs.get("x"), inputs.get("graph_attr"), inputs.get("batch"),
                               rows)
-    return Perturbation(every[moved], rows, state, num_edges).changed(run.state(t))
+    return Perturbation(every[moved], rows, state, num_edges).changed(run.out(t))
 
 
 def replace_one(
@@ -234,7 +255,7 @@ def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chun
     scores = torch.zeros(pert.num, dtype=torch.float64)
     if pert.cand.numel() == 0:
         return scores
-    final = run.state(len(run.states) - 1)
+    final = run.out(len(run.outs) - 1)
     moved = torch.unique(pert.cand)
     for i in range(0, moved.shape[0], chunk):
         group = moved[i:i + chunk]
@@ -262,6 +283,6 @@ def _outputs_from_state(model: HookedRootModule, run: _BaseRun, batch: Graph, st
                  for name, h in base_hints.items()}
         return ModelOutput(out.outputs, hints, states)
     # Any other model: run it on the copies with its final state replaced (exact, slower).
-    final = run.states[-1]
+    final = run.outs[-1]
     with model.hooks(fwd_hooks=[(final, lambda act, hook: states.to(act))]):
         return model(batch, **run.forward_kwargs)

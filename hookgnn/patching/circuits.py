@@ -36,7 +36,16 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, ResolvedLink, WeightEdge, component_mask, links_of
+from hookgnn.patching.components import (
+    Component,
+    Edge,
+    MessageEdge,
+    ResolvedLink,
+    WeightEdge,
+    act_fn,
+    component_mask,
+    links_of,
+)
 from hookgnn.patching.metrics import Metric, faithfulness
 
 Ablation = Literal["resample", "zero", "mean"]
@@ -305,7 +314,7 @@ def _weight_edge_hooks(
                 new = scatter(abl, dst_idx, act.shape[0], reduce)  # type: ignore[arg-type]
             else:
                 new = abl if link.rows == "same" else abl[src_idx if link.rows == "src" else dst_idx]
-                new = torch.relu(new) if link.act == "relu" else new if link.act == "identity" else link.act(new)
+                new = act_fn(link.act)(new)
             cols = torch.zeros(act.shape[-1], dtype=torch.bool, device=act.device)
             cols[pairs[:, 1]] = True
             return torch.where(cols, new, act)

@@ -34,6 +34,19 @@ RowMap = Literal["same", "src", "dst", "scatter"]
 #: The map of a link: ``"identity"``, ``"relu"``, or any elementwise function (traced links
 #: of wrapped PyG models carry e.g. ``leaky_relu(0.2)`` as a callable).
 Act = Union[Literal["identity", "relu"], Callable[[Tensor], Tensor]]
+
+
+def act_fn(act: Act) -> Callable[[Tensor], Tensor]:
+    """The function of a link's map.
+
+    >>> act_fn("relu")(torch.tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+    if act == "identity":
+        return lambda t: t
+    if act == "relu":
+        return torch.relu
+    return act  # type: ignore[return-value]
 Granularity = Literal["row", "feature", "row_feature"]
 
 

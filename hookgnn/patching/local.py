@@ -37,18 +37,25 @@ from torch import Tensor, nn
 
 from hookgnn.hooks import HookedRootModule
 
-#: How HookedMessagePassing.forward's arguments are indexed (see the module docstring).
-DEFAULT_ROLES = {"h": "node", "edge_index": "edge_index", "edge_attr": "edge", "x": "node",
-                 "graph_attr": "pass", "batch": "node"}
+#: How a PyTorch Geometric ``MessagePassing.forward``'s usual arguments are indexed.
+PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
+             "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
 
 
 def roles_of(layer: nn.Module) -> tuple[dict[str, str], str, int]:
-    """``(input_roles, state_arg, receptive_hops)`` declared by a round module."""
+    """``(input_roles, state_arg, receptive_hops)`` declared by a round module.
+
+    A PyTorch Geometric layer gets :data:`PYG_ROLES` with state ``x``; it reads its
+    sources' in-edges too (two hops) when it normalises by their degree (``GCNConv``).
+    """
     roles = getattr(layer, "input_roles", None)
-    if roles is None:
-        raise TypeError(f"{type(layer).__name__} does not declare input_roles, state_arg and receptive_hops, "
-                        "so its rounds cannot be recomputed locally (see hookgnn.patching.local)")
-    return dict(roles), getattr(layer, "state_arg", "h"), int(getattr(layer, "receptive_hops", 1))
+    if roles is not None:
+        return dict(roles), getattr(layer, "state_arg", "h"), int(getattr(layer, "receptive_hops", 1))
+    if any(c.__module__.startswith("torch_geometric.") and c.__name__ == "MessagePassing" for c in type(layer).__mro__):
+        hops = 2 if type(layer).__name__ in ("GCNConv", "ChebConv", "SGConv", "TAGConv", "ARMAConv") else 1
+        return dict(PYG_ROLES), "x", int(getattr(layer, "receptive_hops", hops))
+    raise TypeError(f"{type(layer).__name__} does not declare input_roles, state_arg and receptive_hops, "
+                    "so its rounds cannot be recomputed locally (see hookgnn.patching.local)")
 
 
 @contextmanager
@@ -213,14 +220,7 @@ class LocalRound:
             ekeys = e_cand * self.edge_index.shape[1] + edges
             order = torch.argsort(ekeys)
             pos = order[torch.searchsorted(ekeys[order], p_cand * self.edge_index.shape[1] + p_edge)]
-
-            def patch(act: Tensor, hook: Any) -> Tensor:
-                act = act.clone()
-                act[pos] = p_row.to(act)
-                return act
-
-            assert model is not None and src_hook is not None
-            with model.hooks(fwd_hooks=[(src_hook, patch)]):
+            with _source_rows_patched(self.layer, pos, p_row, src_hook, model):
                 out = self.layer(**args)
         return Perturbation(cand, targets, out[local(cand, targets)], num)
 
@@ -231,6 +231,35 @@ class LocalRound:
         out_c, out_e = self.out_edges.of(before.cand, before.node)
         return _unique_pairs(torch.cat([before.cand, out_c]), torch.cat([before.node, self.edge_index[1, out_e]]),
                              self.num_nodes)
+
+
+@contextmanager
+def _source_rows_patched(layer: nn.Module, pos: Tensor, rows: Tensor, src_hook: str | None,
+                         model: HookedRootModule | None) -> Iterator[None]:
+    """While the block runs ``layer``, edges ``pos`` read ``rows`` as their source state:
+    through the round's ``hook_src`` (hookgnn processors), or PyG's message pre-hook on
+    the ``x_j`` argument (what a wrapped model's ``hook_src`` is)."""
+
+    def patch(act: Tensor) -> Tensor:
+        act = act.clone()
+        act[pos] = rows.to(act)
+        return act
+
+    if src_hook is not None and model is not None:
+        with model.hooks(fwd_hooks=[(src_hook, lambda act, hook: patch(act))]):
+            yield
+        return
+    register = getattr(layer, "register_message_forward_pre_hook", None)
+    if register is None:
+        raise TypeError(f"{type(layer).__name__} has no hook_src to patch single messages through")
+    from hookgnn.interop.pyg import source_argument
+
+    name = source_argument(layer)
+    handle = register(lambda module, inputs: ({**inputs[0], name: patch(inputs[0][name])},))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def propagate(rnd: LocalRound, before: Perturbation) -> Perturbation:
