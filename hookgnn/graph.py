@@ -267,8 +267,35 @@ class Graph:
         return union
 
     def split(self) -> list[Graph]:
-        """The inverse of :meth:`collate`: one single-graph :class:`Graph` per graph."""
-        return [self.graph(i) for i in range(self.num_graphs)]
+        """The inverse of :meth:`collate`: one single-graph :class:`Graph` per graph.
+
+        One pass over the batch (edges grouped by graph once), however many graphs it holds.
+        """
+        order = torch.argsort(self.edge_batch, stable=True)
+        edge_ptr = torch.cat([self.ptr.new_zeros(1), torch.bincount(self.edge_batch, minlength=self.num_graphs).cumsum(0)])
+        by_location = {"node": (None, self.ptr.tolist()), "edge": (order, edge_ptr.tolist()),
+                       "graph": (None, list(range(self.num_graphs + 1)))}
+        grouped = {k: (f, f.value if by_location[f.location][0] is None
+                       else f.value.index_select(f.item_dim, by_location[f.location][0])) for k, f in self.fields.items()}
+        ei = self.edge_index[:, order]
+        ea = None if self.edge_attr is None else self.edge_attr[order]
+        nodes, edges = by_location["node"][1], by_location["edge"][1]
+        out = []
+        for i in range(self.num_graphs):
+            def cut(f: Field, value: Tensor) -> Field:
+                lo, hi = by_location[f.location][1][i], by_location[f.location][1][i + 1]
+                return Field(value.narrow(f.item_dim, lo, hi - lo), f.location, f.time)
+
+            part = object.__new__(Graph)  # the rows of a valid graph: valid, no need to check again
+            part.x = self.x[nodes[i]:nodes[i + 1]]
+            part.edge_index = ei[:, edges[i]:edges[i + 1]] - nodes[i]
+            part.edge_attr = None if ea is None else ea[edges[i]:edges[i + 1]]
+            part.graph_attr = None if self.graph_attr is None else self.graph_attr[i:i + 1]
+            part.ptr = self.ptr.new_tensor([0, nodes[i + 1] - nodes[i]])
+            part.batch = self.batch.new_zeros(nodes[i + 1] - nodes[i])
+            part.fields = {k: cut(f, value) for k, (f, value) in grouped.items()}
+            out.append(part)
+        return out
 
     def __iter__(self) -> Iterator[Graph]:
         return iter(self.split())

@@ -131,3 +131,18 @@ def test_graph_index_out_of_range_raises():
 def test_replace_with_batch_rebuilds_ptr():
     g = Graph(x=torch.zeros(4, 1), edge_index=torch.tensor([[0, 2], [1, 3]]))
     assert g.replace(batch=torch.tensor([0, 0, 1, 1])).ptr.tolist() == [0, 2, 4]
+
+
+@given(st.lists(small_graphs(), min_size=1, max_size=4), st.randoms(use_true_random=False))
+def test_split_equals_graph_i_when_edges_of_graphs_are_interleaved(graphs, rng):
+    batch = Graph.collate(graphs)
+    perm = list(range(batch.num_edges))
+    rng.shuffle(perm)
+    fields = {k: Field(f.value[..., perm] if f.location == "edge" else f.value, f.location, f.time)
+              for k, f in batch.fields.items()}
+    mixed = batch.replace(edge_index=batch.edge_index[:, perm], edge_attr=batch.edge_attr[perm], fields=fields)
+    for i, part in enumerate(mixed.split()):
+        ref = mixed.graph(i)  # masks over the whole batch: the plain reference
+        for a, b in ((part.x, ref.x), (part.edge_index, ref.edge_index), (part.edge_attr, ref.edge_attr),
+                     (part.ptr, ref.ptr), (part.batch, ref.batch), (part["h"], ref["h"]), (part["y"], ref["y"])):
+            assert torch.equal(a, b)

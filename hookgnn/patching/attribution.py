@@ -45,7 +45,7 @@ class Attribution:
     """Per-entry attribution ``(a_source - a_base) * grad`` for each hook, with its axis.
 
     ``delta`` and ``grad`` are kept (``grad_active`` = grad where the activation is > 0,
-    averaged like ``grad``; used for edges through a relu). ``direction`` is the
+    averaged like ``grad``, for the hooks that asked for it; used for edges through a relu). ``direction`` is the
     patching direction the estimates are for (their sign depends on it).
     ``grad_through[(src, dst)]`` is :math:`\\overline{\\varphi'(a_{src})\\, g_{dst}}` for
     the elementwise links ``dst = \\varphi(src)`` that asked for it (averaged like ``grad``).
@@ -111,15 +111,28 @@ def _derivative(fn: Callable[[Tensor], Tensor], a: Tensor) -> Tensor:
 
 def _grads_over_copies(
     model: HookedRootModule, graphs: list[Graph], metric: Metric, names: NameFilter, hook_fns: Sequence[Any],
-    chunk: int, forward_kwargs: dict[str, Any], through: Sequence[Through] = (),
+    chunk: int, forward_kwargs: dict[str, Any], through: Sequence[Through] = (), active: Sequence[str] = (),
+    keep_first: bool = False,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor]]:
-    """Mean over ``graphs`` (same structure) of d metric / d activation, and of it where act > 0;
-    also the activations of the first copy, and the means of ``through`` (see :class:`Attribution`)."""
+    """Mean over ``graphs`` (same structure) of d metric / d activation; for the hooks in
+    ``active`` also of it where the activation is > 0; the means of ``through`` (see
+    :class:`Attribution`); with ``keep_first``, the activations of the first graph.
+
+    Sums are taken in place chunk by chunk, and a single graph's gradients are returned
+    as autograd made them (no copies, no division)."""
     first: dict[str, Tensor] = {}
     total: dict[str, Tensor] = {}
-    active: dict[str, Tensor] = {}
+    positive: dict[str, Tensor] = {}
     axes: dict[str, str] = {}
     along: dict[tuple[str, str], Tensor] = {}
+    wanted = set(active)
+
+    def add(acc: dict[Any, Tensor], key: Any, value: Tensor) -> None:
+        if key in acc:
+            acc[key].add_(value)
+        else:
+            acc[key] = value
+
     for start in range(0, len(graphs), chunk):
         part = graphs[start:start + chunk]
         k = len(part)
@@ -128,33 +141,39 @@ def _grads_over_copies(
         with model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
             _, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
         assert cache.grads is not None
+        per_copy = (lambda t: t) if k == 1 else (lambda t: t.reshape(k, -1, *t.shape[1:]))  # noqa: E731
+        over_copies = (lambda t: t) if k == 1 else (lambda t: t.sum(0))  # noqa: E731
         for h, g in cache.grads.items():
-            g = g.reshape(k, -1, *g.shape[1:])
-            a = cache[h].reshape(k, -1, *g.shape[2:])
-            total[h] = total.get(h, 0) + g.sum(0)
-            active[h] = active.get(h, 0) + (g * (a > 0)).sum(0)
             axes[h] = cache.axes[h]
-            if start == 0:
-                first[h] = a[0]
+            add(total, h, over_copies(per_copy(g)))
+            if h in wanted:
+                add(positive, h, over_copies(per_copy(g) * (per_copy(cache[h]) > 0)))
+            if keep_first and start == 0:
+                first[h] = cache[h] if k == 1 else per_copy(cache[h])[0].clone()
         src_idx, dst_idx = part[0].edge_index
         for s, d, rows, fn in through:
             a = cache[s].reshape(k, -1, *cache[s].shape[1:])
             a = a if rows == "same" else a[:, src_idx if rows == "src" else dst_idx]
             g = cache.grads[d].reshape(k, *a.shape[1:])
-            along[(s, d)] = along.get((s, d), 0) + (g * _derivative(fn, a)).sum(0)
+            add(along, (s, d), (g * _derivative(fn, a)).sum(0))
+        del cache
     n = len(graphs)
-    mean = lambda acc: {h: v / n for h, v in acc.items()}  # noqa: E731
-    return mean(total), mean(active), axes, first, mean(along)
+    if n > 1:
+        for acc in (total, positive, along):
+            for v in acc.values():
+                v.div_(n)
+    return total, positive, axes, first, along
 
 
 def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph, names: Sequence[str],
             fwd: dict[str, Any]) -> dict[str, Tensor]:
-    """``a_src - a_base`` per hook (``base`` is a graph to run, or its activations already cached)."""
+    """``a_src - a_base`` per hook (``base`` is a graph to run, or its activations already cached;
+    a dict given is emptied as the differences are made, so both runs are never held twice)."""
     with torch.no_grad():
-        if isinstance(base, Graph):
-            _, base = model.run_with_cache(base, names_filter=list(names), **fwd)
-        _, c_src = model.run_with_cache(src, names_filter=list(names), **fwd)
-    return {h: c_src[h] - base[h] for h in names}
+        acts = dict(model.run_with_cache(base, names_filter=list(names), **fwd)[1].items()) if isinstance(base, Graph) \
+            else base
+        source = dict(model.run_with_cache(src, names_filter=list(names), **fwd)[1].items())
+    return {h: source.pop(h) - acts.pop(h) for h in names}
 
 
 def attribution_patch(
@@ -190,9 +209,14 @@ def integrated_gradients(
     direction: Direction = DEFAULT_DIRECTION,
     chunk: int = 32,
     through: Sequence[Through] = (),
+    active: Sequence[str] = (),
     **forward_kwargs: Any,
 ) -> Attribution:
     """EAP-IG with interpolated inputs; ``ig_steps=0`` is plain attribution patching (gradient at the base).
+
+    ``active``: hooks whose gradient where the activation is positive is also averaged
+    (``Attribution.grad_active``, for links through a relu); ``through``: elementwise links
+    whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged.
 
     Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
     structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
@@ -205,10 +229,11 @@ def integrated_gradients(
     base, src = base_and_source(clean, corrupted, direction)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     graphs = [_interpolate(base, src, a) for a in alphas]
-    grad, active, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk, forward_kwargs,
-                                                          through)
+    grad, positive, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk,
+                                                            forward_kwargs, through, active, keep_first=ig_steps == 0)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, active, axes, direction, along)
+    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, positive, axes, direction,
+                       along)
 
 
 def integrated_gradients_at(
@@ -312,8 +337,9 @@ def eap(
     carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
+    active = sorted({l.dst for l in links if l.act == "relu" and (l.weight is None or l.pre is None)})
     attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, through=through,
-                                **forward_kwargs)
+                                active=active, **forward_kwargs)
     graph = clean
     edges: list[Edge] = []
     scores: list[Tensor] = []

@@ -225,8 +225,7 @@ class LossMetric:
         from hookgnn.interop.data import graph_to_pyg
 
         values = []
-        for i in range(graph.num_graphs):
-            data = graph.graph(i)
+        for i, data in enumerate(graph.split()):
             try:
                 data = graph_to_pyg(data)
             except ImportError:  # pragma: no cover - without PyG the loss gets the hookgnn Graph
