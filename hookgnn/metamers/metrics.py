@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -110,31 +111,42 @@ def activation_distance(
     with torch.no_grad():
         acts = capture(model, forward, other, names)
     aligned = Graph.collate([Graph(x=reference.x, edge_index=reference.edge_index)] * k)
-    out = {}
     for name in names:
-        axis, a = targets.axes[name], acts[name]
-        if axis == "node":
-            a = a[(m + n * torch.arange(k, device=m.device).unsqueeze(1)).reshape(-1)]
-        elif axis == "edge":
-            a = a[_edge_order(reference, other, m)]
-        out[name] = targets.distances({name: a}, aligned)[name].detach()
-    return out
+        if targets.axes[name] == "node":
+            acts[name] = acts[name][(m + n * torch.arange(k, device=m.device).unsqueeze(1)).reshape(-1)]
+        elif targets.axes[name] == "edge":
+            acts[name] = acts[name][_edge_order(reference, other, m)]
+    return {name: d.detach() for name, d in targets.distances(acts, aligned).items()}
 
 
-def feature_distance(reference: Graph, other: Graph, *, node_map: Tensor | None = None) -> Float[Tensor, " k"]:
-    """:math:`\\lVert x'_{\\pi} - x \\rVert_F / \\lVert x \\rVert_F`: node features, relative to the reference's.
+def feature_distance(
+    reference: Graph, other: Graph, *, node_map: Tensor | None = None, inputs: Literal["x", "edge_attr"] = "x",
+) -> Float[Tensor, " k"]:
+    """:math:`\\lVert x'_{\\pi} - x \\rVert_F / \\lVert x \\rVert_F`: features relative to the reference's.
+
+    ``inputs="x"`` compares node features (rows matched by ``node_map``);
+    ``"edge_attr"`` compares edge features, edges matched by their mapped endpoints (the
+    edge multisets must agree).
 
     >>> g = Graph(x=torch.tensor([[3.0], [4.0]]), edge_index=torch.zeros(2, 0, dtype=torch.long))
     >>> feature_distance(g, g.replace(x=torch.tensor([[3.0], [9.0]]))).tolist()
     [1.0]
     """
+    if inputs not in ("x", "edge_attr"):
+        raise ValueError(f"inputs must be 'x' or 'edge_attr', got {inputs!r}")
     k, n = _split_check(reference, other)
     m = _node_map(node_map, k, n, other.device)
-    norm = reference.x.norm()
+    ref, mine = getattr(reference, inputs), getattr(other, inputs)
+    if ref is None or mine is None:
+        raise ValueError(f"both graphs need {inputs}")
+    norm = ref.norm()
     if not bool(norm > 0):
-        raise ValueError("feature_distance is undefined for reference features equal to 0")
-    x = other.x[(m + n * torch.arange(k, device=m.device).unsqueeze(1)).reshape(-1)].reshape(k, n, -1)
-    return (x - reference.x).flatten(1).norm(dim=1) / norm
+        raise ValueError(f"feature_distance is undefined for reference {inputs} equal to 0")
+    if inputs == "x":
+        rows = (m + n * torch.arange(k, device=m.device).unsqueeze(1)).reshape(-1)
+    else:
+        rows = _edge_order(reference, other, m)
+    return (mine[rows].reshape(k, ref.shape[0], -1) - ref).flatten(1).norm(dim=1) / norm
 
 
 def _pair_sets(reference: Graph, other: Graph, m: Tensor) -> tuple[set[tuple[int, int]], list[set[tuple[int, int]]]]:
@@ -182,12 +194,20 @@ def graph_edit_distance(reference: Graph, other: Graph, *, max_nodes: int = 7) -
     ref, sets = _pair_sets(reference, other, _node_map(None, k, n, other.device))
 
     def digraph(pairs: set[tuple[int, int]]) -> nx.DiGraph:
+        # networkx's edit paths ignore self-loops (networkx 3.6 gives GED 0 between a
+        # loop 0->0 and an edge 0->1), so a self-loop is a node label here: substituting
+        # a node with a loop for one without costs 1, deleting it costs 2 (node and loop).
         g = nx.DiGraph()
-        g.add_nodes_from(range(n))
-        g.add_edges_from(pairs)
+        g.add_nodes_from((i, {"loop": (i, i) in pairs}) for i in range(n))
+        g.add_edges_from((u, v) for u, v in pairs if u != v)
         return g
 
-    return torch.tensor([float(nx.graph_edit_distance(digraph(ref), digraph(s))) for s in sets])
+    def loops(a: dict) -> int:
+        return int(a["loop"])
+
+    return torch.tensor([float(nx.graph_edit_distance(
+        digraph(ref), digraph(s), node_subst_cost=lambda a, b: abs(loops(a) - loops(b)),
+        node_del_cost=lambda a: 1 + loops(a), node_ins_cost=lambda a: 1 + loops(a))) for s in sets])
 
 
 @dataclass

@@ -17,15 +17,17 @@ finds ``num`` of them at once, in one disjoint-union batch, by minimising
 works (pass ``forward`` when it needs more arguments, e.g. ``steps``). The model's
 parameters and their ``.grad`` are never touched.
 
-A metamer that reaches the tolerance is frozen while the others go on; one that never
-does is returned at its best step. The distances of the result are measured again by a
+A metamer that reaches the tolerance is frozen while the others go on; one that stops
+improving (its learning rate has halved 14 times without a 1% gain: a local minimum)
+is frozen too, and returned at its best step, as are those still running at
+``max_steps``. The distances of the result are measured again by a
 plain forward on the returned (valid) graphs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +37,7 @@ from tqdm.auto import tqdm
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metamers.adam import RowAdam
 from hookgnn.metamers.activations import Forward, HookNames, Targets, capture, hook_names
 from hookgnn.metamers.constraints import Constraints, Free, OneHot, column_blocks
 from hookgnn.metamers.relax import MessageSite, Structure, find_sites, relaxation_hooks
@@ -56,6 +59,8 @@ class MetamerResult:
         trace: ``[steps run, num]`` :math:`\\max_k D_k` at every step, of the graph that
             step ran (the straight-through forward sees valid graphs only).
         hooks, tol: what was asked.
+        restarts: ``[num]`` how many times each metamer started again from fresh noise
+            (``starts`` holds its last start).
     """
 
     graphs: Graph
@@ -67,6 +72,7 @@ class MetamerResult:
     trace: Float[Tensor, "step num"]
     hooks: list[str]
     tol: float
+    restarts: Int[Tensor, " num"]
 
     def graph(self, i: int = 0) -> Graph:
         """Metamer ``i`` as a single graph."""
@@ -94,6 +100,7 @@ def metamer(
     seed: int = 0,
     forward: Forward | None = None,
     sites: Sequence[MessageSite] | None = None,
+    restarts: int = 0,
     progress: bool = False,
 ) -> MetamerResult:
     """Optimise ``num`` graphs until their activations at ``hooks`` match the reference's.
@@ -114,6 +121,8 @@ def metamer(
         max_steps, lr, seed: Adam steps and learning rate; seed of the starts.
         sites: the message/aggregation hooks a structure search relaxes (default:
             every :class:`~hookgnn.nn.HookedMessagePassing` layer, :func:`find_sites`).
+        restarts: a metamer stuck in a local minimum starts again from fresh noise,
+            up to this many times (``start="noise"`` only); it keeps its best graph.
 
     >>> from hookgnn import HookedGNN
     >>> _ = torch.manual_seed(0); model = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
@@ -125,6 +134,10 @@ def metamer(
     forward = model if forward is None else forward
     names = hook_names(model, hooks)
     _check_numbers(tol, max_steps, lr, num)
+    if not isinstance(restarts, int) or restarts < 0:
+        raise ValueError(f"restarts must be an int >= 0, got {restarts!r}")
+    if restarts and not (isinstance(start, str) and start == "noise"):
+        raise ValueError("restarts draw fresh noise starts, so they need start='noise'")
     if not isinstance(reference, Graph) or reference.num_graphs != 1 or reference.num_nodes == 0:
         got = type(reference).__name__ if not isinstance(reference, Graph) else f"{reference.num_graphs} graphs"
         raise ValueError(f"reference must be one non-empty Graph, got {got}")
@@ -151,15 +164,20 @@ def metamer(
         for s in sites:
             hook_names(model, [s.message, s.aggregation])
     generator = torch.Generator().manual_seed(seed)
-    starts = start_graphs(reference, start, num, generator, node_blocks, edge_blocks, fixed).to(reference.device)
-    if structure is None and any(a != "node" and a != "graph" for a in axes.values()):
-        _check_same_edges(reference, starts)
+    random_edges = generator if (structure is not None and isinstance(start, str) and start == "noise") else None
+
+    def draw() -> SearchSpace:
+        starts = start_graphs(reference, start, num, generator, node_blocks, edge_blocks, fixed).to(reference.device)
+        if structure is None and any(a != "node" and a != "graph" for a in axes.values()):
+            _check_same_edges(reference, starts)
+        return SearchSpace(starts, n, node_blocks, edge_blocks, fixed, structure, sites or (), random_edges)
+
+    space = draw()
     targets = Targets.of(model, forward, reference, names)
-    space = SearchSpace(starts, n, node_blocks, edge_blocks, fixed, structure, sites or (),
-                        random_edges=generator if (structure is not None and start == "noise") else None)
     if structure is not None:
         verify_relaxation(model, forward, names, space, generator)
-    return _optimise(model, forward, targets, space, tol, max_steps, lr, progress)
+    return _optimise(model, forward, targets, space, tol, max_steps, lr, progress, draw if restarts else None,
+                     restarts)
 
 
 def _check_numbers(tol: float, max_steps: int, lr: float, num: int) -> None:
@@ -215,48 +233,9 @@ def verify_relaxation(
                                  "the relaxed sites' messages")
 
 
-class RowAdam:
-    """Adam whose learning rate is set per metamer (the owner of each row).
-
-    The update of every entry is Adam's (:math:`\\beta = (0.9, 0.999)`, bias-corrected)
-    scaled by its metamer's rate, so metamers in one batch follow the same trajectories
-    as they would alone. A metamer's rate halves when its distance has not fallen by 1%
-    in ``patience`` steps (down to ``lr * 1e-3``).
-    """
-
-    def __init__(self, params: Sequence[tuple[Tensor, Tensor]], lr: float, num: int, patience: int = 25) -> None:
-        self.params, self.lr0, self.patience = list(params), lr, patience
-        self.rate = torch.full((num,), float(lr))
-        self.m = [torch.zeros_like(p) for p, _ in self.params]
-        self.v = [torch.zeros_like(p) for p, _ in self.params]
-        self.t = 0
-        self.mark = torch.full((num,), math.inf)
-        self.since = torch.zeros(num, dtype=torch.long)
-
-    def observe(self, d: Tensor) -> None:
-        """Record this step's distances and decay the rates of metamers on a plateau."""
-        improved = d < 0.99 * self.mark
-        self.mark = torch.where(improved, d, self.mark)
-        self.since = torch.where(improved, torch.zeros_like(self.since), self.since + 1)
-        stuck = self.since >= self.patience
-        self.rate = torch.where(stuck, (self.rate * 0.5).clamp(min=self.lr0 * 1e-3), self.rate)
-        self.since = torch.where(stuck, torch.zeros_like(self.since), self.since)
-
-    def step(self, grads: Sequence[Tensor | None]) -> None:
-        self.t += 1
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        with torch.no_grad():
-            for (p, owner), g, m, v in zip(self.params, grads, self.m, self.v):
-                if g is None:
-                    continue
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                rate = self.rate.to(p.device)[owner].view(-1, *([1] * (p.dim() - 1)))
-                p -= rate * (m / (1 - b1 ** self.t)) / ((v / (1 - b2 ** self.t)).sqrt() + eps)
-
-
 def _optimise(model: HookedRootModule, forward: Forward, targets: Targets, space: SearchSpace, tol: float,
-              max_steps: int, lr: float, progress: bool) -> MetamerResult:
+              max_steps: int, lr: float, progress: bool, draw: Callable[[], SearchSpace] | None,
+              restarts: int) -> MetamerResult:
     params = space.params()
     tensors = [p for p, _ in params]
     opt = RowAdam(params, lr, space.num)
@@ -264,8 +243,9 @@ def _optimise(model: HookedRootModule, forward: Forward, targets: Targets, space
     best = [p.detach().clone() for p in tensors]
     best_d = torch.full((num,), math.inf)
     first = torch.full((num,), -1, dtype=torch.long)
+    left = torch.full((num,), restarts)
     trace: list[Tensor] = []
-    starts = space.hard_graph()
+    starts = space.hard_graph().split()
     bar = tqdm(range(max_steps), disable=not progress, desc="metamer", leave=False)
     for step in bar:
         graph, relax = space.forward_graph()
@@ -282,22 +262,30 @@ def _optimise(model: HookedRootModule, forward: Forward, targets: Targets, space
         first = torch.where(~done & (d <= tol), torch.tensor(step), first)
         bar.set_postfix(max_distance=f"{float(d.max()):.2e}", converged=f"{int((first >= 0).sum())}/{num}",
                         refresh=False)
-        if bool((first >= 0).all()):
-            break
-        active = (first < 0).to(stacked.device)
-        loss = (stacked.sum(0).clamp_min(1e-30).log() * active).sum()
         opt.observe(d)
+        retry = opt.exhausted & (first < 0) & (left > 0)
+        if draw is not None and bool(retry.any()):  # fresh noise for metamers in a local minimum
+            fresh = draw()
+            _copy_rows(tensors, [p for p, _ in fresh.params()], params, retry)
+            opt.reset(retry)
+            left -= retry.long()
+            new_starts = fresh.hard_graph().split()
+            starts = [new_starts[j] if bool(retry[j]) else s for j, s in enumerate(starts)]
+        frozen = (first >= 0) | opt.exhausted
+        if bool(frozen.all()):
+            break
+        loss = (stacked.sum(0).clamp_min(1e-30).log() * (~frozen).to(stacked.device)).sum()
         opt.step(torch.autograd.grad(loss, tensors, allow_unused=True))  # never into the model's .grad
         space.project_()
-        _copy_rows(tensors, best, params, first >= 0)  # converged metamers stay where they converged
+        _copy_rows(tensors, best, params, frozen)  # finished metamers stay at their best
     _copy_rows(tensors, best, params, torch.ones(num, dtype=torch.bool))
     graphs = space.hard_graph()
     with torch.no_grad():
         final = targets.distances(capture(model, forward, graphs, targets.hooks), graphs)
     final = {k: v.detach().cpu() for k, v in final.items()}
     distance = torch.stack(list(final.values())).max(0).values
-    return MetamerResult(graphs, starts, distance, final, distance <= tol, first, torch.stack(trace),
-                         targets.hooks, tol)
+    return MetamerResult(graphs, Graph.collate(starts), distance, final, distance <= tol, first, torch.stack(trace),
+                         targets.hooks, tol, restarts - left)
 
 
 def _copy_rows(dst: Sequence[Tensor], src: Sequence[Tensor], params: Sequence[tuple[Tensor, Tensor]],
