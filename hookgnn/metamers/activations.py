@@ -56,17 +56,25 @@ def hook_names(model: HookedRootModule, hooks: HookNames) -> list[str]:
     return names
 
 
+class _AllCaptured(BaseException):
+    """Ends a forward once every wanted activation is read (not an ``Exception``, so a
+    forward's own ``except Exception`` cannot swallow it)."""
+
+
 def capture(
     model: HookedRootModule,
     forward: Forward,
     graph: Graph,
     hooks: Sequence[str],
     extra: Sequence[HookSpec] = (),
+    stop_early: bool = False,
 ) -> dict[str, Tensor]:
     """Run ``forward(graph)`` and return the activations at ``hooks`` (gradients flow).
 
     ``extra`` hooks are attached first (so ``hooks`` see what they make). Every hook
-    must fire exactly once; all hooks are removed when this returns or raises.
+    must fire exactly once; all hooks are removed when this returns or raises. With
+    ``stop_early`` the forward is abandoned as soon as every hook has fired (later
+    rounds and decoders are not computed, and a second firing goes unchecked).
 
     >>> from hookgnn import HookedGNN
     >>> model = HookedGNN("mpnn", 4, node_in=1, max_steps=2)
@@ -80,9 +88,14 @@ def capture(
     def save(t: Tensor, hook: HookPoint) -> None:
         fired[hook.name] += 1
         store[hook.name] = t
+        if stop_early and len(store) == len(fired):
+            raise _AllCaptured
 
-    with model.hooks(fwd_hooks=list(extra) + [(h, save) for h in hooks]):
-        forward(graph)
+    try:
+        with model.hooks(fwd_hooks=list(extra) + [(h, save) for h in hooks]):
+            forward(graph)
+    except _AllCaptured:
+        pass
     bad = {h: n for h, n in fired.items() if n != 1}
     if bad:
         h, n = next(iter(bad.items()))

@@ -11,7 +11,8 @@ of graph ``j`` plays the role of reference node ``i`` (default: the identity); e
 * :func:`feature_distance` :math:`\\lVert x'_{\\pi} - x \\rVert_F / \\lVert x \\rVert_F`;
 * :func:`edge_jaccard`, :func:`graph_edit_distance` (structure);
 * :func:`local_metamer_space` / :func:`local_metamer_dimension`: the null space of the
-  Jacobian of a hook with respect to one node's features;
+  Jacobian of a hook with respect to one node's features (:func:`metamer_space`: any
+  node or edge feature rows);
 * :func:`volume_change`: :math:`\\log\\det J^\\top J` on the node feature space.
 """
 
@@ -230,8 +231,30 @@ def _null_space(jac: Tensor, rtol: float) -> NullSpace:
     p = j.shape[1]
     _, s, vh = torch.linalg.svd(j, full_matrices=True)
     top = float(s.max()) if s.numel() else 0.0
-    rank = int((s > rtol * top).sum()) if top > 0 else 0
+    rank = int((s > rtol * top).sum()) if top > 0 else 0  # at most rtol * top: null
     return NullSpace(p - rank, vh[rank:].t().contiguous() if p else vh.new_zeros(0, 0), s, rtol)
+
+
+def metamer_space(
+    model: HookedRootModule, graph: Graph, hook: str, rows: Sequence[int] | None = None, *,
+    inputs: Literal["x", "edge_attr"] = "x", rtol: float = 1e-5, forward: Forward | None = None,
+) -> NullSpace:
+    """Null space of :math:`J = \\partial h_{hook} / \\partial\\, \\mathrm{inputs}[rows]` at ``graph``.
+
+    The input directions (features of the given node or edge rows, default all) that
+    change the hook's activation only to second order: the tangent space of the
+    metamer manifold through ``graph``. Its dimension counts singular values of
+    :math:`J` at most ``rtol`` times the largest (all of them when :math:`J = 0`).
+
+    >>> from hookgnn import HookedGNN
+    >>> model = HookedGNN("mpnn", 4, node_in=1, edge_in=1, max_steps=1)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.rand(2, 1))
+    >>> metamer_space(model, g, "hook_node_embed", inputs="edge_attr").dimension  # embeddings ignore edges
+    2
+    """
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol}")
+    return _null_space(input_jacobian(model, graph, hook, rows, inputs=inputs, forward=forward), rtol)
 
 
 def local_metamer_space(
@@ -241,10 +264,10 @@ def local_metamer_space(
 
     Moving node ``node``'s features along a basis vector changes the hook's activation
     (all of it, every node) only to second order: these are the directions of the
-    local metamer manifold through ``graph``. Its dimension counts singular values of
-    :math:`J` below ``rtol`` times the largest (all ``F`` when :math:`J = 0`). The
-    Jacobian is exact (autograd) in the model's dtype; use a float64 model and graph for
-    ``rtol`` below about ``1e-5``.
+    local metamer manifold through ``graph`` at that node. Its dimension counts singular
+    values of :math:`J` at most ``rtol`` times the largest (all ``F`` when :math:`J = 0`).
+    The Jacobian is exact (autograd) in the model's dtype; use a float64 model and graph
+    for ``rtol`` below about ``1e-5``.
 
     >>> from hookgnn import HookedGNN
     >>> model = HookedGNN("mpnn", 4, node_in=2, max_steps=1)
@@ -252,11 +275,9 @@ def local_metamer_space(
     >>> local_metamer_space(model, g, "hook_node_embed", node=0).dimension
     0
     """
-    if not rtol > 0:
-        raise ValueError(f"rtol must be > 0, got {rtol}")
     if not 0 <= node < graph.num_nodes:
         raise ValueError(f"node {node} out of range for {graph.num_nodes} nodes")
-    return _null_space(input_jacobian(model, graph, hook, [node], forward=forward), rtol)
+    return metamer_space(model, graph, hook, [node], rtol=rtol, forward=forward)
 
 
 def local_metamer_dimension(
@@ -291,7 +312,7 @@ class VolumeChange:
 
 def volume_change(
     model: HookedRootModule, graph: Graph, hook: str, nodes: Sequence[int] | None = None, *,
-    rtol: float = 1e-5, forward: Forward | None = None,
+    inputs: Literal["x", "edge_attr"] = "x", rtol: float = 1e-5, forward: Forward | None = None,
 ) -> VolumeChange:
     """Activation-induced volume change of the node feature space at ``graph``.
 
@@ -301,7 +322,8 @@ def volume_change(
     An infinitesimal input volume is scaled by :math:`\\sqrt{\\det J^\\top J}`, so
     ``logdet`` :math:`= \\log\\det J^\\top J = 2 \\log(\\text{scale})`. When :math:`J` is rank
     deficient (metamer directions) the determinant is 0: ``logdet = -inf`` and
-    ``pseudo_logdet`` keeps the nonzero part (see :class:`VolumeChange`).
+    ``pseudo_logdet`` keeps the nonzero part (see :class:`VolumeChange`). With
+    ``inputs="edge_attr"`` the manifold is the edge feature space of the edges ``nodes``.
 
     >>> from hookgnn import HookedGNN
     >>> model = HookedGNN("mpnn", 4, node_in=1, max_steps=1)
@@ -311,7 +333,7 @@ def volume_change(
     """
     if not rtol > 0:
         raise ValueError(f"rtol must be > 0, got {rtol}")
-    jac = input_jacobian(model, graph, hook, nodes, forward=forward).double()
+    jac = input_jacobian(model, graph, hook, nodes, inputs=inputs, forward=forward).double()
     s = torch.linalg.svdvals(jac)
     p = jac.shape[1]
     top = float(s.max()) if s.numel() else 0.0

@@ -211,20 +211,24 @@ def verify_relaxation(
 ) -> None:
     """Check that the relaxed forward equals plain forwards on the hard graphs.
 
-    Two edge sets are tried: the start's and a random half of the candidates. Raises a
-    ``ValueError`` naming the hook that differs (the model reads the edge set beyond the
-    relaxed aggregations).
+    On the first metamer's candidates, two edge sets are tried: its start and a random
+    half of the candidates. Raises a ``ValueError`` naming the hook that differs (the
+    model reads the edge set beyond the relaxed aggregations).
     """
     assert space.gates is not None
-    graph, _ = space.forward_graph()
+    batch, _ = space.forward_graph()
+    graph = batch.graph(0)
     graph = graph.replace(x=graph.x.detach(), edge_attr=None if graph.edge_attr is None else graph.edge_attr.detach())
-    random = torch.rand(space.gates.masks().shape, generator=generator) < 0.5
-    for masks, what in ((space.gates.masks(), "the start edge sets"), (random | space.gates.keep, "random edge sets")):
-        gate = masks.reshape(-1).to(graph.x.dtype).to(graph.device)
+    start = space.gates.masks()
+    random = (torch.rand(start.shape[1], generator=generator) < 0.5) | space.gates.keep
+    for mask, what in ((start[0], "the start edge set"), (random, "a random edge set")):
+        gate = mask.to(graph.x.dtype).to(graph.device)
+        masks = start.clone()
+        masks[0] = mask
         with torch.no_grad():
-            relaxed = capture(model, forward, graph, hooks, relaxation_hooks(space.sites, gate, graph.edge_index[1],
-                                                                              graph.num_nodes))
-            plain = capture(model, forward, space.hard_graph(masks), hooks)
+            relax = relaxation_hooks(space.sites, gate, graph.edge_index[1], graph.num_nodes)
+            relaxed = capture(model, forward, graph, hooks, relax, stop_early=True)
+            plain = capture(model, forward, space.hard_graph(masks).graph(0), hooks, stop_early=True)
         for k in hooks:
             err = float((relaxed[k] - plain[k]).abs().max()) if plain[k].numel() else 0.0
             if err > 1e-4 * (1.0 + float(plain[k].abs().max())):
@@ -249,7 +253,7 @@ def _optimise(model: HookedRootModule, forward: Forward, targets: Targets, space
     bar = tqdm(range(max_steps), disable=not progress, desc="metamer", leave=False)
     for step in bar:
         graph, relax = space.forward_graph()
-        per_hook = targets.distances(capture(model, forward, graph, targets.hooks, relax), graph)
+        per_hook = targets.distances(capture(model, forward, graph, targets.hooks, relax, stop_early=True), graph)
         stacked = torch.stack(list(per_hook.values()))  # [hook, num]
         d = stacked.detach().max(0).values.cpu()
         if not bool(torch.isfinite(d).all()):

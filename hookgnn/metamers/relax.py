@@ -51,7 +51,7 @@ from torch import Tensor
 
 from hookgnn.hooks import HookedRootModule, HookPoint, HookSpec
 from hookgnn.nn.message_passing import HookedMessagePassing
-from hookgnn.ops import REDUCTIONS, Reduce
+from hookgnn.ops import REDUCTIONS, Reduce, scatter_max
 
 #: Start logits are +INIT_LOGIT for a start edge and -INIT_LOGIT otherwise; logits are
 #: clipped to [-LOGIT_CLIP, LOGIT_CLIP] after each step so that every edge stays a few
@@ -250,7 +250,7 @@ class EdgeGates:
         """Gates of every candidate of every metamer, ``[num * C]`` (graph-major): hard values,
         gradient through :math:`\\sigma(\\ell / \\tau)`."""
         soft = self._expand(torch.sigmoid(self.logits / self.structure.temperature))
-        return (self._hard(self.logits.detach()) + soft - soft.detach()).reshape(-1)
+        return (self._hard(self.logits.detach()) + (soft - soft.detach())).reshape(-1)  # exactly 0/1 forward
 
     def project_(self) -> None:
         """Clip the logits to ``[-LOGIT_CLIP, LOGIT_CLIP]``."""
@@ -317,9 +317,52 @@ def relaxed_aggregate(
         out = flat.new_zeros(num_nodes, flat.shape[1]).index_add(0, dst, flat * gate.unsqueeze(1))
         if reduce == "mean":
             out = out / gate.new_zeros(num_nodes).index_add(0, dst, gate).clamp(min=1).unsqueeze(1)
+    elif bool(((gate == 0) | (gate == 1)).all()):
+        out = _BinaryExtreme.apply(flat, gate, dst, num_nodes, reduce == "max")
     else:
         out = _expected_extreme(flat, gate, dst, num_nodes, reduce == "max")
     return out.reshape(num_nodes, *msg.shape[1:])
+
+
+class _BinaryExtreme(torch.autograd.Function):
+    """:func:`_expected_extreme` at 0/1 gates, without sorting.
+
+    Forward: the max (min) over the edges whose gate is 1, 0 at a node without one.
+    Backward (the multilinear extension's derivatives at 0/1 gates): the message
+    gradient goes to each node's winning kept edge (lowest index among ties, the first
+    in the sorted order); the gate gradient of edge ``e`` into ``v`` is the change of
+    :math:`a_v` when ``e`` alone flips: for the winner :math:`a_v - a_v^{(2)}` (the runner-up
+    among kept edges, or 0), for another kept edge 0, for a dropped edge
+    :math:`\\max(a_v, m_e) - a_v` (:math:`m_e` if ``v`` keeps no edge), signs mirrored for min.
+    """
+
+    @staticmethod
+    def forward(ctx, msg: Tensor, gate: Tensor, dst: Tensor, num_nodes: int, largest: bool):  # type: ignore[override]
+        sign = 1.0 if largest else -1.0
+        on = gate > 0.5
+        vals = torch.where(on.unsqueeze(1), sign * msg, torch.full_like(msg, -math.inf))
+        best, arg = scatter_max(vals, dst, num_nodes)  # -inf (arg of a dropped edge) where v keeps none
+        kept = torch.isfinite(best)
+        winner = kept[dst] & (arg[dst] == torch.arange(msg.shape[0], device=msg.device).unsqueeze(1))
+        second, _ = scatter_max(torch.where(winner, torch.full_like(vals, -math.inf), vals), dst, num_nodes)
+        a = torch.where(kept, best, torch.zeros_like(best))                       # sign * aggregation
+        rest = torch.where(torch.isfinite(second), second, torch.zeros_like(second))
+        av = a[dst]
+        effect = torch.where(winner, av - rest[dst],                               # remove the winner
+                             torch.where(on.unsqueeze(1), torch.zeros_like(av),     # another kept edge
+                                         torch.where(kept[dst], (sign * msg - av).clamp(min=0), sign * msg)))
+        ctx.save_for_backward(winner, effect, dst)
+        ctx.sign = sign
+        return sign * a
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        winner, effect, dst = ctx.saved_tensors
+        g = grad_out[dst]                                                           # [E, D]
+        grad_msg = torch.where(winner, g, torch.zeros_like(g))
+        grad_gate = (g * effect).sum(1) * ctx.sign
+        return grad_msg, grad_gate, None, None, None
 
 
 def _expected_extreme(flat: Tensor, gate: Tensor, dst: Tensor, num_nodes: int, largest: bool) -> Tensor:
