@@ -10,6 +10,9 @@ distance of 1e-3. Workloads:
 * ``structure``: the undirected edge set (self-loops kept, same number of edges, over all
   64 x 64 candidate pairs) and the weights.
 
+The structure workload is costly (4096 candidate edges per metamer), so it runs with
+``--k-structure`` (2), ``--structure-runs`` (1) and ``--structure-max-steps`` (600).
+
 For each, ``k`` noise starts are drawn, then searched one by one (the peer: ``k``
 sequential runs, ``start=starts.graph(j)``) and in one disjoint-union batch (hookgnn,
 ``start=starts``, ``num=k``). A metamer in a batch follows the trajectory it follows
@@ -68,8 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="k = 2, one run, 30 training steps")
     parser.add_argument("--json", default=None, metavar="PATH", help="write the rows as JSON here")
     parser.add_argument("--k", type=int, default=8, help="metamers per batch (default 8)")
-    parser.add_argument("--k-structure", type=int, default=4,
-                        help="metamers per batch of the structure workload (default 4: 4096 candidate edges each)")
+    parser.add_argument("--k-structure", type=int, default=2,
+                        help="metamers per batch of the structure workload (default 2: 4096 candidate edges each)")
+    parser.add_argument("--structure-runs", type=int, default=1,
+                        help="repetitions of the structure workload (default 1)")
+    parser.add_argument("--structure-max-steps", type=int, default=600,
+                        help="optimiser steps of the structure workload (default 600)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--max-steps", type=int, default=2000)
@@ -91,15 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     k_features = k
     rows = []
     for name, kwargs in searches(reference).items():
-        k = k_structure if name == "structure" else k_features
+        structural = name == "structure"
+        k = k_structure if structural else k_features
+        reps = args.structure_runs if structural and not args.quick else runs
+        max_steps = args.structure_max_steps if structural else args.max_steps
         to_metamer, single, seq, batch, conv = [], [], [], [], []
-        for r in range(runs):
+        for r in range(reps):
             starts = starts_for(model, reference, kwargs, k, seed=r)
-            alone = [timed(model, reference, kwargs, starts.graph(j), args.max_steps) for j in range(k)]
+            alone = [timed(model, reference, kwargs, starts.graph(j), max_steps) for j in range(k)]
             single += [t for t, _ in alone]
             to_metamer += [t for t, c in alone if c[0]]
             seq.append(sum(t for t, _ in alone))
-            t, c = timed(model, reference, kwargs, starts, args.max_steps)
+            t, c = timed(model, reference, kwargs, starts, max_steps)
             batch.append(t)
             conv.append((sum(c0[0] for _, c0 in alone), sum(c)))
         row = {"workload": name, "k": k,
@@ -107,19 +117,21 @@ def main(argv: list[str] | None = None) -> None:
                "one_search_s": statistics.median(single), "sequential_s": statistics.median(seq),
                "batched_s": statistics.median(batch), "speedup": statistics.median(seq) / statistics.median(batch),
                "converged_sequential": sum(a for a, _ in conv), "converged_batched": sum(b for _, b in conv),
-               "searches": k * runs}
+               "searches": k * reps, "runs": reps, "max_steps": max_steps}
         rows.append(row)
         print(f"  {name}: done", file=sys.stderr)
     head = (f"{'workload':<15} {'k':>2} {'to metamer s':>12} {'peer: k sequential s':>21} {'hookgnn: 1 batch s':>19} "
             f"{'ratio':>6} {'converged seq / batch':>22}")
     print(head)
     for r in rows:
-        print(f"{r['workload']:<15} {r['k']:>2} {r['time_to_metamer_s']:>12.2f} {r['sequential_s']:>21.2f} {r['batched_s']:>19.2f} "
+        print(f"{r['workload']:<15} {r['k']:>2} {r['time_to_metamer_s']:>12.2f} {r['sequential_s']:>21.2f} "
+              f"{r['batched_s']:>19.2f} "
               f"{r['speedup']:>5.1f}x {r['converged_sequential']:>10}/{r['searches']} / {r['converged_batched']}/"
               f"{r['searches']}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"k": k_features, "k_structure": k_structure, "runs": runs, "threads": torch.get_num_threads(), "rows": rows}, f, indent=2)
+            json.dump({"k": k_features, "k_structure": k_structure, "runs": runs,
+                       "threads": torch.get_num_threads(), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

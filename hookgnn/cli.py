@@ -262,7 +262,8 @@ def _metamer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     parser.add_argument("--restarts", type=int, default=2,
                         help="fresh noise starts for a metamer stuck in a local minimum (default 2)")
-    parser.add_argument("--nodes", default="fixed", help="node features: fixed (default), free, box, onehot, onehot-nodes")
+    parser.add_argument("--nodes", default="fixed",
+                        help="node features: fixed (default), free, box, onehot, onehot-nodes")
     parser.add_argument("--edge-attr", default="box", help="edge features: box (default), fixed, free, onehot")
     parser.add_argument("--box", default="0,1", metavar="LOW,HIGH", help="bounds of 'box' features (default 0,1)")
     parser.add_argument("--structure", action="store_true", help="also search the edge set")

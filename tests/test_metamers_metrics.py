@@ -166,7 +166,8 @@ def test_input_jacobian_matches_torch_autograd_in_both_modes():
     torch.manual_seed(0)
     model = HookedGNN("mpnn", 6, node_in=3, edge_in=2, max_steps=2).double()
     gen = torch.Generator().manual_seed(0)
-    graph = Graph(x=torch.randn(4, 3, generator=gen, dtype=torch.float64), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 1]]),
+    graph = Graph(x=torch.randn(4, 3, generator=gen, dtype=torch.float64),
+                  edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 1]]),
                   edge_attr=torch.randn(4, 2, generator=gen, dtype=torch.float64))
 
     ref = torch.autograd.functional.jacobian(lambda x: model(graph.replace(x=x)).hidden, graph.x)  # [4, 6, 4, 3]

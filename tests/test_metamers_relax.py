@@ -31,7 +31,8 @@ def one_thread():
 
 
 @SETTINGS
-@given(graphs(max_nodes=6, max_edges=14, node_features=1, edge_features=None), st.sampled_from(["sum", "mean", "max", "min"]),
+@given(graphs(max_nodes=6, max_edges=14, node_features=1, edge_features=None),
+       st.sampled_from(["sum", "mean", "max", "min"]),
        st.integers(0, 2**31 - 1))
 def test_relaxed_aggregate_at_binary_gates_is_the_aggregation_of_the_kept_edges(g, reduce, seed):
     gen = torch.Generator().manual_seed(seed)

@@ -32,7 +32,8 @@ def one_thread():
 def layer_inputs(d: int = 6):
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(4, d, generator=gen)
-    return h, torch.tensor([[0, 1, 2, 3, 0], [1, 2, 3, 0, 2]]), torch.randn(5, d, generator=gen), torch.randn(4, d, generator=gen)
+    edges = torch.tensor([[0, 1, 2, 3, 0], [1, 2, 3, 0, 2]])
+    return h, edges, torch.randn(5, d, generator=gen), torch.randn(4, d, generator=gen)
 
 
 def test_relu_variant_is_mpnn_and_residual_adds_the_state():

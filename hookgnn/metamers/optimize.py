@@ -151,7 +151,8 @@ def metamer(
         raise ValueError("OneHot(over='nodes') applies to node features, not edge_attr")
     fixed = _fixed_nodes(fixed_nodes, n)
     if fixed.numel() and any(isinstance(c, OneHot) and c.over == "nodes" for c, _, _ in node_blocks):
-        raise ValueError("fixed_nodes cannot be combined with OneHot(over='nodes'): the hot node is shared by all nodes")
+        raise ValueError("fixed_nodes cannot be combined with OneHot(over='nodes'): "
+                         "the hot node is shared by all nodes")
     if not node_blocks and not edge_blocks and structure is None:
         raise ValueError("nothing to optimise: features, edge_features and structure are all fixed")
     axes = {k: model.hook_dict[k].axis for k in names}
@@ -220,7 +221,7 @@ def verify_relaxation(
     graph = batch.graph(0)
     graph = graph.replace(x=graph.x.detach(), edge_attr=None if graph.edge_attr is None else graph.edge_attr.detach())
     start = space.gates.masks()
-    random = (torch.rand(start.shape[1], generator=generator) < 0.5) | space.gates.keep
+    random = (torch.rand(start.shape[1], generator=generator) < 0.5).to(start.device) | space.gates.keep
     for mask, what in ((start[0], "the start edge set"), (random, "a random edge set")):
         gate = mask.to(graph.x.dtype).to(graph.device)
         masks = start.clone()

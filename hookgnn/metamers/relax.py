@@ -126,7 +126,8 @@ class Structure:
         if self.num_edges is not None:
             lo = int(keep.sum())
             if not lo <= self.num_edges <= lo + free:
-                raise ValueError(f"num_edges={self.num_edges} is impossible: {lo} kept edges and {free} free candidates")
+                raise ValueError(f"num_edges={self.num_edges} is impossible: {lo} kept edges and "
+                                 f"{free} free candidates")
             if self.symmetric and (bool((cand[0] == cand[1])[~keep].any()) or (self.num_edges - lo) % 2):
                 raise ValueError("symmetric=True with num_edges needs free candidates without self-loops "
                                  "and an even number of free edges")
@@ -194,13 +195,13 @@ class EdgeGates:
                              "which is not a candidate of the structure")
         mask = torch.zeros(self.cand.shape[1], dtype=torch.bool)
         mask[ids] = True
-        return mask | self.keep
+        return mask | self.keep.cpu()
 
     def start_from(self, masks: Bool[Tensor, "num cand"]) -> None:
         """Start at the given edge sets (checked against ``symmetric`` and ``num_edges``)."""
         if masks.shape != (self.num, self.cand.shape[1]):
             raise ValueError(f"start masks must be [{self.num}, {self.cand.shape[1]}], got {tuple(masks.shape)}")
-        masks = masks | self.keep
+        masks = masks.to(self.keep.device) | self.keep
         on = masks[:, self.free].float()
         per_pair = on.new_zeros(self.num, self.num_pairs).index_add(1, self.pair_of, on)
         width = torch.bincount(self.pair_of, minlength=self.num_pairs)
@@ -251,6 +252,13 @@ class EdgeGates:
         gradient through :math:`\\sigma(\\ell / \\tau)`."""
         soft = self._expand(torch.sigmoid(self.logits / self.structure.temperature))
         return (self._hard(self.logits.detach()) + (soft - soft.detach())).reshape(-1)  # exactly 0/1 forward
+
+    def to(self, device: torch.device) -> EdgeGates:
+        """Move the candidates and logits to ``device`` (in place; returns self)."""
+        self.cand, self.keep, self.free, self.pair_of = (t.to(device) for t in (self.cand, self.keep, self.free,
+                                                                                  self.pair_of))
+        self.logits = self.logits.detach().to(device).requires_grad_()
+        return self
 
     def project_(self) -> None:
         """Clip the logits to ``[-LOGIT_CLIP, LOGIT_CLIP]``."""

@@ -102,7 +102,8 @@ class SearchSpace:
         else:
             self.gates.start_from(torch.stack([self.gates.mask_of(g.edge_index, f"start graph {j}")
                                                for j, g in enumerate(starts.split())]))
-        cand = self.gates.cand.to(starts.device)
+        self.gates.to(starts.device)
+        cand = self.gates.cand
         offsets = (torch.arange(self.num, device=starts.device) * n).repeat_interleave(cand.shape[1])
         self.edge_index = cand.repeat(1, self.num) + offsets
         self.e = None
@@ -130,8 +131,11 @@ class SearchSpace:
         local = table[(src - g * n) * n + (dst - g * n)]
         ok = local >= 0
         rows = g[ok] * num_c + local[ok]
-        # Reverse order so the first copy of a parallel edge is written last and wins.
-        attr[rows.flip(0)] = ea[ok].flip(0)
+        order = torch.arange(rows.shape[0], device=rows.device)
+        first = torch.full((self.num * num_c,), rows.shape[0], dtype=torch.long, device=rows.device)
+        first = first.scatter_reduce(0, rows, order, "amin")  # the first copy of parallel edges
+        keep = first[rows] == order
+        attr[rows[keep]] = ea[ok][keep]
         return attr
 
     # ------------------------------------------------------------------ graphs
