@@ -135,8 +135,8 @@ class Targets:
         """Run the reference once and check every hook can be compared.
 
         >>> from hookgnn import HookedGNN
-        >>> model = HookedGNN("mpnn", 4, node_in=1, max_steps=2)
-        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> _ = torch.manual_seed(0); model = HookedGNN("mpnn", 4, node_in=1, max_steps=2)
+        >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
         >>> t = Targets.of(model, model, g, ["layers.1.hook_update"])
         >>> t.distances(capture(model, model, g, t.hooks), g)["layers.1.hook_update"].tolist()
         [0.0]

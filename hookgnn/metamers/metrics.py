@@ -97,7 +97,7 @@ def activation_distance(
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metamers.starts import permute
-    >>> model = HookedGNN("mpnn", 4, node_in=1, max_steps=2)
+    >>> _ = torch.manual_seed(0); model = HookedGNN("mpnn", 4, node_in=1, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     >>> perm = torch.tensor([2, 0, 1])
     >>> d = activation_distance(model, g, permute(g, perm), "layers.1.hook_update", node_map=perm.argsort())

@@ -122,9 +122,9 @@ class InvarianceReport:
             row = next(r for r in self.rows if (r.model, r.search, r.reference) == (name, search, reference))
             plot_pair(self.references[reference], self.metamers[(name, search, reference)], row, (left, right))
             left.set_ylabel(name)
-        fig.suptitle(f"{search} metamers: grey shared edges, red dashed only in the reference, green only in "
-                     "the metamer; width: weight; colour: x[:, 0]", fontsize=8)
-        fig.tight_layout()
+        fig.suptitle(f"{search} metamers of reference {reference}\ngrey: shared edges, red dashed: only in the "
+                     "reference, green: only in the metamer; width: weight; colour: x[:, 0]", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (3.2 * len(models))))
         return fig
 
 
@@ -156,7 +156,8 @@ def invariance_report(
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metamers import Box
-    >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.rand(2, 1))
+    >>> _ = torch.manual_seed(0)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.rand(2, 1))
     >>> models = {"a": HookedGNN("mpnn", 4, 1, 1, max_steps=1), "b": HookedGNN("minagg", 4, 1, 1, max_steps=1)}
     >>> rep = invariance_report(models, [g], "layers.0.hook_update",
     ...                         {"weights": lambda ref: {"features": None, "edge_features": Box()}}, num=1)
@@ -206,7 +207,7 @@ def _null_fractions(model: HookedRootModule, ref: Graph, hooks: list[str],
 
 def plot_pair(reference: Graph, other: Graph, row: Row | None = None,
               axes: tuple[Axes, Axes] | None = None, seed: int = 0) -> Figure:
-    """Reference (left) and metamer (right) on the same node positions.
+    """Reference (left) and metamer (right) on the same node positions (a circle up to 40 nodes).
 
     Edges in both graphs are grey, edges only in the reference red dashed (left), edges
     only in the metamer green (right); with one edge feature, line width grows with it.
@@ -227,7 +228,8 @@ def plot_pair(reference: Graph, other: Graph, row: Row | None = None,
     g = nx.Graph()
     g.add_nodes_from(range(n))
     g.add_edges_from(list(a) + list(b))
-    pos = nx.spring_layout(g, seed=seed)
+    # the same positions on both sides; a circle keeps every node (isolated ones too) in view
+    pos = nx.circular_layout(g) if n <= 40 else nx.spring_layout(g, seed=seed)
 
     def draw(ax: Axes, graph: Graph, mine: dict, theirs: dict, colour: str, style: str) -> None:
         weights = graph.edge_attr[:, 0].tolist() if graph.edge_attr is not None and graph.edge_attr.shape[1] else None
