@@ -77,7 +77,7 @@ class InvarianceReport:
 
     def summary(self) -> list[dict[str, Any]]:
         """Per (model, search): the fraction converged and the median of every other column
-        over converged metamers (NaN entries skipped)."""
+        over the converged metamers (over all of them when none converged; NaN skipped)."""
         out = []
         keys = list(dict.fromkeys((r.model, r.search) for r in self.rows))
         for model, search in keys:
