@@ -30,6 +30,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.models.heads import Decoder, Encoder, as_columns, prediction_to_input
 from hookgnn.nn import PROCESSORS, HookedMessagePassing
+from hookgnn.ops import scatter_plans
 from hookgnn.spec import FeatureSpec
 
 ProcessorFactory = Callable[[int], HookedMessagePassing]
@@ -168,6 +169,7 @@ class HookedGNN(HookedRootModule):
             return [hook_name]
         return [name for name, (_, rel) in self._within_round.items() if rel == place[1]]
 
+    @scatter_plans()  # every round's scatter reuses one sort of each edge index (hookgnn.ops.plan)
     def forward(
         self,
         graph: Graph,
