@@ -45,7 +45,9 @@ try:
 except ImportError:  # the optional [gpu] extra
     triton = tl = None
 
-_BIG = 2**62  # larger than any edge id: "no winner in this tile" inside the min
+# Larger than any edge id: "no winner in this tile" inside the min (a constexpr global,
+# the only kind a kernel may read).
+_BIG = tl.constexpr(2**62) if tl is not None else 2**62
 
 
 def available() -> bool:
@@ -161,7 +163,8 @@ def arg_extreme_triton(
     extreme, _ = _kernels()
     grid = (num_nodes, triton.cdiv(channels, block_c))
     extreme[grid](src, rowptr, perm, out, arg if with_arg else out, channels,
-                  LARGEST=largest, STORE_ARG=with_arg, BLOCK_E=block_e, BLOCK_C=block_c)
+                  LARGEST=largest, STORE_ARG=with_arg, BLOCK_E=block_e, BLOCK_C=block_c,
+                  enable_fp_fusion=False)  # no float arithmetic to fuse; silences triton 3.9's notice
     return out, arg
 
 
@@ -183,5 +186,6 @@ def winner_gradient_triton(grad_out: Tensor, arg: Tensor, num_edges: int) -> Ten
         return grad_src
     block = 1024
     _, winner = _kernels()
-    winner[(triton.cdiv(numel, block),)](grad_out, arg, grad_src, numel, grad_out.shape[1], BLOCK=block)
+    winner[(triton.cdiv(numel, block),)](grad_out, arg, grad_src, numel, grad_out.shape[1], BLOCK=block,
+                                         enable_fp_fusion=False)
     return grad_src
