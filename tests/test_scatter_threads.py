@@ -58,7 +58,7 @@ def test_one_and_two_threads_give_identical_values_winners_gradients_and_plans(c
 
 @pytest.mark.parametrize(("num_edges", "dim_size", "feat"), [(40_000, 2_000, (8,)), (60_000, 50, (3, 2)), (5_000, 9_000, ())])
 def test_large_graphs_split_between_threads_give_identical_results(num_edges, dim_size, feat):
-    """Large enough that every parallel region (sort, forward, backward) really splits."""
+    """Large enough that the forward and backward really split between threads."""
     torch.manual_seed(0)
     src = torch.randint(-4, 5, (num_edges, *feat)).float()  # many ties
     src[::97] = float("nan")

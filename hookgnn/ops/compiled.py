@@ -16,7 +16,7 @@ PyTorch implementation, which gives identical results.
 Kernel contract (``src`` contiguous ``[E, C]``; ``index`` contiguous int32/int64 ``[E]``
 already checked to lie in ``[0, N)``; ``threads >= 1``):
 
-* ``plan(index, N, threads) -> (rowptr [N + 1], perm [E])``: the stable sort of the edges
+* ``plan(index, N) -> (rowptr [N + 1], perm [E])``: the stable sort of the edges
   by destination (:class:`hookgnn.ops.plan.ScatterPlan`);
 * ``forward(src, rowptr, perm, largest, with_arg, threads) -> (out [N, C], arg)``:
 
@@ -33,7 +33,7 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once.
 
 >>> kernel = load()
->>> rowptr, perm = kernel.plan(torch.tensor([0, 0, 0]), 2, 1)
+>>> rowptr, perm = kernel.plan(torch.tensor([0, 0, 0]), 2)
 >>> out, arg = kernel.forward(torch.tensor([[1.], [3.], [3.]]), rowptr, perm, True, True, 1)
 >>> out.tolist(), arg.tolist(), rowptr.tolist()
 ([[3.0], [0.0]], [[1], [-1]], [0, 3, 3])

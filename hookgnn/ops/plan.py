@@ -77,7 +77,7 @@ class ScatterPlan:
         contiguous = index.contiguous()
         kernel = compiled.load() if index.device.type == "cpu" else None
         if kernel is not None:
-            rowptr, perm = kernel.plan(contiguous, dim_size, compiled.threads())
+            rowptr, perm = kernel.plan(contiguous, dim_size)
         else:
             perm = torch.sort(contiguous, stable=True).indices
             counts = torch.bincount(contiguous, minlength=dim_size)
