@@ -103,6 +103,20 @@ def test_an_index_changed_in_place_inside_a_block_gets_a_new_plan():
     assert torch.equal(second, brute_extreme(src, index, 3, True)[0])
 
 
+def test_inference_mode_indices_are_never_cached_but_explicit_plans_work(monkeypatch):
+    built = _count_builds(monkeypatch)
+    src = torch.tensor([[1.0], [4.0], [2.0]])
+    with torch.inference_mode():
+        index = torch.tensor([1, 1, 0])
+        with scatter_plans():
+            first = scatter(src, index, 2, "max")
+            index[1] = 0  # an inference tensor has no version counter to show this
+            second = scatter(src, index, 2, "max")
+        explicit = scatter(src, index, 2, "min", plan=ScatterPlan.build(index, 2))
+    assert first.flatten().tolist() == [2.0, 4.0] and second.flatten().tolist() == [4.0, 1.0]
+    assert explicit.flatten().tolist() == [2.0, 1.0] and len(built) == 3
+
+
 def test_a_plan_of_another_index_or_size_raises():
     index = torch.tensor([0, 1, 1])
     p = ScatterPlan.build(index, 2)

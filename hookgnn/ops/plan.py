@@ -21,7 +21,9 @@ message passing over the same ``edge_index`` can share it: 15 ms per round at
 An index is recognised by its memory, shape, strides, dtype, device and version counter
 (in-place changes bump it), and the cache holds a reference to it so its memory cannot
 be reused by another tensor while the block runs. Changes that bypass the version
-counter (through ``.data`` or a NumPy view) are not seen.
+counter (through ``.data`` or a NumPy view) are not seen. Tensors created under
+``torch.inference_mode()`` have no version counter: the block never caches their plans
+(an explicit plan of one is trusted to stay valid).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ _local = threading.local()  # .cache: dict of plans while a scatter_plans() bloc
 
 
 def _key(index: Tensor, dim_size: int) -> tuple:
-    return (index.data_ptr(), tuple(index.shape), index.stride(), index.dtype, index.device,
-            index._version, dim_size)
+    version = None if index.is_inference() else index._version  # inference tensors have none
+    return (index.data_ptr(), tuple(index.shape), index.stride(), index.dtype, index.device, version, dim_size)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +138,7 @@ def cached_plan(index: Tensor, dim_size: int) -> ScatterPlan | None:
     True
     """
     cache = getattr(_local, "cache", None)
-    if cache is None:
+    if cache is None or index.is_inference():  # no version counter: changes would go unseen
         return None
     key = _key(index, dim_size)
     plan = cache.get(key)
