@@ -207,6 +207,10 @@ def _targets(results: list, device: str, edges: int, features: int, threads: int
           f"{ours['total_max_ms'] / ours['total_ms']:.2f}")
 
 
+def _parse_sizes(text: str | None) -> list[tuple[int, int]]:
+    return [(int(float(e)), int(f)) for e, f in (item.split("x") for item in text.split(","))] if text else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small smoke run")
@@ -214,6 +218,8 @@ def main() -> None:
     parser.add_argument("--threads", type=str, default=None, help="comma-separated CPU thread counts (default: 1 and all)")
     parser.add_argument("--fragment-gb", type=float, default=None, help="GB to allocate and free before timing (default 3)")
     parser.add_argument("--device", choices=["all", "cpu", "cuda"], default="all", help="which tables to run")
+    parser.add_argument("--sizes", type=str, default=None, help="workloads as ExF, comma-separated (e.g. 1e6x128)")
+    parser.add_argument("--methods", type=str, default=None, help="comma-separated subset of the methods")
     parser.add_argument("--json", type=str, default=None, help="write results to this path")
     parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,13 +246,15 @@ def main() -> None:
     results: list = []
     if args.device in ("all", "cpu"):
         sizes = [(10_000, 16), (30_000, 32)] if args.quick else [(e, f) for e in (100_000, 300_000, 1_000_000) for f in (64, 128)]
-        methods = [m for m in CPU_METHODS if m != "torch_scatter" or have_ts]
+        sizes = _parse_sizes(args.sizes) or sizes
+        methods = [m for m in CPU_METHODS if (m != "torch_scatter" or have_ts) and m in (args.methods or m).split(",")]
         _table("cpu", sizes, threads_list, methods, runs, frag, results)
         big = sizes[-1]
         _targets(results, "cpu", *big, max(threads_list))
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         sizes = [(100_000, 32)] if args.quick else [(1_000_000, 128), (10_000_000, 128)]
-        methods = [m for m in GPU_METHODS if m != "torch_scatter" or have_ts]
+        sizes = _parse_sizes(args.sizes) or sizes
+        methods = [m for m in GPU_METHODS if (m != "torch_scatter" or have_ts) and m in (args.methods or m).split(",")]
         print(f"GPU: {torch.cuda.get_device_name()}, hookgnn backend {backend.resolve_backend(torch.zeros(1, device='cuda'))}")
         _table("cuda", sizes, [all_threads], methods, runs, frag, results)
         for size in sizes:

@@ -86,14 +86,9 @@ void counting_sort(const index_t* index, int64_t num_edges, int64_t num_nodes, i
 constexpr int64_t kPrefetchDistance = 4;
 
 template <typename T>
-inline void prefetch_row(const T* row, int64_t channels, int rw) {
+inline void prefetch_row(const T* row, int64_t channels) {
   const char* p = reinterpret_cast<const char*>(row);
-  const int64_t bytes = channels * static_cast<int64_t>(sizeof(T));
-  if (rw) {
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 1);
-  } else {
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0);
-  }
+  for (int64_t b = 0; b < channels * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(p + b);
 }
 
 // Position type as wide as scalar_t, so that the select below vectorises lane for lane.
@@ -123,12 +118,12 @@ void extreme_rows(const scalar_t* src, int64_t channels, const int64_t* rowptr, 
         continue;
       }
       for (int64_t k = first; k < std::min(first + kPrefetchDistance, last); ++k)
-        prefetch_row(src + perm[k] * channels, channels, 0);
+        prefetch_row(src + perm[k] * channels, channels);
       const scalar_t* row0 = src + perm[first] * channels;
       for (int64_t c = 0; c < channels; ++c) best[c] = row0[c];
       if constexpr (with_arg) std::fill(pos, pos + channels, P(0));
       for (int64_t k = first + 1; k < last; ++k) {
-        if (k + kPrefetchDistance < last) prefetch_row(src + perm[k + kPrefetchDistance] * channels, channels, 0);
+        if (k + kPrefetchDistance < last) prefetch_row(src + perm[k + kPrefetchDistance] * channels, channels);
         const scalar_t* row = src + perm[k] * channels;
         const P j = static_cast<P>(k - first);
         for (int64_t c = 0; c < channels; ++c) {
@@ -162,8 +157,7 @@ void winner_rows(const scalar_t* grad_out, const arg_t* arg, int64_t channels, c
       const scalar_t* g = grad_out + v * channels;
       const arg_t* a = arg + v * channels;
       const int64_t first = rowptr[v], last = rowptr[v + 1];
-      for (int64_t k = first; k < last; ++k) {
-        if (k + kPrefetchDistance < last) prefetch_row(grad_src + perm[k + kPrefetchDistance] * channels, channels, 1);
+      for (int64_t k = first; k < last; ++k) {  // (no prefetch: the rows are fresh pages)
         const arg_t e = static_cast<arg_t>(perm[k]);
         scalar_t* row = grad_src + perm[k] * channels;
         for (int64_t c = 0; c < channels; ++c) row[c] = a[c] == e ? g[c] : scalar_t(0);
