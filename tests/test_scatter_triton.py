@@ -118,7 +118,8 @@ def test_triton_gradient_matches_finite_differences(reduce):
     col = torch.tensor([5.0, 2.0, 2.0, 1.0, 0.0, -1.0, -2.0, 4.0], dtype=torch.float64)
     src = torch.stack([col, -col + 0.5], 1).to(DEVICE).requires_grad_()
     assert gradcheck(lambda s: scatter(s, index, 4, reduce, backend="triton"), (src,))
-    assert gradgradcheck(lambda s: scatter(s, index, 4, reduce, backend="triton") ** 2, (src,), fast_mode=True)
+    if reduce == "max":  # the double backward (torch's adjoint of the winner kernel) is shared: check once
+        assert gradgradcheck(lambda s: scatter(s, index, 4, reduce, backend="triton") ** 2, (src,), fast_mode=True)
 
 
 @here_only
