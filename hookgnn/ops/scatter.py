@@ -61,14 +61,14 @@ def _checked_plan(src: Tensor, index: Tensor, dim_size: int, impl: str, plan: Sc
     if plan is not None and not isinstance(plan, ScatterPlan):
         raise TypeError(f"scatter plan must be a ScatterPlan, got {type(plan).__name__}")
     check_shapes(src, index, dim_size)
-    if plan is None:
-        plan = cached_plan(index, dim_size) if impl in NEEDS_PLAN else None
-    else:
+    # A plan is built from a checked index, and matches only that tensor at that version:
+    # with one, the pass over the index values is not repeated.
+    if plan is not None:
         plan.check(index, dim_size)
-    if plan is None:  # a plan was built from this very index and checked then
+    elif impl in NEEDS_PLAN:
+        plan = cached_plan(index, dim_size) or ScatterPlan.build(index, dim_size)
+    else:
         check_index(src, index, dim_size)
-        if impl in NEEDS_PLAN:
-            plan = ScatterPlan.build(index, dim_size)
     return plan
 
 
