@@ -13,14 +13,16 @@ CPU: E in {1e5, 3e5, 1e6} x F in {64, 128}, at 1 thread and at all threads
 * ``torch_scatter``: ``torch_scatter.scatter_max`` (when installed);
 * ``index_add floor``: one ``[E, F] -> [N, F]`` ``index_add_`` pass (forward only).
 
-Each (workload, threads, method) runs in a fresh subprocess: a small warm-up (loads
-kernels, starts threads); one forward+backward whose peak-memory increase is the peak
-(CPU: ``ru_maxrss`` after minus before, inputs and ``grad_out`` already exist; GPU:
-``max_memory_allocated``); then the process allocates, touches and frees several GB in
-blocks of mixed sizes (``--fragment-gb``), as a long-running job would have, and runs
-``--runs`` identical timed forward+backward calls (min / median / max, and max / median
-to show the variance), then ``--runs`` forwards without gradients (``no-grad fwd``:
-hookgnn's value-only path). Times are in milliseconds.
+Peak memory: each (workload, threads, method) in a fresh subprocess, after a small
+warm-up (loads kernels, starts threads): the increase over one forward+backward (CPU:
+``ru_maxrss`` after minus before, inputs and ``grad_out`` already exist; GPU:
+``max_memory_allocated``). Times: all methods of a (workload, threads) in one subprocess
+that first allocates, touches and frees several GB in blocks of mixed sizes
+(``--fragment-gb``), as a long-running job would have, then runs ``--runs`` identical
+forward+backward calls of every method round-robin (so that a change in the machine's
+load hits every method alike; min / median / max, and max / median to show the
+variance), then ``--runs`` forwards without gradients (``no-grad``: hookgnn's
+value-only path). Times are in milliseconds.
 
     python benchmarks/bench_scatter.py                 # full table (several minutes)
     python benchmarks/bench_scatter.py --quick         # smoke run
@@ -115,21 +117,28 @@ def _peak_mb(device: str, before: float) -> float:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
 
 
-def worker(method: str, num_edges: int, features: int, runs: int, threads: int, device: str, fragment_gb: float) -> dict:
-    """Measure one (workload, threads, method) in this process."""
+def _inputs(num_edges: int, features: int, device: str, warm_methods: list[str]):
+    """Seeded inputs and plan; first runs each method once on a small graph (loads
+    kernels, starts threads)."""
     from hookgnn.ops import ScatterPlan
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     dim_size = max(1, num_edges // 10)
     small_index = torch.randint(0, 100, (1000,), device=device)
     small = (torch.randn(1000, features, device=device), small_index, torch.randn(100, features, device=device),
              ScatterPlan.build(small_index, 100))
-    _once(method, *small, device)  # load kernels, start threads
-    src = torch.randn(num_edges, features, device=device)
+    for method in warm_methods:
+        _once(method, *small, device)
     index = torch.randint(0, dim_size, (num_edges,), device=device)
+    src = torch.randn(num_edges, features, device=device)
     grad = torch.randn(dim_size, features, device=device)
-    plan = ScatterPlan.build(index, dim_size)
+    return src, index, grad, ScatterPlan.build(index, dim_size)
+
+
+def peak_worker(method: str, num_edges: int, features: int, threads: int, device: str) -> dict:
+    """Peak memory of one forward+backward of ``method``, alone in this fresh process."""
+    torch.set_num_threads(threads)
+    src, index, grad, plan = _inputs(num_edges, features, device, [method])
     _sync(device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -137,29 +146,47 @@ def worker(method: str, num_edges: int, features: int, runs: int, threads: int, 
     else:
         before = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     _once(method, src, index, grad, plan, device)
-    peak_mb = _peak_mb(device, before)
+    return {"peak_mb": _peak_mb(device, before)}
+
+
+def time_worker(methods: list[str], num_edges: int, features: int, runs: int, threads: int, device: str,
+                fragment_gb: float) -> dict:
+    """Times of every method in this one process, round-robin (run r of every method, then
+    run r + 1), so that a change in the machine's load hits all methods alike."""
+    torch.set_num_threads(threads)
+    src, index, grad, plan = _inputs(num_edges, features, device, methods)
     fragment(fragment_gb)
-    _once(method, src, index, grad, plan, device)
-    times = [_once(method, src, index, grad, plan, device) for _ in range(runs)]
-    total = [f + b for f, b in times]
-    nograd = [_inference(method, src, index, dim_size, plan, device) for _ in range(runs)]
-    return {
-        "fwd_ms": statistics.median(t[0] for t in times),
-        "bwd_ms": statistics.median(t[1] for t in times),
-        "total_ms": statistics.median(total),
-        "total_min_ms": min(total),
-        "total_max_ms": max(total),
-        "nograd_ms": statistics.median(nograd),
-        "peak_mb": peak_mb,
-        "all_total_ms": total,
-    }
+    dim_size = grad.shape[0]
+    times: dict[str, list] = {m: [] for m in methods}
+    nograd: dict[str, list] = {m: [] for m in methods}
+    for method in methods:
+        _once(method, src, index, grad, plan, device)
+    for _ in range(runs):
+        for method in methods:
+            times[method].append(_once(method, src, index, grad, plan, device))
+    for _ in range(runs):
+        for method in methods:
+            nograd[method].append(_inference(method, src, index, dim_size, plan, device))
+    out = {}
+    for method in methods:
+        total = [f + b for f, b in times[method]]
+        out[method] = {
+            "fwd_ms": statistics.median(t[0] for t in times[method]),
+            "bwd_ms": statistics.median(t[1] for t in times[method]),
+            "total_ms": statistics.median(total),
+            "total_min_ms": min(total),
+            "total_max_ms": max(total),
+            "nograd_ms": statistics.median(nograd[method]),
+            "all_total_ms": total,
+        }
+    return out
 
 
-def _spawn(method: str, num_edges: int, features: int, runs: int, threads: int, device: str, frag: float) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", method, str(num_edges), str(features), str(runs), str(threads), device, str(frag)]
+def _spawn(*args: object) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", json.dumps([str(a) if not isinstance(a, list) else a for a in args])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        print(f"  {method} failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        print(f"  worker {args[:2]} failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -172,7 +199,12 @@ def _table(device: str, sizes, threads_list, methods, runs: int, frag: float, re
     print(HEADER)
     for num_edges, features in sizes:
         for threads in threads_list:
-            rows = {m: _spawn(m, num_edges, features, runs, threads, device, frag) for m in methods}
+            timed = _spawn("time", methods, num_edges, features, runs, threads, device, frag) or {}
+            rows = {}
+            for m in methods:
+                peak = _spawn("peak", m, num_edges, features, threads, device)
+                if m in timed and peak is not None:
+                    rows[m] = {**timed[m], **peak}
             ours = rows.get(OURS)
             for method, row in rows.items():
                 if row is None:
@@ -221,11 +253,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=str, default=None, help="workloads as ExF, comma-separated (e.g. 1e6x128)")
     parser.add_argument("--methods", type=str, default=None, help="comma-separated subset of the methods")
     parser.add_argument("--json", type=str, default=None, help="write results to this path")
-    parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        method, num_edges, features, runs, threads, device, frag = args.worker
-        print(json.dumps(worker(method, int(num_edges), int(features), int(runs), int(threads), device, float(frag))))
+        kind, *rest = json.loads(args.worker)
+        if kind == "peak":
+            method, num_edges, features, threads, device = rest
+            print(json.dumps(peak_worker(method, int(num_edges), int(features), int(threads), device)))
+        else:
+            methods, num_edges, features, runs, threads, device, frag = rest
+            print(json.dumps(time_worker(methods, int(num_edges), int(features), int(runs), int(threads), device, float(frag))))
         return
     if args.json:
         with open(args.json, "w") as fh:  # fail now, not after minutes of measuring
