@@ -139,7 +139,7 @@ def test_torch_scatter_backend_needs_the_package(monkeypatch):
 
 
 def test_failed_build_warns_once_and_falls_back_to_identical_results(monkeypatch):
-    def broken_build(openmp):
+    def broken_build(openmp, native):
         raise OSError("no compiler")
 
     src, index = torch.randint(-2, 3, (50, 3)).float(), torch.randint(0, 9, (50,))

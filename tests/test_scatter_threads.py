@@ -115,13 +115,13 @@ def test_without_openmp_the_build_warns_once_and_gives_identical_results(monkeyp
     src, index = torch.randint(-2, 3, (50, 3)).float(), torch.randint(0, 9, (50,))
     expected = _run(src, index, 10, True, 2)
 
-    def build(openmp):
+    def build(openmp, native):
         if openmp:
             raise OSError("-fopenmp: unsupported option")
         return real  # stands in for the single-threaded build
 
     monkeypatch.setattr(compiled, "_build", build)
-    monkeypatch.setattr(compiled, "_already_built", lambda openmp: True)
+    monkeypatch.setattr(compiled, "_already_built", lambda openmp, native: True)
     compiled.reset()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -140,3 +140,27 @@ def test_without_openmp_the_build_warns_once_and_gives_identical_results(monkeyp
 def test_openmp_probe_reports_a_missing_compiler(monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     assert compiled.openmp_compiles() is False
+
+
+def test_a_failed_native_build_falls_back_to_the_portable_one_silently(monkeypatch):
+    real, tried = compiled.load(), []
+
+    def build(openmp, native):
+        tried.append((openmp, native))
+        if native:
+            raise OSError("-march=native: unknown target CPU")
+        return real
+
+    monkeypatch.setattr(compiled, "_build", build)
+    monkeypatch.setattr(compiled, "native_flags", lambda: ("-march=native",))
+    monkeypatch.setattr(compiled, "_already_built", lambda openmp, native: True)
+    compiled.reset()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning: the portable build is as correct
+            assert compiled.load() is real
+        assert tried == [(True, True), (True, False)]
+    finally:
+        monkeypatch.undo()
+        compiled.reset()
+        compiled.load()

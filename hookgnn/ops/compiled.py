@@ -9,7 +9,8 @@ concurrent processes build it once.
 The kernel is built with OpenMP (``-fopenmp``) where the compiler supports it (a tiny
 probe program is compiled first) and runs on ``torch.get_num_threads()`` threads, read
 at every call, so ``torch.set_num_threads(1)`` gives one thread. Without OpenMP it is
-built single-threaded after one warning. If no build works (no compiler, read-only
+built single-threaded after one warning. On Linux x86-64 it is built for this CPU
+(``-march=native``, see :func:`native_flags`), and without that flag if it fails. If no build works (no compiler, read-only
 cache, ...) :func:`load` warns once and returns ``None``; callers then use the plain
 PyTorch implementation, which gives identical results.
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -64,37 +66,63 @@ _lock = threading.Lock()
 _state: dict[str, object] = {"module": None, "tried": False, "error": None, "seconds": None}
 
 
-def extension_name(openmp: bool = True) -> str:
-    """Build name keyed by the source text, flags, torch and environment, so different
-    hookgnn versions, checkouts or virtualenvs sharing one cache never rebuild over each
-    other's build (they would otherwise rewrite one folder back and forth)."""
-    flags = FLAGS + (OPENMP_FLAGS if openmp else ())
+def native_flags() -> tuple[str, ...]:
+    """``-march=native`` on Linux x86-64, nothing elsewhere. The selects of the kernel's
+    inner loops vectorise much better with AVX2 than with the SSE2 baseline (backward
+    about 1.6x faster at E = 1e6, F = 128); the build name then carries this CPU's feature
+    list, so a cache shared by different machines never loads a build for another CPU."""
+    return ("-march=native",) if sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64") else ()
+
+
+def _cpu_features() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next((line for line in fh if line.startswith("flags")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def build_flags(openmp: bool, native: bool) -> tuple[str, ...]:
+    """Compiler flags of one build variant.
+
+    >>> build_flags(False, False)
+    ('-O3',)
+    """
+    return FLAGS + (OPENMP_FLAGS if openmp else ()) + (native_flags() if native else ())
+
+
+def extension_name(openmp: bool = True, native: bool = True) -> str:
+    """Build name keyed by the source text, flags, torch and environment (and the CPU for
+    ``-march=native``), so different hookgnn versions, checkouts, virtualenvs or machines
+    sharing one cache never rebuild over, or load, each other's build."""
+    flags = build_flags(openmp, native)
     key = [SOURCE.read_text(), *flags, torch.__version__, sys.prefix]
+    if native and native_flags():
+        key.append(_cpu_features())
     digest = hashlib.sha1("\n".join(key).encode()).hexdigest()[:12]
     return f"{EXTENSION_NAME}_{digest}"
 
 
-def _build(openmp: bool) -> ModuleType:
+def _build(openmp: bool, native: bool) -> ModuleType:
     """Compile (or reuse the cached build of) the extension and import it."""
     from torch.utils.cpp_extension import load_inline
 
     # load_inline copies the text into the build folder: the build does not depend on
     # where this package is installed.
-    extra = OPENMP_FLAGS if openmp else []
     return load_inline(  # fresh lists: torch appends to the ones it is given
-        name=extension_name(openmp),
+        name=extension_name(openmp, native),
         cpp_sources=[SOURCE.read_text()],
-        extra_cflags=[*FLAGS, *extra],
-        extra_ldflags=[*extra],
+        extra_cflags=list(build_flags(openmp, native)),
+        extra_ldflags=list(OPENMP_FLAGS if openmp else ()),
         verbose=bool(os.environ.get("HOOKGNN_VERBOSE_BUILD")),
     )
 
 
-def _already_built(openmp: bool) -> bool:
+def _already_built(openmp: bool, native: bool) -> bool:
     try:
         from torch.utils.cpp_extension import _get_build_directory
 
-        name = extension_name(openmp)
+        name = extension_name(openmp, native)
         return (Path(_get_build_directory(name, False)) / f"{name}.so").exists()
     except Exception:  # noqa: BLE001 - a private torch helper; if it moved, probe instead
         return False
@@ -121,27 +149,32 @@ def _warn(message: str) -> None:
     warnings.warn(f"hookgnn: {message}", RuntimeWarning, stacklevel=4)
 
 
+def _variants() -> list[tuple[bool, bool]]:
+    """Builds to try, best first: (openmp, native)."""
+    natives = [True, False] if native_flags() else [False]
+    openmp = any(_already_built(True, n) for n in natives) or openmp_compiles()
+    return [(o, n) for o in ([True, False] if openmp else [False]) for n in natives]
+
+
 def _load_once() -> ModuleType | None:
-    reason = None
-    if _already_built(True) or openmp_compiles():
+    failures = []
+    variants = _variants()
+    for openmp, native in variants:
         try:
-            return _build(True)
-        except Exception as exc:  # noqa: BLE001 - try the single-threaded build next
-            reason = f"{type(exc).__name__}: {exc}"
-    else:
-        reason = "the C++ compiler cannot build OpenMP programs"
-    try:
-        module = _build(False)
-    except Exception as exc:  # noqa: BLE001 - any build failure means "fall back"
-        _state["error"] = exc
-        _warn(
-            "could not build the compiled scatter max/min kernel "
-            f"({type(exc).__name__}: {exc}); using the plain PyTorch implementation, "
-            "which gives identical results but is slower."
-        )
-        return None
-    _warn(f"built the compiled scatter max/min kernel without OpenMP ({reason}); it runs on one thread.")
-    return module
+            module = _build(openmp, native)
+        except Exception as exc:  # noqa: BLE001 - try the next variant, then fall back
+            _state["error"] = exc
+            failures.append(f"{' '.join(build_flags(openmp, native))}: {type(exc).__name__}: {exc}")
+            continue
+        if not openmp:
+            reason = "; ".join(failures) if failures else "the C++ compiler cannot build OpenMP programs"
+            _warn(f"built the compiled scatter max/min kernel without OpenMP ({reason}); it runs on one thread.")
+        return module
+    _warn(
+        f"could not build the compiled scatter max/min kernel ({failures[-1]}); using the plain "
+        "PyTorch implementation, which gives identical results but is slower."
+    )
+    return None
 
 
 def load() -> ModuleType | None:
