@@ -76,7 +76,7 @@ def reading(t: Tensor, hook: object) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSORS))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(g=graphs64, seed=st.integers(0, 2**16))
 def test_fast_hooked_and_concat_paths_give_equal_outputs_and_gradients(name: str, g: Graph, seed: int) -> None:
     layer = randomised(PROCESSORS[name](), seed)
@@ -92,7 +92,7 @@ def test_fast_hooked_and_concat_paths_give_equal_outputs_and_gradients(name: str
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSORS))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(g=graphs(min_nodes=1, node_features=D, edge_features=D, dtype=torch.float64, max_edges=14),
        seed=st.integers(0, 2**16), data=st.data())
 def test_patching_hook_src_rows_matches_the_concat_path(name: str, g: Graph, seed: int, data: st.DataObject) -> None:
@@ -122,7 +122,7 @@ REWIRABLE = sorted(set(PROCESSORS) - {"triplet_gmpnn"})
 
 
 @pytest.mark.parametrize("name", REWIRABLE)
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(g=graphs(min_nodes=1, node_features=D, edge_features=D, dtype=torch.float64, max_edges=14),
        seed=st.integers(0, 2**16), data=st.data())
 def test_patching_a_hook_src_row_equals_rewiring_the_edge_to_a_new_node_with_the_patched_state(
@@ -205,14 +205,14 @@ def test_a_subclass_that_overrides_message_alone_keeps_its_own_messages() -> Non
     torch.testing.assert_close(msgs[1], 2 * msgs[0])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(0, 5), e=st.integers(0, 9), seed=st.integers(0, 2**16), shape=st.lists(
     st.tuples(st.sampled_from(["src", "dst", "edge", "zero", "delta"]), st.integers(1, 3)), min_size=1, max_size=5))
 def test_concat_linear_equals_the_linear_layer_on_the_concatenation(n: int, e: int, seed: int, shape: list) -> None:
     if n == 0:
         e = 0
     gen = torch.Generator().manual_seed(seed)
-    index = {"src": torch.randint(0, max(n, 1), (e,), generator=gen), "dst": torch.randint(0, max(n, 1), (e,), generator=gen)}
+    index = {end: torch.randint(0, max(n, 1), (e,), generator=gen) for end in ("src", "dst")}
     lin = nn.Linear(sum(w for _, w in shape), 3).double()
     blocks, columns, leaves = [], [], []
     for kind, width in shape:
@@ -238,8 +238,9 @@ def test_concat_linear_equals_the_linear_layer_on_the_concatenation(n: int, e: i
     want = lin(torch.cat(columns, -1)) if columns else None
     torch.testing.assert_close(got, want)
     weights = torch.randn(got.shape, generator=gen, dtype=torch.float64)
-    mine = torch.autograd.grad((got * weights).sum(), [*leaves, lin.weight, lin.bias], allow_unused=True, retain_graph=True)
-    theirs = torch.autograd.grad((want * weights).sum(), [*leaves, lin.weight, lin.bias], allow_unused=True)
+    wrt = [*leaves, lin.weight, lin.bias]
+    mine = torch.autograd.grad((got * weights).sum(), wrt, allow_unused=True, retain_graph=True)
+    theirs = torch.autograd.grad((want * weights).sum(), wrt, allow_unused=True)
     for a, b in zip(mine, theirs):
         if a is None or b is None:
             assert (a is None or not a.any()) and (b is None or not b.any())

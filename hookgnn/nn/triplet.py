@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features, endpoint_blocks, with_inputs
 from hookgnn.nn.pgn import PGN
-from hookgnn.nn.projection import SourceRows, concat_linear, gather_rows
+from hookgnn.nn.projection import Block, SourceRows, concat_linear, gather_rows
 from hookgnn.ops import scatter
 
 
@@ -171,7 +171,8 @@ class TripletGMPNN(PGN):
         tri = (gather_rows(self.t_u(z_src), ti.closing) + gather_rows(self.t_v(z_dst), ti.closing)
                + gather_rows(self.t_k(z_dst), ti.first) + gather_rows(self.t_e1(e), ti.first)
                + gather_rows(self.t_e2(e), ti.second))
-        return super().message(h_src, h_dst, edge_attr, x_src, x_dst) + self.o3(self._triplet_max(tri, ti, h_src.shape[0]))
+        message = super().message(h_src, h_dst, edge_attr, x_src, x_dst)
+        return message + self.o3(self._triplet_max(tri, ti, h_src.shape[0]))
 
     def message_from_nodes(
         self,
@@ -187,13 +188,19 @@ class TripletGMPNN(PGN):
         ti = _triplets_of(edge_index, h.shape[0])
         num_edges = edge_index.shape[1]
         blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, self.d_edge)
-        by_closing = concat_linear(self.t_u, blocks[:2], num_edges).add_(concat_linear(self.t_v, blocks[2:4], num_edges))
-        by_first = concat_linear(self.t_k, blocks[2:4], num_edges).add_(concat_linear(self.t_e1, blocks[4:], num_edges))
+        tail, head, edge = blocks[:2], blocks[2:4], blocks[4:]  # z of each edge's ends, its features
+
+        def per_edge(lin: nn.Linear, part: list[Block]) -> Tensor:
+            return concat_linear(lin, part, num_edges)
+
+        by_closing = per_edge(self.t_u, tail).add_(per_edge(self.t_v, head))
+        by_first = per_edge(self.t_k, head).add_(per_edge(self.t_e1, edge))
         tri = gather_rows(by_closing, ti.closing).add_(gather_rows(by_first, ti.first))
-        tri = tri.add_(gather_rows(concat_linear(self.t_e2, blocks[4:], num_edges), ti.second))
+        tri = tri.add_(gather_rows(per_edge(self.t_e2, edge), ti.second))
         message = super().message_from_nodes(h, h_src, edge_index, edge_attr, x)
         return message + self.o3(self._triplet_max(tri, ti, num_edges))
 
-    def _triplet_max(self, tri: Float[Tensor, "triplet d_tri"], ti: TripletIndex, num_edges: int) -> Float[Tensor, "edge d_tri"]:
+    def _triplet_max(self, tri: Float[Tensor, "triplet d_tri"], ti: TripletIndex,
+                     num_edges: int) -> Float[Tensor, "edge d_tri"]:
         tri = self.hook_triplet(tri)  # [triplet, d_tri]
         return self.hook_triplet_max(scatter(tri, ti.closing, num_edges, "max"))  # [edge, d_tri]
