@@ -33,7 +33,9 @@ PROCESSORS: dict[str, Callable[[], HookedMessagePassing]] = {
     "gine": lambda: GINE(D),
     "gine_without_inputs": lambda: GINE(D, use_inputs=False),
     "triplet_gmpnn": lambda: TripletGMPNN(D, d_tri=3),
-    "gat": lambda: GAT(D, heads=2),  # no message_from_nodes: every path is the concat path
+    "gat": lambda: GAT(D, heads=2),
+    "gat_three_heads_mean": lambda: GAT(D, heads=3),
+    "gat_without_inputs": lambda: GAT(D, heads=2, use_inputs=False, residual=False),
 }
 graphs64 = graphs(node_features=D, edge_features=D, dtype=torch.float64, max_edges=14)
 
