@@ -114,3 +114,23 @@ def test_resuming_at_a_round_from_its_entering_state_equals_the_full_run():
     assert m.round_of("layers.2.message_mlp.hook_post") == 2 and m.round_of("hook_node_embed") is None
     with pytest.raises(ValueError, match=r"needs state \[N=5, d=8\]"):
         m(g, steps=4, start=2)
+
+
+@pytest.mark.parametrize("spec", [FeatureSpec("output", "node", "pointer"),
+                                  FeatureSpec("output", "edge", "categorical", dim=3)], ids=["pointer", "edge_categorical"])
+def test_edge_and_pointer_decoders_match_their_formula_edge_by_edge(spec: FeatureSpec) -> None:
+    """Pointer: w^T relu(W_s h_u + W_d h_v + W_e e_uv); edge: W_o relu(W_h [h_u, h_v, e_uv]), per edge."""
+    from hookgnn.models.heads import Decoder
+
+    torch.manual_seed(0)
+    dec = Decoder(spec, 4).double()
+    g = graph(5, 3).to(torch.float64)
+    h, x, e, pooled = (torch.randn(n, 4, dtype=torch.float64) for n in (5, 5, g.num_edges, 1))
+    got = dec(h, x, e, pooled, g)
+    lin = lambda layer, v: layer.weight @ v + layer.bias  # noqa: E731
+    for k, (u, v) in enumerate(g.edge_index.t().tolist()):
+        if spec.type == "pointer":
+            want = lin(dec.out, torch.relu(lin(dec.src, h[u]) + lin(dec.dst, h[v]) + lin(dec.edge, e[k])))[0]
+        else:
+            want = lin(dec.out, torch.relu(lin(dec.hidden, torch.cat([h[u], h[v], e[k]]))))
+        torch.testing.assert_close(got[k], want)

@@ -21,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from hookgnn.graph import Graph
+from hookgnn.nn.projection import Block, concat_linear, gather_rows
 from hookgnn.ops import scatter, scatter_softmax
 from hookgnn.spec import FeatureSpec
 
@@ -74,11 +75,15 @@ class Decoder(nn.Module):
         src, dst = graph.edge_index
         spec = self.spec
         if spec.type == "pointer":
-            return self.out(torch.relu(self.src(h[src]) + self.dst(h[dst]) + self.edge(e))).squeeze(-1)
+            # W_s h_u + W_d h_v on nodes, then gathered to the edges (the same values).
+            score = self.edge(e).add_(gather_rows(self.src(h), src)).add_(gather_rows(self.dst(h), dst))
+            return self.out(torch.relu(score)).squeeze(-1)
         if spec.location == "node":
             raw = self.out(torch.cat([h, x], dim=-1))
         elif spec.location == "edge":
-            raw = self.out(torch.relu(self.hidden(torch.cat([h[src], h[dst], e], dim=-1))))
+            d = h.shape[-1]
+            blocks = [Block(h, src, d), Block(h, dst, d), Block(e, None, e.shape[-1])]
+            raw = self.out(torch.relu(concat_linear(self.hidden, blocks, src.shape[0])))
         else:
             pooled = scatter(h, graph.batch, graph.num_graphs, "max")
             raw = self.out(torch.cat([pooled, g], dim=-1))

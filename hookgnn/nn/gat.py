@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.features import edge_features, with_inputs
+from hookgnn.nn.projection import Block, SourceRows, concat_linear, gather_rows, source_block
 from hookgnn.ops import scatter_softmax
 
 
@@ -42,6 +43,9 @@ class GAT(HookedMessagePassing):
     :math:`W_{skip} z_v + b` by :math:`b`, ``activation=False`` drops the final relu;
     ``GAT(d, heads, use_inputs=False, residual=False, activation=False)`` is
     ``GATConv(d, C, heads, add_self_loops=False, edge_dim=d)``.
+
+    :math:`W z` is computed on nodes and gathered to the edges, the destination scores
+    :math:`a_{dst} \cdot W z_v` on nodes too (``message_from_nodes``; the same values).
 
     Attention couples the edges into a node: patching row :math:`e` of ``hook_src``
     changes :math:`m_{uv}` and, through the softmax, the weights of the other edges
@@ -107,6 +111,31 @@ class GAT(HookedMessagePassing):
         logits = (value_src * self.att_src).sum(-1) + (value_dst * self.att_dst).sum(-1) + (value_edge * self.att_edge).sum(-1)
         logits = F.leaky_relu(logits, self.negative_slope)  # [edge, head]
         alpha = self.hook_attention(scatter_softmax(logits, edge_index[1], num_nodes))  # [edge, head]
+        msg = alpha.unsqueeze(-1) * value_src  # [edge, head, C]
+        return msg.flatten(1) if self.concat else msg.mean(1)
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d_h"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None,
+        x: Float[Tensor, "node d_h"] | None,
+    ) -> Float[Tensor, "edge d"]:
+        # message's values: W z_u projected on nodes then gathered (read through hook_src);
+        # the scores a_dst . W z_v on nodes, a_edge . W_e e_uv as one product per head.
+        src, dst = edge_index
+        heads, c = self.heads, self.d_head
+        blocks = [Block(x, src, self.d_in - h.shape[-1])] if self.use_inputs else []
+        blocks.append(source_block(h, h_src, src))
+        value_src = concat_linear(self.lin, blocks, src.shape[0]).view(-1, heads, c)  # [edge, head, C]
+        score_dst = (self.lin(self._z(x, h)).view(-1, heads, c) * self.att_dst).sum(-1)  # [node, head]
+        logits = (value_src * self.att_src).sum(-1) + gather_rows(score_dst, dst)
+        if edge_attr is not None:
+            att_edge = (self.lin_edge.weight.view(heads, c, -1) * self.att_edge.unsqueeze(-1)).sum(1)  # [head, d_edge]
+            logits = logits + F.linear(edge_attr, att_edge)
+        logits = F.leaky_relu(logits, self.negative_slope)  # [edge, head]
+        alpha = self.hook_attention(scatter_softmax(logits, dst, h.shape[0]))  # [edge, head]
         msg = alpha.unsqueeze(-1) * value_src  # [edge, head, C]
         return msg.flatten(1) if self.concat else msg.mean(1)
 

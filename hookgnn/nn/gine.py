@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from hookgnn.nn.features import edge_features, with_inputs
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
-from hookgnn.nn.features import edge_features, with_inputs
+from hookgnn.nn.projection import SourceRows, gather_rows
 
 
 class GINE(HookedMessagePassing):
@@ -70,6 +71,22 @@ class GINE(HookedMessagePassing):
         x_src: Float[Tensor, "edge d"] | None,
     ) -> Float[Tensor, "edge d_in"]:
         return torch.relu(self._z(x_src, h_src) + self.lin_edge(edge_features(edge_attr, h_src, self.d_edge)))
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None,
+        x: Float[Tensor, "node d"] | None,
+    ) -> Float[Tensor, "edge d_in"]:
+        src = edge_index[0]
+        if h_src is None:  # one gather of z = [x, h], built on the nodes
+            z_src = gather_rows(self._z(x, h), src)
+        else:
+            z_src = self._z(None if x is None else gather_rows(x, src), h_src.value)
+        e = self.lin_edge(edge_features(edge_attr, z_src, self.d_edge))
+        return torch.relu(e.add_(z_src))
 
     def update(
         self, aggr: Float[Tensor, "node d_in"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"] | None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.message_passing import HookedMessagePassing
+from hookgnn.nn.projection import Block, SourceRows, concat_linear, source_block
 
 
 class MinAgg(HookedMessagePassing):
@@ -23,7 +24,8 @@ class MinAgg(HookedMessagePassing):
     [1, 0]` and zero biases one round is one Bellman-Ford relaxation
     :math:`d'_v = \\min_{u \\to v}(d_u + w_{uv})` (self-loops of weight 0 keep
     :math:`d_v`). Hook points: ``hook_message_pre`` (before the relu, edge axis),
-    ``hook_message``, ``hook_aggregation``, ``hook_update``.
+    ``hook_message``, ``hook_aggregation``, ``hook_update``. :math:`W_{agg}` is applied to
+    the states on nodes before they are gathered to the edges (the same values).
 
     >>> layer = MinAgg(4, d_edge=1)
     >>> layer(torch.zeros(3, 4), torch.tensor([[0, 1], [1, 2]]), torch.ones(2, 1)).shape
@@ -44,6 +46,18 @@ class MinAgg(HookedMessagePassing):
             edge_attr = h_src.new_zeros(h_src.shape[0], self.d_edge)
         pre = self.hook_message_pre(self.agg(torch.cat([h_src, edge_attr], dim=-1)))  # [edge, d]
         return torch.relu(pre)
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None,
+        x: Tensor | None,
+    ) -> Float[Tensor, "edge d"]:
+        blocks = [source_block(h, h_src, edge_index[0]), Block(edge_attr, None, self.d_edge)]
+        pre = concat_linear(self.agg, blocks, edge_index.shape[1])
+        return torch.relu(self.hook_message_pre(pre))  # [edge, d]
 
     def update(self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"]) -> Float[Tensor, "node d"]:
         return self.up(torch.cat([aggr, h], dim=-1))

@@ -31,7 +31,18 @@ class HookedMLP(nn.Module):
         self.hook_post = HookPoint(axis)
 
     def forward(self, x: Float[Tensor, "row d_in"]) -> Float[Tensor, "row d_out"]:
-        pre = self.hook_pre(self.lin_in(x))  # [row, d_hidden]
+        return self.from_pre(self.lin_in(x))
+
+    def from_pre(self, pre: Float[Tensor, "row d_hidden"]) -> Float[Tensor, "row d_out"]:
+        """The MLP after its first layer: from :math:`W_{in} x + b_{in}`, computed by the
+        caller (e.g. projected on nodes, :mod:`hookgnn.nn.projection`), hooks included.
+
+        >>> import torch
+        >>> mlp = HookedMLP(4, 8, 2, axis="edge"); x = torch.randn(3, 4)
+        >>> torch.equal(mlp.from_pre(mlp.lin_in(x)), mlp(x))
+        True
+        """
+        pre = self.hook_pre(pre)  # [row, d_hidden]
         post = self.hook_post(self.act(pre))  # [row, d_hidden]
         return self.lin_out(post)
 

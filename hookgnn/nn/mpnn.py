@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from hookgnn.hooks import HookPoint
-from hookgnn.nn.features import edge_features
+from hookgnn.nn.features import edge_features, endpoint_blocks
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
+from hookgnn.nn.projection import SourceRows, concat_linear
 from hookgnn.ops import Reduce
 
 
@@ -28,6 +29,10 @@ class MPNN(HookedMessagePassing):
     [N, d] and its pre-activation ``hook_update_pre`` [N, d] (:math:`\\mathrm{MLP}_u` is
     followed by a relu), and the hidden neurons ``message_mlp.hook_pre/hook_post``
     [E, d_mlp] and ``update_mlp.hook_pre/hook_post`` [N, d_mlp].
+
+    The first layer of :math:`\\mathrm{MLP}_m` is applied to the nodes' blocks before they
+    are gathered to the edges (``message_from_nodes``, :mod:`hookgnn.nn.projection`):
+    the same values, without the ``[E, 5d]`` concatenation.
 
     >>> layer = MPNN(8)
     >>> h = torch.randn(3, 8); e = torch.randn(2, 8)
@@ -51,6 +56,17 @@ class MPNN(HookedMessagePassing):
         x_dst: Float[Tensor, "edge d"],
     ) -> Float[Tensor, "edge d"]:
         return self.message_mlp(torch.cat([x_src, h_src, x_dst, h_dst, edge_features(edge_attr, h_src, h_src.shape[-1])], dim=-1))
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d"] | None,
+        x: Float[Tensor, "node d"] | None,
+    ) -> Float[Tensor, "edge d"]:
+        blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, h.shape[-1])
+        return self.message_mlp.from_pre(concat_linear(self.message_mlp.lin_in, blocks, edge_index.shape[1]))
 
     def update(self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"]) -> Float[Tensor, "node d"]:
         pre = self.hook_update_pre(self.update_mlp(torch.cat([x, h, aggr], dim=-1)))  # [node, d]

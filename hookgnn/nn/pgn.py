@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
-from hookgnn.nn.features import edge_features, with_inputs
+from hookgnn.nn.features import edge_features, endpoint_blocks, with_inputs
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
+from hookgnn.nn.projection import SourceRows, concat_linear
 from hookgnn.ops import Reduce
 
 #: Initial bias of the gate's output layer: sigmoid(-3) ~ 0.05, so a freshly built gated
@@ -34,6 +35,8 @@ class PGN(HookedMessagePassing):
     With ``gated=False`` the update is :math:`h'_v = c_v`. The gate's output bias starts
     at -3 (:data:`GATE_BIAS_INIT`), so a new layer starts close to the identity on
     :math:`h`. Graph features are not used. ``x`` may be omitted (treated as zeros).
+    The message MLP's first layer runs on nodes before the gather, as in
+    :class:`~hookgnn.nn.mpnn.MPNN`.
 
     Hook points: ``hook_message`` [E, d], ``hook_aggregation`` [N, d],
     ``hook_candidate`` [N, d] (:math:`c`), ``hook_gate`` [N, d] (:math:`g`, after the
@@ -80,6 +83,17 @@ class PGN(HookedMessagePassing):
     ) -> Float[Tensor, "edge d"]:
         z_src, z_dst = with_inputs(x_src, h_src), with_inputs(x_dst, h_dst)
         return self.message_mlp(torch.cat([z_src, z_dst, edge_features(edge_attr, h_src, self.d_edge)], dim=-1))
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None,
+        x: Float[Tensor, "node d"] | None,
+    ) -> Float[Tensor, "edge d"]:
+        blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, self.d_edge)
+        return self.message_mlp.from_pre(concat_linear(self.message_mlp.lin_in, blocks, edge_index.shape[1]))
 
     def update(
         self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"] | None

@@ -10,8 +10,9 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
-from hookgnn.nn.features import edge_features, with_inputs
+from hookgnn.nn.features import edge_features, endpoint_blocks, with_inputs
 from hookgnn.nn.pgn import PGN
+from hookgnn.nn.projection import Block, SourceRows, concat_linear, gather_rows
 from hookgnn.ops import scatter
 
 
@@ -167,8 +168,39 @@ class TripletGMPNN(PGN):
         # Per-edge projections gathered per triplet. z_u and z_v are read through the
         # closing edge, so h_u enters only via that edge's hook_src row (patching row e
         # of hook_src changes the message of edge e and nothing else).
-        tri = (self.t_u(z_src)[ti.closing] + self.t_v(z_dst)[ti.closing] + self.t_k(z_dst)[ti.first]
-               + self.t_e1(e)[ti.first] + self.t_e2(e)[ti.second])
+        tri = (gather_rows(self.t_u(z_src), ti.closing) + gather_rows(self.t_v(z_dst), ti.closing)
+               + gather_rows(self.t_k(z_dst), ti.first) + gather_rows(self.t_e1(e), ti.first)
+               + gather_rows(self.t_e2(e), ti.second))
+        message = super().message(h_src, h_dst, edge_attr, x_src, x_dst)
+        return message + self.o3(self._triplet_max(tri, ti, h_src.shape[0]))
+
+    def message_from_nodes(
+        self,
+        h: Float[Tensor, "node d"],
+        h_src: SourceRows | None,
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None,
+        x: Float[Tensor, "node d"] | None,
+    ) -> Float[Tensor, "edge d"]:
+        # message's triplets with the node terms projected on nodes, summed per edge,
+        # then gathered once per edge role: (T_u z_u + T_v z_v) by the closing edge,
+        # (T_k z_k + T_e1 e_uk) by the first, T_e2 e_kv by the second.
+        ti = _triplets_of(edge_index, h.shape[0])
+        num_edges = edge_index.shape[1]
+        blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, self.d_edge)
+        tail, head, edge = blocks[:2], blocks[2:4], blocks[4:]  # z of each edge's ends, its features
+
+        def per_edge(lin: nn.Linear, part: list[Block]) -> Tensor:
+            return concat_linear(lin, part, num_edges)
+
+        by_closing = per_edge(self.t_u, tail).add_(per_edge(self.t_v, head))
+        by_first = per_edge(self.t_k, head).add_(per_edge(self.t_e1, edge))
+        tri = gather_rows(by_closing, ti.closing).add_(gather_rows(by_first, ti.first))
+        tri = tri.add_(gather_rows(per_edge(self.t_e2, edge), ti.second))
+        message = super().message_from_nodes(h, h_src, edge_index, edge_attr, x)
+        return message + self.o3(self._triplet_max(tri, ti, num_edges))
+
+    def _triplet_max(self, tri: Float[Tensor, "triplet d_tri"], ti: TripletIndex,
+                     num_edges: int) -> Float[Tensor, "edge d_tri"]:
         tri = self.hook_triplet(tri)  # [triplet, d_tri]
-        reduced = self.hook_triplet_max(scatter(tri, ti.closing, h_src.shape[0], "max"))  # [edge, d_tri]
-        return super().message(h_src, h_dst, edge_attr, x_src, x_dst) + self.o3(reduced)
+        return self.hook_triplet_max(scatter(tri, ti.closing, num_edges, "max"))  # [edge, d_tri]

@@ -1,0 +1,153 @@
+"""A linear layer over a concatenation of gathered rows, applied before the gather.
+
+A message layer often starts with :math:`W [z_u, z_v, e_{uv}] + b` on every edge
+:math:`u \\to v`. Split :math:`W` into column blocks :math:`W = [W_s, W_d, W_e]`:
+
+.. math::
+
+    W [z_u, z_v, e_{uv}] + b = (W_s z)_u + (W_d z)_v + W_e e_{uv} + b
+
+so the node blocks can be multiplied on the :math:`N` nodes and their products
+gathered to the :math:`E` edges, instead of gathering :math:`z` twice, building the
+:math:`[E, \\cdot]` concatenation and multiplying on every edge. The values are those
+of the concatenation up to float rounding (sums in another order); autograd keeps no
+concatenation.
+
+A block read through a hook point on edges (``hook_src``: the state :math:`h_u` as edge
+:math:`u \\to v` reads it) is :math:`h_u + \\delta_{uv}` with :math:`\\delta = h_{src}
+- h[src]` the change the hooks made (:class:`SourceRows`): its product is
+:math:`(W h)_u + W \\delta_{uv}`, the gradient reaches :math:`h` only through the hook
+point, and when the hooks change nothing the result is bit for bit the one without
+hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+class Block(NamedTuple):
+    """One block of a concatenation, ``width`` columns: ``value[index]`` (``value`` when
+    ``index`` is ``None``), plus ``delta`` (already one row per output row) when given;
+    ``value=None`` is a block of zeros."""
+
+    value: Tensor | None
+    index: Tensor | None
+    width: int
+    delta: Tensor | None = None
+
+
+class SourceRows(NamedTuple):
+    """The state of each edge's source when ``hook_src`` has hooks: ``rows = h[src]`` as
+    it entered the hook point, ``value`` as the hooks left it (the same tensor when they
+    only read it)."""
+
+    rows: Float[Tensor, "edge d"]
+    value: Float[Tensor, "edge d"]
+
+
+def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[Tensor, " edge"]) -> Block:
+    """The block :math:`h_u` of every edge ``u -> v`` for :func:`concat_linear`, read
+    through ``hook_src`` when it has hooks (``h_src``, see the module docstring).
+
+    >>> import torch
+    >>> h, src = torch.randn(3, 2), torch.tensor([2, 0])
+    >>> rows = h[src]; patched = rows + 1
+    >>> block = source_block(h, SourceRows(rows, patched), src)
+    >>> torch.equal(block.value[block.index] + block.delta, patched)
+    True
+    """
+    d = h.shape[-1]
+    if h_src is None or (h_src.value is h_src.rows and not h_src.value.requires_grad):
+        return Block(h, src, d)  # nothing to carry: no change, and no gradient to deliver there
+    return Block(h.detach(), src, d, delta=h_src.value - h_src.rows.detach())
+
+
+def concat_linear(lin: nn.Linear, blocks: Sequence[Block], rows: int) -> Float[Tensor, "row d_out"]:
+    """``lin(torch.cat([b.value[b.index] + b.delta for b in blocks], -1))`` without the concatenation.
+
+    Each block is multiplied by its columns of ``lin.weight`` on the rows it has (node
+    blocks sharing one ``index`` object in one product, side by side), then gathered with
+    ``index_select``; zero blocks are skipped, the bias is added once, and the products
+    of the ``delta`` terms are added last (so that zero deltas leave the result bit for bit
+    unchanged). ``rows`` is the number of output rows (every ``index`` and ``delta`` has
+    that length, every block without an index that many rows).
+
+    >>> import torch
+    >>> lin = nn.Linear(5, 3); h = torch.randn(4, 2); e = torch.randn(6, 1)
+    >>> src, dst = torch.tensor([0, 1, 1, 3, 2, 0]), torch.tensor([1, 1, 2, 0, 3, 3])
+    >>> fast = concat_linear(lin, [Block(h, src, 2), Block(h, dst, 2), Block(e, None, 1)], rows=6)
+    >>> torch.allclose(fast, lin(torch.cat([h[src], h[dst], e], -1)), atol=1e-6)
+    True
+    """
+    total = sum(b.width for b in blocks)
+    if total != lin.in_features:
+        raise ValueError(f"blocks are {total} columns wide in all, but the linear layer takes {lin.in_features}")
+    on_rows: Tensor | None = None  # the sum of the blocks that are already per output row
+    by_index: list[tuple[Tensor, list[Tensor], list[Tensor]]] = []  # (index, node values, their weights)
+    deltas: list[tuple[Tensor, Tensor]] = []  # (delta, its columns of the weight)
+    start = 0
+    for i, (value, index, width, delta) in enumerate(blocks):
+        # A contiguous copy of the columns: a strided slice makes the product about 2x slower.
+        weight = lin.weight[:, start:start + width].contiguous() if width != lin.in_features else lin.weight
+        start += width
+        if delta is not None:
+            _check_block(i, delta, None, width, rows, "delta")
+            deltas.append((delta, weight))
+        if value is None:
+            continue
+        _check_block(i, value, index, width, rows, "block")
+        if index is None:
+            product = F.linear(value, weight)
+            on_rows = product if on_rows is None else on_rows.add_(product)
+            continue
+        group = next((g for g in by_index if g[0] is index), None)
+        if group is None:
+            by_index.append((index, [value], [weight]))
+        else:
+            group[1].append(value)
+            group[2].append(weight)
+    # Node blocks of one index: one product of their side-by-side values and weights.
+    gathered = [(index, F.linear(values[0], weights[0]) if len(values) == 1
+                 else F.linear(torch.cat(values, -1), torch.cat(weights, -1))) for index, values, weights in by_index]
+    bias = lin.bias
+    if on_rows is None and gathered:
+        index, first = gathered.pop(0)
+        on_rows = (first if bias is None else first.add_(bias)).index_select(0, index)
+        bias = None
+    elif on_rows is None:
+        on_rows = lin.weight.new_zeros(rows, lin.out_features) if bias is None else bias.expand(rows, -1).clone()
+        bias = None
+    if bias is not None:
+        on_rows = on_rows.add_(bias)
+    for index, product in gathered:
+        on_rows = on_rows.add_(product.index_select(0, index))
+    for delta, weight in deltas:
+        on_rows = on_rows.add_(F.linear(delta, weight))
+    return on_rows
+
+
+def _check_block(i: int, value: Tensor, index: Tensor | None, width: int, rows: int, what: str) -> None:
+    if value.dim() != 2 or value.shape[1] != width:
+        raise ValueError(f"{what} {i} should be [rows, {width}], got {tuple(value.shape)}")
+    have = value.shape[0] if index is None else index.shape[0]
+    if have != rows:
+        kind = "rows" if index is None else "indices"
+        raise ValueError(f"{what} {i} has {have} {kind}, expected {rows}")
+
+
+def gather_rows(value: Float[Tensor, "node *d"], index: Int[Tensor, " edge"]) -> Float[Tensor, "edge *d"]:
+    """``value[index]`` by ``index_select``, whose backward (an ``index_add``) is several
+    times faster than that of advanced indexing (``index_put`` with accumulation).
+
+    >>> import torch
+    >>> gather_rows(torch.tensor([[1.], [2.]]), torch.tensor([1, 1, 0])).flatten().tolist()
+    [2.0, 2.0, 1.0]
+    """
+    return value.index_select(0, index)
