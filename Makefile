@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,viz,pyg
 
-.PHONY: demo test bench install
+.PHONY: demo test test-all bench install
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,5 +17,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/hookgnn demo
 
+# -n auto: one pytest worker per core (pytest-xdist); the suite sets 1 torch thread per worker.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow" --doctest-modules hookgnn tests
+	$(PY) -m pytest -q -n auto -m "not slow" --doctest-modules hookgnn tests
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q -n auto --doctest-modules hookgnn tests

@@ -45,7 +45,7 @@ class GAT(HookedMessagePassing):
     ``GATConv(d, C, heads, add_self_loops=False, edge_dim=d)``.
 
     :math:`W z` is computed on nodes and gathered to the edges, the destination scores
-    :math:`a_{dst} \cdot W z_v` on nodes too (``message_from_nodes``; the same values).
+    :math:`a_{dst} \\cdot W z_v` on nodes too (``message_from_nodes``; the same values).
 
     Attention couples the edges into a node: patching row :math:`e` of ``hook_src``
     changes :math:`m_{uv}` and, through the softmax, the weights of the other edges
