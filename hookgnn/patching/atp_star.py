@@ -140,12 +140,17 @@ class _BaseRun:
         num = len(outs)
         extra = [name for t in range(num) for h in ("hook_message", "hook_aggregation") if messages
                  for name in _optional_hook(model, h, t)]
-        with capture_round_inputs(model, range(num)) as inputs:
-            out, cache = model.run_with_cache(graph, names_filter=sorted(set(outs + extra)),
-                                              grad_metric=lambda o: metric(o, graph).mean(), **forward_kwargs)
+        seen: dict[str, Tensor] = {}  # read without gradients: the leave-one-out aggregation needs them
+
+        def keep(act: Tensor, hook: Any) -> None:
+            seen[hook.name] = act.detach()
+
+        with capture_round_inputs(model, range(num)) as inputs, model.hooks(fwd_hooks=[(h, keep) for h in extra]):
+            out, cache = model.run_with_cache(graph, names_filter=outs, grad_metric=lambda o: metric(o, graph).mean(),
+                                              **forward_kwargs)
         self.output = out
         self.baseline = float(metric(out, graph).detach().mean())
-        self.cache, self.outs = cache, outs
+        self.cache, self.outs, self.seen = cache, outs, seen
         self.inputs = {t: {k: v.detach() if isinstance(v, Tensor) else v for k, v in kw.items()} for t, kw in inputs.items()}
         self._local: dict[int, LocalRound] = {}
 
@@ -205,8 +210,8 @@ def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: 
 
     with model.hooks(fwd_hooks=[(hook_src, lambda act, hook: source_rows.to(act)), (hook_msg, read)]):
         layer(**inputs)
-    msg = run.cache[hook_msg]
-    aggr = run.cache[model.round_hook("hook_aggregation", t)]
+    msg = run.seen[hook_msg]
+    aggr = run.seen[model.round_hook("hook_aggregation", t)]
     new_aggr = replace_one(msg, patched["m"], aggr, dst, layer.aggr)
     moved = (new_aggr != aggr[dst]).flatten(1).any(1)
     rows = dst[moved]
