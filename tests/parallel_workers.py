@@ -9,6 +9,7 @@ live at module level in importable modules (this one).
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import socket
@@ -176,3 +177,29 @@ def cli_job(argv: list[str]) -> None:
 
     os.environ.update(RANK=str(dist.get_rank()), WORLD_SIZE=str(dist.get_world_size()), LOCAL_RANK=str(dist.get_rank()))
     main(argv)
+
+
+def every_job(score_names: list[str], train_config: dict[str, Any], cli_argv: list[str]) -> dict[str, Any]:
+    """The score cases, training and ``hookgnn train`` in one process group (the CLI last: it ends the group).
+
+    Starting processes costs more than these small jobs, so the default suite starts them once.
+    """
+    out: dict[str, Any] = {"scores": two_rank_job(score_names), "train": train_job(train_config)}
+    cli_job(cli_argv)
+    return out
+
+
+_KEPT: list[tempfile.TemporaryDirectory[str]] = []  # the CLI's output folder, removed when the tests end
+
+
+@functools.cache
+def two_ranks() -> tuple[list[tuple[str, Any]], Path]:
+    """:func:`every_job` on 2 processes, once per test session: ``(per-rank results, folder of the CLI's output)``.
+
+    The CLI writes ``folder/two/m.pt``.
+    """
+    from test_parallel_training import CONFIG, TRAIN_ARGS
+
+    _KEPT.append(tempfile.TemporaryDirectory(prefix="hookgnn-ranks-"))
+    folder = Path(_KEPT[-1].name)
+    return run_ranks(every_job, 2, list(SCORE_CASES), CONFIG, [*TRAIN_ARGS, "--out", str(folder / "two" / "m.pt")]), folder

@@ -15,8 +15,7 @@ from hookgnn import Graph, parallel, patching
 from hookgnn.parallel import World
 from hookgnn.patching import OutputSum
 from hookgnn.patching.results import Attribution, EdgeScores, HookScores
-from parallel_workers import SCORE_CASES, case_call, run_ranks, same_structure_pairs, score_cases, tiny_model, \
-    two_rank_job
+from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, tiny_model
 
 METRIC = OutputSum("d")
 
@@ -69,7 +68,10 @@ def assert_same_result(got: Any, want: Any) -> None:
 
 @pytest.fixture(scope="module")
 def two_ranks() -> list[tuple[str, Any]]:
-    return run_ranks(two_rank_job, 2, list(SCORE_CASES))
+    import parallel_workers
+
+    ranks, _ = parallel_workers.two_ranks()  # one start of 2 processes for all distributed tests
+    return [(status, value["scores"] if status == "ok" else value) for status, value in ranks]
 
 
 @pytest.mark.parametrize("name", list(SCORE_CASES))

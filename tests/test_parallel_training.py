@@ -16,7 +16,7 @@ from hookgnn.parallel import World
 from hookgnn.parallel.training import global_loss, rank_batch
 from hookgnn.tasks import get_task
 from hookgnn.training import build_model, load_checkpoint, loss_sums, sample_batch, task_loss
-from parallel_workers import cli_job, free_port, run_ranks, train_job
+from parallel_workers import free_port, train_job
 
 #: Graphs of several sizes (so the two halves of a batch hold different numbers of items), hints,
 #: teacher forcing, untied rounds whose count varies from step to step (unused rounds' weights get no
@@ -28,7 +28,10 @@ CONFIG: dict[str, Any] = dict(task="bfs", processor="mpnn", d_hidden=8, max_step
 
 @pytest.fixture(scope="module")
 def one_and_two() -> tuple[Any, list[tuple[str, Any]]]:
-    return train_job(CONFIG), run_ranks(train_job, 2, CONFIG)
+    import parallel_workers
+
+    ranks, _ = parallel_workers.two_ranks()  # one start of 2 processes for all distributed tests
+    return train_job(CONFIG), [(status, value["train"] if status == "ok" else value) for status, value in ranks]
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(one_and_two: tuple[Any, Any]) -> None:
@@ -114,11 +117,13 @@ TRAIN_ARGS = ["train", "--task", "bfs", "--d-hidden", "8", "--max-steps", "6", "
 def test_hookgnn_train_on_two_ranks_saves_on_rank_0_only(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from hookgnn.cli import main
 
+    import parallel_workers
+
     main([*TRAIN_ARGS, "--out", str(tmp_path / "one.pt")])
-    (s0, e0), (s1, e1) = run_ranks(cli_job, 2, [*TRAIN_ARGS, "--out", str(tmp_path / "two" / "m.pt")])
+    ((s0, e0), (s1, e1)), folder = parallel_workers.two_ranks()  # the CLI ran last, writing folder/two/m.pt
     assert s0 == s1 == "ok", (e0, e1)
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["m.pt"]  # no spare or temporary files
-    a, b = load_checkpoint(tmp_path / "one.pt"), load_checkpoint(tmp_path / "two" / "m.pt")
+    assert sorted(p.name for p in (folder / "two").iterdir()) == ["m.pt"]  # no spare or temporary files
+    a, b = load_checkpoint(tmp_path / "one.pt"), load_checkpoint(folder / "two" / "m.pt")
     assert b.train_config == a.train_config
     assert_same_reasoner(b.model.state_dict(), a.model.state_dict(), tied=True, encode_hints=False)
 
