@@ -8,7 +8,7 @@
   over it, DistributedDataParallel (used by :func:`hookgnn.training.train`).
 
 The same code runs as one process (``python script.py``) or many
-(``torchrun --nproc_per_node N script.py``); see the README section "Many processes".
+(``torchrun --nproc_per_node N script.py``); see the README section "Scaling out".
 """
 
 from hookgnn.parallel.scores import (
