@@ -39,6 +39,7 @@ from hookgnn.cli_args import (
     sampler_kwargs,
 )
 from hookgnn.outpaths import spare_paths, writable_file, writable_folder
+from hookgnn.parallel.world import launched_world
 
 Job = Callable[[], None]
 #: (name, add its arguments, check the parsed arguments and return the job to run).
@@ -50,6 +51,10 @@ examples:
   hookgnn train --task bellman_ford --processor mpnn --steps 500 --n 16 --p 0.3 --out bf.pt
   hookgnn train --task bellman_ford --processor minagg --sampler weighted_path --sizes 2,4,6,8 \\
       --same-size --rounds nodes --features d --hint-weight 0 --l1 1e-4 --d-hidden 8 --out minagg.pt
+
+On several processes (one global batch per step, split across them; rank 0 saves;
+give sizes with --sizes, since torchrun reads --n as one of its own options):
+  torchrun --nproc_per_node 2 -m hookgnn.cli train --task bfs --sizes 16 --batch-size 64 --out bfs.pt
 
 Each step draws a fresh batch of random graphs, runs the model for one round per
 algorithm step (--rounds hints) and minimises the output losses plus the hint losses.
@@ -188,33 +193,55 @@ def _train(args: argparse.Namespace) -> Job:
                               config.size_arg, config.sampler_kwargs)
         _rounds_fit(graphs, config.rounds, config.max_steps, "--max-steps", config.max_steps,
                     f"the {args.eval_graphs} evaluation graphs")
-    out = checked_path(writable_file, "--out", args.out) if args.out is not None else None
+    rank, size = launched_world()  # under torchrun: only rank 0 writes, so only it checks --out
+    if size > config.batch_size:
+        raise bad_argument("--batch-size", config.batch_size, f"is the global batch, split across the {size} "
+                                                              f"processes: use at least {size}")
+    out = checked_path(writable_file, "--out", args.out) if args.out is not None and rank == 0 else None
 
     def job() -> None:
-        from hookgnn.training import evaluate, train
+        from hookgnn.parallel.world import init_from_env, local_device
 
-        _set_threads(args.threads)
-
-        def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
-            if out is not None:  # keep what was trained, whatever stopped it
-                print(f"hookgnn: training stopped after {len(history)} of {config.steps} steps "
-                      f"({type(err).__name__}); saving the model trained so far", file=sys.stderr)
-                _save(out, model, config, {"completed_steps": float(len(history))})
-
-        model, history = train(config, on_stop=stopped)
-        last = history[-min(len(history), 10):]
-        print(f"trained {config.processor} on {config.task} for {config.steps} steps; "
-              f"mean loss of the last {len(last)} steps: {sum(r['loss'] for r in last) / max(len(last), 1):.4f}")
-        metrics: dict[str, float] = {}
+        world = init_from_env()  # one process unless launched by torchrun
         try:
-            if graphs is not None:
-                metrics = evaluate(model, task, graphs, config.rounds)
-                print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
-        finally:  # the model is saved even when evaluating it failed
-            if out is not None:
-                _save(out, model, config, metrics)
+            _train_job(args, config, task, graphs, out, None if world.size == 1 else local_device(), world.is_main)
+        finally:
+            if world.size > 1:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
 
     return job
+
+
+def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, out: Path | None, device: Any,
+               main: bool) -> None:
+    """Train; on the main process also evaluate, print and save (``out``)."""
+    from hookgnn.training import evaluate, train
+
+    _set_threads(args.threads)
+
+    def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
+        if out is not None:  # keep what was trained, whatever stopped it
+            print(f"hookgnn: training stopped after {len(history)} of {config.steps} steps "
+                  f"({type(err).__name__}); saving the model trained so far", file=sys.stderr)
+            _save(out, model.to("cpu"), config, {"completed_steps": float(len(history))})
+
+    model, history = train(config, on_stop=stopped, device=device)
+    if not main:
+        return
+    model.to("cpu")
+    last = history[-min(len(history), 10):]
+    print(f"trained {config.processor} on {config.task} for {config.steps} steps; "
+          f"mean loss of the last {len(last)} steps: {sum(r['loss'] for r in last) / max(len(last), 1):.4f}")
+    metrics: dict[str, float] = {}
+    try:
+        if graphs is not None:
+            metrics = evaluate(model, task, graphs, config.rounds)
+            print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
+    finally:  # the model is saved even when evaluating it failed
+        if out is not None:
+            _save(out, model, config, metrics)
 
 
 def _save(out: Path, model: Any, config: Any, metrics: Mapping[str, float]) -> None:

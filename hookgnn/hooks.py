@@ -418,12 +418,24 @@ class HookedRootModule(nn.Module):
         to every cached activation is computed in the same call (``torch.autograd.grad``,
         so parameters' ``.grad`` are untouched) and stored in ``cache.grads``; this works
         inside ``torch.no_grad()`` too (the forward and the metric run with grad enabled).
-        """
-        from hookgnn.cache import ActivationCache
-        from hookgnn.graph import Graph
 
+        ``device`` moves every cached tensor there; ``device="disk"`` writes each activation
+        to a file as its hook point produces it (and each gradient as the backward
+        reaches it) and maps them back (:mod:`hookgnn.disk`), so the cache need not fit
+        in RAM. Under ``"disk"`` the backward never holds all gradients at once either.
+        """
         _refuse_tl_keywords("run_with_cache", kwargs)
         points = self._filtered(names_filter)
+        if isinstance(device, str) and device == "disk":
+            from hookgnn.disk import run_to_disk
+
+            out, acts, disk_grads = run_to_disk(self, args, kwargs, [hp.name for hp in points], grad_metric)
+            return out, self._cache(args, kwargs, points, acts, disk_grads)
+        if device is not None:
+            try:
+                torch.device(device)  # a bad name fails here, not after the forward
+            except (RuntimeError, TypeError) as err:
+                raise ValueError(f"run_with_cache(device={device!r}): not a torch device nor 'disk' ({err})") from None
         live: dict[str, Tensor] = {}
 
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
@@ -443,16 +455,23 @@ class HookedRootModule(nn.Module):
                 # Still inside the grad-enabled block: under an outer torch.no_grad() the
                 # metric must be recorded on the autograd graph too.
                 grads = _grads_of(grad_metric(out), live)
+        return out, self._cache(args, kwargs, points, {k: _store(v, device) for k, v in live.items()},
+                                None if grads is None else {k: _store(v, device) for k, v in grads.items()})
+
+    def _cache(self, args: Sequence[Any], kwargs: dict[str, Any], points: list[HookPoint], acts: dict[str, Tensor],
+               grads: dict[str, Tensor] | None) -> Any:
+        from hookgnn.cache import ActivationCache
+        from hookgnn.graph import Graph
+
         graph = args[0] if args else kwargs.get("graph")
         graph = graph if isinstance(graph, Graph) else None  # e.g. a wrapped PyG model called on tensors
-        cache = ActivationCache(
-            {k: _store(v, device) for k, v in live.items()},
+        return ActivationCache(
+            acts,
             axes={hp.name: hp.axis for hp in points},
             graph=graph,
-            grads=None if grads is None else {k: _store(v, device) for k, v in grads.items()},
+            grads=grads,
             places={hp.name: self.round_places[hp.name] for hp in points if hp.name in self.round_places},
         )
-        return out, cache
 
     def _filtered(self, names_filter: NameFilter) -> list[HookPoint]:
         if names_filter is None:

@@ -110,6 +110,7 @@ def activation_sweep(
     direction: Direction = DEFAULT_DIRECTION,
     method: Method = "batched",
     copies: int = 64,
+    max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
     """Patch every row (or feature) of every hook in turn; the metric after each patch.
@@ -117,6 +118,9 @@ def activation_sweep(
     Returns :class:`HookScores` ``[hook, item]`` (axes ``("round", "node"|"edge"|"feature")``)
     with ``baseline`` = metric of the unpatched base run. The metric is averaged over the
     graphs of the batch. ``forward_kwargs`` (e.g. ``steps``) go to every forward.
+    ``method="batched"`` runs ``copies`` patched copies per forward, or with
+    ``max_memory`` (bytes, or e.g. ``"2GiB"``) as many as its estimate fits in that
+    budget (:mod:`hookgnn.patching.budget`); the results do not depend on the chunk size.
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching.metrics import OutputSum
@@ -135,6 +139,10 @@ def activation_sweep(
     with torch.no_grad():
         _, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
         entries = [(h, i) for h in hooks for i in range(_items(source[h].shape, over))]
+        if max_memory is not None and method == "batched":
+            from hookgnn.patching.budget import copies_within
+
+            copies = copies_within(model, base, max_memory, max(len(entries), 1), **forward_kwargs)
         if method == "loop":
             baseline = float(metric(model(base, **forward_kwargs), base).mean())
             values = [_run(model, base, metric, [e], source, over, forward_kwargs)[0] for e in entries]

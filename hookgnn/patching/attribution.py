@@ -22,73 +22,24 @@ a weight edge :math:`i \\to j` gets :math:`\\sum_r \\Delta a_{r,i} W_{ji}\\, \\v
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from hookgnn.grad_taps import frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
+from hookgnn.patching.streamed import check_keep, streamed_attribution
 
 
 EdgeLevel = Literal["message", "weight", "all"]
-
-
-@dataclass
-class Attribution:
-    """Per-entry attribution ``(a_source - a_base) * grad`` for each hook, with its axis.
-
-    ``delta`` and ``grad`` are kept (``grad_active`` = grad where the activation is > 0,
-    averaged like ``grad``, for the hooks that asked for it; used for edges through a relu). ``direction`` is the
-    patching direction the estimates are for (their sign depends on it).
-    ``grad_through[(src, dst)]`` is :math:`\\overline{\\varphi'(a_{src})\\, g_{dst}}` for
-    the elementwise links ``dst = \\varphi(src)`` that asked for it (averaged like ``grad``).
-    """
-
-    delta: dict[str, Tensor]
-    grad: dict[str, Tensor]
-    grad_active: dict[str, Tensor]
-    axes: dict[str, str]
-    direction: Direction = DEFAULT_DIRECTION
-    grad_through: dict[tuple[str, str], Tensor] = field(default_factory=dict)
-
-    def entries(self, hook: str) -> Tensor:
-        """``delta * grad`` of one hook, the shape of its activation."""
-        return self.delta[hook] * self.grad[hook]
-
-    def rows(self, hooks: Sequence[str]) -> HookScores:
-        """Scores of row components (nodes / edges): summed over features, ``[hook, item]``."""
-        vals = [self.entries(h).reshape(self.delta[h].shape[0], -1).sum(1) for h in hooks]
-        axes = {self.axes[h] for h in hooks}
-        if len(axes) != 1 or len({v.shape[0] for v in vals}) != 1:
-            raise ValueError(f"row scores need hooks of one axis and size, got {[(h, self.axes[h]) for h in hooks]}")
-        return HookScores(torch.stack(vals), tuple(hooks), ("round", axes.pop()), direction=self.direction)
-
-    def features(self, hooks: Sequence[str]) -> HookScores:
-        """Scores of neuron components (one feature at every row): ``[hook, feature]``."""
-        vals = [self.entries(h).sum(0) for h in hooks]
-        return HookScores(torch.stack(vals), tuple(hooks), ("round", "feature"), direction=self.direction)
-
-    def components(self, hooks: Sequence[str] | None = None, granularity: str = "feature") -> dict[Component, float]:
-        """Scores keyed by :class:`Component` (``"row"`` or ``"feature"`` granularity)."""
-        out: dict[Component, float] = {}
-        for h in self.delta if hooks is None else hooks:
-            e = self.entries(h)
-            if granularity == "row":
-                out.update({Component(h, i): float(v) for i, v in enumerate(e.reshape(e.shape[0], -1).sum(1))})
-            elif e.dim() == 2:
-                out.update({Component(h, None, f): float(v) for f, v in enumerate(e.sum(0))})
-        return out
-
-    def total(self) -> float:
-        """Sum over one hook family's entries is the estimate of patching it all; this sums every hook."""
-        return float(sum(self.entries(h).sum() for h in self.delta))
 
 
 def _interpolate(base: Graph, src: Graph, alpha: float) -> Graph:
@@ -138,7 +89,8 @@ def _grads_over_copies(
         k = len(part)
         batch = part[0] if k == 1 else Graph.collate(part)
         grad_metric = lambda out: metric(out, batch).reshape(k, -1).mean(1).sum()  # noqa: E731
-        with model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
+        # Frozen parameters: the same activation gradients, without the saved inputs of weight gradients.
+        with frozen_parameters(model), model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
             _, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
         assert cache.grads is not None
         per_copy = (lambda t: t) if k == 1 else (lambda t: t.reshape(k, -1, *t.shape[1:]))  # noqa: E731
@@ -183,9 +135,13 @@ def attribution_patch(
     metric: Metric,
     names_filter: NameFilter = None,
     direction: Direction = DEFAULT_DIRECTION,
+    keep: Keep = "all",
+    offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
     """Attribution patching of every entry of every hook: 1 forward+backward (base) and 1 forward (source).
+
+    ``keep`` and ``offload`` trade what is returned for memory (see :func:`integrated_gradients`).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching.metrics import OutputSum
@@ -196,7 +152,8 @@ def attribution_patch(
     >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
     ('round', 'node')
     """
-    return integrated_gradients(model, clean, corrupted, metric, 0, names_filter, direction, **forward_kwargs)
+    return integrated_gradients(model, clean, corrupted, metric, 0, names_filter, direction, keep=keep, offload=offload,
+                                **forward_kwargs)
 
 
 def integrated_gradients(
@@ -210,6 +167,8 @@ def integrated_gradients(
     chunk: int = 32,
     through: Sequence[Through] = (),
     active: Sequence[str] = (),
+    keep: Keep = "all",
+    offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
     """EAP-IG with interpolated inputs; ``ig_steps=0`` is plain attribution patching (gradient at the base).
@@ -218,6 +177,12 @@ def integrated_gradients(
     (``Attribution.grad_active``, for links through a relu); ``through``: elementwise links
     whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged.
 
+    ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
+    and ``"features"`` return only their products, whole, summed per row or summed per
+    feature, made hook by hook as the backward reaches it, which needs far less memory
+    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
+    source activations and the differences in temporary files there while it runs.
+
     Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
     structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
     batched forward+backward passes, plus one or two forwards for the activation differences.
@@ -225,8 +190,15 @@ def integrated_gradients(
     """
     if ig_steps < 0:
         raise ValueError(f"ig_steps must be >= 0 (0: plain attribution patching), got {ig_steps}")
+    keep = check_keep(keep, offload)
+    if keep != "all" and (through or active):
+        raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
     check_same_structure(clean, corrupted)
     base, src = base_and_source(clean, corrupted, direction)
+    if keep != "all":
+        return streamed_attribution(model, base, src, metric, names_filter,
+                                    [(k + 0.5) / ig_steps for k in range(ig_steps)], keep, chunk, offload, direction,
+                                    forward_kwargs)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     graphs = [_interpolate(base, src, a) for a in alphas]
     grad, positive, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk,
@@ -276,30 +248,6 @@ def integrated_gradients_at(
     graphs = [base] * ig_steps
     grad, active, axes, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
     return Attribution(delta, grad, active, axes, direction)
-
-
-@dataclass
-class EdgeScores:
-    """EAP scores of computational edges: ``scores[i]`` belongs to ``edges[i]``, estimated
-    effects for the patching ``direction``."""
-
-    edges: list[Edge]
-    scores: Tensor
-    direction: Direction = DEFAULT_DIRECTION
-
-    def as_dict(self) -> dict[Edge, float]:
-        """Scores keyed by edge."""
-        return dict(zip(self.edges, self.scores.tolist()))
-
-    def of_kind(self, kind: type) -> EdgeScores:
-        """The scores of the edges of one kind (``MessageEdge`` or ``WeightEdge``) only."""
-        keep = [i for i, e in enumerate(self.edges) if isinstance(e, kind)]
-        return EdgeScores([self.edges[i] for i in keep], self.scores[keep], self.direction)
-
-    def top(self, n: int) -> list[tuple[Edge, float]]:
-        """The ``n`` edges with the largest absolute scores, best first, with their scores."""
-        idx = self.scores.abs().topk(min(n, len(self.edges))).indices.tolist()
-        return [(self.edges[i], float(self.scores[i])) for i in idx]
 
 
 def eap(

@@ -137,8 +137,11 @@ def message_sweep(
     rounds: Sequence[int] | None = None,
     direction: Direction = DEFAULT_DIRECTION,
     copies: int = 64,
+    max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """:func:`message_patch` of every single message, batched: ``[round, edge]`` scores."""
+    """:func:`message_patch` of every single message, batched: ``[round, edge]`` scores
+    (``copies`` per forward, or as many as fit ``max_memory``: see :func:`activation_sweep`)."""
     hooks = round_hooks(model, "src", rounds)
-    return activation_sweep(model, clean, corrupted, metric, hooks, "row", direction, "batched", copies, **forward_kwargs)
+    return activation_sweep(model, clean, corrupted, metric, hooks, "row", direction, "batched", copies, max_memory,
+                            **forward_kwargs)

@@ -25,7 +25,7 @@ from hookgnn.training.config import (
 from hookgnn.training.data import sample_batch
 from hookgnn.training.evaluate import evaluate
 from hookgnn.training.loop import l1_penalty, teacher_forcing_prob, train
-from hookgnn.training.losses import hint_loss, item_losses, output_loss, task_loss
+from hookgnn.training.losses import hint_loss, hint_loss_sum, item_losses, loss_sums, output_loss, task_loss
 from hookgnn.training.metrics import feature_metrics, item_correct, pointer_sources, primary_metric
 
 __all__ = [
@@ -39,11 +39,13 @@ __all__ = [
     "evaluate",
     "feature_metrics",
     "hint_loss",
+    "hint_loss_sum",
     "input_widths",
     "item_correct",
     "item_losses",
     "l1_penalty",
     "load_checkpoint",
+    "loss_sums",
     "model_config",
     "model_from_config",
     "num_rounds",

@@ -11,6 +11,12 @@ One optimisation step ``k``:
 
 Runs are reproducible: the weights, the batches and the teacher-forcing draws all
 derive from ``config.seed`` (the global torch RNG is left as it was).
+
+Under ``torchrun`` (a ``torch.distributed`` process group is initialised) each process
+takes a slice of every global batch of ``config.batch_size`` graphs and the gradients
+are averaged by DistributedDataParallel so that the step is the one-process step on
+the whole batch (:mod:`hookgnn.parallel.training`): a run's result does not depend on
+the number of processes, to float rounding.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from hookgnn.models import HookedGNN
 from hookgnn.tasks import get_task
 from hookgnn.training.config import TrainConfig, build_model, num_rounds, select_spec
 from hookgnn.training.data import sample_batch
-from hookgnn.training.losses import task_loss
+from hookgnn.training.losses import loss_sums, task_loss
 
 
 def l1_penalty(model: nn.Module) -> Float[Tensor, ""]:
@@ -76,8 +82,14 @@ def show_progress(setting: bool | None) -> bool:
 StopHandler = Callable[[HookedGNN, list[dict[str, float]], BaseException], None]
 
 
-def train(config: TrainConfig, on_stop: StopHandler | None = None) -> tuple[HookedGNN, list[dict[str, float]]]:
+def train(
+    config: TrainConfig, on_stop: StopHandler | None = None, device: torch.device | str | None = None
+) -> tuple[HookedGNN, list[dict[str, float]]]:
     """Train a model as ``config`` says; returns it and one record per step.
+
+    ``device``: where the model and the batches go (default: the CPU). With a
+    ``torch.distributed`` process group, every process trains its share of each batch
+    (module docstring); records then hold the whole batch's losses, the same on every rank.
 
     If a step raises (or the run is interrupted with Ctrl-C), ``on_stop(model, history,
     error)`` is called with the model trained so far before the error propagates, so a
@@ -93,6 +105,9 @@ def train(config: TrainConfig, on_stop: StopHandler | None = None) -> tuple[Hook
     >>> len(history), sorted(history[0])[:3]
     (2, ['hint/pi_h', 'hint/reach_h', 'l1'])
     """
+    from hookgnn.parallel.training import rank_seed  # here: hookgnn.parallel imports training's users
+    from hookgnn.parallel.world import World
+
     task = get_task(config.task)
     hints = config.hint_weight > 0 or config.encode_hints
     select_spec(task, config.features, hints)  # fail early on unknown feature names
@@ -100,14 +115,27 @@ def train(config: TrainConfig, on_stop: StopHandler | None = None) -> tuple[Hook
         torch.manual_seed(config.seed)
         model = build_model(task, config.processor, config.d_hidden, config.max_steps, config.tie_weights,
                             config.encode_hints, config.features, hints)
+    world = World.current()
+    if world.size > config.batch_size:
+        raise ValueError(f"batch_size={config.batch_size} graphs cannot be split across {world.size} processes: "
+                         f"use batch_size >= {world.size} (it is the global batch, split across them)")
+    if device is not None:
+        model.to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(config, k))
     coin = np.random.default_rng([config.seed, 1 << 20])  # sizes, extra rounds, teacher forcing
     history: list[dict[str, float]] = []
-    bar = tqdm(range(config.steps), disable=not show_progress(config.progress), desc=f"train {config.task}")
+    bar = tqdm(range(config.steps), disable=not (world.is_main and show_progress(config.progress)),
+               desc=f"train {config.task}")
     try:
-        _steps(config, task, model, optimizer, schedule, coin, history, bar)
+        if world.size == 1:
+            _steps(config, task, model, optimizer, schedule, coin, history, bar, device)
+        else:
+            on_gpu = device is not None and torch.device(device).type == "cuda"
+            with torch.random.fork_rng(devices=[torch.device(device).index or 0] if on_gpu else []):  # type: ignore[arg-type]
+                torch.manual_seed(rank_seed(config.seed, world.rank))
+                _steps(config, task, model, optimizer, schedule, coin, history, bar, device, world)
     except BaseException as err:
         if on_stop is not None:
             model.eval()
@@ -118,7 +146,11 @@ def train(config: TrainConfig, on_stop: StopHandler | None = None) -> tuple[Hook
 
 
 def _steps(config: TrainConfig, task: Any, model: HookedGNN, optimizer: torch.optim.Optimizer, schedule: Any,
-           coin: np.random.Generator, history: list[dict[str, float]], bar: Any) -> None:
+           coin: np.random.Generator, history: list[dict[str, float]], bar: Any, device: Any = None,
+           world: Any = None) -> None:
+    from hookgnn.parallel.training import distributed, global_loss, rank_batch
+
+    net = None if world is None else distributed(model, l1_penalty if config.l1 > 0 else None, world)
     for step in bar:
         sizes = (int(coin.choice(config.sizes)),) if config.same_size else config.sizes
         graph = sample_batch(task, config.batch_size, config.sampler, sizes, (config.seed, step),
@@ -126,9 +158,18 @@ def _steps(config: TrainConfig, task: Any, model: HookedGNN, optimizer: torch.op
         extra = int(coin.integers(config.extra_rounds + 1)) if config.extra_rounds > 0 else 0
         rounds = min(num_rounds(graph, config.rounds, model.max_steps) + extra, model.max_steps)
         forced = bool(coin.random() < teacher_forcing_prob(config, step)) and model.encode_hints
-        out = model(graph, steps=rounds, teacher_forcing=forced)
-        loss, parts = task_loss(out, graph, task.spec, config.hint_weight)
-        penalty = l1_penalty(model) if config.l1 > 0 else loss.new_zeros(())
+        if net is None or world is None:
+            graph = graph if device is None else graph.to(device)
+            out = model(graph, steps=rounds, teacher_forcing=forced)
+            loss, parts = task_loss(out, graph, task.spec, config.hint_weight)
+            penalty = l1_penalty(model) if config.l1 > 0 else loss.new_zeros(())
+        else:  # this rank's slice of the global batch; the loss normalised over the whole batch
+            graph = rank_batch(graph, world)
+            graph = graph if device is None else graph.to(device)
+            out, penalty = net(graph, rounds, forced)
+            terms = loss_sums(out, graph, task.spec, config.hint_weight)
+            loss, parts = global_loss(terms, world)
+            whole = sum(weight * parts[name] for name, (weight, _, _) in terms.items())
         total = loss + config.l1 * penalty
         optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -136,7 +177,8 @@ def _steps(config: TrainConfig, task: Any, model: HookedGNN, optimizer: torch.op
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
-        record = {"step": float(step), "loss": float(total.detach()), "l1": float(penalty.detach()),
+        shown = float(total.detach()) if world is None else whole + config.l1 * float(penalty.detach())
+        record = {"step": float(step), "loss": shown, "l1": float(penalty.detach()),
                   "rounds": float(rounds), "teacher_forcing": float(forced), **parts}
         history.append(dict(sorted(record.items())))
         bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)

@@ -128,6 +128,19 @@ def hint_loss(spec: FeatureSpec, preds: Tensor, trajectory: Tensor, graph: Graph
     >>> hint_loss(FeatureSpec("hint", "node", "scalar"), torch.tensor([[3.0], [100.0]]), traj, g)
     tensor(4.)
     """
+    total, count = hint_loss_sum(spec, preds, trajectory, graph)
+    return total / count.clamp(min=1.0)
+
+
+def hint_loss_sum(spec: FeatureSpec, preds: Tensor, trajectory: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
+    """The numerator and denominator of :func:`hint_loss`: the summed supervised item losses, and their number.
+
+    >>> from hookgnn.graph import Field, Graph
+    >>> g = Graph(x=torch.zeros(1, 1), edge_index=torch.zeros(2, 0, dtype=torch.long),
+    ...           fields={"num_steps": Field(torch.tensor([2]), "graph")})
+    >>> hint_loss_sum(FeatureSpec("hint", "node", "scalar"), torch.tensor([[3.0], [100.0]]), torch.tensor([[0.0], [1.0]]), g)
+    (tensor(4.), tensor(1.))
+    """
     rounds, last = preds.shape[0], trajectory.shape[0] - 1
     valid = hint_valid(spec, graph, rounds)  # [round, item]
     total = preds.new_zeros(())
@@ -135,7 +148,38 @@ def hint_loss(spec: FeatureSpec, preds: Tensor, trajectory: Tensor, graph: Graph
         if bool(valid[t].any()):
             target = trajectory[min(t + 1, last)]
             total = total + (item_losses(spec, preds[t], target, graph) * valid[t]).sum()
-    return total / valid.sum().clamp(min=1.0)
+    return total, valid.sum()
+
+
+def loss_sums(
+    out: ModelOutput,
+    graph: Graph,
+    spec: Mapping[str, FeatureSpec],
+    hint_weight: float = 1.0,
+) -> dict[str, tuple[float, Tensor, Tensor]]:
+    """Each term of :func:`task_loss` as ``(weight, sum of item losses, number of items)``, keyed like its parts.
+
+    :func:`task_loss` is :math:`\\sum_k w_k\\, S_k / \\max(n_k, 1)`; over a batch split across
+    processes, the sums :math:`S_k` and counts :math:`n_k` add up, the means do not
+    (:mod:`hookgnn.parallel.training`).
+
+    >>> from hookgnn.models import HookedGNN
+    >>> from hookgnn.tasks import get_task
+    >>> task = get_task("bfs")
+    >>> g = task.sample(2, "path", seed=0, n=4)
+    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=task.spec, max_steps=4)
+    >>> sorted(loss_sums(model(g, steps=3), g, task.spec))
+    ['hint/pi_h', 'hint/reach_h', 'out/pi', 'out/reach']
+    """
+    terms: dict[str, tuple[float, Tensor, Tensor]] = {}
+    for name, pred in out.outputs.items():
+        losses = item_losses(spec[name], pred, graph[name], graph)
+        terms[f"out/{name}"] = (1.0, losses.sum(), losses.new_tensor(float(losses.numel())))
+    if hint_weight > 0:
+        for name, preds in out.hints.items():
+            total, count = hint_loss_sum(spec[name], preds, graph[name], graph)
+            terms[f"hint/{name}"] = (hint_weight, total, count.to(total.dtype))
+    return terms
 
 
 def task_loss(

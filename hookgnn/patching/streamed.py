@@ -1,0 +1,203 @@
+"""Attribution that keeps only what it returns: products made as the backward reaches each hook.
+
+:func:`~hookgnn.patching.attribution.integrated_gradients` with ``keep="all"`` returns the
+differences :math:`\\Delta a = a^s - a^b` and the (averaged) gradients :math:`\\bar g` of
+every hook, twice the memory of a cache, and holds the autograd graph besides. With
+``keep`` = ``"entries"``, ``"rows"`` or ``"features"`` it comes here and returns only
+
+* ``"entries"``: :math:`\\Delta a \\odot \\bar g` (the shape of the activation),
+* ``"rows"``: :math:`\\sum_f (\\Delta a \\odot \\bar g)_{r f}` (one value per node / edge),
+* ``"features"``: :math:`\\sum_r (\\Delta a \\odot \\bar g)_{r f}` (one value per neuron),
+
+the same numbers :class:`~hookgnn.patching.attribution.Attribution` derives from
+``keep="all"``, up to float rounding. How memory is saved:
+
+1. the parameters are frozen during the backward (:func:`~hookgnn.grad_taps.frozen_parameters`),
+   so autograd does not save each linear layer's input for a weight gradient;
+2. each hook's gradient is consumed by a tap as the backward reaches it
+   (:mod:`hookgnn.grad_taps`): the product is made, reduced and the gradient and the
+   difference are dropped, so no two of {differences, gradients, products} are held in full;
+3. for plain attribution (``ig_steps=0``) the difference is made in the base run's own
+   forward, from the source run's cached activation, which is dropped at once;
+4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
+   products) live in files there while the job runs (:mod:`hookgnn.disk`), so RAM holds
+   little more than the frozen-parameter autograd graph; the folder is checked first.
+
+Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
+differences) plus the frozen forward in memory, and the frozen forward alone with ``offload``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hookgnn.disk import TensorFiles
+from hookgnn.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.graph import Graph
+from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.outpaths import writable_folder
+from hookgnn.patching.metrics import Metric
+from hookgnn.patching.results import KEEPS, Attribution, Direction, Keep
+
+def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:
+    """``keep`` if it is one of :data:`KEEPS` and fits ``offload``, else ``ValueError``.
+
+    >>> check_keep("rows", None)
+    'rows'
+    """
+    if keep not in KEEPS:
+        raise ValueError(f"keep must be one of {KEEPS}, got {keep!r}")
+    if offload is not None and keep == "all":
+        raise ValueError("offload= needs keep='entries', 'rows' or 'features' (keep='all' holds every difference "
+                         "and gradient in memory by definition)")
+    return keep  # type: ignore[return-value]
+
+
+def reduce_product(product: Tensor, keep: Keep) -> Tensor:
+    """``product`` kept whole, summed to rows (over features) or to features (over rows).
+
+    >>> p = torch.tensor([[1., 2.], [3., 4.]])
+    >>> reduce_product(p, "rows").tolist(), reduce_product(p, "features").tolist()
+    ([3.0, 7.0], [4.0, 6.0])
+    """
+    if keep == "rows":
+        return product.reshape(product.shape[0], -1).sum(1)
+    if keep == "features":
+        return product.sum(0)
+    return product
+
+
+class _Slots:
+    """Named tensors in memory, or in files when ``files`` is given."""
+
+    def __init__(self, files: TensorFiles | None, prefix: str) -> None:
+        self.files, self.prefix = files, prefix
+        self.ram: dict[str, Tensor] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return (self.prefix + name) in self.files if self.files is not None else name in self.ram
+
+    def put(self, name: str, t: Tensor) -> None:
+        if self.files is not None:
+            self.files.write(self.prefix + name, t)
+        else:
+            self.ram[name] = t
+
+    def get(self, name: str) -> Tensor:
+        return self.files.read(self.prefix + name) if self.files is not None else self.ram[name]
+
+    def take(self, name: str) -> Tensor:
+        return self.files.read(self.prefix + name, remove=True) if self.files is not None else self.ram.pop(name)
+
+    def add(self, name: str, t: Tensor) -> None:
+        if self.files is not None:
+            self.files.add(self.prefix + name, t)
+        elif name in self.ram:
+            self.ram[name].add_(t)
+        else:
+            self.ram[name] = t
+
+    def result(self, name: str) -> Tensor:
+        if self.files is not None:
+            return self.files.map(self.prefix + name, remove=True)
+        return self.ram.pop(name)
+
+
+def streamed_attribution(
+    model: HookedRootModule,
+    base: Graph,
+    src: Graph,
+    metric: Metric,
+    names_filter: NameFilter,
+    alphas: Sequence[float],
+    keep: Keep,
+    chunk: int,
+    offload: str | os.PathLike[str] | None,
+    direction: Direction,
+    forward_kwargs: dict[str, Any],
+) -> Any:
+    """Attribution products (see the module docstring); ``alphas`` empty: plain attribution at
+    the base, else the input interpolation points of EAP-IG. Returns an
+    :class:`~hookgnn.patching.attribution.Attribution` with ``keep`` and ``products`` set."""
+    from hookgnn.patching.attribution import _interpolate
+
+    files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
+    deltas, sums = _Slots(files, "delta:"), _Slots(files if keep == "entries" else None, "sum:")
+    shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
+    axes: dict[str, str] = {}
+    try:
+        with torch.no_grad():
+            _, cache = model.run_with_cache(src, names_filter=names_filter, device="disk" if files else None,
+                                            **forward_kwargs)
+        source = dict(cache.items())
+        names = list(source)
+        del cache
+
+        def difference(act: Tensor, hook: Any) -> None:
+            if hook.name not in source:
+                raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
+                                 f"attribution with keep={keep!r} needs each hook point once per forward")
+            d = source.pop(hook.name).to(act) - act.detach()
+            shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
+            deltas.put(hook.name, d)
+
+        if not alphas:  # the base run itself: differences in its forward, products in its backward
+            def at_base(name: str, grad: Tensor) -> None:
+                sums.put(name, reduce_product(deltas.take(name) * grad, keep))
+
+            _tapped_run(model, base, 1, metric, names, forward_kwargs, difference, at_base)
+        else:
+            with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
+                model(base, **forward_kwargs)
+            n = len(alphas)
+            for start in range(0, n, chunk):
+                part = [_interpolate(base, src, a) for a in alphas[start:start + chunk]]
+                k = len(part)
+
+                def along_path(name: str, grad: Tensor, k: int = k) -> None:
+                    g = grad if k == 1 else grad.reshape(k, -1, *grad.shape[1:]).sum(0)
+                    sums.add(name, reduce_product(deltas.get(name) * g, keep).div_(n))
+
+                batch = part[0] if k == 1 else Graph.collate(part)
+                _tapped_run(model, batch, k, metric, names, forward_kwargs, None, along_path)
+        products = {}
+        for name in names:
+            if name not in sums:  # the metric does not depend on it
+                shape, dtype = shapes[name]
+                sums.put(name, reduce_product(torch.zeros(shape, dtype=dtype), keep))
+            products[name] = sums.result(name)
+    finally:
+        if files is not None:
+            files.close()
+    return Attribution({}, {}, {}, {n: axes[n] for n in names}, direction, keep=keep, products=products)
+
+
+def _tapped_run(
+    model: HookedRootModule,
+    batch: Graph,
+    k: int,
+    metric: Metric,
+    names: list[str],
+    forward_kwargs: dict[str, Any],
+    on_forward: Callable[[Tensor, Any], None] | None,
+    on_grad: Callable[[str, Tensor], None],
+) -> None:
+    """One forward (parameters frozen) with a tap on every hook of ``names``, then the backward of
+    the sum over the ``k`` copies of each copy's mean metric."""
+    taps = GradientTaps()
+
+    def tap(act: Tensor, hook: Any) -> Tensor:
+        if on_forward is not None:
+            on_forward(act, hook)
+        name = hook.name
+        return taps.tap(act, lambda g: on_grad(name, g))
+
+    with frozen_parameters(model), torch.enable_grad():
+        with model.hooks(fwd_hooks=[(n, tap) for n in names]):
+            out = model(batch, **forward_kwargs)
+        taps.backward(metric(out, batch).reshape(k, -1).mean(1).sum())

@@ -1,0 +1,95 @@
+"""Tensors in files and run_with_cache(device="disk"): the in-memory cache, byte for byte."""
+
+from __future__ import annotations
+
+import torch
+from handbuilt import no_hooks_left
+from hypothesis import given, settings
+from hypothesis import strategies as st
+import pytest
+
+from hookgnn import Graph, HookedGNN
+from hookgnn.disk import TensorFiles
+from hookgnn.patching import OutputSum
+from hookgnn.spec import FeatureSpec
+
+SPEC = {"d": FeatureSpec("output", "node", "scalar"), "e": FeatureSpec("output", "edge", "scalar")}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.bool])
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (2, 0, 4), (5, 3)])
+def test_files_give_back_what_was_written(dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+    t = (torch.randn(shape) * 10).to(dtype)
+    files = TensorFiles()
+    files.write("t", t)
+    for got in (files.read("t"), files.map("t")):
+        assert got.dtype == dtype and got.shape == t.shape and torch.equal(got, t)
+    mapped = files.map("t", remove=True)
+    folder = files.folder
+    files.close()
+    assert not folder.exists() and torch.equal(mapped, t)  # a mapping outlives its deleted file
+
+
+def test_add_zeros_and_names() -> None:
+    files = TensorFiles()
+    files.zeros("z", (2, 3), torch.float32)
+    files.add("z", torch.ones(2, 3))
+    files.add("new", torch.full((2,), 2.0))
+    files.add("new", torch.full((2,), 2.0))
+    assert files.names() == ["z", "new"] and torch.equal(files.read("z"), torch.ones(2, 3))
+    assert files.read("new").tolist() == [4.0, 4.0] and files.nbytes("z") == 24
+    files.remove("z")
+    files.write("again", torch.zeros(1))  # a removed name's file number is never reused
+    assert files.read("new").tolist() == [4.0, 4.0]
+
+
+def _model_and_graph(seed: int, n: int, e: int) -> tuple[HookedGNN, Graph]:
+    torch.manual_seed(seed)
+    model = HookedGNN("mpnn", d_hidden=4, node_in=1, edge_in=1, spec=SPEC, max_steps=2)
+    g = Graph(x=torch.randn(n, 1), edge_index=torch.randint(0, max(n, 1), (2, e)) if n else
+              torch.zeros(2, 0, dtype=torch.long), edge_attr=torch.randn(e if n else 0, 1))
+    return model, g
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10), n=st.integers(1, 6), e=st.integers(0, 10))
+def test_disk_cache_equals_the_memory_cache(seed: int, n: int, e: int) -> None:
+    model, g = _model_and_graph(seed, n, e)
+    metric = OutputSum("d")  # output "e" does not enter it: its hooks get zero gradients
+    grad_metric = lambda out: metric(out, g).sum()  # noqa: E731
+    out, mem = model.run_with_cache(g, grad_metric=grad_metric)
+    out2, disk = model.run_with_cache(g, grad_metric=grad_metric, device="disk")
+    assert list(disk) == list(mem) and disk.axes == mem.axes
+    assert mem.grads is not None and disk.grads is not None
+    for name in mem:
+        assert torch.equal(disk[name], mem[name]), name
+        torch.testing.assert_close(disk.grads[name], mem.grads[name], rtol=0, atol=1e-7, msg=name)
+    assert torch.equal(out2["d"], out["d"])
+    assert not disk.grads["hook_out.e"].any()
+    _, plain = model.run_with_cache(g, device="disk", names_filter=lambda name: "update" in name)
+    assert plain.grads is None and all(torch.equal(plain[k], mem[k]) for k in plain)
+    assert no_hooks_left(model)
+
+
+def test_disk_cache_removes_hooks_and_files_when_the_forward_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    from pathlib import Path
+
+    model, g = _model_and_graph(0, 4, 6)
+    root = Path(tempfile.mkdtemp())
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+
+    def boom(t: torch.Tensor, hook: object) -> None:
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        with model.hooks(fwd_hooks=[("layers.1.hook_update", boom)]):
+            model.run_with_cache(g, device="disk")
+    assert no_hooks_left(model)
+    assert list(root.iterdir()) == []
+
+
+def test_a_bad_device_name_fails_before_the_forward() -> None:
+    model, g = _model_and_graph(0, 4, 6)
+    with pytest.raises(ValueError, match="not a torch device nor 'disk'"):
+        model.run_with_cache(g, device="dsik")
