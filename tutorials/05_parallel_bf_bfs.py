@@ -52,9 +52,9 @@ torch.set_num_threads(1)
 # cross-entropy of the reach logit, plus 0.001 times the L1 norm of every parameter.
 
 # %%
-EPOCHS = S.pick(2_500, 20_000)
+EPOCHS = S.pick(1_500, 20_000)
 data = with_bfs_input(training_set(seed=0))
-test = with_bfs_input(test_set(per_family=S.pick(4, 10), max_nodes=S.pick(20, 40), seed=1))
+test = with_bfs_input(test_set(per_family=S.pick(3, 10), max_nodes=S.pick(16, 40), seed=1))
 net = published_network(d_in=2, d_out=2, seed=0)
 start = time.perf_counter()
 history, _ = train(net, data, EPOCHS, bfs=True)
@@ -89,7 +89,7 @@ hooked = hookgnn.from_pyg(net, example=test)
 corrupted = corrupt(test)
 joint = linear_edges(hooked, eap(hooked, test, corrupted, both_tasks, ig_steps=20, level="weight"))
 order = ranked(joint)
-sizes = list(range(1, 31))
+sizes = list(range(1, S.pick(21, 31)))
 
 
 def keep_only(edges, metric):
@@ -140,6 +140,11 @@ print(f"BFS circuit alone: BFS accuracy {bfs_only_acc:.3f}, distance loss {bfs_o
 for e in sorted(c_bf | c_bfs, key=lambda e: (e.dst.hook, e.src.hook)):
     where = "both" if e in shared else ("Bellman-Ford" if e in c_bf else "BFS")
     print(f"  {where:12s} W = {weight_of(hooked, e):+.4f}  {label(e)}")
+union = list(c_bf | c_bfs)
+union_loss, union_acc = keep_only(union, relative_error), keep_only(union, reach_accuracy)
+print(f"the two task circuits together: {len(union)} edges; distance loss {union_loss:.4f}, "
+      f"BFS accuracy {union_acc:.3f}")
+S.record(union_edges=len(union), union_loss=union_loss, union_bfs_accuracy=union_acc)
 S.record(bf_edges=n_bf, bfs_edges=n_bfs, shared_edges=len(shared), jaccard=jaccard(c_bf, c_bfs),
          bfs_circuit_bfs_accuracy=bfs_only_acc, bfs_circuit_distance_loss=bfs_only_loss,
          shared=[label(e) for e in shared])

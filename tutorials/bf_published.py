@@ -187,7 +187,9 @@ def distance_se(out: Tensor, g: Graph, col: int = 0) -> Tensor:
 
 def relative_error(out: Tensor, g: Graph, col: int = 0) -> Tensor:
     """Per graph: the multiplicative error ``|1 - y / y_hat|`` over reached non-source nodes."""
-    err = (1 - g["y"] / _column(out, col)).abs()
+    pred = _column(out, col)
+    pred = torch.where(pred.abs() < 1e-6, torch.full_like(pred, 1e-6), pred)  # a zero estimate: a huge error, not inf
+    err = torch.where(g["scored"], (1 - g["y"] / pred).abs(), torch.zeros_like(pred))
     return per_graph_mean(err, g.batch, g["scored"].float(), g.num_graphs)
 
 

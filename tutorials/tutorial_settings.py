@@ -83,9 +83,9 @@ def settings(name: str, argv: list[str] | None = None) -> Settings:
                        help="folder for figures and results.json")
         args = p.parse_args(sys.argv[1:] if argv is None else argv)
         quick, out = args.quick, args.out
-    out.mkdir(parents=True, exist_ok=True)
     probe = out / ".write-test"
     try:
+        out.mkdir(parents=True, exist_ok=True)
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
