@@ -106,7 +106,7 @@ def published_formula(hooked: Any, attr: Attribution) -> dict[WeightEdge, float]
         delta_out = attr.delta[after if after is not None else link.dst]  # [rows, d_out]
         grad_in = attr.grad[link.dst] @ link.weight.to(attr.grad[link.dst])  # [rows, d_in]: this Linear's share
         mat = (delta_out.T @ grad_in).abs()  # [d_out, d_in]
-        for e in weight_edges(link, link.weight.shape[1], link.weight.shape[0]):
+        for e in weight_edges(link, link.weight.shape[1], link.weight.shape[0], include_zero=True):
             out[e] = float(mat[e.dst.feature, e.src.feature])
     return out
 
