@@ -275,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readme", type=Path, default=HERE.parent / "README.md", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     # check every output before minutes of measuring
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     for path in (args.json, args.json.with_suffix(".md")):
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
         except OSError as err:
             p.error(f"--json {args.json}: cannot write {path}: {err}")

@@ -49,11 +49,10 @@ import torch
 
 import hookgnn
 from hookgnn.patching import Circuit, eap, evaluate, integrated_gradients, jaccard
-from hookgnn.viz import plot_neuron_circuit
 
 from bf_published import corrupt, distance_se, published_network, relative_error, test_set, train, training_set
-from neuron_circuits import (connections, label, linear_edges, published_formula, ranked, sweep_sizes,
-                             weight_of)
+from neuron_circuits import (label, linear_edges, plot_circuit, published_formula, ranked,
+                             sweep_sizes, weight_of)
 from tutorial_settings import settings
 
 S = settings("04_minar_bellman_ford")
@@ -183,9 +182,7 @@ S.figure(fig, "circuit_sizes.png")
 # %%
 for e in circuit:
     print(f"  W = {weight_of(hooked, e):+.4f}  {label(e)}")
-drawn = circuit + connections(hooked, circuit)
-fig = plot_neuron_circuit(drawn, {e: textbook.get(e, 0.0) for e in drawn})
-S.figure(fig, "circuit.png")
+S.figure(plot_circuit(hooked, circuit, textbook), "circuit.png")
 
 # %% [markdown]
 # One path runs through the network: the neighbour's estimate `x_j` and the edge weight

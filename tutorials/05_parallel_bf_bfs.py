@@ -35,11 +35,10 @@ import torch
 
 import hookgnn
 from hookgnn.patching import Circuit, eap, evaluate, jaccard
-from hookgnn.viz import plot_neuron_circuit
 
 from bf_published import (both_tasks, corrupt, distance_se, published_network, reach_accuracy, reach_bce,
                           relative_error, test_set, train, training_set, with_bfs_input)
-from neuron_circuits import connections, label, linear_edges, ranked, sweep_sizes, weight_of
+from neuron_circuits import label, linear_edges, plot_circuit, ranked, sweep_sizes, weight_of
 from tutorial_settings import settings
 
 S = settings("05_parallel_bf_bfs")
@@ -114,8 +113,7 @@ for e in circuit:
     print(f"  W = {weight_of(hooked, e):+.4f}  {label(e)}")
 S.record(joint_edges=n_joint, joint_circuit_loss=c_loss, joint_circuit_bfs_accuracy=c_acc,
          joint_ablated_loss=ablated, joint_ablated_bfs_accuracy=ablated_acc)
-drawn = circuit + connections(hooked, circuit)
-S.figure(plot_neuron_circuit(drawn, {e: joint.get(e, 0.0) for e in drawn}), "joint_circuit.png")
+S.figure(plot_circuit(hooked, circuit, joint), "joint_circuit.png")
 
 # %% [markdown]
 # ## 3. A circuit per task, and what they share

@@ -9,7 +9,8 @@ concatenations, gathers) have no weight to zero and join the neurons up.
 * :func:`linear_edges`: the weight-entry edges of EAP scores, with their scores;
 * :func:`sweep_sizes`: circuit-only and circuit-ablated metric of the top ``n`` edges for each ``n``;
 * :func:`published_formula`: the score the published code computes (see tutorial 4);
-* :func:`connections`: the weightless links joining a circuit's neurons (for drawing).
+* :func:`connections`: the weightless links joining a circuit's neurons, and
+  :func:`plot_circuit`: a drawing of a circuit with them, columns in the order data flows.
 """
 
 from __future__ import annotations
@@ -146,3 +147,32 @@ def connections(hooked: Any, edges: Iterable[WeightEdge]) -> list[WeightEdge]:
         if e.dst in useful and e not in found:
             found.append(e)
     return found
+
+
+def plot_circuit(hooked: Any, edges: Iterable[WeightEdge], scores: dict[WeightEdge, float], title: str = "") -> Any:
+    """The circuit neuron by neuron: one column per hook point, in the order of the forward
+    pass; weight entries as solid lines (width by |score|), the weightless links that join
+    them (:func:`connections`) as dotted lines."""
+    import matplotlib.pyplot as plt
+
+    edges = list(edges)
+    links = [e for e in connections(hooked, edges) if e not in edges]
+    position = {p.name: i for i, p in enumerate(hooked.list_hooks())}
+    hooks = sorted({c.hook for e in edges + links for c in (e.src, e.dst)}, key=lambda h: position.get(h, -1))
+    col = {h: i for i, h in enumerate(hooks)}
+    top = max((abs(scores.get(e, 0.0)) for e in edges), default=1.0) or 1.0
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(hooks)), 4.0))
+    for e in links:
+        ax.plot([col[e.src.hook], col[e.dst.hook]], [e.src.feature, e.dst.feature], color="0.6", lw=0.8, ls=":")
+    for e in edges:
+        ax.plot([col[e.src.hook], col[e.dst.hook]], [e.src.feature, e.dst.feature], color="C0",
+                lw=0.8 + 3.0 * abs(scores.get(e, 0.0)) / top)
+    neurons = {(c.hook, c.feature) for e in edges + links for c in (e.src, e.dst)}
+    ax.scatter([col[h] for h, _ in neurons], [f for _, f in neurons], color="k", s=12, zorder=3)
+    ax.set_xticks(range(len(hooks)))
+    ax.set_xticklabels([h.removesuffix(".hook_out").replace("hook_", "") for h in hooks], rotation=60, ha="right",
+                       fontsize=7)
+    ax.set_ylabel("neuron")
+    ax.set_title(title or f"{len(edges)} weight entries (solid), weightless links (dotted)")
+    fig.tight_layout()
+    return fig
