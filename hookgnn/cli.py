@@ -3,7 +3,8 @@
 * ``hookgnn demo``: the main job: train a small reasoner, inspect, patch, draw its circuit;
 * ``hookgnn tour``: build a reasoner, cache it, hook it, print the hook table;
 * ``hookgnn train``: train a reasoner on an algorithmic task and save a checkpoint;
-* ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families).
+* ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families);
+* ``hookgnn metamer``: graphs a checkpoint's reasoner cannot tell apart from a sampled one.
 
 Every subcommand checks all its arguments first (values, the checkpoint, that output
 folders exist or can be made and accept files), then runs. A bad argument prints one
@@ -341,9 +342,56 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+METAMER_EPILOG = """\
+examples:
+  hookgnn metamer --checkpoint bf.pt --hook layers.7.hook_update --n 12 --p 0.3
+  hookgnn metamer --checkpoint bf.pt --hook layers.3.hook_update --hook layers.7.hook_update --structure --num 8
+  hookgnn metamer --checkpoint bf.pt --hook layers.7.hook_update --nodes onehot-nodes --edge-attr fixed
+
+A metamer is a graph whose activations at the hooks match the sampled reference's:
+||h' - h||^2 / ||h||^2 <= --tol at every hook. By default the edge weights move in
+--box (node features and edges fixed); --nodes / --edge-attr choose fixed, free, box,
+onehot (per row) or onehot-nodes (one node per graph, e.g. a source); --structure also
+searches the edge set (self-loops kept and undirected when the reference is so; same
+number of edges unless --free-edge-count). Writes metamers.pt, result.json, figure.png.
+"""
+
+
+def _metamer_args(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = METAMER_EPILOG
+    parser.add_argument("--checkpoint", required=True, help="a file written by `hookgnn train --out`")
+    parser.add_argument("--hook", action="append", required=True, metavar="NAME",
+                        help="hook to match, repeatable (e.g. layers.7.hook_update; see `hookgnn tour`)")
+    _add_data_args(parser, "reference", 12)
+    parser.add_argument("--num", type=int, default=4, help="metamers searched together in one batch (default 4)")
+    parser.add_argument("--tol", type=float, default=1e-3, help="relative activation distance to reach (default 1e-3)")
+    parser.add_argument("--max-steps", type=int, default=2000, help="optimiser steps at most (default 2000)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    parser.add_argument("--restarts", type=int, default=2,
+                        help="fresh noise starts for a metamer stuck in a local minimum (default 2)")
+    parser.add_argument("--nodes", default="fixed",
+                        help="node features: fixed (default), free, box, onehot, onehot-nodes")
+    parser.add_argument("--edge-attr", default="box", help="edge features: box (default), fixed, free, onehot")
+    parser.add_argument("--box", default="0,1", metavar="LOW,HIGH", help="bounds of 'box' features (default 0,1)")
+    parser.add_argument("--structure", action="store_true", help="also search the edge set")
+    parser.add_argument("--free-edge-count", action="store_true", help="with --structure: any number of edges")
+    parser.add_argument("--out", default="out/metamer", help="folder for the results (default out/metamer)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _metamer(args: argparse.Namespace) -> Job:
+    """search graphs a checkpoint's reasoner cannot tell apart from a sampled one"""
+    from hookgnn.metamers.job import check_metamer
+
+    args.sampler_kwargs = sampler_kwargs(args)
+    return check_metamer(args)
+
+
 def commands() -> list[Command]:
     """(name, add_arguments, check) of every subcommand; ``check(args)`` returns the job to run."""
-    return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), ("train", _train_args, _train), ("eval", _eval_args, _eval)]
+    return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), ("train", _train_args, _train),
+            ("eval", _eval_args, _eval), ("metamer", _metamer_args, _metamer)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -31,6 +31,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.models.heads import Decoder, Encoder, as_columns, prediction_to_input
 from hookgnn.nn import PROCESSORS, HookedMessagePassing
+from hookgnn.ops import scatter_plans
 from hookgnn.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ class HookedGNN(HookedRootModule):
             raise IndexError(f"no state enters round {t}; rounds are 0 .. {self.max_steps - 1}")
         return "hook_node_embed" if t == 0 else f"layers.{t - 1}.hook_update"
 
+    @scatter_plans()  # every round's scatter reuses one sort of each edge index (hookgnn.ops.plan)
     def forward(
         self,
         graph: Graph,

@@ -8,6 +8,7 @@ from hookgnn.ops.backend import (
     set_backend,
     use_backend,
 )
+from hookgnn.ops.plan import ScatterPlan, scatter_plans
 from hookgnn.ops.scatter import REDUCTIONS, Reduce, scatter, scatter_max, scatter_min
 from hookgnn.ops.softmax import scatter_log_softmax, scatter_softmax
 
@@ -20,9 +21,11 @@ __all__ = [
     "use_backend",
     "REDUCTIONS",
     "Reduce",
+    "ScatterPlan",
     "scatter",
     "scatter_log_softmax",
     "scatter_max",
     "scatter_min",
+    "scatter_plans",
     "scatter_softmax",
 ]

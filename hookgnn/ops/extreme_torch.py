@@ -20,6 +20,20 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 
+def extreme_torch(
+    src: Float[Tensor, "edge channel"], index: Int[Tensor, " edge"], dim_size: int, largest: bool
+) -> Float[Tensor, "node channel"]:
+    """Extreme value per node and column, 0 for a node without edges (no winner, no autograd).
+
+    >>> extreme_torch(torch.tensor([[1.], [3.], [3.]]), torch.tensor([0, 0, 0]), 2, True).tolist()
+    [[3.0], [0.0]]
+    """
+    idx = index.long().view(-1, 1).expand(src.shape)
+    out = src.new_zeros(dim_size, src.shape[1])
+    # include_self=False: rows that receive an edge take the extreme of their edges only.
+    return out.scatter_reduce_(0, idx, src, "amax" if largest else "amin", include_self=False)
+
+
 def arg_extreme_torch(
     src: Float[Tensor, "edge channel"], index: Int[Tensor, " edge"], dim_size: int, largest: bool
 ) -> tuple[Float[Tensor, "node channel"], Int[Tensor, "node channel"]]:
@@ -30,11 +44,8 @@ def arg_extreme_torch(
     ([[3.0], [0.0]], [[1], [-1]])
     """
     num_edges, channels = src.shape
-    index = index.long()
-    idx = index.view(-1, 1).expand(num_edges, channels)
-    out = src.new_zeros(dim_size, channels)
-    # include_self=False: rows that receive an edge take the extreme of their edges only.
-    out.scatter_reduce_(0, idx, src, "amax" if largest else "amin", include_self=False)
+    idx = index.long().view(-1, 1).expand(num_edges, channels)
+    out = extreme_torch(src, index, dim_size, largest)
     reached = out.gather(0, idx)
     is_winner = src == reached
     if bool(out.isnan().any()):
