@@ -135,6 +135,19 @@ def reasoner_rows(data: dict[str, Any]) -> list[Row]:
     return out
 
 
+def metamers_rows(data: dict[str, Any]) -> list[Row]:
+    """bench_metamers: k metamers of one reference in one batch against k searches one by one."""
+    return [Row("bench_metamers", f"{r['k']} metamers, {r['workload']} ({r['converged_batched']}/{r['searches']} found)",
+                "k searches one by one", r["sequential_s"], r["batched_s"], "s", r["speedup"],
+                "peer / hookgnn (speed-up)", r.get("runs", data.get("runs"))) for r in data["rows"]]
+
+
+def invariance_rows(data: dict[str, Any]) -> list[Row]:
+    """metamer_invariance: the fraction of metamers found per reasoner and search (no peer)."""
+    return [Row("metamer_invariance", f"{e['model']}, {e['search']} metamers at tol {data['tol']:g}", "-", None,
+                e["converged"], "fraction found", None, "", e["n"]) for e in data["summary"]]
+
+
 def generic_rows(name: str) -> Callable[[dict[str, Any]], list[Row]]:
     """A benchmark without an adapter: its ``"table"`` if it has one, else ``"rows"`` with
     ``workload``/``peer``/``peer_ms``/``hookgnn_ms``/``ratio``."""
@@ -168,10 +181,12 @@ BENCHMARKS: dict[str, Benchmark] = {
                            adapter=pyg_rows),
     "bench_tasks": Benchmark("bench_tasks.py", adapter=tasks_rows),
     "train_reasoners": Benchmark("train_reasoners.py", quick=["--steps-scale", "0.05"], adapter=reasoner_rows),
+    "bench_metamers": Benchmark("bench_metamers.py", adapter=metamers_rows),
+    "metamer_invariance": Benchmark("metamer_invariance.py", full=["--out", "out/metamers"],
+                                    quick=["--quick", "--out", "out/metamers-quick"], adapter=invariance_rows),
     # added on other branches; run when present, reported as missing otherwise
     "bench_vs_pyg": Benchmark("bench_vs_pyg.py"),
     "bench_scaling": Benchmark("bench_scaling.py"),
-    "bench_metamers": Benchmark("bench_metamers.py"),
 }
 
 

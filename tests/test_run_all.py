@@ -86,3 +86,24 @@ def test_main_checks_its_output_path_first(tmp_path: Path) -> None:
         run_all.main(["--json", str(blocker / "bench.json"), "--only", "bench_eap"])
     with pytest.raises(SystemExit):
         run_all.main(["--json", str(tmp_path / "b.json"), "--only", "no_such_benchmark"])
+
+
+def test_every_script_in_benchmarks_is_run() -> None:
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"run_all"}
+    assert scripts <= set(run_all.discover())
+
+
+def test_metamers_rows_divide_sequential_by_batched_time() -> None:
+    data = {"runs": 3, "rows": [{"workload": "weights", "k": 8, "sequential_s": 4.0, "batched_s": 2.0,
+                                 "speedup": 2.0, "converged_batched": 23, "searches": 24, "runs": 3}]}
+    (row,) = run_all.metamers_rows(data)
+    assert (row.peer_value, row.hookgnn_value, row.unit, row.ratio, row.runs) == (4.0, 2.0, "s", 2.0, 3)
+    assert "23/24" in row.workload
+
+
+def test_invariance_rows_give_the_fraction_found_per_model_and_search() -> None:
+    data = {"tol": 1e-3, "summary": [{"model": "relu", "search": "weights", "n": 6, "converged": 0.5},
+                                     {"model": "elu", "search": "structure", "n": 6, "converged": 0.0}]}
+    rows = run_all.invariance_rows(data)
+    assert [(r.hookgnn_value, r.ratio, r.runs) for r in rows] == [(0.5, None, 6), (0.0, None, 6)]
+    assert rows[1].workload == "elu, structure metamers at tol 0.001"
