@@ -65,19 +65,30 @@ def _f(x: Any) -> float | None:
 
 
 def scatter_rows(data: dict[str, Any]) -> list[Row]:
-    """bench_scatter: forward + backward time of every method against hookgnn's compiled kernel."""
-    out, ours_name = [], "hookgnn[compiled]"
-    by_size: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    """bench_scatter: forward + backward time and peak memory of every peer against hookgnn's
+    default backend (``hookgnn``; ``hookgnn[compiled]`` in older JSON), per device, size and
+    thread count. hookgnn's own variants (``hookgnn+plan``) are not peers; ``hookgnn[torch]``,
+    the plain-PyTorch backend, is."""
+    out = []
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in data["results"]:
-        by_size.setdefault((r["edges"], r["features"]), {})[r["method"]] = r
-    for (edges, feats), methods in by_size.items():
-        ours = methods.get(ours_name)
+        key = (r.get("device", "cpu"), r["edges"], r["features"], r.get("threads"))
+        groups.setdefault(key, {})[r["method"]] = r
+    for (device, edges, feats, threads), methods in groups.items():
+        ours = methods.get("hookgnn", methods.get("hookgnn[compiled]"))
+        if ours is None:
+            continue
+        where = f"{device}, E={edges:.0e}, F={feats}" + (f", {threads} thr" if threads else "")
         for name, r in methods.items():
-            if name == ours_name or ours is None:
+            if r is ours or name == "hookgnn+plan":
                 continue
-            out.append(Row("bench_scatter", f"scatter max fwd+bwd, E={edges:.0e}, F={feats}", name,
-                           r["total_ms"], ours["total_ms"], "ms", r["total_ms"] / ours["total_ms"],
-                           "peer / hookgnn (>1: hookgnn faster)", data.get("runs")))
+            out.append(Row("bench_scatter", f"scatter max fwd+bwd, {where}", name, r["total_ms"], ours["total_ms"],
+                           "ms", r["total_ms"] / ours["total_ms"], "peer / hookgnn (>1: hookgnn faster)",
+                           data.get("runs")))
+            if r.get("peak_mb", 0) > 0 and ours.get("peak_mb", 0) > 0:
+                out.append(Row("bench_scatter", f"scatter max fwd+bwd peak memory, {where}", name, r["peak_mb"],
+                               ours["peak_mb"], "MB", r["peak_mb"] / ours["peak_mb"],
+                               "peer / hookgnn (>1: hookgnn smaller)", 1))
     return out
 
 
@@ -174,8 +185,9 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "bench_scatter": Benchmark("bench_scatter.py", adapter=scatter_rows),
-    "bench_patching": Benchmark("bench_patching.py", adapter=patching_rows),
+    # quick: one thread count (scatter) and a 32-node graph (patching) keep run_all --quick under 10 min on 2 cores
+    "bench_scatter": Benchmark("bench_scatter.py", quick=["--quick", "--threads", "1"], adapter=scatter_rows),
+    "bench_patching": Benchmark("bench_patching.py", quick=["--quick", "--nodes", "32"], adapter=patching_rows),
     "bench_eap": Benchmark("bench_eap.py", adapter=eap_rows),
     "bench_pyg": Benchmark("bench_pyg.py", full=["--threads", "1"], quick=["--quick", "--threads", "1"],
                            adapter=pyg_rows),

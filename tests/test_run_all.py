@@ -21,10 +21,24 @@ def test_scatter_rows_compare_every_method_with_the_compiled_kernel() -> None:
         {"edges": 1000, "features": 8, "method": "hookgnn[compiled]", "total_ms": 2.0},
         {"edges": 1000, "features": 8, "method": "torch amax", "total_ms": 9.0},
         {"edges": 1000, "features": 8, "method": "torch_scatter", "total_ms": 3.0}]}
-    rows = {r.peer: r for r in run_all.scatter_rows(data)}
+    rows = {r.peer: r for r in run_all.scatter_rows(data) if r.unit == "ms"}
     assert set(rows) == {"torch amax", "torch_scatter"}
     assert rows["torch amax"].ratio == pytest.approx(4.5) and rows["torch amax"].hookgnn_value == 2.0
     assert rows["torch_scatter"].runs == 5
+
+
+def test_scatter_rows_per_device_size_and_threads_with_memory() -> None:
+    base = {"edges": 100, "features": 4, "device": "cpu"}
+    data = {"runs": 3, "results": [
+        {**base, "threads": 1, "method": "hookgnn", "total_ms": 2.0, "peak_mb": 10.0},
+        {**base, "threads": 1, "method": "hookgnn+plan", "total_ms": 1.0, "peak_mb": 10.0},
+        {**base, "threads": 1, "method": "torch amax", "total_ms": 6.0, "peak_mb": 40.0},
+        {**base, "threads": 2, "method": "hookgnn", "total_ms": 1.0, "peak_mb": 0.0},
+        {**base, "threads": 2, "method": "torch amax", "total_ms": 3.0, "peak_mb": 40.0}]}
+    rows = run_all.scatter_rows(data)
+    assert {r.peer for r in rows} == {"torch amax"}  # hookgnn's own variants are not peers
+    assert sorted((r.unit, r.ratio) for r in rows) == [("MB", 4.0), ("ms", 3.0), ("ms", 3.0)]
+    assert all("thr" in r.workload for r in rows)
 
 
 def test_tasks_rows_divide_networkx_time_by_hookgnn_time() -> None:
