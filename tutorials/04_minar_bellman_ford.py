@@ -175,6 +175,15 @@ fig.tight_layout()
 S.figure(fig, "circuit_sizes.png")
 
 # %% [markdown]
+# **Full setting, 2026-11-21** (x86_64, 2 CPUs shared with other jobs, 1 torch thread,
+# torch 2.13.0+cpu, Python 3.11.7; 20,000 epochs in 844 s under that load): full-model test
+# loss 0.00453, 10 parameters above 1e-3 (L1 11.47). The chosen circuit has **10 weight
+# entries** (target <= 20; published 17), circuit-only loss **0.0085, 1.88x** the full
+# model (target <= 2x), and with the circuit removed the loss is **55,610, 1.2e7x** the
+# full model (target >= 100x; published about 25,000). All three targets met. The top 11
+# entries bring the circuit-only loss to 0.0044, the full model's.
+
+# %% [markdown]
 # The circuit, drawn neuron by neuron: the weight entries (line width by score), joined by
 # the links that carry no weight (relu, the min aggregation, the gather of `x_j`), which are
 # added to the drawing to show the chain:
