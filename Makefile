@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,viz,pyg
 
-.PHONY: demo test test-all bench install
+.PHONY: demo test test-all bench bench-quick install tutorials docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,3 +23,22 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto --doctest-modules hookgnn tests
+
+# every tutorial's quick setting, executed as a notebook (a CI step of its own: a few minutes)
+tutorials: $(VENV)/.installed
+	HOOKGNN_RUN_TUTORIALS=1 $(PY) -m pytest -q -m "not slow" tests/test_tutorials.py
+
+# the API reference and the tutorials as pages, built strictly (a broken reference fails)
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+# every benchmark, one table (out/bench.md); bench-quick: the short settings (< 10 min on 2 cores)
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run_all.py --json out/bench.json
+
+bench-quick: $(VENV)/.installed
+	$(PY) benchmarks/run_all.py --quick --json out/bench-quick.json

@@ -1,0 +1,1 @@
+../../tutorials/02_reading_a_reasoner.py

@@ -1,0 +1,1 @@
+../../tutorials/04_minar_bellman_ford.py

@@ -1,0 +1,1 @@
+../../tutorials/05_parallel_bf_bfs.py

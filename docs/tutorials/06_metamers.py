@@ -1,0 +1,1 @@
+../../tutorials/06_metamers.py

@@ -1,0 +1,125 @@
+"""The tutorials: jupytext notebooks that run as scripts and as notebooks.
+
+* default suite: every tutorial is a percent-format notebook (read back by jupytext), the
+  settings helper refuses an output folder it cannot write, and tutorial 1 executes as a
+  notebook (nbclient) and writes what it says;
+* ``make tutorials`` (``HOOKGNN_RUN_TUTORIALS=1``): every tutorial's quick setting executes
+  as a notebook (what CI runs in its own step);
+* slow: the full settings of tutorials 4 and 5 reproduce the targets quoted in their text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "tutorials"
+TUTORIALS = sorted(FOLDER.glob("0*.py"))
+RUN_QUICK = os.environ.get("HOOKGNN_RUN_TUTORIALS", "") not in ("", "0")
+
+
+def _env(out: Path, quick: bool) -> dict[str, str]:
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {**os.environ, "PYTHONPATH": path, "HOOKGNN_TUTORIAL_QUICK": "1" if quick else "0",
+            "HOOKGNN_TUTORIAL_OUT": str(out), "MPLBACKEND": "Agg"}
+
+
+def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int = 600) -> dict:
+    """Convert ``script`` with jupytext, execute it with nbclient (cwd: tutorials/), and
+    return its results.json."""
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = jupytext.read(script)
+    saved = dict(os.environ)
+    os.environ.update(_env(out, quick))  # the kernel inherits the environment
+    try:
+        nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(FOLDER)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
+def test_every_tutorial_is_a_percent_notebook_with_text_and_code(script: Path) -> None:
+    jupytext = pytest.importorskip("jupytext")
+    notebook = jupytext.read(script)
+    kinds = [c.cell_type for c in notebook.cells]
+    assert kinds[0] == "markdown" and notebook.cells[0].source.startswith(f"# {int(script.stem[:2])}.")
+    assert kinds.count("markdown") >= 3 and kinds.count("code") >= 3
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")  # committed without outputs
+    assert "settings(" in script.read_text()  # every tutorial takes --quick / --out
+
+
+def test_tutorials_are_listed_in_the_docs_navigation() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for script in TUTORIALS:
+        assert f"tutorials/{script.name}" in nav
+        assert (ROOT / "docs" / "tutorials" / script.name).resolve() == script.resolve()
+
+
+def test_settings_refuse_an_output_folder_they_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = subprocess.run([sys.executable, str(FOLDER / "01_quickstart.py"), "--out", str(blocker / "sub")],
+                          capture_output=True, text=True, env=_env(tmp_path, True), cwd=ROOT, timeout=120)
+    assert done.returncode != 0
+    assert str(blocker) in done.stderr and "cannot write" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_quickstart_executes_as_a_notebook(tmp_path: Path) -> None:
+    results = execute_notebook(FOLDER / "01_quickstart.py", tmp_path)
+    assert results["per_graph_selection_matches"] is True
+    assert results["setting"] == "quick" and results["machine"]
+    assert (tmp_path / "state_norms.png").stat().st_size > 1000
+
+
+@pytest.mark.skipif(not RUN_QUICK, reason="the quick tutorials run in their own CI step: make tutorials")
+@pytest.mark.parametrize("script", TUTORIALS[1:], ids=lambda p: p.stem)
+def test_quick_setting_executes_as_a_notebook(script: Path, tmp_path: Path) -> None:
+    results = execute_notebook(script, tmp_path)
+    assert results["setting"] == "quick"
+    assert any(p.suffix == ".png" for p in tmp_path.iterdir())
+    expected = {"02": "decoded_pointer_agrees", "03": "audit", "04": "circuit_edges", "05": "joint_edges", "06": "summary"}
+    assert expected[script.stem[:2]] in results
+
+
+def _run_full(script: str, out: Path) -> dict:
+    done = subprocess.run([sys.executable, str(FOLDER / script), "--out", str(out)], capture_output=True,
+                          text=True, env=_env(out, False), cwd=ROOT, timeout=3 * 3600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_full_tutorial_4_reproduces_the_published_bellman_ford_circuit(tmp_path: Path) -> None:
+    r = _run_full("04_minar_bellman_ford.py", tmp_path)
+    assert r["setting"] == "full"
+    assert r["circuit_edges"] <= 20
+    assert r["circuit_loss"] <= 2 * r["full_loss"]
+    assert r["ablated_loss"] >= 100 * r["full_loss"]
+    assert r["targets_met"] is True
+
+
+@pytest.mark.slow
+def test_full_tutorial_5_keeps_bfs_with_its_circuit(tmp_path: Path) -> None:
+    r = _run_full("05_parallel_bf_bfs.py", tmp_path)
+    assert r["joint_edges"] is not None and r["joint_edges"] <= 20
+    assert r["bfs_circuit_bfs_accuracy"] >= r["full_bfs_accuracy"] - 0.02
+    assert r["bfs_circuit_bfs_accuracy"] > r["all_reached_baseline"]
+    assert r["joint_ablated_loss"] >= 100 * r["full_loss"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["02_reading_a_reasoner.py", "03_patching.py"])
+def test_full_setting_of_tutorials_2_and_3_runs(script: str, tmp_path: Path) -> None:
+    assert _run_full(script, tmp_path)["setting"] == "full"
