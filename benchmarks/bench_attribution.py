@@ -9,6 +9,7 @@ and gradients of every hook), then multiplies differences by gradients:
 The peer is the bare minimum those two passes cost: ``model(clean)`` under
 ``torch.no_grad()`` plus ``metric(model(corrupted)).sum().backward()``, on the same model
 with no hook attached. ratio = attribution ms / two-pass ms (target: <= 1.3 at E = 1e6).
+``--keep rows`` keeps per-row products only (``keep="all"`` at E = 1e6 needs ~37 GB).
 
 Model: ``HookedGNN("mpnn", d=64)``, 8 rounds with their own weights, N = E / 10 random
 nodes, a scalar node output read by ``OutputSum``. Runs of the two alternate in one
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--keep", choices=("all", "entries", "rows", "features"), default="all",
+                        help="what attribution_patch keeps (all: ~37 MB per 1,000 edges; rows: ~15)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     if args.json is not None:
@@ -73,11 +76,11 @@ def main() -> None:
 
     metric = OutputSum("d")
     rows = []
-    print(f"| E | two passes ms | attribution_patch ms | ratio |\n|---|---|---|---|")
+    print(f"| E | two passes ms | attribution_patch(keep={args.keep!r}) ms | ratio |\n|---|---|---|---|")
     for edges in sizes:
         model, clean, corrupted = build(edges, ROUNDS)
         calls = {"two passes": lambda: two_passes(model, clean, corrupted, metric),
-                 "attribution": lambda: attribution_patch(model, clean, corrupted, metric)}
+                 "attribution": lambda: attribution_patch(model, clean, corrupted, metric, keep=args.keep)}
         for call in calls.values():
             call()  # warm-up (kernel build, allocator)
         times: dict[str, list[float]] = {k: [] for k in calls}
@@ -88,7 +91,7 @@ def main() -> None:
                 times[name].append((clock() - start) * 1e3)
                 del out
         med = {k: statistics.median(v) for k, v in times.items()}
-        row = {"edges": edges, "d": D, "rounds": ROUNDS, "runs": runs, "clock": args.clock,
+        row = {"edges": edges, "keep": args.keep, "d": D, "rounds": ROUNDS, "runs": runs, "clock": args.clock,
                "two_passes_ms": med["two passes"], "attribution_ms": med["attribution"],
                "ratio": med["attribution"] / med["two passes"]}
         rows.append(row)
