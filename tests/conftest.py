@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -14,3 +15,14 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # One torch thread per pytest-xdist worker (one worker per core); two threads otherwise.
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="module")
+def one_thread():  # noqa: ANN201
+    """One torch thread for a module of tiny-tensor tests, restored after: tiny matrices run
+    fastest on one thread and OpenMP spin-waits make them noisy on a busy machine. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

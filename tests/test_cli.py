@@ -11,12 +11,7 @@ import torch
 from hookgnn.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 def test_train_then_eval_writes_a_checkpoint_and_prints_metrics(tmp_path, capsys):

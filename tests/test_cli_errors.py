@@ -18,12 +18,7 @@ TINY = ["--steps", "1", "--n", "5", "--d-hidden", "4", "--batch-size", "2", "--e
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 @pytest.fixture

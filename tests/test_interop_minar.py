@@ -35,13 +35,7 @@ from hookgnn import from_pyg  # noqa: E402
 WIDTH, IG_STEPS = 64, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # noqa: ANN201
-    """Tiny matrices: one thread avoids OpenMP spin-waits on a busy machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 class MinAggConv(pyg_nn.MessagePassing):

@@ -14,12 +14,7 @@ from hookgnn import Graph, HookedGNN
 from hookgnn.metamers import Box, Free, OneHot, Structure, metamer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 def ring(n: int, features: int, seed: int = 0, edge_features: int | None = None) -> Graph:

@@ -20,13 +20,7 @@ TINY = dict(task="bfs", d_hidden=16, max_steps=12, sizes=(6,), sampler_kwargs={"
             steps=30, lr=3e-3, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny graphs train fastest (and least noisily on a busy machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

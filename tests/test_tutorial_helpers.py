@@ -28,12 +28,7 @@ D_IN = {"convs.0": 1, "convs.1": 8}
 ACT_AFTER = {"msg_mlp.0": "msg_mlp.1", "msg_mlp.2": "msg_act", "upd_mlp.0": "upd_mlp.1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # noqa: ANN201
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
