@@ -31,6 +31,8 @@ from typing import Any, Literal, NamedTuple, Protocol, Union, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from hookgnn.rounds import RoundRoles, declared_roles
+
 Direction = Literal["fwd", "bwd"]
 Axis = Literal["node", "edge", "graph", "triplet", "none"]
 #: Axes whose rows belong to a graph of the batch: node, edge and graph. ``triplet``
@@ -306,6 +308,18 @@ class HookedRootModule(nn.Module):
         between the rounds that is not node-wise). Exact local recomputation over several
         rounds (AtP*) needs it."""
         return _identity if self.output_hook(t) == self.state_hook(t + 1) else None
+
+    def round_roles(self, t: int) -> RoundRoles:
+        """How round ``t``'s module is called, for exact local recomputation (AtP*); here
+        what the module declares (:func:`~hookgnn.rounds.declared_roles`)."""
+        return declared_roles(self.round_module(t))
+
+    @contextmanager
+    def round_sources_replaced(self, t: int, fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
+        """While the block runs, a direct call of ``round_module(t)`` reads ``fn(src)``
+        where it reads its ``hook_src`` activation ``src`` (here: a hook on that point)."""
+        with self.hooks(fwd_hooks=[(self.round_hook("hook_src", t), lambda act, hook: fn(act))]):
+            yield
 
     def list_hooks(self) -> list[HookInfo]:
         """Every hook point with its axis and the number of hooks attached now."""

@@ -45,6 +45,7 @@ from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, Structure
 from hookgnn.interop.trace import Tracer
 from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
+from hookgnn.rounds import RoundRoles, declared_roles
 
 #: Activation modules that get a hook point (elementwise maps).
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -52,6 +53,9 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.Softplus, nn.Softsign, nn.Hardtanh, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink,
 )
 _INPUT_AXIS = {"x": "node", "pos": "node", "edge_attr": "edge", "edge_weight": "edge"}
+#: How a ``MessagePassing.forward``'s usual arguments are indexed (for exact local recomputation).
+PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
+             "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
 
 
 def _pyg() -> Any:
@@ -282,6 +286,42 @@ class PyGModel(HookedRootModule):
             return state
 
         return between
+
+    def round_roles(self, t: int) -> RoundRoles:
+        """:data:`PYG_ROLES` with node state ``x`` (or what the layer declares itself);
+        the receptive field to try first is the number of ``propagate`` calls the round
+        made in the discovery forward (``SGConv(K=3)``: 3). AtP* checks it on the graph."""
+        module = self.round_module(t)
+        if getattr(module, "input_roles", None) is not None:
+            return declared_roles(module)
+        hops = max(1, self._require().propagations[t])
+        return RoundRoles(dict(PYG_ROLES), "x", hops, hops)
+
+    @contextlib.contextmanager
+    def round_sources_replaced(self, t: int, fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
+        """While the block runs, a direct call of round ``t``'s module reads ``fn(x_j)`` in
+        its first ``message`` call (where ``hook_src`` sits; later ``propagate`` calls of
+        the same call, as in ``SGConv``, are left alone)."""
+        module = self.round_module(t)
+        name = self._parts[2].get(self._require().rounds[t][0])
+        if name is None:
+            raise KeyError(f"round {t} ({type(module).__name__}) has no hook_src: its message has no *_j argument")
+        calls = [0]
+
+        def start(m: nn.Module, args: Any) -> None:
+            calls[0] = 0
+
+        def replace(m: nn.Module, inputs: tuple[Any, ...]) -> Any:
+            calls[0] += 1
+            return ({**inputs[0], name: fn(inputs[0][name])},) if calls[0] == 1 else None
+
+        handles = [module.register_forward_pre_hook(start),
+                   module.register_message_forward_pre_hook(replace)]  # type: ignore[operator]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
     def round_links(self, t: int) -> list[ResolvedLink]:
         """The traced links of round ``t`` (what :func:`~hookgnn.patching.links_of` returns).

@@ -156,6 +156,7 @@ class Structure:
 
     def __init__(self, disc: Discovery, mp_paths: set[str]) -> None:
         self.rounds = [(f.path, f.k, f.module) for f in disc.rounds]
+        self.propagations = [f.hop + 1 for f in disc.rounds]  # propagate calls per round
         self.opaque = {f.path: type(f.module).__name__ for f in disc.rounds if f.t not in disc.propagated}
         self.axes = disc.axes
         per_path = Counter(p for p, _, _ in self.rounds)

@@ -40,6 +40,7 @@ components, direction and sign as :func:`~hookgnn.patching.message_sweep` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -53,6 +54,7 @@ from hookgnn.ops import scatter, scatter_max, scatter_min
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
 from hookgnn.patching.metrics import Metric
+from hookgnn.patching.receptive import check_sources, checked_round
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
 
 Level = Literal["message", "node"]
@@ -162,8 +164,15 @@ class _BaseRun:
         return self.cache.grads[self.outs[t]]
 
     def local(self, t: int) -> LocalRound:
+        """Round ``t`` ready for local recomputation, its local subgraph checked against
+        full calls of the round (:func:`~hookgnn.patching.receptive.checked_round`)."""
         if t not in self._local:
-            self._local[t] = LocalRound(self.model.round_module(t), self.inputs[t])
+            layer = self.model.round_module(t)
+            path = next((p for p, m in self.model.named_modules() if m is layer), "")
+            name = f"round {t} (module {path or type(self.model).__name__}, output {self.outs[t]})"
+            sources = functools.partial(self.model.round_sources_replaced, t)
+            self._local[t] = checked_round(LocalRound(layer, self.inputs[t], self.model.round_roles(t),
+                                                      sources=sources, name=name))
         return self._local[t]
 
     def carry(self, t: int, pert: Perturbation) -> Perturbation:
@@ -198,10 +207,12 @@ def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: 
     fast = (isinstance(layer, HookedMessagePassing) and layer.rowwise_message and layer.aggr in _FAST
             and type(layer).aggregate is HookedMessagePassing.aggregate)
     if not fast:
-        hooked = isinstance(layer, HookedMessagePassing)  # else: PyG's message pre-hook (see local.py)
-        return run.local(t).run(every, dst, None, num_edges, edge_patch=(every, every, source_rows),
-                                src_hook=model.round_hook("hook_src", t) if hooked else None,
-                                model=model if hooked else None).changed(run.out(t))
+        rnd = run.local(t)
+        check_sources(rnd)
+        # the receivers, and what a round of several propagation steps passes them on to
+        cand, targets = rnd.reach(Perturbation(every, dst, run.out(t)[dst], num_edges), rnd.shape.reach - 1)
+        return rnd.run(cand, targets, None, num_edges,
+                       edge_patch=(every, every, source_rows)).changed(run.out(t))
     hook_src, hook_msg = model.round_hook("hook_src", t), model.round_hook("hook_message", t)
     patched: dict[str, Tensor] = {}
 

@@ -8,54 +8,63 @@ many candidate patches at once, without rerunning the whole graph per candidate:
   base run (its ``forward`` arguments, by name);
 * a :class:`Perturbation` lists, per candidate ``c``, the nodes whose state differs from
   the base run and their new states;
-* :func:`propagate` runs one round on the *local subgraph* of every candidate (the
-  in-edges of the nodes the change can reach, plus, for processors that look two hops
-  back such as triplet messages, the in-edges of their sources), all candidates in one
-  disjoint-union call of the round's own module, and returns the perturbation after
-  that round. The result equals the full round at those nodes, because a round's
-  output at node :math:`w` depends only on the in-edges of :math:`w` (and, with
-  ``receptive_hops = 2``, of its in-neighbours).
+* :func:`propagate` runs one round on the *local subgraph* of every candidate, all
+  candidates in one disjoint-union call of the round's own module, and returns the
+  perturbation after that round.
 
-A round module declares how its ``forward`` arguments are indexed in
-``input_roles`` (``"node"``, ``"edge"``, ``"edge_index"``, anything else passed
-through), which argument carries the node state (``state_arg``) and
-``receptive_hops``; :class:`~hookgnn.nn.HookedMessagePassing` declares all three, so a
-user's processor needs no extra code.
+The local subgraph has a :class:`Shape`: a change travels ``reach`` hops downstream in
+one call (the targets), and the output at a target :math:`w` is computed from the
+in-edges (with ``out_edges``: and the out-edges) of every node fewer than ``hops`` hops
+upstream of :math:`w`. A 1-hop layer with a sum over in-edges needs ``Shape(1, 1)``;
+degree normalisation of the sources (GCN, LightGCN) ``Shape(1, 2)``; ``K`` propagation
+steps in one call (SGConv, APPNP) ``Shape(K, K + 1)``; a normalisation by out-degrees
+(ChebConv) ``out_edges``. The shape is not taken on trust:
+:func:`~hookgnn.patching.receptive.checked_round` starts from what the model says
+(:meth:`~hookgnn.hooks.HookedRootModule.round_roles`), compares local recomputation with
+full calls of the round on the graph at hand, widens the shape until they agree, and
+raises :class:`~hookgnn.patching.receptive.LocalRecomputeError` when none does.
+
+How the module's ``forward`` arguments are indexed (``"node"``, ``"edge"``,
+``"edge_index"``, passed through) is :class:`~hookgnn.rounds.RoundRoles`;
+:class:`~hookgnn.nn.HookedMessagePassing` declares it, so a user's processor needs no
+extra code, and a wrapped PyG model answers for its layers.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookedRootModule
+from hookgnn.rounds import RoundRoles
 
-#: How a PyTorch Geometric ``MessagePassing.forward``'s usual arguments are indexed.
-PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
-             "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
+#: ``sources(fn)``: a context in which a direct call of the round's module reads ``fn(src)`` at its ``hook_src``.
+Sources = Callable[[Callable[[Tensor], Tensor]], AbstractContextManager[None]]
 
 
-def roles_of(layer: nn.Module) -> tuple[dict[str, str], str, int]:
-    """``(input_roles, state_arg, receptive_hops)`` declared by a round module.
+class Shape(NamedTuple):
+    """The local subgraph of a round (see the module docstring).
 
-    A PyTorch Geometric layer gets :data:`PYG_ROLES` with state ``x``; it reads its
-    sources' in-edges too (two hops) when it normalises by their degree (``GCNConv``).
+    >>> Shape(2, 3, False).describe()
+    'targets 2 hops downstream, in-edges of the nodes up to 2 hops upstream of them'
     """
-    roles = getattr(layer, "input_roles", None)
-    if roles is not None:
-        return dict(roles), getattr(layer, "state_arg", "h"), int(getattr(layer, "receptive_hops", 1))
-    if any(c.__module__.startswith("torch_geometric.") and c.__name__ == "MessagePassing" for c in type(layer).__mro__):
-        hops = 2 if type(layer).__name__ in ("GCNConv", "ChebConv", "SGConv", "TAGConv", "ARMAConv") else 1
-        return dict(PYG_ROLES), "x", int(getattr(layer, "receptive_hops", hops))
-    raise TypeError(f"{type(layer).__name__} does not declare input_roles, state_arg and receptive_hops, "
-                    "so its rounds cannot be recomputed locally (see hookgnn.patching.local)")
+
+    reach: int
+    hops: int
+    out_edges: bool = False
+
+    def describe(self) -> str:
+        """The shape in words, for error messages."""
+        edges = "in- and out-edges" if self.out_edges else "in-edges"
+        return (f"targets {self.reach} hop{'s' * (self.reach != 1)} downstream, {edges} of the nodes up to "
+                f"{self.hops - 1} hop{'s' * (self.hops != 2)} upstream of them")
 
 
 @contextmanager
@@ -146,21 +155,34 @@ def _unique_pairs(a: Tensor, b: Tensor, width: int) -> tuple[Tensor, Tensor]:
 
 @dataclass
 class LocalRound:
-    """One round's module and its base-run inputs, ready for local recomputation."""
+    """One round's module and its base-run inputs, ready for local recomputation.
+
+    ``shape``: the local subgraph (unchecked here; :func:`~hookgnn.patching.receptive.checked_round`
+    checks it). ``sources``: how to replace the round's ``hook_src`` in a direct call
+    (:meth:`~hookgnn.hooks.HookedRootModule.round_sources_replaced`), for message patches.
+    """
 
     layer: nn.Module
     inputs: dict[str, Any]
+    roles: RoundRoles
+    shape: Shape = Shape(1, 1)
+    sources: Sources | None = None
+    name: str = "round"
+    _full: Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.roles, self.state_arg, self.hops = roles_of(self.layer)
-        missing = [k for k in self.inputs if k not in self.roles and self.inputs[k] is not None]
+        self.state_arg = self.roles.state_arg
+        missing = [k for k in self.inputs if k not in self.roles.input_roles and self.inputs[k] is not None]
         if missing:
-            raise TypeError(f"{type(self.layer).__name__}.input_roles does not say how arguments {missing} are indexed")
-        edge_index = self.inputs["edge_index"]
-        self.edge_index = edge_index
+            raise TypeError(f"{self.name} ({type(self.layer).__name__}): its input roles do not say how arguments "
+                            f"{missing} are indexed")
+        if not isinstance(self.inputs.get(self.state_arg), Tensor) or not isinstance(self.inputs.get("edge_index"), Tensor):
+            raise TypeError(f"{self.name} ({type(self.layer).__name__}) was not called with a node-state tensor "
+                            f"{self.state_arg!r} and an edge_index tensor, so it cannot be recomputed locally")
+        self.edge_index = self.inputs["edge_index"]
         self.num_nodes = self.inputs[self.state_arg].shape[0]
-        self.in_edges = _Incidence(edge_index[1], self.num_nodes)
-        self.out_edges = _Incidence(edge_index[0], self.num_nodes)
+        self.in_edges = _Incidence(self.edge_index[1], self.num_nodes)
+        self.out_edges = _Incidence(self.edge_index[0], self.num_nodes)
 
     def subgraph(self, cand: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The local subgraphs of ``(cand, target node)`` pairs, as one disjoint union.
@@ -169,24 +191,44 @@ class LocalRound:
         graph) and nodes of every candidate's subgraph, each with its candidate.
         """
         n, num_e = self.num_nodes, self.edge_index.shape[1]
-        e_cand, edges = self.in_edges.of(cand, targets)
-        if self.hops >= 2:
-            src_c, src_n = _unique_pairs(e_cand, self.edge_index[0, edges], n)
-            more_c, more_e = self.in_edges.of(src_c, src_n)
-            e_cand, edges = _unique_pairs(torch.cat([e_cand, more_c]), torch.cat([edges, more_e]), num_e)
+        front_c, front_n = cand, targets
+        seen = cand * n + targets
+        parts_c, parts_e = [], []
+        for level in range(self.shape.hops):
+            e_c, e = self.in_edges.of(front_c, front_n)
+            parts_c.append(e_c)
+            parts_e.append(e)
+            if self.shape.out_edges:
+                o_c, o = self.out_edges.of(front_c, front_n)
+                parts_c.append(o_c)
+                parts_e.append(o)
+            if level + 1 < self.shape.hops:
+                front_c, front_n = _unique_pairs(e_c, self.edge_index[0, e], n)
+                new = ~torch.isin(front_c * n + front_n, seen)
+                front_c, front_n = front_c[new], front_n[new]
+                seen = torch.cat([seen, front_c * n + front_n])
+        if len(parts_e) == 1:
+            e_cand, edges = parts_c[0], parts_e[0]
+        else:
+            e_cand, edges = _unique_pairs(torch.cat(parts_c), torch.cat(parts_e), num_e)
         ends_c = torch.cat([cand, e_cand, e_cand])
         ends_n = torch.cat([targets, self.edge_index[0, edges], self.edge_index[1, edges]])
         node_cand, nodes = _unique_pairs(ends_c, ends_n, n)
         return e_cand, edges, node_cand, nodes
 
+    def full(self) -> Tensor:
+        """The round's output on the whole graph with the base inputs (one call, kept)."""
+        if self._full is None:
+            self._full = first_output(self.layer(**self.inputs))
+        return self._full
+
     def run(self, cand: Tensor, targets: Tensor, before: Perturbation | None, num: int,
-            edge_patch: tuple[Tensor, Tensor, Tensor] | None = None, src_hook: str | None = None,
-            model: HookedRootModule | None = None) -> Perturbation:
+            edge_patch: tuple[Tensor, Tensor, Tensor] | None = None) -> Perturbation:
         """The new states of ``targets`` after this round, for ``num`` candidates.
 
         ``before``: the candidates' changed states entering the round. ``edge_patch``:
-        ``(cand, edge, row)``: that candidate's edge reads ``row`` at ``src_hook``
-        (the round's ``hook_src``) instead of its base value (a single-message patch).
+        ``(cand, edge, row)``: that candidate's edge reads ``row`` at the round's
+        ``hook_src`` instead of its base value (a single-message patch).
         """
         n = self.num_nodes
         e_cand, edges, node_cand, nodes = self.subgraph(cand, targets)
@@ -200,7 +242,7 @@ class LocalRound:
             state[where[hit]] = before.state[hit].to(state)
         args: dict[str, Any] = {}
         for name, value in self.inputs.items():
-            role = self.roles.get(name)
+            role = self.roles.input_roles.get(name)
             if value is None or role == "pass":
                 args[name] = value
             elif name == self.state_arg:
@@ -214,52 +256,44 @@ class LocalRound:
             else:
                 raise TypeError(f"unknown input role {role!r} for argument {name!r}")
         if edge_patch is None:
-            out = self.layer(**args)
+            out = first_output(self.layer(**args))
         else:
+            if self.sources is None:
+                raise TypeError(f"{self.name} ({type(self.layer).__name__}) has no hook_src to patch single messages "
+                                "through")
             p_cand, p_edge, p_row = edge_patch
             ekeys = e_cand * self.edge_index.shape[1] + edges
             order = torch.argsort(ekeys)
             pos = order[torch.searchsorted(ekeys[order], p_cand * self.edge_index.shape[1] + p_edge)]
-            with _source_rows_patched(self.layer, pos, p_row, src_hook, model):
-                out = self.layer(**args)
+
+            def patch(act: Tensor) -> Tensor:
+                act = act.clone()
+                act[pos] = p_row.to(act)
+                return act
+
+            with self.sources(patch):
+                out = first_output(self.layer(**args))
         return Perturbation(cand, targets, out[local(cand, targets)], num)
 
-    def reach(self, before: Perturbation) -> tuple[Tensor, Tensor]:
+    def reach(self, before: Perturbation, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """``(cand, node)`` pairs whose state this round can change: the changed nodes and
-        the targets of their out-edges. (A triplet message of ``u -> w`` that reads a
-        middle node ``k`` lands on ``w``, an out-neighbour of ``k``, too.)"""
-        out_c, out_e = self.out_edges.of(before.cand, before.node)
-        return _unique_pairs(torch.cat([before.cand, out_c]), torch.cat([before.node, self.edge_index[1, out_e]]),
-                             self.num_nodes)
+        every node up to ``steps`` (default ``shape.reach``) hops downstream of them. (A
+        triplet message of ``u -> w`` that reads a middle node ``k`` lands on ``w``, an
+        out-neighbour of ``k``, too.)"""
+        n = self.num_nodes
+        all_c, all_n = [before.cand], [before.node]
+        c, v = before.cand, before.node
+        for _ in range(self.shape.reach if steps is None else steps):
+            out_c, out_e = self.out_edges.of(c, v)
+            c, v = _unique_pairs(out_c, self.edge_index[1, out_e], n)
+            all_c.append(c)
+            all_n.append(v)
+        return _unique_pairs(torch.cat(all_c), torch.cat(all_n), n)
 
 
-@contextmanager
-def _source_rows_patched(layer: nn.Module, pos: Tensor, rows: Tensor, src_hook: str | None,
-                         model: HookedRootModule | None) -> Iterator[None]:
-    """While the block runs ``layer``, edges ``pos`` read ``rows`` as their source state:
-    through the round's ``hook_src`` (hookgnn processors), or PyG's message pre-hook on
-    the ``x_j`` argument (what a wrapped model's ``hook_src`` is)."""
-
-    def patch(act: Tensor) -> Tensor:
-        act = act.clone()
-        act[pos] = rows.to(act)
-        return act
-
-    if src_hook is not None and model is not None:
-        with model.hooks(fwd_hooks=[(src_hook, lambda act, hook: patch(act))]):
-            yield
-        return
-    register = getattr(layer, "register_message_forward_pre_hook", None)
-    if register is None:
-        raise TypeError(f"{type(layer).__name__} has no hook_src to patch single messages through")
-    from hookgnn.interop.pyg import source_argument
-
-    name = source_argument(layer)
-    handle = register(lambda module, inputs: ({**inputs[0], name: patch(inputs[0][name])},))
-    try:
-        yield
-    finally:
-        handle.remove()
+def first_output(out: Any) -> Tensor:
+    """A module's output tensor (the first element of a tuple such as ``(out, attention)``)."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 def propagate(rnd: LocalRound, before: Perturbation) -> Perturbation:

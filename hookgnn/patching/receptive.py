@@ -1,0 +1,195 @@
+"""What a round reads, found and checked on the graph at hand instead of trusted.
+
+Exact local recomputation (:mod:`hookgnn.patching.local`) is right only when the local
+subgraph holds everything the round's output at a target depends on: a layer that
+normalises by its sources' degrees, takes several propagation steps per call or
+normalises over the whole graph reads more than its receivers' in-edges. Rather than a
+table of layer classes, :func:`checked_round` asks the model where to start
+(:meth:`~hookgnn.hooks.HookedRootModule.round_roles`) and then compares, on the round's
+own base-run inputs,
+
+1. the local output of every node (a sample of 4096 on larger graphs) with one full
+   call of the round (what the subgraph's *structure* gives: degrees, normalisations);
+2. after random changes to the state of one node, of another, and of a quarter of the
+   nodes: the nodes whose output moves in a full call must lie within ``reach`` hops
+   downstream, and their local outputs must equal the full call's.
+
+It takes the first :class:`~hookgnn.patching.local.Shape` of a short ladder (wider
+upstream, out-edges too, one more hop downstream) that passes both, and raises
+:class:`LocalRecomputeError` naming the layer, its class and the difference when none
+does. :func:`check_sources` does the same for single-message patches through
+``hook_src``. The probes are seeded: the same inputs give the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from hookgnn.patching.local import LocalRound, Perturbation, Shape, first_output
+
+_SAMPLE = 4096
+_SEED = 0
+
+
+class LocalRecomputeError(NotImplementedError):
+    """A round whose local recomputation differs from a full call of it (AtP* cannot be exact there)."""
+
+
+def ladder(start: Shape) -> Iterator[Shape]:
+    """The shapes tried, narrowest first: upstream ``hops`` and one more, in-edges then
+    in- and out-edges, for ``reach`` and one more hop downstream.
+
+    >>> [tuple(s) for s in ladder(Shape(1, 1))][:4]
+    [(1, 1, False), (1, 1, True), (1, 2, False), (1, 2, True)]
+    """
+    for reach in (start.reach, start.reach + 1):
+        low = max(start.hops, reach)
+        for hops in (low, low + 1):
+            for out_edges in (False, True):
+                yield Shape(reach, hops, out_edges)
+
+
+def checked_round(rnd: LocalRound) -> LocalRound:
+    """Set ``rnd.shape`` to the narrowest shape whose local recomputation equals full calls
+    of the round (see the module docstring); raise :class:`LocalRecomputeError` if none does.
+
+    >>> from hookgnn.nn import MPNN
+    >>> from hookgnn.rounds import declared_roles
+    >>> layer = MPNN(2)
+    >>> h = torch.randn(4, 2)
+    >>> inputs = {"h": h, "edge_index": torch.tensor([[0, 1, 2], [1, 2, 3]]), "x": h}
+    >>> tuple(checked_round(LocalRound(layer, inputs, declared_roles(layer))).shape)
+    (1, 1, False)
+    """
+    roles = rnd.roles
+    start = Shape(max(1, roles.reach_hops), max(1, roles.receptive_hops))
+    if rnd.num_nodes == 0:
+        rnd.shape = start
+        return rnd
+    probe = _Probes(rnd)
+    tried, failure = [], ""
+    for shape in ladder(start):
+        rnd.shape = shape
+        tried.append(shape)
+        failure = probe.failure()
+        if not failure:
+            return rnd
+    raise LocalRecomputeError(
+        f"{rnd.name} ({type(rnd.layer).__name__}) cannot be recomputed locally, so AtP* would not be exact there: "
+        f"{failure}. Tried {len(tried)} local subgraphs, from {tried[0].describe()} to {tried[-1].describe()}. The "
+        "layer reads more than a neighbourhood of its receivers (a normalisation over the whole graph, or randomness "
+        "such as dropout in training mode: call model.eval()). Use exact patching (message_sweep, or activation_sweep "
+        "of the round outputs) instead; a layer of your own can declare input_roles, state_arg, receptive_hops and "
+        "reach_hops (hookgnn.rounds.RoundRoles)")
+
+
+def check_sources(rnd: LocalRound) -> None:
+    """Raise :class:`LocalRecomputeError` unless replacing one message's ``hook_src`` row in
+    a local call of the round gives what the same replacement gives in a full call
+    (two random edges, seeded)."""
+    num_edges = rnd.edge_index.shape[1]
+    if num_edges == 0 or rnd.sources is None:
+        return
+    gen = torch.Generator().manual_seed(_SEED)
+    seen: list[Tensor] = []
+
+    def record(act: Tensor) -> Tensor:
+        seen.append(act)
+        return act
+
+    with rnd.sources(record):
+        rnd.layer(**rnd.inputs)
+    if not seen:
+        raise LocalRecomputeError(f"{rnd.name} ({type(rnd.layer).__name__}) never read its hook_src in a direct call, "
+                                  "so single messages cannot be patched there: use message_sweep")
+    src = seen[0]
+    full0 = rnd.full()
+    for e in torch.randint(0, num_edges, (2,), generator=gen).tolist():
+        row = src[e] + _noise(src[e:e + 1], gen)[0]
+
+        def put(act: Tensor, e: int = e, row: Tensor = row) -> Tensor:
+            act = act.clone()
+            act[e] = row.to(act)
+            return act
+
+        with rnd.sources(put):
+            full = first_output(rnd.layer(**rnd.inputs))
+        zero = torch.zeros(1, dtype=torch.long, device=src.device)
+        start = Perturbation(zero, rnd.edge_index[1, e:e + 1], full0[rnd.edge_index[1, e:e + 1]], 1)
+        cand, targets = rnd.reach(start, rnd.shape.reach - 1)
+        local = rnd.run(cand, targets, None, 1, edge_patch=(zero, torch.tensor([e], device=src.device), row[None]))
+        problem = _compare(rnd, full0, full, targets, local.state, f"replacing the hook_src row of edge {e}")
+        if problem:
+            raise LocalRecomputeError(f"{rnd.name} ({type(rnd.layer).__name__}): {problem}, so single-message patches "
+                                      "cannot be recomputed locally there; use message_sweep")
+
+
+class _Probes:
+    """Full calls of the round, made once and compared with every shape tried."""
+
+    def __init__(self, rnd: LocalRound) -> None:
+        self.rnd = rnd
+        n = rnd.num_nodes
+        gen = torch.Generator().manual_seed(_SEED)
+        device = rnd.edge_index.device
+        self.targets = torch.arange(n, device=device)
+        if n > _SAMPLE:
+            self.targets = torch.randperm(n, generator=gen)[:_SAMPLE].sort().values.to(device)
+        state = rnd.inputs[rnd.state_arg]
+        self.full0 = rnd.full()
+        self.changes: list[tuple[Tensor, Tensor, Tensor]] = []
+        for size in (1, 1, max(1, n // 4)):
+            nodes = torch.randperm(n, generator=gen)[:size].sort().values.to(device)
+            new = state[nodes] + _noise(state[nodes], gen).to(state)
+            changed = state.clone()
+            changed[nodes] = new
+            full = first_output(rnd.layer(**{**rnd.inputs, rnd.state_arg: changed}))
+            self.changes.append((nodes, new, full))
+
+    def failure(self) -> str:
+        """What differs with the current shape, in words ("" when nothing does)."""
+        rnd, k = self.rnd, self.targets.shape[0]
+        local = rnd.run(torch.arange(k, device=self.targets.device), self.targets, None, k)
+        problem = _compare(rnd, self.full0, self.full0, self.targets, local.state, "with the base inputs")
+        if problem:
+            return problem
+        for nodes, new, full in self.changes:
+            zero = torch.zeros_like(nodes)
+            before = Perturbation(zero, nodes, new, 1)
+            cand, targets = rnd.reach(before)
+            local = rnd.run(cand, targets, before, 1)
+            shown = ", ".join(str(v) for v in nodes[:3].tolist()) + (", ..." if nodes.shape[0] > 3 else "")
+            problem = _compare(rnd, self.full0, full, targets, local.state, f"changing the state of node(s) {shown}")
+            if problem:
+                return problem
+        return ""
+
+
+def _compare(rnd: LocalRound, full0: Tensor, full: Tensor, targets: Tensor, local: Tensor, what: str) -> str:
+    """"" when ``local`` equals ``full`` at ``targets`` and ``full`` equals ``full0`` elsewhere."""
+    scale = max(float(full0.abs().max()) if full0.numel() else 0.0, float(full.abs().max()) if full.numel() else 0.0)
+    tol = 1e3 * torch.finfo(full.dtype).eps * scale
+    outside = torch.ones(full.shape[0], dtype=torch.bool, device=full.device)
+    outside[targets] = False
+    moved = (full - full0).flatten(1).abs().amax(1) if full.numel() else torch.zeros(full.shape[0])
+    far = torch.nonzero(outside & (moved > tol)).flatten()
+    if far.numel():
+        w = int(far[0])
+        return (f"{what} moves the output of node {w} by {float(moved[w]):.3g} in a full call, but node {w} is not "
+                f"within {rnd.shape.reach} hop(s) downstream")
+    diff = (local.to(full) - full[targets]).flatten(1).abs().amax(1) if local.numel() else torch.zeros(0)
+    bad = torch.nonzero(diff > tol).flatten()
+    if bad.numel():
+        i = int(bad[0])
+        return (f"{what}, the output of node {int(targets[i])} computed from the local subgraph ({rnd.shape.describe()}) "
+                f"differs from a full call of the layer by {float(diff[i]):.3g} (largest output {scale:.3g})")
+    return ""
+
+
+def _noise(rows: Tensor, gen: torch.Generator) -> Tensor:
+    """Standard normal noise of the rows' shape, scaled to their largest entry (at least 1e-3)."""
+    spread = float(rows.abs().max()) if rows.numel() else 0.0
+    return torch.randn(rows.shape, generator=gen, dtype=torch.float64).to(rows.device, rows.dtype) * max(spread, 1e-3)
