@@ -6,7 +6,8 @@
 * :mod:`~hookgnn.patching.activation`: activation patching sweeps (loop and batched);
 * :mod:`~hookgnn.patching.path`: path patching (two-pass) and single messages;
 * :mod:`~hookgnn.patching.attribution`: attribution patching, EAP, EAP-IG;
-* :mod:`~hookgnn.patching.atp_star`: AtP*, exact local rounds then linearised (engine: :mod:`~hookgnn.patching.local`);
+* :mod:`~hookgnn.patching.atp_star`: AtP*, exact local rounds then linearised (engine: :mod:`~hookgnn.patching.local`,
+  its local subgraphs checked against full calls by :mod:`~hookgnn.patching.receptive`);
 * :mod:`~hookgnn.patching.circuits`: circuits, selection, pruning, evaluation, overlap;
 * :mod:`~hookgnn.patching.verify`: filter then verify, and auditing estimators against exact patching.
 """
@@ -44,12 +45,13 @@ from hookgnn.patching.metrics import (
     faithfulness,
 )
 from hookgnn.patching.path import message_patch, message_sweep, path_patch
+from hookgnn.patching.receptive import LocalRecomputeError
 from hookgnn.patching.results import DEFAULT_DIRECTION, HookScores, check_same_direction
 from hookgnn.patching.verify import Audit, Verified, audit, spearman, verify_top
 
 __all__ = [
     "Attribution", "Audit", "Circuit", "Component", "DEFAULT_DIRECTION", "DistanceMSE", "EdgeScores",
-    "HookScores", "Link", "MaskAccuracy", "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL",
+    "HookScores", "Link", "LocalRecomputeError", "MaskAccuracy", "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL",
     "PointerLogProb", "Verified", "WeightEdge", "above", "activation_sweep", "atp_star", "attribution_patch",
     "audit", "check_same_direction", "eap", "evaluate", "faithfulness", "faithfulness_curve",
     "greedy_from_outputs", "integrated_gradients", "integrated_gradients_at", "jaccard", "links_of",

@@ -169,7 +169,7 @@ class _BaseRun:
         if t not in self._local:
             layer = self.model.round_module(t)
             path = next((p for p, m in self.model.named_modules() if m is layer), "")
-            name = f"round {t} (module {path or type(self.model).__name__}, output {self.outs[t]})"
+            name = f"round {t}: {path or 'the model'}"
             sources = functools.partial(self.model.round_sources_replaced, t)
             self._local[t] = checked_round(LocalRound(layer, self.inputs[t], self.model.round_roles(t),
                                                       sources=sources, name=name))

@@ -168,7 +168,7 @@ class LocalRound:
     shape: Shape = Shape(1, 1)
     sources: Sources | None = None
     name: str = "round"
-    _full: Tensor | None = field(default=None, repr=False)
+    _full: Tensor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state_arg = self.roles.state_arg

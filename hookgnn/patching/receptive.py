@@ -174,13 +174,14 @@ def _compare(rnd: LocalRound, full0: Tensor, full: Tensor, targets: Tensor, loca
     tol = 1e3 * torch.finfo(full.dtype).eps * scale
     outside = torch.ones(full.shape[0], dtype=torch.bool, device=full.device)
     outside[targets] = False
-    moved = (full - full0).flatten(1).abs().amax(1) if full.numel() else torch.zeros(full.shape[0])
+    rows = lambda t: t.reshape(t.shape[0], -1).abs().amax(1) if t.numel() else t.new_zeros(t.shape[0])  # noqa: E731
+    moved = rows(full - full0)
     far = torch.nonzero(outside & (moved > tol)).flatten()
     if far.numel():
         w = int(far[0])
         return (f"{what} moves the output of node {w} by {float(moved[w]):.3g} in a full call, but node {w} is not "
                 f"within {rnd.shape.reach} hop(s) downstream")
-    diff = (local.to(full) - full[targets]).flatten(1).abs().amax(1) if local.numel() else torch.zeros(0)
+    diff = rows(local.to(full) - full[targets])
     bad = torch.nonzero(diff > tol).flatten()
     if bad.numel():
         i = int(bad[0])
