@@ -132,7 +132,8 @@ def test_a_layer_that_reads_the_whole_graph_refuses_with_its_name_class_and_diff
     model = _wrapped_custom(g)
     corr = _corrupt(g, 0)
     for level in ("node", "message"):
-        with pytest.raises(LocalRecomputeError, match=r"round \d: model\.convs\.\d \(Centred\).*differs from a full call.*message_sweep"):
+        refusal = r"round \d: model\.convs\.\d \(Centred\).*differs from a full call.*message_sweep"
+        with pytest.raises(LocalRecomputeError, match=refusal):
             atp_star(model, g, corr, METRIC, exact_rounds=2, level=level)
     # patches of the last round's output need no local recomputation and stay allowed
     last = model.output_hook(1)

@@ -51,7 +51,8 @@ from hookgnn.patching.verify import Audit, Verified, audit, spearman, verify_top
 
 __all__ = [
     "Attribution", "Audit", "Circuit", "Component", "DEFAULT_DIRECTION", "DistanceMSE", "EdgeScores",
-    "HookScores", "Link", "LocalRecomputeError", "MaskAccuracy", "MessageEdge", "OutputSum", "PointerAccuracy", "PointerKL",
+    "HookScores", "Link", "LocalRecomputeError", "MaskAccuracy", "MessageEdge", "OutputSum", "PointerAccuracy",
+    "PointerKL",
     "PointerLogProb", "Verified", "WeightEdge", "above", "activation_sweep", "atp_star", "attribution_patch",
     "audit", "check_same_direction", "eap", "evaluate", "faithfulness", "faithfulness_curve",
     "greedy_from_outputs", "integrated_gradients", "integrated_gradients_at", "jaccard", "links_of",

@@ -52,9 +52,9 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter, scatter_max, scatter_min
 from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
+from hookgnn.patching.local import LocalRound, Perturbation, Shape, capture_round_inputs, propagate
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.receptive import check_sources, checked_round
+from hookgnn.patching.receptive import check_sources, checked_round, configuration
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
 
 Level = Literal["message", "node"]
@@ -155,6 +155,8 @@ class _BaseRun:
         self.cache, self.outs, self.seen = cache, outs, seen
         self.inputs = {t: {k: v.detach() if isinstance(v, Tensor) else v for k, v in kw.items()} for t, kw in inputs.items()}
         self._local: dict[int, LocalRound] = {}
+        self._shapes: dict[Any, Shape] = {}
+        self._sources_checked: set[Any] = set()
 
     def out(self, t: int) -> Tensor:
         return self.cache[self.outs[t]]
@@ -171,9 +173,23 @@ class _BaseRun:
             path = next((p for p, m in self.model.named_modules() if m is layer), "")
             name = f"round {t}: {path or 'the model'}"
             sources = functools.partial(self.model.round_sources_replaced, t)
-            self._local[t] = checked_round(LocalRound(layer, self.inputs[t], self.model.round_roles(t),
-                                                      sources=sources, name=name))
+            rnd = LocalRound(layer, self.inputs[t], self.model.round_roles(t), sources=sources, name=name)
+            key = _key(rnd)
+            if key in self._shapes:  # a round of the same configuration was checked on this graph
+                rnd.shape = self._shapes[key]
+            else:
+                self._shapes[key] = checked_round(rnd).shape
+            self._local[t] = rnd
         return self._local[t]
+
+    def message_round(self, t: int) -> LocalRound:
+        """:meth:`local`, with single-message patches through ``hook_src`` checked too."""
+        rnd = self.local(t)
+        key = _key(rnd)
+        if key not in self._sources_checked:
+            check_sources(rnd)
+            self._sources_checked.add(key)
+        return rnd
 
     def carry(self, t: int, pert: Perturbation) -> Perturbation:
         """Changed outputs of round ``t`` as changed states entering round ``t + 1``."""
@@ -184,6 +200,13 @@ class _BaseRun:
                 f"{t + 1}'s input ({self.model.state_hook(t + 1)}) that is not known to be node-wise, so rounds "
                 "after the first cannot be recomputed locally: use exact_rounds=1")
         return Perturbation(pert.cand, pert.node, between(pert.state), pert.num)
+
+
+def _key(rnd: LocalRound) -> tuple[Any, ...]:
+    """Rounds with equal keys share one check of their local subgraph."""
+    roles = rnd.roles
+    return (configuration(rnd.layer), tuple(sorted(roles.input_roles.items())), roles.state_arg,
+            roles.receptive_hops, roles.reach_hops)
 
 
 def _optional_hook(model: HookedRootModule, short: str, t: int) -> list[str]:
@@ -207,8 +230,7 @@ def _message_round(model: HookedRootModule, run: _BaseRun, t: int, source_rows: 
     fast = (isinstance(layer, HookedMessagePassing) and layer.rowwise_message and layer.aggr in _FAST
             and type(layer).aggregate is HookedMessagePassing.aggregate)
     if not fast:
-        rnd = run.local(t)
-        check_sources(rnd)
+        rnd = run.message_round(t)
         # the receivers, and what a round of several propagation steps passes them on to
         cand, targets = rnd.reach(Perturbation(every, dst, run.out(t)[dst], num_edges), rnd.shape.reach - 1)
         return rnd.run(cand, targets, None, num_edges,

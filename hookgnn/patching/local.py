@@ -176,7 +176,7 @@ class LocalRound:
         if missing:
             raise TypeError(f"{self.name} ({type(self.layer).__name__}): its input roles do not say how arguments "
                             f"{missing} are indexed")
-        if not isinstance(self.inputs.get(self.state_arg), Tensor) or not isinstance(self.inputs.get("edge_index"), Tensor):
+        if not all(isinstance(self.inputs.get(k), Tensor) for k in (self.state_arg, "edge_index")):
             raise TypeError(f"{self.name} ({type(self.layer).__name__}) was not called with a node-state tensor "
                             f"{self.state_arg!r} and an edge_index tensor, so it cannot be recomputed locally")
         self.edge_index = self.inputs["edge_index"]

@@ -23,10 +23,10 @@ does. :func:`check_sources` does the same for single-message patches through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hookgnn.patching.local import LocalRound, Perturbation, Shape, first_output
 
@@ -127,6 +127,30 @@ def check_sources(rnd: LocalRound) -> None:
                                       "cannot be recomputed locally there; use message_sweep")
 
 
+def configuration(module: nn.Module) -> Hashable:
+    """What makes two modules behave alike apart from their weights' values: the class,
+    the plain settings (numbers, strings, flags; hook points' names aside) and the
+    parameter shapes of the module and of every submodule. Rounds of one AtP* run whose
+    modules share a configuration share one check.
+
+    >>> configuration(nn.Linear(2, 3)) == configuration(nn.Linear(2, 3)) != configuration(nn.Linear(3, 3))
+    True
+    """
+    parts: list[Hashable] = []
+    for path, m in module.named_modules():
+        plain = sorted((k, v) for k, v in vars(m).items()
+                       if not k.startswith("_") and k != "name" and _plain(v))
+        shapes = tuple((k, tuple(p.shape)) for k, p in m.named_parameters(recurse=False) if p is not None)
+        parts.append((path, type(m), tuple(plain), shapes))
+    return tuple(parts)
+
+
+def _plain(v: object) -> bool:
+    if isinstance(v, tuple):
+        return all(_plain(x) for x in v)
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
 class _Probes:
     """Full calls of the round, made once and compared with every shape tried."""
 
@@ -185,7 +209,8 @@ def _compare(rnd: LocalRound, full0: Tensor, full: Tensor, targets: Tensor, loca
     bad = torch.nonzero(diff > tol).flatten()
     if bad.numel():
         i = int(bad[0])
-        return (f"{what}, the output of node {int(targets[i])} computed from the local subgraph ({rnd.shape.describe()}) "
+        return (f"{what}, the output of node {int(targets[i])} computed from the local subgraph "
+                f"({rnd.shape.describe()}) "
                 f"differs from a full call of the layer by {float(diff[i]):.3g} (largest output {scale:.3g})")
     return ""
 
