@@ -16,8 +16,11 @@ For a single-message patch (round :math:`t`, edge :math:`e = u \\to v`: row :mat
    second-best message and the winner (the aggregation *without* :math:`e` is the
    runner-up if :math:`e` won, the winner otherwise), for sum/mean
    :math:`a' = a - m_e + m'_e` (mean: divided by the in-degree); anything else
-   (attention, a processor's own ``aggregate``) by running the round's module on the
-   in-edges of :math:`v` (:mod:`hookgnn.patching.local`);
+   (attention, a processor's own ``aggregate``, any wrapped PyG layer) by running the
+   round's module on the local subgraph of :math:`v` (:mod:`hookgnn.patching.local`),
+   whose shape is checked against full calls of the round on this graph first
+   (:mod:`hookgnn.patching.receptive`; a round that no local subgraph reproduces
+   raises :class:`~hookgnn.patching.LocalRecomputeError`);
 3. the update at :math:`v` exactly: :math:`h'_v = \\mathrm{update}(a'_v, h_v, x_v)`;
 4. the rest linearised: :math:`\\hat s_e = (h'_v - h_v) \\cdot \\partial m / \\partial h^{(t)}_v`
    (the gradient at the state leaving round :math:`t`, from one backward pass);

@@ -53,7 +53,7 @@ class Shape(NamedTuple):
     """The local subgraph of a round (see the module docstring).
 
     >>> Shape(2, 3, False).describe()
-    'targets 2 hops downstream, in-edges of the nodes up to 2 hops upstream of them'
+    'targets up to 2 hops downstream, in-edges of the targets and of the nodes up to 2 hops upstream'
     """
 
     reach: int
@@ -63,8 +63,9 @@ class Shape(NamedTuple):
     def describe(self) -> str:
         """The shape in words, for error messages."""
         edges = "in- and out-edges" if self.out_edges else "in-edges"
-        return (f"targets {self.reach} hop{'s' * (self.reach != 1)} downstream, {edges} of the nodes up to "
-                f"{self.hops - 1} hop{'s' * (self.hops != 2)} upstream of them")
+        up = self.hops - 1
+        return (f"targets up to {self.reach} hop{'s' * (self.reach != 1)} downstream, {edges} of the targets"
+                + (f" and of the nodes up to {up} hop{'s' * (up != 1)} upstream" if up else ""))
 
 
 @contextmanager

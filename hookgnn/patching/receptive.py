@@ -9,7 +9,9 @@ table of layer classes, :func:`checked_round` asks the model where to start
 own base-run inputs,
 
 1. the local output of every node (a sample of 4096 on larger graphs) with one full
-   call of the round (what the subgraph's *structure* gives: degrees, normalisations);
+   call of the round (what the subgraph's *structure* gives: degrees, normalisations),
+   on the base-run node states and on random ones (zero states would hide a
+   normalisation);
 2. after random changes to the state of one node, of another, and of a quarter of the
    nodes: the nodes whose output moves in a full call must lie within ``reach`` hops
    downstream, and their local outputs must equal the full call's.
@@ -74,15 +76,18 @@ def checked_round(rnd: LocalRound) -> LocalRound:
     for shape in ladder(start):
         rnd.shape = shape
         tried.append(shape)
-        failure = probe.failure()
+        try:
+            failure = probe.failure()
+        except Exception as e:  # e.g. a layer that cached its full-graph normalisation (cached=True)
+            failure = f"a call of the layer on the local subgraph ({shape.describe()}) raised {type(e).__name__}: {e}"
         if not failure:
             return rnd
     raise LocalRecomputeError(
         f"{rnd.name} ({type(rnd.layer).__name__}) cannot be recomputed locally, so AtP* would not be exact there: "
         f"{failure}. Tried {len(tried)} local subgraphs, from {tried[0].describe()} to {tried[-1].describe()}. The "
-        "layer reads more than a neighbourhood of its receivers (a normalisation over the whole graph, or randomness "
-        "such as dropout in training mode: call model.eval()). Use exact patching (message_sweep, or activation_sweep "
-        "of the round outputs) instead; a layer of your own can declare input_roles, state_arg, receptive_hops and "
+        "layer reads more than a neighbourhood of its receivers (a normalisation over the whole graph, one cached from "
+        "an earlier call such as cached=True, or randomness such as dropout in training mode: call model.eval()). "
+        "Use exact patching (message_sweep, or activation_sweep of the round outputs) instead; a layer of your own can declare input_roles, state_arg, receptive_hops and "
         "reach_hops (hookgnn.rounds.RoundRoles)")
 
 
@@ -108,7 +113,7 @@ def check_sources(rnd: LocalRound) -> None:
     src = seen[0]
     full0 = rnd.full()
     for e in torch.randint(0, num_edges, (2,), generator=gen).tolist():
-        row = src[e] + _noise(src[e:e + 1], gen)[0]
+        row = src[e] + _noise(src[e], gen, _spread(src))
 
         def put(act: Tensor, e: int = e, row: Tensor = row) -> Tensor:
             act = act.clone()
@@ -152,7 +157,9 @@ def _plain(v: object) -> bool:
 
 
 class _Probes:
-    """Full calls of the round, made once and compared with every shape tried."""
+    """Full calls of the round, made once and compared with every shape tried: on the
+    base-run inputs, and on the same inputs with every node state replaced by noise (a
+    base state of zeros would hide what a normalisation reads)."""
 
     def __init__(self, rnd: LocalRound) -> None:
         self.rnd = rnd
@@ -163,32 +170,40 @@ class _Probes:
         if n > _SAMPLE:
             self.targets = torch.randperm(n, generator=gen)[:_SAMPLE].sort().values.to(device)
         state = rnd.inputs[rnd.state_arg]
-        self.full0 = rnd.full()
-        self.changes: list[tuple[Tensor, Tensor, Tensor]] = []
-        for size in (1, 1, max(1, n // 4)):
-            nodes = torch.randperm(n, generator=gen)[:size].sort().values.to(device)
-            new = state[nodes] + _noise(state[nodes], gen).to(state)
-            changed = state.clone()
-            changed[nodes] = new
-            full = first_output(rnd.layer(**{**rnd.inputs, rnd.state_arg: changed}))
-            self.changes.append((nodes, new, full))
+        spread = _spread(state)
+        noisy = LocalRound(rnd.layer, {**rnd.inputs, rnd.state_arg: _noise(state, gen, spread)}, rnd.roles, rnd.shape,
+                           name=rnd.name)
+        self.worlds: list[tuple[LocalRound, str, list[tuple[Tensor, Tensor, Tensor]]]] = []
+        for world, what in ((rnd, "base-run"), (noisy, "random")):
+            changes = []
+            base = world.inputs[world.state_arg]
+            for size in (1, 1, max(1, n // 4)):
+                nodes = torch.randperm(n, generator=gen)[:size].sort().values.to(device)
+                new = base[nodes] + _noise(base[nodes], gen, spread)
+                changed = base.clone()
+                changed[nodes] = new
+                changes.append((nodes, new, first_output(world.layer(**{**world.inputs, world.state_arg: changed}))))
+            self.worlds.append((world, what, changes))
 
     def failure(self) -> str:
         """What differs with the current shape, in words ("" when nothing does)."""
-        rnd, k = self.rnd, self.targets.shape[0]
-        local = rnd.run(torch.arange(k, device=self.targets.device), self.targets, None, k)
-        problem = _compare(rnd, self.full0, self.full0, self.targets, local.state, "with the base inputs")
-        if problem:
-            return problem
-        for nodes, new, full in self.changes:
-            zero = torch.zeros_like(nodes)
-            before = Perturbation(zero, nodes, new, 1)
-            cand, targets = rnd.reach(before)
-            local = rnd.run(cand, targets, before, 1)
-            shown = ", ".join(str(v) for v in nodes[:3].tolist()) + (", ..." if nodes.shape[0] > 3 else "")
-            problem = _compare(rnd, self.full0, full, targets, local.state, f"changing the state of node(s) {shown}")
+        k = self.targets.shape[0]
+        for world, what, changes in self.worlds:
+            world.shape = self.rnd.shape
+            full0 = world.full()
+            local = world.run(torch.arange(k, device=self.targets.device), self.targets, None, k)
+            problem = _compare(world, full0, full0, self.targets, local.state, f"with the {what} node states")
             if problem:
                 return problem
+            for nodes, new, full in changes:
+                before = Perturbation(torch.zeros_like(nodes), nodes, new, 1)
+                cand, targets = world.reach(before)
+                local = world.run(cand, targets, before, 1)
+                shown = ", ".join(str(v) for v in nodes[:3].tolist()) + (", ..." if nodes.shape[0] > 3 else "")
+                problem = _compare(world, full0, full, targets, local.state,
+                                   f"changing the state of node(s) {shown} from the {what} node states")
+                if problem:
+                    return problem
         return ""
 
 
@@ -215,7 +230,11 @@ def _compare(rnd: LocalRound, full0: Tensor, full: Tensor, targets: Tensor, loca
     return ""
 
 
-def _noise(rows: Tensor, gen: torch.Generator) -> Tensor:
-    """Standard normal noise of the rows' shape, scaled to their largest entry (at least 1e-3)."""
-    spread = float(rows.abs().max()) if rows.numel() else 0.0
-    return torch.randn(rows.shape, generator=gen, dtype=torch.float64).to(rows.device, rows.dtype) * max(spread, 1e-3)
+def _noise(like: Tensor, gen: torch.Generator, spread: float) -> Tensor:
+    """Standard normal noise of ``like``'s shape, dtype and device, times ``spread``."""
+    return torch.randn(like.shape, generator=gen, dtype=torch.float64).to(like.device, like.dtype) * spread
+
+
+def _spread(t: Tensor) -> float:
+    """The largest entry of ``t`` in absolute value, at least 1: the scale of the noise."""
+    return max(float(t.abs().max()) if t.numel() else 0.0, 1.0)
