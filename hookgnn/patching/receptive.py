@@ -87,8 +87,8 @@ def checked_round(rnd: LocalRound) -> LocalRound:
         f"{failure}. Tried {len(tried)} local subgraphs, from {tried[0].describe()} to {tried[-1].describe()}. The "
         "layer reads more than a neighbourhood of its receivers (a normalisation over the whole graph, one cached from "
         "an earlier call such as cached=True, or randomness such as dropout in training mode: call model.eval()). "
-        "Use exact patching (message_sweep, or activation_sweep of the round outputs) instead; a layer of your own can declare input_roles, state_arg, receptive_hops and "
-        "reach_hops (hookgnn.rounds.RoundRoles)")
+        "Use exact patching (message_sweep, or activation_sweep of the round outputs) instead; a layer of your own "
+        "can declare input_roles, state_arg, receptive_hops and reach_hops (hookgnn.rounds.RoundRoles)")
 
 
 def check_sources(rnd: LocalRound) -> None:
