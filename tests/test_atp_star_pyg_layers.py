@@ -157,3 +157,4 @@ def test_a_processor_that_declares_too_small_a_receptive_field_is_widened_not_tr
     corr = g.replace(x=torch.randn(g.x.shape), edge_attr=torch.randn(g.edge_attr.shape))
     exact = message_sweep(model, g, corr, METRIC).effects().values
     _close(atp_star(model, g, corr, METRIC, exact_rounds=3).effects().values, exact, model, g)
+

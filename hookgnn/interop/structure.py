@@ -103,13 +103,11 @@ class Discovery:
         still holds ``t`` (a skip connection) is traced to ``t``'s own hook, not to them."""
         if key in self.axes:
             raise StructureError(f"{describe(key)} was reached twice in one forward")
-        same = frame is None or frame.edge_index is None or self.same_edges.get(frame.t, True)
-        # rows over the layer's own edge list (self-loops added, reordered) are not graph edges, even when as many
-        self.axes[key] = choose_axis(t.shape[0] if t.dim() else 0, prefer if same or prefer != "edge" else "none",
-                                     self.counts)
+        self.axes[key] = choose_axis(t.shape[0] if t.dim() else 0, prefer, self.counts)
         ei = frame.edge_index if frame is not None and frame.edge_index is not None else self.counts.edge_index
         source = linear_input if linear is not None else t
         segments = [] if source is None else self.tracer.sources(source, ei)
+        same = frame is None or frame.edge_index is None or self.same_edges.get(frame.t, True)
         self.traced.append(_Traced(key, segments, linear, t.shape[1] if t.dim() == 2 else None,
                                    None if frame is None else frame.t, len(self.rounds), same))
         if key[0] == "round" and key[4] in ("hook_input", "hook_src"):  # type: ignore[index]
