@@ -36,6 +36,7 @@ from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
+from hookgnn.patching.targets import clean_targets
 
 Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
@@ -132,6 +133,7 @@ def activation_sweep(
     (('round', 'node'), (2, 3))
     """
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     points = [model.resolve(h)[0] for h in hooks]
     if not points:
@@ -183,6 +185,7 @@ def patch_each(
     check_same_structure(clean, corrupted)
     if any(c.index is None or c.feature is not None for c in components):
         raise ValueError("patch_each patches rows: every component needs an index and no feature")
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     hooks = sorted({c.hook for c in components})
     for h in hooks:
