@@ -72,13 +72,16 @@ def _shapes(**tensors: Tensor | None) -> str:
 
 
 def _per_item(t: Tensor, n: int, loc: str, what: str, metric: object, shapes: str) -> Tensor:
-    """``t`` as ``[n]`` (one value per ``loc`` of the batch): ``[m]`` or ``[m, 1]`` with ``n`` a multiple of ``m``
-    (a tensor for one copy is tiled); anything else raises, naming the metric and the shapes."""
+    """``t`` as ``[n]`` (one value per ``loc`` of the batch) from ``[m]`` or ``[m, 1]``: an output needs
+    ``m = n``; a target, mask or reference may hold one copy (``n`` a multiple of ``m``, tiled). Anything
+    else raises, naming the metric and the shapes."""
     v = t[:, 0] if t.dim() == 2 and t.shape[1] == 1 else t
-    if v.dim() != 1 or (v.shape[0] == 0 and n) or (v.shape[0] and n % v.shape[0]):
+    m = v.shape[0] if v.dim() == 1 else -1
+    ok = m == n or (not what.startswith("output") and m > 0 and n % m == 0)
+    if not ok:
+        rows = f"[{n}] or [{n}, 1]" + ("" if what.startswith("output") else ", or the rows of one copy")
         raise ValueError(f"{type(metric).__name__}: {what} has shape {tuple(t.shape)}, but the metric needs one value "
-                         f"per {loc} ([{n}] or [{n}, 1] for the {n} {loc}s of the batch, or the rows of one copy); "
-                         f"got {shapes}")
+                         f"per {loc} ({rows}, for the {n} {loc}s of the batch); got {shapes}")
     return tile(v, n)
 
 
