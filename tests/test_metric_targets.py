@@ -12,6 +12,9 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import batches
 
 from hookgnn import Graph, HookedGNN, parallel
 from hookgnn.graph import Field
@@ -36,7 +39,7 @@ from hookgnn.patching import (
     verify_top,
 )
 from hookgnn.patching.components import MessageEdge, message_hooks
-from hookgnn.patching.targets import clean_targets
+from hookgnn.patching.targets import clean_targets, with_clean_fields
 from hookgnn.spec import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -189,3 +192,25 @@ def test_clean_targets_tile_over_copies_and_do_not_nest(pair):
     got = metric({"pi": logits.repeat(3)}, batch)
     want = _hand_log_prob(logits, clean["pi"], clean.edge_index, clean.num_nodes)
     torch.testing.assert_close(got.double(), torch.full((3,), want, dtype=torch.float64), rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(clean=batches(max_graphs=3, max_nodes=5, max_edges=8), copies=st.integers(1, 3), steps=st.integers(1, 3))
+def test_clean_fields_tiled_over_copies_equal_the_collated_clean_graphs(clean, copies, steps):
+    """Empty graphs, isolated nodes, self-loops, multi-edges: the fields a metric sees on ``copies`` copies of
+    the corrupted run are those of ``copies`` collated clean graphs (time-major fields included)."""
+    gen = torch.Generator().manual_seed(copies * 10 + steps)
+    clean = clean.with_fields(
+        e=Field(torch.rand(clean.num_edges, 2, generator=gen), "edge"),
+        v=Field(torch.rand(steps, clean.num_nodes, generator=gen), "node", time=True),
+        g=Field(torch.rand(clean.num_graphs, generator=gen), "graph"))
+    corrupted = clean.replace(x=clean.x + 1, fields={k: Field(f.value + 1, f.location, f.time)
+                                                     for k, f in clean.fields.items()})
+    run = Graph.collate([corrupted] * copies)
+    got = with_clean_fields(run, clean)
+    want = Graph.collate([clean] * copies)
+    assert torch.equal(got.x, run.x) and torch.equal(got.edge_index, run.edge_index)
+    assert set(got.fields) == set(want.fields)
+    for name, f in want.fields.items():
+        assert (got.fields[name].location, got.fields[name].time) == (f.location, f.time)
+        assert torch.equal(got[name], f.value), name
