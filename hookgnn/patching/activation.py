@@ -13,7 +13,9 @@ with the direction named as in the literature:
   components are *necessary*.
 
 Every patching and attribution function of hookgnn defaults to ``"denoising"``, and
-every result carries its ``direction`` (see :mod:`hookgnn.patching.results`).
+every result carries its ``direction`` (see :mod:`hookgnn.patching.results`). In both
+directions the metric reads its field-name targets from the *clean* graph
+(:mod:`hookgnn.patching.targets`).
 
 A component is a row of the hook's activation (``over="row"``: a node or an edge,
 following the hook's axis) or a column (``over="feature"``: one neuron at every row).
