@@ -118,7 +118,8 @@ def _weight_edges(hooked) -> list[WeightEdge]:  # noqa: ANN001
 def textbook(net: nn.Module, clean: Graph, corrupted: Graph, steps: int) -> tuple[dict, dict]:
     """EAP-IG by hand on the original: per Linear ``S[j, i] = sum_r du_{r,i} W_ji g_{r,j}``
     and per output neuron ``sum_r dz_{r,j} g_{r,j}`` (denoising: base = corrupted,
-    source = clean; gradients averaged over inputs base + (k + 1/2)/steps (source - base))."""
+    source = clean; gradients averaged over inputs base + (k + 1/2)/steps (source - base));
+    the metric reads the clean graph's targets, as every hookgnn function does."""
     linears = {n: m for n, m in net.named_modules() if isinstance(m, nn.Linear)}
 
     def run(x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, dict, dict]:
@@ -143,7 +144,7 @@ def textbook(net: nn.Module, clean: Graph, corrupted: Graph, steps: int) -> tupl
     for k in range(steps):
         a = (k + 0.5) / steps
         out, _, z = run(corrupted.x + a * (clean.x - corrupted.x), corrupted.edge_attr + a * (clean.edge_attr - corrupted.edge_attr))
-        grads = torch.autograd.grad(l1_per_graph(out, corrupted), [z[n] for n in linears])
+        grads = torch.autograd.grad(l1_per_graph(out, clean), [z[n] for n in linears])
         for n, g in zip(linears, grads):
             gbar[n] += g / steps
     weights = {n: m.weight.detach() * ((u_src[n] - u_base[n]).T @ gbar[n]).T for n, m in linears.items()}

@@ -13,7 +13,9 @@ with the direction named as in the literature:
   components are *necessary*.
 
 Every patching and attribution function of hookgnn defaults to ``"denoising"``, and
-every result carries its ``direction`` (see :mod:`hookgnn.patching.results`).
+every result carries its ``direction`` (see :mod:`hookgnn.patching.results`). In both
+directions the metric reads its field-name targets from the *clean* graph
+(:mod:`hookgnn.patching.targets`).
 
 A component is a row of the hook's activation (``over="row"``: a node or an edge,
 following the hook's axis) or a column (``over="feature"``: one neuron at every row).
@@ -36,6 +38,7 @@ from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
+from hookgnn.patching.targets import clean_targets
 
 Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
@@ -132,6 +135,7 @@ def activation_sweep(
     (('round', 'node'), (2, 3))
     """
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     points = [model.resolve(h)[0] for h in hooks]
     if not points:
@@ -183,6 +187,7 @@ def patch_each(
     check_same_structure(clean, corrupted)
     if any(c.index is None or c.feature is not None for c in components):
         raise ValueError("patch_each patches rows: every component needs an index and no feature")
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     hooks = sorted({c.hook for c in components})
     for h in hooks:

@@ -54,6 +54,7 @@ from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.patching.targets import clean_targets
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")
@@ -93,6 +94,7 @@ def atp_star(
     if level not in ("message", "node"):
         raise ValueError(f"level must be 'message' or 'node', got {level!r}")
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     num = forward_kwargs.get("steps") or model.num_rounds
     rounds = list(range(num)) if rounds is None else list(rounds)

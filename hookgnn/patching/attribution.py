@@ -37,6 +37,7 @@ from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, 
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 from hookgnn.patching.streamed import check_keep, streamed_attribution
+from hookgnn.patching.targets import clean_targets
 
 
 EdgeLevel = Literal["message", "weight", "all"]
@@ -194,6 +195,7 @@ def integrated_gradients(
     if keep != "all" and (through or active):
         raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     if keep != "all":
         return streamed_attribution(model, base, src, metric, names_filter,
@@ -229,6 +231,7 @@ def integrated_gradients_at(
     if ig_steps < 1:
         raise ValueError(f"ig_steps must be >= 1 for activation interpolation, got {ig_steps}")
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     with torch.no_grad():
         _, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)

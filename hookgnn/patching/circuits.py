@@ -47,6 +47,7 @@ from hookgnn.patching.components import (
     links_of,
 )
 from hookgnn.patching.metrics import Metric, faithfulness
+from hookgnn.patching.targets import clean_targets
 
 Ablation = Literal["resample", "zero", "mean"]
 
@@ -82,23 +83,42 @@ class Circuit:
 
 
 # -------------------------------------------------------------------- selection
+def _ranked(scores: Mapping[Hashable, float], absolute: bool) -> list[tuple[float, Any]]:
+    """(key value, key) by decreasing value (stable: ties keep the mapping's order); raises on NaN."""
+    out = []
+    for k, v in scores.items():
+        v = float(v)
+        if v != v:
+            raise ValueError(f"the score of {k!r} is NaN; a ranking needs every score to be a number")
+        out.append((abs(v) if absolute else v, k))
+    return sorted(out, key=lambda p: -p[0])
+
+
 def top_n(scores: Mapping[Hashable, float], n: int, absolute: bool = True) -> list[Any]:
-    """The ``n`` keys with the largest (absolute) scores, best first.
+    """The ``n`` keys with the largest (absolute) scores, best first, never padded.
+
+    Only keys that score are ranked: a non-zero score (``absolute=True``) or a positive
+    one (``absolute=False``). With fewer such keys than ``n`` the list is shorter than
+    ``n``: a component with no estimated effect is never chosen to fill a circuit. Ties
+    keep the order of ``scores``. A NaN score raises ``ValueError``.
 
     >>> top_n({"a": 1.0, "b": -3.0, "c": 2.0}, 2)
     ['b', 'c']
+    >>> top_n({"a": 0.0, "b": 2.0, "c": 0.0}, 3)
+    ['b']
     """
-    key = (lambda k: abs(scores[k])) if absolute else (lambda k: scores[k])
-    return sorted(scores, key=key, reverse=True)[:n]
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return [k for v, k in _ranked(scores, absolute) if v > 0][:n]
 
 
 def above(scores: Mapping[Hashable, float], tau: float, absolute: bool = True) -> list[Any]:
-    """Keys whose (absolute) score exceeds ``tau``, best first.
+    """Keys whose (absolute) score exceeds ``tau``, best first (a NaN score raises ``ValueError``).
 
     >>> above({"a": 1.0, "b": -3.0}, 2.0)
     ['b']
     """
-    return [k for k in top_n(scores, len(scores), absolute) if (abs(scores[k]) if absolute else scores[k]) > tau]
+    return [k for v, k in _ranked(scores, absolute) if v > tau]
 
 
 def tail(edge: Edge) -> Component:
@@ -214,6 +234,7 @@ def evaluate(
     """
     if ablation == "resample":
         check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
     msgs = [u for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]

@@ -31,6 +31,7 @@ from hookgnn.patching.activation import activation_sweep, base_and_source, check
 from hookgnn.patching.components import Component, MessageEdge, component_mask
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.patching.targets import clean_targets
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""
@@ -66,6 +67,7 @@ def path_patch(
     True
     """
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     freeze = default_freeze(model, [*senders, *receivers]) if freeze is None else list(freeze)
     s_hooks = {c.hook for c in senders}
@@ -114,6 +116,7 @@ def message_patch(
     ``u`` entering round ``t``); that changes message ``(t, e)`` and nothing else.
     """
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     carriers = [m.carrier for m in messages]
     hooks = sorted({c.hook for c in carriers})

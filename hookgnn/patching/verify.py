@@ -53,6 +53,38 @@ def _ranks(x: Tensor) -> Tensor:
     return (sums / counts)[inverse]
 
 
+def top_k_recall(estimate: Tensor, exact: Tensor, k: int) -> float:
+    """Recall of the exact top ``k`` by the estimate's top ``k`` (by absolute value), ties defined.
+
+    Only non-zero exact effects count: :math:`k' = \\min(k, \\#\\{i: e_i \\ne 0\\})`. The exact
+    top set :math:`T` holds every component whose :math:`|e_i|` is at least the :math:`k'`-th
+    largest, so every component tied with the :math:`k'`-th is in it; the estimate's top
+    :math:`S` is its :math:`k'` largest non-zero :math:`|\\hat e_i|` (ties to the lower index).
+    The recall is :math:`|S \\cap T| / k'`. When every exact effect is zero it is undefined:
+    NaN, with a ``UserWarning``. A NaN score raises ``ValueError``.
+
+    >>> top_k_recall(torch.tensor([3., 2., 0., 1.]), torch.tensor([1., 0., 0., 1.]), 2)
+    0.5
+    """
+    a, b = estimate.flatten().double(), exact.flatten().double()
+    if a.shape != b.shape:
+        raise ValueError(f"estimate and exact must have the same number of scores, got {a.numel()} and {b.numel()}")
+    if bool(a.isnan().any() | b.isnan().any()):
+        raise ValueError(f"top_k_recall needs numbers; {'estimate' if bool(a.isnan().any()) else 'exact'} holds NaN")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, int((b != 0).sum()))
+    if k == 0:
+        warnings.warn("every exact effect is zero, so the exact top k is undefined: recall is NaN", UserWarning,
+                      stacklevel=2)
+        return float("nan")
+    threshold = b.abs().sort(descending=True).values[k - 1]
+    top_exact = set((b.abs() >= threshold).nonzero().flatten().tolist())
+    order = torch.argsort(a.abs(), descending=True, stable=True)
+    top_est = set(order[a.abs()[order] > 0][:k].tolist())
+    return len(top_exact & top_est) / k
+
+
 @dataclass
 class Verified:
     """A ranking whose head is verified by exact patching.
@@ -118,7 +150,11 @@ def message_edges_of(model: HookedRootModule, graph: Graph, components: Sequence
 
 @dataclass
 class Audit:
-    """How well an estimator agrees with exact patching (see :func:`audit`)."""
+    """How well an estimator agrees with exact patching (see :func:`audit`).
+
+    ``recall_at_k``: :func:`top_k_recall` (NaN when every exact effect is zero); ``k``:
+    the ``k`` it used (at most the number of non-zero exact effects).
+    """
 
     spearman: float
     abs_spearman: float
@@ -154,25 +190,29 @@ def audit(
     grid of sizes) whose circuit reaches faithfulness ``target``, evaluated with the rest
     of the components ablated (``ablation``); for message components the circuit is
     made of their :class:`MessageEdge` s. Warns (``UserWarning``) when the signed
-    Spearman correlation is below ``warn_below``.
+    Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
+    faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
+    the empty circuit score the same), naming both values.
     """
     check_same_direction(estimate, exact)
     if estimate.hooks != exact.hooks or estimate.values.shape != exact.values.shape:
         raise ValueError(f"estimate and exact scores must cover the same components: hooks {estimate.hooks[:2]}.. "
                          f"{tuple(estimate.values.shape)} vs {exact.hooks[:2]}.. {tuple(exact.values.shape)}")
     a, b = estimate.effects().values.flatten(), exact.effects().values.flatten()
-    k = min(k, a.numel())
-    top_exact = set(torch.argsort(b.abs(), descending=True, stable=True)[:k].tolist())
-    top_est = set(torch.argsort(a.abs(), descending=True, stable=True)[:k].tolist())
-    recall = len(top_exact & top_est) / max(k, 1)
+    recall, k = top_k_recall(a, b, k), min(k, int((b != 0).sum()))
     width = exact.values.shape[1]
     units = _units(model, clean, exact, [exact.component(i // width, i % width) for i in range(a.numel())])
     sizes = _grid(len(units))
+    run = lambda c: evaluate(model, clean, corrupted, metric, c, units, ablation, **forward_kwargs)  # noqa: E731
+    full, empty = run(Circuit.of(units)), run(Circuit())
+    try:
+        faithfulness(full, full, empty)
+    except ValueError as err:
+        raise ValueError(f"audit cannot size circuits: with every component kept the metric is {full}, with every "
+                         f"one ablated ({ablation}) {empty}: {err}") from None
 
     def size_for(scores: Tensor) -> int | None:
         ranked = [units[i] for i in torch.argsort(scores.abs(), descending=True, stable=True).tolist()]
-        run = lambda c: evaluate(model, clean, corrupted, metric, c, units, ablation, **forward_kwargs)  # noqa: E731
-        full, empty = run(Circuit.of(units)), run(Circuit())
         for n in sizes:
             if float(faithfulness(run(Circuit.of(ranked[:n])), full, empty)) >= target:
                 return n
