@@ -197,8 +197,9 @@ def integrated_gradients(
     and ``"features"`` return only their products: whole (``by_entry``), summed per row and
     per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
     hook by hook as the backward reaches it, which needs far less memory
-    (:mod:`hookgnn.patching.streamed`); every keep returns ``baseline``, the base run's metric; ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs.
+    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
+    source activations and the differences in temporary files there while it runs. Every
+    ``keep`` returns ``baseline``, the base run's metric, read from a forward that runs anyway.
 
     Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
     structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``

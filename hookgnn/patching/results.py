@@ -219,8 +219,8 @@ class Attribution:
         mine = KEPT_FIELDS[self.keep]
         extra = [name for names in KEPT_FIELDS.values() for name in names if name not in mine and getattr(self, name)]
         if extra:
-            raise ValueError(f"an Attribution with keep={self.keep!r} fills only {list(mine)}, got {sorted(set(extra))} "
-                             "too")
+            raise ValueError(f"an Attribution with keep={self.keep!r} fills only {list(mine)}, "
+                             f"got {sorted(set(extra))} too")
         for name in mine[:2] if self.keep == "all" else mine:
             missing = [h for h in self.axes if h not in getattr(self, name)]
             if missing:
