@@ -95,7 +95,7 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
                         _run(model, corr, scored, [entry], source, "row", {})
                     per_patch.append((time.perf_counter() - t0) / len(sample))
             loop_ms = statistics.median(per_patch) * n_patches * 1e3
-            effect = (exact.values - exact.baseline).flatten().numpy()
+            effect = exact.values.flatten().numpy()  # effects, as every estimate below returns them
             attr_ms, attr = timed(lambda: integrated_gradients(model, clean, corr, metric, 0), args.repeats)
             ig_ms, ig = timed(lambda: integrated_gradients(model, clean, corr, metric, args.ig_steps), args.repeats)
             act_ig = lambda: torch.stack([integrated_gradients_at(model, clean, corr, metric, h, args.ig_steps)  # noqa: E731

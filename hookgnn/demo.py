@@ -103,7 +103,7 @@ def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int =
     start = time.perf_counter()
     attr = attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS).rows(hooks)
     attr_s = time.perf_counter() - start
-    effect = sweep.values - sweep.baseline
+    effect = sweep.values  # metric after each patch minus sweep.baseline, as attr.values estimates it
     rho = rank_correlation(effect, attr.values)
     results.update(sweep_seconds=exact_s, attribution_seconds=attr_s, attribution_spearman=rho)
     best = divmod(int(effect.flatten().argmax()), effect.shape[1])
@@ -162,7 +162,7 @@ def _score_messages(
     scores, seconds = {}, {}
     for name, method in methods.items():
         start = time.perf_counter()
-        table = method().effects()
+        table = method()
         seconds[name] = time.perf_counter() - start
         scores[name] = {m: float(table[m.carrier.hook][m.edge]) for m in universe}
     return scores, seconds
@@ -195,7 +195,8 @@ def _draw(
 
     from hookgnn.viz import plot_message_circuit, plot_scores
 
-    plot_scores(sweep, title="query log-prob after patching layers.t.hook_update").savefig(out_dir / "sweep.png", dpi=120)
+    plot_scores(sweep, title="change in query log-prob after patching layers.t.hook_update").savefig(
+        out_dir / "sweep.png", dpi=120)
     plot_message_circuit(clean, circuit, messages).savefig(out_dir / "circuit.png", dpi=120)
     fig, ax = plt.subplots(figsize=(4, 3))
     for name, curve in curves.items():

@@ -54,7 +54,7 @@ def test_spearman_equals_scipy_with_ties():
 def test_patch_each_equals_the_sweep_entries(setting):
     model, g, corr, metric = setting
     hooks = round_hooks(model, "update")
-    sweep = activation_sweep(model, g, corr, metric, hooks).effects()
+    sweep = activation_sweep(model, g, corr, metric, hooks)
     comps = [Component(hooks[2], 4), Component(hooks[0], 1), Component(hooks[1], 6)]
     got = patch_each(model, g, corr, metric, comps)
     want = torch.tensor([float(sweep[c.hook][c.index]) for c in comps], dtype=torch.float64)
@@ -65,7 +65,7 @@ def test_patch_each_equals_the_sweep_entries(setting):
 
 def test_verify_top_returns_exact_effects_for_the_head_of_the_ranking(setting):
     model, g, corr, metric = setting
-    exact = message_sweep(model, g, corr, metric).effects()
+    exact = message_sweep(model, g, corr, metric)
     estimate = attribution_patch(model, g, corr, metric).rows(round_hooks(model, "src"))
     k = 10
     verified = verify_top(model, g, corr, metric, estimate, k=k)
@@ -87,7 +87,7 @@ def test_audit_measures_agreement_against_exact_patching(setting):
     assert result.spearman == pytest.approx(1.0, abs=1e-6) and result.recall_at_k == 1.0
     assert result.size_exact == result.size_estimate
     # the size reported reaches the target, checked with evaluate directly
-    ranked = torch.argsort(exact.effects().values.flatten().abs(), descending=True).tolist()
+    ranked = torch.argsort(exact.values.flatten().abs(), descending=True).tolist()
     width = exact.values.shape[1]
     units = message_edges_of(model, g, [exact.component(i // width, i % width) for i in range(exact.values.numel())])
     run = lambda c: evaluate(model, g, corr, metric, c, units)  # noqa: E731
@@ -100,10 +100,10 @@ def test_audit_warns_when_agreement_is_low_and_refuses_mixed_directions(setting)
     model, g, corr, metric = setting
     exact = message_sweep(model, g, corr, metric)
     noise = HookScores(torch.randn(exact.values.shape, generator=torch.Generator().manual_seed(1)), exact.hooks,
-                       exact.axes)
+                       exact.axes, exact.baseline)
     with pytest.warns(UserWarning, match="agrees poorly with exact patching"):
         result = audit(model, g, corr, metric, noise, exact, k=5)
-    a, b = noise.values.flatten().numpy(), exact.effects().values.flatten().numpy()
+    a, b = noise.values.flatten().numpy(), exact.values.flatten().numpy()
     assert result.spearman == pytest.approx(spearmanr(a, b).statistic, abs=1e-9)
     with pytest.raises(ValueError, match="different patching directions"):
         audit(model, g, corr, metric, noise, message_sweep(model, g, corr, metric, direction="noising"))

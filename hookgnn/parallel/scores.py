@@ -17,7 +17,7 @@ per-pair results,
 
 .. math:: s = \\frac{1}{P} \\sum_{p=1}^{P} s_p ,
 
-for every number of the result (scores, a sweep's baseline, attribution products).
+for every number of the result (effects, ``baseline``, attribution products).
 So a pair of :math:`G` graphs weighs as much as a pair of one graph; to weigh graphs
 equally give single-graph pairs (``zip(clean.split(), corrupted.split())``) or pairs of
 equal size. Row scores (nodes, message edges) average only over pairs of one graph
@@ -237,8 +237,8 @@ def activation_sweep(
     sharded: bool = False,
     **kwargs: Any,
 ) -> HookScores:
-    """Mean over pairs of :func:`hookgnn.patching.activation_sweep`: metric after each patch, and
-    the mean baseline (so ``.effects()`` is the mean effect)."""
+    """Mean over pairs of :func:`hookgnn.patching.activation_sweep`: the mean effect of each patch, and
+    the mean baseline."""
     return mean_over_pairs(_activation_sweep, model, pairs, metric, hooks, world=world, sharded=sharded,
                            **kwargs)
 

@@ -3,7 +3,7 @@
 * :mod:`~hookgnn.patching.components`: components, message and weight edges, wiring;
 * :mod:`~hookgnn.patching.metrics`: per-graph metrics for reasoners, faithfulness;
 * :mod:`~hookgnn.patching.targets`: the one rule for metric targets (read from the clean graph);
-* :mod:`~hookgnn.patching.results`: :class:`HookScores`, scores with named axes;
+* :mod:`~hookgnn.patching.results`: :class:`HookScores`, effects with named axes and their ``baseline``;
 * :mod:`~hookgnn.patching.activation`: activation patching sweeps (loop and batched);
 * :mod:`~hookgnn.patching.path`: path patching (two-pass) and single messages;
 * :mod:`~hookgnn.patching.attribution`: attribution patching, EAP, EAP-IG;

@@ -1,11 +1,12 @@
 """Activation patching sweeps: one component at a time, over (round x node / edge / neuron).
 
 For a metric :math:`m`, a base run and a source run on graphs with the same structure,
-the sweep value of component :math:`c` is
+the sweep value of component :math:`c` is its effect
 
-.. math:: s_c = m\\big(\\text{base run with } a_c \\leftarrow a_c^{source}\\big)
+.. math:: s_c = m\\big(\\text{base run with } a_c \\leftarrow a_c^{source}\\big) - m(\\text{base run})
 
-with the direction named as in the literature:
+(the same quantity the estimators of :mod:`hookgnn.patching.attribution` and
+:mod:`hookgnn.patching.atp_star` approximate), with the direction named as in the literature:
 
 * ``"denoising"``: clean values patched into the corrupted run (base = corrupted):
   which components are *sufficient* to restore the clean behaviour;
@@ -116,10 +117,11 @@ def activation_sweep(
     max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """Patch every row (or feature) of every hook in turn; the metric after each patch.
+    """Patch every row (or feature) of every hook in turn; the effect of each patch.
 
     Returns :class:`HookScores` ``[hook, item]`` (axes ``("round", "node"|"edge"|"feature")``)
-    with ``baseline`` = metric of the unpatched base run. The metric is averaged over the
+    of effects, metric after the patch minus ``baseline``, the metric of the unpatched base
+    run (``patched_metrics()`` gives the metrics themselves). The metric is averaged over the
     graphs of the batch. ``forward_kwargs`` (e.g. ``steps``) go to every forward.
     ``method="batched"`` runs ``copies`` patched copies per forward, or with
     ``max_memory`` (bytes, or e.g. ``"2GiB"``) as many as its estimate fits in that
@@ -157,7 +159,7 @@ def activation_sweep(
     widths = [_items(source[h].shape, over) for h in hooks]
     if len(set(widths)) != 1:
         raise ValueError(f"hooks of one sweep must have the same number of items, got {dict(zip(hooks, widths))}")
-    table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0])
+    table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0]) - baseline
     return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline, direction)
 
 

@@ -33,9 +33,9 @@ state leaving round :math:`t` set to the source run's row) work the same way fro
 :math:`t + 1`: there ``exact_rounds = k`` recomputes rounds :math:`t+1 .. t+k`.
 
 Scores are effects (metric change, mean over the graphs of the batch) with the same
-components, direction and sign as :func:`~hookgnn.patching.message_sweep` and
-:func:`~hookgnn.patching.activation_sweep` of ``layers.t.hook_update`` rows
-(``sweep.effects()``).
+components, direction, sign and ``baseline`` as :func:`~hookgnn.patching.message_sweep` and
+:func:`~hookgnn.patching.activation_sweep` of ``layers.t.hook_update`` rows, so
+``atp_star(...).values`` compares with ``sweep.values`` directly.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def atp_star(
 
     See the module docstring for the method. ``exact_rounds >= 1`` rounds are
     recomputed exactly; ``chunk`` copies of the graph are decoded at once for the last
-    round. Returns :class:`~hookgnn.patching.HookScores` of effects whose hooks are
-    ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
+    round. Returns :class:`~hookgnn.patching.HookScores` of effects (``baseline``: the base run's
+    metric) whose hooks are ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching import OutputSum
@@ -129,7 +129,7 @@ def atp_star(
             else:
                 rows.append(pert.linearised(run.out(last), run.grad(last)).double().cpu())
     return HookScores(torch.stack(rows).float().cpu(), tuple(patched[t] for t in rounds),
-                      ("round", "edge" if level == "message" else "node"), None, direction)
+                      ("round", "edge" if level == "message" else "node"), run.baseline, direction)
 
 
 class _BaseRun:

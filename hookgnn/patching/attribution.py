@@ -14,7 +14,9 @@ activations at one hook. Midpoint rule: :math:`\\alpha_k = (k + 1/2) / K` with `
 All steps run in one batched forward + backward (copies in one disjoint union).
 
 :class:`Attribution` keeps the per-entry products :math:`(a^s - a^b) \\odot \\bar g`
-for every hook, summed to rows (nodes / edges) or to features (neurons) on demand.
+for every hook, summed to rows (nodes / edges) or to features (neurons) on demand, and
+the base run's metric :math:`m(b)` as ``baseline``: every score is an estimated effect,
+the quantity an exact sweep returns (:mod:`hookgnn.patching.results`).
 :func:`eap` turns the same quantities into scores of computational edges
 (:mod:`hookgnn.patching.components`): a message edge's score is its ``hook_src`` row;
 a weight edge :math:`i \\to j` gets :math:`\\sum_r \\Delta a_{r,i} W_{ji}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`.
@@ -65,10 +67,12 @@ def _grads_over_copies(
     model: HookedRootModule, graphs: list[Graph], metric: Metric, names: NameFilter, hook_fns: Sequence[Any],
     chunk: int, forward_kwargs: dict[str, Any], through: Sequence[Through] = (), active: Sequence[str] = (),
     keep_first: bool = False,
-) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor]]:
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor],
+           float | None]:
     """Mean over ``graphs`` (same structure) of d metric / d activation; for the hooks in
     ``active`` also of it where the activation is > 0; the means of ``through`` (see
-    :class:`Attribution`); with ``keep_first``, the activations of the first graph.
+    :class:`Attribution`); with ``keep_first``, the activations and the metric (mean over
+    its graphs) of the first graph, else ``None`` for the metric.
 
     Sums are taken in place chunk by chunk, and a single graph's gradients are returned
     as autograd made them (no copies, no division)."""
@@ -77,6 +81,7 @@ def _grads_over_copies(
     positive: dict[str, Tensor] = {}
     axes: dict[str, str] = {}
     along: dict[tuple[str, str], Tensor] = {}
+    first_metric: float | None = None
     wanted = set(active)
 
     def add(acc: dict[Any, Tensor], key: Any, value: Tensor) -> None:
@@ -92,8 +97,12 @@ def _grads_over_copies(
         grad_metric = lambda out: metric(out, batch).reshape(k, -1).mean(1).sum()  # noqa: E731
         # Frozen parameters: the same activation gradients, without the saved inputs of weight gradients.
         with frozen_parameters(model), model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
-            _, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
+            out, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
         assert cache.grads is not None
+        if keep_first and start == 0:
+            with torch.no_grad():
+                first_metric = float(metric(out, batch).reshape(k, -1)[0].mean())
+        del out
         per_copy = (lambda t: t) if k == 1 else (lambda t: t.reshape(k, -1, *t.shape[1:]))  # noqa: E731
         over_copies = (lambda t: t) if k == 1 else (lambda t: t.sum(0))  # noqa: E731
         for h, g in cache.grads.items():
@@ -115,18 +124,25 @@ def _grads_over_copies(
         for acc in (total, positive, along):
             for v in acc.values():
                 v.div_(n)
-    return total, positive, axes, first, along
+    return total, positive, axes, first, along, first_metric
 
 
 def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph, names: Sequence[str],
-            fwd: dict[str, Any]) -> dict[str, Tensor]:
+            fwd: dict[str, Any], metric: Metric | None = None) -> tuple[dict[str, Tensor], float | None]:
     """``a_src - a_base`` per hook (``base`` is a graph to run, or its activations already cached;
-    a dict given is emptied as the differences are made, so both runs are never held twice)."""
+    a dict given is emptied as the differences are made, so both runs are never held twice), and
+    the ``metric`` of the base run (mean over graphs) when it is run here and ``metric`` is given."""
+    baseline = None
     with torch.no_grad():
-        acts = dict(model.run_with_cache(base, names_filter=list(names), **fwd)[1].items()) if isinstance(base, Graph) \
-            else base
+        if isinstance(base, Graph):
+            out, cache = model.run_with_cache(base, names_filter=list(names), **fwd)
+            acts = dict(cache.items())
+            baseline = None if metric is None else float(metric(out, base).mean())
+            del out, cache
+        else:
+            acts = base
         source = dict(model.run_with_cache(src, names_filter=list(names), **fwd)[1].items())
-    return {h: source.pop(h) - acts.pop(h) for h in names}
+    return {h: source.pop(h) - acts.pop(h) for h in names}, baseline
 
 
 def attribution_patch(
@@ -179,10 +195,12 @@ def integrated_gradients(
     whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged.
 
     ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
-    and ``"features"`` return only their products, whole, summed per row or summed per
-    feature, made hook by hook as the backward reaches it, which needs far less memory
+    and ``"features"`` return only their products: whole (``by_entry``), summed per row and
+    per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
+    hook by hook as the backward reaches it, which needs far less memory
     (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs.
+    source activations and the differences in temporary files there while it runs. Every
+    ``keep`` returns ``baseline``, the base run's metric, read from a forward that runs anyway.
 
     Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
     structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
@@ -203,11 +221,13 @@ def integrated_gradients(
                                     forward_kwargs)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
     graphs = [_interpolate(base, src, a) for a in alphas]
-    grad, positive, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk,
-                                                            forward_kwargs, through, active, keep_first=ig_steps == 0)
+    grad, positive, axes, first, along, at_base = _grads_over_copies(
+        model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=ig_steps == 0)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, positive, axes, direction,
-                       along)
+    delta, baseline = _deltas(model, base_acts, src, list(grad), forward_kwargs, metric)
+    baseline = at_base if baseline is None else baseline
+    assert baseline is not None
+    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=positive, grad_through=along)
 
 
 def integrated_gradients_at(
@@ -234,8 +254,9 @@ def integrated_gradients_at(
     metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     with torch.no_grad():
-        _, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)
-    delta = _deltas(model, {hook: c_base[hook]}, src, [hook], forward_kwargs)
+        base_out, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)
+        baseline = float(metric(base_out, base).mean())
+    delta, _ = _deltas(model, {hook: c_base[hook]}, src, [hook], forward_kwargs)
     alphas = torch.tensor([(k + 0.5) / ig_steps for k in range(ig_steps)])
 
     name = hook
@@ -249,8 +270,8 @@ def integrated_gradients_at(
         return name, fn
 
     graphs = [base] * ig_steps
-    grad, active, axes, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
-    return Attribution(delta, grad, active, axes, direction)
+    grad, active, axes, _, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
+    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=active)
 
 
 def eap(
@@ -316,7 +337,7 @@ def eap(
         edges += new
         pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in new], dtype=torch.long).reshape(-1, 2)
         scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().float().cpu())
-    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), direction)
+    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), attr.baseline, direction)
 
 
 def _link_grad(attr: Attribution, link: Any) -> Tensor:
@@ -334,7 +355,7 @@ def _link_grad(attr: Attribution, link: Any) -> Tensor:
 
 
 def message_edge_scores(scores: EdgeScores) -> HookScores:
-    """The message-edge part of EAP scores as ``[round, edge]``."""
+    """The message-edge part of EAP scores as ``[round, edge]`` (estimated effects, with the same ``baseline``)."""
     msgs = [(e, s) for e, s in zip(scores.edges, scores.scores.tolist()) if isinstance(e, MessageEdge)]
     carriers = {e.round: e.carrier.hook for e, _ in msgs}
     rounds = sorted(carriers)
@@ -342,4 +363,4 @@ def message_edge_scores(scores: EdgeScores) -> HookScores:
     table = torch.zeros(len(rounds), width)
     for e, s in msgs:
         table[rounds.index(e.round), e.edge] = s
-    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), direction=scores.direction)
+    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), scores.baseline, scores.direction)

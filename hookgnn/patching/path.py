@@ -143,8 +143,10 @@ def message_sweep(
     max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """:func:`message_patch` of every single message, batched: ``[round, edge]`` scores
-    (``copies`` per forward, or as many as fit ``max_memory``: see :func:`activation_sweep`)."""
+    """The effect of :func:`message_patch` of every single message, batched: ``[round, edge]`` scores.
+
+    Each score is the metric after the patch minus ``baseline`` (the unpatched base run's metric),
+    as in :func:`activation_sweep` (``copies`` per forward, or as many as fit ``max_memory``)."""
     hooks = round_hooks(model, "src", rounds)
     return activation_sweep(model, clean, corrupted, metric, hooks, "row", direction, "batched", copies, max_memory,
                             **forward_kwargs)
