@@ -188,7 +188,7 @@ def test_audit_recall_against_an_all_zero_exact_sweep_is_nan_not_a_number(unchan
     corr = g.replace(x=torch.randn(4, 1))
     hooks = ["layers.1.hook_update"]
     est = attribution_patch(model, g, corr, metric).rows(hooks)
-    zero = HookScores(torch.zeros(1, 4), tuple(hooks), ("round", "node"), direction=est.direction)
+    zero = HookScores(torch.zeros(1, 4), tuple(hooks), ("round", "node"), est.baseline, direction=est.direction)
     with pytest.warns(UserWarning, match="every exact effect is zero"):
         result = audit(model, g, corr, metric, est, zero, k=3, warn_below=-2.0)
     assert math.isnan(result.recall_at_k) and result.k == 0
