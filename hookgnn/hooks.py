@@ -15,7 +15,7 @@ for a backward hook), and the copy, as the hook leaves it, goes on when the hook
 the edited copy (``t = t.clone(); t[:, 0] = 0; return t``) at every hook point: no code
 that also holds the activation (a fast path, a residual, autograd's saved tensors, the
 caller's input) sees the edit, and hooks that only read change no bit of the result. An
-in-place edit that changes the shape or dtype (``t.t_()``) raises :class:`HookError`.
+in-place edit that changes the shape (``t.unsqueeze_(0)``) raises :class:`HookError`.
 The copy is made only when a hook is attached; without one nothing is copied. A backward hook is attached to the activation *tensor*
 during the forward pass, so it fires whenever ``.backward()`` later reaches it, even after
 the call that added it (``run_with_hooks``) has returned and removed it.
@@ -101,6 +101,12 @@ class HookPoint(nn.Module):
     [2.0, 2.0]
     >>> handle.remove(); hp(torch.ones(2)).tolist()
     [1.0, 1.0]
+    >>> def triple(t, hook):  # edits in place, returns None: the same as returning the copy
+    ...     t.mul_(3)
+    >>> x = torch.ones(2)
+    >>> with hp.add_hook(triple):
+    ...     hp(x).tolist(), x.tolist()
+    ([3.0, 3.0], [1.0, 1.0])
     """
 
     def __init__(self, axis: Axis = "node") -> None:
