@@ -9,7 +9,8 @@ source = clean; ``"noising"``: the reverse), the effect of patching activation e
 
 and, for EAP-IG (Hanna et al. 2024), with :math:`\\bar g` averaged over
 ``ig_steps`` points of a straight path from the base to the source: (i) between the *inputs*
-(``x``, ``edge_attr``, ``graph_attr``; the structure is shared), or (ii) between the
+(``x``, ``edge_attr``, ``graph_attr`` and the floating fields the model reads as inputs,
+:func:`interpolated_fields`; the structure is shared), or (ii) between the
 activations at one hook. Midpoint rule: :math:`\\alpha_k = (k + 1/2) / K` with ``K = ig_steps``.
 All steps run in one batched forward + backward (copies in one disjoint union).
 
@@ -30,7 +31,7 @@ import torch
 from torch import Tensor
 
 from hookgnn.grad_taps import frozen_parameters
-from hookgnn.graph import Graph
+from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
@@ -42,10 +43,42 @@ from hookgnn.patching.streamed import check_keep, streamed_attribution
 EdgeLevel = Literal["message", "weight", "all"]
 
 
-def _interpolate(base: Graph, src: Graph, alpha: float) -> Graph:
+def interpolated_fields(model: HookedRootModule, base: Graph, src: Graph) -> list[str]:
+    """The fields that EAP-IG interpolates besides ``x``, ``edge_attr`` and ``graph_attr``:
+    those the model reads as floating inputs (``model.input_fields()``, e.g. ``s`` and
+    ``pos`` of a wrapped SALSA-CLRS model) and that differ between the two graphs.
+
+    Raises ``ValueError`` naming a field the model reads that differs but cannot be
+    interpolated (not floating in both graphs, or of another shape).
+
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
+    >>> interpolated_fields(torch.nn.Identity(), g, g)  # a model that names no input fields
+    []
+    """
+    declared = getattr(model, "input_fields", None)
+    names = sorted(declared()) if callable(declared) else []
+    out = []
+    for name in names:
+        a, b = base.fields.get(name), src.fields.get(name)
+        if a is None or b is None:
+            continue
+        va, vb = a.value, b.value
+        if va.shape == vb.shape and va.dtype == vb.dtype and torch.equal(va, vb):
+            continue
+        if not (va.is_floating_point() and vb.is_floating_point()) or va.shape != vb.shape:
+            raise ValueError(f"the model reads field {name!r} as an input and it differs between the clean and "
+                             f"corrupted graphs, but {tuple(va.shape)} {va.dtype} and {tuple(vb.shape)} {vb.dtype} "
+                             "cannot be interpolated; EAP-IG needs floating inputs of one shape")
+        out.append(name)
+    return out
+
+
+def _interpolate(base: Graph, src: Graph, alpha: float, fields: Sequence[str] = ()) -> Graph:
     lerp = lambda a, b: None if a is None else a + alpha * (b - a)  # noqa: E731
+    moved = {k: Field(lerp(base.fields[k].value, src.fields[k].value.to(base.fields[k].value.dtype)),
+                      base.fields[k].location, base.fields[k].time) for k in fields}
     return base.replace(x=lerp(base.x, src.x), edge_attr=lerp(base.edge_attr, src.edge_attr),
-                        graph_attr=lerp(base.graph_attr, src.graph_attr))
+                        graph_attr=lerp(base.graph_attr, src.graph_attr), fields={**base.fields, **moved})
 
 
 #: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
@@ -183,8 +216,9 @@ def integrated_gradients(
     (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
     source activations and the differences in temporary files there while it runs.
 
-    Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
-    structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
+    Gradients are averaged over the inputs ``base + alpha_k (source - base)`` (``x``,
+    ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`); the structure
+    (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
     batched forward+backward passes, plus one or two forwards for the activation differences.
     Raises ``ValueError`` if ``ig_steps < 0``.
     """
@@ -200,7 +234,8 @@ def integrated_gradients(
                                     [(k + 0.5) / ig_steps for k in range(ig_steps)], keep, chunk, offload, direction,
                                     forward_kwargs)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
-    graphs = [_interpolate(base, src, a) for a in alphas]
+    fields = interpolated_fields(model, base, src) if ig_steps else []
+    graphs = [_interpolate(base, src, a, fields) for a in alphas]
     grad, positive, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk,
                                                             forward_kwargs, through, active, keep_first=ig_steps == 0)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base

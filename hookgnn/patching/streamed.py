@@ -124,7 +124,7 @@ def streamed_attribution(
     """Attribution products (see the module docstring); ``alphas`` empty: plain attribution at
     the base, else the input interpolation points of EAP-IG. Returns an
     :class:`~hookgnn.patching.attribution.Attribution` with ``keep`` and ``products`` set."""
-    from hookgnn.patching.attribution import _interpolate
+    from hookgnn.patching.attribution import _interpolate, interpolated_fields
 
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas, sums = _Slots(files, "delta:"), _Slots(files if keep == "entries" else None, "sum:")
@@ -155,8 +155,9 @@ def streamed_attribution(
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
                 model(base, **forward_kwargs)
             n = len(alphas)
+            fields = interpolated_fields(model, base, src)
             for start in range(0, n, chunk):
-                part = [_interpolate(base, src, a) for a in alphas[start:start + chunk]]
+                part = [_interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
