@@ -246,7 +246,8 @@ class Structure:
             if name in seen:  # pragma: no cover - links are grouped by (src, rows, dst)
                 raise StructureError(f"two traced links are both named {name!r}")
             seen.add(name)
-            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(like), spec.act, reduce=spec.reduce))
+            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(like), spec.act, reduce=spec.reduce,
+                                    selection=bool(spec.select)))
         return out
 
 

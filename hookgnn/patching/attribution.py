@@ -34,7 +34,9 @@ from hookgnn.grad_taps import frozen_parameters
 from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
+from hookgnn.patching.components import (
+    Component, Edge, MessageEdge, ResolvedLink, links_of, message_edges, weight_edges,
+)
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 from hookgnn.patching.streamed import check_keep, streamed_attribution
@@ -294,6 +296,7 @@ def eap(
     direction: Direction = DEFAULT_DIRECTION,
     level: EdgeLevel = "all",
     zero_weights: bool = False,
+    link_filter: Callable[[ResolvedLink], bool] | None = None,
     **forward_kwargs: Any,
 ) -> EdgeScores:
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
@@ -310,13 +313,18 @@ def eap(
     :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). An elementwise link through another
     activation :math:`\\varphi` uses :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`; a weight link
     followed by an activation, the gradient at its ``pre`` hook. ``zero_weights`` also
-    scores the zero entries of every weight (as tools that enumerate them do). Raises
-    ``ValueError`` if ``ig_steps < 0``.
+    scores the zero entries of every weight (as tools that enumerate them do).
+    ``link_filter`` keeps the links it returns ``True`` for (see
+    :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
+    scores learned weight entries only (MINAR's edges), without the identity, activation,
+    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``.
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
     rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
     links = [] if level == "message" else links_of(model, rounds)
+    if link_filter is not None:
+        links = [link for link in links if link_filter(link)]
     carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
