@@ -21,6 +21,9 @@ API (import as ``from salsa_like import ...`` from a test module):
   ``outputs=["d"]``, ``hints=["pi_h"]`` (set after collating, as SALSA's collater does).
 * ``salsa_pair(sizes=(4, 5), seed=0)``: ``(clean, corrupted)`` batches with the same
   structure and different ``s`` and ``pos``.
+* ``salsa_inputs(graph)``: ``((batch,), {})`` for ``from_pyg(model, inputs=salsa_inputs)``:
+  the batch the model reads, rebuilt from a hookgnn ``Graph``'s fields by hand, with the
+  lists set explicitly (a route that does not depend on ``Graph.meta``).
 * ``d_error(out, graph)``: a metric, the mean squared error of ``out["d"]`` per graph.
 * ``salsa_linears(model)``: ``{path: Linear}`` of every ``nn.Linear`` in the model.
 """
@@ -99,6 +102,14 @@ def salsa_pair(sizes: tuple[int, ...] = (4, 5), seed: int = 0) -> tuple[Batch, B
     corrupted.s = 1.0 - clean.s
     corrupted.pos = torch.rand(clean.pos.shape, generator=gen)
     return clean, corrupted
+
+
+def salsa_inputs(graph: object) -> tuple[tuple[Batch], dict]:
+    """The call ``model(batch)`` for a hookgnn ``Graph`` (see the module doc)."""
+    batch = Batch(edge_index=graph.edge_index, batch=graph.batch, ptr=graph.ptr,  # type: ignore[attr-defined]
+                  **{k: f.value for k, f in graph.fields.items()})  # type: ignore[attr-defined]
+    batch.inputs, batch.outputs, batch.hints = ["s", "pos"], ["d"], ["pi_h"]
+    return (batch,), {}
 
 
 def d_error(out: dict[str, Tensor], graph: object) -> Tensor:

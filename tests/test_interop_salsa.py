@@ -17,7 +17,7 @@ from hookgnn.patching import attribution_patch, eap, integrated_gradients
 from hookgnn.patching.components import WeightEdge
 
 pyg = pytest.importorskip("torch_geometric.nn")
-from salsa_like import SalsaLike, d_error, salsa_batch, salsa_linears, salsa_pair  # noqa: E402
+from salsa_like import SalsaLike, d_error, salsa_batch, salsa_inputs, salsa_linears, salsa_pair  # noqa: E402
 
 from hookgnn import from_pyg  # noqa: E402
 
@@ -74,7 +74,8 @@ def setup():  # noqa: ANN201
     model = SalsaLike(seed=0)
     clean_b, corrupted_b = salsa_pair(seed=0)
     clean, corrupted = Graph.from_pyg(clean_b), Graph.from_pyg(corrupted_b)
-    return model, clean_b, corrupted_b, clean, corrupted, from_pyg(model, example=clean)
+    # the batch rebuilt by hand (salsa_inputs), so these tests do not depend on the README route's
+    return model, clean_b, corrupted_b, clean, corrupted, from_pyg(model, example=clean, inputs=salsa_inputs)
 
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> None:
@@ -83,7 +84,8 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> None:
 
 
 def test_the_readme_route_runs_a_model_that_reads_list_attributes(setup):
-    model, clean_b, _, clean, _, hooked = setup
+    model, clean_b, _, clean, _, _ = setup
+    hooked = from_pyg(model, example=clean)
     assert clean.meta == {"inputs": ["s", "pos"], "outputs": ["d"], "hints": ["pi_h"]}
     with torch.no_grad():
         want = model(clean_b)["d"]
@@ -186,9 +188,10 @@ def test_the_wrapper_reads_the_originals_attributes(setup):
 
 
 def test_input_hooks_only_for_inputs_the_forward_reads(setup):
-    *_, clean, _, hooked = setup
-    inputs = {n for n in hooked.hook_dict if n.startswith("hook_")}
-    assert inputs == {"hook_s", "hook_pos"}  # not x ([N, 0] from Graph.from_pyg), edge_weight, d, pi_h
+    model, clean_b, *_ = setup
+    for example in (clean_b, Graph.from_pyg(clean_b)):  # its own batch (x absent), a Graph (x: [N, 0])
+        inputs = {n for n in from_pyg(model, example=example).hook_dict if n.startswith("hook_")}
+        assert inputs == {"hook_s", "hook_pos"}  # not x, edge_weight, d, pi_h, length
 
     class Weighted(nn.Module):
         def __init__(self, use: bool) -> None:
@@ -233,3 +236,42 @@ def test_an_unforeseen_in_place_edit_of_a_hooked_activation_raises():
     out, cache = hooked.run_with_cache(g)
     torch.testing.assert_close(cache["lin.hook_out"], net.lin(g.x))
     torch.testing.assert_close(out, net(g.x, g.edge_index))
+
+
+def test_a_shared_activation_of_pygs_basic_gnn_belongs_to_the_layer_it_follows():
+    torch.manual_seed(0)
+    net = pyg.models.GIN(2, 8, num_layers=4, out_channels=1).eval()
+    g = Graph(x=torch.randn(5, 2), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]))
+    # the round of each call of the shared act, from the original's own call order: the conv
+    # running (act inside its MLP) or else the last conv that ran (act between layers)
+    order: list[tuple[str, int]] = []
+    handles = [h for k, m in enumerate(net.convs) for h in (
+        m.register_forward_pre_hook(lambda m, i, k=k: order.append(("start", k))),
+        m.register_forward_hook(lambda m, i, o, k=k: order.append(("end", k))))]
+    handles.append(net.act.register_forward_hook(lambda m, i, o: order.append(("act", -1))))
+    with torch.no_grad():
+        net(g.x, g.edge_index)
+    for h in handles:
+        h.remove()
+    rounds, running, last = [], None, None
+    for kind, k in order:
+        if kind == "start":
+            running = k
+        elif kind == "end":
+            running, last = None, k
+        else:
+            rounds.append(running if running is not None else last)
+    assert rounds == [0, 0, 1, 1, 2, 2, 3]  # in each conv's MLP, and between layers
+
+    hooked = from_pyg(net, example=(g.x, g.edge_index))
+    links = [link for t in range(hooked.num_rounds) for link in hooked.round_links(t)]
+    for j, t in enumerate(rounds):
+        name = f"act.calls.{j}.hook_out"
+        assert hooked.round_of(name) == t
+        i = rounds[:j].count(t)  # its call within round t
+        assert hooked.round_hook(f"act.calls.{i}.hook_out", t) == name
+        into = [link for link in links if link.dst == name]
+        assert into and all(link.round == t for link in into)
+    between = [f"act.calls.{j}.hook_out" for j in (1, 3, 5)]
+    assert {link.src for link in links if link.dst in between} == {f"convs.{t}.hook_output" for t in range(3)}
+    assert set(hooked.counterparts("act.calls.1.hook_out")) == set(between)

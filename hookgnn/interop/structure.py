@@ -197,6 +197,7 @@ class Structure:
         # one shared act after every conv); calls before the first round belong to none
         follows = {tr.key: tr.started - 1 for tr in disc.traced if tr.key[0] == "free"}  # type: ignore[index]
         per_gap = Counter((follows[k], k[1]) for k in self.axes if k in follows)  # type: ignore[index]
+        multi_gap = {leaf for (_, leaf), n in per_gap.items() if n > 1}
         seen_in_gap: Counter[tuple[int, str]] = Counter()
 
         self.names: dict[Hashable, str] = {}
@@ -215,7 +216,7 @@ class Structure:
                     i = seen_in_gap[(t_after, leaf)]
                     seen_in_gap[(t_after, leaf)] += 1
                     self.places[name] = (t_after, _join(leaf or "model", "outside" if inside else "",
-                                                        f"calls.{i}" if per_gap[(t_after, leaf)] > 1 else "", "hook_out"))
+                                                        f"calls.{i}" if leaf in multi_gap else "", "hook_out"))
             else:
                 path, k = key[1], key[2]  # type: ignore[index]
                 if kind == "round":
