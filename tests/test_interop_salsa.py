@@ -275,3 +275,19 @@ def test_a_shared_activation_of_pygs_basic_gnn_belongs_to_the_layer_it_follows()
     between = [f"act.calls.{j}.hook_out" for j in (1, 3, 5)]
     assert {link.src for link in links if link.dst in between} == {f"convs.{t}.hook_output" for t in range(3)}
     assert set(hooked.counterparts("act.calls.1.hook_out")) == set(between)
+
+
+def test_graph_meta_survives_copies_parts_unions_and_pyg_round_trips():
+    g = Graph.from_pyg(salsa_batch())
+    want = {"inputs": ["s", "pos"], "outputs": ["d"], "hints": ["pi_h"]}
+    assert g.meta == want
+    for copy_ in (g.replace(x=g.x + 1), g.to(torch.float64), g.to("cpu"), g.graph(1), Graph.collate(g.split()),
+                  *g.split()):
+        assert copy_.meta == want
+    assert g.to_pyg().inputs == ["s", "pos"]
+    assert Graph.from_pyg(g.to_pyg()).meta == want
+    other = Graph(x=g.x, edge_index=g.edge_index, ptr=g.ptr, fields=g.fields, meta={**want, "inputs": ["s"]})
+    with pytest.raises(ValueError, match=r"meta\['inputs'\]"):
+        Graph.collate([g, other])
+    with pytest.raises(ValueError, match=r"meta\['w'\] is a tensor"):
+        Graph(x=g.x, edge_index=g.edge_index, meta={"w": torch.ones(1)})

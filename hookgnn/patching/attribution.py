@@ -54,7 +54,8 @@ def interpolated_fields(model: HookedRootModule, base: Graph, src: Graph) -> lis
     interpolated (not floating in both graphs, or of another shape).
 
     >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
-    >>> interpolated_fields(torch.nn.Identity(), g, g)  # a model that names no input fields
+    >>> from hookgnn import HookedRootModule
+    >>> interpolated_fields(HookedRootModule(), g, g)  # a model that names no input fields
     []
     """
     declared = getattr(model, "input_fields", None)
