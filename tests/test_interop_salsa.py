@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from hookgnn import Graph
+from hookgnn import Field, Graph
 from hookgnn.patching import attribution_patch, eap, integrated_gradients
 from hookgnn.patching.components import WeightEdge
 
@@ -20,6 +20,7 @@ pyg = pytest.importorskip("torch_geometric.nn")
 from salsa_like import SalsaLike, d_error, salsa_batch, salsa_inputs, salsa_linears, salsa_pair  # noqa: E402
 
 from hookgnn import from_pyg  # noqa: E402
+from hookgnn.interop import StructureError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 
@@ -164,11 +165,8 @@ def test_eap_ig_refuses_a_field_it_reads_but_cannot_interpolate():
         def forward(self, data):  # noqa: ANN001, ANN201
             return self.conv(self.lin(data.s.flatten(1)[:, :1]), data.edge_index)
 
-    b = salsa_batch()
-    clean = Graph.from_pyg(b).with_fields()
-    from hookgnn.graph import Field
-
-    clean = clean.with_fields(s=Field(torch.rand(clean.num_nodes, 1), "node"))
+    g = Graph.from_pyg(salsa_batch())
+    clean = g.with_fields(s=Field(torch.rand(g.num_nodes, 1), "node"))
     corrupted = clean.with_fields(s=Field(torch.rand(clean.num_nodes, 2), "node"))
     hooked = from_pyg(Net(), example=clean)
     metric = lambda out, g: out.sum().reshape(1)  # noqa: E731
@@ -227,8 +225,6 @@ def test_an_unforeseen_in_place_edit_of_a_hooked_activation_raises():
     g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     hooked = from_pyg(net, example=g)
     net.edit = True
-    from hookgnn.interop import StructureError
-
     with pytest.raises(StructureError, match="edited call 0 of lin in place"):
         hooked.run_with_cache(g)
     assert all(i.num_fwd == 0 and i.num_bwd == 0 for i in hooked.list_hooks())
