@@ -241,3 +241,19 @@ def test_bring_your_pyg_model_in_ten_lines(trained, pair):
         plain = float(metric(model(data.x, data.edge_index, edge_attr=data.edge_attr), clean).mean())
     assert full == pytest.approx(plain, abs=1e-6)
     assert isinstance(kept, float)
+
+
+def test_eap_can_keep_only_the_learned_linear_weight_entries(trained, pair):
+    clean, corrupted = pair
+    hooked = from_pyg(trained, example=clean)
+    metric = from_loss(F.l1_loss, target="d")
+    every = eap(hooked, clean, corrupted, metric, level="weight")
+    linear = eap(hooked, clean, corrupted, metric, level="weight", link_filter=lambda link: link.kind == "linear")
+    numels = sum(m.weight.numel() for m in trained.convs.modules() if isinstance(m, nn.Linear))
+    assert len(linear.edges) == numels < len(every.edges)  # MINAR's edges, not identity / relu / gather / scatter
+    for edge in linear.edges:
+        assert isinstance(trained.get_submodule(edge.dst.hook.removesuffix(".hook_out")), nn.Linear)
+    assert set(linear.edges) == {e for e in every.edges if isinstance(trained.get_submodule(
+        e.dst.hook.removesuffix(".hook_out")) if e.dst.hook.endswith(".hook_out") else None, nn.Linear)}
+    full = every.as_dict()
+    torch.testing.assert_close(linear.scores, torch.tensor([full[e] for e in linear.edges]))

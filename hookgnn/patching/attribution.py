@@ -9,7 +9,8 @@ source = clean; ``"noising"``: the reverse), the effect of patching activation e
 
 and, for EAP-IG (Hanna et al. 2024), with :math:`\\bar g` averaged over
 ``ig_steps`` points of a straight path from the base to the source: (i) between the *inputs*
-(``x``, ``edge_attr``, ``graph_attr``; the structure is shared), or (ii) between the
+(``x``, ``edge_attr``, ``graph_attr`` and the floating fields the model reads as inputs,
+:func:`interpolated_fields`; the structure is shared), or (ii) between the
 activations at one hook. Midpoint rule: :math:`\\alpha_k = (k + 1/2) / K` with ``K = ig_steps``.
 All steps run in one batched forward + backward (copies in one disjoint union).
 
@@ -32,10 +33,12 @@ import torch
 from torch import Tensor
 
 from hookgnn.grad_taps import frozen_parameters
-from hookgnn.graph import Graph
+from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
+from hookgnn.patching.components import (
+    Component, Edge, MessageEdge, ResolvedLink, links_of, message_edges, weight_edges,
+)
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 from hookgnn.patching.streamed import check_keep, streamed_attribution
@@ -45,10 +48,43 @@ from hookgnn.patching.targets import clean_targets
 EdgeLevel = Literal["message", "weight", "all"]
 
 
-def _interpolate(base: Graph, src: Graph, alpha: float) -> Graph:
+def interpolated_fields(model: HookedRootModule, base: Graph, src: Graph) -> list[str]:
+    """The fields that EAP-IG interpolates besides ``x``, ``edge_attr`` and ``graph_attr``:
+    those the model reads as floating inputs (``model.input_fields()``, e.g. ``s`` and
+    ``pos`` of a wrapped SALSA-CLRS model) and that differ between the two graphs.
+
+    Raises ``ValueError`` naming a field the model reads that differs but cannot be
+    interpolated (not floating in both graphs, or of another shape).
+
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
+    >>> from hookgnn import HookedRootModule
+    >>> interpolated_fields(HookedRootModule(), g, g)  # a model that names no input fields
+    []
+    """
+    declared = getattr(model, "input_fields", None)
+    names = sorted(declared()) if callable(declared) else []
+    out = []
+    for name in names:
+        a, b = base.fields.get(name), src.fields.get(name)
+        if a is None or b is None:
+            continue
+        va, vb = a.value, b.value
+        if va.shape == vb.shape and va.dtype == vb.dtype and torch.equal(va, vb):
+            continue
+        if not (va.is_floating_point() and vb.is_floating_point()) or va.shape != vb.shape:
+            raise ValueError(f"the model reads field {name!r} as an input and it differs between the clean and "
+                             f"corrupted graphs, but {tuple(va.shape)} {va.dtype} and {tuple(vb.shape)} {vb.dtype} "
+                             "cannot be interpolated; EAP-IG needs floating inputs of one shape")
+        out.append(name)
+    return out
+
+
+def _interpolate(base: Graph, src: Graph, alpha: float, fields: Sequence[str] = ()) -> Graph:
     lerp = lambda a, b: None if a is None else a + alpha * (b - a)  # noqa: E731
+    moved = {k: Field(lerp(base.fields[k].value, src.fields[k].value.to(base.fields[k].value.dtype)),
+                      base.fields[k].location, base.fields[k].time) for k in fields}
     return base.replace(x=lerp(base.x, src.x), edge_attr=lerp(base.edge_attr, src.edge_attr),
-                        graph_attr=lerp(base.graph_attr, src.graph_attr))
+                        graph_attr=lerp(base.graph_attr, src.graph_attr), fields={**base.fields, **moved})
 
 
 #: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
@@ -202,8 +238,9 @@ def integrated_gradients(
     source activations and the differences in temporary files there while it runs. Every
     ``keep`` returns ``baseline``, the base run's metric, read from a forward that runs anyway.
 
-    Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
-    structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
+    Gradients are averaged over the inputs ``base + alpha_k (source - base)`` (``x``,
+    ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`); the structure
+    (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
     batched forward+backward passes, plus one or two forwards for the activation differences.
     Raises ``ValueError`` if ``ig_steps < 0``.
     """
@@ -220,7 +257,8 @@ def integrated_gradients(
                                     [(k + 0.5) / ig_steps for k in range(ig_steps)], keep, chunk, offload, direction,
                                     forward_kwargs)
     alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
-    graphs = [_interpolate(base, src, a) for a in alphas]
+    fields = interpolated_fields(model, base, src) if ig_steps else []
+    graphs = [_interpolate(base, src, a, fields) for a in alphas]
     grad, positive, axes, first, along, at_base = _grads_over_copies(
         model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=ig_steps == 0)
     base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
@@ -283,6 +321,7 @@ def eap(
     direction: Direction = DEFAULT_DIRECTION,
     level: EdgeLevel = "all",
     zero_weights: bool = False,
+    link_filter: Callable[[ResolvedLink], bool] | None = None,
     **forward_kwargs: Any,
 ) -> EdgeScores:
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
@@ -299,13 +338,18 @@ def eap(
     :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). An elementwise link through another
     activation :math:`\\varphi` uses :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`; a weight link
     followed by an activation, the gradient at its ``pre`` hook. ``zero_weights`` also
-    scores the zero entries of every weight (as tools that enumerate them do). Raises
-    ``ValueError`` if ``ig_steps < 0``.
+    scores the zero entries of every weight (as tools that enumerate them do).
+    ``link_filter`` keeps the links it returns ``True`` for (see
+    :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
+    scores learned weight entries only (MINAR's edges), without the identity, activation,
+    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``.
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
     rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
     links = [] if level == "message" else links_of(model, rounds)
+    if link_filter is not None:
+        links = [link for link in links if link_filter(link)]
     carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]

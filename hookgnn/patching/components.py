@@ -243,7 +243,12 @@ class ResolvedLink:
     """A :class:`Link` of one round, with full hook names and its weight tensor.
 
     ``reduce`` is the aggregation of a ``scatter`` link (``None``: the round module's
-    ``aggr``); ``pre`` as in :class:`Link`, as a full hook name."""
+    ``aggr``); ``pre`` as in :class:`Link`, as a full hook name; ``selection``: the weight
+    is a 0/1 selection (columns of a concatenation), not a learned one.
+
+    >>> ResolvedLink(0, "up", "a", "b", "same", torch.eye(2), "identity").kind
+    'linear'
+    """
 
     round: int
     name: str
@@ -254,6 +259,19 @@ class ResolvedLink:
     act: Act
     reduce: str | None = None
     pre: str | None = None
+    selection: bool = False
+
+    @property
+    def kind(self) -> Literal["linear", "selection", "elementwise", "gather", "scatter"]:
+        """What carries the link: ``"linear"`` (a learned weight: a ``Linear`` or a slice of
+        one), ``"selection"`` (a concatenation), ``"elementwise"`` (identity or an
+        activation, feature to same feature), ``"gather"`` (a node row read by an edge) or
+        ``"scatter"`` (edge rows reduced onto nodes)."""
+        if self.rows == "scatter":
+            return "scatter"
+        if self.weight is None:
+            return "elementwise" if self.rows == "same" else "gather"
+        return "selection" if self.selection else "linear"
 
 
 def _minagg_links(layer: nn.Module) -> list[Link]:

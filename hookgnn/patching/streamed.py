@@ -128,7 +128,7 @@ def streamed_attribution(
     the base, else the input interpolation points of EAP-IG. Returns an
     :class:`~hookgnn.patching.attribution.Attribution` with ``keep``, its fields
     (:data:`~hookgnn.patching.results.KEPT_FIELDS`) and ``baseline`` set."""
-    from hookgnn.patching.attribution import _interpolate
+    from hookgnn.patching.attribution import _interpolate, interpolated_fields
 
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas = _Slots(files, "delta:")
@@ -162,8 +162,9 @@ def streamed_attribution(
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
+            fields = interpolated_fields(model, base, src)
             for start in range(0, n, chunk):
-                part = [_interpolate(base, src, a) for a in alphas[start:start + chunk]]
+                part = [_interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
