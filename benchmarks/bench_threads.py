@@ -5,7 +5,9 @@ Workloads (the main job's sizes):
 * ``train``: :func:`hookgnn.training.train` with the demo's configuration (MPNN, Bellman-Ford,
   16 Erdos-Renyi graphs of 8-12 nodes per step, width 32, 10 rounds);
 * ``cache + attribution``: ``run_with_cache`` and ``attribution_patch`` over every
-  ``hook_update`` on one 10-node graph and its corrupted twin;
+  ``hook_update`` on one 10-node graph and its corrupted twin, called bare (the patching
+  functions do not choose threads themselves yet) and inside ``auto_threads`` (as the
+  demo calls them);
 * ``hookgnn demo``: the whole main job, in its own process (``--with-demo``; always
   under a competing process).
 
@@ -13,7 +15,7 @@ Settings: ``1 thread`` (``torch.set_num_threads(1)``) against ``2 threads``
 (``torch.set_num_threads(2)``, what a fresh process gets on 2 cores; hookgnn's thread
 policy, :mod:`hookgnn.ops.threads`, then picks the threads by workload), and for
 reference ``2 forced`` (inside ``use_threads(2)``: the policy overruled, torch's threading
-on tiny tensors as it was before the policy). Conditions: ``quiet`` and ``busy``: one
+on tiny tensors as it was before the policy; one run, it is slow). Conditions: ``quiet`` and ``busy``: one
 CPU-burning process pinned (``os.sched_setaffinity``) to one core beside the run,
 bounded in time and always killed. The table gives medians of ``--runs`` runs and the
 ratio 2 threads / 1 thread (target: <= 1.10 in both conditions; the main job under 60 s
@@ -42,6 +44,7 @@ import torch
 
 TARGET = 1.10
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's hookgnn, also when another one is installed
 BURN = "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\nend = time.time() + float(sys.argv[2])\n" \
        "while time.time() < end:\n    pass\n"
 
@@ -64,6 +67,7 @@ def competitor(busy: bool, seconds: float) -> Iterator[None]:
 
 def workloads(steps: int) -> dict[str, Callable[[], None]]:
     from hookgnn.demo import ROUNDS
+    from hookgnn.ops.threads import auto_threads, graph_work
     from hookgnn.patching import PointerLogProb, attribution_patch, round_hooks
     from hookgnn.tasks import get_task
     from hookgnn.tasks.corruptions import sample_pairs
@@ -83,7 +87,13 @@ def workloads(steps: int) -> dict[str, Callable[[], None]]:
         model.run_with_cache(clean, steps=ROUNDS)
         attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS)
 
-    return {f"train, demo config, {steps} steps": lambda: train(config), "run_with_cache + attribution, 10 nodes": patch}
+    def patch_in_policy() -> None:
+        with auto_threads(graph_work(clean, 32) * 2):
+            patch()
+
+    return {f"train, demo config, {steps} steps": lambda: train(config),
+            "cache + attribution, 10 nodes, bare": patch,
+            "cache + attribution, 10 nodes, auto_threads": patch_in_policy}
 
 
 def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
@@ -133,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in jobs.items():
                 timed(fn, 2, False)  # warm-up
                 times: dict[str, list[float]] = {"1": [], "2": [], "2 forced": []}
-                for _ in range(runs):  # interleaved, so that load changes hit every setting alike
-                    times["1"].append(timed(fn, 1, False))
-                    times["2"].append(timed(fn, 2, False))
-                    times["2 forced"].append(timed(fn, 2, True))
+                for run in range(runs):  # interleaved, in turns, so that load changes hit both alike
+                    for n in (1, 2) if run % 2 == 0 else (2, 1):
+                        times[str(n)].append(timed(fn, n, False))
+                    if run == 0:  # a reference only, and slow: once
+                        times["2 forced"].append(timed(fn, 2, True))
                 med = {k: statistics.median(v) for k, v in times.items()}
                 rows.append({"workload": name, "condition": condition, "t1_s": med["1"], "t2_s": med["2"],
                              "t2_forced_s": med["2 forced"], "ratio": med["2"] / med["1"], "runs": runs})
@@ -146,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"workload": f"hookgnn demo, {args.demo_steps} steps", "condition": "busy", "t1_s": t_one,
                      "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1})
     print(f"load average {load} at the start; {os.cpu_count()} CPUs; torch {torch.__version__}")
-    print(f"{'workload':<40} {'condition':<9} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'2 forced s':>10}")
+    print(f"{'workload':<44} {'condition':<9} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'2 forced s':>10}")
     for r in rows:
         forced = "-" if r["t2_forced_s"] is None else f"{r['t2_forced_s']:.3f}"
         flag = "" if r["ratio"] <= TARGET else "  > target"
-        print(f"{r['workload']:<40} {r['condition']:<9} {r['t1_s']:>10.3f} {r['t2_s']:>11.3f} {r['ratio']:>6.2f} "
+        print(f"{r['workload']:<44} {r['condition']:<9} {r['t1_s']:>10.3f} {r['t2_s']:>11.3f} {r['ratio']:>6.2f} "
               f"{forced:>10}{flag}")
         table.append({"workload": f"{r['workload']}, {r['condition']}", "peer": "1 thread", "peer_value": r["t1_s"],
                       "hookgnn_value": r["t2_s"], "unit": "s", "ratio": r["ratio"],
