@@ -4,7 +4,9 @@ Each step prints what it found; figures go to ``out_dir`` (``sweep.png``: exact
 activation patching over (round x node); ``circuit.png``: the message-level circuit
 found by exact single-message patching, drawn over the input graph; ``faithfulness.png``: faithfulness against
 circuit size, for circuits ranked by exact patching, attribution patching, EAP-IG, AtP*, and AtP* with its top
-messages verified by exact patching). Runs in about a minute on 2 CPU cores.
+messages verified by exact patching). Runs in about a minute on 2 CPU cores, plus a minute or two the first
+time, to build the compiled scatter kernel (it says so while it builds). Its graphs are tiny: it runs on one torch
+thread unless ``threads`` says otherwise (:mod:`hookgnn.ops.threads`), and restores torch's setting after.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
+from hookgnn.ops import compiled
+from hookgnn.ops.backend import get_backend
+from hookgnn.ops.threads import auto_threads
 from hookgnn.patching import (
     Circuit,
     HookScores,
@@ -60,18 +65,43 @@ def _query_node(clean: Graph, corrupted: Graph) -> int:
     return max(changed or range(clean.num_nodes), key=lambda v: float(clean["d"][v]))
 
 
-def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int = 400) -> dict[str, float]:
-    """Run every step and return the headline numbers (also printed)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    task = get_task("bellman_ford")
-    results: dict[str, float] = {}
-
-    print("1. train: MPNN (max aggregation) on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes")
+def build_kernel() -> None:
+    """Build the compiled scatter kernel now if the demo will use it and no build is cached,
+    saying that the one-time build runs and, after, how long it took."""
+    if get_backend() not in ("auto", "compiled") or compiled.is_built():
+        return
+    print("0. building the compiled scatter max/min kernel: once per machine and hookgnn version, "
+          "a minute or two ...", flush=True)
     start = time.perf_counter()
+    done = "built" if compiled.load() is not None else "could not build it (the demo uses plain PyTorch)"
+    print(f"   {done} in {time.perf_counter() - start:.0f} s\n", flush=True)
+
+
+def run_demo(
+    out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int = 400, threads: int | None = None
+) -> dict[str, float]:
+    """Run every step and return the headline numbers (also printed).
+
+    ``threads``: torch CPU threads (default: chosen by workload, one for these tiny graphs;
+    :func:`hookgnn.ops.threads.auto_threads`); torch's setting is restored after.
+    """
     config = TrainConfig(task="bellman_ford", processor="mpnn", d_hidden=32, max_steps=ROUNDS, sizes=(8, 10, 12),
                          sampler_kwargs={"p": 0.3}, batch_size=16, steps=train_steps, rounds=ROUNDS, lr=3e-3,
-                         seed=seed, progress=False)
+                         seed=seed, progress=None)  # a progress bar when stderr is a terminal
+    n = max(config.sizes)
+    build_kernel()
+    with auto_threads(config.batch_size * n * (n + 1) * config.d_hidden, threads):  # N + E <= n + n^2 per graph
+        return _run(Path(out_dir), config)
+
+
+def _run(out_dir: Path, config: TrainConfig) -> dict[str, float]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = get_task("bellman_ford")
+    seed, train_steps = config.seed, config.steps
+    results: dict[str, float] = {}
+
+    print("1. train: MPNN (max aggregation) on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes", flush=True)
+    start = time.perf_counter()
     model, history = train(config)
     model.eval()
     print(f"   {train_steps} steps in {time.perf_counter() - start:.1f} s, loss {history[0]['loss']:.3f} -> "
