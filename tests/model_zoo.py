@@ -208,6 +208,11 @@ class MinarNet(BasicGNN):
         return MinAggConv(in_channels, out_channels)
 
 
+def _seeded(seed: int, make: Callable[..., nn.Module], *args: Any, **kwargs: Any) -> nn.Module:
+    torch.manual_seed(seed)  # seed 0 gives a GIN whose output is the same at every node
+    return make(*args, **kwargs)
+
+
 def _xe(m: nn.Module, g: Graph) -> Any:
     return m(g.x, g.edge_index, g.edge_attr)
 
@@ -216,12 +221,13 @@ def _x(m: nn.Module, g: Graph) -> Any:
     return m(g.x, g.edge_index)
 
 
+#: name -> (builder, plain call on a Graph, node input width); seeds where a tiny net is not dead (constant output).
 PYG: dict[str, tuple[Callable[[], nn.Module], Callable[[nn.Module, Graph], Any], int]] = {
     "gine": (GINENet, _xe, 2),
     "gcn": (GCNNet, _x, 2),
     "lgconv": (LGNet, _x, 2),
     "gat": (GATNet, _xe, 2),
-    "basic-gin": (lambda: pyg.models.GIN(2, D, num_layers=3, out_channels=1), _x, 2),
+    "basic-gin": (lambda: _seeded(1, pyg.models.GIN, 2, D, num_layers=3, out_channels=1), _x, 2),
     "salsa": (SalsaLike, lambda m, g: m(g.to_pyg()), 1),
     "minar": (lambda: MinarNet(1, D, num_layers=2, out_channels=1), lambda m, g: m(g.x, g.edge_index, edge_attr=g.edge_attr), 1),
 }

@@ -73,6 +73,8 @@ def record(case: Case, graph: Graph, grad: bool = False) -> tuple[dict[int, Tens
 
     def keep(into: dict[int, Tensor]) -> Edit:
         def fn(t: int, value: Tensor) -> Tensor:
+            if grad and not value.requires_grad:  # an input read as it is (no parameter before it)
+                value = value.detach().requires_grad_()
             into[t] = value
             return value
         return fn
