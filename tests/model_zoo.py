@@ -36,7 +36,7 @@ from hookgnn.patching.metrics import Metric, from_loss
 pyg = __import__("pytest").importorskip("torch_geometric.nn")
 from torch_geometric.nn.models.basic_gnn import BasicGNN  # noqa: E402
 
-D, N, EPS = 8, 6, 0.02
+D, N, EPS = 8, 6, 0.1
 EDGE_INDEX = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 2, 4, 1], [1, 2, 3, 4, 5, 0, 3, 5, 1, 1]])  # a self-loop at 1
 E = EDGE_INDEX.shape[1]
 #: One incoming edge per node (the pointer target of the clean and of the corrupted graph).
@@ -88,6 +88,14 @@ def _graphs(node_in: int, fields: tuple[str, ...] = ()) -> tuple[Graph, Graph, G
     return clean, corrupt(), corrupt()
 
 
+def _live_messages(linears: Any) -> None:
+    """Shift the last message Linear up: at a random init, relu(message) is 0 on most edges and
+    a min aggregation of zeros ignores every message."""
+    with torch.no_grad():
+        for lin in linears:
+            lin.bias.add_(1.0)
+
+
 def _target() -> torch.Tensor:
     return torch.randn(N, generator=torch.Generator().manual_seed(1))
 
@@ -108,6 +116,7 @@ def hooked(processor: str) -> Case:
 def layers_minar() -> Case:
     torch.manual_seed(0)
     model = HookedGNN.from_layers([MLPConv(1, D, d_edge=1, d_mlp=D), MLPConv(D, 1, d_edge=1, d_mlp=D)]).eval()
+    _live_messages(layer.message_mlp.lin_out for layer in model.layers)
     clean, corrupted, second = _graphs(1)
     return Case("layers-minar", model, model, lambda m, g: m(g), clean, corrupted,
                 from_loss(F.mse_loss, target=_target(), output="out"), list(model.layers), None, ("x", "edge_attr"),
@@ -213,6 +222,12 @@ def _seeded(seed: int, make: Callable[..., nn.Module], *args: Any, **kwargs: Any
     return make(*args, **kwargs)
 
 
+def _minar() -> MinarNet:
+    net = MinarNet(1, D, num_layers=2, out_channels=1)
+    _live_messages(conv.msg_mlp[2] for conv in net.convs)
+    return net
+
+
 def _xe(m: nn.Module, g: Graph) -> Any:
     return m(g.x, g.edge_index, g.edge_attr)
 
@@ -229,7 +244,7 @@ PYG: dict[str, tuple[Callable[[], nn.Module], Callable[[nn.Module, Graph], Any],
     "gat": (GATNet, _xe, 2),
     "basic-gin": (lambda: _seeded(1, pyg.models.GIN, 2, D, num_layers=3, out_channels=1), _x, 2),
     "salsa": (SalsaLike, lambda m, g: m(g.to_pyg()), 1),
-    "minar": (lambda: MinarNet(1, D, num_layers=2, out_channels=1), lambda m, g: m(g.x, g.edge_index, edge_attr=g.edge_attr), 1),
+    "minar": (lambda: _minar(), lambda m, g: m(g.x, g.edge_index, edge_attr=g.edge_attr), 1),
 }
 
 
