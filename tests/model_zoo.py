@@ -106,8 +106,8 @@ def hooked(processor: str) -> Case:
     spec = {"d": FeatureSpec("output", "node", "scalar"), "pi": FeatureSpec("output", "node", "pointer")}
     model = HookedGNN(processor, D, node_in=2, edge_in=1, spec=spec, max_steps=3).eval()
     clean, corrupted, second = _graphs(2)
-    # mpnn: a pointer metric whose target is a field of the graph (it differs in the corrupted one)
-    field = processor == "mpnn"
+    # gine: a pointer metric whose target is a field of the graph (it differs in the corrupted one)
+    field = processor == "gine"
     metric = PointerLogProb("pi") if field else OutputSum("d")
     return Case(f"hooked-{processor}", model, model, lambda m, g: m(g), clean, corrupted, metric, list(model.layers),
                 None, ("x", "edge_attr"), field, second)
