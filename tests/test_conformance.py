@@ -417,3 +417,41 @@ def test_in_place_hook_equals_returned_copy(kind: str) -> None:
             close(first(in_place), first(copied), 1e-6)
         except AssertionError as e:
             raise AssertionError(f"an in-place hook on {name} differs from one returning a copy") from e
+
+
+# ------------------------------------------------------- round labels
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_round_labels_follow_the_forward(kind: str) -> None:
+    """Each hook point that fires while round ``t``'s module runs is in round ``t``, and every
+    neuron-level link belongs to the round in which its destination fires (the next round to
+    start for a destination between rounds), as observed by plain hooks on the round modules."""
+    c = case(kind)
+    active: list[int | None] = [None]
+    started = [-1]
+    fired: dict[str, tuple[int | None, int]] = {}
+
+    def enter(module: torch.nn.Module, args: object) -> None:
+        started[0] += 1
+        active[0] = started[0]
+        # registered now, after any hook the model adds for this call, so it runs last
+        handle = module.register_forward_hook(lambda *_: (active.__setitem__(0, None), handle.remove()) and None)
+
+    def seen(act: torch.Tensor, hook) -> None:  # noqa: ANN001
+        fired.setdefault(hook.name, (active[0], started[0]))
+
+    handles = [m.register_forward_pre_hook(enter) for m in dict.fromkeys(c.rounds)]
+    try:
+        with torch.no_grad(), c.model.hooks(fwd_hooks=[(n, seen) for n in c.model.hook_dict]):
+            c.model(c.clean)
+    finally:
+        for h in handles:
+            h.remove()
+    wrong = {n: (c.model.round_of(n), t) for n, (t, _) in fired.items() if t is not None and c.model.round_of(n) != t}
+    assert not wrong, f"hook points labelled with another round than the one running when they fire: {wrong}"
+    if ("eap-weight", kind) in UNSUPPORTED:
+        return
+    T = c.model.num_rounds
+    expected = lambda name: fired[name][0] if fired[name][0] is not None else min(fired[name][1] + 1, T - 1)  # noqa: E731
+    links = [l for l in links_of(c.model, range(T)) if l.dst in fired]
+    wrong_links = {f"{l.src}->{l.dst}": (l.round, expected(l.dst)) for l in links if l.round != expected(l.dst)}
+    assert not wrong_links, f"links in another round than the one their destination fires in: {wrong_links}"
