@@ -10,6 +10,7 @@ messages, PyG's message pre-hook (the ``x_j`` rows a round's messages read) or a
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from hookgnn import Graph
-from model_zoo import Case
+from model_zoo import Case, case
 
 Edit = Callable[[int, Tensor], Tensor | None]
 
@@ -57,6 +58,11 @@ def edits(case: Case, out: Edit | None = None, msg: Edit | None = None) -> Itera
     finally:
         for h in handles:
             h.remove()
+
+
+def pair(c: Case, direction: str) -> tuple[Graph, Graph]:
+    """(base graph, source graph) of a patching direction."""
+    return (c.corrupted, c.clean) if direction == "denoising" else (c.clean, c.corrupted)
 
 
 def run(case: Case, graph: Graph, out: Edit | None = None, msg: Edit | None = None) -> float:
@@ -133,3 +139,42 @@ def integrated_gradients(case: Case, base: Graph, src: Graph, steps: int) -> tup
                 acc[t] = acc.get(t, 0) + g / len(alphas)
     rows = lambda s, b, g: {t: ((s[t] - b[t]) * g[t]).reshape(b[t].shape[0], -1).sum(1) for t in g}  # noqa: E731
     return rows(o_s, o_b, g_o), rows(m_s, m_b, g_m)
+
+
+def effects(c: Case, direction: str, level: str) -> tuple[Tensor, float]:
+    """Exact effects of single patches, see :func:`_effects`."""
+    return _effects(c.name, direction, level)
+
+
+@functools.cache
+def _effects(kind: str, direction: str, level: str) -> tuple[Tensor, float]:
+    """Exact effects ``[round, node]`` (``level="node"``: round outputs) or ``[round, edge]``
+    (single messages) in plain torch, and the base run's metric (cached per kind)."""
+    c = case(kind)
+    base, src = pair(c, direction)
+    o_src, m_src, _, _ = record(c, src)
+    baseline = run(c, base)
+    T = c.model.num_rounds
+    rows = base.num_nodes if level == "node" else base.num_edges
+    table = torch.zeros(T, rows, dtype=torch.float64)
+    for t in range(T):
+        for r in range(rows):
+            edit = set_rows({t: [r]}, o_src if level == "node" else m_src)
+            table[t, r] = run(c, base, **{"out" if level == "node" else "msg": edit}) - baseline
+    assert table.abs().max() > 1e-5, f"no {level} patch of {kind} changes the metric: the case tests nothing"
+    return table, baseline
+
+
+def param_entry(raw: torch.nn.Module, view: Tensor, j: int, i: int) -> tuple[str, tuple[int, ...]]:
+    """The parameter entry (name, index) that ``view[j, i]`` (a view of a weight) is, by address."""
+    size = view.element_size()
+    addr = view.data_ptr() + (j * view.stride(0) + i * view.stride(1)) * size
+    for name, p in raw.named_parameters():
+        if p.data_ptr() <= addr < p.data_ptr() + p.numel() * size:
+            return name, tuple(int(v) for v in torch.unravel_index(torch.tensor((addr - p.data_ptr()) // size), p.shape))
+    for name, p in raw.named_parameters():  # a copy of a block of columns of a weight
+        if p.dim() == 2 and p.shape[0] == view.shape[0]:
+            for col in range(p.shape[1] - view.shape[1] + 1):
+                if torch.equal(p.detach()[:, col:col + view.shape[1]], view):
+                    return name, (j, col + i)
+    raise AssertionError("a link's weight is not a block of a parameter")
