@@ -12,7 +12,9 @@ each checking one hookgnn function against an independent reference:
   pins their baseline and sign convention;
 * ``hookgnn.parallel`` over two pairs (one process: no ``torch.distributed`` group) against
   the mean of the per-pair results;
-* in-place hooks against hooks returning a copy.
+* in-place hooks against hooks returning a copy;
+* round labels (``round_of``, the round of each neuron-level link) against the round module
+  that is running when each hook point fires.
 
 A function a model kind does not support must raise an error saying so: such cells are
 listed in ``UNSUPPORTED`` and assert that error; no cell is skipped.
