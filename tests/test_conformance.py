@@ -420,7 +420,7 @@ def test_round_labels_follow_the_forward(kind: str) -> None:
             return {running}
         # between rounds: the round just finished or the next one (a native hook_state.t
         # feeds round t; a PyG leaf after conv t, such as BasicGNN's shared act, is layer t's)
-        return {min(max(started - 1, 0), T - 1), min(started, T - 1)}
+        return {min(max(started, 0), T - 1), min(started + 1, T - 1)}  # started: the last round begun
 
     links = [l for l in links_of(c.model, range(T)) if l.dst in fired]
     wrong_links = {f"{l.src}->{l.dst}": (l.round, allowed(l.dst)) for l in links if l.round not in allowed(l.dst)}
