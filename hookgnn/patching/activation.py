@@ -24,6 +24,13 @@ following the hook's axis) or a column (``over="feature"``: one neuron at every 
 copies of the base graph into one disjoint-union batch (``Graph.collate``) and gives
 copy ``j`` patch ``j``, reading the metric back per copy: the same numbers, far fewer
 forwards; on a ``HookedGNN`` each batch resumes the base run at its patch's round. Hooks are attached in ``model.hooks()`` contexts and always removed.
+
+Copy ``j``'s rows of a hook are block ``j`` of the batch's rows only where the hook's axis
+follows the graphs (:data:`COPY_AXES`). A hook on another axis (``"none"``: e.g. the rows of
+a layer's own edge list with added self-loops, which the layer appends after *every*
+copy's edges) is patched, and read, one copy per forward (:func:`copies_per_forward`):
+exact, with one forward per patch. Every batched function of :mod:`hookgnn.patching`
+(sweeps, ``patch_each``, EAP-IG, AtP*'s exact tail) sizes its batches with it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import HookedRootModule, HookPoint
+from hookgnn.hooks import Axis, HookedRootModule, HookPoint, NameFilter
 from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
@@ -43,6 +50,33 @@ from hookgnn.patching.targets import clean_targets
 
 Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
+
+#: Axes whose rows follow the graphs of a batch: in ``Graph.collate([g] * k)`` copy ``j``'s
+#: rows are block ``j`` of ``k`` equal blocks (triplets too: :func:`~hookgnn.nn.triplet_index`
+#: orders them graph by graph).
+COPY_AXES: tuple[Axis, ...] = ("node", "edge", "graph", "triplet")
+
+
+def copies_per_forward(model: HookedRootModule, hooks: NameFilter, copies: int) -> int:
+    """How many copies of a graph one batched forward may hold when it patches or reads the
+    activations of ``hooks`` (a name filter: ``None`` is every hook point) copy by copy.
+
+    ``copies`` when every such hook's axis is in :data:`COPY_AXES`, else 1: a hook whose rows
+    do not follow the copies (axis ``"none"``, e.g. a layer's own edge list with added
+    self-loops) is exact only with one copy per forward, where its rows are its own.
+
+    >>> from hookgnn import HookedGNN
+    >>> copies_per_forward(HookedGNN("mpnn", 4, node_in=1, max_steps=2), ["layers.1.hook_src"], 64)
+    64
+    """
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
+    if hooks is None:
+        points = list(model.hook_dict.values())
+    else:
+        chosen = [hooks] if isinstance(hooks, str) or callable(hooks) else list(hooks)
+        points = [p for h in chosen for p in model.resolve(h)]
+    return copies if all(p.axis in COPY_AXES for p in points) else 1
 
 
 def round_hooks(model: HookedRootModule, short: str, rounds: Sequence[int] | None = None) -> list[str]:
@@ -73,6 +107,8 @@ def patch_rows(act: Tensor, source: Tensor, copies: Sequence[int], items: Sequen
     >>> patch_rows(torch.zeros(4, 1), torch.ones(2, 1), [1], [0], 2, "row").flatten().tolist()
     [0.0, 0.0, 1.0, 0.0]
     """
+    if act.shape[0] % num_copies:
+        raise ValueError(f"an activation of {act.shape[0]} rows is not {num_copies} copies of one graph's rows")
     rows = act.shape[0] // num_copies
     view = act.reshape(num_copies, rows, *act.shape[1:]).clone()
     js = torch.as_tensor(list(copies), device=act.device, dtype=torch.long)
@@ -224,6 +260,7 @@ def _batched(
     """
     from hookgnn.models import HookedGNN
 
+    copies = copies_per_forward(model, sorted({h for h, _ in entries}), copies)
     feeds_back_hints = isinstance(model, HookedGNN) and model.encode_hints and not forward_kwargs.get("teacher_forcing")
     if not isinstance(model, HookedGNN) or "start" in forward_kwargs or feeds_back_hints:
         baseline = float(metric(model(base, **forward_kwargs), base).mean())

@@ -50,7 +50,8 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter, scatter_max, scatter_min
-from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
+from hookgnn.patching.components import check_carriers
 from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
@@ -103,11 +104,7 @@ def atp_star(
         raise ValueError(f"rounds {bad} do not exist; this run has rounds 0 .. {num - 1}")
     outs = [model.output_hook(t) for t in range(num)]  # what round t's module returned
     carriers = [model.round_hook("hook_src", t) for t in range(num)] if level == "message" else []
-    for h in carriers:
-        if model.hook_dict[h].axis != "edge":
-            raise ValueError(f"{h} is not one row per graph edge (axis {model.hook_dict[h].axis!r}: the layer passes "
-                             "messages over its own edge list, e.g. with added self-loops), so single graph-edge "
-                             "messages cannot be patched there")
+    check_carriers(model, carriers)
     patched = carriers if level == "message" else outs
     run = _BaseRun(model, base, metric, outs, bool(carriers), forward_kwargs)
     with torch.no_grad():
@@ -263,6 +260,7 @@ def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chun
     if pert.cand.numel() == 0:
         return scores
     final = run.out(len(run.outs) - 1)
+    chunk = copies_per_forward(model, run.outs[-1:], chunk)
     moved = torch.unique(pert.cand)
     for i in range(0, moved.shape[0], chunk):
         group = moved[i:i + chunk]

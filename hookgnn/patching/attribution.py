@@ -35,9 +35,9 @@ from torch import Tensor
 from hookgnn.grad_taps import frozen_parameters
 from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
 from hookgnn.patching.components import (
-    Component, Edge, MessageEdge, ResolvedLink, links_of, message_edges, weight_edges,
+    Component, Edge, MessageEdge, ResolvedLink, check_carriers, links_of, message_edges, weight_edges,
 )
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
@@ -111,7 +111,10 @@ def _grads_over_copies(
     its graphs) of the first graph, else ``None`` for the metric.
 
     Sums are taken in place chunk by chunk, and a single graph's gradients are returned
-    as autograd made them (no copies, no division)."""
+    as autograd made them (no copies, no division). A chunk holds one graph where a hook's
+    rows do not follow the copies (:func:`~hookgnn.patching.activation.copies_per_forward`)."""
+    linked = sorted({h for s, d, _, _ in through for h in (s, d)})
+    chunk = min(copies_per_forward(model, names, chunk), copies_per_forward(model, linked, chunk))
     first: dict[str, Tensor] = {}
     total: dict[str, Tensor] = {}
     positive: dict[str, Tensor] = {}
@@ -351,6 +354,7 @@ def eap(
     if link_filter is not None:
         links = [link for link in links if link_filter(link)]
     carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
+    check_carriers(model, carriers)
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
     active = sorted({l.dst for l in links if l.act == "relu" and (l.weight is None or l.pre is None)})
@@ -362,10 +366,6 @@ def eap(
     if level != "weight":
         edges += message_edges(graph.edge_index, rounds, model)
         per_round = attr.rows(carriers).values
-        if per_round.shape[1] != graph.num_edges:
-            raise ValueError(f"{carriers[0]} has {per_round.shape[1]} rows but the graph has {graph.num_edges} edges: the "
-                             "layer passes messages over its own edge list (e.g. with added self-loops), so its "
-                             "rows are not the graph's message edges; use level='weight' or a layer without them")
         scores.append(per_round.flatten())
     src_idx, dst_idx = graph.edge_index
     for link in links:

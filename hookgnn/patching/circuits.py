@@ -43,6 +43,7 @@ from hookgnn.patching.components import (
     ResolvedLink,
     WeightEdge,
     act_fn,
+    check_carriers,
     component_mask,
     links_of,
 )
@@ -242,6 +243,7 @@ def evaluate(
     specs: list[tuple[str, Callable[..., Tensor]]] = []
     comp_hooks = sorted({c.hook for c in comps})
     msg_hooks = sorted({m.carrier.hook for m in msgs})
+    check_carriers(model, msg_hooks)
     links = _links_for(model, wedges)
     link_src = sorted({l.src for l, _ in links})
     values = ablation_values(model, sorted(set(comp_hooks + msg_hooks + link_src)), corrupted, ablation, dataset,

@@ -86,6 +86,26 @@ def message_hooks(model: HookedRootModule, t: int) -> MessageHooks:
                         model.round_hook("hook_aggregation", t))
 
 
+def check_carriers(model: HookedRootModule, hooks: Iterable[str]) -> None:
+    """Raise ``ValueError`` unless each hook carries one row per graph edge (axis ``"edge"``),
+    as a :class:`MessageEdge` (graph edge ``e`` = row ``e``) needs.
+
+    A layer that passes messages over its own edge list (e.g. with added self-loops) has
+    ``hook_src`` rows on axis ``"none"``: row ``e`` is not graph edge ``e`` there.
+
+    >>> from hookgnn import HookedGNN
+    >>> check_carriers(HookedGNN("mpnn", 4, node_in=1, max_steps=1), ["layers.0.hook_src"])
+    """
+    for h in hooks:
+        axis = model.resolve(h)[0].axis
+        if axis != "edge":
+            raise ValueError(f"{h} has axis {axis!r}, not one row per graph edge: the layer passes messages over its "
+                             "own edge list (e.g. with added self-loops), so row e there is not graph edge e and single "
+                             "graph-edge messages cannot be patched or scored at it. Patch or attribute its rows as "
+                             "components instead (activation_sweep, patch_each, integrated_gradients: exact on the "
+                             "layer's own rows), or use a layer without them")
+
+
 def _layers_hooks(t: int) -> MessageHooks:
     return MessageHooks(f"layers.{t}.hook_src", state_name(t), state_name(t + 1), f"layers.{t}.hook_aggregation")
 

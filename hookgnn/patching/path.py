@@ -28,7 +28,7 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.patching.activation import activation_sweep, base_and_source, check_same_structure, round_hooks
-from hookgnn.patching.components import Component, MessageEdge, component_mask
+from hookgnn.patching.components import Component, MessageEdge, check_carriers, component_mask
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
 from hookgnn.patching.targets import clean_targets
@@ -120,6 +120,7 @@ def message_patch(
     base, src_graph = base_and_source(clean, corrupted, direction)
     carriers = [m.carrier for m in messages]
     hooks = sorted({c.hook for c in carriers})
+    check_carriers(model, hooks)
     with torch.no_grad():
         _, src_cache = model.run_with_cache(src_graph, names_filter=hooks, **forward_kwargs)
 
@@ -146,7 +147,10 @@ def message_sweep(
     """The effect of :func:`message_patch` of every single message, batched: ``[round, edge]`` scores.
 
     Each score is the metric after the patch minus ``baseline`` (the unpatched base run's metric),
-    as in :func:`activation_sweep` (``copies`` per forward, or as many as fit ``max_memory``)."""
+    as in :func:`activation_sweep` (``copies`` per forward, or as many as fit ``max_memory``).
+    Raises ``ValueError`` where a round's ``hook_src`` is not one row per graph edge (a layer
+    with its own edge list, see :func:`~hookgnn.patching.components.check_carriers`)."""
     hooks = round_hooks(model, "src", rounds)
+    check_carriers(model, hooks)
     return activation_sweep(model, clean, corrupted, metric, hooks, "row", direction, "batched", copies, max_memory,
                             **forward_kwargs)

@@ -43,6 +43,7 @@ from hookgnn.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.outpaths import writable_folder
+from hookgnn.patching.activation import copies_per_forward
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -163,6 +164,7 @@ def streamed_attribution(
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
+            chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
             for start in range(0, n, chunk):
                 part = [_interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
                 k = len(part)

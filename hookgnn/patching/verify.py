@@ -27,7 +27,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.patching.activation import patch_each
 from hookgnn.patching.circuits import Ablation, Circuit, evaluate
-from hookgnn.patching.components import Component, MessageEdge, message_hooks
+from hookgnn.patching.components import Component, MessageEdge, check_carriers, message_hooks
 from hookgnn.patching.metrics import Metric, faithfulness
 from hookgnn.patching.results import HookScores, check_same_direction
 
@@ -144,6 +144,7 @@ def message_edges_of(model: HookedRootModule, graph: Graph, components: Sequence
         t = model.round_of(c.hook)
         if t is None or c.index is None or model.round_hook("hook_src", t) != c.hook:
             raise ValueError(f"{c} is not a row of a round's hook_src, so it carries no single message")
+        check_carriers(model, [c.hook])
         out.append(MessageEdge(t, c.index, src[c.index], dst[c.index], message_hooks(model, t)))
     return out
 
