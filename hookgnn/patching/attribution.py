@@ -345,7 +345,9 @@ def eap(
     ``link_filter`` keeps the links it returns ``True`` for (see
     :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
     scores learned weight entries only (MINAR's edges), without the identity, activation,
-    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``.
+    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``, and for
+    message edges where a round's ``hook_src`` is not one row per graph edge (a layer with its
+    own edge list, :func:`~hookgnn.patching.components.check_carriers`).
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")

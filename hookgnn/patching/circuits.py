@@ -223,6 +223,8 @@ def evaluate(
 
     With ``"resample"`` ablation, ``clean`` and ``corrupted`` must share ``edge_index`` and
     ``ptr`` (activation rows are swapped one for one); otherwise a ``ValueError`` is raised.
+    Message edges outside the circuit whose carrier is not one row per graph edge (a layer
+    with its own edge list) raise ``ValueError`` (:func:`~hookgnn.patching.components.check_carriers`).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching.metrics import OutputSum
