@@ -184,3 +184,17 @@ def test_graph_edge_messages_refused_where_rows_are_the_layers_own() -> None:
             call()
         assert any(str(e.value).startswith(f"{n} has axis") for n in names), what
     assert all(info.num_fwd == 0 and info.num_bwd == 0 for info in model.list_hooks())
+
+
+def test_own_edge_list_of_the_same_length_is_not_taken_for_the_graphs_edges() -> None:
+    """Every node already has a self-loop, so GCN's own edge list has as many rows as the
+    graph has edges, but in another order (``gcn_norm`` moves the self-loops to the end):
+    graph edge e is not row e, so message functions must refuse rather than score row e."""
+    ei = torch.tensor([[0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 0]])
+    own, _ = gcn_norm(ei, None, 3, add_self_loops=True)
+    assert own.shape == ei.shape and not torch.equal(own, ei)  # the premise: same count, other rows
+    g = Graph(x=torch.randn(3, 2, generator=torch.Generator().manual_seed(2)), edge_index=ei)
+    raw, hooked, corrupted = setup(g)
+    assert hooked.hook_dict["convs.0.hook_src"].axis == "none"
+    with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
+        message_sweep(hooked, g, corrupted, square_sum)

@@ -117,6 +117,10 @@ class Discovery:
     def _site(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,
               linear: nn.Module | None, linear_input: Tensor | None) -> Tensor:
         self.axes[key] = choose_axis(t.shape[0] if t.dim() else 0, prefer, self.counts)
+        if prefer == "edge" and frame is not None and not self.same_edges.get(frame.t, True):
+            # rows of the layer's own edge list (self-loops added, edges reordered): not graph
+            # edge e at row e, even when the counts happen to agree
+            self.axes[key] = "none"
         ei = frame.edge_index if frame is not None and frame.edge_index is not None else self.counts.edge_index
         source = linear_input if linear is not None else t
         segments = [] if source is None else self.tracer.sources(source, ei)
