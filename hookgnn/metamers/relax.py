@@ -74,7 +74,10 @@ class EdgeSpace:
         temperature: :math:`\\tau` of the straight-through sigmoid.
 
     Metamer graphs are simple (at most one edge per candidate pair); parallel edges
-    of a start graph count once.
+    of a start graph count once. (Called ``Structure`` in 0.1.)
+
+    >>> EdgeSpace(num_edges=4, keep="self_loops", symmetric=True).num_edges
+    4
     """
 
     candidates: Union[Literal["complete"], Tensor] = "complete"

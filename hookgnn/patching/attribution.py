@@ -364,6 +364,15 @@ def eap(
     :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
     scores learned weight entries only (MINAR's edges), without the identity, activation,
     gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> scores = eap(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), level="message")
+    >>> len(scores.edges)  # 2 rounds x 2 edges
+    4
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")

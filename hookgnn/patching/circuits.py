@@ -192,6 +192,11 @@ def prune(circuit: Circuit, outputs: Iterable[Component], inputs: Callable[[Comp
     """Drop edges not on a path from an input to an output through the circuit's edges.
 
     ``inputs``: a set of components or a predicate (e.g. ``lambda c: c.hook == "hook_node_embed"``).
+
+    >>> a, b, c, d = (Component("h", i) for i in range(4))
+    >>> chain = WeightEdge(a, b, "l"), WeightEdge(b, c, "l"), WeightEdge(d, c, "l")  # d is not an input
+    >>> len(prune(Circuit(edges=frozenset(chain)), outputs=[c], inputs=[a]).edges)
+    2
     """
     is_input = inputs if callable(inputs) else set(inputs).__contains__
     edges = list(circuit.edges)

@@ -207,6 +207,18 @@ def audit(
     Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
     faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
     the empty circuit score the same), naming both values.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum, attribute, nodes, patch
+    >>> from hookgnn.spec import FeatureSpec
+    >>> torch.manual_seed(0) and None
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
+    >>> bad, m = g.replace(x=torch.randn(4, 1)), OutputSum("d")
+    >>> exact = patch(model, g, bad, m, nodes(model))
+    >>> report = audit(model, g, bad, m, attribute(model, g, bad, m).rows(exact.hooks), exact, warn_below=-1.0)
+    >>> -1.0 <= report.spearman <= 1.0
+    True
     """
     check_same_direction(estimate, exact)
     if estimate.hooks != exact.hooks or estimate.values.shape != exact.values.shape:
