@@ -1,6 +1,6 @@
 """Attribution that keeps only what it returns: products made as the backward reaches each hook.
 
-:func:`~hookgnn.patching.attribution.integrated_gradients` with ``keep="all"`` returns the
+:func:`~hookgnn.patching.attribution.attribute` with ``keep="all"`` returns the
 differences :math:`\\Delta a = a^s - a^b` and the (averaged) gradients :math:`\\bar g` of
 every hook, twice the memory of a cache, and holds the autograd graph besides. With
 ``keep`` = ``"entries"``, ``"rows"`` or ``"features"`` it comes here and returns only
