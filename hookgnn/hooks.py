@@ -230,6 +230,17 @@ class HookedRootModule(nn.Module):
 
     Subclasses call :meth:`setup` at the end of ``__init__`` (after creating every hook
     point). See the module docstring for the hook semantics.
+
+    >>> class Double(HookedRootModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hook_out = HookPoint()
+    ...         self.setup()
+    ...     def forward(self, x):
+    ...         return self.hook_out(2 * x)
+    >>> with Double().hooks(fwd_hooks=[("hook_out", lambda act, hook: act + 1)]) as model:
+    ...     model(torch.ones(1)).tolist()
+    [3.0]
     """
 
     _hook_dict: dict[str, HookPoint]

@@ -45,7 +45,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, input_tensors, replace_inputs, signature_of
 from hookgnn.interop.session import Session
-from hookgnn.interop.structure import Discovery, Structure
+from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
 from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
 
@@ -189,7 +189,7 @@ class PyGModel(HookedRootModule):
                 disc.site(("input", name), t, axis, None, None, None)
                 tracer.watch(("input", name), t)
             out = self.model(*args, **kwargs)
-        structure = Structure(disc, paths)
+        structure = HookLayout(disc, paths)
         old = {hp.name: hp for hp in self._points.values()}
         points: dict[Hashable, HookPoint] = {}
         for key, name in structure.names.items():
@@ -231,7 +231,7 @@ class PyGModel(HookedRootModule):
         object.__setattr__(self, "_places", dict(s.places))
         object.__setattr__(self, "_by_place", {(rel, t): name for name, (t, rel) in s.places.items()})
 
-    def _require(self) -> Structure:
+    def _require(self) -> HookLayout:
         if self._structure is None:
             raise RuntimeError(
                 "this wrapped PyG model has not found its hook points yet: they are found on its first forward; "

@@ -42,6 +42,7 @@ import weakref
 import torch
 from torch import Tensor, nn
 
+from hookgnn._deprecated import deprecated_names
 from hookgnn.interop.inputs import Counts
 from hookgnn.interop.session import Frame, StructureError, describe
 from hookgnn.interop.trace import Segment, Tracer
@@ -180,7 +181,7 @@ class LinkSpec:
         return None
 
 
-class Structure:
+class HookLayout:
     """Rounds, names, axes and link specs of a wrapped model, from its discovery forward."""
 
     def __init__(self, disc: Discovery, mp_paths: set[str]) -> None:
@@ -300,3 +301,8 @@ def _links(disc: Discovery, rounds: list[tuple[str, int, nn.Module]]) -> list[Li
                 if agg in disc.axes and w is not None and widths.get(agg) == w:
                     out.append(LinkSpec(t, key, agg, "scatter", "identity", w, w, reduce=REDUCE[aggr]))
     return out
+
+
+#: The 0.1 name of :class:`HookLayout` (metamers had a public ``Structure`` too); warns on access.
+__getattr__ = deprecated_names("hookgnn.interop.structure",
+                               {"Structure": (lambda: HookLayout, "hookgnn.interop.structure.HookLayout")})

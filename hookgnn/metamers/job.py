@@ -55,14 +55,14 @@ def _constraint(kind: str, box: tuple[float, float], option: str) -> Any:
 
 
 def _structure(reference: Graph, free_count: bool) -> Any:
-    from hookgnn.metamers import Structure
+    from hookgnn.metamers import EdgeSpace
 
     n = reference.num_nodes
     pairs = set(map(tuple, reference.edge_index.t().tolist()))
     loops = all((i, i) in pairs for i in range(n))
     symmetric = all((v, u) in pairs for u, v in pairs)
     count = None if free_count else len(pairs)
-    return Structure(num_edges=count, keep="self_loops" if loops else None, symmetric=symmetric)
+    return EdgeSpace(num_edges=count, keep="self_loops" if loops else None, symmetric=symmetric)
 
 
 def check_metamer(args: argparse.Namespace) -> Callable[[], None]:

@@ -46,9 +46,10 @@ from hookgnn.hooks import Axis, HookedRootModule, HookPoint, NameFilter
 from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
+from hookgnn.patching.selectors import Over, Selection
 from hookgnn.patching.targets import clean_targets
+from hookgnn._deprecated import warn_deprecated
 
-Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
 
 #: Axes whose rows follow the graphs of a batch: in ``Graph.collate([g] * k)`` copy ``j``'s
@@ -140,44 +141,55 @@ def _item_axis(points: list[HookPoint], over: Over) -> str:
     return axes.pop()
 
 
-def activation_sweep(
+def patch(
     model: HookedRootModule,
     clean: Graph,
     corrupted: Graph,
     metric: Metric,
-    hooks: Sequence[str],
-    over: Over = "row",
+    components: Selection,
+    *,
     direction: Direction = DEFAULT_DIRECTION,
     method: Method = "batched",
     copies: int = 64,
     max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """Patch every row (or feature) of every hook in turn; the effect of each patch.
+    """Exact activation patching: the effect of patching each selected component alone.
 
-    Returns :class:`HookScores` ``[hook, item]`` (axes ``("round", "node"|"edge"|"feature")``)
-    of effects, metric after the patch minus ``baseline``, the metric of the unpatched base
-    run (``patched_metrics()`` gives the metrics themselves). The metric is averaged over the
+    ``components`` is a selector's :class:`~hookgnn.patching.selectors.Selection`:
+    :func:`~hookgnn.patching.selectors.messages` (round x edge),
+    :func:`~hookgnn.patching.selectors.nodes` (round x node),
+    :func:`~hookgnn.patching.selectors.neurons` (round x feature) or
+    :func:`~hookgnn.patching.selectors.hooks` (any hook points). For component ``c``,
+
+    .. math:: \\text{values}[r, i] = m(\\text{base run with } a_c \\leftarrow a_c^{source}) - m(\\text{base run}),
+
+    returned as :class:`HookScores` ``[hook, item]`` with ``baseline`` = :math:`m(\\text{base run})`
+    (``patched_metrics()`` gives the metrics themselves). The metric is averaged over the
     graphs of the batch. ``forward_kwargs`` (e.g. ``steps``) go to every forward.
     ``method="batched"`` runs ``copies`` patched copies per forward, or with
     ``max_memory`` (bytes, or e.g. ``"2GiB"``) as many as its estimate fits in that
-    budget (:mod:`hookgnn.patching.budget`); the results do not depend on the chunk size.
+    budget (:mod:`hookgnn.patching.budget`); the results do not depend on the chunk size;
+    ``method="loop"`` runs one forward per patch.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.patching import OutputSum, nodes
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> s = activation_sweep(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), round_hooks(model, "update"))
+    >>> s = patch(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), nodes(model, "update"))
     >>> s.axes, tuple(s.values.shape)
     (('round', 'node'), (2, 3))
     """
+    if not isinstance(components, Selection):
+        raise TypeError(f"patch chooses components with a selector (messages(model), nodes(model, site), "
+                        f"neurons(model, site) or hooks(model, names)), got {type(components).__name__}; "
+                        "for a list of Components use patch_each")
+    hooks, over = list(components.hooks), components.over
     check_same_structure(clean, corrupted)
     metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     points = [model.resolve(h)[0] for h in hooks]
-    if not points:
-        raise ValueError("no hooks to sweep")
     with torch.no_grad():
         _, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
         entries = [(h, i) for h in hooks for i in range(_items(source[h].shape, over))]
@@ -199,6 +211,27 @@ def activation_sweep(
     return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline, direction)
 
 
+def activation_sweep(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    hooks: Sequence[str],
+    over: Over = "row",
+    direction: Direction = DEFAULT_DIRECTION,
+    method: Method = "batched",
+    copies: int = 64,
+    max_memory: int | float | str | None = None,
+    **forward_kwargs: Any,
+) -> HookScores:
+    """Deprecated: ``patch(model, clean, corrupted, metric, hooks(model, names, over=over), ...)``."""
+    warn_deprecated("activation_sweep", "patch(model, clean, corrupted, metric, hooks(model, names, over=...))")
+    if not hooks:
+        raise ValueError("no hooks to sweep")
+    return patch(model, clean, corrupted, metric, Selection(tuple(hooks), over), direction=direction, method=method,
+                 copies=copies, max_memory=max_memory, **forward_kwargs)
+
+
 def patch_each(
     model: HookedRootModule,
     clean: Graph,
@@ -211,7 +244,7 @@ def patch_each(
 ) -> Tensor:
     """The exact effect of patching each component alone (rows: ``index`` set, ``feature`` None).
 
-    The batched machinery of :func:`activation_sweep` on a chosen list instead of whole
+    The batched machinery of :func:`patch` on a chosen list instead of whole
     hooks: returns ``[len(components)]`` metric changes (mean over graphs).
 
     >>> from hookgnn import HookedGNN

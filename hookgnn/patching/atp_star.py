@@ -33,8 +33,8 @@ state leaving round :math:`t` set to the source run's row) work the same way fro
 :math:`t + 1`: there ``exact_rounds = k`` recomputes rounds :math:`t+1 .. t+k`.
 
 Scores are effects (metric change, mean over the graphs of the batch) with the same
-components, direction, sign and ``baseline`` as :func:`~hookgnn.patching.message_sweep` and
-:func:`~hookgnn.patching.activation_sweep` of ``layers.t.hook_update`` rows, so
+components, direction, sign and ``baseline`` as :func:`~hookgnn.patching.patch` of ``messages(model)`` and
+of ``nodes(model, "update")``, so
 ``atp_star(...).values`` compares with ``sweep.values`` directly.
 """
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.grad_taps import frozen_parameters
 from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
@@ -41,7 +42,7 @@ from hookgnn.patching.components import (
 )
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
-from hookgnn.patching.streamed import check_keep, streamed_attribution
+from hookgnn.patching.streamed import check_keep, ig_alphas, streamed_attribution
 from hookgnn.patching.targets import clean_targets
 
 
@@ -184,6 +185,74 @@ def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph
     return {h: source.pop(h) - acts.pop(h) for h in names}, baseline
 
 
+def attribute(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    *,
+    ig_steps: int = 0,
+    names_filter: NameFilter = None,
+    direction: Direction = DEFAULT_DIRECTION,
+    keep: Keep = "all",
+    chunk: int = 32,
+    offload: str | os.PathLike[str] | None = None,
+    through: Sequence[Through] = (),
+    active: Sequence[str] = (),
+    **forward_kwargs: Any,
+) -> Attribution:
+    """Gradient estimates of the effect of patching every entry of every hook (``names_filter``: which).
+
+    ``ig_steps=0`` is attribution patching (AtP): the gradient at the base run, one
+    forward+backward (base) and one forward (source). ``ig_steps=K > 0`` is EAP-IG on the
+    inputs: the gradient averaged over ``base + alpha_k (source - base)`` (``x``,
+    ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`; the structure is
+    shared), :math:`\\alpha_k = (k + 1/2)/K` (:func:`~hookgnn.patching.streamed.ig_alphas`),
+    ``K`` copies in ``ceil(K/chunk)`` batched forward+backward passes. Either way the
+    estimate of patching entry :math:`a` is :math:`(a^s - a^b)\\,\\bar g`.
+
+    ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
+    and ``"features"`` return only their products: whole (``by_entry``), summed per row and
+    per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
+    hook by hook as the backward reaches it, which needs far less memory
+    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
+    source activations and the differences in temporary files there while it runs. Every
+    ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
+    where the activation is positive is also averaged (``Attribution.grad_active``, for links
+    through a relu); ``through``: elementwise links whose
+    :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged (both need ``keep="all"``).
+    Raises ``ValueError`` if ``ig_steps < 0``.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> attr = attribute(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), ig_steps=4)
+    >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
+    ('round', 'node')
+    """
+    alphas = ig_alphas(ig_steps)
+    keep = check_keep(keep, offload)
+    if keep != "all" and (through or active):
+        raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
+    check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
+    base, src = base_and_source(clean, corrupted, direction)
+    if keep != "all":
+        return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload, direction,
+                                    forward_kwargs)
+    fields = interpolated_fields(model, base, src) if alphas else []
+    graphs = [_interpolate(base, src, a, fields) for a in alphas] if alphas else [base]
+    grad, positive, axes, first, along, at_base = _grads_over_copies(
+        model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=not alphas)
+    base_acts: Graph | dict[str, Tensor] = first if not alphas else base
+    delta, baseline = _deltas(model, base_acts, src, list(grad), forward_kwargs, metric)
+    baseline = at_base if baseline is None else baseline
+    assert baseline is not None
+    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=positive, grad_through=along)
+
+
 def attribution_patch(
     model: HookedRootModule,
     clean: Graph,
@@ -195,21 +264,10 @@ def attribution_patch(
     offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """Attribution patching of every entry of every hook: 1 forward+backward (base) and 1 forward (source).
-
-    ``keep`` and ``offload`` trade what is returned for memory (see :func:`integrated_gradients`).
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> attr = attribution_patch(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"))
-    >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
-    ('round', 'node')
-    """
-    return integrated_gradients(model, clean, corrupted, metric, 0, names_filter, direction, keep=keep, offload=offload,
-                                **forward_kwargs)
+    """Deprecated: ``attribute(model, clean, corrupted, metric)`` (``ig_steps=0``)."""
+    warn_deprecated("attribution_patch", "attribute(model, clean, corrupted, metric) (ig_steps=0)")
+    return attribute(model, clean, corrupted, metric, ig_steps=0, names_filter=names_filter, direction=direction,
+                     keep=keep, offload=offload, **forward_kwargs)
 
 
 def integrated_gradients(
@@ -227,48 +285,11 @@ def integrated_gradients(
     offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """EAP-IG with interpolated inputs; ``ig_steps=0`` is plain attribution patching (gradient at the base).
-
-    ``active``: hooks whose gradient where the activation is positive is also averaged
-    (``Attribution.grad_active``, for links through a relu); ``through``: elementwise links
-    whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged.
-
-    ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
-    and ``"features"`` return only their products: whole (``by_entry``), summed per row and
-    per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
-    hook by hook as the backward reaches it, which needs far less memory
-    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs. Every
-    ``keep`` returns ``baseline``, the base run's metric, read from a forward that runs anyway.
-
-    Gradients are averaged over the inputs ``base + alpha_k (source - base)`` (``x``,
-    ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`); the structure
-    (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
-    batched forward+backward passes, plus one or two forwards for the activation differences.
-    Raises ``ValueError`` if ``ig_steps < 0``.
-    """
-    if ig_steps < 0:
-        raise ValueError(f"ig_steps must be >= 0 (0: plain attribution patching), got {ig_steps}")
-    keep = check_keep(keep, offload)
-    if keep != "all" and (through or active):
-        raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
-    check_same_structure(clean, corrupted)
-    metric = clean_targets(metric, clean)
-    base, src = base_and_source(clean, corrupted, direction)
-    if keep != "all":
-        return streamed_attribution(model, base, src, metric, names_filter,
-                                    [(k + 0.5) / ig_steps for k in range(ig_steps)], keep, chunk, offload, direction,
-                                    forward_kwargs)
-    alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
-    fields = interpolated_fields(model, base, src) if ig_steps else []
-    graphs = [_interpolate(base, src, a, fields) for a in alphas]
-    grad, positive, axes, first, along, at_base = _grads_over_copies(
-        model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=ig_steps == 0)
-    base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    delta, baseline = _deltas(model, base_acts, src, list(grad), forward_kwargs, metric)
-    baseline = at_base if baseline is None else baseline
-    assert baseline is not None
-    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=positive, grad_through=along)
+    """Deprecated: ``attribute(model, clean, corrupted, metric, ig_steps=16)``."""
+    warn_deprecated("integrated_gradients", "attribute(model, clean, corrupted, metric, ig_steps=16)")
+    return attribute(model, clean, corrupted, metric, ig_steps=ig_steps, names_filter=names_filter,
+                     direction=direction, keep=keep, chunk=chunk, offload=offload, through=through, active=active,
+                     **forward_kwargs)
 
 
 def integrated_gradients_at(
@@ -298,7 +319,7 @@ def integrated_gradients_at(
         base_out, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)
         baseline = float(metric(base_out, base).mean())
     delta, _ = _deltas(model, {hook: c_base[hook]}, src, [hook], forward_kwargs)
-    alphas = torch.tensor([(k + 0.5) / ig_steps for k in range(ig_steps)])
+    alphas = torch.tensor(ig_alphas(ig_steps))
 
     name = hook
 
@@ -348,6 +369,15 @@ def eap(
     gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``, and for
     message edges where a round's ``hook_src`` is not one row per graph edge (a layer with its
     own edge list, :func:`~hookgnn.patching.components.check_carriers`).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> scores = eap(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), level="message")
+    >>> len(scores.edges)  # 2 rounds x 2 edges
+    4
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
@@ -360,8 +390,8 @@ def eap(
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
     active = sorted({l.dst for l in links if l.act == "relu" and (l.weight is None or l.pre is None)})
-    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, through=through,
-                                active=active, **forward_kwargs)
+    attr = attribute(model, clean, corrupted, metric, ig_steps=ig_steps, names_filter=names, direction=direction,
+                     through=through, active=active, **forward_kwargs)
     graph = clean
     edges: list[Edge] = []
     scores: list[Tensor] = []

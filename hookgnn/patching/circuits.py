@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter
@@ -95,31 +96,54 @@ def _ranked(scores: Mapping[Hashable, float], absolute: bool) -> list[tuple[floa
     return sorted(out, key=lambda p: -p[0])
 
 
-def top_n(scores: Mapping[Hashable, float], n: int, absolute: bool = True) -> list[Any]:
-    """The ``n`` keys with the largest (absolute) scores, best first, never padded.
+def select(
+    scores: Mapping[Hashable, float] | Any,
+    n: int | None = None,
+    threshold: float | None = None,
+    absolute: bool = True,
+) -> list[Any]:
+    """The components (or edges) to keep: keys by decreasing (absolute) score, never padded.
 
-    Only keys that score are ranked: a non-zero score (``absolute=True``) or a positive
-    one (``absolute=False``). With fewer such keys than ``n`` the list is shorter than
-    ``n``: a component with no estimated effect is never chosen to fill a circuit. Ties
-    keep the order of ``scores``. A NaN score raises ``ValueError``.
+    ``scores``: a mapping from component (or edge) to score, or a result with ``as_dict()``
+    (:class:`~hookgnn.patching.results.HookScores`, :class:`~hookgnn.patching.results.EdgeScores`).
+    A key is kept when its score (``|score|`` with ``absolute=True``) exceeds ``threshold``,
+    or, without a threshold, when it scores at all (non-zero; positive with
+    ``absolute=False``): a component with no effect is never chosen to fill a circuit.
+    ``n`` keeps at most the best ``n`` of those, so the list can be shorter than ``n``.
+    Give ``n``, ``threshold`` or both. Ties keep the order of ``scores``; a NaN score raises
+    ``ValueError``.
 
-    >>> top_n({"a": 1.0, "b": -3.0, "c": 2.0}, 2)
+    >>> select({"a": 1.0, "b": -3.0, "c": 2.0}, n=2)
     ['b', 'c']
-    >>> top_n({"a": 0.0, "b": 2.0, "c": 0.0}, 3)
+    >>> select({"a": 0.0, "b": 2.0, "c": 0.0}, n=3)
     ['b']
+    >>> select({"a": 1.0, "b": -3.0, "c": 2.5}, threshold=2.0)
+    ['b', 'c']
     """
-    if n < 0:
+    if n is None and threshold is None:
+        raise ValueError("select needs n= (how many to keep), threshold= (the score to exceed) or both")
+    if n is not None and n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return [k for v, k in _ranked(scores, absolute) if v > 0][:n]
+    if not isinstance(scores, Mapping):
+        as_dict = getattr(scores, "as_dict", None)
+        if not callable(as_dict):
+            raise TypeError(f"select takes a mapping of scores or a result with as_dict(), got {type(scores).__name__}")
+        scores = as_dict()
+    floor = 0.0 if threshold is None else float(threshold)
+    kept = [k for v, k in _ranked(scores, absolute) if v > floor]
+    return kept if n is None else kept[:n]
+
+
+def top_n(scores: Mapping[Hashable, float], n: int, absolute: bool = True) -> list[Any]:
+    """Deprecated: ``select(scores, n=n)``."""
+    warn_deprecated("top_n", "select(scores, n=...)")
+    return select(scores, n=n, absolute=absolute)
 
 
 def above(scores: Mapping[Hashable, float], tau: float, absolute: bool = True) -> list[Any]:
-    """Keys whose (absolute) score exceeds ``tau``, best first (a NaN score raises ``ValueError``).
-
-    >>> above({"a": 1.0, "b": -3.0}, 2.0)
-    ['b']
-    """
-    return [k for v, k in _ranked(scores, absolute) if v > tau]
+    """Deprecated: ``select(scores, threshold=tau)``."""
+    warn_deprecated("above", "select(scores, threshold=...)")
+    return select(scores, threshold=tau, absolute=absolute)
 
 
 def tail(edge: Edge) -> Component:
@@ -169,6 +193,11 @@ def prune(circuit: Circuit, outputs: Iterable[Component], inputs: Callable[[Comp
     """Drop edges not on a path from an input to an output through the circuit's edges.
 
     ``inputs``: a set of components or a predicate (e.g. ``lambda c: c.hook == "hook_node_embed"``).
+
+    >>> a, b, c, d = (Component("h", i) for i in range(4))
+    >>> chain = WeightEdge(a, b, "l"), WeightEdge(b, c, "l"), WeightEdge(d, c, "l")  # d is not an input
+    >>> len(prune(Circuit(edges=frozenset(chain)), outputs=[c], inputs=[a]).edges)
+    2
     """
     is_input = inputs if callable(inputs) else set(inputs).__contains__
     edges = list(circuit.edges)

@@ -155,7 +155,13 @@ class MessageEdge:
 
 @dataclass(frozen=True, order=True)
 class WeightEdge:
-    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via ``link``."""
+    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via ``link``.
+
+    >>> e = WeightEdge(Component("layers.0.hook_aggregation", None, 2), Component("layers.0.hook_update", None, 0),
+    ...                "layers.0:update")
+    >>> e.src.feature, e.dst.feature
+    (2, 0)
+    """
 
     src: Component
     dst: Component

@@ -134,6 +134,11 @@ class DistanceMSE:
     """Mean squared error of a scalar node output against a target, per graph.
 
     .. math:: m_g = \\frac{1}{|V_g|} \\sum_{v \\in V_g} (\\hat d_v - d_v)^2
+
+    >>> from hookgnn.models.gnn import ModelOutput
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    >>> DistanceMSE(target=torch.tensor([1., 1.]))(ModelOutput({"d": torch.tensor([1., 3.])}), g).tolist()
+    [2.0]
     """
 
     name: str = "d"
@@ -167,6 +172,12 @@ class PointerLogProb:
     .. math:: m_g = \\frac{1}{|V_g|} \\sum_v \\sum_{u \\to v} \\pi_{uv} \\log p_{uv}
 
     with :math:`\\pi` the 0/1 target edge mask. Differentiable.
+
+    >>> from hookgnn.models.gnn import ModelOutput
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0, 1, 1], [0, 0, 1]]))
+    >>> m = PointerLogProb(target=torch.tensor([1., 0., 1.]))  # node 0 points to 0, node 1 to 1
+    >>> round(float(m(ModelOutput({"pi": torch.zeros(3)}), g)), 4)  # (log 1/2 + log 1) / 2
+    -0.3466
     """
 
     name: str = "pi"

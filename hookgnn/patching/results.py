@@ -93,7 +93,7 @@ class HookScores:
 
     .. math:: \\text{values}[r, i] = m(\\text{base run with component } (r, i) \\text{ patched}) - m(\\text{base run}),
 
-    exactly (:func:`~hookgnn.patching.activation_sweep`, :func:`~hookgnn.patching.message_sweep`)
+    exactly (:func:`~hookgnn.patching.patch` with any selector)
     or as an estimate of it (attribution patching, EAP, AtP*), with ``baseline`` =
     :math:`m(\\text{base run})`, the metric of the unpatched run being patched (mean over the
     graphs of the batch), always kept alongside. So exact and estimated scores compare

@@ -1,6 +1,6 @@
 """Attribution that keeps only what it returns: products made as the backward reaches each hook.
 
-:func:`~hookgnn.patching.attribution.integrated_gradients` with ``keep="all"`` returns the
+:func:`~hookgnn.patching.attribution.attribute` with ``keep="all"`` returns the
 differences :math:`\\Delta a = a^s - a^b` and the (averaged) gradients :math:`\\bar g` of
 every hook, twice the memory of a cache, and holds the autograd graph besides. With
 ``keep`` = ``"entries"``, ``"rows"`` or ``"features"`` it comes here and returns only
@@ -46,6 +46,20 @@ from hookgnn.outpaths import writable_folder
 from hookgnn.patching.activation import copies_per_forward
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
+
+def ig_alphas(ig_steps: int) -> list[float]:
+    """The one grid of interpolation points of every gradient estimator: the midpoint rule
+    :math:`\\alpha_k = (k + 1/2) / K`, ``K = ig_steps``; ``[]`` for ``ig_steps=0``, where the
+    gradient is taken at the base run itself (plain attribution patching). ``ValueError`` if
+    ``ig_steps < 0``.
+
+    >>> ig_alphas(0), ig_alphas(2)
+    ([], [0.25, 0.75])
+    """
+    if ig_steps < 0:
+        raise ValueError(f"ig_steps must be >= 0 (0: plain attribution patching), got {ig_steps}")
+    return [(k + 0.5) / ig_steps for k in range(ig_steps)]
+
 
 def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:
     """``keep`` if it is one of :data:`KEEPS` and fits ``offload``, else ``ValueError``.

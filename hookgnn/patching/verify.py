@@ -1,6 +1,6 @@
 """Trusting an estimator: filter then verify, and an audit against exact patching.
 
-* :func:`verify_top` ranks components by an estimator (attribution, EAP-IG, AtP*),
+* :func:`verify` ranks components by an estimator (attribution, EAP-IG, AtP*),
   re-scores the top ``k`` with exact single patches (batched), and returns a ranking
   whose head is exact: the top ``k`` by their exact effect, then the rest by the
   estimate. Circuits selected from it rest on exact numbers where it matters.
@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import deprecated_alias
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.patching.activation import patch_each
@@ -105,7 +106,7 @@ class Verified:
         return float(self.estimate[c.hook][c.index])  # type: ignore[index]
 
 
-def verify_top(
+def verify(
     model: HookedRootModule,
     clean: Graph,
     corrupted: Graph,
@@ -119,9 +120,19 @@ def verify_top(
     with exact single patches in ``estimate.direction``; see :class:`Verified`.
 
     Cost: ``k`` patched copies (batched, each resumed at its round) on top of the estimate.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum, attribute, nodes
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> bad = g.replace(x=torch.randn(3, 1))
+    >>> estimate = attribute(model, g, bad, OutputSum("d")).rows(nodes(model).hooks)
+    >>> len(verify(model, g, bad, OutputSum("d"), estimate, k=2).exact)
+    2
     """
     if estimate.axes[1] == "feature":
-        raise ValueError("verify_top re-scores rows (nodes or edges); feature scores cannot be patched one row at a time")
+        raise ValueError("verify re-scores rows (nodes or edges); feature scores cannot be patched one row at a time")
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     est = estimate.effects()
@@ -134,6 +145,9 @@ def verify_top(
     found = dict(zip(head, exact.tolist()))
     ranked = sorted(head, key=lambda c: -abs(found[c])) + every[k:]
     return Verified(est, found, ranked)
+
+
+verify_top = deprecated_alias("verify_top", verify, "verify(model, clean, corrupted, metric, estimate, k=...)")
 
 
 def message_edges_of(model: HookedRootModule, graph: Graph, components: Sequence[Component]) -> list[MessageEdge]:
@@ -194,6 +208,18 @@ def audit(
     Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
     faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
     the empty circuit score the same), naming both values.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum, attribute, nodes, patch
+    >>> from hookgnn.spec import FeatureSpec
+    >>> torch.manual_seed(0) and None
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
+    >>> bad, m = g.replace(x=torch.randn(4, 1)), OutputSum("d")
+    >>> exact = patch(model, g, bad, m, nodes(model))
+    >>> report = audit(model, g, bad, m, attribute(model, g, bad, m).rows(exact.hooks), exact, warn_below=-1.0)
+    >>> -1.0 <= report.spearman <= 1.0
+    True
     """
     check_same_direction(estimate, exact)
     if estimate.hooks != exact.hooks or estimate.values.shape != exact.values.shape:
