@@ -51,7 +51,8 @@ def _plain_loop_mean(name: str) -> Any:
 def assert_same_result(got: Any, want: Any) -> None:
     assert type(got) is type(want)
     assert got.direction == want.direction
-    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # noqa: E731
+    atol = 1e-6 * max(1.0, abs(float(want.baseline)))  # effects: differences of metrics, rounded at the metric's scale
+    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)  # noqa: E731
     if isinstance(want, HookScores):
         assert (got.hooks, got.axes) == (want.hooks, want.axes)
         close(got.values, want.values)
@@ -64,7 +65,7 @@ def assert_same_result(got: Any, want: Any) -> None:
             assert getattr(got, name).keys() == getattr(want, name).keys(), name
             for h in getattr(want, name):
                 close(getattr(got, name)[h], getattr(want, name)[h])
-    assert got.baseline == pytest.approx(want.baseline, rel=1e-6, abs=1e-7)
+    assert got.baseline == pytest.approx(want.baseline, rel=1e-5, abs=1e-7)
 
 
 @pytest.fixture(scope="module")
