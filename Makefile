@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,viz,pyg
 
-.PHONY: demo test test-all bench bench-quick install tutorials docs
+.PHONY: demo test test-portable test-all bench bench-quick install tutorials docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,20 @@ demo: $(VENV)/.installed
 # -n auto: one pytest worker per core (pytest-xdist); the suite sets 1 torch thread per worker.
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto -m "not slow" --doctest-modules hookgnn tests
+
+# The suite again on other code paths, so that a test passing only on this machine's kernels cannot
+# land (CI runs it after `make test`): ATEN_CPU_CAPABILITY=default, torch's portable CPU kernels
+# instead of the AVX2/AVX512 ones `make test` picks; HOOKGNN_SCATTER_BACKEND=torch, scatter max/min
+# in plain torch instead of the compiled kernel (tests that name a backend keep it). Left out: the
+# README, demo and tutorial runs (subprocesses and notebooks that take a minute and check no number
+# a code path changes) and the two doctests that show the backend with the variable unset.
+PORTABLE_ENV := ATEN_CPU_CAPABILITY=default HOOKGNN_SCATTER_BACKEND=torch
+PORTABLE_SKIP := --ignore=tests/test_readme.py --ignore=tests/test_demo.py --ignore=tests/test_tutorials.py \
+	--deselect hookgnn/ops/backend.py::hookgnn.ops.backend \
+	--deselect hookgnn/ops/backend.py::hookgnn.ops.backend.set_backend
+
+test-portable: $(VENV)/.installed
+	$(PORTABLE_ENV) $(PY) -m pytest -q -n auto -m "not slow" --doctest-modules hookgnn tests $(PORTABLE_SKIP)
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto --doctest-modules hookgnn tests

@@ -43,6 +43,7 @@ from hookgnn.patching import (
     round_hooks,
 )
 from hookgnn.patching.activation import _run
+from hookgnn.patching.targets import clean_targets
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train
@@ -86,14 +87,15 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
             _, source = model.run_with_cache(clean, names_filter=hooks)
             sample = [(hooks[i % len(hooks)], (7 * i) % exact.values.shape[1]) for i in range(args.loop_sample)]
             per_patch = []
+            scored = clean_targets(metric, clean)  # what activation_sweep calls: targets from the clean graph
             with torch.no_grad():
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
                     for entry in sample:
-                        _run(model, corr, metric, [entry], source, "row", {})
+                        _run(model, corr, scored, [entry], source, "row", {})
                     per_patch.append((time.perf_counter() - t0) / len(sample))
             loop_ms = statistics.median(per_patch) * n_patches * 1e3
-            effect = (exact.values - exact.baseline).flatten().numpy()
+            effect = exact.values.flatten().numpy()  # effects, as every estimate below returns them
             attr_ms, attr = timed(lambda: integrated_gradients(model, clean, corr, metric, 0), args.repeats)
             ig_ms, ig = timed(lambda: integrated_gradients(model, clean, corr, metric, args.ig_steps), args.repeats)
             act_ig = lambda: torch.stack([integrated_gradients_at(model, clean, corr, metric, h, args.ig_steps)  # noqa: E731

@@ -196,6 +196,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_metamers": Benchmark("bench_metamers.py", adapter=metamers_rows),
     "metamer_invariance": Benchmark("metamer_invariance.py", full=["--out", "out/metamers"],
                                     quick=["--quick", "--out", "out/metamers-quick"], adapter=invariance_rows),
+    # its own rows ("table"): 2 threads against 1, quiet and beside a competing process
+    "bench_threads": Benchmark("bench_threads.py"),
     # added on other branches; run when present, reported as missing otherwise
     "bench_vs_pyg": Benchmark("bench_vs_pyg.py"),
     "bench_scaling": Benchmark("bench_scaling.py"),

@@ -21,7 +21,20 @@ __version__ = "0.1.0"
 def from_pyg(model: object, example: object = None, inputs: object = None) -> HookedRootModule:
     """Wrap an existing PyTorch Geometric model with hook points on every round, without
     copying it: a :class:`hookgnn.interop.PyGModel` (see :func:`hookgnn.interop.from_pyg`;
-    needs the ``[pyg]`` extra)."""
+    needs the ``[pyg]`` extra).
+
+    >>> import torch, hookgnn
+    >>> from torch_geometric.nn import GCNConv
+    >>> class Net(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = GCNConv(2, 2)
+    ...     def forward(self, x, edge_index):
+    ...         return self.conv(self.conv(x, edge_index).relu(), edge_index)
+    >>> x, ei = torch.randn(3, 2), torch.tensor([[0, 1], [1, 2]])
+    >>> hookgnn.from_pyg(Net(), example=(x, ei)).num_rounds
+    2
+    """
     from hookgnn.interop import from_pyg as wrap
 
     return wrap(model, example, inputs)  # type: ignore[arg-type]

@@ -38,6 +38,10 @@ class ActivationCache(Mapping[str, Tensor]):
 
     ``grads`` (when the run computed them) is a separate :class:`ActivationCache` of
     gradients with the same keys, kept apart from the activations.
+
+    >>> cache = ActivationCache({"layers.0.hook_update": torch.ones(3, 2)}, {"layers.0.hook_update": "node"})
+    >>> tuple(cache["layers.0.hook_update"].shape), cache.axes["layers.0.hook_update"]
+    ((3, 2), 'node')
     """
 
     def __init__(

@@ -27,6 +27,7 @@ from hookgnn.cli_args import (
     SIZE_ARGS,
     Parser,
     UsageError,
+    add_threads_arg,
     at_least,
     bad_argument,
     checked_path,
@@ -101,8 +102,7 @@ def _add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) -
                         help="rounds to run: 'hints' (one per algorithm step of the largest graph, default), "
                              "'nodes' (largest graph size - 1) or a number")
     parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=at_least(1), default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is often fastest for small graphs)")
+    add_threads_arg(parser)
 
 
 def _train_args(parser: argparse.ArgumentParser) -> None:
@@ -217,9 +217,8 @@ def _train(args: argparse.Namespace) -> Job:
 def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, out: Path | None, device: Any,
                main: bool) -> None:
     """Train; on the main process also evaluate, print and save (``out``)."""
+    from hookgnn.ops.threads import auto_threads, graph_work
     from hookgnn.training import evaluate, train
-
-    _set_threads(args.threads)
 
     def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
         if out is not None:  # keep what was trained, whatever stopped it
@@ -227,7 +226,7 @@ def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, ou
                   f"({type(err).__name__}); saving the model trained so far", file=sys.stderr)
             _save(out, model.to("cpu"), config, {"completed_steps": float(len(history))})
 
-    model, history = train(config, on_stop=stopped, device=device)
+    model, history = train(config, on_stop=stopped, device=device, threads=args.threads)
     if not main:
         return
     model.to("cpu")
@@ -237,7 +236,8 @@ def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, ou
     metrics: dict[str, float] = {}
     try:
         if graphs is not None:
-            metrics = evaluate(model, task, graphs, config.rounds)
+            with auto_threads(graph_work(graphs, config.d_hidden), args.threads):
+                metrics = evaluate(model, task, graphs, config.rounds)
             print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
     finally:  # the model is saved even when evaluating it failed
         if out is not None:
@@ -310,10 +310,11 @@ def _eval(args: argparse.Namespace) -> Job:
     json_path = checked_path(writable_file, "--json", args.json) if args.json is not None else None
 
     def job() -> None:
+        from hookgnn.ops.threads import auto_threads, graph_work
         from hookgnn.training import evaluate
 
-        _set_threads(args.threads)
-        metrics = evaluate(ckpt.model, task, graphs, args.rounds)
+        with auto_threads(graph_work(graphs, ckpt.model.d_hidden), args.threads):
+            metrics = evaluate(ckpt.model, task, graphs, args.rounds)
         print(metrics_table(metrics, f"{ckpt.task}: {args.num_graphs} {args.sampler} graphs, n={args.n}"))
         if json_path is not None:
             try:
@@ -343,6 +344,7 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/demo", help="folder for the figures (default out/demo; made if missing)")
     parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
     parser.add_argument("--train-steps", type=at_least(1), default=400, help="training steps (default 400)")
+    add_threads_arg(parser)
 
 
 def _demo(args: argparse.Namespace) -> Job:
@@ -356,19 +358,12 @@ def _demo(args: argparse.Namespace) -> Job:
     def job() -> None:
         from hookgnn.demo import run_demo
 
-        run_demo(out, seed=args.seed, train_steps=args.train_steps)
+        run_demo(out, seed=args.seed, train_steps=args.train_steps, threads=args.threads)
 
     return job
 
 
-# ------------------------------------------------------------------ main
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
+# ------------------------------------------------------------------ metamer
 METAMER_EPILOG = """\
 examples:
   hookgnn metamer --checkpoint bf.pt --hook layers.7.hook_update --n 12 --p 0.3
@@ -415,6 +410,7 @@ def _metamer(args: argparse.Namespace) -> Job:
     return check_metamer(args)
 
 
+# ------------------------------------------------------------------ main
 def commands() -> list[Command]:
     """(name, add_arguments, check) of every subcommand; ``check(args)`` returns the job to run."""
     return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), ("train", _train_args, _train),

@@ -70,6 +70,13 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` (an integer >= 1; default ``None``: chosen by workload, :mod:`hookgnn.ops.threads`)."""
+    parser.add_argument("--threads", type=at_least(1), default=None,
+                        help="torch CPU threads (default: chosen by workload: 1 for small graphs, where more threads "
+                             "only wait on each other, torch's setting otherwise; see hookgnn.ops.threads)")
+
+
 def int_list(text: str) -> tuple[int, ...]:
     """An argparse type: comma-separated integers (their range is checked later).
 

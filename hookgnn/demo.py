@@ -4,7 +4,9 @@ Each step prints what it found; figures go to ``out_dir`` (``sweep.png``: exact
 activation patching over (round x node); ``circuit.png``: the message-level circuit
 found by exact single-message patching, drawn over the input graph; ``faithfulness.png``: faithfulness against
 circuit size, for circuits ranked by exact patching, attribution patching, EAP-IG, AtP*, and AtP* with its top
-messages verified by exact patching). Runs in about a minute on 2 CPU cores.
+messages verified by exact patching). Runs in about a minute on 2 CPU cores, plus a minute or two the first
+time, to build the compiled scatter kernel (it says so while it builds). Its graphs are tiny: it runs on one torch
+thread unless ``threads`` says otherwise (:mod:`hookgnn.ops.threads`), and restores torch's setting after.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
+from hookgnn.ops import compiled
+from hookgnn.ops.backend import get_backend
+from hookgnn.ops.threads import auto_threads
 from hookgnn.patching import (
     Circuit,
     HookScores,
@@ -60,18 +65,43 @@ def _query_node(clean: Graph, corrupted: Graph) -> int:
     return max(changed or range(clean.num_nodes), key=lambda v: float(clean["d"][v]))
 
 
-def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int = 400) -> dict[str, float]:
-    """Run every step and return the headline numbers (also printed)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    task = get_task("bellman_ford")
-    results: dict[str, float] = {}
-
-    print("1. train: MPNN (max aggregation) on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes")
+def build_kernel() -> None:
+    """Build the compiled scatter kernel now if the demo will use it and no build is cached,
+    saying that the one-time build runs and, after, how long it took."""
+    if get_backend() not in ("auto", "compiled") or compiled.is_built():
+        return
+    print("0. building the compiled scatter max/min kernel: once per machine and hookgnn version, "
+          "a minute or two ...", flush=True)
     start = time.perf_counter()
+    done = "built" if compiled.load() is not None else "could not build it (the demo uses plain PyTorch)"
+    print(f"   {done} in {time.perf_counter() - start:.0f} s\n", flush=True)
+
+
+def run_demo(
+    out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int = 400, threads: int | None = None
+) -> dict[str, float]:
+    """Run every step and return the headline numbers (also printed).
+
+    ``threads``: torch CPU threads (default: chosen by workload, one for these tiny graphs;
+    :func:`hookgnn.ops.threads.auto_threads`); torch's setting is restored after.
+    """
     config = TrainConfig(task="bellman_ford", processor="mpnn", d_hidden=32, max_steps=ROUNDS, sizes=(8, 10, 12),
                          sampler_kwargs={"p": 0.3}, batch_size=16, steps=train_steps, rounds=ROUNDS, lr=3e-3,
-                         seed=seed, progress=False)
+                         seed=seed, progress=None)  # a progress bar when stderr is a terminal
+    n = max(config.sizes)
+    build_kernel()
+    with auto_threads(config.batch_size * n * (n + 1) * config.d_hidden, threads):  # N + E <= n + n^2 per graph
+        return _run(Path(out_dir), config)
+
+
+def _run(out_dir: Path, config: TrainConfig) -> dict[str, float]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = get_task("bellman_ford")
+    seed, train_steps = config.seed, config.steps
+    results: dict[str, float] = {}
+
+    print("1. train: MPNN (max aggregation) on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes", flush=True)
+    start = time.perf_counter()
     model, history = train(config)
     model.eval()
     print(f"   {train_steps} steps in {time.perf_counter() - start:.1f} s, loss {history[0]['loss']:.3f} -> "
@@ -103,7 +133,7 @@ def run_demo(out_dir: str | Path = "out/demo", seed: int = 0, train_steps: int =
     start = time.perf_counter()
     attr = attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS).rows(hooks)
     attr_s = time.perf_counter() - start
-    effect = sweep.values - sweep.baseline
+    effect = sweep.values  # metric after each patch minus sweep.baseline, as attr.values estimates it
     rho = rank_correlation(effect, attr.values)
     results.update(sweep_seconds=exact_s, attribution_seconds=attr_s, attribution_spearman=rho)
     best = divmod(int(effect.flatten().argmax()), effect.shape[1])
@@ -162,7 +192,7 @@ def _score_messages(
     scores, seconds = {}, {}
     for name, method in methods.items():
         start = time.perf_counter()
-        table = method().effects()
+        table = method()
         seconds[name] = time.perf_counter() - start
         scores[name] = {m: float(table[m.carrier.hook][m.edge]) for m in universe}
     return scores, seconds
@@ -195,7 +225,8 @@ def _draw(
 
     from hookgnn.viz import plot_message_circuit, plot_scores
 
-    plot_scores(sweep, title="query log-prob after patching layers.t.hook_update").savefig(out_dir / "sweep.png", dpi=120)
+    plot_scores(sweep, title="change in query log-prob after patching layers.t.hook_update").savefig(
+        out_dir / "sweep.png", dpi=120)
     plot_message_circuit(clean, circuit, messages).savefig(out_dir / "circuit.png", dpi=120)
     fig, ax = plt.subplots(figsize=(4, 3))
     for name, curve in curves.items():

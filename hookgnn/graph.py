@@ -5,6 +5,8 @@ source, row 1 the target: messages flow source -> target), optional edge feature
 ``edge_attr`` [E, Fe] and graph features ``graph_attr`` [G, Fg], and ``ptr`` [G + 1]:
 graph ``i`` owns nodes ``ptr[i]:ptr[i+1]``. Extra named tensors (task inputs, outputs,
 hints) live in ``fields`` with their location, optionally with a leading time axis.
+Attributes that are not tensors (SALSA-CLRS's lists ``inputs`` / ``outputs`` / ``hints``
+naming the fields of each stage) live in ``meta``, carried along unchanged.
 
 Empty graphs, isolated nodes, self-loops and multi-edges are all valid; anything
 malformed raises ``ValueError`` naming the problem at construction.
@@ -62,7 +64,8 @@ class Graph:
     Shapes: ``x`` [N, F] float, ``edge_index`` [2, E] int, ``edge_attr`` [E, Fe] float,
     ``graph_attr`` [G, Fg] float, and either ``ptr`` [G + 1] (node offsets; allows empty
     graphs anywhere) or ``batch`` [N] (sorted graph id of each node). With neither, the
-    batch holds one graph.
+    batch holds one graph. ``meta``: attributes of the whole batch that are not tensors
+    (names, lists of names), kept as they are by every copy, part and union.
 
     >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     >>> g.num_nodes, g.num_edges, g.num_graphs
@@ -81,6 +84,7 @@ class Graph:
         ptr: Tensor | None = None,
         batch: Tensor | None = None,
         fields: Mapping[str, Field] | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         # The constructor is the validation boundary: arguments are plain tensors,
         # checked below with errors that name the problem (shapes are in the class doc).
@@ -120,6 +124,10 @@ class Graph:
         self.fields: dict[str, Field] = dict(fields or {})
         for name, f in self.fields.items():
             self._check_field(name, f)
+        self.meta: dict[str, Any] = dict(meta or {})
+        for name, value in self.meta.items():
+            if isinstance(value, Tensor):
+                raise ValueError(f"meta[{name!r}] is a tensor; tensors belong in fields (with their location)")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -185,7 +193,7 @@ class Graph:
         """A copy with some constructor arguments changed (``x``, ``edge_attr``, ...)."""
         kwargs: dict[str, Any] = dict(
             x=self.x, edge_index=self.edge_index, edge_attr=self.edge_attr,
-            graph_attr=self.graph_attr, ptr=self.ptr, fields=self.fields,
+            graph_attr=self.graph_attr, ptr=self.ptr, fields=self.fields, meta=self.meta,
         )
         kwargs.update(changes)
         if "batch" in changes:
@@ -211,6 +219,7 @@ class Graph:
             graph_attr=None if self.graph_attr is None else self.graph_attr.to(target),
             ptr=self.ptr.to(target),
             fields={k: f.to(target) for k, f in self.fields.items()},
+            meta=self.meta,
         )
 
     @property
@@ -233,7 +242,8 @@ class Graph:
         """Stack graphs into one disjoint union; node indices of graph i are offset.
 
         Time-major fields with different lengths are padded by repeating their last
-        step (a hint trajectory ends in its final state).
+        step (a hint trajectory ends in its final state). ``meta`` must be equal in every
+        graph (``ValueError`` naming the key otherwise) and is kept.
         """
         if not graphs:
             raise ValueError("Graph.collate needs at least one graph")
@@ -244,6 +254,10 @@ class Graph:
                     raise ValueError(f"graph {i} {'has' if getattr(g, attr) is not None else 'lacks'} {attr}, graph 0 does not")
             if set(g.fields) != set(first.fields):
                 raise ValueError(f"graph {i} has fields {sorted(g.fields)}, graph 0 has {sorted(first.fields)}")
+            for key in set(g.meta) | set(first.meta):
+                if key not in g.meta or key not in first.meta or not _same(g.meta[key], first.meta[key]):
+                    raise ValueError(f"graph {i} and graph 0 differ in meta[{key!r}]; a union keeps one value of "
+                                     "each meta attribute")
             if g.dtype != first.dtype or g.device != first.device:
                 raise ValueError(f"graph {i} has features of {g.dtype} on {g.device}, graph 0 of {first.dtype} on "
                                  f"{first.device}; convert them first (Graph.to)")
@@ -264,6 +278,7 @@ class Graph:
         union.ptr = ptr
         union.batch = torch.repeat_interleave(torch.arange(union.num_graphs, device=first.device), ptr.diff())
         union.fields = fields
+        union.meta = dict(first.meta)
         return union
 
     def split(self) -> list[Graph]:
@@ -294,6 +309,7 @@ class Graph:
             part.ptr = self.ptr.new_tensor([0, nodes[i + 1] - nodes[i]])
             part.batch = self.batch.new_zeros(nodes[i + 1] - nodes[i])
             part.fields = {k: cut(f, value) for k, (f, value) in grouped.items()}
+            part.meta = dict(self.meta)
             out.append(part)
         return out
 
@@ -319,6 +335,7 @@ class Graph:
             edge_attr=None if self.edge_attr is None else self.edge_attr[masks["edge"]],
             graph_attr=None if self.graph_attr is None else self.graph_attr[i : i + 1],
             fields=fields,
+            meta=self.meta,
         )
 
     # ------------------------------------------------------------ conversion
@@ -362,7 +379,8 @@ class Graph:
     @staticmethod
     def from_pyg(data: Any) -> Graph:
         """Convert a PyTorch Geometric ``Data`` or ``Batch``, keeping every tensor attribute
-        (``y``, masks, ...) as a :class:`Field` (see :func:`hookgnn.interop.data.graph_from_pyg`).
+        (``y``, masks, ...) as a :class:`Field` and every other attribute (lists of names,
+        ...) in ``meta`` (see :func:`hookgnn.interop.data.graph_from_pyg`).
 
         >>> from torch_geometric.data import Data
         >>> d = Data(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), y=torch.tensor([0., 1., 2.]))
@@ -375,7 +393,7 @@ class Graph:
 
     def to_pyg(self) -> Any:
         """Convert to a PyTorch Geometric ``Batch`` of one ``Data`` per graph (requires
-        ``torch_geometric``); fields without a time axis become attributes."""
+        ``torch_geometric``); fields without a time axis and ``meta`` become attributes."""
         from hookgnn.interop.data import graph_to_batch
 
         return graph_to_batch(self)
@@ -423,6 +441,16 @@ def _make_ptr(ptr: Tensor | None, batch: Tensor | None, num_nodes: int, device: 
     if bool((ptr.diff() < 0).any()):
         raise ValueError(f"ptr must be non-decreasing, got {ptr.tolist()}")
     return ptr
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two meta values are equal (identity where ``==`` is not a truth value)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def _cat_fields(fields: list[Field], name: str) -> Field:

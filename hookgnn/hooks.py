@@ -7,7 +7,16 @@ A :class:`HookPoint` is an identity module placed where an activation is made::
 With no hook attached it returns its input untouched (one attribute check). Forward
 hooks ``fn(tensor, hook=hook_point)`` may return a replacement tensor of the same shape
 (or ``None`` to leave it); backward hooks receive the gradient of the activation and may
-return a replacement gradient. A backward hook is attached to the activation *tensor*
+return a replacement gradient.
+
+**In-place edits.** Each hook receives its own copy of the activation (its gradient,
+for a backward hook), and the copy, as the hook leaves it, goes on when the hook returns
+``None``. So editing in place (``t[:, 0] = 0``, ``t.mul_(0.5)``) is exactly returning
+the edited copy (``t = t.clone(); t[:, 0] = 0; return t``) at every hook point: no code
+that also holds the activation (a fast path, a residual, autograd's saved tensors, the
+caller's input) sees the edit, and hooks that only read change no bit of the result. An
+in-place edit that changes the shape (``t.unsqueeze_(0)``) raises :class:`HookError`.
+The copy is made only when a hook is attached; without one nothing is copied. A backward hook is attached to the activation *tensor*
 during the forward pass, so it fires whenever ``.backward()`` later reaches it, even after
 the call that added it (``run_with_hooks``) has returned and removed it.
 
@@ -94,6 +103,12 @@ class HookPoint(nn.Module):
     [2.0, 2.0]
     >>> handle.remove(); hp(torch.ones(2)).tolist()
     [1.0, 1.0]
+    >>> def triple(t, hook):  # edits in place, returns None: the same as returning the copy
+    ...     t.mul_(3)
+    >>> x = torch.ones(2)
+    >>> with hp.add_hook(triple):
+    ...     hp(x).tolist(), x.tolist()
+    ([3.0, 3.0], [1.0, 1.0])
     """
 
     def __init__(self, axis: Axis = "node") -> None:
@@ -140,9 +155,7 @@ class HookPoint(nn.Module):
         if not (self._fwd or self._bwd):
             return x
         for entry in tuple(self._fwd):
-            out = entry.fn(x, hook=self)
-            if out is not None:
-                x = self._checked(out, x, "forward")
+            x = self._run(entry.fn, x, "forward")
         if self._bwd:
             if not x.requires_grad:
                 raise HookError(
@@ -155,22 +168,39 @@ class HookPoint(nn.Module):
                 x.register_hook(_GradHook(entry.fn, self))
         return x
 
-    def _checked(self, out: Any, x: Tensor, what: str) -> Tensor:
+    def _run(self, fn: HookFn, x: Tensor, what: str) -> Tensor:
+        """``fn`` on a private copy of ``x``: what it returns, else the copy as it left it.
+
+        The copy is what makes an in-place edit equal to returning the edited copy: the
+        hook never writes to a tensor that other code (or autograd) also holds, and the
+        copy's autograd node (``CloneBackward``) saves nothing, so any in-place edit of it
+        is allowed. Its values and gradient are those of ``x`` bit for bit.
+        """
+        mine = x.clone()
+        out = fn(mine, hook=self)
+        if out is None:
+            return self._checked(mine, x, what, edited=True)
+        return self._checked(out, x, what)
+
+    def _checked(self, out: Any, x: Tensor, what: str, edited: bool = False) -> Tensor:
         if not isinstance(out, Tensor):
             raise HookError(f"{what} hook on {self.name} returned {type(out).__name__}, expected a Tensor or None")
+        did = "left its tensor (edited in place) with" if edited else "returned"
+        fix = ("; an in-place edit must keep the activation's shape, dtype and device: to replace it, return a "
+               "tensor like it instead") if edited else ""
         if out.shape != x.shape:
             raise HookError(
-                f"{what} hook on {self.name} returned shape {tuple(out.shape)}, "
-                f"but the activation has shape {tuple(x.shape)}"
+                f"{what} hook on {self.name} {did} shape {tuple(out.shape)}, "
+                f"but the activation has shape {tuple(x.shape)}{fix}"
             )
         if out.dtype != x.dtype:
             raise HookError(
-                f"{what} hook on {self.name} returned dtype {out.dtype}, but the activation has dtype {x.dtype} "
-                "(cast with .to(act.dtype))"
+                f"{what} hook on {self.name} {did} dtype {out.dtype}, but the activation has dtype {x.dtype} "
+                f"(cast with .to(act.dtype)){fix}"
             )
         if out.device != x.device:
             raise HookError(
-                f"{what} hook on {self.name} returned a tensor on {out.device}, but the activation is on {x.device}"
+                f"{what} hook on {self.name} {did} a tensor on {out.device}, but the activation is on {x.device}{fix}"
             )
         return out
 
@@ -183,8 +213,9 @@ class _GradHook:
         self.fn, self.point = fn, point
 
     def __call__(self, grad: Tensor) -> Tensor | None:
-        out = self.fn(grad, hook=self.point)
-        return None if out is None else self.point._checked(out, grad, "backward")
+        # A private copy here too: autograd may hand one gradient tensor to several
+        # places (the backward of a sum passes it to both terms).
+        return self.point._run(self.fn, grad, "backward")
 
 
 class HookInfo(NamedTuple):
@@ -201,6 +232,17 @@ class HookedRootModule(nn.Module):
 
     Subclasses call :meth:`setup` at the end of ``__init__`` (after creating every hook
     point). See the module docstring for the hook semantics.
+
+    >>> class Double(HookedRootModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hook_out = HookPoint()
+    ...         self.setup()
+    ...     def forward(self, x):
+    ...         return self.hook_out(2 * x)
+    >>> with Double().hooks(fwd_hooks=[("hook_out", lambda act, hook: act + 1)]) as model:
+    ...     model(torch.ones(1)).tolist()
+    [3.0]
     """
 
     _hook_dict: dict[str, HookPoint]

@@ -34,11 +34,11 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
 
 
 def plot_scores(scores: HookScores, ax: Axes | None = None, cmap: str = "RdBu_r", title: str | None = None) -> Figure:
-    """Heatmap ``values[round, item]`` with a colour scale symmetric around 0 (one cell per score).
+    """Heatmap of the effects ``values[round, item]``, colour scale symmetric around 0 (one cell per score).
 
     >>> import torch, matplotlib; matplotlib.use("Agg")
     >>> from hookgnn.patching.results import HookScores
-    >>> fig = plot_scores(HookScores(torch.randn(2, 3), ("a", "b"), ("round", "node")))
+    >>> fig = plot_scores(HookScores(torch.randn(2, 3), ("a", "b"), ("round", "node"), baseline=0.0))
     >>> fig.axes[0].images[0].get_array().shape
     (2, 3)
     """
@@ -51,7 +51,7 @@ def plot_scores(scores: HookScores, ax: Axes | None = None, cmap: str = "RdBu_r"
     ax.set_yticks(range(len(scores.hooks)))
     ax.set_yticklabels([_short(h) for h in scores.hooks], fontsize=7)
     fig.colorbar(im, ax=ax)
-    ax.set_title(title or (f"baseline {scores.baseline:.3g}" if scores.baseline is not None else "scores"), fontsize=9)
+    ax.set_title(title or f"effects (baseline {scores.baseline:.3g})", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -79,7 +79,7 @@ def test_all_rounds_exact_equals_message_sweep_on_random_graphs(processor, g, se
     model = _model(processor, rounds, seed=seed)
     corr = _corrupt(g, seed)
     metric = OutputSum("d")
-    exact = message_sweep(model, g, corr, metric).effects().values
+    exact = message_sweep(model, g, corr, metric).values
     est = atp_star(model, g, corr, metric, exact_rounds=rounds).values
     torch.testing.assert_close(est, exact, atol=2e-5, rtol=1e-4)
     assert no_hooks_left(model)
@@ -93,7 +93,7 @@ def test_all_rounds_exact_equals_node_sweep_on_random_graphs(processor, g, seed)
     model = _model(processor, rounds, seed=seed)
     corr = _corrupt(g, seed)
     metric = OutputSum("d")
-    exact = activation_sweep(model, g, corr, metric, round_hooks(model, "update")).effects().values
+    exact = activation_sweep(model, g, corr, metric, round_hooks(model, "update")).values
     est = atp_star(model, g, corr, metric, exact_rounds=rounds, level="node").values
     torch.testing.assert_close(est, exact, atol=2e-5, rtol=1e-4)
 
@@ -102,7 +102,7 @@ def test_the_last_round_is_exact_with_one_exact_round():
     g = Graph(x=torch.randn(7, 2), edge_index=torch.randint(0, 7, (2, 20)), edge_attr=torch.randn(20, 2))
     model = _model("mpnn", 3, seed=1)
     corr = _corrupt(g, 1)
-    exact = message_sweep(model, g, corr, OutputSum("d")).effects().values
+    exact = message_sweep(model, g, corr, OutputSum("d")).values
     est = atp_star(model, g, corr, OutputSum("d"), exact_rounds=1).values
     torch.testing.assert_close(est[-1], exact[-1], atol=2e-5, rtol=1e-4)
     assert exact[-1].abs().max() > 1e-2
@@ -115,7 +115,7 @@ def test_sum_and_mean_with_linear_rounds_are_exact_with_one_exact_round(aggr):
                       max_steps=4, tie_weights=False)
     g = Graph(x=torch.randn(6, 2), edge_index=torch.randint(0, 6, (2, 15)), edge_attr=torch.randn(15, 2))
     corr = _corrupt(g, 3)
-    exact = message_sweep(model, g, corr, OutputSum("d")).effects().values
+    exact = message_sweep(model, g, corr, OutputSum("d")).values
     est = atp_star(model, g, corr, OutputSum("d"), exact_rounds=1).values
     torch.testing.assert_close(est, exact, atol=1e-4, rtol=1e-4)
     assert exact.abs().max() > 1e-2

@@ -75,7 +75,7 @@ def test_recurrent_pyg_conv_with_every_round_exact_equals_message_sweep(g, seed)
     torch.manual_seed(seed)
     hooked = hookgnn.from_pyg(Recurrent(), example=g)
     corr = _pair(g, seed)
-    exact = message_sweep(hooked, g, corr, node_sum).effects().values
+    exact = message_sweep(hooked, g, corr, node_sum).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum, exact_rounds=3).values, exact, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
 
@@ -85,7 +85,7 @@ def test_code_between_rounds_that_is_not_traced_allows_one_exact_round_only():
     g = Graph(x=torch.randn(5, 3), edge_index=torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]]))
     corr = _pair(g, 0)
     hooked = hookgnn.from_pyg(Recurrent(scale=2.0), example=g)
-    exact = message_sweep(hooked, g, corr, node_sum).effects().values
+    exact = message_sweep(hooked, g, corr, node_sum).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
     with pytest.raises(NotImplementedError, match="use exact_rounds=1"):
         atp_star(hooked, g, corr, node_sum, exact_rounds=2)
@@ -96,7 +96,7 @@ def test_gat_messages_patch_through_the_same_carrier_as_the_exact_sweep():
     g = Graph(x=torch.randn(6, 3), edge_index=torch.randint(0, 6, (2, 15)), edge_attr=torch.randn(15, 1))
     corr = _pair(g, 0)
     hooked = hookgnn.from_pyg(TwoGAT(), example=g)
-    exact = message_sweep(hooked, g, corr, node_sum).effects().values
+    exact = message_sweep(hooked, g, corr, node_sum).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum, exact_rounds=2).values, exact, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
     assert exact.abs().max() > 1e-2
@@ -110,7 +110,7 @@ def test_layers_that_add_self_loops_refuse_message_patches_but_node_patches_are_
     with pytest.raises(ValueError, match="axis 'none'"):
         atp_star(hooked, g, corr, node_sum)
     outs = round_hooks(hooked, "hook_output")
-    exact = activation_sweep(hooked, g, corr, node_sum, outs).effects().values
+    exact = activation_sweep(hooked, g, corr, node_sum, outs).values
     got = atp_star(hooked, g, corr, node_sum, level="node", exact_rounds=2).values
     torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
 
@@ -120,8 +120,8 @@ def test_from_layers_model_with_an_activation_between_rounds_is_exact_with_every
     model = HookedGNN.from_layers([MLPConv(1, 8, d_edge=1), MLPConv(8, 1, d_edge=1)], activation="relu")
     g = Graph(x=torch.randn(7, 1), edge_index=torch.randint(0, 7, (2, 16)), edge_attr=torch.rand(16, 1))
     corr = g.replace(x=torch.randn(7, 1))
-    exact = message_sweep(model, g, corr, node_sum).effects().values
+    exact = message_sweep(model, g, corr, node_sum).values
     torch.testing.assert_close(atp_star(model, g, corr, node_sum, exact_rounds=2).values, exact, atol=1e-6, rtol=1e-4)
-    nodes = activation_sweep(model, g, corr, node_sum, round_hooks(model, "update")).effects().values
+    nodes = activation_sweep(model, g, corr, node_sum, round_hooks(model, "update")).values
     torch.testing.assert_close(atp_star(model, g, corr, node_sum, level="node", exact_rounds=2).values, nodes,
                                atol=1e-6, rtol=1e-4)

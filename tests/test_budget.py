@@ -51,7 +51,6 @@ def _one_forward_per_patch() -> tuple[torch.Tensor, float, torch.Tensor]:
     metric = OutputSum("d")
     loop = activation_sweep(model, g, corr, metric, round_hooks(model, "update"), method="loop")
     exact = activation_sweep(model, g, corr, metric, round_hooks(model, "src"), method="loop")
-    assert loop.baseline is not None
     return loop.values, loop.baseline, exact.values
 
 

@@ -63,7 +63,8 @@ def test_disk_cache_equals_the_memory_cache(seed: int, n: int, e: int) -> None:
     assert mem.grads is not None and disk.grads is not None
     for name in mem:
         assert torch.equal(disk[name], mem[name]), name
-        torch.testing.assert_close(disk.grads[name], mem.grads[name], rtol=0, atol=1e-7, msg=name)
+        scale = float(mem.grads[name].abs().max()) if mem.grads[name].numel() else 0.0
+        torch.testing.assert_close(disk.grads[name], mem.grads[name], rtol=1e-5, atol=1e-6 * scale, msg=name)
     assert torch.equal(out2["d"], out["d"])
     assert not disk.grads["hook_out.e"].any()
     _, plain = model.run_with_cache(g, device="disk", names_filter=lambda name: "update" in name)

@@ -96,6 +96,13 @@ def _run_with(net: Net, g: Graph, register: Callable[[nn.Module, int], list]) ->
             h.remove()
 
 
+def _unpatched(net: Net, g: Graph) -> float:
+    """The metric (mean over graphs) of the plain PyG run on ``g``: the baseline effects are taken from.
+    Effects are differences of two such values, so their float32 rounding scales with it, not with the effect."""
+    with torch.no_grad():
+        return sum(_metric(net(g.x, g.edge_index, g.edge_attr), g)) / g.num_graphs
+
+
 def _record(net: Net, g: Graph, kind: str) -> list[torch.Tensor]:
     seen: list[torch.Tensor] = []
 
@@ -120,6 +127,8 @@ def test_message_sweep_equals_swapping_one_x_j_row_in_one_call(setup):
     net, hooked, clean, corrupted, metric = setup
     sweep = message_sweep(hooked, clean, corrupted, metric)
     assert sweep.values.shape == (3, clean.num_edges)
+    base = _unpatched(net, corrupted)
+    assert sweep.baseline == pytest.approx(base, rel=1e-5)
     source = _record(net, clean, "x_j")
     for t in range(3):
         for e in range(clean.num_edges):
@@ -134,7 +143,7 @@ def test_message_sweep_equals_swapping_one_x_j_row_in_one_call(setup):
                 return [m.register_message_forward_pre_hook(swap)]
 
             want = sum(_metric(_run_with(net, corrupted, register), corrupted)) / clean.num_graphs
-            assert float(sweep.values[t, e]) == pytest.approx(want, abs=1e-6)
+            assert float(sweep.values[t, e]) == pytest.approx(want - base, rel=1e-5, abs=1e-6 * abs(base))  # effect
     assert sweep.values.std() > 0
 
 
@@ -144,6 +153,7 @@ def test_activation_sweep_of_update_rows_equals_swapping_one_row_of_update(setup
     hooks = round_hooks(hooked, "update")
     assert hooks == ["conv_a.calls.0.hook_update", "conv_a.calls.1.hook_update", "conv_b.hook_update"]
     sweep = activation_sweep(hooked, clean, corrupted, metric, hooks, method=method)
+    base = _unpatched(net, corrupted)
     source = _record(net, clean, "update")
     for t in range(3):
         for v in range(clean.num_nodes):
@@ -157,7 +167,7 @@ def test_activation_sweep_of_update_rows_equals_swapping_one_row_of_update(setup
                 return [m.register_propagate_forward_hook(swap)]
 
             want = sum(_metric(_run_with(net, corrupted, register), corrupted)) / clean.num_graphs
-            assert float(sweep.values[t, v]) == pytest.approx(want, abs=1e-6)
+            assert float(sweep.values[t, v]) == pytest.approx(want - base, rel=1e-5, abs=1e-6 * abs(base))
 
 
 def test_feature_sweep_of_a_linear_equals_swapping_one_output_column(setup):
@@ -184,4 +194,6 @@ def test_feature_sweep_of_a_linear_equals_swapping_one_output_column(setup):
         with torch.no_grad():
             out = net(corrupted.x, corrupted.edge_index, corrupted.edge_attr)
         h.remove()
-        assert float(sweep.values[0, f]) == pytest.approx(sum(_metric(out, corrupted)) / 2, abs=1e-6)
+        base = _unpatched(net, corrupted)
+        want = sum(_metric(out, corrupted)) / 2 - base
+        assert float(sweep.values[0, f]) == pytest.approx(want, rel=1e-5, abs=1e-6 * abs(base))

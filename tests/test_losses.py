@@ -113,7 +113,7 @@ def test_task_loss_sums_parts_and_hint_weight_scales_hints():
         hints={"reach_h": torch.randn(rounds, g.num_nodes, generator=gen)},
     )
     total, parts = task_loss(out, g, task.spec, hint_weight=0.5)
-    assert total.item() == pytest.approx(parts["out/pi"] + parts["out/reach"] + 0.5 * parts["hint/reach_h"], rel=1e-6)
+    assert total.item() == pytest.approx(parts["out/pi"] + parts["out/reach"] + 0.5 * parts["hint/reach_h"], rel=1e-5)
     no_hints, parts0 = task_loss(out, g, task.spec, hint_weight=0.0)
     assert "hint/reach_h" not in parts0
-    assert math.isclose(no_hints.item(), parts["out/pi"] + parts["out/reach"], rel_tol=1e-6)
+    assert math.isclose(no_hints.item(), parts["out/pi"] + parts["out/reach"], rel_tol=1e-5)

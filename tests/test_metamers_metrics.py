@@ -62,20 +62,26 @@ def linear_model(features: int, d: int, encoder_rank: int, seed: int) -> HookedG
     return model
 
 
-def numpy_map(model: HookedGNN, graph: Graph, rounds: int) -> np.ndarray:
-    """vec(h after `rounds` rounds) = A vec(x) + c, with vec row-major over [N, d]: A."""
+def numpy_affine(model: HookedGNN, graph: Graph, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """vec(h after `rounds` rounds) = A vec(x) + c, with vec row-major over [N, d]: (A, c)."""
     n = graph.num_nodes
     adj = np.zeros((n, n))
     for u, v in graph.edge_index.t().tolist():
         adj[u, v] += 1
     w = lambda lin: lin.weight.detach().numpy()  # noqa: E731
     a = np.kron(np.eye(n), w(model.node_encoder.lin))  # vec(x E^T) = (I kron E) vec(x)
+    c = np.tile(model.node_encoder.lin.bias.detach().numpy(), n)  # vec(1 b^T)
     for t in range(rounds):
         layer = model.layers[t]
         # h' = h K^T + adj^T h M^T A^T  ->  (I kron K) + (adj^T kron A M)
         step = np.kron(np.eye(n), w(layer.keep)) + np.kron(adj.T, w(layer.mix) @ w(layer.msg))
-        a = step @ a
-    return a
+        a, c = step @ a, step @ c
+    return a, c
+
+
+def numpy_map(model: HookedGNN, graph: Graph, rounds: int) -> np.ndarray:
+    """The linear part A of :func:`numpy_affine`."""
+    return numpy_affine(model, graph, rounds)[0]
 
 
 def small_graph(n: int = 4, features: int = 3, seed: int = 0) -> Graph:
@@ -103,20 +109,25 @@ def test_linear_model_local_metamer_dimension_is_the_null_space_of_the_weights()
 def test_linear_model_metamers_fill_an_affine_subspace_of_the_null_space_dimension():
     model = linear_model(features=3, d=4, encoder_rank=2, seed=1)
     reference = small_graph(seed=2)
-    a = numpy_map(model, reference, rounds=2)
+    a, c = numpy_affine(model, reference, rounds=2)
     null = scipy.linalg.null_space(a)
     dim = null.shape[1]
     assert dim == 4  # one direction per node (the encoder's rank deficiency)
-    res = metamer(model, reference, "layers.1.hook_update", features=Free(), num=dim + 3, tol=1e-8,
-                  max_steps=3000, lr=0.05)
+    # tol: Adam reaches 1e-5 on every CPU code path within ~150 steps; how far below it gets before its
+    # plateau schedule stops it (1e-8 or 1e-6) depends on the code path. A restart covers a plateau above tol.
+    tol = 1e-5
+    res = metamer(model, reference, "layers.1.hook_update", features=Free(), num=dim + 3, tol=tol,
+                  max_steps=3000, lr=0.05, restarts=2)
     assert bool(res.converged.all()), res
     diffs = (res.graphs.x.view(dim + 3, -1) - reference.x.reshape(1, -1)).numpy()  # [metamer, N*F]
-    # every metamer lies in x0 + null(A) ...
-    row_space = np.eye(a.shape[1]) - null @ null.T
-    assert np.abs(diffs @ row_space).max() < 1e-3
-    # ... and together they span all of it
-    sv = np.linalg.svd(diffs, compute_uv=False)
-    assert sv[dim - 1] > 1e-1 and (sv[dim:] < 1e-3).all()
+    # every metamer lies in x0 + null(A), as far as tol allows: ||A (x' - x0)||^2 <= tol ||A x0 + c||^2 ...
+    h = a @ reference.x.reshape(-1).numpy() + c
+    distance = ((diffs @ a.T) ** 2).sum(1) / (h**2).sum()
+    np.testing.assert_allclose(distance, res.distance.numpy(), rtol=1e-6)  # the distance reported, by hand
+    assert (distance <= tol).all()
+    # ... and together they span all of it: their null-space parts have full rank, with a margin
+    sv = np.linalg.svd(diffs @ null, compute_uv=False)
+    assert sv[dim - 1] > 1e-1
 
 
 def test_volume_change_of_a_linear_model_is_the_log_determinant_of_its_gram_matrix():
@@ -193,7 +204,8 @@ def test_reverse_mode_branch_when_the_activation_is_small():
 def test_a_permuted_reference_is_a_metamer_at_distance_zero(g, processor, seed):
     torch.manual_seed(seed % 1000)
     model = HookedGNN(processor, 4, node_in=2, edge_in=1, max_steps=2).double()
-    g = Graph(x=g.x.double() + 3.0, edge_index=g.edge_index, edge_attr=g.edge_attr.double() + 1.0)
+    # features away from 0 (feature_distance divides by their norm): |x| + 1 is never 0
+    g = Graph(x=g.x.double().abs() + 3.0, edge_index=g.edge_index, edge_attr=g.edge_attr.double().abs() + 1.0)
     perm = torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed))
     other = permute(g, perm)
     hooks = [h for h in ("layers.1.hook_update", "layers.0.hook_message", "hook_node_embed")

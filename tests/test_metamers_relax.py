@@ -148,6 +148,9 @@ def test_find_sites_refuses_layers_that_read_the_edge_set_in_their_messages():
 
 
 def test_relaxation_check_catches_a_model_that_reads_the_edge_count():
+    # a model whose hook reads x (about 1 seed in 9 gives this tiny model a hook that is all zeros, or blind to x
+    # once x >= 1 through a dead ReLU: then the edge count added to x is invisible and nothing can catch it)
+    torch.manual_seed(0)
     model = HookedGNN("mpnn", 4, node_in=1, max_steps=1)
 
     def forward(graph):  # the edge count enters outside the aggregation

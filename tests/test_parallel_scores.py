@@ -35,35 +35,37 @@ def _plain_loop_mean(name: str) -> Any:
     fn = getattr(patching, SCORE_CASES[name][0])
     results = [fn(model, clean, corrupted, METRIC, *args, **kwargs) for clean, corrupted in pairs]
     first = results[0]
+    baseline = sum(r.baseline for r in results) / len(results)
     if isinstance(first, HookScores):
         values = torch.stack([r.values for r in results]).mean(0)
-        baseline = None if first.baseline is None else sum(r.baseline for r in results) / len(results)
         return HookScores(values, first.hooks, first.axes, baseline, first.direction)
     if isinstance(first, EdgeScores):
         assert all(r.edges == first.edges for r in results)
-        return EdgeScores(first.edges, torch.stack([r.scores for r in results]).mean(0), first.direction)
+        return EdgeScores(first.edges, torch.stack([r.scores for r in results]).mean(0), baseline, first.direction)
     assert isinstance(first, Attribution)
-    products = {h: torch.stack([r.products[h] for r in results]).mean(0) for h in first.axes}
-    return Attribution({}, {}, {}, first.axes, first.direction, keep=first.keep, products=products)
+    kept = {name: {h: torch.stack([getattr(r, name)[h] for r in results]).mean(0) for h in first.axes}
+            for name in ("by_entry", "by_row", "by_feature") if getattr(first, name)}
+    return Attribution(first.axes, baseline, first.direction, keep=first.keep, **kept)
 
 
 def assert_same_result(got: Any, want: Any) -> None:
     assert type(got) is type(want)
     assert got.direction == want.direction
-    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # noqa: E731
+    atol = 1e-6 * max(1.0, abs(float(want.baseline)))  # effects: differences of metrics, rounded at the metric's scale
+    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-5, atol=atol)  # noqa: E731
     if isinstance(want, HookScores):
         assert (got.hooks, got.axes) == (want.hooks, want.axes)
         close(got.values, want.values)
-        assert (got.baseline is None) == (want.baseline is None)
-        if want.baseline is not None:
-            assert got.baseline == pytest.approx(want.baseline, rel=1e-6, abs=1e-7)
     elif isinstance(want, EdgeScores):
         assert got.edges == want.edges
         close(got.scores, want.scores)
     else:
         assert got.keep == want.keep and list(got.axes.items()) == list(want.axes.items())
-        for h in want.axes:
-            close(got.products[h], want.products[h])
+        for name in ("by_entry", "by_row", "by_feature"):
+            assert getattr(got, name).keys() == getattr(want, name).keys(), name
+            for h in getattr(want, name):
+                close(getattr(got, name)[h], getattr(want, name)[h])
+    assert got.baseline == pytest.approx(want.baseline, rel=1e-5, abs=1e-7)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_two_processes_equal_plain_loop_over_pairs(two_ranks: list[tuple[str, An
 
 
 def test_activation_sweep_mean_is_exact_patching_mean() -> None:
-    """Independent of the sweep machinery: patch one node state by hand in each pair, average the metrics."""
+    """Independent of the sweep machinery: patch one node state by hand in each pair, average the effects."""
     model, pairs = tiny_model(), same_structure_pairs(3)
     hook, node = "layers.1.hook_update", 4
     sweep = parallel.activation_sweep(model, pairs, METRIC, [hook])
@@ -102,7 +104,8 @@ def test_activation_sweep_mean_is_exact_patching_mean() -> None:
             return act
 
         with torch.no_grad():
-            by_hand.append(float(METRIC(model.run_with_hooks(corrupted, fwd_hooks=[(hook, put)]), corrupted).mean()))
+            patched = float(METRIC(model.run_with_hooks(corrupted, fwd_hooks=[(hook, put)]), corrupted).mean())
+            by_hand.append(patched - float(METRIC(model(corrupted), corrupted).mean()))
     assert sweep[hook][node].item() == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-5, abs=1e-6)
 
 
@@ -113,7 +116,7 @@ def test_pairs_from_a_generator_and_a_dataloader() -> None:
     loader = torch.utils.data.DataLoader(pairs, batch_size=None)
     from_loader = parallel.attribution_patch(model, loader, METRIC, keep="rows")
     for got in (from_generator, from_loader):
-        assert torch.equal(got.products[hook], want.products[hook])
+        assert torch.equal(got.by_row[hook], want.by_row[hook])
 
 
 def test_a_pair_of_batches_counts_once() -> None:
@@ -123,7 +126,7 @@ def test_a_pair_of_batches_counts_once() -> None:
     got = parallel.attribution_patch(model, [batch, c], METRIC, keep="features")
     per_pair = [patching.attribution_patch(model, *p, METRIC, keep="features") for p in (batch, c)]
     for h in got.axes:
-        torch.testing.assert_close(got.products[h], (per_pair[0].products[h] + per_pair[1].products[h]) / 2)
+        torch.testing.assert_close(got.by_feature[h], (per_pair[0].by_feature[h] + per_pair[1].by_feature[h]) / 2)
 
 
 def test_row_scores_of_different_structures_are_refused() -> None:

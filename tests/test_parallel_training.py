@@ -99,8 +99,8 @@ def test_rank_shares_cover_the_batch_and_the_loss_is_the_whole_batch_mean() -> N
         count = sum(float(t[key][2]) for t in terms)
         assert total / max(count, 1.0) == pytest.approx(value, rel=1e-5)
     loss, got = global_loss(loss_sums(net(batch, steps=5), batch, task.spec), World())
-    assert float(loss.detach()) == pytest.approx(float(whole.detach()), rel=1e-6)
-    assert got == pytest.approx(parts, rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(whole.detach()), rel=1e-5)
+    assert got == pytest.approx(parts, rel=1e-5)
 
 
 def test_batch_smaller_than_the_world_is_refused() -> None:

@@ -55,8 +55,10 @@ def test_noising_sweep_of_node_states_matches_bellman_ford_by_hand(bf):
         for u in range(g.num_nodes):
             expected[t, u] = bellman_ford(g, T, override={(t, u): corr_states[t + 1][u]})[-1][v]
     assert scores.axes == ("round", "node")
-    assert scores.baseline == pytest.approx(bellman_ford(g, T)[-1][v], abs=1e-4)
-    np.testing.assert_allclose(scores.values.numpy(), expected, atol=1e-3)
+    baseline = bellman_ford(g, T)[-1][v]
+    assert scores.baseline == pytest.approx(baseline, abs=1e-4)
+    np.testing.assert_allclose(scores.values.numpy(), expected - baseline, atol=1e-3)  # effects
+    np.testing.assert_allclose(scores.patched_metrics().numpy(), expected, atol=1e-3)
     assert no_hooks_left(model)
 
 
@@ -65,13 +67,14 @@ def test_single_message_patch_matches_hand_computation(bf):
     corr_states = bellman_ford(corr, T)
     sweep = message_sweep(model, g, corr, metric, direction="noising")  # corrupted messages into the clean run
     src = g.edge_index[0].tolist()
+    baseline = bellman_ford(g, T)[-1][v]
     for t in range(T):
         for e in range(g.num_edges):
             want = bellman_ford(g, T, message_override={(t, e): corr_states[t][src[e]]})[-1][v]
-            assert sweep["layers.%d.hook_src" % t][e] == pytest.approx(want, abs=1e-3)
+            assert sweep["layers.%d.hook_src" % t][e] == pytest.approx(want - baseline, abs=1e-3)
     t, e = T - 1, 3
     one = message_patch(model, g, corr, metric, [MessageEdge(t, e, src[e], int(g.edge_index[1, e]))], direction="noising")
-    assert one == pytest.approx(float(sweep[f"layers.{t}.hook_src"][e]), abs=1e-5)
+    assert one - sweep.baseline == pytest.approx(float(sweep[f"layers.{t}.hook_src"][e]), abs=1e-5)
     assert no_hooks_left(model)
 
 
@@ -105,7 +108,7 @@ def test_batched_sweep_equals_one_forward_per_patch(mpnn, short, over, direction
 def test_patching_clean_into_clean_changes_nothing(mpnn):
     model, g, _, metric = mpnn
     s = activation_sweep(model, g, g, metric, round_hooks(model, "message"), "row", "denoising")
-    torch.testing.assert_close(s.values, torch.full_like(s.values, s.baseline), atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(s.values, torch.zeros_like(s.values), atol=1e-5 * (1 + abs(s.baseline)), rtol=1e-6)
     assert path_patch(model, g, g, metric, [Component("layers.0.hook_update", 1)],
                       [Component("layers.1.hook_aggregation", 2)]) == pytest.approx(s.baseline, abs=1e-5)
 

@@ -5,6 +5,7 @@ the training and patching calls in them ~30x slower); the functions they call ar
 type-checked by their own tests.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -27,7 +28,9 @@ print("all blocks ran")
 def test_readme_python_blocks_run(tmp_path):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python examples"
+    # this checkout's hookgnn, not whichever one the environment has installed (a worktree, another clone)
+    path = os.pathsep.join([str(README.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     run = subprocess.run([sys.executable, "-c", RUNNER, str(README)], capture_output=True, text=True,
-                         timeout=600, cwd=tmp_path)
+                         timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
     assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
     assert run.stdout.strip().endswith("all blocks ran")

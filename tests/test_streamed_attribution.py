@@ -24,8 +24,12 @@ from hookgnn.patching import OutputSum, activation_sweep, attribution_patch, int
 KEEPS = ("entries", "rows", "features")
 
 
-def _reduced(attr, hook: str, keep: str) -> torch.Tensor:  # noqa: ANN001
-    return {"entries": attr.entries, "rows": attr.row_sums, "features": attr.feature_sums}[keep](hook)
+#: What each keep fills, and how the same numbers are derived from a keep="all" result.
+FILLED = {"entries": ("by_entry",), "rows": ("by_row", "by_feature"), "features": ("by_feature",)}
+
+
+def _reduced(attr, hook: str, field: str) -> torch.Tensor:  # noqa: ANN001
+    return {"by_entry": attr.entries, "by_row": attr.row_sums, "by_feature": attr.feature_sums}[field](hook)
 
 
 @pytest.mark.parametrize("processor", ["mpnn", "gat", "minagg", "triplet_gmpnn"])
@@ -40,9 +44,14 @@ def test_kept_products_equal_those_of_keep_all(processor: str, ig_steps: int, tm
         for offload in (None, tmp_path / "spill"):
             got = integrated_gradients(model, g, corr, metric, ig_steps, keep=keep, offload=offload, chunk=2)
             assert list(got.axes.items()) == list(full.axes.items()) and got.keep == keep
-            for hook in full.axes:
-                torch.testing.assert_close(got.products[hook], _reduced(full, hook, keep), rtol=1e-5, atol=1e-6,
-                                           msg=f"{keep} {hook}")
+            assert got.baseline == pytest.approx(full.baseline, rel=1e-6, abs=1e-6)
+            for field in ("by_entry", "by_row", "by_feature"):
+                assert bool(getattr(got, field)) == (field in FILLED[keep]), (keep, field)
+            assert not (got.delta or got.grad or got.grad_active or got.grad_through)
+            for field in FILLED[keep]:
+                for hook in full.axes:
+                    torch.testing.assert_close(getattr(got, field)[hook], _reduced(full, hook, field), rtol=1e-5,
+                                               atol=1e-6, msg=f"{keep} {field} {hook}")
             assert got.total() == pytest.approx(full.total(), rel=1e-4, abs=1e-6)
     assert not any((tmp_path / "spill").iterdir())  # every temporary file removed
     assert no_hooks_left(model)
@@ -57,7 +66,8 @@ def test_kept_rows_equal_exact_patching_on_a_linear_model(keep: str) -> None:
     hooks = round_hooks(model, "message")
     exact = activation_sweep(model, g, corr, OutputSum("d"), hooks)
     attr = attribution_patch(model, g, corr, OutputSum("d"), keep=keep, names_filter=hooks)
-    torch.testing.assert_close(attr.rows(hooks).values, exact.values - exact.baseline, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(attr.rows(hooks).values, exact.values, atol=1e-4, rtol=1e-4)
+    assert attr.baseline == pytest.approx(exact.baseline, rel=1e-6, abs=1e-6)
 
 
 def test_a_pyg_model_calling_one_conv_twice() -> None:
@@ -74,17 +84,21 @@ def test_a_pyg_model_calling_one_conv_twice() -> None:
     full = attribution_patch(model, clean, corrupted, metric)
     got = attribution_patch(model, clean, corrupted, metric, keep="rows")
     for hook in full.axes:
-        torch.testing.assert_close(got.products[hook], full.row_sums(hook), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got.by_row[hook], full.row_sums(hook), rtol=1e-5, atol=1e-6)
 
 
 def test_what_a_kept_attribution_lacks_is_named() -> None:
     model = HookedGNN("mpnn", d_hidden=4, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
     g, corr = _graphs()
+    features = attribution_patch(model, g, corr, OutputSum("d"), keep="features")
+    with pytest.raises(ValueError, match="keep='features', which keeps no row sums"):
+        features.rows(["layers.0.hook_update"])
+    with pytest.raises(ValueError, match="keep='features', which keeps no entries"):
+        features.entries("layers.0.hook_update")
     rows = attribution_patch(model, g, corr, OutputSum("d"), keep="rows")
-    with pytest.raises(ValueError, match="kept only rows .* no features"):
-        rows.features(["layers.0.hook_update"])
-    with pytest.raises(ValueError, match="no entries"):
+    with pytest.raises(ValueError, match="keep='rows', which keeps no entries; rerun it with keep='all' or 'entries'"):
         rows.entries("layers.0.hook_update")
+    assert rows.features(["layers.0.hook_update"]).axes == ("round", "feature")  # rows keep feature sums too
     with pytest.raises(ValueError, match="keep must be one of"):
         check_keep("row", None)  # (a call with keep="row" is refused by the type checker first in the tests)
     with pytest.raises(ValueError, match="offload= needs keep"):

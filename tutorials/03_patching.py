@@ -65,7 +65,8 @@ print(f"source {int(clean['s'].argmax())} -> {int(corrupted['s'].argmax())}; que
 # ## 1. Activation patching
 #
 # `activation_sweep` patches each (round, node) state from the clean run into the
-# corrupted one and records the metric. All patches of a round run as copies in one
+# corrupted one and records the effect: the metric after the patch minus `sweep.baseline`,
+# the metric of the unpatched corrupted run. All patches of a round run as copies in one
 # disjoint-union batch, resumed at that round.
 
 # %%
@@ -73,11 +74,11 @@ hooks = round_hooks(model, "update", range(rounds))
 start = time.perf_counter()
 sweep = activation_sweep(model, clean, corrupted, metric, hooks, steps=rounds)
 sweep_s = time.perf_counter() - start
-effect = sweep.values - sweep.baseline
+effect = sweep.values  # metric after each patch minus sweep.baseline
 best_round, best_node = divmod(int(effect.flatten().argmax()), effect.shape[1])
 print(f"{effect.numel()} patches in {sweep_s:.2f} s; corrupted log-prob {sweep.baseline:.2f}; best: round "
       f"{best_round}, node {best_node} -> {sweep.baseline + float(effect.max()):.2f}")
-S.figure(plot_scores(sweep, title=f"log p(clean predecessor of {query}) after patching"), "activation_sweep.png")
+S.figure(plot_scores(sweep, title=f"change in log p(clean predecessor of {query}) by patching"), "activation_sweep.png")
 
 # %% [markdown]
 # ## 2. Path patching
@@ -115,7 +116,7 @@ for kind, u in (("neighbour", near), ("not a neighbour", far)):
 # ## 3. Every single message, exactly
 #
 # `message_sweep` patches one message `(t, u -> v)` at a time (row `e` of
-# `layers.t.hook_src`, so only that message changes): `[round, edge]`. Here in the
+# `layers.t.hook_src`, so only that message changes): `[round, edge]` effects. Here in the
 # *noising* direction (each corrupted message into the clean run), which asks which
 # messages the clean answer needs.
 
@@ -125,9 +126,8 @@ exact = message_sweep(model, clean, corrupted, metric, range(rounds), direction=
 exact_s = time.perf_counter() - start
 S.figure(plot_scores(exact, title="noising single messages (exact)"), "message_sweep.png")
 universe = message_edges(clean.edge_index, range(rounds), model)
-values = exact.effects()
-ranked = sorted(universe, key=lambda m: -abs(float(values[m.carrier.hook][m.edge])))
-S.figure(plot_message_circuit(clean, ranked[:6], {m: float(values[m.carrier.hook][m.edge]) for m in ranked[:6]}),
+ranked = sorted(universe, key=lambda m: -abs(float(exact[m.carrier.hook][m.edge])))
+S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:6]}),
          "top_messages.png")
 print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter most: "
       + ", ".join(f"t{m.round}:{m.u}->{m.v}" for m in ranked[:6]))
@@ -141,6 +141,8 @@ print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter 
 #   path from clean to corrupted inputs;
 # * AtP* (`atp_star`): the round a patch enters recomputed exactly, the rest linearised.
 #
+# Every estimate, like the exact sweep, holds effects with the same `baseline` (the clean
+# run's metric here), so its `.values` compare with `exact.values` number for number.
 # `audit` compares each with the exact sweep: signed and absolute Spearman correlation,
 # recall of the exact top `k`, and how many messages each ranking needs for a circuit of
 # faithfulness 0.9 (everything outside it resampled from the corrupted run).
@@ -183,8 +185,8 @@ S.record(sweep_seconds=sweep_s, exact_message_seconds=exact_s, verified_messages
 fig, axes = plt.subplots(1, len(table) + 1, figsize=(3.2 * (len(table) + 1), 2.8))
 for ax, (name, method) in zip(axes, [("exact", None), *estimators.items()]):
     scores = exact if method is None else method()
-    ax.imshow(scores.effects().values, aspect="auto", cmap="RdBu_r",
-              vmin=-float(exact.effects().values.abs().max()), vmax=float(exact.effects().values.abs().max()))
+    ax.imshow(scores.values, aspect="auto", cmap="RdBu_r",
+              vmin=-float(exact.values.abs().max()), vmax=float(exact.values.abs().max()))
     ax.set(title=name, xlabel="edge", ylabel="round")
 fig.tight_layout()
 S.figure(fig, "estimators.png")

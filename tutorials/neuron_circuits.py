@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from hookgnn import Graph
-from hookgnn.patching import Attribution, Circuit, EdgeScores, evaluate, links_of, top_n
+from hookgnn.patching import Attribution, Circuit, EdgeScores, evaluate, links_of
 from hookgnn.patching.components import ResolvedLink, WeightEdge, weight_edges
 
 
@@ -70,8 +70,8 @@ def sweep_sizes(hooked: Any, graph: Graph, metric: Callable[..., Tensor], ranked
 
 
 def ranked(scores: dict[WeightEdge, float]) -> list[WeightEdge]:
-    """Edges by decreasing absolute score."""
-    return top_n(scores, len(scores))
+    """Every edge by decreasing absolute score (zero scores included, last)."""
+    return sorted(scores, key=lambda e: -abs(scores[e]))
 
 
 def _activation_after(links: dict[str, ResolvedLink], hook: str) -> str | None:

@@ -40,8 +40,8 @@ from hookgnn.interop.data import graph_to_pyg
 CallArgs = tuple[tuple[Any, ...], dict[str, Any]]
 InputsFn = Callable[[Graph], CallArgs]
 
-#: Attributes of a PyG ``Data`` argument that get an input hook point.
-DATA_INPUTS = ("x", "edge_attr", "edge_weight")
+#: The axis of an input tensor argument, by name (other inputs: chosen by their rows).
+INPUT_AXIS = {"x": "node", "pos": "node", "edge_attr": "edge", "edge_weight": "edge"}
 
 
 @dataclass(frozen=True)
@@ -110,17 +110,29 @@ def bind(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         raise TypeError(f"the wrapped model's forward{sig} cannot take these arguments: {e}") from None
 
 
-def input_tensors(bound: inspect.BoundArguments) -> list[tuple[str, Tensor]]:
-    """``(name, tensor)`` of every floating-point input: tensor arguments, and the
-    :data:`DATA_INPUTS` attributes of a PyG ``Data`` argument."""
-    out: list[tuple[str, Tensor]] = []
+def input_tensors(bound: inspect.BoundArguments) -> list[tuple[str, Tensor, str | None]]:
+    """``(name, tensor, axis or None)`` of every floating-point input: tensor arguments, and
+    every floating tensor attribute of a PyG ``Data`` argument (``x``, ``s``, ``pos``, ...;
+    which of them the forward reads, the discovery forward finds out)."""
+    out: list[tuple[str, Tensor, str | None]] = []
     for name, value in bound.arguments.items():
         if isinstance(value, Tensor) and value.is_floating_point():
-            out.append((name, value))
+            out.append((name, value, INPUT_AXIS.get(name)))
         elif _is_data(value):
-            out += [(a, getattr(value, a)) for a in DATA_INPUTS
-                    if isinstance(getattr(value, a, None), Tensor) and getattr(value, a).is_floating_point()]
+            for key in value.keys():
+                t = value[key]
+                if isinstance(t, Tensor) and t.is_floating_point() and key not in bound.arguments:
+                    out.append((key, t, _data_axis(value, key, t)))
     return out
+
+
+def _data_axis(data: Any, key: str, t: Tensor) -> str | None:
+    rows = t.shape[0] if t.dim() else None
+    if rows is not None and rows == data.num_edges and data.is_edge_attr(key):
+        return "edge"
+    if rows is not None and rows == data.num_nodes and data.is_node_attr(key):
+        return "node"
+    return INPUT_AXIS.get(key)
 
 
 def replace_inputs(bound: inspect.BoundArguments, new: dict[str, Tensor]) -> CallArgs:
@@ -128,11 +140,11 @@ def replace_inputs(bound: inspect.BoundArguments, new: dict[str, Tensor]) -> Cal
     for name, value in list(bound.arguments.items()):
         if name in new:
             bound.arguments[name] = new[name]
-        elif _is_data(value) and any(a in new for a in DATA_INPUTS):
+        elif _is_data(value) and any(k in new for k in value.keys()):
             value = copy.copy(value)
-            for a in DATA_INPUTS:
-                if a in new:
-                    setattr(value, a, new[a])
+            for k in list(value.keys()):
+                if k in new:
+                    setattr(value, k, new[k])
             bound.arguments[name] = value
     return bound.args, bound.kwargs
 

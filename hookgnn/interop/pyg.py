@@ -10,13 +10,16 @@ attribution and circuits call it.
 Hook points are found on the first forward (or ``from_pyg(model, example=...)``): every
 call of a ``MessagePassing`` module is a *round* with ``hook_input``, ``hook_src``,
 ``hook_message``, ``hook_aggregation``, ``hook_update`` and ``hook_output``, every leaf
-``Linear`` and activation module has ``hook_out``, and the model's float inputs have
-``hook_x`` etc. (names in :mod:`hookgnn.interop.structure`). The same forward traces
+``Linear`` and activation module has ``hook_out``, and the float inputs the forward reads
+have ``hook_x``, ``hook_s``, ... (tensor arguments, or attributes of a ``Data`` argument;
+an input the forward never reads gets none) (names in :mod:`hookgnn.interop.structure`). The same forward traces
 which hooked neuron feeds which (:mod:`hookgnn.interop.trace`), so weight edges exist
 without :func:`~hookgnn.patching.register_links`. The hooks themselves are registered
 for one forward at a time and removed after it (:mod:`hookgnn.interop.session`): the
 original model carries no hook between calls, and with no hook attached the wrapped
-model computes exactly what the original computes.
+model computes exactly what the original computes. Attributes the wrapper does not have
+are read from the original (``hooked.supports_edge_attr``), so helpers that take the
+model work on the wrapped one.
 
 What stays impossible: modules compiled with ``torch.compile`` or scripted (PyG skips
 its hooks there; wrap the module before compiling); layers that never call
@@ -42,7 +45,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, input_tensors, replace_inputs, signature_of
 from hookgnn.interop.session import Session
-from hookgnn.interop.structure import Discovery, Structure
+from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
 from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
 from hookgnn.rounds import RoundRoles, declared_roles
@@ -52,7 +55,6 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh,
     nn.Softplus, nn.Softsign, nn.Hardtanh, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink,
 )
-_INPUT_AXIS = {"x": "node", "pos": "node", "edge_attr": "edge", "edge_weight": "edge"}
 #: How a ``MessagePassing.forward``'s usual arguments are indexed (for exact local recomputation).
 PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
              "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
@@ -124,6 +126,29 @@ class PyGModel(HookedRootModule):
         object.__setattr__(self, "_structure", None)
         object.__setattr__(self, "_points", {})
 
+    def __getattr__(self, name: str) -> Any:
+        """``nn.Module``'s lookup (parameters, buffers, submodules), then the original model's
+        attributes (``hooked.supports_edge_attr``, ``hooked.has_edge_weight()``)."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            model = self.__dict__.get("_modules", {}).get("model")
+            if model is None or name.startswith("__"):
+                raise
+            try:
+                return getattr(model, name)
+            except AttributeError:
+                raise AttributeError(f"neither the wrapper {type(self).__name__} nor the wrapped "
+                                     f"{type(model).__name__} has an attribute {name!r}") from None
+
+    def input_fields(self) -> frozenset[str]:
+        """The names of the floating inputs the forward reads (its input hook points
+        ``hook_{name}``): argument names, or attribute names of a ``Data`` argument, which
+        are the names of the hookgnn ``Graph`` fields they come from (``s``, ``pos``). EAP-IG
+        interpolates the fields among them (:func:`~hookgnn.patching.attribution.interpolated_fields`).
+        With ``inputs=fn``, a field passed under another name is not matched."""
+        return frozenset(key[1] for key in self._require().names if key[0] == "input")  # type: ignore[index]
+
     # -------------------------------------------------------------- calling
     def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if args and isinstance(args[0], Graph):
@@ -140,11 +165,11 @@ class PyGModel(HookedRootModule):
             return self._discover(args, kwargs)
         mp, leaves, src_arg, _ = self._parts
         bound = bind(self._sig, args, kwargs)
-        with Session(mp, leaves, src_arg, self._points):
+        with Session(mp, leaves, src_arg, self._points, edited=self._structure.edited) as session:
             new = {}
-            for name, t in input_tensors(bound):
+            for name, t, _ in input_tensors(bound):
                 hp = self._points.get(("input", name))
-                out = t if hp is None or not (hp._fwd or hp._bwd) else hp(t)
+                out = t if hp is None else session.through(("input", name), hp, t)
                 if out is not t:
                     new[name] = out
             if new:
@@ -164,10 +189,11 @@ class PyGModel(HookedRootModule):
         tracer = Tracer()
         disc = Discovery(counts_of(bound), tracer)
         with Session(mp, leaves, src_arg, None, disc), tracer:
-            for name, t in input_tensors(bound):
-                disc.site(("input", name), t, _INPUT_AXIS.get(name), None, None, None)
+            for name, t, axis in input_tensors(bound):
+                disc.site(("input", name), t, axis, None, None, None)
+                tracer.watch(("input", name), t)
             out = self.model(*args, **kwargs)
-        structure = Structure(disc, paths)
+        structure = HookLayout(disc, paths)
         old = {hp.name: hp for hp in self._points.values()}
         points: dict[Hashable, HookPoint] = {}
         for key, name in structure.names.items():
@@ -209,7 +235,7 @@ class PyGModel(HookedRootModule):
         object.__setattr__(self, "_places", dict(s.places))
         object.__setattr__(self, "_by_place", {(rel, t): name for name, (t, rel) in s.places.items()})
 
-    def _require(self) -> Structure:
+    def _require(self) -> HookLayout:
         if self._structure is None:
             raise RuntimeError(
                 "this wrapped PyG model has not found its hook points yet: they are found on its first forward; "
@@ -327,8 +353,8 @@ class PyGModel(HookedRootModule):
         """The traced links of round ``t`` (what :func:`~hookgnn.patching.links_of` returns).
 
         A link belongs to the round in which its destination fires; a destination
-        outside rounds (a leaf between two rounds, a decoder) to the next round to start
-        (the last round after the last one). Links registered for the round module's
+        outside rounds (a leaf between two rounds, a decoder) to the round it follows
+        (round 0 before the first round). Links registered for the round module's
         class (:func:`~hookgnn.patching.register_links`, for what tracing cannot see) are
         added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
         ``hook_x``, ``{e}`` = ``hook_edge_attr``.

@@ -15,6 +15,13 @@ when the forward raises). It forces the unfused path (``fuse = False``,
 messages, and turns off ``inplace`` on activation modules, whose in-place write would
 change an activation after a hook has seen it.
 
+An activation that the model edits in place after its hook point saw it (``h += e`` on
+a ``Linear``'s output, found by the discovery forward: ``edited``) is handed to the
+model as a copy while hooks are attached, so a cache keeps what the hook saw and a
+gradient leaf made for it is never edited in place. Any other hooked activation that
+the forward edits in place and that is still alive after it raises
+:class:`StructureError` (its cached value would be wrong): rediscover.
+
 Every call of a ``MessagePassing`` module's ``forward`` is a *round*; the session
 numbers them in call order and keys every activation by ``(round of its module, what)``
 (see :mod:`hookgnn.interop.structure` for the names). A leaf module belongs to the
@@ -24,6 +31,7 @@ keyed by their own call count.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -76,9 +84,11 @@ class Session:
         src_arg: dict[str, str | None],
         points: dict[Hashable, HookPoint] | None,
         recorder: Recorder | None = None,
+        edited: frozenset[Hashable] = frozenset(),
     ) -> None:
         self.mp, self.leaves, self.src_arg = mp, leaves, src_arg
-        self.points, self.rec = points, recorder
+        self.points, self.rec, self.edited = points, recorder, edited
+        self._watch: list[tuple[Hashable, weakref.ref[Tensor], int]] = []
         self.path_of = {id(m): p for p, m in mp} | {id(m): p for p, m, _, _ in leaves}
         self.ancestors = {id(m): a for _, m, a, _ in leaves}
         self.linear = {id(m) for _, m, _, lin in leaves if lin}
@@ -110,6 +120,17 @@ class Session:
         for obj, name, old in reversed(self._restore):
             setattr(obj, name, old)
         self._restore.clear()
+        watched, self._watch = self._watch, []
+        if exc and exc[0] is not None:
+            return
+        for key, ref, version in watched:
+            t = ref()
+            if t is not None and t._version != version:
+                raise StructureError(
+                    f"the model edited {describe(key)} in place after its hook point saw it, which the discovery "
+                    "forward did not see, so what the hooks kept (a cache) is no longer the activation; rediscover "
+                    "with inputs that run this code: model.discover(*args, **kwargs)"
+                )
 
     def _set(self, obj: Any, name: str, value: Any) -> None:
         self._restore.append((obj, name, getattr(obj, name)))
@@ -146,7 +167,18 @@ class Session:
                 f"this forward reached {describe(key)}, which the discovery forward did not run, so it has no hook "
                 "point; rediscover with inputs that run every call: model.discover(*args, **kwargs)"
             )
-        return hp(t) if hp._fwd or hp._bwd else t  # skip the module call when nothing is attached
+        return self.through(key, hp, t)
+
+    def through(self, key: Hashable, hp: HookPoint, t: Tensor) -> Tensor:
+        """``t`` through ``hp`` (skipped when nothing is attached); a copy of the result where the
+        model edits it in place (see the module doc), else the result, watched for such edits."""
+        if not (hp._fwd or hp._bwd):
+            return t
+        out = hp(t)
+        if key in self.edited:
+            return out.clone()
+        self._watch.append((key, weakref.ref(out), out._version))
+        return out
 
     def _frame(self, module: nn.Module) -> Frame | None:
         for frame in reversed(self.frames):

@@ -11,15 +11,17 @@ Names (module paths, as everywhere in hookgnn):
 ``convs.0.hook_edge_update``          ``edge_update()``'s output, where the layer has one
 ``convs.0.hook_output``               the module's output
 ``convs.0.msg.0.hook_out``            output of the leaf ``Linear`` / activation ``msg.0``
-``hook_x``, ``hook_edge_attr``        the model's floating-point inputs (arguments, or
-                                      the ``x`` / ``edge_attr`` / ``edge_weight`` of a ``Data``)
+``hook_x``, ``hook_s``                the floating-point inputs the forward reads (arguments,
+                                      or attributes of a ``Data`` argument)
 ``act.hook_out``                      a leaf module called outside any round
 ====================================  =================================================
 
 A module called ``n > 1`` times per forward (a weight-tied loop) gets one container per
 call, in call order: ``conv.calls.3.hook_message``, ``conv.calls.3.mlp.0.hook_out``.
 A leaf called several times in one round (or outside rounds) gets ``.calls.{j}`` the
-same way (``act.calls.1.hook_out``). A module whose ``forward`` calls ``propagate``
+same way (``act.calls.1.hook_out``). A leaf called outside rounds belongs to the round it
+follows (PyG's ``BasicGNN`` calls one shared ``act`` after each conv: ``act.calls.t.hook_out``
+is in round ``t``, at ``act.hook_out``); one called before the first round, to none. A module whose ``forward`` calls ``propagate``
 again has ``propagate.{p}.hook_message`` etc. for the later calls. A leaf that lives in a
 ``MessagePassing`` module but runs outside its calls is ``{path}.outside.hook_out``.
 
@@ -35,9 +37,12 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import weakref
+
 import torch
 from torch import Tensor, nn
 
+from hookgnn._deprecated import deprecated_names
 from hookgnn.interop.inputs import Counts
 from hookgnn.interop.session import Frame, StructureError, describe
 from hookgnn.interop.trace import Segment, Tracer
@@ -85,6 +90,7 @@ class Discovery:
         self.traced: list[_Traced] = []
         self.same_edges: dict[int, bool] = {}
         self.propagated: set[int] = set()
+        self.fired: list[tuple[Hashable, weakref.ref[Tensor], int]] = []
 
     def round_started(self, frame: Frame) -> None:
         self.rounds.append(frame)
@@ -103,7 +109,19 @@ class Discovery:
         still holds ``t`` (a skip connection) is traced to ``t``'s own hook, not to them."""
         if key in self.axes:
             raise StructureError(f"{describe(key)} was reached twice in one forward")
+        self.tracer.quiet = True  # what discovery itself does to t is not the model's doing
+        try:
+            return self._site(key, t, prefer, frame, linear, linear_input)
+        finally:
+            self.tracer.quiet = False
+
+    def _site(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,
+              linear: nn.Module | None, linear_input: Tensor | None) -> Tensor:
         self.axes[key] = choose_axis(t.shape[0] if t.dim() else 0, prefer, self.counts)
+        if prefer == "edge" and frame is not None and not self.same_edges.get(frame.t, True):
+            # rows of the layer's own edge list (self-loops added, edges reordered): not graph
+            # edge e at row e, even when the counts happen to agree
+            self.axes[key] = "none"
         ei = frame.edge_index if frame is not None and frame.edge_index is not None else self.counts.edge_index
         source = linear_input if linear is not None else t
         segments = [] if source is None else self.tracer.sources(source, ei)
@@ -113,7 +131,19 @@ class Discovery:
         if key[0] == "round" and key[4] in ("hook_input", "hook_src"):  # type: ignore[index]
             t = t.view_as(t)
         self.tracer.mark(key, t)
+        self.fired.append((key, weakref.ref(t), t._version))
         return t
+
+    def edited(self) -> set[Hashable]:
+        """Hook keys whose activation the model edited in place after the hook saw it
+        (``h += e``), by the tracer or, for tensors still alive, by their version counter."""
+        late = {key for key, ref, v in self.fired if (t := ref()) is not None and t._version != v}
+        return late | self.tracer.edited
+
+    def unread(self) -> set[Hashable]:
+        """Input keys that no operation of the forward read (an ``edge_weight`` the model ignores)."""
+        linked = {s.key for tr in self.traced for s in tr.segments}
+        return {k for k in self.axes if k[0] == "input" and k not in self.tracer.read and k not in linked}  # type: ignore[index]
 
 
 @dataclass(frozen=True)
@@ -151,14 +181,16 @@ class LinkSpec:
         return None
 
 
-class Structure:
+class HookLayout:
     """Rounds, names, axes and link specs of a wrapped model, from its discovery forward."""
 
     def __init__(self, disc: Discovery, mp_paths: set[str]) -> None:
         self.rounds = [(f.path, f.k, f.module) for f in disc.rounds]
         self.propagations = [f.hop + 1 for f in disc.rounds]  # propagate calls per round
         self.opaque = {f.path: type(f.module).__name__ for f in disc.rounds if f.t not in disc.propagated}
-        self.axes = disc.axes
+        unread = disc.unread()
+        self.axes = {k: a for k, a in disc.axes.items() if k not in unread}
+        self.edited = frozenset(disc.edited() - unread)
         per_path = Counter(p for p, _, _ in self.rounds)
         index = {(p, k): t for t, (p, k, _) in enumerate(self.rounds)}
         multi = {(key[1], key[3]) for key in disc.axes if key[0] == "leaf" and key[4] > 0}  # type: ignore[index]
@@ -167,9 +199,16 @@ class Structure:
         def prefix(path: str, k: int) -> str:
             return _join(path, f"calls.{k}" if per_path[path] > 1 else "")
 
+        # a leaf called outside rounds belongs to the round it follows (PyG's BasicGNN calls
+        # one shared act after every conv); calls before the first round belong to none
+        follows = {tr.key: tr.started - 1 for tr in disc.traced if tr.key[0] == "free"}  # type: ignore[index]
+        per_gap = Counter((follows[k], k[1]) for k in self.axes if k in follows)  # type: ignore[index]
+        multi_gap = {leaf for (_, leaf), n in per_gap.items() if n > 1}
+        seen_in_gap: Counter[tuple[int, str]] = Counter()
+
         self.names: dict[Hashable, str] = {}
         self.places: dict[str, tuple[int, str]] = {}
-        for key in disc.axes:
+        for key in self.axes:
             kind = key[0]  # type: ignore[index]
             if kind == "input":
                 name = f"hook_{key[1]}"  # type: ignore[index]
@@ -178,6 +217,12 @@ class Structure:
                 inside = any(m == "" or leaf.startswith(m + ".") for m in mp_paths)
                 name = _join(leaf or "model", "outside" if inside else "", f"calls.{j}" if leaf in multi_free else "",
                              "hook_out")
+                t_after = follows.get(key, -1)
+                if t_after >= 0:
+                    i = seen_in_gap[(t_after, leaf)]
+                    seen_in_gap[(t_after, leaf)] += 1
+                    self.places[name] = (t_after, _join(leaf or "model", "outside" if inside else "",
+                                                        f"calls.{i}" if leaf in multi_gap else "", "hook_out"))
             else:
                 path, k = key[1], key[2]  # type: ignore[index]
                 if kind == "round":
@@ -208,7 +253,8 @@ class Structure:
             if name in seen:  # pragma: no cover - links are grouped by (src, rows, dst)
                 raise StructureError(f"two traced links are both named {name!r}")
             seen.add(name)
-            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(like), spec.act, reduce=spec.reduce))
+            out.append(ResolvedLink(t, name, src, dst, spec.rows, spec.weight(like), spec.act, reduce=spec.reduce,
+                                    selection=bool(spec.select)))
         return out
 
 
@@ -225,7 +271,7 @@ def _links(disc: Discovery, rounds: list[tuple[str, int, nn.Module]]) -> list[Li
     for tr in disc.traced:
         if tr.width is None:
             continue
-        owner = tr.round if tr.round is not None else min(tr.started, len(rounds) - 1)
+        owner = tr.round if tr.round is not None else min(max(tr.started - 1, 0), len(rounds) - 1)
         usable = [s for s in tr.segments if (s.rows == "same" or tr.same_edges) and s.key != tr.key]
         groups: dict[tuple[Hashable, str], list[Segment]] = {}
         if tr.linear is not None:
@@ -256,3 +302,8 @@ def _links(disc: Discovery, rounds: list[tuple[str, int, nn.Module]]) -> list[Li
                 if agg in disc.axes and w is not None and widths.get(agg) == w:
                     out.append(LinkSpec(t, key, agg, "scatter", "identity", w, w, reduce=REDUCE[aggr]))
     return out
+
+
+#: The 0.1 name of :class:`HookLayout` (metamers had a public ``Structure`` too); warns on access.
+__getattr__ = deprecated_names("hookgnn.interop.structure",
+                               {"Structure": (lambda: HookLayout, "hookgnn.interop.structure.HookLayout")})

@@ -12,7 +12,11 @@ neurons through unchanged or elementwise:
   adding a bias ``Parameter``).
 
 Everything else (a ``Linear``, a sum of two activations, a normalisation, attention) is
-a barrier. When a hook point fires, :func:`sources` walks back from its tensor (for a
+a barrier, and so is a hooked tensor that the model edited in place after its hook
+point saw it (``h += e``: its value is no longer the hook's). The tracer also records
+which hooked tensors are edited in place (:attr:`Tracer.edited`: the wrapped model hands
+the model a copy there, so hooks keep what they saw) and which watched tensors (the
+model's inputs) any operation reads (:attr:`Tracer.read`). When a hook point fires, :func:`sources` walks back from its tensor (for a
 ``Linear``'s output hook: from the ``Linear``'s input) through recorded operations to
 the nearest hooked tensors and returns, per column block, which hook and column it
 came from, with which row map and activation. Recorded operations keep their inputs
@@ -85,6 +89,7 @@ class _Op:
     kind: str
     inputs: tuple[Any, ...]
     extra: Any = None
+    version: int = 0  # of the output when made: a later in-place edit makes the op a barrier
 
 
 class Tracer(TorchFunctionMode):
@@ -94,17 +99,51 @@ class Tracer(TorchFunctionMode):
         super().__init__()
         self.producer: dict[int, _Op] = {}
         self.hooked: dict[int, list[Hashable]] = {}
+        self.versions: dict[int, int] = {}
         self.widths: dict[Hashable, int] = {}
+        self.edited: set[Hashable] = set()
+        self.watched: dict[int, Hashable] = {}
+        self.read: set[Hashable] = set()
+        self.quiet = False
 
     # ------------------------------------------------------------- recording
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
+        if self.quiet:
+            return func(*args, **kwargs)
+        if self.watched:
+            self._note_reads(args, kwargs)
+        first = args[0] if args and isinstance(args[0], Tensor) else None
+        keys = self._hooked_keys(first)
+        before = first._version if keys else None  # type: ignore[union-attr]
         out = func(*args, **kwargs)
+        if keys and first._version != before:  # type: ignore[union-attr]
+            self.edited.update(keys)
         if isinstance(out, Tensor) and not any(a is out for a in args):
             op = _classify(func, args, kwargs, out)
             if op is not None:
+                op.version = out._version
                 self._remember(self.producer, out, op)
         return out
+
+    def _hooked_keys(self, t: Tensor | None) -> list[Hashable]:
+        """Hook keys of ``t`` and of the tensor ``t`` is a view of."""
+        if t is None or not self.hooked:
+            return []
+        base = t._base
+        return self.hooked.get(id(t), []) + ([] if base is None else self.hooked.get(id(base), []))
+
+    def _note_reads(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        for a in (*args, *kwargs.values()):
+            for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                if isinstance(t, Tensor):
+                    for u in (t, t._base):  # an alias (a round's hook_input) reads its base
+                        if u is not None and id(u) in self.watched:
+                            self.read.add(self.watched[id(u)])
+
+    def watch(self, key: Hashable, t: Tensor) -> None:
+        """Record in :attr:`read` whether any operation of the forward takes ``t`` (an input)."""
+        self.watched[id(t)] = key
 
     def _remember(self, table: dict[int, Any], t: Tensor, value: Any) -> None:
         key = id(t)
@@ -118,6 +157,7 @@ class Tracer(TorchFunctionMode):
             weakref.finalize(t, self.hooked.pop, id(t), None)
             self.hooked[id(t)] = []
         self.hooked[id(t)].append(key)
+        self.versions[id(t)] = t._version
         if t.dim() == 2:
             self.widths[key] = t.shape[1]
 
@@ -131,9 +171,11 @@ class Tracer(TorchFunctionMode):
             return []
         keys = self.hooked.get(id(t))
         if keys:
+            if t._version != self.versions.get(id(t)):  # edited in place since its hook saw it
+                return []
             return [Segment(0, t.shape[1], keys[-1], 0, t.shape[1], rows, act)]
         op = self.producer.get(id(t))
-        if op is None:
+        if op is None or op.version != t._version:
             return []
         if op.kind == "same":
             return self._walk(op.inputs[0], rows, act, edge_index)

@@ -3,7 +3,7 @@
 * :func:`metamer` (:mod:`~hookgnn.metamers.optimize`): optimise graphs until their
   activations at any hooks match a reference's;
 * :mod:`~hookgnn.metamers.constraints`: :class:`Free`, :class:`Box`, :class:`OneHot`
-  features; :mod:`~hookgnn.metamers.relax`: :class:`Structure`, the edge-set relaxation;
+  features; :mod:`~hookgnn.metamers.relax`: :class:`EdgeSpace`, the edge-set relaxation (0.1: ``Structure``);
 * :mod:`~hookgnn.metamers.metrics`: activation, feature and structure distances, local
   metamer dimension, activation-induced volume change;
 * :mod:`~hookgnn.metamers.report`: invariance of model variants side by side.
@@ -12,16 +12,17 @@
 from hookgnn.metamers.activations import Targets, capture, hook_names
 from hookgnn.metamers.constraints import Box, Free, OneHot
 from hookgnn.metamers.optimize import MetamerResult, metamer, verify_relaxation
-from hookgnn.metamers.relax import MessageSite, Structure, find_sites, relaxed_aggregate
+from hookgnn._deprecated import deprecated_names
+from hookgnn.metamers.relax import EdgeSpace, MessageSite, find_sites, relaxed_aggregate
 from hookgnn.metamers.starts import permute
 
 __all__ = [
     "Box",
+    "EdgeSpace",
     "Free",
     "MessageSite",
     "MetamerResult",
     "OneHot",
-    "Structure",
     "Targets",
     "capture",
     "find_sites",
@@ -31,3 +32,6 @@ __all__ = [
     "relaxed_aggregate",
     "verify_relaxation",
 ]
+
+#: 0.1's ``Structure`` (renamed: interop has a class of that name too); warns on access.
+__getattr__ = deprecated_names("hookgnn.metamers", {"Structure": (lambda: EdgeSpace, "hookgnn.metamers.EdgeSpace")})

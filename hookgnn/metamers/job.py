@@ -55,19 +55,20 @@ def _constraint(kind: str, box: tuple[float, float], option: str) -> Any:
 
 
 def _structure(reference: Graph, free_count: bool) -> Any:
-    from hookgnn.metamers import Structure
+    from hookgnn.metamers import EdgeSpace
 
     n = reference.num_nodes
     pairs = set(map(tuple, reference.edge_index.t().tolist()))
     loops = all((i, i) in pairs for i in range(n))
     symmetric = all((v, u) in pairs for u, v in pairs)
     count = None if free_count else len(pairs)
-    return Structure(num_edges=count, keep="self_loops" if loops else None, symmetric=symmetric)
+    return EdgeSpace(num_edges=count, keep="self_loops" if loops else None, symmetric=symmetric)
 
 
 def check_metamer(args: argparse.Namespace) -> Callable[[], None]:
     """Check the parsed arguments of ``hookgnn metamer``; return the job that runs the search."""
     from hookgnn.metamers import metamer
+    from hookgnn.ops.threads import auto_threads, graph_work
     from hookgnn.tasks import get_task
     from hookgnn.training import load_checkpoint, num_rounds
 
@@ -126,11 +127,12 @@ def check_metamer(args: argparse.Namespace) -> Callable[[], None]:
         raise MetamerUsageError(f"the metamer search ({rounds} rounds, see --rounds) rejects these arguments: "
                                 f"{err}") from None
 
+    work = graph_work(reference, model.d_hidden) * args.num  # the batch of metamers searched together
+
     def job() -> None:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        res = metamer(model, reference, args.hook, max_steps=args.max_steps, restarts=args.restarts,
-                      progress=not args.no_progress, **search)
+        with auto_threads(work, args.threads):
+            res = metamer(model, reference, args.hook, max_steps=args.max_steps, restarts=args.restarts,
+                          progress=not args.no_progress, **search)
         report(res, reference, args, rounds, ckpt.task)
 
     return job

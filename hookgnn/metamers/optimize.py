@@ -40,7 +40,7 @@ from hookgnn.hooks import HookedRootModule
 from hookgnn.metamers.adam import RowAdam
 from hookgnn.metamers.activations import Forward, HookNames, Targets, capture, hook_names
 from hookgnn.metamers.constraints import Constraints, Free, OneHot, column_blocks
-from hookgnn.metamers.relax import MessageSite, Structure, find_sites, relaxation_hooks
+from hookgnn.metamers.relax import EdgeSpace, MessageSite, find_sites, relaxation_hooks
 from hookgnn.metamers.space import SearchSpace
 from hookgnn.metamers.starts import Start, start_graphs
 
@@ -92,7 +92,7 @@ def metamer(
     num: int = 1,
     features: Constraints = Free(),
     edge_features: Constraints = None,
-    structure: Structure | None = None,
+    structure: EdgeSpace | None = None,
     fixed_nodes: Sequence[int] = (),
     tol: float = 1e-3,
     max_steps: int = 2000,
@@ -114,7 +114,7 @@ def metamer(
         features: constraints on node feature blocks (:class:`Free`, :class:`Box`,
             :class:`OneHot`); ``None`` keeps node features fixed.
         edge_features: the same for ``edge_attr`` (default: fixed).
-        structure: optimise the edge set too (:class:`Structure`); only node- and
+        structure: optimise the edge set too (:class:`EdgeSpace`); only node- and
             graph-axis hooks can then be compared.
         fixed_nodes: nodes whose features are not optimised.
         tol: stop a metamer when :math:`\\max_k D_k \\le` ``tol``.

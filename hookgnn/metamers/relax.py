@@ -60,7 +60,7 @@ INIT_LOGIT, LOGIT_CLIP = 1.0, 3.0
 
 
 @dataclass(frozen=True, eq=False)
-class Structure:
+class EdgeSpace:
     """Which edge sets a metamer may have.
 
     Args:
@@ -74,7 +74,10 @@ class Structure:
         temperature: :math:`\\tau` of the straight-through sigmoid.
 
     Metamer graphs are simple (at most one edge per candidate pair); parallel edges
-    of a start graph count once.
+    of a start graph count once. (Called ``Structure`` in 0.1.)
+
+    >>> EdgeSpace(num_edges=4, keep="self_loops", symmetric=True).num_edges
+    4
     """
 
     candidates: Union[Literal["complete"], Tensor] = "complete"
@@ -86,12 +89,12 @@ class Structure:
     def edges(self, n: int) -> tuple[Int[Tensor, "2 cand"], Bool[Tensor, " cand"]]:
         """The local candidate edges of an ``n``-node graph and which of them are kept.
 
-        >>> cand, keep = Structure(keep="self_loops").edges(2)
+        >>> cand, keep = EdgeSpace(keep="self_loops").edges(2)
         >>> cand.tolist(), keep.tolist()
         ([[0, 0, 1, 1], [0, 1, 0, 1]], [True, False, False, True])
         """
         if not self.temperature > 0:
-            raise ValueError(f"Structure temperature must be > 0, got {self.temperature}")
+            raise ValueError(f"EdgeSpace temperature must be > 0, got {self.temperature}")
         if isinstance(self.candidates, str):
             if self.candidates != "complete":
                 raise ValueError(f"candidates must be 'complete' or a [2, C] tensor, got {self.candidates!r}")
@@ -162,7 +165,7 @@ class EdgeGates:
     :meth:`random_start` before optimising.
     """
 
-    def __init__(self, structure: Structure, n: int, num: int) -> None:
+    def __init__(self, structure: EdgeSpace, n: int, num: int) -> None:
         self.structure, self.n = structure, n
         self.cand, self.keep = structure.edges(n)
         self._table = _lookup(self.cand, n, "candidates")

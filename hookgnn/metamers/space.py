@@ -25,7 +25,7 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookSpec
 from hookgnn.metamers.constraints import Constraint
-from hookgnn.metamers.relax import EdgeGates, MessageSite, Structure, relaxation_hooks
+from hookgnn.metamers.relax import EdgeGates, EdgeSpace, MessageSite, relaxation_hooks
 
 
 class FeatureParams:
@@ -73,7 +73,7 @@ class SearchSpace:
         node_blocks: Sequence[tuple[Constraint, int, int]],
         edge_blocks: Sequence[tuple[Constraint, int, int]],
         fixed_nodes: Int[Tensor, " fixed"],
-        structure: Structure | None = None,
+        structure: EdgeSpace | None = None,
         sites: Sequence[MessageSite] = (),
         random_edges: torch.Generator | None = None,
         fill: Tensor | None = None,

@@ -46,6 +46,10 @@ class ModelOutput(Mapping[str, Tensor]):
 
     ``hints[name][t]`` is the prediction, after round ``t``, of hint step ``t + 1``
     (``[T, ...]``); ``hidden`` is the final node state ``[N, d]``.
+
+    >>> out = ModelOutput({"d": torch.zeros(3)})
+    >>> list(out), out["d"].shape
+    (['d'], torch.Size([3]))
     """
 
     outputs: dict[str, Tensor]

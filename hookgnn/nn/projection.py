@@ -45,8 +45,9 @@ class Block(NamedTuple):
 
 class SourceRows(NamedTuple):
     """The state of each edge's source when ``hook_src`` has hooks: ``rows = h[src]`` as
-    it entered the hook point, ``value`` as the hooks left it (the same tensor when they
-    only read it)."""
+    it entered the hook point, ``value`` as the hooks left it (a copy of ``rows`` when a
+    forward hook is attached, even one that edits in place or only reads; ``rows`` itself
+    when only backward hooks are)."""
 
     rows: Float[Tensor, "edge d"]
     value: Float[Tensor, "edge d"]
@@ -64,8 +65,10 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
     True
     """
     d = h.shape[-1]
-    if h_src is None or (h_src.value is h_src.rows and not h_src.value.requires_grad):
-        return Block(h, src, d)  # nothing to carry: no change, and no gradient to deliver there
+    if h_src is None:
+        return Block(h, src, d)
+    # The hooks' tensor is never rows itself while forward hooks run (each gets its own
+    # copy, hookgnn.hooks), so an in-place edit there is a nonzero delta, not a lost one.
     return Block(h.detach(), src, d, delta=h_src.value - h_src.rows.detach())
 
 

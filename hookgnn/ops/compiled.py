@@ -7,8 +7,10 @@ name carrying a hash of the source and flags, and guarded by torch's file lock, 
 concurrent processes build it once.
 
 The kernel is built with OpenMP (``-fopenmp``) where the compiler supports it (a tiny
-probe program is compiled first) and runs on ``torch.get_num_threads()`` threads, read
-at every call, so ``torch.set_num_threads(1)`` gives one thread. Without OpenMP it is
+probe program is compiled first) and runs on at most ``torch.get_num_threads()`` threads,
+read at every call, so ``torch.set_num_threads(1)`` gives one thread; like
+``at::parallel_for`` it opens a parallel region only for work of at least two grains of
+2^15 elements, one thread per grain (see the source's header). Without OpenMP it is
 built single-threaded after one warning. On Linux x86-64 it is built for this CPU
 (``-march=native``, see :func:`native_flags`), and without that flag if it fails. If no build works (no compiler, read-only
 cache, ...) :func:`load` warns once and returns ``None``; callers then use the plain
@@ -188,6 +190,19 @@ def load() -> ModuleType | None:
             _state["seconds"] = time.perf_counter() - start
             _state["tried"] = True
     return _state["module"]  # type: ignore[return-value]
+
+
+def is_built() -> bool:
+    """Whether :func:`load` will be quick: it ran already, or a build for this source, torch
+    and machine is cached (nothing to compile). Compiles nothing.
+
+    >>> _ = load(); is_built()
+    True
+    """
+    if _state["tried"]:
+        return True
+    natives = [True, False] if native_flags() else [False]
+    return any(_already_built(openmp, native) for openmp in (True, False) for native in natives)
 
 
 def is_available() -> bool:

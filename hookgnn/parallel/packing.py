@@ -1,8 +1,8 @@
 """Patching results as one flat vector and back, so that ranks can sum them with one ``all_reduce``.
 
-A result is split into its *layout* (everything that is not a score: hooks, axes,
+A result is split into its *layout* (everything that is not a number: hooks, axes,
 direction, edges, shapes, dtypes; picklable, compared across pairs and ranks) and its
-*numbers* (a list of tensors). Two results average only when their layouts are equal;
+*numbers* (a list of tensors: the scores and the ``baseline``). Two results average only when their layouts are equal;
 otherwise :func:`check_layout` says what differs.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.patching.results import Attribution, EdgeScores, HookScores
+from hookgnn.patching.results import KEPT_FIELDS, Attribution, EdgeScores, HookScores
 
 Layout = tuple[Any, ...]
 
@@ -28,18 +28,18 @@ def unpack(result: Any) -> tuple[Layout, list[Tensor]]:
     ([[1.0, 1.0]], 0.5, 'denoising')
     """
     if isinstance(result, HookScores):
-        numbers = [result.values, torch.tensor([0.0 if result.baseline is None else result.baseline],
-                                               dtype=torch.float64)]
-        return ("HookScores", result.hooks, result.axes, result.baseline is not None, result.direction,
-                _shapes(numbers)), numbers
+        numbers = [result.values, _scalar(result.baseline)]
+        return ("HookScores", result.hooks, result.axes, result.direction, _shapes(numbers)), numbers
     if isinstance(result, EdgeScores):
-        return ("EdgeScores", tuple(result.edges), result.direction, _shapes([result.scores])), [result.scores]
+        numbers = [result.scores, _scalar(result.baseline)]
+        return ("EdgeScores", tuple(result.edges), result.direction, _shapes(numbers)), numbers
     if isinstance(result, Attribution):
         if result.keep == "all":
             raise ValueError("an Attribution with keep='all' holds differences and gradients, whose products do not "
                              "average over pairs as they do; use keep='entries', 'rows' or 'features'")
         names = tuple(result.axes)
-        numbers = [result.products[n] for n in names]
+        kept = KEPT_FIELDS[result.keep]
+        numbers = [_scalar(result.baseline)] + [getattr(result, to)[n] for to in kept for n in names]
         return ("Attribution", result.keep, tuple(result.axes.items()), result.direction, _shapes(numbers)), numbers
     raise TypeError(f"cannot average a {type(result).__name__} over pairs: expected HookScores, EdgeScores or "
                     "Attribution (from a hookgnn.patching function)")
@@ -49,15 +49,20 @@ def pack(layout: Layout, numbers: list[Tensor]) -> Any:
     """The result of ``layout`` with ``numbers`` (the inverse of :func:`unpack`)."""
     kind = layout[0]
     if kind == "HookScores":
-        _, hooks, axes, has_baseline, direction, _ = layout
-        baseline = float(numbers[1][0]) if has_baseline else None
-        return HookScores(numbers[0], hooks, axes, baseline, direction)
+        _, hooks, axes, direction, _ = layout
+        return HookScores(numbers[0], hooks, axes, float(numbers[1][0]), direction)
     if kind == "EdgeScores":
         _, edges, direction, _ = layout
-        return EdgeScores(list(edges), numbers[0], direction)
+        return EdgeScores(list(edges), numbers[0], float(numbers[1][0]), direction)
     _, keep, axes, direction, _ = layout
     axes = dict(axes)
-    return Attribution({}, {}, {}, axes, direction, keep=keep, products=dict(zip(axes, numbers)))
+    rest = iter(numbers[1:])
+    fields = {to: {n: next(rest) for n in axes} for to in KEPT_FIELDS[keep]}
+    return Attribution(axes, float(numbers[0][0]), direction, keep=keep, **fields)
+
+
+def _scalar(x: float) -> Tensor:
+    return torch.tensor([x], dtype=torch.float64)
 
 
 def _shapes(numbers: list[Tensor]) -> tuple[tuple[tuple[int, ...], torch.dtype], ...]:

@@ -1,36 +1,9 @@
-"""Dataset-level patching and attribution: the mean over many (clean, corrupted) pairs, on one process or many.
+"""Deprecated 0.1 dataset-level wrappers: each is :func:`~hookgnn.parallel.pairs.over_pairs` of its scorer.
 
-::
-
-    from hookgnn import parallel
-    scores = parallel.eap(model, pairs, metric, ig_steps=8)      # EdgeScores, mean over the pairs
-
-``pairs`` is any iterable of ``(clean, corrupted)`` :class:`~hookgnn.graph.Graph` pairs:
-a list, a generator, or a ``torch.utils.data.DataLoader(dataset, batch_size=None)``
-over a dataset of pairs. Each function returns the result type of its per-pair
-namesake in :mod:`hookgnn.patching`, with the same ``direction``.
-
-**How results combine.** The per-pair function gives :math:`s_p` for pair :math:`p`
-(for a pair that holds a batch of :math:`G_p` graphs, already the mean over those
-graphs, as every hookgnn metric is). The dataset result is the mean over pairs of the
-per-pair results,
-
-.. math:: s = \\frac{1}{P} \\sum_{p=1}^{P} s_p ,
-
-for every number of the result (scores, a sweep's baseline, attribution products).
-So a pair of :math:`G` graphs weighs as much as a pair of one graph; to weigh graphs
-equally give single-graph pairs (``zip(clean.split(), corrupted.split())``) or pairs of
-equal size. Row scores (nodes, message edges) average only over pairs of one graph
-structure; neuron (feature) and weight-edge scores average over any graphs. A result
-that does not fit the first pair's raises ``ValueError`` saying what differs.
-
-**Processes.** With ``torch.distributed`` initialised (``torchrun``, see
-:func:`~hookgnn.parallel.world.init_from_env`), rank :math:`r` of :math:`W` computes
-pairs :math:`r, r + W, r + 2W, \\dots` (``sharded=True``: the pairs it is given are its
-own already, e.g. from a ``DistributedSampler``), and the sums and the count are added
-with one ``all_reduce``; every rank returns the same result. Sums are taken in float64
-in pair order, so one process gives the plain loop's mean, and any world size gives
-it to float tolerance. An error on one rank is raised on every rank.
+``parallel.eap(model, pairs, metric, ...)`` is now ``over_pairs(eap, model, pairs, metric, ...)``:
+one function applies any scorer over (clean, corrupted) pairs, with the mean-over-pairs and
+sharding rules of :mod:`hookgnn.parallel.pairs`. Each wrapper below warns
+(``DeprecationWarning``) with that spelling and returns exactly what it returns.
 """
 
 from __future__ import annotations
@@ -39,21 +12,19 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from hookgnn.graph import Graph
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.parallel.packing import Layout, check_layout, flat, pack, unflat, unpack
+from hookgnn.parallel.pairs import Pair, mean_of, over_pairs
 from hookgnn.parallel.world import World
 from hookgnn.patching import attribution as _attribution
-from hookgnn.patching.activation import activation_sweep as _activation_sweep
+from hookgnn.patching.activation import patch as _patch
 from hookgnn.patching.atp_star import atp_star as _atp_star
-from hookgnn.patching.path import message_sweep as _message_sweep
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
+from hookgnn.patching.selectors import Selection, messages
 
-Pair = tuple[Graph, Graph]
+__all__ = ["Pair", "activation_sweep", "atp_star", "attribution_patch", "eap", "integrated_gradients",
+           "mean_over_pairs", "message_sweep"]
 
 
 def mean_over_pairs(
@@ -66,76 +37,11 @@ def mean_over_pairs(
     sharded: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """:math:`\\frac{1}{P}\\sum_p` ``fn(model, clean_p, corrupted_p, metric, *args, **kwargs)`` over ``pairs``.
-
-    ``fn`` is a per-pair function of :mod:`hookgnn.patching` returning
-    :class:`HookScores`, :class:`EdgeScores` or an :class:`Attribution` with
-    ``keep != "all"``. See the module docstring for sharding and the combination rule.
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, atp_star
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> pairs = [(g, g.replace(x=torch.randn(3, 1))) for _ in range(3)]
-    >>> mean_over_pairs(atp_star, model, pairs, OutputSum("d")).values.shape
-    torch.Size([2, 2])
-    """
-    world = World.current() if world is None else world
-    layout: Layout | None = None
-    total: Tensor | None = None
-    count = 0
-    error: BaseException | None = None
-    try:
-        for i, pair in enumerate(pairs if sharded else world.shard(pairs)):
-            clean, corrupted = _as_pair(pair, i, world, sharded)
-            lay, numbers = unpack(fn(model, clean, corrupted, metric, *args, **kwargs))
-            if layout is None:
-                layout, total = lay, flat(numbers)
-            else:
-                check_layout(layout, lay, _where(i, world, sharded))
-                total.add_(flat(numbers))  # type: ignore[union-attr]
-            count += 1
-    except Exception as err:  # noqa: BLE001 - re-raised on every rank below
-        error = err
-    world.agree(error, "scoring the pairs")
-    reports = world.gather((layout, count))
-    layouts = [(r, lay) for r, (lay, n) in enumerate(reports) if n]
-    if not layouts:
-        raise ValueError("no pairs to score: pairs was empty")
-    first_rank, layout = layouts[0]
-    for rank, lay in layouts[1:]:
-        check_layout(layout, lay, f"rank {rank}'s pairs (against rank {first_rank}'s)")
-    assert layout is not None
-    vector = total if total is not None else torch.zeros(sum(_numel(s) for s, _ in layout[-1]), dtype=torch.float64)
-    counts = torch.tensor([float(count)], dtype=torch.float64)
-    world.all_reduce_sum(vector)
-    world.all_reduce_sum(counts)
-    return pack(layout, unflat(vector / counts, layout))
+    """Deprecated: ``over_pairs(fn, model, pairs, metric, **kwargs)`` (pass ``fn``'s arguments by keyword)."""
+    warn_deprecated("parallel.mean_over_pairs", "parallel.over_pairs(fn, model, pairs, metric, **kwargs)")
+    return mean_of(fn, model, pairs, metric, args, kwargs, world, sharded)
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def _where(i: int, world: World, sharded: bool) -> str:
-    index = i if sharded or world.size == 1 else world.rank + i * world.size
-    return f"pair {index}" + ("" if world.size == 1 else f" (rank {world.rank})")
-
-
-def _as_pair(pair: Any, i: int, world: World, sharded: bool) -> Pair:
-    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(g, Graph) for g in pair):
-        return pair[0], pair[1]
-    got = type(pair).__name__ if not isinstance(pair, (tuple, list)) else \
-        f"a {type(pair).__name__} of {[type(g).__name__ for g in pair]}"
-    raise TypeError(f"{_where(i, world, sharded)} is {got}, expected a (clean, corrupted) pair of Graphs (a "
-                    "DataLoader over pairs needs batch_size=None, so that it does not collate them)")
-
-
-# ----------------------------------------------------------------- entry points
 def attribution_patch(
     model: HookedRootModule,
     pairs: Iterable[Any],
@@ -149,19 +55,10 @@ def attribution_patch(
     sharded: bool = False,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """Mean over pairs of :func:`hookgnn.patching.attribution_patch` (its products, ``keep`` != ``"all"``).
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> attr = attribution_patch(model, [(g, g.replace(x=torch.randn(3, 1)))] * 2, OutputSum("d"), keep="rows")
-    >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
-    ('round', 'node')
-    """
-    return mean_over_pairs(_attribution.attribution_patch, model, pairs, metric, names_filter, direction, keep, offload,
-                           world=world, sharded=sharded, **forward_kwargs)
+    """Deprecated: ``over_pairs(attribute, model, pairs, metric, keep="entries")``."""
+    warn_deprecated("parallel.attribution_patch", 'parallel.over_pairs(attribute, model, pairs, metric, keep="entries")')
+    return over_pairs(_attribution.attribute, model, pairs, metric, names_filter=names_filter, direction=direction,
+                      keep=keep, offload=offload, world=world, sharded=sharded, **forward_kwargs)
 
 
 def integrated_gradients(
@@ -177,12 +74,11 @@ def integrated_gradients(
     sharded: bool = False,
     **kwargs: Any,
 ) -> Attribution:
-    """Mean over pairs of :func:`hookgnn.patching.integrated_gradients` (EAP-IG products per hook).
-
-    Other keywords (``chunk``, ``offload``, forward keywords) go to the per-pair function.
-    """
-    return mean_over_pairs(_attribution.integrated_gradients, model, pairs, metric, ig_steps, names_filter, direction,
-                           keep=keep, world=world, sharded=sharded, **kwargs)
+    """Deprecated: ``over_pairs(attribute, model, pairs, metric, ig_steps=16, keep="entries")``."""
+    warn_deprecated("parallel.integrated_gradients",
+                    'parallel.over_pairs(attribute, model, pairs, metric, ig_steps=16, keep="entries")')
+    return over_pairs(_attribution.attribute, model, pairs, metric, ig_steps=ig_steps, names_filter=names_filter,
+                      direction=direction, keep=keep, world=world, sharded=sharded, **kwargs)
 
 
 def eap(
@@ -197,21 +93,10 @@ def eap(
     sharded: bool = False,
     **kwargs: Any,
 ) -> EdgeScores:
-    """Mean over pairs of :func:`hookgnn.patching.eap`: EAP / EAP-IG scores of computational edges.
-
-    Message edges average over pairs of one graph structure; ``level="weight"`` over any.
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> graphs = [Graph(x=torch.randn(n, 1), edge_index=torch.tensor([[0, 1], [1, 2]])) for n in (3, 4)]
-    >>> pairs = [(g, g.replace(x=torch.randn(g.num_nodes, 1))) for g in graphs]
-    >>> len(eap(model, pairs, OutputSum("d"), level="weight").edges) > 0
-    True
-    """
-    return mean_over_pairs(_attribution.eap, model, pairs, metric, ig_steps, direction, level, world=world,
-                           sharded=sharded, **kwargs)
+    """Deprecated: ``over_pairs(eap, model, pairs, metric, ...)``."""
+    warn_deprecated("parallel.eap", "parallel.over_pairs(eap, model, pairs, metric, ...)")
+    return over_pairs(_attribution.eap, model, pairs, metric, ig_steps=ig_steps, direction=direction, level=level,
+                      world=world, sharded=sharded, **kwargs)
 
 
 def atp_star(
@@ -223,8 +108,9 @@ def atp_star(
     sharded: bool = False,
     **kwargs: Any,
 ) -> HookScores:
-    """Mean over pairs of :func:`hookgnn.patching.atp_star` (``exact_rounds``, ``level``, ... as keywords)."""
-    return mean_over_pairs(_atp_star, model, pairs, metric, world=world, sharded=sharded, **kwargs)
+    """Deprecated: ``over_pairs(atp_star, model, pairs, metric, ...)``."""
+    warn_deprecated("parallel.atp_star", "parallel.over_pairs(atp_star, model, pairs, metric, ...)")
+    return over_pairs(_atp_star, model, pairs, metric, world=world, sharded=sharded, **kwargs)
 
 
 def activation_sweep(
@@ -237,10 +123,13 @@ def activation_sweep(
     sharded: bool = False,
     **kwargs: Any,
 ) -> HookScores:
-    """Mean over pairs of :func:`hookgnn.patching.activation_sweep`: metric after each patch, and
-    the mean baseline (so ``.effects()`` is the mean effect)."""
-    return mean_over_pairs(_activation_sweep, model, pairs, metric, hooks, world=world, sharded=sharded,
-                           **kwargs)
+    """Deprecated: ``over_pairs(patch, model, pairs, metric, components=hooks(model, names))``."""
+    warn_deprecated("parallel.activation_sweep",
+                    "parallel.over_pairs(patch, model, pairs, metric, components=hooks(model, names))")
+    if not hooks:
+        raise ValueError("no hooks to sweep")
+    selection = Selection(tuple(hooks), kwargs.pop("over", "row"))
+    return over_pairs(_patch, model, pairs, metric, components=selection, world=world, sharded=sharded, **kwargs)
 
 
 def message_sweep(
@@ -252,5 +141,8 @@ def message_sweep(
     sharded: bool = False,
     **kwargs: Any,
 ) -> HookScores:
-    """Mean over pairs of :func:`hookgnn.patching.message_sweep` (exact single-message patching)."""
-    return mean_over_pairs(_message_sweep, model, pairs, metric, world=world, sharded=sharded, **kwargs)
+    """Deprecated: ``over_pairs(patch, model, pairs, metric, components=messages(model))``."""
+    warn_deprecated("parallel.message_sweep",
+                    "parallel.over_pairs(patch, model, pairs, metric, components=messages(model, rounds))")
+    selection = messages(model, kwargs.pop("rounds", None))
+    return over_pairs(_patch, model, pairs, metric, components=selection, world=world, sharded=sharded, **kwargs)

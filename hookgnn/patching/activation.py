@@ -1,11 +1,12 @@
 """Activation patching sweeps: one component at a time, over (round x node / edge / neuron).
 
 For a metric :math:`m`, a base run and a source run on graphs with the same structure,
-the sweep value of component :math:`c` is
+the sweep value of component :math:`c` is its effect
 
-.. math:: s_c = m\\big(\\text{base run with } a_c \\leftarrow a_c^{source}\\big)
+.. math:: s_c = m\\big(\\text{base run with } a_c \\leftarrow a_c^{source}\\big) - m(\\text{base run})
 
-with the direction named as in the literature:
+(the same quantity the estimators of :mod:`hookgnn.patching.attribution` and
+:mod:`hookgnn.patching.atp_star` approximate), with the direction named as in the literature:
 
 * ``"denoising"``: clean values patched into the corrupted run (base = corrupted):
   which components are *sufficient* to restore the clean behaviour;
@@ -13,7 +14,9 @@ with the direction named as in the literature:
   components are *necessary*.
 
 Every patching and attribution function of hookgnn defaults to ``"denoising"``, and
-every result carries its ``direction`` (see :mod:`hookgnn.patching.results`).
+every result carries its ``direction`` (see :mod:`hookgnn.patching.results`). In both
+directions the metric reads its field-name targets from the *clean* graph
+(:mod:`hookgnn.patching.targets`).
 
 A component is a row of the hook's activation (``over="row"``: a node or an edge,
 following the hook's axis) or a column (``over="feature"``: one neuron at every row).
@@ -21,6 +24,13 @@ following the hook's axis) or a column (``over="feature"``: one neuron at every 
 copies of the base graph into one disjoint-union batch (``Graph.collate``) and gives
 copy ``j`` patch ``j``, reading the metric back per copy: the same numbers, far fewer
 forwards; on a ``HookedGNN`` each batch resumes the base run at its patch's round. Hooks are attached in ``model.hooks()`` contexts and always removed.
+
+Copy ``j``'s rows of a hook are block ``j`` of the batch's rows only where the hook's axis
+follows the graphs (:data:`COPY_AXES`). A hook on another axis (``"none"``: e.g. the rows of
+a layer's own edge list with added self-loops, which the layer appends after *every*
+copy's edges) is patched, and read, one copy per forward (:func:`copies_per_forward`):
+exact, with one forward per patch. Every batched function of :mod:`hookgnn.patching`
+(sweeps, ``patch_each``, EAP-IG, AtP*'s exact tail) sizes its batches with it.
 """
 
 from __future__ import annotations
@@ -32,13 +42,42 @@ import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import HookedRootModule, HookPoint
+from hookgnn.hooks import Axis, HookedRootModule, HookPoint, NameFilter
 from hookgnn.patching.components import Component
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
+from hookgnn.patching.selectors import Over, Selection
+from hookgnn.patching.targets import clean_targets
+from hookgnn._deprecated import warn_deprecated
 
-Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]
+
+#: Axes whose rows follow the graphs of a batch: in ``Graph.collate([g] * k)`` copy ``j``'s
+#: rows are block ``j`` of ``k`` equal blocks (triplets too: :func:`~hookgnn.nn.triplet_index`
+#: orders them graph by graph).
+COPY_AXES: tuple[Axis, ...] = ("node", "edge", "graph", "triplet")
+
+
+def copies_per_forward(model: HookedRootModule, hooks: NameFilter, copies: int) -> int:
+    """How many copies of a graph one batched forward may hold when it patches or reads the
+    activations of ``hooks`` (a name filter: ``None`` is every hook point) copy by copy.
+
+    ``copies`` when every such hook's axis is in :data:`COPY_AXES`, else 1: a hook whose rows
+    do not follow the copies (axis ``"none"``, e.g. a layer's own edge list with added
+    self-loops) is exact only with one copy per forward, where its rows are its own.
+
+    >>> from hookgnn import HookedGNN
+    >>> copies_per_forward(HookedGNN("mpnn", 4, node_in=1, max_steps=2), ["layers.1.hook_src"], 64)
+    64
+    """
+    if copies < 1:
+        raise ValueError(f"copies must be >= 1, got {copies}")
+    if hooks is None:
+        points = list(model.hook_dict.values())
+    else:
+        chosen = [hooks] if isinstance(hooks, str) or callable(hooks) else list(hooks)
+        points = [p for h in chosen for p in model.resolve(h)]
+    return copies if all(p.axis in COPY_AXES for p in points) else 1
 
 
 def round_hooks(model: HookedRootModule, short: str, rounds: Sequence[int] | None = None) -> list[str]:
@@ -69,6 +108,8 @@ def patch_rows(act: Tensor, source: Tensor, copies: Sequence[int], items: Sequen
     >>> patch_rows(torch.zeros(4, 1), torch.ones(2, 1), [1], [0], 2, "row").flatten().tolist()
     [0.0, 0.0, 1.0, 0.0]
     """
+    if act.shape[0] % num_copies:
+        raise ValueError(f"an activation of {act.shape[0]} rows is not {num_copies} copies of one graph's rows")
     rows = act.shape[0] // num_copies
     view = act.reshape(num_copies, rows, *act.shape[1:]).clone()
     js = torch.as_tensor(list(copies), device=act.device, dtype=torch.long)
@@ -100,42 +141,55 @@ def _item_axis(points: list[HookPoint], over: Over) -> str:
     return axes.pop()
 
 
-def activation_sweep(
+def patch(
     model: HookedRootModule,
     clean: Graph,
     corrupted: Graph,
     metric: Metric,
-    hooks: Sequence[str],
-    over: Over = "row",
+    components: Selection,
+    *,
     direction: Direction = DEFAULT_DIRECTION,
     method: Method = "batched",
     copies: int = 64,
     max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """Patch every row (or feature) of every hook in turn; the metric after each patch.
+    """Exact activation patching: the effect of patching each selected component alone.
 
-    Returns :class:`HookScores` ``[hook, item]`` (axes ``("round", "node"|"edge"|"feature")``)
-    with ``baseline`` = metric of the unpatched base run. The metric is averaged over the
+    ``components`` is a selector's :class:`~hookgnn.patching.selectors.Selection`:
+    :func:`~hookgnn.patching.selectors.messages` (round x edge),
+    :func:`~hookgnn.patching.selectors.nodes` (round x node),
+    :func:`~hookgnn.patching.selectors.neurons` (round x feature) or
+    :func:`~hookgnn.patching.selectors.hooks` (any hook points). For component ``c``,
+
+    .. math:: \\text{values}[r, i] = m(\\text{base run with } a_c \\leftarrow a_c^{source}) - m(\\text{base run}),
+
+    returned as :class:`HookScores` ``[hook, item]`` with ``baseline`` = :math:`m(\\text{base run})`
+    (``patched_metrics()`` gives the metrics themselves). The metric is averaged over the
     graphs of the batch. ``forward_kwargs`` (e.g. ``steps``) go to every forward.
     ``method="batched"`` runs ``copies`` patched copies per forward, or with
     ``max_memory`` (bytes, or e.g. ``"2GiB"``) as many as its estimate fits in that
-    budget (:mod:`hookgnn.patching.budget`); the results do not depend on the chunk size.
+    budget (:mod:`hookgnn.patching.budget`); the results do not depend on the chunk size;
+    ``method="loop"`` runs one forward per patch.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.patching import OutputSum, nodes
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> s = activation_sweep(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), round_hooks(model, "update"))
+    >>> s = patch(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), nodes(model, "update"))
     >>> s.axes, tuple(s.values.shape)
     (('round', 'node'), (2, 3))
     """
+    if not isinstance(components, Selection):
+        raise TypeError(f"patch chooses components with a selector (messages(model), nodes(model, site), "
+                        f"neurons(model, site) or hooks(model, names)), got {type(components).__name__}; "
+                        "for a list of Components use patch_each")
+    hooks, over = list(components.hooks), components.over
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     points = [model.resolve(h)[0] for h in hooks]
-    if not points:
-        raise ValueError("no hooks to sweep")
     with torch.no_grad():
         _, source = model.run_with_cache(src_graph, names_filter=list(hooks), **forward_kwargs)
         entries = [(h, i) for h in hooks for i in range(_items(source[h].shape, over))]
@@ -153,8 +207,29 @@ def activation_sweep(
     widths = [_items(source[h].shape, over) for h in hooks]
     if len(set(widths)) != 1:
         raise ValueError(f"hooks of one sweep must have the same number of items, got {dict(zip(hooks, widths))}")
-    table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0])
+    table = torch.tensor(values, dtype=torch.float32).reshape(len(hooks), widths[0]) - baseline
     return HookScores(table, tuple(hooks), ("round", _item_axis(points, over)), baseline, direction)
+
+
+def activation_sweep(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    hooks: Sequence[str],
+    over: Over = "row",
+    direction: Direction = DEFAULT_DIRECTION,
+    method: Method = "batched",
+    copies: int = 64,
+    max_memory: int | float | str | None = None,
+    **forward_kwargs: Any,
+) -> HookScores:
+    """Deprecated: ``patch(model, clean, corrupted, metric, hooks(model, names, over=over), ...)``."""
+    warn_deprecated("activation_sweep", "patch(model, clean, corrupted, metric, hooks(model, names, over=...))")
+    if not hooks:
+        raise ValueError("no hooks to sweep")
+    return patch(model, clean, corrupted, metric, Selection(tuple(hooks), over), direction=direction, method=method,
+                 copies=copies, max_memory=max_memory, **forward_kwargs)
 
 
 def patch_each(
@@ -169,7 +244,7 @@ def patch_each(
 ) -> Tensor:
     """The exact effect of patching each component alone (rows: ``index`` set, ``feature`` None).
 
-    The batched machinery of :func:`activation_sweep` on a chosen list instead of whole
+    The batched machinery of :func:`patch` on a chosen list instead of whole
     hooks: returns ``[len(components)]`` metric changes (mean over graphs).
 
     >>> from hookgnn import HookedGNN
@@ -183,6 +258,7 @@ def patch_each(
     check_same_structure(clean, corrupted)
     if any(c.index is None or c.feature is not None for c in components):
         raise ValueError("patch_each patches rows: every component needs an index and no feature")
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     hooks = sorted({c.hook for c in components})
     for h in hooks:
@@ -217,6 +293,7 @@ def _batched(
     """
     from hookgnn.models import HookedGNN
 
+    copies = copies_per_forward(model, sorted({h for h, _ in entries}), copies)
     feeds_back_hints = isinstance(model, HookedGNN) and model.encode_hints and not forward_kwargs.get("teacher_forcing")
     if not isinstance(model, HookedGNN) or "start" in forward_kwargs or feeds_back_hints:
         baseline = float(metric(model(base, **forward_kwargs), base).mean())

@@ -36,9 +36,9 @@ state leaving round :math:`t` set to the source run's row) work the same way fro
 :math:`t + 1`: there ``exact_rounds = k`` recomputes rounds :math:`t+1 .. t+k`.
 
 Scores are effects (metric change, mean over the graphs of the batch) with the same
-components, direction and sign as :func:`~hookgnn.patching.message_sweep` and
-:func:`~hookgnn.patching.activation_sweep` of ``layers.t.hook_update`` rows
-(``sweep.effects()``).
+components, direction, sign and ``baseline`` as :func:`~hookgnn.patching.patch` of ``messages(model)`` and
+of ``nodes(model, "update")``, so
+``atp_star(...).values`` compares with ``sweep.values`` directly.
 """
 
 from __future__ import annotations
@@ -54,11 +54,13 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter, scatter_max, scatter_min
-from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
+from hookgnn.patching.components import check_carriers
 from hookgnn.patching.local import LocalRound, Perturbation, Shape, capture_round_inputs, propagate
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.receptive import check_sources, checked_round, configuration
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.patching.targets import clean_targets
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")
@@ -81,8 +83,8 @@ def atp_star(
 
     See the module docstring for the method. ``exact_rounds >= 1`` rounds are
     recomputed exactly; ``chunk`` copies of the graph are decoded at once for the last
-    round. Returns :class:`~hookgnn.patching.HookScores` of effects whose hooks are
-    ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
+    round. Returns :class:`~hookgnn.patching.HookScores` of effects (``baseline``: the base run's
+    metric) whose hooks are ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching import OutputSum
@@ -98,6 +100,7 @@ def atp_star(
     if level not in ("message", "node"):
         raise ValueError(f"level must be 'message' or 'node', got {level!r}")
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     num = forward_kwargs.get("steps") or model.num_rounds
     rounds = list(range(num)) if rounds is None else list(rounds)
@@ -106,11 +109,7 @@ def atp_star(
         raise ValueError(f"rounds {bad} do not exist; this run has rounds 0 .. {num - 1}")
     outs = [model.output_hook(t) for t in range(num)]  # what round t's module returned
     carriers = [model.round_hook("hook_src", t) for t in range(num)] if level == "message" else []
-    for h in carriers:
-        if model.hook_dict[h].axis != "edge":
-            raise ValueError(f"{h} is not one row per graph edge (axis {model.hook_dict[h].axis!r}: the layer passes "
-                             "messages over its own edge list, e.g. with added self-loops), so single graph-edge "
-                             "messages cannot be patched there")
+    check_carriers(model, carriers)
     patched = carriers if level == "message" else outs
     run = _BaseRun(model, base, metric, outs, bool(carriers), forward_kwargs)
     with torch.no_grad():
@@ -132,7 +131,7 @@ def atp_star(
             else:
                 rows.append(pert.linearised(run.out(last), run.grad(last)).double().cpu())
     return HookScores(torch.stack(rows).float().cpu(), tuple(patched[t] for t in rounds),
-                      ("round", "edge" if level == "message" else "node"), None, direction)
+                      ("round", "edge" if level == "message" else "node"), run.baseline, direction)
 
 
 class _BaseRun:
@@ -297,6 +296,7 @@ def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chun
     if pert.cand.numel() == 0:
         return scores
     final = run.out(len(run.outs) - 1)
+    chunk = copies_per_forward(model, run.outs[-1:], chunk)
     moved = torch.unique(pert.cand)
     for i in range(0, moved.shape[0], chunk):
         group = moved[i:i + chunk]

@@ -9,12 +9,15 @@ source = clean; ``"noising"``: the reverse), the effect of patching activation e
 
 and, for EAP-IG (Hanna et al. 2024), with :math:`\\bar g` averaged over
 ``ig_steps`` points of a straight path from the base to the source: (i) between the *inputs*
-(``x``, ``edge_attr``, ``graph_attr``; the structure is shared), or (ii) between the
+(``x``, ``edge_attr``, ``graph_attr`` and the floating fields the model reads as inputs,
+:func:`interpolated_fields`; the structure is shared), or (ii) between the
 activations at one hook. Midpoint rule: :math:`\\alpha_k = (k + 1/2) / K` with ``K = ig_steps``.
 All steps run in one batched forward + backward (copies in one disjoint union).
 
 :class:`Attribution` keeps the per-entry products :math:`(a^s - a^b) \\odot \\bar g`
-for every hook, summed to rows (nodes / edges) or to features (neurons) on demand.
+for every hook, summed to rows (nodes / edges) or to features (neurons) on demand, and
+the base run's metric :math:`m(b)` as ``baseline``: every score is an estimated effect,
+the quantity an exact sweep returns (:mod:`hookgnn.patching.results`).
 :func:`eap` turns the same quantities into scores of computational edges
 (:mod:`hookgnn.patching.components`): a message edge's score is its ``hook_src`` row;
 a weight edge :math:`i \\to j` gets :math:`\\sum_r \\Delta a_{r,i} W_{ji}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`.
@@ -29,23 +32,60 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.grad_taps import frozen_parameters
-from hookgnn.graph import Graph
+from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, links_of, message_edges, weight_edges
+from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
+from hookgnn.patching.components import (
+    Component, Edge, MessageEdge, ResolvedLink, check_carriers, links_of, message_edges, weight_edges,
+)
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
-from hookgnn.patching.streamed import check_keep, streamed_attribution
+from hookgnn.patching.streamed import check_keep, ig_alphas, streamed_attribution
+from hookgnn.patching.targets import clean_targets
 
 
 EdgeLevel = Literal["message", "weight", "all"]
 
 
-def _interpolate(base: Graph, src: Graph, alpha: float) -> Graph:
+def interpolated_fields(model: HookedRootModule, base: Graph, src: Graph) -> list[str]:
+    """The fields that EAP-IG interpolates besides ``x``, ``edge_attr`` and ``graph_attr``:
+    those the model reads as floating inputs (``model.input_fields()``, e.g. ``s`` and
+    ``pos`` of a wrapped SALSA-CLRS model) and that differ between the two graphs.
+
+    Raises ``ValueError`` naming a field the model reads that differs but cannot be
+    interpolated (not floating in both graphs, or of another shape).
+
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
+    >>> from hookgnn import HookedRootModule
+    >>> interpolated_fields(HookedRootModule(), g, g)  # a model that names no input fields
+    []
+    """
+    declared = getattr(model, "input_fields", None)
+    names = sorted(declared()) if callable(declared) else []
+    out = []
+    for name in names:
+        a, b = base.fields.get(name), src.fields.get(name)
+        if a is None or b is None:
+            continue
+        va, vb = a.value, b.value
+        if va.shape == vb.shape and va.dtype == vb.dtype and torch.equal(va, vb):
+            continue
+        if not (va.is_floating_point() and vb.is_floating_point()) or va.shape != vb.shape:
+            raise ValueError(f"the model reads field {name!r} as an input and it differs between the clean and "
+                             f"corrupted graphs, but {tuple(va.shape)} {va.dtype} and {tuple(vb.shape)} {vb.dtype} "
+                             "cannot be interpolated; EAP-IG needs floating inputs of one shape")
+        out.append(name)
+    return out
+
+
+def _interpolate(base: Graph, src: Graph, alpha: float, fields: Sequence[str] = ()) -> Graph:
     lerp = lambda a, b: None if a is None else a + alpha * (b - a)  # noqa: E731
+    moved = {k: Field(lerp(base.fields[k].value, src.fields[k].value.to(base.fields[k].value.dtype)),
+                      base.fields[k].location, base.fields[k].time) for k in fields}
     return base.replace(x=lerp(base.x, src.x), edge_attr=lerp(base.edge_attr, src.edge_attr),
-                        graph_attr=lerp(base.graph_attr, src.graph_attr))
+                        graph_attr=lerp(base.graph_attr, src.graph_attr), fields={**base.fields, **moved})
 
 
 #: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
@@ -64,18 +104,24 @@ def _grads_over_copies(
     model: HookedRootModule, graphs: list[Graph], metric: Metric, names: NameFilter, hook_fns: Sequence[Any],
     chunk: int, forward_kwargs: dict[str, Any], through: Sequence[Through] = (), active: Sequence[str] = (),
     keep_first: bool = False,
-) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor]]:
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, str], dict[str, Tensor], dict[tuple[str, str], Tensor],
+           float | None]:
     """Mean over ``graphs`` (same structure) of d metric / d activation; for the hooks in
     ``active`` also of it where the activation is > 0; the means of ``through`` (see
-    :class:`Attribution`); with ``keep_first``, the activations of the first graph.
+    :class:`Attribution`); with ``keep_first``, the activations and the metric (mean over
+    its graphs) of the first graph, else ``None`` for the metric.
 
     Sums are taken in place chunk by chunk, and a single graph's gradients are returned
-    as autograd made them (no copies, no division)."""
+    as autograd made them (no copies, no division). A chunk holds one graph where a hook's
+    rows do not follow the copies (:func:`~hookgnn.patching.activation.copies_per_forward`)."""
+    linked = sorted({h for s, d, _, _ in through for h in (s, d)})
+    chunk = min(copies_per_forward(model, names, chunk), copies_per_forward(model, linked, chunk))
     first: dict[str, Tensor] = {}
     total: dict[str, Tensor] = {}
     positive: dict[str, Tensor] = {}
     axes: dict[str, str] = {}
     along: dict[tuple[str, str], Tensor] = {}
+    first_metric: float | None = None
     wanted = set(active)
 
     def add(acc: dict[Any, Tensor], key: Any, value: Tensor) -> None:
@@ -91,8 +137,12 @@ def _grads_over_copies(
         grad_metric = lambda out: metric(out, batch).reshape(k, -1).mean(1).sum()  # noqa: E731
         # Frozen parameters: the same activation gradients, without the saved inputs of weight gradients.
         with frozen_parameters(model), model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
-            _, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
+            out, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
         assert cache.grads is not None
+        if keep_first and start == 0:
+            with torch.no_grad():
+                first_metric = float(metric(out, batch).reshape(k, -1)[0].mean())
+        del out
         per_copy = (lambda t: t) if k == 1 else (lambda t: t.reshape(k, -1, *t.shape[1:]))  # noqa: E731
         over_copies = (lambda t: t) if k == 1 else (lambda t: t.sum(0))  # noqa: E731
         for h, g in cache.grads.items():
@@ -114,18 +164,93 @@ def _grads_over_copies(
         for acc in (total, positive, along):
             for v in acc.values():
                 v.div_(n)
-    return total, positive, axes, first, along
+    return total, positive, axes, first, along, first_metric
 
 
 def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph, names: Sequence[str],
-            fwd: dict[str, Any]) -> dict[str, Tensor]:
+            fwd: dict[str, Any], metric: Metric | None = None) -> tuple[dict[str, Tensor], float | None]:
     """``a_src - a_base`` per hook (``base`` is a graph to run, or its activations already cached;
-    a dict given is emptied as the differences are made, so both runs are never held twice)."""
+    a dict given is emptied as the differences are made, so both runs are never held twice), and
+    the ``metric`` of the base run (mean over graphs) when it is run here and ``metric`` is given."""
+    baseline = None
     with torch.no_grad():
-        acts = dict(model.run_with_cache(base, names_filter=list(names), **fwd)[1].items()) if isinstance(base, Graph) \
-            else base
+        if isinstance(base, Graph):
+            out, cache = model.run_with_cache(base, names_filter=list(names), **fwd)
+            acts = dict(cache.items())
+            baseline = None if metric is None else float(metric(out, base).mean())
+            del out, cache
+        else:
+            acts = base
         source = dict(model.run_with_cache(src, names_filter=list(names), **fwd)[1].items())
-    return {h: source.pop(h) - acts.pop(h) for h in names}
+    return {h: source.pop(h) - acts.pop(h) for h in names}, baseline
+
+
+def attribute(
+    model: HookedRootModule,
+    clean: Graph,
+    corrupted: Graph,
+    metric: Metric,
+    *,
+    ig_steps: int = 0,
+    names_filter: NameFilter = None,
+    direction: Direction = DEFAULT_DIRECTION,
+    keep: Keep = "all",
+    chunk: int = 32,
+    offload: str | os.PathLike[str] | None = None,
+    through: Sequence[Through] = (),
+    active: Sequence[str] = (),
+    **forward_kwargs: Any,
+) -> Attribution:
+    """Gradient estimates of the effect of patching every entry of every hook (``names_filter``: which).
+
+    ``ig_steps=0`` is attribution patching (AtP): the gradient at the base run, one
+    forward+backward (base) and one forward (source). ``ig_steps=K > 0`` is EAP-IG on the
+    inputs: the gradient averaged over ``base + alpha_k (source - base)`` (``x``,
+    ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`; the structure is
+    shared), :math:`\\alpha_k = (k + 1/2)/K` (:func:`~hookgnn.patching.streamed.ig_alphas`),
+    ``K`` copies in ``ceil(K/chunk)`` batched forward+backward passes. Either way the
+    estimate of patching entry :math:`a` is :math:`(a^s - a^b)\\,\\bar g`.
+
+    ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
+    and ``"features"`` return only their products: whole (``by_entry``), summed per row and
+    per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
+    hook by hook as the backward reaches it, which needs far less memory
+    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
+    source activations and the differences in temporary files there while it runs. Every
+    ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
+    where the activation is positive is also averaged (``Attribution.grad_active``, for links
+    through a relu); ``through``: elementwise links whose
+    :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged (both need ``keep="all"``).
+    Raises ``ValueError`` if ``ig_steps < 0``.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> attr = attribute(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), ig_steps=4)
+    >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
+    ('round', 'node')
+    """
+    alphas = ig_alphas(ig_steps)
+    keep = check_keep(keep, offload)
+    if keep != "all" and (through or active):
+        raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
+    check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
+    base, src = base_and_source(clean, corrupted, direction)
+    if keep != "all":
+        return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload, direction,
+                                    forward_kwargs)
+    fields = interpolated_fields(model, base, src) if alphas else []
+    graphs = [_interpolate(base, src, a, fields) for a in alphas] if alphas else [base]
+    grad, positive, axes, first, along, at_base = _grads_over_copies(
+        model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=not alphas)
+    base_acts: Graph | dict[str, Tensor] = first if not alphas else base
+    delta, baseline = _deltas(model, base_acts, src, list(grad), forward_kwargs, metric)
+    baseline = at_base if baseline is None else baseline
+    assert baseline is not None
+    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=positive, grad_through=along)
 
 
 def attribution_patch(
@@ -139,21 +264,10 @@ def attribution_patch(
     offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """Attribution patching of every entry of every hook: 1 forward+backward (base) and 1 forward (source).
-
-    ``keep`` and ``offload`` trade what is returned for memory (see :func:`integrated_gradients`).
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> attr = attribution_patch(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"))
-    >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
-    ('round', 'node')
-    """
-    return integrated_gradients(model, clean, corrupted, metric, 0, names_filter, direction, keep=keep, offload=offload,
-                                **forward_kwargs)
+    """Deprecated: ``attribute(model, clean, corrupted, metric)`` (``ig_steps=0``)."""
+    warn_deprecated("attribution_patch", "attribute(model, clean, corrupted, metric) (ig_steps=0)")
+    return attribute(model, clean, corrupted, metric, ig_steps=0, names_filter=names_filter, direction=direction,
+                     keep=keep, offload=offload, **forward_kwargs)
 
 
 def integrated_gradients(
@@ -171,41 +285,11 @@ def integrated_gradients(
     offload: str | os.PathLike[str] | None = None,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """EAP-IG with interpolated inputs; ``ig_steps=0`` is plain attribution patching (gradient at the base).
-
-    ``active``: hooks whose gradient where the activation is positive is also averaged
-    (``Attribution.grad_active``, for links through a relu); ``through``: elementwise links
-    whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}` is averaged.
-
-    ``keep="all"`` returns ``delta`` and ``grad`` of every hook. ``"entries"``, ``"rows"``
-    and ``"features"`` return only their products, whole, summed per row or summed per
-    feature, made hook by hook as the backward reaches it, which needs far less memory
-    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs.
-
-    Gradients are averaged over the inputs ``base + alpha_k (source - base)``; the
-    structure (``edge_index``) is shared. Cost: ``ig_steps`` copies in ``ceil(ig_steps/chunk)``
-    batched forward+backward passes, plus one or two forwards for the activation differences.
-    Raises ``ValueError`` if ``ig_steps < 0``.
-    """
-    if ig_steps < 0:
-        raise ValueError(f"ig_steps must be >= 0 (0: plain attribution patching), got {ig_steps}")
-    keep = check_keep(keep, offload)
-    if keep != "all" and (through or active):
-        raise ValueError("through= and active= need keep='all' (they average gradients, which other keeps drop)")
-    check_same_structure(clean, corrupted)
-    base, src = base_and_source(clean, corrupted, direction)
-    if keep != "all":
-        return streamed_attribution(model, base, src, metric, names_filter,
-                                    [(k + 0.5) / ig_steps for k in range(ig_steps)], keep, chunk, offload, direction,
-                                    forward_kwargs)
-    alphas = [0.0] if ig_steps == 0 else [(k + 0.5) / ig_steps for k in range(ig_steps)]
-    graphs = [_interpolate(base, src, a) for a in alphas]
-    grad, positive, axes, first, along = _grads_over_copies(model, graphs, metric, names_filter, (), chunk,
-                                                            forward_kwargs, through, active, keep_first=ig_steps == 0)
-    base_acts: Graph | dict[str, Tensor] = first if ig_steps == 0 else base
-    return Attribution(_deltas(model, base_acts, src, list(grad), forward_kwargs), grad, positive, axes, direction,
-                       along)
+    """Deprecated: ``attribute(model, clean, corrupted, metric, ig_steps=16)``."""
+    warn_deprecated("integrated_gradients", "attribute(model, clean, corrupted, metric, ig_steps=16)")
+    return attribute(model, clean, corrupted, metric, ig_steps=ig_steps, names_filter=names_filter,
+                     direction=direction, keep=keep, chunk=chunk, offload=offload, through=through, active=active,
+                     **forward_kwargs)
 
 
 def integrated_gradients_at(
@@ -229,11 +313,13 @@ def integrated_gradients_at(
     if ig_steps < 1:
         raise ValueError(f"ig_steps must be >= 1 for activation interpolation, got {ig_steps}")
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     with torch.no_grad():
-        _, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)
-    delta = _deltas(model, {hook: c_base[hook]}, src, [hook], forward_kwargs)
-    alphas = torch.tensor([(k + 0.5) / ig_steps for k in range(ig_steps)])
+        base_out, c_base = model.run_with_cache(base, names_filter=[hook], **forward_kwargs)
+        baseline = float(metric(base_out, base).mean())
+    delta, _ = _deltas(model, {hook: c_base[hook]}, src, [hook], forward_kwargs)
+    alphas = torch.tensor(ig_alphas(ig_steps))
 
     name = hook
 
@@ -246,8 +332,8 @@ def integrated_gradients_at(
         return name, fn
 
     graphs = [base] * ig_steps
-    grad, active, axes, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
-    return Attribution(delta, grad, active, axes, direction)
+    grad, active, axes, _, _, _ = _grads_over_copies(model, graphs, metric, [hook], (make,), chunk, forward_kwargs)
+    return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=active)
 
 
 def eap(
@@ -259,6 +345,7 @@ def eap(
     direction: Direction = DEFAULT_DIRECTION,
     level: EdgeLevel = "all",
     zero_weights: bool = False,
+    link_filter: Callable[[ResolvedLink], bool] | None = None,
     **forward_kwargs: Any,
 ) -> EdgeScores:
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
@@ -275,29 +362,42 @@ def eap(
     :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). An elementwise link through another
     activation :math:`\\varphi` uses :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`; a weight link
     followed by an activation, the gradient at its ``pre`` hook. ``zero_weights`` also
-    scores the zero entries of every weight (as tools that enumerate them do). Raises
-    ``ValueError`` if ``ig_steps < 0``.
+    scores the zero entries of every weight (as tools that enumerate them do).
+    ``link_filter`` keeps the links it returns ``True`` for (see
+    :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
+    scores learned weight entries only (MINAR's edges), without the identity, activation,
+    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``, and for
+    message edges where a round's ``hook_src`` is not one row per graph edge (a layer with its
+    own edge list, :func:`~hookgnn.patching.components.check_carriers`).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> scores = eap(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), level="message")
+    >>> len(scores.edges)  # 2 rounds x 2 edges
+    4
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
     rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
     links = [] if level == "message" else links_of(model, rounds)
+    if link_filter is not None:
+        links = [link for link in links if link_filter(link)]
     carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
+    check_carriers(model, carriers)
     names = carriers if level == "message" else None
     through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
     active = sorted({l.dst for l in links if l.act == "relu" and (l.weight is None or l.pre is None)})
-    attr = integrated_gradients(model, clean, corrupted, metric, ig_steps, names, direction, through=through,
-                                active=active, **forward_kwargs)
+    attr = attribute(model, clean, corrupted, metric, ig_steps=ig_steps, names_filter=names, direction=direction,
+                     through=through, active=active, **forward_kwargs)
     graph = clean
     edges: list[Edge] = []
     scores: list[Tensor] = []
     if level != "weight":
         edges += message_edges(graph.edge_index, rounds, model)
         per_round = attr.rows(carriers).values
-        if per_round.shape[1] != graph.num_edges:
-            raise ValueError(f"{carriers[0]} has {per_round.shape[1]} rows but the graph has {graph.num_edges} edges: the "
-                             "layer passes messages over its own edge list (e.g. with added self-loops), so its "
-                             "rows are not the graph's message edges; use level='weight' or a layer without them")
         scores.append(per_round.flatten())
     src_idx, dst_idx = graph.edge_index
     for link in links:
@@ -313,7 +413,7 @@ def eap(
         edges += new
         pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in new], dtype=torch.long).reshape(-1, 2)
         scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().float().cpu())
-    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), direction)
+    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), attr.baseline, direction)
 
 
 def _link_grad(attr: Attribution, link: Any) -> Tensor:
@@ -331,7 +431,7 @@ def _link_grad(attr: Attribution, link: Any) -> Tensor:
 
 
 def message_edge_scores(scores: EdgeScores) -> HookScores:
-    """The message-edge part of EAP scores as ``[round, edge]``."""
+    """The message-edge part of EAP scores as ``[round, edge]`` (estimated effects, with the same ``baseline``)."""
     msgs = [(e, s) for e, s in zip(scores.edges, scores.scores.tolist()) if isinstance(e, MessageEdge)]
     carriers = {e.round: e.carrier.hook for e, _ in msgs}
     rounds = sorted(carriers)
@@ -339,4 +439,4 @@ def message_edge_scores(scores: EdgeScores) -> HookScores:
     table = torch.zeros(len(rounds), width)
     for e, s in msgs:
         table[rounds.index(e.round), e.edge] = s
-    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), direction=scores.direction)
+    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), scores.baseline, scores.direction)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter
@@ -43,10 +44,12 @@ from hookgnn.patching.components import (
     ResolvedLink,
     WeightEdge,
     act_fn,
+    check_carriers,
     component_mask,
     links_of,
 )
 from hookgnn.patching.metrics import Metric, faithfulness
+from hookgnn.patching.targets import clean_targets
 
 Ablation = Literal["resample", "zero", "mean"]
 
@@ -82,23 +85,65 @@ class Circuit:
 
 
 # -------------------------------------------------------------------- selection
-def top_n(scores: Mapping[Hashable, float], n: int, absolute: bool = True) -> list[Any]:
-    """The ``n`` keys with the largest (absolute) scores, best first.
+def _ranked(scores: Mapping[Hashable, float], absolute: bool) -> list[tuple[float, Any]]:
+    """(key value, key) by decreasing value (stable: ties keep the mapping's order); raises on NaN."""
+    out = []
+    for k, v in scores.items():
+        v = float(v)
+        if v != v:
+            raise ValueError(f"the score of {k!r} is NaN; a ranking needs every score to be a number")
+        out.append((abs(v) if absolute else v, k))
+    return sorted(out, key=lambda p: -p[0])
 
-    >>> top_n({"a": 1.0, "b": -3.0, "c": 2.0}, 2)
+
+def select(
+    scores: Mapping[Hashable, float] | Any,
+    n: int | None = None,
+    threshold: float | None = None,
+    absolute: bool = True,
+) -> list[Any]:
+    """The components (or edges) to keep: keys by decreasing (absolute) score, never padded.
+
+    ``scores``: a mapping from component (or edge) to score, or a result with ``as_dict()``
+    (:class:`~hookgnn.patching.results.HookScores`, :class:`~hookgnn.patching.results.EdgeScores`).
+    A key is kept when its score (``|score|`` with ``absolute=True``) exceeds ``threshold``,
+    or, without a threshold, when it scores at all (non-zero; positive with
+    ``absolute=False``): a component with no effect is never chosen to fill a circuit.
+    ``n`` keeps at most the best ``n`` of those, so the list can be shorter than ``n``.
+    Give ``n``, ``threshold`` or both. Ties keep the order of ``scores``; a NaN score raises
+    ``ValueError``.
+
+    >>> select({"a": 1.0, "b": -3.0, "c": 2.0}, n=2)
+    ['b', 'c']
+    >>> select({"a": 0.0, "b": 2.0, "c": 0.0}, n=3)
+    ['b']
+    >>> select({"a": 1.0, "b": -3.0, "c": 2.5}, threshold=2.0)
     ['b', 'c']
     """
-    key = (lambda k: abs(scores[k])) if absolute else (lambda k: scores[k])
-    return sorted(scores, key=key, reverse=True)[:n]
+    if n is None and threshold is None:
+        raise ValueError("select needs n= (how many to keep), threshold= (the score to exceed) or both")
+    if n is not None and n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not isinstance(scores, Mapping):
+        as_dict = getattr(scores, "as_dict", None)
+        if not callable(as_dict):
+            raise TypeError(f"select takes a mapping of scores or a result with as_dict(), got {type(scores).__name__}")
+        scores = as_dict()
+    floor = 0.0 if threshold is None else float(threshold)
+    kept = [k for v, k in _ranked(scores, absolute) if v > floor]
+    return kept if n is None else kept[:n]
+
+
+def top_n(scores: Mapping[Hashable, float], n: int, absolute: bool = True) -> list[Any]:
+    """Deprecated: ``select(scores, n=n)``."""
+    warn_deprecated("top_n", "select(scores, n=...)")
+    return select(scores, n=n, absolute=absolute)
 
 
 def above(scores: Mapping[Hashable, float], tau: float, absolute: bool = True) -> list[Any]:
-    """Keys whose (absolute) score exceeds ``tau``, best first.
-
-    >>> above({"a": 1.0, "b": -3.0}, 2.0)
-    ['b']
-    """
-    return [k for k in top_n(scores, len(scores), absolute) if (abs(scores[k]) if absolute else scores[k]) > tau]
+    """Deprecated: ``select(scores, threshold=tau)``."""
+    warn_deprecated("above", "select(scores, threshold=...)")
+    return select(scores, threshold=tau, absolute=absolute)
 
 
 def tail(edge: Edge) -> Component:
@@ -148,6 +193,11 @@ def prune(circuit: Circuit, outputs: Iterable[Component], inputs: Callable[[Comp
     """Drop edges not on a path from an input to an output through the circuit's edges.
 
     ``inputs``: a set of components or a predicate (e.g. ``lambda c: c.hook == "hook_node_embed"``).
+
+    >>> a, b, c, d = (Component("h", i) for i in range(4))
+    >>> chain = WeightEdge(a, b, "l"), WeightEdge(b, c, "l"), WeightEdge(d, c, "l")  # d is not an input
+    >>> len(prune(Circuit(edges=frozenset(chain)), outputs=[c], inputs=[a]).edges)
+    2
     """
     is_input = inputs if callable(inputs) else set(inputs).__contains__
     edges = list(circuit.edges)
@@ -202,6 +252,8 @@ def evaluate(
 
     With ``"resample"`` ablation, ``clean`` and ``corrupted`` must share ``edge_index`` and
     ``ptr`` (activation rows are swapped one for one); otherwise a ``ValueError`` is raised.
+    Message edges outside the circuit whose carrier is not one row per graph edge (a layer
+    with its own edge list) raise ``ValueError`` (:func:`~hookgnn.patching.components.check_carriers`).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.patching.metrics import OutputSum
@@ -214,6 +266,7 @@ def evaluate(
     """
     if ablation == "resample":
         check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
     msgs = [u for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
@@ -221,6 +274,7 @@ def evaluate(
     specs: list[tuple[str, Callable[..., Tensor]]] = []
     comp_hooks = sorted({c.hook for c in comps})
     msg_hooks = sorted({m.carrier.hook for m in msgs})
+    check_carriers(model, msg_hooks)
     links = _links_for(model, wedges)
     link_src = sorted({l.src for l, _ in links})
     values = ablation_values(model, sorted(set(comp_hooks + msg_hooks + link_src)), corrupted, ablation, dataset,

@@ -86,6 +86,26 @@ def message_hooks(model: HookedRootModule, t: int) -> MessageHooks:
                         model.round_hook("hook_aggregation", t))
 
 
+def check_carriers(model: HookedRootModule, hooks: Iterable[str]) -> None:
+    """Raise ``ValueError`` unless each hook carries one row per graph edge (axis ``"edge"``),
+    as a :class:`MessageEdge` (graph edge ``e`` = row ``e``) needs.
+
+    A layer that passes messages over its own edge list (e.g. with added self-loops) has
+    ``hook_src`` rows on axis ``"none"``: row ``e`` is not graph edge ``e`` there.
+
+    >>> from hookgnn import HookedGNN
+    >>> check_carriers(HookedGNN("mpnn", 4, node_in=1, max_steps=1), ["layers.0.hook_src"])
+    """
+    for h in hooks:
+        axis = model.resolve(h)[0].axis
+        if axis != "edge":
+            raise ValueError(f"{h} has axis {axis!r}, not one row per graph edge: the layer passes messages over its "
+                             "own edge list (e.g. with added self-loops), so row e there is not graph edge e and single "
+                             "graph-edge messages cannot be patched or scored at it. Patch or attribute its rows as "
+                             "components instead (activation_sweep, patch_each, integrated_gradients: exact on the "
+                             "layer's own rows), or use a layer without them")
+
+
 def _layers_hooks(t: int) -> MessageHooks:
     return MessageHooks(f"layers.{t}.hook_src", state_name(t), state_name(t + 1), f"layers.{t}.hook_aggregation")
 
@@ -135,7 +155,13 @@ class MessageEdge:
 
 @dataclass(frozen=True, order=True)
 class WeightEdge:
-    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via ``link``."""
+    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via ``link``.
+
+    >>> e = WeightEdge(Component("layers.0.hook_aggregation", None, 2), Component("layers.0.hook_update", None, 0),
+    ...                "layers.0:update")
+    >>> e.src.feature, e.dst.feature
+    (2, 0)
+    """
 
     src: Component
     dst: Component
@@ -243,7 +269,12 @@ class ResolvedLink:
     """A :class:`Link` of one round, with full hook names and its weight tensor.
 
     ``reduce`` is the aggregation of a ``scatter`` link (``None``: the round module's
-    ``aggr``); ``pre`` as in :class:`Link`, as a full hook name."""
+    ``aggr``); ``pre`` as in :class:`Link`, as a full hook name; ``selection``: the weight
+    is a 0/1 selection (columns of a concatenation), not a learned one.
+
+    >>> ResolvedLink(0, "up", "a", "b", "same", torch.eye(2), "identity").kind
+    'linear'
+    """
 
     round: int
     name: str
@@ -254,6 +285,19 @@ class ResolvedLink:
     act: Act
     reduce: str | None = None
     pre: str | None = None
+    selection: bool = False
+
+    @property
+    def kind(self) -> Literal["linear", "selection", "elementwise", "gather", "scatter"]:
+        """What carries the link: ``"linear"`` (a learned weight: a ``Linear`` or a slice of
+        one), ``"selection"`` (a concatenation), ``"elementwise"`` (identity or an
+        activation, feature to same feature), ``"gather"`` (a node row read by an edge) or
+        ``"scatter"`` (edge rows reduced onto nodes)."""
+        if self.rows == "scatter":
+            return "scatter"
+        if self.weight is None:
+            return "elementwise" if self.rows == "same" else "gather"
+        return "selection" if self.selection else "linear"
 
 
 def _minagg_links(layer: nn.Module) -> list[Link]:

@@ -7,6 +7,15 @@ the mean (:func:`scalar`). Targets are a field name of the graph (tiled by
 ``Graph.collate`` automatically) or a tensor for one copy (tiled here when the batch
 holds several copies).
 
+**Targets come from the clean graph.** Every patching, attribution and circuit function
+calls its metric through :func:`hookgnn.patching.targets.clean_targets`: the graph the metric receives has the
+structure and features of the run (corrupted, clean, interpolated, ``k`` copies) and the
+*fields of the clean graph*, so a field-name target such as ``"pi"`` means the clean
+graph's ``pi`` in both directions, in sweeps, estimators and circuit evaluation alike.
+
+Inputs and outputs are checked: a value per node (edge) is ``[n]`` or ``[n, 1]``; any
+other shape raises ``ValueError`` naming the metric and the shapes it was given.
+
 Pointer outputs are logits per edge ``u -> v``; the distribution of node ``v`` is the
 softmax over its incoming edges, and targets are 0/1 edge masks (:mod:`hookgnn.spec`).
 """
@@ -58,6 +67,24 @@ def _target(target: str | Tensor, graph: Graph, n: int) -> Tensor:
     return tile(graph[target] if isinstance(target, str) else target.to(graph.device), n)
 
 
+def _shapes(**tensors: Tensor | None) -> str:
+    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items() if v is not None)
+
+
+def _per_item(t: Tensor, n: int, loc: str, what: str, metric: object, shapes: str) -> Tensor:
+    """``t`` as ``[n]`` (one value per ``loc`` of the batch) from ``[m]`` or ``[m, 1]``: an output needs
+    ``m = n``; a target, mask or reference may hold one copy (``n`` a multiple of ``m``, tiled). Anything
+    else raises, naming the metric and the shapes."""
+    v = t[:, 0] if t.dim() == 2 and t.shape[1] == 1 else t
+    m = v.shape[0] if v.dim() == 1 else -1
+    ok = m == n or (not what.startswith("output") and m > 0 and n % m == 0)
+    if not ok:
+        rows = f"[{n}] or [{n}, 1]" + ("" if what.startswith("output") else ", or the rows of one copy")
+        raise ValueError(f"{type(metric).__name__}: {what} has shape {tuple(t.shape)}, but the metric needs one value "
+                         f"per {loc} ({rows}, for the {n} {loc}s of the batch); got {shapes}")
+    return tile(v, n)
+
+
 def per_graph_mean(values: Float[Tensor, " item"], owner: Tensor, weight: Tensor, num_graphs: int) -> Float[Tensor, " graph"]:
     """Weighted mean of item values within each graph (0 for a graph with no weight).
 
@@ -70,14 +97,19 @@ def per_graph_mean(values: Float[Tensor, " item"], owner: Tensor, weight: Tensor
     return num / den.clamp_min(1e-12)
 
 
-def _weights(select: Tensor | None, graph: Graph, loc: Literal["node", "edge"]) -> Tensor:
+def _weights(select: Tensor | None, graph: Graph, loc: Literal["node", "edge"], metric: object, shapes: str) -> Tensor:
     n = graph.count(loc)
-    return torch.ones(n, device=graph.device) if select is None else tile(select.to(graph.device), n).float()
+    if select is None:
+        return torch.ones(n, device=graph.device)
+    return _per_item(select.to(graph.device), n, loc, "select", metric, shapes).float()
 
 
 @dataclass(frozen=True)
 class OutputSum:
     """Sum of a raw output over selected nodes (or edges) per graph, e.g. a queried distance.
+
+    The output is one value per node (edge): ``[n]`` or ``[n, 1]``; ``select`` is a 0/1
+    (or weight) vector ``[n]`` for the batch or for one copy of it. Other shapes raise.
 
     >>> from hookgnn.models.gnn import ModelOutput
     >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
@@ -90,8 +122,10 @@ class OutputSum:
     location: Literal["node", "edge"] = "node"
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        pred = out[self.name]  # type: ignore[index]
-        w = _weights(self.select, graph, self.location)
+        raw = out[self.name]  # type: ignore[index]
+        shapes = _shapes(output=raw, select=self.select)
+        pred = _per_item(raw, graph.count(self.location), self.location, f"output {self.name!r}", self, shapes)
+        w = _weights(self.select, graph, self.location, self, shapes)
         return scatter(pred * w, graph.owner(self.location), graph.num_graphs, "sum")
 
 
@@ -100,6 +134,11 @@ class DistanceMSE:
     """Mean squared error of a scalar node output against a target, per graph.
 
     .. math:: m_g = \\frac{1}{|V_g|} \\sum_{v \\in V_g} (\\hat d_v - d_v)^2
+
+    >>> from hookgnn.models.gnn import ModelOutput
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    >>> DistanceMSE(target=torch.tensor([1., 1.]))(ModelOutput({"d": torch.tensor([1., 3.])}), g).tolist()
+    [2.0]
     """
 
     name: str = "d"
@@ -107,14 +146,23 @@ class DistanceMSE:
     select: Tensor | None = None
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        pred = out[self.name]  # type: ignore[index]
-        err = (pred - _target(self.target, graph, pred.shape[0]).to(pred.dtype)) ** 2
-        return per_graph_mean(err, graph.batch, _weights(self.select, graph, "node"), graph.num_graphs)
+        raw = out[self.name]  # type: ignore[index]
+        tgt = graph[self.target] if isinstance(self.target, str) else self.target.to(graph.device)
+        shapes = _shapes(output=raw, target=tgt, select=self.select)
+        n = graph.num_nodes
+        pred = _per_item(raw, n, "node", f"output {self.name!r}", self, shapes)
+        err = (pred - _per_item(tgt, n, "node", "target", self, shapes).to(pred.dtype)) ** 2
+        return per_graph_mean(err, graph.batch, _weights(self.select, graph, "node", self, shapes), graph.num_graphs)
 
 
 def pointer_log_probs(logits: Float[Tensor, " edge"], graph: Graph) -> Float[Tensor, " edge"]:
     """log p(edge u -> v) under the softmax over the incoming edges of each node v."""
     return scatter_log_softmax(logits, graph.edge_index[1], graph.num_nodes)
+
+
+def _pointer_target(target: str | Tensor, graph: Graph, raw: Tensor, select: Tensor | None) -> tuple[Tensor, str]:
+    tgt = graph[target] if isinstance(target, str) else target.to(graph.device)
+    return tgt, _shapes(output=raw, target=tgt, select=select)
 
 
 @dataclass(frozen=True)
@@ -124,6 +172,12 @@ class PointerLogProb:
     .. math:: m_g = \\frac{1}{|V_g|} \\sum_v \\sum_{u \\to v} \\pi_{uv} \\log p_{uv}
 
     with :math:`\\pi` the 0/1 target edge mask. Differentiable.
+
+    >>> from hookgnn.models.gnn import ModelOutput
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0, 1, 1], [0, 0, 1]]))
+    >>> m = PointerLogProb(target=torch.tensor([1., 0., 1.]))  # node 0 points to 0, node 1 to 1
+    >>> round(float(m(ModelOutput({"pi": torch.zeros(3)}), g)), 4)  # (log 1/2 + log 1) / 2
+    -0.3466
     """
 
     name: str = "pi"
@@ -131,10 +185,12 @@ class PointerLogProb:
     select: Tensor | None = None
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        logp = pointer_log_probs(out[self.name], graph)  # type: ignore[index]
-        tgt = _target(self.target, graph, graph.num_edges).to(logp.dtype)
+        raw = out[self.name]  # type: ignore[index]
+        tgt, shapes = _pointer_target(self.target, graph, raw, self.select)
+        logp = pointer_log_probs(_per_item(raw, graph.num_edges, "edge", f"output {self.name!r}", self, shapes), graph)
+        tgt = _per_item(tgt, graph.num_edges, "edge", "target", self, shapes).to(logp.dtype)
         per_node = scatter(tgt * logp, graph.edge_index[1], graph.num_nodes, "sum")
-        return per_graph_mean(per_node, graph.batch, _weights(self.select, graph, "node"), graph.num_graphs)
+        return per_graph_mean(per_node, graph.batch, _weights(self.select, graph, "node", self, shapes), graph.num_graphs)
 
 
 @dataclass(frozen=True)
@@ -157,10 +213,12 @@ class PointerAccuracy:
     select: Tensor | None = None
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        logits = out[self.name].detach()  # type: ignore[index]
-        tgt = _target(self.target, graph, graph.num_edges)
+        raw = out[self.name].detach()  # type: ignore[index]
+        tgt, shapes = _pointer_target(self.target, graph, raw, self.select)
+        logits = _per_item(raw, graph.num_edges, "edge", f"output {self.name!r}", self, shapes)
+        tgt = _per_item(tgt, graph.num_edges, "edge", "target", self, shapes)
         hit = item_correct(_POINTER, logits, tgt, graph).float()  # [node]
-        return per_graph_mean(hit, graph.batch, _weights(self.select, graph, "node"), graph.num_graphs)
+        return per_graph_mean(hit, graph.batch, _weights(self.select, graph, "node", self, shapes), graph.num_graphs)
 
 
 @dataclass(frozen=True)
@@ -172,9 +230,11 @@ class MaskAccuracy:
     location: Literal["node", "edge"] = "node"
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        logits = out[self.name].detach()  # type: ignore[index]
-        tgt = _target(self.target, graph, logits.shape[0]) > 0.5
-        hit = ((logits > 0) == tgt).float()
+        raw = out[self.name].detach()  # type: ignore[index]
+        tgt = graph[self.target] if isinstance(self.target, str) else self.target.to(graph.device)
+        shapes, n = _shapes(output=raw, target=tgt), graph.count(self.location)
+        logits = _per_item(raw, n, self.location, f"output {self.name!r}", self, shapes)
+        hit = ((logits > 0) == (_per_item(tgt, n, self.location, "target", self, shapes) > 0.5)).float()
         return per_graph_mean(hit, graph.owner(self.location), torch.ones_like(hit), graph.num_graphs)
 
 
@@ -189,8 +249,10 @@ class PointerKL:
     name: str = "pi"
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        logp = pointer_log_probs(out[self.name], graph)  # type: ignore[index]
-        ref = pointer_log_probs(tile(self.reference.to(logp), graph.num_edges), graph)
+        raw = out[self.name]  # type: ignore[index]
+        shapes, n = _shapes(output=raw, reference=self.reference), graph.num_edges
+        logp = pointer_log_probs(_per_item(raw, n, "edge", f"output {self.name!r}", self, shapes), graph)
+        ref = pointer_log_probs(_per_item(self.reference.to(logp), n, "edge", "reference", self, shapes), graph)
         per_node = scatter(ref.exp() * (ref - logp), graph.edge_index[1], graph.num_nodes, "sum")
         return per_graph_mean(per_node, graph.batch, torch.ones_like(per_node), graph.num_graphs)
 
@@ -278,13 +340,35 @@ def from_loss(
     return LossMetric(loss, target, output, location)
 
 
+#: Relative tolerance below which ``m_full - m_corrupted`` counts as zero in :func:`faithfulness`.
+FAITHFULNESS_RTOL = 1e-5
+
+
 def faithfulness(m_circuit: Tensor | float, m_full: Tensor | float, m_corrupted: Tensor | float) -> Tensor:
     """Normalized faithfulness :math:`(m(C) - m(\\text{corr})) / (m(\\text{full}) - m(\\text{corr}))`.
 
-    1 means the circuit recovers the full model, 0 the corrupted run.
+    1 means the circuit recovers the full model, 0 the corrupted run. Scalars or tensors
+    (e.g. one value per graph), broadcast together.
+
+    It is undefined when the full model and the corrupted (empty-circuit) run score the
+    same: ``ValueError`` naming both values is raised when
+    :math:`|m(\\text{full}) - m(\\text{corr})| \\le 10^{-5} \\max(|m(\\text{full})|, |m(\\text{corr})|)`
+    (for any graph of tensor inputs: never an inf or a NaN), and when any value is not finite.
 
     >>> float(faithfulness(0.5, 1.0, 0.0))
     0.5
     """
     m_c, m_f, m_0 = (torch.as_tensor(v, dtype=torch.float64) for v in (m_circuit, m_full, m_corrupted))
-    return (m_c - m_0) / (m_f - m_0)
+    m_c, m_f, m_0 = torch.broadcast_tensors(m_c, m_f, m_0)
+    bad = ~(torch.isfinite(m_c) & torch.isfinite(m_f) & torch.isfinite(m_0))
+    den = m_f - m_0
+    flat = (den.abs() <= FAITHFULNESS_RTOL * torch.maximum(m_f.abs(), m_0.abs()))
+    for mask, why in ((bad, "a value is not finite"), (flat, "m_full and m_corrupted are equal (within a relative "
+                                                            f"{FAITHFULNESS_RTOL:g}): the ablated components do not "
+                                                            "change the metric")):
+        if bool(mask.any()):
+            i = tuple(int(j) for j in mask.nonzero()[0]) if mask.dim() else ()
+            where = f" at index {i}" if i else ""
+            raise ValueError(f"faithfulness is undefined{where}: m_circuit = {float(m_c[i])}, m_full = {float(m_f[i])}, "
+                             f"m_corrupted = {float(m_0[i])}; {why}")
+    return (m_c - m_0) / den

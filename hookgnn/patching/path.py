@@ -13,8 +13,10 @@ Exact two-pass procedure (as for IOI, Wang et al. 2022). Described here in the
 
 The cheap special case is one message: the message on ``u -> v`` in round ``t``
 recomputed from ``u``'s source state is row ``e`` of ``layers.t.hook_src`` taken from the
-source run (that row *is* ``h_u`` as read by edge ``e``), and nothing else changes
-(:func:`message_patch`).
+source run (that row *is* ``h_u`` as read by edge ``e``), and nothing else changes:
+every single message's effect at once is ``patch(model, clean, corrupted, metric, messages(model))``
+(:func:`~hookgnn.patching.activation.patch`); a set of messages patched together is
+``path_patch`` with their ``carrier`` rows as both senders and receivers and ``freeze=()``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
-from hookgnn.patching.activation import activation_sweep, base_and_source, check_same_structure, round_hooks
-from hookgnn.patching.components import Component, MessageEdge, component_mask
+from hookgnn._deprecated import warn_deprecated
+from hookgnn.patching.activation import base_and_source, check_same_structure, patch
+from hookgnn.patching.components import Component, MessageEdge, check_carriers, component_mask
+from hookgnn.patching.selectors import messages as _messages
 from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.patching.targets import clean_targets
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""
@@ -66,6 +71,7 @@ def path_patch(
     True
     """
     check_same_structure(clean, corrupted)
+    metric = clean_targets(metric, clean)
     base, src_graph = base_and_source(clean, corrupted, direction)
     freeze = default_freeze(model, [*senders, *receivers]) if freeze is None else list(freeze)
     s_hooks = {c.hook for c in senders}
@@ -108,25 +114,14 @@ def message_patch(
     direction: Direction = DEFAULT_DIRECTION,
     **forward_kwargs: Any,
 ) -> float:
-    """Metric after recomputing the given messages from their senders' source states.
-
-    Row ``e`` of ``layers.t.hook_src`` is replaced by the source run's row (the state of
-    ``u`` entering round ``t``); that changes message ``(t, e)`` and nothing else.
-    """
-    check_same_structure(clean, corrupted)
-    base, src_graph = base_and_source(clean, corrupted, direction)
+    """Deprecated: path patching from each message's sender state to the message itself,
+    ``path_patch(model, clean, corrupted, metric, carriers, carriers, freeze=())`` with
+    ``carriers = [m.carrier for m in messages]`` (the same metric, computed the same way)."""
+    warn_deprecated("message_patch", "path_patch(model, clean, corrupted, metric, carriers, carriers, freeze=()) "
+                    "with carriers = [m.carrier for m in messages]")
     carriers = [m.carrier for m in messages]
-    hooks = sorted({c.hook for c in carriers})
-    with torch.no_grad():
-        _, src_cache = model.run_with_cache(src_graph, names_filter=hooks, **forward_kwargs)
-
-        def patch(act: Tensor, hook: Any) -> Tensor:
-            mask = component_mask(carriers, hook.name, act.shape, act.device)
-            return torch.where(mask, src_cache[hook.name].to(act), act)
-
-        with model.hooks(fwd_hooks=[(h, patch) for h in hooks]):
-            out = model(base, **forward_kwargs)
-        return float(metric(out, base).mean())
+    check_carriers(model, sorted({c.hook for c in carriers}))
+    return path_patch(model, clean, corrupted, metric, carriers, carriers, (), direction, **forward_kwargs)
 
 
 def message_sweep(
@@ -140,8 +135,7 @@ def message_sweep(
     max_memory: int | float | str | None = None,
     **forward_kwargs: Any,
 ) -> HookScores:
-    """:func:`message_patch` of every single message, batched: ``[round, edge]`` scores
-    (``copies`` per forward, or as many as fit ``max_memory``: see :func:`activation_sweep`)."""
-    hooks = round_hooks(model, "src", rounds)
-    return activation_sweep(model, clean, corrupted, metric, hooks, "row", direction, "batched", copies, max_memory,
-                            **forward_kwargs)
+    """Deprecated: ``patch(model, clean, corrupted, metric, messages(model, rounds), ...)``."""
+    warn_deprecated("message_sweep", "patch(model, clean, corrupted, metric, messages(model, rounds))")
+    return patch(model, clean, corrupted, metric, _messages(model, rounds), direction=direction, copies=copies,
+                 max_memory=max_memory, **forward_kwargs)

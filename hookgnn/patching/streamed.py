@@ -1,16 +1,18 @@
 """Attribution that keeps only what it returns: products made as the backward reaches each hook.
 
-:func:`~hookgnn.patching.attribution.integrated_gradients` with ``keep="all"`` returns the
+:func:`~hookgnn.patching.attribution.attribute` with ``keep="all"`` returns the
 differences :math:`\\Delta a = a^s - a^b` and the (averaged) gradients :math:`\\bar g` of
 every hook, twice the memory of a cache, and holds the autograd graph besides. With
 ``keep`` = ``"entries"``, ``"rows"`` or ``"features"`` it comes here and returns only
 
 * ``"entries"``: :math:`\\Delta a \\odot \\bar g` (the shape of the activation),
-* ``"rows"``: :math:`\\sum_f (\\Delta a \\odot \\bar g)_{r f}` (one value per node / edge),
-* ``"features"``: :math:`\\sum_r (\\Delta a \\odot \\bar g)_{r f}` (one value per neuron),
+* ``"rows"``: :math:`\\sum_f (\\Delta a \\odot \\bar g)_{r f}` (one value per node / edge, ``by_row``)
+  and the feature sums below (``by_feature``, a few numbers more),
+* ``"features"``: :math:`\\sum_r (\\Delta a \\odot \\bar g)_{r f}` (one value per neuron, ``by_feature``),
 
 the same numbers :class:`~hookgnn.patching.attribution.Attribution` derives from
-``keep="all"``, up to float rounding. How memory is saved:
+``keep="all"``, up to float rounding, with the base run's metric as ``baseline`` (read from
+a forward that runs anyway). How memory is saved:
 
 1. the parameters are frozen during the backward (:func:`~hookgnn.grad_taps.frozen_parameters`),
    so autograd does not save each linear layer's input for a weight gradient;
@@ -41,8 +43,23 @@ from hookgnn.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.outpaths import writable_folder
+from hookgnn.patching.activation import copies_per_forward
 from hookgnn.patching.metrics import Metric
-from hookgnn.patching.results import KEEPS, Attribution, Direction, Keep
+from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
+
+def ig_alphas(ig_steps: int) -> list[float]:
+    """The one grid of interpolation points of every gradient estimator: the midpoint rule
+    :math:`\\alpha_k = (k + 1/2) / K`, ``K = ig_steps``; ``[]`` for ``ig_steps=0``, where the
+    gradient is taken at the base run itself (plain attribution patching). ``ValueError`` if
+    ``ig_steps < 0``.
+
+    >>> ig_alphas(0), ig_alphas(2)
+    ([], [0.25, 0.75])
+    """
+    if ig_steps < 0:
+        raise ValueError(f"ig_steps must be >= 0 (0: plain attribution patching), got {ig_steps}")
+    return [(k + 0.5) / ig_steps for k in range(ig_steps)]
+
 
 def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:
     """``keep`` if it is one of :data:`KEEPS` and fits ``offload``, else ``ValueError``.
@@ -58,16 +75,17 @@ def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:
     return keep  # type: ignore[return-value]
 
 
-def reduce_product(product: Tensor, keep: Keep) -> Tensor:
-    """``product`` kept whole, summed to rows (over features) or to features (over rows).
+def reduce_product(product: Tensor, to: str) -> Tensor:
+    """``product`` kept whole (``"by_entry"``), summed to rows (``"by_row"``: over features) or to
+    features (``"by_feature"``: over rows).
 
     >>> p = torch.tensor([[1., 2.], [3., 4.]])
-    >>> reduce_product(p, "rows").tolist(), reduce_product(p, "features").tolist()
+    >>> reduce_product(p, "by_row").tolist(), reduce_product(p, "by_feature").tolist()
     ([3.0, 7.0], [4.0, 6.0])
     """
-    if keep == "rows":
+    if to == "by_row":
         return product.reshape(product.shape[0], -1).sum(1)
-    if keep == "features":
+    if to == "by_feature":
         return product.sum(0)
     return product
 
@@ -123,11 +141,13 @@ def streamed_attribution(
 ) -> Any:
     """Attribution products (see the module docstring); ``alphas`` empty: plain attribution at
     the base, else the input interpolation points of EAP-IG. Returns an
-    :class:`~hookgnn.patching.attribution.Attribution` with ``keep`` and ``products`` set."""
-    from hookgnn.patching.attribution import _interpolate
+    :class:`~hookgnn.patching.attribution.Attribution` with ``keep``, its fields
+    (:data:`~hookgnn.patching.results.KEPT_FIELDS`) and ``baseline`` set."""
+    from hookgnn.patching.attribution import _interpolate, interpolated_fields
 
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
-    deltas, sums = _Slots(files, "delta:"), _Slots(files if keep == "entries" else None, "sum:")
+    deltas = _Slots(files, "delta:")
+    kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
     try:
@@ -148,33 +168,40 @@ def streamed_attribution(
 
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
-                sums.put(name, reduce_product(deltas.take(name) * grad, keep))
+                product = deltas.take(name) * grad
+                for to, slots in kept.items():
+                    slots.put(name, reduce_product(product, to))
 
-            _tapped_run(model, base, 1, metric, names, forward_kwargs, difference, at_base)
+            baseline = float(_tapped_run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
         else:
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
-                model(base, **forward_kwargs)
+                baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
+            fields = interpolated_fields(model, base, src)
+            chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
             for start in range(0, n, chunk):
-                part = [_interpolate(base, src, a) for a in alphas[start:start + chunk]]
+                part = [_interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
                     g = grad if k == 1 else grad.reshape(k, -1, *grad.shape[1:]).sum(0)
-                    sums.add(name, reduce_product(deltas.get(name) * g, keep).div_(n))
+                    product = deltas.get(name) * g
+                    for to, slots in kept.items():
+                        slots.add(name, reduce_product(product, to).div_(n))
 
                 batch = part[0] if k == 1 else Graph.collate(part)
                 _tapped_run(model, batch, k, metric, names, forward_kwargs, None, along_path)
-        products = {}
-        for name in names:
-            if name not in sums:  # the metric does not depend on it
-                shape, dtype = shapes[name]
-                sums.put(name, reduce_product(torch.zeros(shape, dtype=dtype), keep))
-            products[name] = sums.result(name)
+        fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
+        for to, slots in kept.items():
+            for name in names:
+                if name not in slots:  # the metric does not depend on it
+                    shape, dtype = shapes[name]
+                    slots.put(name, reduce_product(torch.zeros(shape, dtype=dtype), to))
+                fields[to][name] = slots.result(name)
     finally:
         if files is not None:
             files.close()
-    return Attribution({}, {}, {}, {n: axes[n] for n in names}, direction, keep=keep, products=products)
+    return Attribution({n: axes[n] for n in names}, baseline, direction, keep=keep, **fields)
 
 
 def _tapped_run(
@@ -186,9 +213,9 @@ def _tapped_run(
     forward_kwargs: dict[str, Any],
     on_forward: Callable[[Tensor, Any], None] | None,
     on_grad: Callable[[str, Tensor], None],
-) -> None:
+) -> Tensor:
     """One forward (parameters frozen) with a tap on every hook of ``names``, then the backward of
-    the sum over the ``k`` copies of each copy's mean metric."""
+    the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached)."""
     taps = GradientTaps()
 
     def tap(act: Tensor, hook: Any) -> Tensor:
@@ -200,4 +227,6 @@ def _tapped_run(
     with frozen_parameters(model), torch.enable_grad():
         with model.hooks(fwd_hooks=[(n, tap) for n in names]):
             out = model(batch, **forward_kwargs)
-        taps.backward(metric(out, batch).reshape(k, -1).mean(1).sum())
+        per_graph = metric(out, batch)
+        taps.backward(per_graph.reshape(k, -1).mean(1).sum())
+    return per_graph.detach()

@@ -1,6 +1,6 @@
 """Trusting an estimator: filter then verify, and an audit against exact patching.
 
-* :func:`verify_top` ranks components by an estimator (attribution, EAP-IG, AtP*),
+* :func:`verify` ranks components by an estimator (attribution, EAP-IG, AtP*),
   re-scores the top ``k`` with exact single patches (batched), and returns a ranking
   whose head is exact: the top ``k`` by their exact effect, then the rest by the
   estimate. Circuits selected from it rest on exact numbers where it matters.
@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn._deprecated import deprecated_alias
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.patching.activation import patch_each
 from hookgnn.patching.circuits import Ablation, Circuit, evaluate
-from hookgnn.patching.components import Component, MessageEdge, message_hooks
+from hookgnn.patching.components import Component, MessageEdge, check_carriers, message_hooks
 from hookgnn.patching.metrics import Metric, faithfulness
 from hookgnn.patching.results import HookScores, check_same_direction
 
@@ -53,6 +54,38 @@ def _ranks(x: Tensor) -> Tensor:
     return (sums / counts)[inverse]
 
 
+def top_k_recall(estimate: Tensor, exact: Tensor, k: int) -> float:
+    """Recall of the exact top ``k`` by the estimate's top ``k`` (by absolute value), ties defined.
+
+    Only non-zero exact effects count: :math:`k' = \\min(k, \\#\\{i: e_i \\ne 0\\})`. The exact
+    top set :math:`T` holds every component whose :math:`|e_i|` is at least the :math:`k'`-th
+    largest, so every component tied with the :math:`k'`-th is in it; the estimate's top
+    :math:`S` is its :math:`k'` largest non-zero :math:`|\\hat e_i|` (ties to the lower index).
+    The recall is :math:`|S \\cap T| / k'`. When every exact effect is zero it is undefined:
+    NaN, with a ``UserWarning``. A NaN score raises ``ValueError``.
+
+    >>> top_k_recall(torch.tensor([3., 2., 0., 1.]), torch.tensor([1., 0., 0., 1.]), 2)
+    0.5
+    """
+    a, b = estimate.flatten().double(), exact.flatten().double()
+    if a.shape != b.shape:
+        raise ValueError(f"estimate and exact must have the same number of scores, got {a.numel()} and {b.numel()}")
+    if bool(a.isnan().any() | b.isnan().any()):
+        raise ValueError(f"top_k_recall needs numbers; {'estimate' if bool(a.isnan().any()) else 'exact'} holds NaN")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    k = min(k, int((b != 0).sum()))
+    if k == 0:
+        warnings.warn("every exact effect is zero, so the exact top k is undefined: recall is NaN", UserWarning,
+                      stacklevel=2)
+        return float("nan")
+    threshold = b.abs().sort(descending=True).values[k - 1]
+    top_exact = set((b.abs() >= threshold).nonzero().flatten().tolist())
+    order = torch.argsort(a.abs(), descending=True, stable=True)
+    top_est = set(order[a.abs()[order] > 0][:k].tolist())
+    return len(top_exact & top_est) / k
+
+
 @dataclass
 class Verified:
     """A ranking whose head is verified by exact patching.
@@ -73,7 +106,7 @@ class Verified:
         return float(self.estimate[c.hook][c.index])  # type: ignore[index]
 
 
-def verify_top(
+def verify(
     model: HookedRootModule,
     clean: Graph,
     corrupted: Graph,
@@ -87,9 +120,19 @@ def verify_top(
     with exact single patches in ``estimate.direction``; see :class:`Verified`.
 
     Cost: ``k`` patched copies (batched, each resumed at its round) on top of the estimate.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum, attribute, nodes
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> bad = g.replace(x=torch.randn(3, 1))
+    >>> estimate = attribute(model, g, bad, OutputSum("d")).rows(nodes(model).hooks)
+    >>> len(verify(model, g, bad, OutputSum("d"), estimate, k=2).exact)
+    2
     """
     if estimate.axes[1] == "feature":
-        raise ValueError("verify_top re-scores rows (nodes or edges); feature scores cannot be patched one row at a time")
+        raise ValueError("verify re-scores rows (nodes or edges); feature scores cannot be patched one row at a time")
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     est = estimate.effects()
@@ -104,6 +147,9 @@ def verify_top(
     return Verified(est, found, ranked)
 
 
+verify_top = deprecated_alias("verify_top", verify, "verify(model, clean, corrupted, metric, estimate, k=...)")
+
+
 def message_edges_of(model: HookedRootModule, graph: Graph, components: Sequence[Component]) -> list[MessageEdge]:
     """The :class:`MessageEdge` carried by each ``hook_src`` row component."""
     src, dst = graph.edge_index.tolist()
@@ -112,13 +158,18 @@ def message_edges_of(model: HookedRootModule, graph: Graph, components: Sequence
         t = model.round_of(c.hook)
         if t is None or c.index is None or model.round_hook("hook_src", t) != c.hook:
             raise ValueError(f"{c} is not a row of a round's hook_src, so it carries no single message")
+        check_carriers(model, [c.hook])
         out.append(MessageEdge(t, c.index, src[c.index], dst[c.index], message_hooks(model, t)))
     return out
 
 
 @dataclass
 class Audit:
-    """How well an estimator agrees with exact patching (see :func:`audit`)."""
+    """How well an estimator agrees with exact patching (see :func:`audit`).
+
+    ``recall_at_k``: :func:`top_k_recall` (NaN when every exact effect is zero); ``k``:
+    the ``k`` it used (at most the number of non-zero exact effects).
+    """
 
     spearman: float
     abs_spearman: float
@@ -154,25 +205,41 @@ def audit(
     grid of sizes) whose circuit reaches faithfulness ``target``, evaluated with the rest
     of the components ablated (``ablation``); for message components the circuit is
     made of their :class:`MessageEdge` s. Warns (``UserWarning``) when the signed
-    Spearman correlation is below ``warn_below``.
+    Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
+    faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
+    the empty circuit score the same), naming both values.
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.patching import OutputSum, attribute, nodes, patch
+    >>> from hookgnn.spec import FeatureSpec
+    >>> torch.manual_seed(0) and None
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
+    >>> bad, m = g.replace(x=torch.randn(4, 1)), OutputSum("d")
+    >>> exact = patch(model, g, bad, m, nodes(model))
+    >>> report = audit(model, g, bad, m, attribute(model, g, bad, m).rows(exact.hooks), exact, warn_below=-1.0)
+    >>> -1.0 <= report.spearman <= 1.0
+    True
     """
     check_same_direction(estimate, exact)
     if estimate.hooks != exact.hooks or estimate.values.shape != exact.values.shape:
         raise ValueError(f"estimate and exact scores must cover the same components: hooks {estimate.hooks[:2]}.. "
                          f"{tuple(estimate.values.shape)} vs {exact.hooks[:2]}.. {tuple(exact.values.shape)}")
     a, b = estimate.effects().values.flatten(), exact.effects().values.flatten()
-    k = min(k, a.numel())
-    top_exact = set(torch.argsort(b.abs(), descending=True, stable=True)[:k].tolist())
-    top_est = set(torch.argsort(a.abs(), descending=True, stable=True)[:k].tolist())
-    recall = len(top_exact & top_est) / max(k, 1)
+    recall, k = top_k_recall(a, b, k), min(k, int((b != 0).sum()))
     width = exact.values.shape[1]
     units = _units(model, clean, exact, [exact.component(i // width, i % width) for i in range(a.numel())])
     sizes = _grid(len(units))
+    run = lambda c: evaluate(model, clean, corrupted, metric, c, units, ablation, **forward_kwargs)  # noqa: E731
+    full, empty = run(Circuit.of(units)), run(Circuit())
+    try:
+        faithfulness(full, full, empty)
+    except ValueError as err:
+        raise ValueError(f"audit cannot size circuits: with every component kept the metric is {full}, with every "
+                         f"one ablated ({ablation}) {empty}: {err}") from None
 
     def size_for(scores: Tensor) -> int | None:
         ranked = [units[i] for i in torch.argsort(scores.abs(), descending=True, stable=True).tolist()]
-        run = lambda c: evaluate(model, clean, corrupted, metric, c, units, ablation, **forward_kwargs)  # noqa: E731
-        full, empty = run(Circuit.of(units)), run(Circuit())
         for n in sizes:
             if float(faithfulness(run(Circuit.of(ranked[:n])), full, empty)) >= target:
                 return n

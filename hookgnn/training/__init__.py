@@ -1,12 +1,12 @@
 """Training and evaluating neural algorithmic reasoners.
 
-    config  ->  build_model  ->  train (data -> losses -> Adam)  ->  evaluate (metrics)  ->  checkpoint
+    config  ->  build_model  ->  train (data -> losses -> Adam)  ->  evaluate_model (metrics)  ->  checkpoint
 
->>> from hookgnn.training import TrainConfig, evaluate, train
+>>> from hookgnn.training import TrainConfig, evaluate_model, train
 >>> model, history = train(TrainConfig(task="bfs", d_hidden=8, max_steps=8, sizes=(5,), batch_size=2, steps=2,
 ...                                    sampler_kwargs={"p": 0.5}, progress=False))
 >>> from hookgnn.tasks import get_task
->>> metrics = evaluate(model, "bfs", get_task("bfs").sample(2, "path", seed=0, n=5))
+>>> metrics = evaluate_model(model, "bfs", get_task("bfs").sample(2, "path", seed=0, n=5))
 >>> "pi.accuracy" in metrics
 True
 """
@@ -23,7 +23,7 @@ from hookgnn.training.config import (
     num_rounds,
 )
 from hookgnn.training.data import sample_batch
-from hookgnn.training.evaluate import evaluate
+from hookgnn.training.evaluate import evaluate, evaluate_model
 from hookgnn.training.loop import l1_penalty, teacher_forcing_prob, train
 from hookgnn.training.losses import hint_loss, hint_loss_sum, item_losses, loss_sums, output_loss, task_loss
 from hookgnn.training.metrics import feature_metrics, item_correct, pointer_sources, primary_metric
@@ -37,6 +37,7 @@ __all__ = [
     "build_model",
     "checkpoint_dict",
     "evaluate",
+    "evaluate_model",
     "feature_metrics",
     "hint_loss",
     "hint_loss_sum",

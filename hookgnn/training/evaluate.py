@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from hookgnn._deprecated import deprecated_alias
 from hookgnn.graph import Graph
 from hookgnn.models import HookedGNN
 from hookgnn.tasks import Task, get_task
@@ -13,7 +14,7 @@ from hookgnn.training.metrics import feature_metrics
 
 
 @torch.no_grad()
-def evaluate(model: HookedGNN, task: Task | str, graphs: Graph, rounds: int | str = "hints") -> dict[str, float]:
+def evaluate_model(model: HookedGNN, task: Task | str, graphs: Graph, rounds: int | str = "hints") -> dict[str, float]:
     """Metrics of every decoded output on ``graphs``, keyed ``"<output>.<metric>"``.
 
     The model runs ``num_rounds(graphs, rounds)`` rounds on its own predictions (hints
@@ -24,7 +25,7 @@ def evaluate(model: HookedGNN, task: Task | str, graphs: Graph, rounds: int | st
     >>> from hookgnn.training.config import build_model
     >>> task = get_task("bfs")
     >>> model = build_model(task, d_hidden=8, max_steps=8)
-    >>> m = evaluate(model, task, task.sample(2, "path", seed=0, n=4))
+    >>> m = evaluate_model(model, task, task.sample(2, "path", seed=0, n=4))
     >>> sorted(m)
     ['loss', 'pi.accuracy', 'pi.graph_accuracy', 'reach.accuracy', 'reach.f1', 'reach.graph_accuracy', 'rounds']
     """
@@ -44,3 +45,6 @@ def evaluate(model: HookedGNN, task: Task | str, graphs: Graph, rounds: int | st
     metrics["loss"] = float(loss)
     metrics["rounds"] = float(steps)
     return dict(sorted(metrics.items()))
+
+
+evaluate = deprecated_alias("evaluate", evaluate_model, "hookgnn.training.evaluate_model(model, task, graphs, rounds)")

@@ -21,6 +21,7 @@ the number of processes, to float rounding.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hookgnn.models import HookedGNN
+from hookgnn.ops.threads import auto_threads, check_threads, graph_work
 from hookgnn.tasks import get_task
 from hookgnn.training.config import TrainConfig, build_model, num_rounds, select_spec
 from hookgnn.training.data import sample_batch
@@ -83,9 +85,13 @@ StopHandler = Callable[[HookedGNN, list[dict[str, float]], BaseException], None]
 
 
 def train(
-    config: TrainConfig, on_stop: StopHandler | None = None, device: torch.device | str | None = None
+    config: TrainConfig, on_stop: StopHandler | None = None, device: torch.device | str | None = None,
+    threads: int | None = None,
 ) -> tuple[HookedGNN, list[dict[str, float]]]:
     """Train a model as ``config`` says; returns it and one record per step.
+
+    ``threads``: torch CPU threads for the steps (default: chosen by workload, one for
+    small batches; see :mod:`hookgnn.ops.threads`), torch's setting restored after.
 
     ``device``: where the model and the batches go (default: the CPU). With a
     ``torch.distributed`` process group, every process trains its share of each batch
@@ -108,6 +114,8 @@ def train(
     from hookgnn.parallel.training import rank_seed  # here: hookgnn.parallel imports training's users
     from hookgnn.parallel.world import World
 
+    if threads is not None:
+        check_threads(threads)
     task = get_task(config.task)
     hints = config.hint_weight > 0 or config.encode_hints
     select_spec(task, config.features, hints)  # fail early on unknown feature names
@@ -130,12 +138,12 @@ def train(
                desc=f"train {config.task}")
     try:
         if world.size == 1:
-            _steps(config, task, model, optimizer, schedule, coin, history, bar, device)
+            _steps(config, task, model, optimizer, schedule, coin, history, bar, device, threads=threads)
         else:
             on_gpu = device is not None and torch.device(device).type == "cuda"
             with torch.random.fork_rng(devices=[torch.device(device).index or 0] if on_gpu else []):  # type: ignore[arg-type]
                 torch.manual_seed(rank_seed(config.seed, world.rank))
-                _steps(config, task, model, optimizer, schedule, coin, history, bar, device, world)
+                _steps(config, task, model, optimizer, schedule, coin, history, bar, device, world, threads)
     except BaseException as err:
         if on_stop is not None:
             model.eval()
@@ -147,38 +155,43 @@ def train(
 
 def _steps(config: TrainConfig, task: Any, model: HookedGNN, optimizer: torch.optim.Optimizer, schedule: Any,
            coin: np.random.Generator, history: list[dict[str, float]], bar: Any, device: Any = None,
-           world: Any = None) -> None:
+           world: Any = None, threads: int | None = None) -> None:
     from hookgnn.parallel.training import distributed, global_loss, rank_batch
 
     net = None if world is None else distributed(model, l1_penalty if config.l1 > 0 else None, world)
-    for step in bar:
-        sizes = (int(coin.choice(config.sizes)),) if config.same_size else config.sizes
-        graph = sample_batch(task, config.batch_size, config.sampler, sizes, (config.seed, step),
-                             config.size_arg, config.sampler_kwargs)
-        extra = int(coin.integers(config.extra_rounds + 1)) if config.extra_rounds > 0 else 0
-        rounds = min(num_rounds(graph, config.rounds, model.max_steps) + extra, model.max_steps)
-        forced = bool(coin.random() < teacher_forcing_prob(config, step)) and model.encode_hints
-        if net is None or world is None:
-            graph = graph if device is None else graph.to(device)
-            out = model(graph, steps=rounds, teacher_forcing=forced)
-            loss, parts = task_loss(out, graph, task.spec, config.hint_weight)
-            penalty = l1_penalty(model) if config.l1 > 0 else loss.new_zeros(())
-        else:  # this rank's slice of the global batch; the loss normalised over the whole batch
-            graph = rank_batch(graph, world)
-            graph = graph if device is None else graph.to(device)
-            out, penalty = net(graph, rounds, forced)
-            terms = loss_sums(out, graph, task.spec, config.hint_weight)
-            loss, parts = global_loss(terms, world)
-            whole = sum(weight * parts[name] for name, (weight, _, _) in terms.items())
-        total = loss + config.l1 * penalty
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        schedule.step()
-        shown = float(total.detach()) if world is None else whole + config.l1 * float(penalty.detach())
-        record = {"step": float(step), "loss": shown, "l1": float(penalty.detach()),
-                  "rounds": float(rounds), "teacher_forcing": float(forced), **parts}
-        history.append(dict(sorted(record.items())))
-        bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+    scope = contextlib.ExitStack()  # the thread setting of the run, restored however it ends
+    with scope:
+        for step in bar:
+            sizes = (int(coin.choice(config.sizes)),) if config.same_size else config.sizes
+            graph = sample_batch(task, config.batch_size, config.sampler, sizes, (config.seed, step),
+                                 config.size_arg, config.sampler_kwargs)
+            if step == 0:  # the workload is known once a batch is drawn: threads for the whole run
+                scale = (max(config.sizes) / sizes[0]) ** 2 if config.same_size else 1.0
+                scope.enter_context(auto_threads(int(graph_work(graph, model.d_hidden) * scale), threads))
+            extra = int(coin.integers(config.extra_rounds + 1)) if config.extra_rounds > 0 else 0
+            rounds = min(num_rounds(graph, config.rounds, model.max_steps) + extra, model.max_steps)
+            forced = bool(coin.random() < teacher_forcing_prob(config, step)) and model.encode_hints
+            if net is None or world is None:
+                graph = graph if device is None else graph.to(device)
+                out = model(graph, steps=rounds, teacher_forcing=forced)
+                loss, parts = task_loss(out, graph, task.spec, config.hint_weight)
+                penalty = l1_penalty(model) if config.l1 > 0 else loss.new_zeros(())
+            else:  # this rank's slice of the global batch; the loss normalised over the whole batch
+                graph = rank_batch(graph, world)
+                graph = graph if device is None else graph.to(device)
+                out, penalty = net(graph, rounds, forced)
+                terms = loss_sums(out, graph, task.spec, config.hint_weight)
+                loss, parts = global_loss(terms, world)
+                whole = sum(weight * parts[name] for name, (weight, _, _) in terms.items())
+            total = loss + config.l1 * penalty
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
+            shown = float(total.detach()) if world is None else whole + config.l1 * float(penalty.detach())
+            record = {"step": float(step), "loss": shown, "l1": float(penalty.detach()),
+                      "rounds": float(rounds), "teacher_forcing": float(forced), **parts}
+            history.append(dict(sorted(record.items())))
+            bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)

@@ -19,8 +19,22 @@
 // backward(): grad_src[e, c] = grad_out[v, c] if arg[v, c] = e else 0, written once per
 //             element, node by node over the CSR: no zero fill, no second pass.
 //
-// Threads: OpenMP, as many as the caller passes (torch.get_num_threads()); built without
-// OpenMP the pragmas are ignored and everything runs on the calling thread.
+// Threads: OpenMP, at most as many as the caller passes (torch.get_num_threads()); built
+// without OpenMP the pragmas are ignored and everything runs on the calling thread. As in
+// at::parallel_for, the team is sized by the work: min(threads, work / kGrain) threads,
+// so every thread gets at least kGrain elements and below 2 * kGrain (the tiny graphs of
+// training loops and interpretability runs) no parallel region opens at all. Nor does one
+// inside another parallel region. Nodes go out in dynamically scheduled chunks, so a
+// thread the OS has descheduled holds up a region by one chunk at most.
+//
+// Waiting: the kernel shares torch's libgomp (one runtime per process; the extension's
+// libgomp.so.1 resolves to the one torch loaded). libgomp reads its wait policy once,
+// when it is loaded (OMP_WAIT_POLICY, GOMP_SPINCOUNT): by default an idle thread spins
+// up to 300000 pause instructions (milliseconds on current CPUs) before it sleeps, and
+// no call can change that for one region. So the kernel keeps its regions rare and
+// large instead: on a busy machine the spinning costs little against the work done.
+// (OMP_WAIT_POLICY=passive, set before torch is imported, removes the spinning for the
+// whole process; hookgnn.ops.threads explains the trade.)
 //
 // Memory: outputs are plain torch::empty. Large buffers are not hinted with
 // MADV_HUGEPAGE: under the common THP "defrag=madvise" setting a first touch of a hinted
@@ -43,8 +57,24 @@
 
 namespace {
 
-// Below this many elements of work a parallel region costs more than it saves.
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;
+// Elements of work (edges and nodes times channels) each thread must get for a parallel
+// region to pay for itself (at::parallel_for's grain for elementwise ops is also 2^15).
+constexpr int64_t kGrain = int64_t(1) << 15;
+
+bool in_parallel() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return true;
+#endif
+}
+
+// Threads for `work` elements: min(threads, work / kGrain), at least 1, and 1 inside
+// another parallel region.
+int team_for(int64_t work, int threads) {
+  if (threads <= 1 || in_parallel()) return 1;
+  return static_cast<int>(std::clamp<int64_t>(work / kGrain, 1, threads));
+}
 
 int thread_id() {
 #ifdef _OPENMP
@@ -100,8 +130,8 @@ template <typename scalar_t, typename arg_t, bool largest, bool with_arg>
 void extreme_rows(const scalar_t* src, int64_t channels, const int64_t* rowptr, const int64_t* perm,
                   int64_t num_nodes, scalar_t* out, arg_t* arg, int threads) {
   using P = pos_t<scalar_t>;
-  const int64_t work = (rowptr[num_nodes] + num_nodes) * channels;
-#pragma omp parallel num_threads(threads) if (threads > 1 && work >= kMinParallelWork)
+  const int team = team_for((rowptr[num_nodes] + num_nodes) * channels, threads);
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     if (thread_id() == 0) last_team = team_size();
     std::vector<scalar_t> best_buf(channels);
@@ -148,8 +178,8 @@ void extreme_rows(const scalar_t* src, int64_t channels, const int64_t* rowptr, 
 template <typename scalar_t, typename arg_t>
 void winner_rows(const scalar_t* grad_out, const arg_t* arg, int64_t channels, const int64_t* rowptr,
                  const int64_t* perm, int64_t num_nodes, scalar_t* grad_src, int threads) {
-  const int64_t work = (rowptr[num_nodes] + num_nodes) * channels;
-#pragma omp parallel num_threads(threads) if (threads > 1 && work >= kMinParallelWork)
+  const int team = team_for((rowptr[num_nodes] + num_nodes) * channels, threads);
+#pragma omp parallel num_threads(team) if (team > 1)
   {
     if (thread_id() == 0) last_team = team_size();
 #pragma omp for schedule(dynamic, node_grain(channels))

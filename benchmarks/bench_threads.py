@@ -1,0 +1,176 @@
+"""More threads must never be slower: hookgnn's small jobs at 1 and 2 torch threads, quiet and busy.
+
+Workloads (the main job's sizes):
+
+* ``train``: :func:`hookgnn.training.train` with the demo's configuration (MPNN, Bellman-Ford,
+  16 Erdos-Renyi graphs of 8-12 nodes per step, width 32, 10 rounds);
+* ``cache + attribution``: ``run_with_cache`` and ``attribution_patch`` over every
+  ``hook_update`` on one 10-node graph and its corrupted twin, called bare (the patching
+  functions do not choose threads themselves yet) and inside ``auto_threads`` (as the
+  demo calls them);
+* ``hookgnn demo``: the whole main job, in its own process (``--with-demo``; always
+  under a competing process).
+
+Settings: ``1 thread`` (``torch.set_num_threads(1)``) against ``2 threads``
+(``torch.set_num_threads(2)``, what a fresh process gets on 2 cores; hookgnn's thread
+policy, :mod:`hookgnn.ops.threads`, then picks the threads by workload), and for
+reference ``2 forced`` (inside ``use_threads(2)``: the policy overruled, torch's threading
+on tiny tensors as it was before the policy; one run, it is slow). Conditions: ``quiet`` and ``busy``: one
+CPU-burning process pinned (``os.sched_setaffinity``) to one core beside the run,
+bounded in time and always killed. The table gives medians of ``--runs`` runs and the
+ratio 2 threads / 1 thread (target: <= 1.10 in both conditions; the main job under 60 s
+on 2 cores with a competing process). On a machine shared with other work "quiet" is
+only as quiet as the machine: the load average is printed with the table.
+
+    python benchmarks/bench_threads.py --quick              # 3 runs, 10 training steps, no demo
+    python benchmarks/bench_threads.py --with-demo --json out/threads.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+TARGET = 1.10
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's hookgnn, also when another one is installed
+BURN = "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\nend = time.time() + float(sys.argv[2])\n" \
+       "while time.time() < end:\n    pass\n"
+
+
+@contextlib.contextmanager
+def competitor(busy: bool, seconds: float) -> Iterator[None]:
+    """One CPU-burning process pinned to the last core for at most ``seconds`` (killed on exit)."""
+    if not busy:
+        yield
+        return
+    core = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    proc = subprocess.Popen([sys.executable, "-c", BURN, str(core), str(seconds)])
+    try:
+        time.sleep(0.2)  # let it start burning
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def workloads(steps: int) -> dict[str, Callable[[], None]]:
+    from hookgnn.demo import ROUNDS
+    from hookgnn.ops.threads import auto_threads, graph_work
+    from hookgnn.patching import PointerLogProb, attribution_patch, round_hooks
+    from hookgnn.tasks import get_task
+    from hookgnn.tasks.corruptions import sample_pairs
+    from hookgnn.training import TrainConfig, build_model, train
+
+    config = TrainConfig(task="bellman_ford", processor="mpnn", d_hidden=32, max_steps=ROUNDS, sizes=(8, 10, 12),
+                         sampler_kwargs={"p": 0.3}, batch_size=16, steps=steps, rounds=ROUNDS, lr=3e-3, seed=0,
+                         progress=False)
+    task = get_task("bellman_ford")
+    torch.manual_seed(0)
+    model = build_model(task, "mpnn", d_hidden=32, max_steps=ROUNDS).eval()
+    clean, corrupted = sample_pairs(task, 1, "resample_source", "erdos_renyi", seed=7, n=10, p=0.3)
+    metric = PointerLogProb(target=clean["pi"], select=torch.ones(clean.num_nodes))
+    hooks = round_hooks(model, "update", range(ROUNDS))
+
+    def patch() -> None:
+        model.run_with_cache(clean, steps=ROUNDS)
+        attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS)
+
+    def patch_in_policy() -> None:
+        with auto_threads(graph_work(clean, 32) * 2):
+            patch()
+
+    return {f"train, demo config, {steps} steps": lambda: train(config),
+            "cache + attribution, 10 nodes, bare": patch,
+            "cache + attribution, 10 nodes, auto_threads": patch_in_policy}
+
+
+def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
+    from hookgnn.ops.threads import use_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with use_threads(threads) if forced else contextlib.nullcontext():
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(before)
+
+
+def demo_seconds(steps: int, threads: int | None) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "hookgnn.cli", "demo", "--out", out, "--train-steps", str(steps)]
+        start = time.perf_counter()
+        subprocess.run(cmd + (["--threads", str(threads)] if threads else []), check=True, cwd=ROOT,
+                       capture_output=True, timeout=1800, env={k: v for k, v in os.environ.items()
+                                                                if k != "OMP_NUM_THREADS"})
+        return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="3 runs, 10 training steps")
+    p.add_argument("--runs", type=int, default=None, help="runs per setting (default 5; --quick 3)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 40; --quick 10)")
+    p.add_argument("--with-demo", action="store_true", help="also time the whole `hookgnn demo` under a competitor")
+    p.add_argument("--demo-steps", type=int, default=400, help="--train-steps of the timed demo (default 400)")
+    p.add_argument("--json", type=Path, default=None, help="write the rows here (run_all reads its 'table')")
+    args = p.parse_args(argv)
+    if "OMP_NUM_THREADS" in os.environ:
+        print("note: OMP_NUM_THREADS is set; hookgnn's policy then keeps torch's setting", file=sys.stderr)
+    runs, steps = args.runs or (3 if args.quick else 5), args.steps or (10 if args.quick else 40)
+    from hookgnn.ops import compiled
+
+    compiled.load()  # the one-time build is not part of any timing
+    jobs = workloads(steps)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    rows, table = [], []
+    for condition in ("quiet", "busy"):
+        with competitor(condition == "busy", seconds=1200):
+            for name, fn in jobs.items():
+                timed(fn, 2, False)  # warm-up
+                times: dict[str, list[float]] = {"1": [], "2": [], "2 forced": []}
+                for run in range(runs):  # interleaved, in turns, so that load changes hit both alike
+                    for n in (1, 2) if run % 2 == 0 else (2, 1):
+                        times[str(n)].append(timed(fn, n, False))
+                    if run == 0:  # a reference only, and slow: once
+                        times["2 forced"].append(timed(fn, 2, True))
+                med = {k: statistics.median(v) for k, v in times.items()}
+                rows.append({"workload": name, "condition": condition, "t1_s": med["1"], "t2_s": med["2"],
+                             "t2_forced_s": med["2 forced"], "ratio": med["2"] / med["1"], "runs": runs})
+    if args.with_demo:
+        with competitor(True, seconds=3600):
+            t_default, t_one = demo_seconds(args.demo_steps, None), demo_seconds(args.demo_steps, 1)
+        rows.append({"workload": f"hookgnn demo, {args.demo_steps} steps", "condition": "busy", "t1_s": t_one,
+                     "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1})
+    print(f"load average {load} at the start; {os.cpu_count()} CPUs; torch {torch.__version__}")
+    print(f"{'workload':<44} {'condition':<9} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'2 forced s':>10}")
+    for r in rows:
+        forced = "-" if r["t2_forced_s"] is None else f"{r['t2_forced_s']:.3f}"
+        flag = "" if r["ratio"] <= TARGET else "  > target"
+        print(f"{r['workload']:<44} {r['condition']:<9} {r['t1_s']:>10.3f} {r['t2_s']:>11.3f} {r['ratio']:>6.2f} "
+              f"{forced:>10}{flag}")
+        table.append({"workload": f"{r['workload']}, {r['condition']}", "peer": "1 thread", "peer_value": r["t1_s"],
+                      "hookgnn_value": r["t2_s"], "unit": "s", "ratio": r["ratio"],
+                      "ratio_means": f"2 threads / 1 thread (target <= {TARGET})", "runs": r["runs"]})
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"load_average": load, "rows": rows, "table": table}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

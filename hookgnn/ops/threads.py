@@ -1,0 +1,136 @@
+"""How many CPU threads hookgnn's jobs run torch on: chosen by workload, restored after.
+
+torch runs each op on ``torch.get_num_threads()`` threads (by default one per core). On
+the small tensors of a training loop over tiny graphs, or of patching a 10-node graph,
+every parallel region costs a wake-up and a barrier that waits for the slowest thread;
+on a machine shared with other work that thread is often descheduled, and libgomp's
+idle threads spin (its default wait policy, read once when torch loads it) on a core
+the work needs. Measured on 2 shared cores: 40 demo training steps took 48 s on 2
+threads and 2.9 s on 1; on a quiet machine the two took the same time. So the jobs
+(:func:`hookgnn.training.train`, :func:`hookgnn.demo.run_demo`, ``hookgnn eval`` and
+``hookgnn metamer``) run under :func:`auto_threads`:
+
+1. an explicit choice wins: ``threads=`` of the job, ``--threads``, or an enclosing
+   :func:`use_threads`;
+2. else, if ``OMP_NUM_THREADS`` is set, torch's setting (the user chose it);
+3. else one thread when ``work < SMALL_WORK``, torch's setting otherwise,
+
+where ``work`` is the element count of the job's largest activations, about
+:math:`(N + E) \\cdot d` for a batch of ``N`` nodes and ``E`` edges of width ``d``
+(:func:`graph_work`). The previous setting comes back on exit, also when the body raises.
+
+A process-wide alternative is ``OMP_WAIT_POLICY=passive`` set before ``import torch``
+(no spinning at all, at a few microseconds more per parallel region); hookgnn does not
+set environment variables for you.
+
+>>> before = torch.get_num_threads()
+>>> with auto_threads(work=1_000) as n:
+...     n, torch.get_num_threads()
+(1, 1)
+>>> torch.get_num_threads() == before
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+#: Below this many elements of work per op, one thread is as fast on a quiet machine and
+#: much faster on a busy one (see ``benchmarks/bench_threads.py``).
+SMALL_WORK = 1 << 20
+
+_explicit: contextvars.ContextVar[int | None] = contextvars.ContextVar("hookgnn_threads", default=None)
+
+
+def check_threads(threads: Any, name: str = "threads") -> int:
+    """``threads`` if it is an integer >= 1, else ``ValueError`` naming ``name``.
+
+    >>> check_threads(2)
+    2
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {threads!r}")
+    return threads
+
+
+def graph_work(graph: Any, width: int) -> int:
+    """Elements of a round's largest activations on ``graph``: :math:`(N + E) \\cdot d`.
+
+    >>> from hookgnn.graph import Graph
+    >>> graph_work(Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]])), 8)
+    40
+    """
+    return (int(graph.num_nodes) + int(graph.num_edges)) * int(width)
+
+
+def pick_threads(work: int, threads: int | None = None) -> int:
+    """The thread count :func:`auto_threads` runs ``work`` elements on (module docstring).
+
+    >>> pick_threads(10, threads=2), pick_threads(10**9, threads=1)
+    (2, 1)
+    """
+    if threads is not None:
+        return check_threads(threads)
+    chosen = _explicit.get()
+    if chosen is not None:
+        return chosen
+    if os.environ.get("OMP_NUM_THREADS") or work >= SMALL_WORK:
+        return max(1, torch.get_num_threads())
+    return 1
+
+
+@contextlib.contextmanager
+def _threads(count: int, explicit: bool) -> Iterator[int]:
+    before = torch.get_num_threads()
+    token = _explicit.set(count) if explicit else None
+    if count != before:
+        torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        if token is not None:
+            _explicit.reset(token)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def auto_threads(work: int, threads: int | None = None) -> Iterator[int]:
+    """Run the body on :func:`pick_threads` ``(work, threads)`` torch threads; yields that count.
+
+    An explicit ``threads`` also holds for every :func:`auto_threads` nested in the body
+    (as :func:`use_threads`). The previous ``torch.get_num_threads()`` is restored on
+    exit, also when the body raises.
+    """
+    count = pick_threads(work, threads)
+    with _threads(count, explicit=threads is not None) as n:
+        yield n
+
+
+@contextlib.contextmanager
+def use_threads(threads: int) -> Iterator[int]:
+    """Run the body on ``threads`` torch threads, whatever the workload of the jobs inside
+    (an explicit choice: it wins over :func:`auto_threads`' own); restored on exit.
+
+    >>> with use_threads(1), auto_threads(work=10**9) as n:
+    ...     n
+    1
+    """
+    with _threads(check_threads(threads), explicit=True) as n:
+        yield n
+
+
+def explicit_threads() -> int | None:
+    """The thread count of the innermost :func:`use_threads` (or explicit
+    :func:`auto_threads`) around the caller, or ``None``.
+
+    >>> explicit_threads() is None
+    True
+    """
+    return _explicit.get()

@@ -1,0 +1,88 @@
+"""The one rule for metric targets: a metric reads its targets from the clean graph.
+
+A metric is called as ``metric(output, graph)`` and may read field-name targets
+(``"pi"``, ``"d"``) from ``graph``. A patched, corrupted, interpolated or batched run
+is a different graph from the clean one, so every function of
+:mod:`hookgnn.patching` (sweeps, path patching, estimators, circuit evaluation,
+verification, and through them :mod:`hookgnn.parallel`) calls its metric through
+:func:`clean_targets`: the metric receives the run's graph (its structure and
+features) carrying the *clean* graph's fields, tiled over the copies of a batch.
+Denoising and noising therefore score against the same targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from hookgnn.graph import Field, Graph
+from hookgnn.patching.metrics import Metric
+
+
+@dataclass(frozen=True, eq=False)
+class CleanTargets:
+    """A metric that reads every field (its targets) from the clean graph: see :func:`clean_targets`."""
+
+    metric: Metric
+    clean: Graph
+
+    def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
+        return self.metric(out, with_clean_fields(graph, self.clean))
+
+
+def clean_targets(metric: Metric, clean: Graph) -> CleanTargets:
+    r"""``metric`` with its field-name targets read from ``clean``, whichever graph is run.
+
+    The one rule of hookgnn's patching: denoising and noising, exact sweeps and estimators
+    all score a run against the clean graph's targets, so the corrupted baseline is
+    :math:`m(\text{corrupted run};\ \text{clean targets})`. The metric is called with
+    :func:`with_clean_fields` of the run's graph. Wrapping twice keeps one wrapper.
+
+    >>> from hookgnn.graph import Field
+    >>> e = torch.zeros(2, 0, dtype=torch.long)
+    >>> clean = Graph(x=torch.zeros(2, 1), edge_index=e, fields={"d": Field(torch.tensor([1., 2.]), "node")})
+    >>> corrupted = clean.with_fields(d=Field(torch.tensor([5., 5.]), "node"))
+    >>> from hookgnn.patching.metrics import DistanceMSE
+    >>> metric = DistanceMSE("d", target="d")
+    >>> float(clean_targets(metric, clean)({"d": torch.tensor([1., 2.])}, corrupted).squeeze())
+    0.0
+    """
+    inner = metric.metric if isinstance(metric, CleanTargets) else metric
+    return CleanTargets(inner, clean)
+
+
+def with_clean_fields(run: Graph, clean: Graph) -> Graph:
+    """``run`` (``k >= 1`` copies of ``clean``'s structure) with the fields of ``clean`` tiled ``k`` times.
+
+    Raises ``ValueError`` naming the field and the shapes when ``run`` does not have the
+    clean graph's structure row for row (copy by copy).
+
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
+    >>> with_clean_fields(Graph.collate([g, g]), g).num_nodes
+    4
+    """
+    if run is clean:
+        return run
+    per = {loc: clean.count(loc) for loc in ("node", "edge", "graph")}
+    k = run.num_graphs // per["graph"] if per["graph"] else 1
+    for name, f in clean.fields.items():
+        if run.count(f.location) != k * per[f.location]:
+            raise ValueError(f"metric target field {name!r} of the clean graph has shape {tuple(f.value.shape)} "
+                             f"({per[f.location]} {f.location}s), but the run has {run.count(f.location)} "
+                             f"{f.location}s, not {k} copies of the clean graph: the clean graph must have the "
+                             "structure of the graph being run")
+    same = all(run.count(loc) == k * n for loc, n in per.items())  # type: ignore[arg-type]
+    if same and k > 0 and clean.num_nodes:
+        offsets = torch.arange(k, device=run.device).repeat_interleave(per["edge"]) * per["node"]
+        same = torch.equal(run.edge_index, clean.edge_index.to(run.device).repeat(1, k) + offsets) \
+            and torch.equal(run.ptr.diff(), clean.ptr.diff().to(run.device).repeat(k))
+    if not same:
+        raise ValueError(f"the metric reads its targets from the clean graph ({per['node']} nodes, {per['edge']} "
+                         f"edges, {per['graph']} graphs), but the run's graph ({run.num_nodes} nodes, {run.num_edges} "
+                         f"edges, {run.num_graphs} graphs) is not copies of its structure row for row")
+    fields = {name: Field(f.value.to(run.device).repeat(*([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))),
+                          f.location, f.time) for name, f in clean.fields.items()}
+    return run.replace(fields=fields)

@@ -1,0 +1,158 @@
+"""Every 0.1 name of the README, tutorials and docs still works for one release: it warns
+(``DeprecationWarning`` naming the 0.2 spelling) and returns exactly what the new spelling returns."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+
+import hookgnn.interop.structure as interop_structure
+from hookgnn import Graph, HookedGNN, metamers, parallel, patching, training
+from hookgnn.patching import OutputSum
+from hookgnn.patching.selectors import Selection
+from hookgnn.spec import FeatureSpec
+from hookgnn.tasks import get_task
+
+METRIC = OutputSum("d")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = HookedGNN("mpnn", d_hidden=5, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    g = Graph(x=torch.randn(5, 1), edge_index=torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]]))
+    return model, g, g.replace(x=torch.randn(5, 1))
+
+
+def numbers(result: Any) -> list[torch.Tensor | float]:
+    """Every number a result holds, for a bit-for-bit comparison."""
+    if isinstance(result, (float, int)):
+        return [float(result)]
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, list):
+        return [torch.tensor([hash(k) for k in result])]
+    if isinstance(result, dict):
+        return [torch.tensor(v) if not isinstance(v, torch.Tensor) else v for v in result.values()]
+    if isinstance(result, patching.Verified):
+        return [torch.tensor(list(result.exact.values())), torch.tensor([hash(c) for c in result.ranked])]
+    out: list[torch.Tensor | float] = [result.baseline]
+    for name in ("values", "scores"):
+        if hasattr(result, name):
+            out.append(getattr(result, name))
+    for name in ("delta", "grad", "by_entry", "by_row", "by_feature"):
+        out += list(getattr(result, name, {}).values())
+    return out
+
+
+def assert_identical(old: Any, new: Any) -> None:
+    a, b = numbers(old), numbers(new)
+    assert len(a) == len(b) and len(a) > 0
+    for x, y in zip(a, b):
+        if isinstance(x, torch.Tensor):
+            assert x.dtype == y.dtype and torch.equal(x, y)
+        else:
+            assert x == y
+
+
+def cases(model, g, bad):
+    """(old call, new call, words of the new spelling the warning must name)."""
+    ups = [model.round_hook("update", t) for t in range(2)]
+    pairs = [(g, bad), (bad, g)]
+    est = patching.attribute(model, g, bad, METRIC).rows(ups)
+    src = patching.message_edges(g.edge_index, [0, 1], model)[:3]
+    carriers = [m.carrier for m in src]
+    scores = {"a": 1.0, "b": -3.0, "c": 0.0, "d": 2.0}
+    task = get_task("bfs")
+    tmodel = training.build_model(task, d_hidden=8, max_steps=4)
+    batch = task.sample(2, "path", seed=0, n=4)
+    return {
+        "activation_sweep": (lambda: patching.activation_sweep(model, g, bad, METRIC, ups, "feature", copies=3),
+                             lambda: patching.patch(model, g, bad, METRIC, patching.hooks(model, ups, "feature"),
+                                                    copies=3), "patch("),
+        "message_sweep": (lambda: patching.message_sweep(model, g, bad, METRIC, [1], "noising"),
+                          lambda: patching.patch(model, g, bad, METRIC, patching.messages(model, [1]),
+                                                 direction="noising"), "messages(model"),
+        "message_patch": (lambda: patching.message_patch(model, g, bad, METRIC, src),
+                          lambda: patching.path_patch(model, g, bad, METRIC, carriers, carriers, freeze=()),
+                          "path_patch("),
+        "attribution_patch": (lambda: patching.attribution_patch(model, g, bad, METRIC, ups, keep="rows"),
+                              lambda: patching.attribute(model, g, bad, METRIC, names_filter=ups, keep="rows"),
+                              "attribute("),
+        "integrated_gradients": (lambda: patching.integrated_gradients(model, g, bad, METRIC, 3),
+                                 lambda: patching.attribute(model, g, bad, METRIC, ig_steps=3), "attribute("),
+        "top_n": (lambda: patching.top_n(scores, 2), lambda: patching.select(scores, n=2), "select("),
+        "above": (lambda: patching.above(scores, 0.5), lambda: patching.select(scores, threshold=0.5), "select("),
+        "verify_top": (lambda: patching.verify_top(model, g, bad, METRIC, est, k=3),
+                       lambda: patching.verify(model, g, bad, METRIC, est, k=3), "verify("),
+        "training.evaluate": (lambda: training.evaluate(tmodel, task, batch),
+                              lambda: training.evaluate_model(tmodel, task, batch), "evaluate_model("),
+        "parallel.mean_over_pairs": (
+            lambda: parallel.mean_over_pairs(patching.atp_star, model, pairs, METRIC),
+            lambda: parallel.over_pairs(patching.atp_star, model, pairs, METRIC), "over_pairs("),
+        "parallel.attribution_patch": (
+            lambda: parallel.attribution_patch(model, pairs, METRIC, keep="rows"),
+            lambda: parallel.over_pairs(patching.attribute, model, pairs, METRIC, keep="rows"), "over_pairs(attribute"),
+        "parallel.integrated_gradients": (
+            lambda: parallel.integrated_gradients(model, pairs, METRIC, 2),
+            lambda: parallel.over_pairs(patching.attribute, model, pairs, METRIC, ig_steps=2, keep="entries"),
+            "over_pairs(attribute"),
+        "parallel.eap": (lambda: parallel.eap(model, pairs, METRIC, level="message"),
+                         lambda: parallel.over_pairs(patching.eap, model, pairs, METRIC, level="message"),
+                         "over_pairs(eap"),
+        "parallel.atp_star": (lambda: parallel.atp_star(model, pairs, METRIC),
+                              lambda: parallel.over_pairs(patching.atp_star, model, pairs, METRIC),
+                              "over_pairs(atp_star"),
+        "parallel.activation_sweep": (
+            lambda: parallel.activation_sweep(model, pairs, METRIC, ups, over="feature"),
+            lambda: parallel.over_pairs(patching.patch, model, pairs, METRIC, components=Selection(tuple(ups), "feature")),
+            "over_pairs(patch"),
+        "parallel.message_sweep": (
+            lambda: parallel.message_sweep(model, pairs, METRIC, rounds=[0]),
+            lambda: parallel.over_pairs(patching.patch, model, pairs, METRIC, components=patching.messages(model, [0])),
+            "messages(model"),
+    }
+
+
+NAMES = ["activation_sweep", "message_sweep", "message_patch", "attribution_patch", "integrated_gradients", "top_n",
+         "above", "verify_top", "training.evaluate", "parallel.mean_over_pairs", "parallel.attribution_patch",
+         "parallel.integrated_gradients", "parallel.eap", "parallel.atp_star", "parallel.activation_sweep",
+         "parallel.message_sweep"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_alias_warns_with_the_new_spelling_and_returns_identical_results(setup, name):
+    old, new, spelling = cases(*setup)[name]
+    with pytest.warns(DeprecationWarning, match=rf"{name.split('.')[-1]} is deprecated.*{spelling.replace('(', '[(]')}"):
+        got = old()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # the new spelling itself never warns
+        want = new()
+    assert type(got) is type(want)
+    assert_identical(got, want)
+
+
+def test_every_case_is_checked(setup):
+    assert sorted(cases(*setup)) == sorted(NAMES)
+
+
+def test_renamed_classes_are_the_new_classes_under_their_old_names():
+    with pytest.warns(DeprecationWarning, match="EdgeSpace"):
+        from hookgnn.metamers import Structure
+    assert Structure is metamers.EdgeSpace
+    with pytest.warns(DeprecationWarning, match="HookLayout"):
+        assert interop_structure.Structure is interop_structure.HookLayout
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        metamers.Nothing  # noqa: B018
+
+
+def test_ig_steps_zero_is_attribution_patching_for_every_keep(setup):
+    """attribute(ig_steps=0) equals the alias bit for bit whatever it keeps."""
+    model, g, bad = setup
+    for keep in ("all", "entries", "rows", "features"):
+        with pytest.warns(DeprecationWarning):
+            old = patching.attribution_patch(model, g, bad, METRIC, keep=keep)
+        assert_identical(old, patching.attribute(model, g, bad, METRIC, keep=keep))
