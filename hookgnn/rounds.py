@@ -51,6 +51,6 @@ def declared_roles(module: nn.Module) -> RoundRoles:
     if roles is None:
         raise TypeError(f"{type(module).__name__} does not declare input_roles, state_arg and receptive_hops, so its "
                         "rounds cannot be recomputed locally (see hookgnn.patching.local); declare them as class "
-                        "attributes, or use exact patching (message_sweep / activation_sweep)")
+                        "attributes, or use exact patching (hookgnn.patching.patch)")
     return RoundRoles(dict(roles), str(getattr(module, "state_arg", "h")), int(getattr(module, "receptive_hops", 1)),
                       int(getattr(module, "reach_hops", 1)))

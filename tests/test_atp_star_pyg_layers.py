@@ -1,7 +1,8 @@
 """AtP* with every round exact on wrapped PyG layers that read more than their receivers' in-edges.
 
-Reference: exact patching of the same wrapped model (``message_sweep`` and the node
-``activation_sweep`` of every round's output), which reruns the whole model per patch.
+Reference: exact patching of the same wrapped model (:func:`~hookgnn.patching.patch` of
+every single message and of every node row of every round's output), which reruns the
+whole model per patch.
 The layers cover degree normalisation of the sources (LGConv, GCNConv), several
 propagation steps in one call (SGConv, TAGConv, APPNP), normalisation by out-degrees
 (ChebConv) and plain 1-hop layers (GraphConv, GINConv). A layer that reads the whole
@@ -20,7 +21,7 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.patching import OutputSum, activation_sweep, atp_star, message_sweep, round_hooks
+from hookgnn.patching import OutputSum, atp_star, hooks, messages, patch
 from hookgnn.patching.receptive import LocalRecomputeError
 from hookgnn.spec import FeatureSpec
 
@@ -88,7 +89,7 @@ def test_every_round_exact_equals_the_exact_sweeps(name, g, seed):
     corr = _corrupt(g, seed)
     outs = [model.output_hook(t) for t in range(model.num_rounds)]
     for direction in ("denoising", "noising"):
-        nodes = activation_sweep(model, g, corr, METRIC, outs, direction=direction).effects().values
+        nodes = patch(model, g, corr, METRIC, hooks(model, outs), direction=direction).effects().values
         est = atp_star(model, g, corr, METRIC, exact_rounds=2, level="node", direction=direction).effects().values
         _close(est, nodes, model, g)
         try:
@@ -96,7 +97,7 @@ def test_every_round_exact_equals_the_exact_sweeps(name, g, seed):
         except ValueError as e:  # messages over the layer's own edge list (added self-loops): refused, not guessed
             assert not LAYERS[name][2] and "not one row per graph edge" in str(e)
             continue
-        _close(est, message_sweep(model, g, corr, METRIC, direction=direction).effects().values, model, g)
+        _close(est, patch(model, g, corr, METRIC, messages(model), direction=direction).effects().values, model, g)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
@@ -105,10 +106,13 @@ def test_effects_on_a_fixed_graph_with_a_self_loop_and_an_isolated_node_are_not_
     g = Graph(x=torch.randn(8, D, generator=torch.Generator().manual_seed(0)), edge_index=edge_index)
     model = _wrapped(name, g, 0)
     corr = _corrupt(g, 0)
-    nodes = activation_sweep(model, g, corr, METRIC, round_hooks(model, "hook_output")).effects().values
+    outs = [model.output_hook(t) for t in range(model.num_rounds)]
+    nodes = patch(model, g, corr, METRIC, hooks(model, outs)).effects().values
     assert nodes.abs().max() > 1e-3  # the comparison below is not between zeros
-    for level, exact in [("node", nodes)] + ([("message", message_sweep(model, g, corr, METRIC).effects().values)]
-                                             if LAYERS[name][2] else []):
+    levels = [("node", nodes)]
+    if LAYERS[name][2]:
+        levels.append(("message", patch(model, g, corr, METRIC, messages(model)).effects().values))
+    for level, exact in levels:
         _close(atp_star(model, g, corr, METRIC, exact_rounds=2, level=level).effects().values, exact, model, g)
 
 
@@ -135,14 +139,14 @@ def test_a_layer_that_reads_the_whole_graph_refuses_with_its_name_class_and_diff
     corr = _corrupt(g, 0)
     cls = type(model.round_module(0)).__name__
     for level in ("node", "message"):
-        refusal = rf"round \d: model\.convs\.\d \({cls}\).*differs from a full call.*message_sweep"
+        refusal = rf"round \d: model\.convs\.\d \({cls}\).*differs from a full call.*exact patching"
         with pytest.raises(LocalRecomputeError, match=refusal):
             atp_star(model, g, corr, METRIC, exact_rounds=2, level=level)
     if make is not Centred:  # a cached normalisation is wrong on batched copies too: nothing more to compare
         return
     # patches of the last round's output need no local recomputation and stay allowed
     last = model.output_hook(1)
-    exact = activation_sweep(model, g, corr, METRIC, [last]).effects().values
+    exact = patch(model, g, corr, METRIC, hooks(model, [last])).effects().values
     _close(atp_star(model, g, corr, METRIC, level="node", rounds=[1]).effects().values, exact, model, g)
 
 
@@ -155,6 +159,6 @@ def test_a_processor_that_declares_too_small_a_receptive_field_is_widened_not_tr
     for t in range(model.num_rounds):
         model.round_module(t).receptive_hops = 1  # wrong: triplets read the in-edges of the sources too
     corr = g.replace(x=torch.randn(g.x.shape), edge_attr=torch.randn(g.edge_attr.shape))
-    exact = message_sweep(model, g, corr, METRIC).effects().values
+    exact = patch(model, g, corr, METRIC, messages(model)).effects().values
     _close(atp_star(model, g, corr, METRIC, exact_rounds=3).effects().values, exact, model, g)
 

@@ -87,8 +87,9 @@ def checked_round(rnd: LocalRound) -> LocalRound:
         f"{failure}. Tried {len(tried)} local subgraphs, from {tried[0].describe()} to {tried[-1].describe()}. The "
         "layer reads more than a neighbourhood of its receivers (a normalisation over the whole graph, one cached from "
         "an earlier call such as cached=True, or randomness such as dropout in training mode: call model.eval()). "
-        "Use exact patching (message_sweep, or activation_sweep of the round outputs) instead; a layer of your own "
-        "can declare input_roles, state_arg, receptive_hops and reach_hops (hookgnn.rounds.RoundRoles)")
+        "Use exact patching instead (patch(model, clean, corrupted, metric, messages(model)), or nodes(...) / "
+        "hooks(...) of the round outputs); a layer of your own can declare input_roles, state_arg, receptive_hops "
+        "and reach_hops (hookgnn.rounds.RoundRoles)")
 
 
 def check_sources(rnd: LocalRound) -> None:
@@ -109,7 +110,8 @@ def check_sources(rnd: LocalRound) -> None:
         rnd.layer(**rnd.inputs)
     if not seen:
         raise LocalRecomputeError(f"{rnd.name} ({type(rnd.layer).__name__}) never read its hook_src in a direct call, "
-                                  "so single messages cannot be patched there: use message_sweep")
+                                  "so single messages cannot be patched there: use exact patching, "
+                                  "patch(..., messages(model))")
     src = seen[0]
     full0 = rnd.full()
     for e in torch.randint(0, num_edges, (2,), generator=gen).tolist():
@@ -128,8 +130,9 @@ def check_sources(rnd: LocalRound) -> None:
         local = rnd.run(cand, targets, None, 1, edge_patch=(zero, torch.tensor([e], device=src.device), row[None]))
         problem = _compare(rnd, full0, full, targets, local.state, f"replacing the hook_src row of edge {e}")
         if problem:
-            raise LocalRecomputeError(f"{rnd.name} ({type(rnd.layer).__name__}): {problem}, so single-message patches "
-                                      "cannot be recomputed locally there; use message_sweep")
+            raise LocalRecomputeError(f"{rnd.name} ({type(rnd.layer).__name__}): {problem}, so single-message "
+                                      "patches cannot be recomputed locally there; use exact patching, "
+                                      "patch(..., messages(model))")
 
 
 def configuration(module: nn.Module) -> Hashable:
