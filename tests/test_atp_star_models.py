@@ -15,7 +15,8 @@ from torch import nn
 
 from hookgnn import Graph, HookedGNN
 from hookgnn.nn import MLPConv
-from hookgnn.patching import activation_sweep, atp_star, message_sweep, round_hooks
+from hookgnn.attribution import atp_star
+from hookgnn.patching import activation_sweep, message_sweep, round_hooks
 
 gnn = pytest.importorskip("torch_geometric.nn")
 import hookgnn  # noqa: E402

@@ -13,7 +13,7 @@ import torch
 
 from hookgnn import Graph, parallel, patching
 from hookgnn.parallel import World
-from hookgnn.patching import OutputSum
+from hookgnn.metrics import OutputSum
 from hookgnn.patching.results import Attribution, EdgeScores, HookScores
 from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, tiny_model
 

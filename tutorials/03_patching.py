@@ -36,9 +36,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from hookgnn.patching import (Circuit, PointerLogProb, activation_sweep, atp_star, attribution_patch, audit, eap,
-                              evaluate, message_edge_scores, message_edges, message_sweep, path_patch, round_hooks,
-                              verify_top)
+from hookgnn.attribution import atp_star, attribution_patch, eap, message_edge_scores
+from hookgnn.circuits import Circuit, audit, evaluate, verify_top
+from hookgnn.metrics import PointerLogProb
+from hookgnn.patching import activation_sweep, message_edges, message_sweep, path_patch, round_hooks
 from hookgnn.patching.components import Component
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs

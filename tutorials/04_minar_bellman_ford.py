@@ -48,7 +48,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import hookgnn
-from hookgnn.patching import Circuit, eap, evaluate, integrated_gradients, jaccard
+from hookgnn.attribution import eap, integrated_gradients
+from hookgnn.circuits import Circuit, evaluate, jaccard
 
 from bf_published import corrupt, distance_se, published_network, relative_error, test_set, train, training_set
 from neuron_circuits import (label, linear_edges, plot_circuit, published_formula, ranked,

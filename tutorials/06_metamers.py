@@ -45,7 +45,7 @@ from hookgnn.metamers.report import invariance_report
 from hookgnn.metamers.variants import Variant, fit
 from hookgnn.tasks import get_task
 from hookgnn.training import evaluate
-from hookgnn.training.metrics import pointer_sources
+from hookgnn.metrics.features import pointer_sources
 
 from tutorial_settings import settings
 

@@ -22,8 +22,11 @@ import torch
 from torch import Tensor
 
 from hookgnn import Graph
-from hookgnn.patching import Attribution, Circuit, EdgeScores, evaluate, links_of
-from hookgnn.patching.components import ResolvedLink, WeightEdge, weight_edges
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.nn.wiring import links_of
+from hookgnn.patching import Attribution, EdgeScores
+from hookgnn.nn.wiring import ResolvedLink
+from hookgnn.patching.components import WeightEdge, weight_edges
 
 
 def all_links(hooked: Any) -> dict[str, ResolvedLink]:

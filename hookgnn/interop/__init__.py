@@ -5,6 +5,7 @@
   function with the same weights (:mod:`hookgnn.interop.native`).
 """
 
+from hookgnn.interop import data as _data, roles as _roles  # noqa: F401 - they register PyG's converters and layers
 from hookgnn.interop.native import to_native
 from hookgnn.interop.pyg import PyGModel, RoundCall, from_pyg
 from hookgnn.interop.session import StructureError

@@ -47,7 +47,7 @@ from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, i
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, Structure
 from hookgnn.interop.trace import Tracer
-from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
+from hookgnn.nn.wiring import LINKS, ResolvedLink, act_fn
 
 #: Activation modules that get a hook point (elementwise maps).
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -141,7 +141,7 @@ class PyGModel(HookedRootModule):
         """The names of the floating inputs the forward reads (its input hook points
         ``hook_{name}``): argument names, or attribute names of a ``Data`` argument, which
         are the names of the hookgnn ``Graph`` fields they come from (``s``, ``pos``). EAP-IG
-        interpolates the fields among them (:func:`~hookgnn.patching.attribution.interpolated_fields`).
+        interpolates the fields among them (:func:`~hookgnn.attribution.gradients.interpolated_fields`).
         With ``inputs=fn``, a field passed under another name is not matched."""
         return frozenset(key[1] for key in self._require().names if key[0] == "input")  # type: ignore[index]
 

@@ -3,7 +3,7 @@
 * :func:`metamer` (:mod:`~hookgnn.metamers.optimize`): optimise graphs until their
   activations at any hooks match a reference's;
 * :mod:`~hookgnn.metamers.constraints`: :class:`Free`, :class:`Box`, :class:`OneHot`
-  features; :mod:`~hookgnn.metamers.relax`: :class:`Structure`, the edge-set relaxation;
+  features; :mod:`~hookgnn.metamers.relax`: :class:`Structure`, the edge-set relaxation (its aggregations: :mod:`hookgnn.ops.relaxed`);
 * :mod:`~hookgnn.metamers.metrics`: activation, feature and structure distances, local
   metamer dimension, activation-induced volume change;
 * :mod:`~hookgnn.metamers.report`: invariance of model variants side by side.
@@ -12,7 +12,8 @@
 from hookgnn.metamers.activations import Targets, capture, hook_names
 from hookgnn.metamers.constraints import Box, Free, OneHot
 from hookgnn.metamers.optimize import MetamerResult, metamer, verify_relaxation
-from hookgnn.metamers.relax import MessageSite, Structure, find_sites, relaxed_aggregate
+from hookgnn.metamers.relax import MessageSite, Structure, find_sites
+from hookgnn.ops.relaxed import relaxed_aggregate
 from hookgnn.metamers.starts import permute
 
 __all__ = [

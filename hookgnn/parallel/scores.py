@@ -46,11 +46,11 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.parallel.packing import Layout, check_layout, flat, pack, unflat, unpack
 from hookgnn.parallel.world import World
-from hookgnn.patching import attribution as _attribution
+from hookgnn.attribution import gradients as _attribution
 from hookgnn.patching.activation import activation_sweep as _activation_sweep
-from hookgnn.patching.atp_star import atp_star as _atp_star
+from hookgnn.attribution.atp_star import atp_star as _atp_star
 from hookgnn.patching.path import message_sweep as _message_sweep
-from hookgnn.patching.metrics import Metric
+from hookgnn.metrics.per_graph import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 
 Pair = tuple[Graph, Graph]
@@ -223,7 +223,7 @@ def atp_star(
     sharded: bool = False,
     **kwargs: Any,
 ) -> HookScores:
-    """Mean over pairs of :func:`hookgnn.patching.atp_star` (``exact_rounds``, ``level``, ... as keywords)."""
+    """Mean over pairs of :func:`hookgnn.attribution.atp_star` (``exact_rounds``, ``level``, ... as keywords)."""
     return mean_over_pairs(_atp_star, model, pairs, metric, world=world, sharded=sharded, **kwargs)
 
 

@@ -26,7 +26,7 @@ from hookgnn.training.data import sample_batch
 from hookgnn.training.evaluate import evaluate
 from hookgnn.training.loop import l1_penalty, teacher_forcing_prob, train
 from hookgnn.training.losses import hint_loss, hint_loss_sum, item_losses, loss_sums, output_loss, task_loss
-from hookgnn.training.metrics import feature_metrics, item_correct, pointer_sources, primary_metric
+from hookgnn.metrics.features import feature_metrics, item_correct, pointer_sources, primary_metric
 
 __all__ = [
     "ROUND_POLICIES",

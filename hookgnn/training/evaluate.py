@@ -9,7 +9,7 @@ from hookgnn.models import HookedGNN
 from hookgnn.tasks import Task, get_task
 from hookgnn.training.config import num_rounds
 from hookgnn.training.losses import task_loss
-from hookgnn.training.metrics import feature_metrics
+from hookgnn.metrics.features import feature_metrics
 
 
 @torch.no_grad()
@@ -18,7 +18,7 @@ def evaluate(model: HookedGNN, task: Task | str, graphs: Graph, rounds: int | st
 
     The model runs ``num_rounds(graphs, rounds)`` rounds on its own predictions (hints
     are read only at step 0, as at test time); metrics are those of
-    :mod:`hookgnn.training.metrics`, plus ``"loss"`` (the output loss, no hints) and
+    :mod:`hookgnn.metrics.features`, plus ``"loss"`` (the output loss, no hints) and
     ``"rounds"``. The model's train/eval mode is restored afterwards.
 
     >>> from hookgnn.training.config import build_model

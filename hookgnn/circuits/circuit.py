@@ -19,7 +19,7 @@ hooks (weights are never touched):
 
 Ablation values: ``"resample"`` (the corrupted run's activation), ``"zero"``, or ``"mean"``
 (each hook's mean over all rows of a dataset batch). Faithfulness follows
-:func:`hookgnn.patching.metrics.faithfulness`.
+:func:`hookgnn.metrics.per_graph.faithfulness`.
 """
 
 from __future__ import annotations
@@ -36,18 +36,10 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
-from hookgnn.patching.components import (
-    Component,
-    Edge,
-    MessageEdge,
-    ResolvedLink,
-    WeightEdge,
-    act_fn,
-    component_mask,
-    links_of,
-)
-from hookgnn.patching.metrics import Metric, faithfulness
-from hookgnn.patching.targets import clean_targets
+from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
+from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, component_mask
+from hookgnn.metrics.per_graph import Metric, faithfulness
+from hookgnn.metrics.targets import clean_targets
 
 Ablation = Literal["resample", "zero", "mean"]
 
@@ -224,7 +216,7 @@ def evaluate(
     ``ptr`` (activation rows are swapped one for one); otherwise a ``ValueError`` is raised.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=1)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

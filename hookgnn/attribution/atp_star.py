@@ -17,7 +17,7 @@ For a single-message patch (round :math:`t`, edge :math:`e = u \\to v`: row :mat
    runner-up if :math:`e` won, the winner otherwise), for sum/mean
    :math:`a' = a - m_e + m'_e` (mean: divided by the in-degree); anything else
    (attention, a processor's own ``aggregate``) by running the round's module on the
-   in-edges of :math:`v` (:mod:`hookgnn.patching.local`);
+   in-edges of :math:`v` (:mod:`hookgnn.attribution.local`);
 3. the update at :math:`v` exactly: :math:`h'_v = \\mathrm{update}(a'_v, h_v, x_v)`;
 4. the rest linearised: :math:`\\hat s_e = (h'_v - h_v) \\cdot \\partial m / \\partial h^{(t)}_v`
    (the gradient at the state leaving round :math:`t`, from one backward pass);
@@ -51,10 +51,10 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.ops import scatter, scatter_max, scatter_min
 from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.patching.local import LocalRound, Perturbation, capture_round_inputs, propagate
-from hookgnn.patching.metrics import Metric
+from hookgnn.attribution.local import LocalRound, Perturbation, capture_round_inputs, propagate
+from hookgnn.metrics.per_graph import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
-from hookgnn.patching.targets import clean_targets
+from hookgnn.metrics.targets import clean_targets
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")

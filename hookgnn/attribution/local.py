@@ -36,26 +36,22 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookedRootModule
-
-#: How a PyTorch Geometric ``MessagePassing.forward``'s usual arguments are indexed.
-PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
-             "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
-
+from hookgnn.rounds import registered_roles, registered_source_patch
 
 def roles_of(layer: nn.Module) -> tuple[dict[str, str], str, int]:
     """``(input_roles, state_arg, receptive_hops)`` declared by a round module.
 
-    A PyTorch Geometric layer gets :data:`PYG_ROLES` with state ``x``; it reads its
-    sources' in-edges too (two hops) when it normalises by their degree (``GCNConv``).
+    A layer of another library gets what its adapter registered
+    (:func:`hookgnn.rounds.register_round_kind`; :mod:`hookgnn.interop` registers PyTorch Geometric's).
     """
     roles = getattr(layer, "input_roles", None)
     if roles is not None:
         return dict(roles), getattr(layer, "state_arg", "h"), int(getattr(layer, "receptive_hops", 1))
-    if any(c.__module__.startswith("torch_geometric.") and c.__name__ == "MessagePassing" for c in type(layer).__mro__):
-        hops = 2 if type(layer).__name__ in ("GCNConv", "ChebConv", "SGConv", "TAGConv", "ARMAConv") else 1
-        return dict(PYG_ROLES), "x", int(getattr(layer, "receptive_hops", hops))
+    registered = registered_roles(layer)
+    if registered is not None:
+        return registered
     raise TypeError(f"{type(layer).__name__} does not declare input_roles, state_arg and receptive_hops, "
-                    "so its rounds cannot be recomputed locally (see hookgnn.patching.local)")
+                    "so its rounds cannot be recomputed locally (see hookgnn.attribution.local)")
 
 
 @contextmanager
@@ -237,8 +233,8 @@ class LocalRound:
 def _source_rows_patched(layer: nn.Module, pos: Tensor, rows: Tensor, src_hook: str | None,
                          model: HookedRootModule | None) -> Iterator[None]:
     """While the block runs ``layer``, edges ``pos`` read ``rows`` as their source state:
-    through the round's ``hook_src`` (hookgnn processors), or PyG's message pre-hook on
-    the ``x_j`` argument (what a wrapped model's ``hook_src`` is)."""
+    through the round's ``hook_src`` (hookgnn processors), or what the layer's adapter
+    registered (PyG's message pre-hook on the ``x_j`` argument: a wrapped model's ``hook_src``)."""
 
     def patch(act: Tensor) -> Tensor:
         act = act.clone()
@@ -249,17 +245,11 @@ def _source_rows_patched(layer: nn.Module, pos: Tensor, rows: Tensor, src_hook: 
         with model.hooks(fwd_hooks=[(src_hook, lambda act, hook: patch(act))]):
             yield
         return
-    register = getattr(layer, "register_message_forward_pre_hook", None)
-    if register is None:
+    patched = registered_source_patch(layer, patch)
+    if patched is None:
         raise TypeError(f"{type(layer).__name__} has no hook_src to patch single messages through")
-    from hookgnn.interop.pyg import source_argument
-
-    name = source_argument(layer)
-    handle = register(lambda module, inputs: ({**inputs[0], name: patch(inputs[0][name])},))
-    try:
+    with patched:
         yield
-    finally:
-        handle.remove()
 
 
 def propagate(rnd: LocalRound, before: Perturbation) -> Perturbation:

@@ -26,9 +26,9 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.patching.activation import patch_each
-from hookgnn.patching.circuits import Ablation, Circuit, evaluate
+from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.patching.components import Component, MessageEdge, message_hooks
-from hookgnn.patching.metrics import Metric, faithfulness
+from hookgnn.metrics.per_graph import Metric, faithfulness
 from hookgnn.patching.results import HookScores, check_same_direction
 
 
@@ -191,7 +191,7 @@ def audit(
     of the components ablated (``ablation``); for message components the circuit is
     made of their :class:`MessageEdge` s. Warns (``UserWarning``) when the signed
     Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
-    faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
+    faithfulness is undefined (:func:`~hookgnn.metrics.per_graph.faithfulness`: the full and
     the empty circuit score the same), naming both values.
     """
     check_same_direction(estimate, exact)
