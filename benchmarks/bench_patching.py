@@ -36,9 +36,9 @@ from scipy.stats import spearmanr
 
 from hookgnn.attribution import atp_star, integrated_gradients, integrated_gradients_at
 from hookgnn.metrics import PointerLogProb
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching import activation_sweep, round_hooks
 from hookgnn.patching.activation import _run
-from hookgnn.metrics.targets import clean_targets
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train

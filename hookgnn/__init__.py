@@ -21,7 +21,7 @@ from hookgnn.spec import FeatureSpec
 # PyG layers (hookgnn.graph, hookgnn.rounds); it imports torch_geometric only when used.
 import hookgnn.interop  # noqa: E402,F401  (isort: skip)
 
-_moved.install()  # the 0.1 module paths (hookgnn.patching.atp_star, ...) as aliases that warn
+_moved.install()  # the module paths of 0.1 that moved, as aliases that warn (hookgnn._moved)
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,6 @@ import importlib.machinery
 import sys
 import types
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 #: 0.1 module path -> its 0.2 module.
@@ -65,10 +64,10 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class AliasFinder(importlib.abc.MetaPathFinder):
-    """Finds the 0.1 module paths of :data:`MODULES` (after every other finder has not)."""
+    """Finds the 0.1 module paths of :data:`MODULES` (first: a stale file at an old path must not win)."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
-                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: Any, path: Any = None, target: Any = None) -> Any:
+        # Asked about every import (first on sys.meta_path): plain annotations, a dict lookup.
         new = MODULES.get(fullname)
         if new is None:
             return None
@@ -78,7 +77,7 @@ class AliasFinder(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Put :class:`AliasFinder` on ``sys.meta_path`` once."""
     if not any(isinstance(f, AliasFinder) for f in sys.meta_path):
-        sys.meta_path.append(AliasFinder())
+        sys.meta_path.insert(0, AliasFinder())
 
 
 def moved_name(package: str, name: str, new_module: types.ModuleType) -> Any:

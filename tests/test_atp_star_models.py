@@ -14,8 +14,8 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.nn import MLPConv
 from hookgnn.attribution import atp_star
+from hookgnn.nn import MLPConv
 from hookgnn.patching import activation_sweep, message_sweep, round_hooks
 
 gnn = pytest.importorskip("torch_geometric.nn")

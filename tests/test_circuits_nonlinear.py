@@ -15,10 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from hookgnn import Graph, HookedGNN, HookPoint, HookedMessagePassing
-from hookgnn.ops import scatter
 from hookgnn.circuits import Circuit, evaluate
 from hookgnn.nn.wiring import Link, links_of
 from hookgnn.nn.wiring import LINKS, register_links
+from hookgnn.ops import scatter
 from hookgnn.patching.components import weight_edges
 
 D = 3

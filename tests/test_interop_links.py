@@ -12,9 +12,9 @@ from torch import nn
 from hookgnn import Field, Graph
 from hookgnn.attribution import eap
 from hookgnn.circuits import Circuit, evaluate
+from hookgnn.metrics.per_graph import from_loss
 from hookgnn.nn.wiring import links_of
 from hookgnn.patching.components import weight_edges
-from hookgnn.metrics.per_graph import from_loss
 
 pyg = pytest.importorskip("torch_geometric.nn")
 from hookgnn.interop import from_pyg  # noqa: E402

@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.nn import MLPConv
 from hookgnn.attribution import eap, integrated_gradients
 from hookgnn.circuits import Circuit, evaluate
+from hookgnn.metrics.per_graph import from_loss
+from hookgnn.nn import MLPConv
 from hookgnn.nn.wiring import links_of
 from hookgnn.patching import message_sweep
 from hookgnn.patching.components import WeightEdge, weight_edges
-from hookgnn.metrics.per_graph import from_loss
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 

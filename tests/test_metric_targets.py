@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from strategies import batches
 
 from hookgnn import Graph, HookedGNN, parallel
-from hookgnn.graph import Field
 from hookgnn.attribution import atp_star, attribution_patch, eap, integrated_gradients, integrated_gradients_at
 from hookgnn.circuits import Circuit, audit, evaluate, faithfulness_curve, verify_top
+from hookgnn.graph import Field
 from hookgnn.metrics import PointerLogProb
+from hookgnn.metrics.targets import clean_targets, with_clean_fields
 from hookgnn.patching import (
     Component,
     activation_sweep,
@@ -31,7 +32,6 @@ from hookgnn.patching import (
     round_hooks,
 )
 from hookgnn.patching.components import MessageEdge, message_hooks
-from hookgnn.metrics.targets import clean_targets, with_clean_fields
 from hookgnn.spec import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")

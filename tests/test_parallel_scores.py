@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from hookgnn import Graph, parallel, patching
-from hookgnn.parallel import World
 from hookgnn.metrics import OutputSum
+from hookgnn.parallel import World
 from hookgnn.patching.results import Attribution, EdgeScores, HookScores
 from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, tiny_model
 

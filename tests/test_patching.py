@@ -9,6 +9,7 @@ from handbuilt import bellman_ford, build, corrupt, no_hooks_left, random_instan
 
 from hookgnn import Field, Graph, HookedGNN
 from hookgnn.metrics import OutputSum
+from hookgnn.nn.wiring import links_of
 from hookgnn.patching import (
     Component,
     MessageEdge,
@@ -18,7 +19,6 @@ from hookgnn.patching import (
     path_patch,
     round_hooks,
 )
-from hookgnn.nn.wiring import links_of
 from hookgnn.patching.components import component_mask, components_of, state_name, weight_edges
 from hookgnn.spec import FeatureSpec
 

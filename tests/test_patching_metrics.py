@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from hookgnn import Graph
-from hookgnn.models.base import ModelOutput
 from hookgnn.metrics import (
     DistanceMSE,
     MaskAccuracy,
@@ -18,8 +17,9 @@ from hookgnn.metrics import (
     PointerLogProb,
     faithfulness,
 )
-from hookgnn.spec import FeatureSpec
 from hookgnn.metrics.features import feature_metrics
+from hookgnn.models.base import ModelOutput
+from hookgnn.spec import FeatureSpec
 
 
 def _graph() -> Graph:

@@ -16,11 +16,11 @@ from handbuilt import no_hooks_left
 from test_attribution import SPEC, LinearSum, _graphs
 
 from hookgnn import HookedGNN
-from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
-from hookgnn.outpaths import OutputPathError
-from hookgnn.attribution.streamed import check_keep
 from hookgnn.attribution import attribution_patch, integrated_gradients
+from hookgnn.attribution.streamed import check_keep
+from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.metrics import OutputSum
+from hookgnn.outpaths import OutputPathError
 from hookgnn.patching import activation_sweep, round_hooks
 
 KEEPS = ("entries", "rows", "features")

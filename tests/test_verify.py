@@ -10,9 +10,9 @@ from scipy.stats import spearmanr
 from hookgnn import Graph, HookedGNN
 from hookgnn.attribution import atp_star, attribution_patch
 from hookgnn.circuits import Circuit, audit, evaluate, spearman, verify_top
+from hookgnn.circuits.verify import message_edges_of
 from hookgnn.metrics import OutputSum, faithfulness
 from hookgnn.patching import Component, HookScores, activation_sweep, message_sweep, patch_each, round_hooks
-from hookgnn.circuits.verify import message_edges_of
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}

@@ -24,8 +24,8 @@ from torch import Tensor
 from hookgnn import Graph
 from hookgnn.circuits import Circuit, evaluate
 from hookgnn.nn.wiring import links_of
-from hookgnn.patching import Attribution, EdgeScores
 from hookgnn.nn.wiring import ResolvedLink
+from hookgnn.patching import Attribution, EdgeScores
 from hookgnn.patching.components import WeightEdge, weight_edges
 
 

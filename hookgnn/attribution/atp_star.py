@@ -47,14 +47,14 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from hookgnn.attribution.local import LocalRound, Perturbation, capture_round_inputs, propagate
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.ops import scatter, scatter_max, scatter_min
 from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.attribution.local import LocalRound, Perturbation, capture_round_inputs, propagate
-from hookgnn.metrics.per_graph import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
-from hookgnn.metrics.targets import clean_targets
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")
@@ -81,7 +81,7 @@ def atp_star(
     metric) whose hooks are ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
+    >>> from hookgnn.metrics import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("minagg", 4, node_in=1, edge_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=3)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), edge_attr=torch.rand(3, 1))

@@ -32,17 +32,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from hookgnn.attribution.interpolate import interpolate, interpolated_fields
+from hookgnn.attribution.streamed import check_keep, streamed_attribution
 from hookgnn.cache.grad_taps import frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.patching.activation import base_and_source, check_same_structure
-from hookgnn.nn.wiring import ResolvedLink, links_of
-from hookgnn.patching.components import Component, Edge, MessageEdge, message_edges, weight_edges
 from hookgnn.metrics.per_graph import Metric
-from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
-from hookgnn.attribution.interpolate import interpolate, interpolated_fields
-from hookgnn.attribution.streamed import check_keep, streamed_attribution
 from hookgnn.metrics.targets import clean_targets
+from hookgnn.nn.wiring import ResolvedLink, links_of
+from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.components import Component, Edge, MessageEdge, message_edges, weight_edges
+from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 
 
 EdgeLevel = Literal["message", "weight", "all"]

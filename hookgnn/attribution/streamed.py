@@ -38,13 +38,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.attribution.interpolate import interpolate, interpolated_fields
-from hookgnn.outpaths import writable_folder
 from hookgnn.metrics.per_graph import Metric
+from hookgnn.outpaths import writable_folder
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
 def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:

@@ -34,12 +34,12 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
-from hookgnn.ops import scatter
-from hookgnn.patching.activation import check_same_structure
-from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
-from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, component_mask
 from hookgnn.metrics.per_graph import Metric, faithfulness
 from hookgnn.metrics.targets import clean_targets
+from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
+from hookgnn.ops import scatter
+from hookgnn.patching.activation import check_same_structure
+from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, component_mask
 
 Ablation = Literal["resample", "zero", "mean"]
 

@@ -23,12 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
-from hookgnn.patching.activation import patch_each
-from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
-from hookgnn.patching.components import Component, MessageEdge, message_hooks
 from hookgnn.metrics.per_graph import Metric, faithfulness
+from hookgnn.patching.activation import patch_each
+from hookgnn.patching.components import Component, MessageEdge, message_hooks
 from hookgnn.patching.results import HookScores, check_same_direction
 
 

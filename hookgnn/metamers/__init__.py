@@ -13,8 +13,8 @@ from hookgnn.metamers.activations import Targets, capture, hook_names
 from hookgnn.metamers.constraints import Box, Free, OneHot
 from hookgnn.metamers.optimize import MetamerResult, metamer, verify_relaxation
 from hookgnn.metamers.relax import MessageSite, Structure, find_sites
-from hookgnn.ops.relaxed import relaxed_aggregate
 from hookgnn.metamers.starts import permute
+from hookgnn.ops.relaxed import relaxed_aggregate
 
 __all__ = [
     "Box",

@@ -31,9 +31,9 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hookgnn.graph import Graph, Location, converter
+from hookgnn.metrics.features import item_correct
 from hookgnn.ops import scatter, scatter_log_softmax
 from hookgnn.spec import FeatureSpec
-from hookgnn.metrics.features import item_correct
 
 _POINTER = FeatureSpec("output", "node", "pointer")
 

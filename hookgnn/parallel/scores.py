@@ -42,15 +42,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn.attribution import gradients as _attribution
+from hookgnn.attribution.atp_star import atp_star as _atp_star
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.metrics.per_graph import Metric
 from hookgnn.parallel.packing import Layout, check_layout, flat, pack, unflat, unpack
 from hookgnn.parallel.world import World
-from hookgnn.attribution import gradients as _attribution
 from hookgnn.patching.activation import activation_sweep as _activation_sweep
-from hookgnn.attribution.atp_star import atp_star as _atp_star
 from hookgnn.patching.path import message_sweep as _message_sweep
-from hookgnn.metrics.per_graph import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 
 Pair = tuple[Graph, Graph]
@@ -73,7 +73,8 @@ def mean_over_pairs(
     ``keep != "all"``. See the module docstring for sharding and the combination rule.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, atp_star
+    >>> from hookgnn.attribution import atp_star
+    >>> from hookgnn.metrics import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
@@ -152,7 +153,7 @@ def attribution_patch(
     """Mean over pairs of :func:`hookgnn.patching.attribution_patch` (its products, ``keep`` != ``"all"``).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
+    >>> from hookgnn.metrics import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
@@ -202,7 +203,7 @@ def eap(
     Message edges average over pairs of one graph structure; ``level="weight"`` over any.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
+    >>> from hookgnn.metrics import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> graphs = [Graph(x=torch.randn(n, 1), edge_index=torch.tensor([[0, 1], [1, 2]])) for n in (3, 4)]

@@ -36,10 +36,10 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
-from hookgnn.patching.components import Component
 from hookgnn.metrics.per_graph import Metric
-from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 from hookgnn.metrics.targets import clean_targets
+from hookgnn.patching.components import Component
+from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 
 Over = Literal["row", "feature"]
 Method = Literal["batched", "loop"]

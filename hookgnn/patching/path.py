@@ -27,11 +27,11 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching.activation import activation_sweep, base_and_source, check_same_structure, round_hooks
 from hookgnn.patching.components import Component, MessageEdge, component_mask
-from hookgnn.metrics.per_graph import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
-from hookgnn.metrics.targets import clean_targets
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from hookgnn.graph import Graph
+from hookgnn.metrics.features import feature_metrics
 from hookgnn.models import HookedGNN
 from hookgnn.tasks import Task, get_task
 from hookgnn.training.config import num_rounds
 from hookgnn.training.losses import task_loss
-from hookgnn.metrics.features import feature_metrics
 
 
 @torch.no_grad()
