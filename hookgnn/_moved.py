@@ -30,7 +30,6 @@ from typing import Any
 MODULES: dict[str, str] = {
     "hookgnn.disk": "hookgnn.cache.disk",
     "hookgnn.grad_taps": "hookgnn.cache.grad_taps",
-    "hookgnn.store": "hookgnn.store",
     "hookgnn.cli_args": "hookgnn.cli.args",
     "hookgnn.demo": "hookgnn.cli.demo",
     "hookgnn.tour": "hookgnn.cli.tour",
