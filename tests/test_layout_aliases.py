@@ -131,6 +131,8 @@ def test_unknown_names_still_raise_attribute_error():
 
 OLD_PATH = re.compile(r"hookgnn\.(" + "|".join(re.escape(m[len("hookgnn."):]) for m in MODULES_01) + r")\b")
 OLD_NAME = re.compile(r"from hookgnn\.patching import \(?([^)\n]*(?:\n[^)\n]*)*?)\)?$", re.M)
+OLD_DOTTED = re.compile(r"(?<![\w.])(?:hookgnn\.)?patching\.(" + "|".join(sorted(PATCHING_MOVED, key=len, reverse=True))
+                        + r")\b")
 
 
 def test_the_repository_uses_no_01_path():
@@ -141,6 +143,7 @@ def test_the_repository_uses_no_01_path():
                 continue
             text = path.read_text()
             offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in OLD_PATH.finditer(text)]
+            offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in OLD_DOTTED.finditer(text)]
             for m in OLD_NAME.finditer(text):
                 names = {n.strip().split(" as ")[0] for n in m.group(1).replace("\n", " ").split(",")}
                 offenders += [f"{path.relative_to(ROOT)}: hookgnn.patching.{n}" for n in names & set(PATCHING_MOVED)]

@@ -22,7 +22,7 @@
 # 3. **message patching**: every single message (round, edge), exactly;
 # 4. **attribution patching** and friends: gradient estimates of all of those at once,
 #    and an audit of attribution, EAP-IG and AtP* against exact patching
-#    (`hookgnn.patching.audit`), with AtP*'s top messages verified exactly (`verify_top`).
+#    (`hookgnn.circuits.audit`), with AtP*'s top messages verified exactly (`verify_top`).
 #
 # The pair: a graph and its twin with the source moved; the metric: the log-probability
 # of the clean predecessor of one query node (one whose predecessor changes).

@@ -140,7 +140,7 @@ for e in order[:12]:
 
 # %% [markdown]
 # **Circuit-only and circuit-ablated loss** of the top `n` entries, for each `n`:
-# `hookgnn.patching.evaluate(..., ablation="zero")` zeroes every entry of the universe
+# `hookgnn.circuits.evaluate(..., ablation="zero")` zeroes every entry of the universe
 # outside the circuit through hooks (the weights themselves are never touched; the test
 # suite checks this equals zeroing them in a copy), and the ablated run keeps everything
 # but the circuit.

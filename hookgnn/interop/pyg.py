@@ -14,7 +14,7 @@ call of a ``MessagePassing`` module is a *round* with ``hook_input``, ``hook_src
 have ``hook_x``, ``hook_s``, ... (tensor arguments, or attributes of a ``Data`` argument;
 an input the forward never reads gets none) (names in :mod:`hookgnn.interop.structure`). The same forward traces
 which hooked neuron feeds which (:mod:`hookgnn.interop.trace`), so weight edges exist
-without :func:`~hookgnn.patching.register_links`. The hooks themselves are registered
+without :func:`~hookgnn.nn.wiring.register_links`. The hooks themselves are registered
 for one forward at a time and removed after it (:mod:`hookgnn.interop.session`): the
 original model carries no hook between calls, and with no hook attached the wrapped
 model computes exactly what the original computes. Attributes the wrapper does not have
@@ -310,12 +310,12 @@ class PyGModel(HookedRootModule):
         return between
 
     def round_links(self, t: int) -> list[ResolvedLink]:
-        """The traced links of round ``t`` (what :func:`~hookgnn.patching.links_of` returns).
+        """The traced links of round ``t`` (what :func:`~hookgnn.nn.wiring.links_of` returns).
 
         A link belongs to the round in which its destination fires; a destination
         outside rounds (a leaf between two rounds, a decoder) to the round it follows
         (round 0 before the first round). Links registered for the round module's
-        class (:func:`~hookgnn.patching.register_links`, for what tracing cannot see) are
+        class (:func:`~hookgnn.nn.wiring.register_links`, for what tracing cannot see) are
         added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
         ``hook_x``, ``{e}`` = ``hook_edge_attr``.
         """

@@ -150,7 +150,7 @@ def attribution_patch(
     sharded: bool = False,
     **forward_kwargs: Any,
 ) -> Attribution:
-    """Mean over pairs of :func:`hookgnn.patching.attribution_patch` (its products, ``keep`` != ``"all"``).
+    """Mean over pairs of :func:`hookgnn.attribution.attribution_patch` (its products, ``keep`` != ``"all"``).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metrics import OutputSum
@@ -178,7 +178,7 @@ def integrated_gradients(
     sharded: bool = False,
     **kwargs: Any,
 ) -> Attribution:
-    """Mean over pairs of :func:`hookgnn.patching.integrated_gradients` (EAP-IG products per hook).
+    """Mean over pairs of :func:`hookgnn.attribution.integrated_gradients` (EAP-IG products per hook).
 
     Other keywords (``chunk``, ``offload``, forward keywords) go to the per-pair function.
     """
@@ -198,7 +198,7 @@ def eap(
     sharded: bool = False,
     **kwargs: Any,
 ) -> EdgeScores:
-    """Mean over pairs of :func:`hookgnn.patching.eap`: EAP / EAP-IG scores of computational edges.
+    """Mean over pairs of :func:`hookgnn.attribution.eap`: EAP / EAP-IG scores of computational edges.
 
     Message edges average over pairs of one graph structure; ``level="weight"`` over any.
 
