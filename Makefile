@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/hookgnn demo
 
+lint: $(VENV)/.installed ; $(VENV)/bin/lint-imports  # the layout: import-linter contracts in pyproject.toml
 # -n auto: one pytest worker per core (pytest-xdist); the suite sets 1 torch thread per worker.
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto -m "not slow" --doctest-modules hookgnn tests

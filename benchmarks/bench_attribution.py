@@ -72,7 +72,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    from hookgnn.patching import OutputSum, attribution_patch
+    from hookgnn.attribution import attribution_patch
+    from hookgnn.metrics import OutputSum
 
     metric = OutputSum("d")
     rows = []

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Graph, from_pyg
-from hookgnn.patching import eap
-from hookgnn.patching.metrics import from_loss
+from hookgnn.attribution import eap
+from hookgnn.metrics.per_graph import from_loss
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 

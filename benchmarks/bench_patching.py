@@ -9,7 +9,7 @@ unless ``--quick``), with one 64-node graph and 16 rounds:
 * attribution patching (1 forward+backward + 1 forward), EAP-IG interpolating the inputs
   (``--ig-steps`` copies in one batched forward+backward) and EAP-IG interpolating the
   activations of each hook in turn (``actIG``: one batched pass per round);
-* AtP* (:func:`hookgnn.patching.atp_star`) with 1 and 2 exact rounds (single messages for
+* AtP* (:func:`hookgnn.attribution.atp_star`) with 1 and 2 exact rounds (single messages for
   round x edge, node states for round x node);
 * Spearman correlation of attribution / EAP-IG / AtP* scores with the exact effects
   (signed, and of absolute values: "which components matter"), and each estimator's
@@ -34,16 +34,11 @@ from typing import Any
 import torch
 from scipy.stats import spearmanr
 
-from hookgnn.patching import (
-    PointerLogProb,
-    activation_sweep,
-    atp_star,
-    integrated_gradients,
-    integrated_gradients_at,
-    round_hooks,
-)
+from hookgnn.attribution import atp_star, integrated_gradients, integrated_gradients_at
+from hookgnn.metrics import PointerLogProb
+from hookgnn.metrics.targets import clean_targets
+from hookgnn.patching import activation_sweep, round_hooks
 from hookgnn.patching.activation import _run
-from hookgnn.patching.targets import clean_targets
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train

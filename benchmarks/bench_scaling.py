@@ -70,7 +70,9 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
     import torch
 
     from hookgnn import Graph, HookedGNN
-    from hookgnn.patching import OutputSum, activation_sweep, attribution_patch
+    from hookgnn.attribution import attribution_patch
+    from hookgnn.metrics import OutputSum
+    from hookgnn.patching import activation_sweep
     from hookgnn.patching.budget import parse_bytes
     from hookgnn.spec import FeatureSpec
 

@@ -66,9 +66,11 @@ def competitor(busy: bool, seconds: float) -> Iterator[None]:
 
 
 def workloads(steps: int) -> dict[str, Callable[[], None]]:
-    from hookgnn.demo import ROUNDS
+    from hookgnn.cli.demo import ROUNDS
     from hookgnn.ops.threads import auto_threads, graph_work
-    from hookgnn.patching import PointerLogProb, attribution_patch, round_hooks
+    from hookgnn.attribution import attribution_patch
+    from hookgnn.metrics import PointerLogProb
+    from hookgnn.patching import round_hooks
     from hookgnn.tasks import get_task
     from hookgnn.tasks.corruptions import sample_pairs
     from hookgnn.training import TrainConfig, build_model, train

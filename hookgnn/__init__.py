@@ -8,12 +8,20 @@
 ['layers.0.hook_aggregation', 'layers.0.hook_message', 'layers.0.hook_src', 'layers.0.hook_update', 'layers.0.hook_update_pre']
 """
 
-from hookgnn.cache import ActivationCache, act_name
+from hookgnn import _moved
+from hookgnn.cache import ActivationCache
 from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule, HookError, HookHandle, HookPoint
 from hookgnn.models import HookedGNN, ModelOutput
+from hookgnn.names import act_name
 from hookgnn.nn import PROCESSORS, HookedMessagePassing, HookedMLP
 from hookgnn.spec import FeatureSpec
+
+# The PyTorch Geometric adapter registers its Graph converters and how the estimators read
+# PyG layers (hookgnn.graph, hookgnn.rounds); it imports torch_geometric only when used.
+import hookgnn.interop  # noqa: E402,F401  (isort: skip)
+
+_moved.install()  # the module paths of 0.1 that moved, as aliases that warn (hookgnn._moved)
 
 __version__ = "0.1.0"
 

@@ -21,42 +21,27 @@ must be integer tensors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from hookgnn.fields import (
+    LOCATIONS,
+    Field,
+    Location,
+    cat_fields,
+    check_edge_index,
+    check_features,
+    check_field,
+    make_ptr,
+    same_meta,
+)
+
 if TYPE_CHECKING:
     import networkx as nx
-
-Location = Literal["node", "edge", "graph"]
-LOCATIONS: tuple[Location, ...] = ("node", "edge", "graph")
-
-
-@dataclass(frozen=True)
-class Field:
-    """A named tensor attached to a location of a :class:`Graph`.
-
-    ``value`` has shape ``[n, ...]`` where ``n`` counts the location's items, or
-    ``[T, n, ...]`` when ``time`` is true (a hint trajectory of T steps).
-    """
-
-    value: Tensor
-    location: Location
-    time: bool = False
-
-    @property
-    def item_dim(self) -> int:
-        """The dimension that indexes nodes, edges or graphs."""
-        return 1 if self.time else 0
-
-    def to(self, device: torch.device | str) -> Field:
-        """The same field with its value on ``device``."""
-        return Field(self.value.to(device), self.location, self.time)
-
 
 class Graph:
     """A batch of graphs (a disjoint union) with features and named fields.
@@ -88,24 +73,11 @@ class Graph:
     ) -> None:
         # The constructor is the validation boundary: arguments are plain tensors,
         # checked below with errors that name the problem (shapes are in the class doc).
-        _check_features("x", x, None)
-        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index)
-            raise ValueError(f"edge_index must have shape [2, E], got {shape}")
-        if edge_index.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"edge_index must be an integer tensor, got dtype {edge_index.dtype}")
+        check_features("x", x, None)
         self.x = x
-        self.edge_index = edge_index.long()
         num_nodes = x.shape[0]
-        if self.edge_index.numel():
-            bad = (self.edge_index < 0) | (self.edge_index >= num_nodes)
-            if bool(bad.any()):
-                row, col = (int(i) for i in bad.nonzero()[0])
-                raise ValueError(
-                    f"edge_index[{row}, {col}] = {int(self.edge_index[row, col])} is out of range "
-                    f"for {num_nodes} nodes"
-                )
-        self.ptr = _make_ptr(ptr, batch, num_nodes, x.device)
+        self.edge_index = check_edge_index(edge_index, num_nodes)
+        self.ptr = make_ptr(ptr, batch, num_nodes, x.device)
         self.batch = torch.repeat_interleave(
             torch.arange(self.num_graphs, device=x.device), self.ptr.diff()
         )
@@ -113,8 +85,8 @@ class Graph:
         if bool(cross.any()):
             e = int(cross.nonzero()[0, 0])
             raise ValueError(f"edge {e} ({self.edge_index[0, e]} -> {self.edge_index[1, e]}) joins two graphs")
-        _check_features("edge_attr", edge_attr, self.num_edges)
-        _check_features("graph_attr", graph_attr, self.num_graphs)
+        check_features("edge_attr", edge_attr, self.num_edges)
+        check_features("graph_attr", graph_attr, self.num_graphs)
         for name, t in (("edge_attr", edge_attr), ("graph_attr", graph_attr)):
             if t is not None and t.dtype != x.dtype:
                 raise ValueError(f"{name} has dtype {t.dtype} but x has {x.dtype}: node, edge and graph features "
@@ -123,7 +95,7 @@ class Graph:
         self.graph_attr = graph_attr
         self.fields: dict[str, Field] = dict(fields or {})
         for name, f in self.fields.items():
-            self._check_field(name, f)
+            check_field(name, f, self.count)
         self.meta: dict[str, Any] = dict(meta or {})
         for name, value in self.meta.items():
             if isinstance(value, Tensor):
@@ -162,21 +134,6 @@ class Graph:
         if location == "edge":
             return self.edge_batch
         return torch.arange(self.num_graphs, device=self.device)
-
-    def _check_field(self, name: str, f: Field) -> None:
-        if not isinstance(f, Field):
-            raise ValueError(f"field {name!r} must be a Field, got {type(f).__name__}")
-        if f.location not in LOCATIONS:
-            raise ValueError(f"field {name!r} has unknown location {f.location!r}; expected {LOCATIONS}")
-        want = self.count(f.location)
-        if f.value.dim() <= f.item_dim or f.value.shape[f.item_dim] != want:
-            raise ValueError(
-                f"field {name!r} on {f.location}s has shape {tuple(f.value.shape)}; "
-                f"dim {f.item_dim} must be {want} (the number of {f.location}s)"
-            )
-        if f.value.is_floating_point() and not bool(torch.isfinite(f.value).all()):
-            kind = "NaN" if bool(torch.isnan(f.value).any()) else "±inf"
-            raise ValueError(f"field {name!r} contains {kind} (fields must be finite)")
 
     def __getitem__(self, name: str) -> Tensor:
         """The value of a named field: ``graph["pi"]``."""
@@ -255,7 +212,7 @@ class Graph:
             if set(g.fields) != set(first.fields):
                 raise ValueError(f"graph {i} has fields {sorted(g.fields)}, graph 0 has {sorted(first.fields)}")
             for key in set(g.meta) | set(first.meta):
-                if key not in g.meta or key not in first.meta or not _same(g.meta[key], first.meta[key]):
+                if key not in g.meta or key not in first.meta or not same_meta(g.meta[key], first.meta[key]):
                     raise ValueError(f"graph {i} and graph 0 differ in meta[{key!r}]; a union keeps one value of "
                                      "each meta attribute")
             if g.dtype != first.dtype or g.device != first.device:
@@ -267,7 +224,7 @@ class Graph:
         cat_or_none = lambda attr: None if getattr(first, attr) is None else torch.cat(  # noqa: E731
             [getattr(g, attr) for g in graphs]
         )
-        fields = {name: _cat_fields([g.fields[name] for g in graphs], name) for name in first.fields}
+        fields = {name: cat_fields([g.fields[name] for g in graphs], name) for name in first.fields}
         # Every part was validated when its graph was built, and offsetting keeps each
         # edge inside its graph, so the union is valid without checking it again.
         union = object.__new__(Graph)
@@ -339,6 +296,7 @@ class Graph:
         )
 
     # ------------------------------------------------------------ conversion
+    # PyTorch Geometric's conversions are registered by hookgnn.interop (register_converter).
     @staticmethod
     def from_networkx(
         g: nx.Graph,
@@ -387,79 +345,28 @@ class Graph:
         >>> Graph.from_pyg(d).fields["y"].location
         'node'
         """
-        from hookgnn.interop.data import graph_from_pyg
-
-        return graph_from_pyg(data)
+        return converter("from_pyg")(data)
 
     def to_pyg(self) -> Any:
         """Convert to a PyTorch Geometric ``Batch`` of one ``Data`` per graph (requires
         ``torch_geometric``); fields without a time axis and ``meta`` become attributes."""
-        from hookgnn.interop.data import graph_to_batch
-
-        return graph_to_batch(self)
+        return converter("to_pyg")(self)
 
 
-def _check_features(name: str, t: Tensor | None, rows: int | None) -> None:
-    if t is None:
-        if name == "x":
-            raise ValueError("x (node features) is required; use torch.zeros(N, 0) for featureless nodes")
-        return
-    if not isinstance(t, Tensor) or t.dim() != 2:
-        shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-        raise ValueError(f"{name} must be a 2-D tensor [rows, features], got {shape}")
-    if not t.is_floating_point():
-        raise ValueError(f"{name} must be floating point, got dtype {t.dtype}")
-    if rows is not None and t.shape[0] != rows:
-        raise ValueError(f"{name} has {t.shape[0]} rows but the graph has {rows}")
-    finite = torch.isfinite(t)
-    if not bool(finite.all()):
-        row, col = (int(i) for i in (~finite).nonzero()[0])
-        raise ValueError(f"{name} contains {float(t[row, col])} (first in row {row}, column {col}); "
-                         "features must be finite (no NaN or ±inf)")
+#: Conversions to and from other libraries' graphs, by name, registered by their adapters
+#: (:mod:`hookgnn.interop` registers ``"from_pyg"``, ``"to_pyg"`` and ``"to_pyg_union"``).
+_CONVERTERS: dict[str, Callable[..., Any]] = {}
 
 
-def _make_ptr(ptr: Tensor | None, batch: Tensor | None, num_nodes: int, device: torch.device) -> Tensor:
-    if ptr is not None and batch is not None:
-        raise ValueError("pass ptr or batch, not both")
-    for name, t in (("ptr", ptr), ("batch", batch)):
-        if t is not None and (not isinstance(t, Tensor) or t.dtype not in (torch.int64, torch.int32)):
-            got = t.dtype if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be an integer tensor (int64 or int32), got {got}")
-    if batch is not None:
-        if batch.shape != (num_nodes,):
-            raise ValueError(f"batch must have shape [{num_nodes}], got {tuple(batch.shape)}")
-        if batch.numel() and (bool((batch.diff() < 0).any()) or int(batch[0]) < 0):
-            raise ValueError("batch must be sorted and non-negative (nodes of a graph are contiguous)")
-        n_graphs = int(batch.max()) + 1 if batch.numel() else 1
-        counts = torch.bincount(batch.long(), minlength=n_graphs)
-        return torch.cat([counts.new_zeros(1), counts.cumsum(0)]).to(device)
-    if ptr is None:
-        return torch.tensor([0, num_nodes], device=device)
-    ptr = ptr.long().to(device)
-    if ptr.dim() != 1 or ptr.numel() < 2 or int(ptr[0]) != 0 or int(ptr[-1]) != num_nodes:
-        raise ValueError(f"ptr must be [G + 1] running from 0 to {num_nodes}, got {ptr.tolist()}")
-    if bool((ptr.diff() < 0).any()):
-        raise ValueError(f"ptr must be non-decreasing, got {ptr.tolist()}")
-    return ptr
+def register_converter(name: str, fn: Callable[..., Any]) -> None:
+    """Make ``fn`` the conversion called ``name`` (``Graph.from_pyg`` calls ``"from_pyg"``, ...)."""
+    _CONVERTERS[name] = fn
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether two meta values are equal (identity where ``==`` is not a truth value)."""
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):
-        return False
-
-
-def _cat_fields(fields: list[Field], name: str) -> Field:
-    first = fields[0]
-    if any(f.location != first.location or f.time != first.time for f in fields):
-        raise ValueError(f"field {name!r} has different locations or time axes across graphs")
-    values = [f.value for f in fields]
-    if first.time:
-        steps = max(v.shape[0] for v in values)
-        values = [torch.cat([v, v[-1:].expand(steps - v.shape[0], *v.shape[1:])]) if v.shape[0] < steps else v
-                  for v in values]
-    return Field(torch.cat(values, dim=first.item_dim), first.location, first.time)
+def converter(name: str) -> Callable[..., Any]:
+    """The registered conversion ``name``; ``ImportError`` when no adapter registered it."""
+    fn = _CONVERTERS.get(name)
+    if fn is None:
+        raise ImportError(f"no graph conversion {name!r} is registered (hookgnn.interop registers PyTorch "
+                          "Geometric's on import)")
+    return fn

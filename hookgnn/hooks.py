@@ -34,188 +34,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, Union, runtime_checkable
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from hookgnn.rounds import RoundRoles, declared_roles
+from hookgnn._moved import moved_name
+from hookgnn.cache.cache import ActivationCache
+from hookgnn.graph import Graph
+from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter
+from hookgnn.rounds import RoundMethods
 
-Direction = Literal["fwd", "bwd"]
-Axis = Literal["node", "edge", "graph", "triplet", "none"]
-#: Axes whose rows belong to a graph of the batch: node, edge and graph. ``triplet``
-#: rows are 2-paths (u -> k -> v) of one graph; ``none`` is an activation without such
-#: a first axis (e.g. a weight).
-AXES: tuple[Axis, ...] = ("node", "edge", "graph", "triplet", "none")
-
-
-@runtime_checkable
-class HookFn(Protocol):
-    """The signature of a hook: the activation (or its gradient) and the hook point."""
-
-    def __call__(self, tensor: Tensor, *, hook: HookPoint) -> Tensor | None: ...
-
-
-NameFilter = Union[str, Sequence[str], Callable[[str], bool], None]
-HookSpec = tuple[Union[str, Callable[[str], bool]], HookFn]
-
-
-class HookError(ValueError):
-    """A hook returned something that cannot replace the activation."""
-
-
-@dataclass(eq=False)
-class _Entry:
-    fn: HookFn
-    permanent: bool
-
-
-@dataclass(eq=False)
-class HookHandle:
-    """Returned by ``add_hook``; ``remove()`` detaches exactly the hooks it added."""
-
-    _entries: list[tuple[list[_Entry], _Entry]] = field(default_factory=list)
-
-    def remove(self) -> None:
-        """Detach the hooks this handle added (again: no effect)."""
-        for registry, entry in self._entries:
-            if entry in registry:
-                registry.remove(entry)
-        self._entries.clear()
-
-    def __enter__(self) -> HookHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
-
-
-class HookPoint(nn.Module):
-    """An identity module marking a named activation; hooks attach here.
-
-    ``axis`` tells what the first dimension of the activation indexes: ``"node"``,
-    ``"edge"``, ``"graph"``, ``"triplet"`` or ``"none"``.
-
-    >>> hp = HookPoint(axis="edge")
-    >>> handle = hp.add_hook(lambda t, hook: t * 2)
-    >>> hp(torch.ones(2)).tolist()
-    [2.0, 2.0]
-    >>> handle.remove(); hp(torch.ones(2)).tolist()
-    [1.0, 1.0]
-    >>> def triple(t, hook):  # edits in place, returns None: the same as returning the copy
-    ...     t.mul_(3)
-    >>> x = torch.ones(2)
-    >>> with hp.add_hook(triple):
-    ...     hp(x).tolist(), x.tolist()
-    ([3.0, 3.0], [1.0, 1.0])
-    """
-
-    def __init__(self, axis: Axis = "node") -> None:
-        super().__init__()
-        if axis not in AXES:
-            raise ValueError(f"unknown hook axis {axis!r}; expected one of {AXES}")
-        self.axis: Axis = axis
-        self.name: str = "<unnamed hook point>"
-        self._fwd: list[_Entry] = []
-        self._bwd: list[_Entry] = []
-
-    def registry(self, dir: Direction) -> list[_Entry]:
-        """The list of hooks of one direction (``"fwd"`` or ``"bwd"``)."""
-        if dir == "fwd":
-            return self._fwd
-        if dir == "bwd":
-            return self._bwd
-        raise ValueError(f"hook direction must be 'fwd' or 'bwd', got {dir!r}")
-
-    def add_hook(
-        self, fn: HookFn, dir: Direction = "fwd", is_permanent: bool = False, prepend: bool = False
-    ) -> HookHandle:
-        """Attach ``fn``; returns a handle whose ``remove()`` detaches it."""
-        if not callable(fn):
-            raise TypeError(f"hook for {self.name} must be callable, got {type(fn).__name__}")
-        registry = self.registry(dir)
-        entry = _Entry(fn, is_permanent)
-        registry.insert(0, entry) if prepend else registry.append(entry)
-        return HookHandle([(registry, entry)])
-
-    def remove_hooks(self, dir: Direction | Literal["both"] = "both", including_permanent: bool = False) -> None:
-        """Remove this point's hooks of a direction (or both), keeping permanent ones unless asked."""
-        for d in ("fwd", "bwd") if dir == "both" else (dir,):
-            registry = self.registry(d)
-            registry[:] = [e for e in registry if e.permanent and not including_permanent]
-
-    @property
-    def has_hooks(self) -> bool:
-        """Whether any forward or backward hook is attached."""
-        return bool(self._fwd or self._bwd)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Return ``x``, or what the forward hooks make of it; attach backward hooks to it."""
-        if not (self._fwd or self._bwd):
-            return x
-        for entry in tuple(self._fwd):
-            x = self._run(entry.fn, x, "forward")
-        if self._bwd:
-            if not x.requires_grad:
-                raise HookError(
-                    f"backward hook on {self.name} can never fire: the activation does not require grad "
-                    "(running under torch.no_grad(), or with frozen parameters and inputs?)"
-                )
-            # Tensor hooks live on the autograd graph of this very run, so they fire at a
-            # later .backward() even after the hook-point registration is gone.
-            for entry in tuple(self._bwd):
-                x.register_hook(_GradHook(entry.fn, self))
-        return x
-
-    def _run(self, fn: HookFn, x: Tensor, what: str) -> Tensor:
-        """``fn`` on a private copy of ``x``: what it returns, else the copy as it left it.
-
-        The copy is what makes an in-place edit equal to returning the edited copy: the
-        hook never writes to a tensor that other code (or autograd) also holds, and the
-        copy's autograd node (``CloneBackward``) saves nothing, so any in-place edit of it
-        is allowed. Its values and gradient are those of ``x`` bit for bit.
-        """
-        mine = x.clone()
-        out = fn(mine, hook=self)
-        if out is None:
-            return self._checked(mine, x, what, edited=True)
-        return self._checked(out, x, what)
-
-    def _checked(self, out: Any, x: Tensor, what: str, edited: bool = False) -> Tensor:
-        if not isinstance(out, Tensor):
-            raise HookError(f"{what} hook on {self.name} returned {type(out).__name__}, expected a Tensor or None")
-        did = "left its tensor (edited in place) with" if edited else "returned"
-        fix = ("; an in-place edit must keep the activation's shape, dtype and device: to replace it, return a "
-               "tensor like it instead") if edited else ""
-        if out.shape != x.shape:
-            raise HookError(
-                f"{what} hook on {self.name} {did} shape {tuple(out.shape)}, "
-                f"but the activation has shape {tuple(x.shape)}{fix}"
-            )
-        if out.dtype != x.dtype:
-            raise HookError(
-                f"{what} hook on {self.name} {did} dtype {out.dtype}, but the activation has dtype {x.dtype} "
-                f"(cast with .to(act.dtype)){fix}"
-            )
-        if out.device != x.device:
-            raise HookError(
-                f"{what} hook on {self.name} {did} a tensor on {out.device}, but the activation is on {x.device}{fix}"
-            )
-        return out
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, axis={self.axis!r}"
-
-
-class _GradHook:
-    def __init__(self, fn: HookFn, point: HookPoint) -> None:
-        self.fn, self.point = fn, point
-
-    def __call__(self, grad: Tensor) -> Tensor | None:
-        # A private copy here too: autograd may hand one gradient tensor to several
-        # places (the backward of a sum passes it to both terms).
-        return self.point._run(self.fn, grad, "backward")
+__all__ = ["AXES", "Axis", "Direction", "HookError", "HookFn", "HookHandle", "HookInfo", "HookPoint", "HookSpec",
+           "HookedRootModule", "NameFilter"]
 
 
 class HookInfo(NamedTuple):
@@ -227,7 +58,7 @@ class HookInfo(NamedTuple):
     num_bwd: int
 
 
-class HookedRootModule(nn.Module):
+class HookedRootModule(RoundMethods, nn.Module):
     """A module whose :class:`HookPoint` descendants are named by their module path.
 
     Subclasses call :meth:`setup` at the end of ``__init__`` (after creating every hook
@@ -276,92 +107,6 @@ class HookedRootModule(nn.Module):
         if "_hook_dict" not in self.__dict__:
             self.setup()
         return self._hook_dict
-
-    # ----------------------------------------------------------------- rounds
-    # Patching, attribution and circuits ask the model where its rounds are through the
-    # methods below; they never parse hook names. A model with rounds overrides
-    # find_rounds, round_module and state_hook.
-    def find_rounds(self) -> dict[str, tuple[int, str]]:
-        """Hook name -> (round, its path inside the round) for every hook point of a round.
-
-        ``{}`` here (no rounds). :class:`~hookgnn.models.HookedGNN` maps
-        ``layers.3.message_mlp.hook_post`` to ``(3, "message_mlp.hook_post")``.
-        """
-        return {}
-
-    @property
-    def round_places(self) -> dict[str, tuple[int, str]]:
-        """What :meth:`find_rounds` found at :meth:`setup`."""
-        self.hook_dict  # noqa: B018 - runs setup once
-        return self._places
-
-    @property
-    def num_rounds(self) -> int:
-        """How many rounds have hook points (0 for a model without rounds)."""
-        return 1 + max((t for t, _ in self.round_places.values()), default=-1)
-
-    def round_of(self, hook_name: str) -> int | None:
-        """The round a hook point belongs to (``None`` outside rounds).
-
-        >>> HookedRootModule().num_rounds
-        0
-        """
-        self.resolve(hook_name)
-        place = self.round_places.get(hook_name)
-        return None if place is None else place[0]
-
-    def counterparts(self, hook_name: str) -> list[str]:
-        """The same hook point in every round (just ``[hook_name]`` outside rounds)."""
-        self.resolve(hook_name)
-        place = self.round_places.get(hook_name)
-        if place is None:
-            return [hook_name]
-        return [name for name, (_, rel) in self.round_places.items() if rel == place[1]]
-
-    def round_hook(self, short: str, t: int) -> str:
-        """The full name of a round's hook point: ``"message"``, ``"hook_message"`` or
-        ``"message_mlp.hook_post"`` in round ``t``; ``KeyError`` naming the rounds if absent."""
-        self.hook_dict  # noqa: B018
-        rel = relative_hook_name(short)
-        name = self._by_place.get((rel, t))
-        if name is None:
-            have = sorted({r for (p, r) in self._by_place if p == rel})
-            raise KeyError(f"no hook point {rel!r} in round {t}; it exists in rounds {have}"
-                           if have else f"no hook point {rel!r} in any round of this model")
-        return name
-
-    def round_module(self, t: int) -> nn.Module:
-        """The message-passing module that runs round ``t``."""
-        raise NotImplementedError(f"{type(self).__name__} has no rounds (round_module is not defined)")
-
-    def state_hook(self, t: int) -> str:
-        """The hook point holding the node state that enters round ``t`` (``t = num_rounds``:
-        the final state)."""
-        raise NotImplementedError(f"{type(self).__name__} has no rounds (state_hook is not defined)")
-
-    def output_hook(self, t: int) -> str:
-        """The hook point holding what round ``t``'s module returns (``hook_update`` here)."""
-        return self.round_hook("hook_update", t)
-
-    def between_rounds(self, t: int) -> Callable[[Tensor], Tensor] | None:
-        """The node-wise map from round ``t``'s output (:meth:`output_hook`) to the state
-        entering round ``t + 1`` (:meth:`state_hook`), applied to rows of states; the
-        identity when they are the same hook point, ``None`` when it is unknown (code
-        between the rounds that is not node-wise). Exact local recomputation over several
-        rounds (AtP*) needs it."""
-        return _identity if self.output_hook(t) == self.state_hook(t + 1) else None
-
-    def round_roles(self, t: int) -> RoundRoles:
-        """How round ``t``'s module is called, for exact local recomputation (AtP*); here
-        what the module declares (:func:`~hookgnn.rounds.declared_roles`)."""
-        return declared_roles(self.round_module(t))
-
-    @contextmanager
-    def round_sources_replaced(self, t: int, fn: Callable[[Tensor], Tensor]) -> Iterator[None]:
-        """While the block runs, a direct call of ``round_module(t)`` reads ``fn(src)``
-        where it reads its ``hook_src`` activation ``src`` (here: a hook on that point)."""
-        with self.hooks(fwd_hooks=[(self.round_hook("hook_src", t), lambda act, hook: fn(act))]):
-            yield
 
     def list_hooks(self) -> list[HookInfo]:
         """Every hook point with its axis and the number of hooks attached now."""
@@ -477,13 +222,13 @@ class HookedRootModule(nn.Module):
 
         ``device`` moves every cached tensor there; ``device="disk"`` writes each activation
         to a file as its hook point produces it (and each gradient as the backward
-        reaches it) and maps them back (:mod:`hookgnn.disk`), so the cache need not fit
+        reaches it) and maps them back (:mod:`hookgnn.cache.disk`), so the cache need not fit
         in RAM. Under ``"disk"`` the backward never holds all gradients at once either.
         """
         _refuse_tl_keywords("run_with_cache", kwargs)
         points = self._filtered(names_filter)
         if isinstance(device, str) and device == "disk":
-            from hookgnn.disk import run_to_disk
+            from hookgnn.cache.disk import run_to_disk
 
             out, acts, disk_grads = run_to_disk(self, args, kwargs, [hp.name for hp in points], grad_metric)
             return out, self._cache(args, kwargs, points, acts, disk_grads)
@@ -516,9 +261,6 @@ class HookedRootModule(nn.Module):
 
     def _cache(self, args: Sequence[Any], kwargs: dict[str, Any], points: list[HookPoint], acts: dict[str, Tensor],
                grads: dict[str, Tensor] | None) -> Any:
-        from hookgnn.cache import ActivationCache
-        from hookgnn.graph import Graph
-
         graph = args[0] if args else kwargs.get("graph")
         graph = graph if isinstance(graph, Graph) else None  # e.g. a wrapped PyG model called on tensors
         return ActivationCache(
@@ -578,14 +320,10 @@ def _refuse_tl_keywords(where: str, kwargs: dict[str, Any], everything: bool = F
         raise TypeError(f"{where}() got unexpected keyword arguments {sorted(kwargs)}")
 
 
-def relative_hook_name(short: str) -> str:
-    """A hook's path inside its round from a short name.
+def __getattr__(name: str) -> Any:
+    # 0.1 alias, removed in 0.3: relative_hook_name lives in hookgnn.names
+    if name == "relative_hook_name":
+        from hookgnn import names
 
-    >>> relative_hook_name("message"), relative_hook_name("hook_src"), relative_hook_name("message_mlp.hook_post")
-    ('hook_message', 'hook_src', 'message_mlp.hook_post')
-    """
-    return short if "." in short or short.startswith("hook_") else f"hook_{short}"
-
-
-def _identity(t: Tensor) -> Tensor:
-    return t
+        return moved_name(__name__, name, names)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -246,7 +246,7 @@ class ActivationStore:
 
 def _resolve(model: HookedRootModule, names_filter: NameFilter | str) -> list[str]:
     if isinstance(names_filter, str) and names_filter not in model.hook_dict:
-        from hookgnn.hooks import relative_hook_name
+        from hookgnn.names import relative_hook_name
 
         rel = relative_hook_name(names_filter)
         family = [n for n, (_, r) in model.round_places.items() if r == rel]

@@ -30,8 +30,8 @@ from torch import nn
 import hookgnn
 from hookgnn import Field, FeatureSpec, Graph, HookedGNN, HookedRootModule
 from hookgnn.nn import PROCESSORS, MLPConv
-from hookgnn.patching import OutputSum, PointerLogProb
-from hookgnn.patching.metrics import Metric, from_loss
+from hookgnn.metrics import OutputSum, PointerLogProb
+from hookgnn.metrics.per_graph import Metric, from_loss
 
 pyg = __import__("pytest").importorskip("torch_geometric.nn")
 from torch_geometric.nn.models.basic_gnn import BasicGNN  # noqa: E402

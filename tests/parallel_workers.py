@@ -128,7 +128,7 @@ def case_call(name: str) -> tuple[Any, list[tuple[Graph, Graph]], tuple[Any, ...
 def score_cases(names: list[str]) -> dict[str, Any]:
     """Every case through :mod:`hookgnn.parallel` on this rank."""
     from hookgnn import parallel
-    from hookgnn.patching import OutputSum
+    from hookgnn.metrics import OutputSum
 
     out = {}
     for name in names:
@@ -140,7 +140,7 @@ def score_cases(names: list[str]) -> dict[str, Any]:
 def rank_dependent_pairs(problem: str) -> Any:
     """Rank 1 gets a bad pair (``"not_a_pair"``) or pairs of another structure (``"structure"``); sharded=True."""
     from hookgnn import parallel
-    from hookgnn.patching import OutputSum
+    from hookgnn.metrics import OutputSum
 
     rank = dist.get_rank()
     pairs: list[Any] = same_structure_pairs(2)

@@ -11,15 +11,10 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN, HookedMessagePassing
-from hookgnn.patching import (
-    OutputSum,
-    activation_sweep,
-    atp_star,
-    attribution_patch,
-    message_sweep,
-    round_hooks,
-)
-from hookgnn.patching.atp_star import replace_one
+from hookgnn.attribution import atp_star, attribution_patch
+from hookgnn.attribution.atp_star import replace_one
+from hookgnn.metrics import OutputSum
+from hookgnn.patching import activation_sweep, message_sweep, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}

@@ -14,8 +14,9 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
+from hookgnn.attribution import atp_star
 from hookgnn.nn import MLPConv
-from hookgnn.patching import activation_sweep, atp_star, message_sweep, round_hooks
+from hookgnn.patching import activation_sweep, message_sweep, round_hooks
 
 gnn = pytest.importorskip("torch_geometric.nn")
 import hookgnn  # noqa: E402

@@ -21,8 +21,10 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.patching import OutputSum, atp_star, hooks, messages, patch
-from hookgnn.patching.receptive import LocalRecomputeError
+from hookgnn.attribution import atp_star
+from hookgnn.metrics import OutputSum
+from hookgnn.patching import hooks, messages, patch
+from hookgnn.attribution.receptive import LocalRecomputeError
 from hookgnn.spec import FeatureSpec
 
 gnn = pytest.importorskip("torch_geometric.nn")

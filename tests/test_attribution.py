@@ -8,19 +8,15 @@ from handbuilt import build, corrupt, no_hooks_left, random_instance, roc_auc
 from torch import nn
 
 from hookgnn import Graph, HookedGNN, HookedMessagePassing
-from hookgnn.patching import (
-    MessageEdge,
-    OutputSum,
-    WeightEdge,
-    activation_sweep,
+from hookgnn.attribution import (
     attribution_patch,
-    message_sweep,
     eap,
     integrated_gradients,
     integrated_gradients_at,
     message_edge_scores,
-    round_hooks,
 )
+from hookgnn.metrics import OutputSum
+from hookgnn.patching import MessageEdge, WeightEdge, activation_sweep, message_sweep, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}

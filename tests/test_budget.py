@@ -10,7 +10,8 @@ import torch
 from test_attribution import SPEC, _graphs
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.patching import OutputSum, activation_sweep, message_sweep, round_hooks
+from hookgnn.metrics import OutputSum
+from hookgnn.patching import activation_sweep, message_sweep, round_hooks
 from hookgnn.patching.budget import ROUND_FACTOR, bytes_per_copy, copies_within, parse_bytes
 
 

@@ -7,23 +7,20 @@ import torch
 from handbuilt import build, corrupt, no_hooks_left, random_instance
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.patching import (
+from hookgnn.attribution import eap
+from hookgnn.circuits import (
     Circuit,
-    Component,
-    MessageEdge,
-    OutputSum,
-    eap,
     evaluate,
-    faithfulness,
     faithfulness_curve,
     greedy_from_outputs,
     jaccard,
-    links_of,
-    message_edges,
     prune,
     top_n,
     weighted_jaccard,
 )
+from hookgnn.metrics import OutputSum, faithfulness
+from hookgnn.nn.wiring import links_of
+from hookgnn.patching import Component, MessageEdge, message_edges
 from hookgnn.patching.components import components_of, state_name, weight_edges
 from hookgnn.spec import FeatureSpec
 

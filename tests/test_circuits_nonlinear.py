@@ -15,9 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from hookgnn import Graph, HookedGNN, HookPoint, HookedMessagePassing
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.nn.wiring import Link, links_of
+from hookgnn.nn.wiring import LINKS, register_links
 from hookgnn.ops import scatter
-from hookgnn.patching import Circuit, Link, evaluate, links_of
-from hookgnn.patching.components import LINKS, register_links, weight_edges
+from hookgnn.patching.components import weight_edges
 
 D = 3
 

@@ -23,8 +23,9 @@ import torch
 from handbuilt import no_hooks_left
 
 from hookgnn import Graph, HookedGNN
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.nn.wiring import links_of
 from hookgnn.ops import scatter
-from hookgnn.patching import Circuit, evaluate, links_of
 from hookgnn.patching.components import WeightEdge, weight_edges
 from hookgnn.spec import FeatureSpec
 

@@ -254,9 +254,9 @@ def test_demo_and_tour_arguments_are_checked(argv, expected, capsys):
 
 
 def test_demo_out_under_a_file_fails_before_the_demo_runs(tmp_path, capsys, monkeypatch):
-    import hookgnn.demo
+    import hookgnn.cli.demo
 
-    monkeypatch.setattr(hookgnn.demo, "run_demo", lambda *a, **k: pytest.fail("the demo ran"))
+    monkeypatch.setattr(hookgnn.cli.demo, "run_demo", lambda *a, **k: pytest.fail("the demo ran"))
     (tmp_path / "file").write_text("x")
     line = usage_error(["demo", "--out", str(tmp_path / "file" / "figs")], capsys)
     assert "--out" in line and "is a file" in line

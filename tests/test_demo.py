@@ -17,7 +17,7 @@ pytest.importorskip("matplotlib")
 SCRIPT = """
 import json, sys, torch
 torch.set_num_threads(1)
-from hookgnn.demo import run_demo
+from hookgnn.cli.demo import run_demo
 print(json.dumps(run_demo(sys.argv[1], seed=0, train_steps=30)))
 """
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 import pytest
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.disk import TensorFiles
-from hookgnn.patching import OutputSum
+from hookgnn.cache.disk import TensorFiles
+from hookgnn.metrics import OutputSum
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar"), "e": FeatureSpec("output", "edge", "scalar")}

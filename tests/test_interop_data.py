@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Field, Graph
-from hookgnn.patching.metrics import from_loss
+from hookgnn.metrics.per_graph import from_loss
 
 pyg_data = pytest.importorskip("torch_geometric.data")
 pyg = pytest.importorskip("torch_geometric.nn")

@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from hookgnn import Field, Graph
-from hookgnn.patching import Circuit, eap, evaluate, links_of
+from hookgnn.attribution import eap
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.metrics.per_graph import from_loss
+from hookgnn.nn.wiring import links_of
 from hookgnn.patching.components import weight_edges
-from hookgnn.patching.metrics import from_loss
 
 pyg = pytest.importorskip("torch_geometric.nn")
 from hookgnn.interop import from_pyg  # noqa: E402
@@ -140,8 +142,8 @@ def test_zero_weights_are_edges_only_when_asked(setup):
 
 
 def test_links_registered_for_a_layer_class_join_the_traced_ones():
-    from hookgnn.patching import Link, register_links
-    from hookgnn.patching.components import LINKS
+    from hookgnn.nn.wiring import Link, register_links
+    from hookgnn.nn.wiring import LINKS
 
     class Net(nn.Module):
         def __init__(self) -> None:

@@ -20,10 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
+from hookgnn.attribution import eap, integrated_gradients
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.metrics.per_graph import from_loss
 from hookgnn.nn import MLPConv
-from hookgnn.patching import Circuit, eap, evaluate, integrated_gradients, links_of, message_sweep
+from hookgnn.nn.wiring import links_of
+from hookgnn.patching import message_sweep
 from hookgnn.patching.components import WeightEdge, weight_edges
-from hookgnn.patching.metrics import from_loss
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 
@@ -225,8 +228,9 @@ def test_bring_your_pyg_model_in_ten_lines(trained, pair):
     model, data, data_corrupted = trained, pair[0].to_pyg(), pair[1].to_pyg()
 
     import hookgnn
-    from hookgnn.patching import Circuit, eap, evaluate, top_n
-    from hookgnn.patching.metrics import from_loss
+    from hookgnn.attribution import eap
+    from hookgnn.circuits import Circuit, evaluate, top_n
+    from hookgnn.metrics.per_graph import from_loss
 
     clean, corrupted = hookgnn.Graph.from_pyg(data), hookgnn.Graph.from_pyg(data_corrupted)  # y, masks... kept
     hooked = hookgnn.from_pyg(model, example=clean)      # the same model object, hooked; called like the original

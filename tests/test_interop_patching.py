@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Field, Graph
+from hookgnn.metrics.per_graph import from_loss
 from hookgnn.patching import activation_sweep, message_sweep, round_hooks
-from hookgnn.patching.metrics import from_loss
 
 pyg = pytest.importorskip("torch_geometric.nn")
 from hookgnn.interop import from_pyg  # noqa: E402

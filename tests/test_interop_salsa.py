@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hookgnn import Field, Graph
-from hookgnn.patching import attribution_patch, eap, integrated_gradients
+from hookgnn.attribution import attribution_patch, eap, integrated_gradients
 from hookgnn.patching.components import WeightEdge
 
 pyg = pytest.importorskip("torch_geometric.nn")

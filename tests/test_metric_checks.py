@@ -9,23 +9,12 @@ import pytest
 import torch
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.models.gnn import ModelOutput
-from hookgnn.patching import (
-    Component,
-    DistanceMSE,
-    HookScores,
-    MaskAccuracy,
-    OutputSum,
-    PointerLogProb,
-    above,
-    activation_sweep,
-    attribution_patch,
-    audit,
-    faithfulness,
-    faithfulness_curve,
-    top_n,
-)
-from hookgnn.patching.verify import top_k_recall
+from hookgnn.attribution import attribution_patch
+from hookgnn.circuits import above, audit, faithfulness_curve, top_n
+from hookgnn.circuits.verify import top_k_recall
+from hookgnn.metrics import DistanceMSE, MaskAccuracy, OutputSum, PointerLogProb, faithfulness
+from hookgnn.models.base import ModelOutput
+from hookgnn.patching import Component, HookScores, activation_sweep
 from hookgnn.spec import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -17,29 +17,21 @@ from hypothesis import strategies as st
 from strategies import batches
 
 from hookgnn import Graph, HookedGNN, parallel
+from hookgnn.attribution import atp_star, attribution_patch, eap, integrated_gradients, integrated_gradients_at
+from hookgnn.circuits import Circuit, audit, evaluate, faithfulness_curve, verify_top
 from hookgnn.graph import Field
+from hookgnn.metrics import PointerLogProb
+from hookgnn.metrics.targets import clean_targets, with_clean_fields
 from hookgnn.patching import (
-    Circuit,
     Component,
-    PointerLogProb,
     activation_sweep,
-    atp_star,
-    attribution_patch,
-    audit,
-    eap,
-    evaluate,
-    faithfulness_curve,
-    integrated_gradients,
-    integrated_gradients_at,
     message_patch,
     message_sweep,
     patch_each,
     path_patch,
     round_hooks,
-    verify_top,
 )
 from hookgnn.patching.components import MessageEdge, message_hooks
-from hookgnn.patching.targets import clean_targets, with_clean_fields
 from hookgnn.spec import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")

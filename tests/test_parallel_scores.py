@@ -1,7 +1,7 @@
 """Dataset-level scores (hookgnn.parallel): the mean over pairs, on one process and sharded over two.
 
 References are plain Python loops over the pairs calling the per-pair functions of
-hookgnn.patching and averaging their numbers by hand (never hookgnn.parallel's packing).
+hookgnn.patching / hookgnn.attribution and averaging their numbers by hand (never hookgnn.parallel's packing).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from hookgnn import Graph, parallel, patching
+from hookgnn import Graph, attribution, parallel, patching
+from hookgnn.metrics import OutputSum
 from hookgnn.parallel import World
-from hookgnn.patching import OutputSum
 from hookgnn.patching.results import Attribution, EdgeScores, HookScores
 from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, tiny_model
 
@@ -32,7 +32,7 @@ def plain_loop_mean(name: str) -> Any:
 
 def _plain_loop_mean(name: str) -> Any:
     model, pairs, args, kwargs = case_call(name)
-    fn = getattr(patching, SCORE_CASES[name][0])
+    fn = getattr(attribution if hasattr(attribution, SCORE_CASES[name][0]) else patching, SCORE_CASES[name][0])
     results = [fn(model, clean, corrupted, METRIC, *args, **kwargs) for clean, corrupted in pairs]
     first = results[0]
     baseline = sum(r.baseline for r in results) / len(results)
@@ -124,7 +124,7 @@ def test_a_pair_of_batches_counts_once() -> None:
     model, (a, b, c) = tiny_model(), same_structure_pairs(3)
     batch = (Graph.collate([a[0], b[0]]), Graph.collate([a[1], b[1]]))
     got = parallel.attribution_patch(model, [batch, c], METRIC, keep="features")
-    per_pair = [patching.attribution_patch(model, *p, METRIC, keep="features") for p in (batch, c)]
+    per_pair = [attribution.attribution_patch(model, *p, METRIC, keep="features") for p in (batch, c)]
     for h in got.axes:
         torch.testing.assert_close(got.by_feature[h], (per_pair[0].by_feature[h] + per_pair[1].by_feature[h]) / 2)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hookgnn.graph import Graph
-from hookgnn.patching.metrics import pointer_log_probs
+from hookgnn.metrics.per_graph import pointer_log_probs
 from hookgnn.parallel import World
 from hookgnn.parallel.training import global_loss, rank_batch
 from hookgnn.tasks import get_task

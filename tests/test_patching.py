@@ -8,17 +8,18 @@ import torch
 from handbuilt import bellman_ford, build, corrupt, no_hooks_left, random_instance
 
 from hookgnn import Field, Graph, HookedGNN
+from hookgnn.metrics import OutputSum
+from hookgnn.nn.wiring import links_of
 from hookgnn.patching import (
     Component,
     MessageEdge,
-    OutputSum,
     activation_sweep,
     message_patch,
     message_sweep,
     path_patch,
     round_hooks,
 )
-from hookgnn.patching.components import component_mask, components_of, links_of, state_name, weight_edges
+from hookgnn.patching.components import component_mask, components_of, state_name, weight_edges
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}

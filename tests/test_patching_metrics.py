@@ -8,10 +8,18 @@ import pytest
 import torch
 
 from hookgnn import Graph
-from hookgnn.models.gnn import ModelOutput
-from hookgnn.patching import DistanceMSE, MaskAccuracy, OutputSum, PointerAccuracy, PointerKL, PointerLogProb, faithfulness
+from hookgnn.metrics import (
+    DistanceMSE,
+    MaskAccuracy,
+    OutputSum,
+    PointerAccuracy,
+    PointerKL,
+    PointerLogProb,
+    faithfulness,
+)
+from hookgnn.metrics.features import feature_metrics
+from hookgnn.models.base import ModelOutput
 from hookgnn.spec import FeatureSpec
-from hookgnn.training.metrics import feature_metrics
 
 
 def _graph() -> Graph:

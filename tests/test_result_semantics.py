@@ -15,19 +15,15 @@ from handbuilt import no_hooks_left
 from test_attribution import SPEC, LinearSum
 
 from hookgnn import Graph, HookedGNN
+from hookgnn.attribution import atp_star, attribution_patch, eap, integrated_gradients, message_edge_scores
+from hookgnn.metrics import OutputSum
 from hookgnn.patching import (
     Attribution,
     Component,
     EdgeScores,
     HookScores,
     MessageEdge,
-    OutputSum,
     activation_sweep,
-    atp_star,
-    attribution_patch,
-    eap,
-    integrated_gradients,
-    message_edge_scores,
     message_sweep,
     patch_each,
     round_hooks,

@@ -16,10 +16,12 @@ from handbuilt import no_hooks_left
 from test_attribution import SPEC, LinearSum, _graphs
 
 from hookgnn import HookedGNN
-from hookgnn.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.attribution import attribution_patch, integrated_gradients
+from hookgnn.attribution.streamed import check_keep
+from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.metrics import OutputSum
 from hookgnn.outpaths import OutputPathError
-from hookgnn.patching.streamed import check_keep
-from hookgnn.patching import OutputSum, activation_sweep, attribution_patch, integrated_gradients, round_hooks
+from hookgnn.patching import activation_sweep, round_hooks
 
 KEEPS = ("entries", "rows", "features")
 
@@ -75,7 +77,7 @@ def test_a_pyg_model_calling_one_conv_twice() -> None:
     from test_interop_patching import Net, _pair
 
     from hookgnn.interop import from_pyg
-    from hookgnn.patching.metrics import from_loss
+    from hookgnn.metrics.per_graph import from_loss
 
     torch.manual_seed(0)
     clean, corrupted = _pair()

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-import hookgnn.demo
+import hookgnn.cli.demo
 import hookgnn.training.loop as loop
 from hookgnn.cli import main
 from hookgnn.ops import compiled, scatter_max
@@ -163,7 +163,7 @@ def test_train_threads_option_wins_and_does_not_leak(two_threads, step_threads, 
 
 def test_demo_threads_option_reaches_the_demo(monkeypatch, tmp_path):
     got = {}
-    monkeypatch.setattr(hookgnn.demo, "run_demo", lambda out, seed, train_steps, threads: got.update(threads=threads))
+    monkeypatch.setattr(hookgnn.cli.demo, "run_demo", lambda out, seed, train_steps, threads: got.update(threads=threads))
     main(["demo", "--out", str(tmp_path), "--threads", "2"])
     assert got == {"threads": 2}
 
@@ -201,9 +201,9 @@ def test_eval_and_metamer_threads_option_wins_and_does_not_leak(two_threads, tmp
 def test_demo_says_that_the_one_time_kernel_build_runs_and_how_long_it_took(monkeypatch, capsys):
     monkeypatch.setattr(compiled, "is_built", lambda: False)
     monkeypatch.setattr(compiled, "load", lambda: object())
-    hookgnn.demo.build_kernel()
+    hookgnn.cli.demo.build_kernel()
     out = capsys.readouterr().out
     assert "building the compiled scatter max/min kernel" in out and "built in" in out
     monkeypatch.setattr(compiled, "is_built", lambda: True)
-    hookgnn.demo.build_kernel()
+    hookgnn.cli.demo.build_kernel()
     assert capsys.readouterr().out == ""

@@ -20,7 +20,7 @@ import bf_published as bfp  # noqa: E402  (a module: its test_set must not be co
 import neuron_circuits as nc  # noqa: E402
 
 from hookgnn import from_pyg  # noqa: E402
-from hookgnn.patching import eap, integrated_gradients  # noqa: E402
+from hookgnn.attribution import eap, integrated_gradients  # noqa: E402
 from hookgnn.patching.components import WeightEdge  # noqa: E402
 
 D_IN = {"convs.0": 1, "convs.1": 8}

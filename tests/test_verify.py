@@ -8,24 +8,11 @@ from handbuilt import no_hooks_left
 from scipy.stats import spearmanr
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.patching import (
-    Circuit,
-    Component,
-    HookScores,
-    OutputSum,
-    activation_sweep,
-    atp_star,
-    attribution_patch,
-    audit,
-    evaluate,
-    faithfulness,
-    message_sweep,
-    patch_each,
-    round_hooks,
-    spearman,
-    verify_top,
-)
-from hookgnn.patching.verify import message_edges_of
+from hookgnn.attribution import atp_star, attribution_patch
+from hookgnn.circuits import Circuit, audit, evaluate, spearman, verify_top
+from hookgnn.circuits.verify import message_edges_of
+from hookgnn.metrics import OutputSum, faithfulness
+from hookgnn.patching import Component, HookScores, activation_sweep, message_sweep, patch_each, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}

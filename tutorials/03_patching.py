@@ -22,7 +22,7 @@
 # 3. **message patching**: every single message (round, edge), exactly;
 # 4. **attribution patching** and friends: gradient estimates of all of those at once,
 #    and an audit of attribution, EAP-IG and AtP* against exact patching
-#    (`hookgnn.patching.audit`), with AtP*'s top messages verified exactly (`verify_top`).
+#    (`hookgnn.circuits.audit`), with AtP*'s top messages verified exactly (`verify_top`).
 #
 # The pair: a graph and its twin with the source moved; the metric: the log-probability
 # of the clean predecessor of one query node (one whose predecessor changes).
@@ -36,9 +36,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from hookgnn.patching import (Circuit, PointerLogProb, activation_sweep, atp_star, attribution_patch, audit, eap,
-                              evaluate, message_edge_scores, message_edges, message_sweep, path_patch, round_hooks,
-                              verify_top)
+from hookgnn.attribution import atp_star, attribution_patch, eap, message_edge_scores
+from hookgnn.circuits import Circuit, audit, evaluate, verify_top
+from hookgnn.metrics import PointerLogProb
+from hookgnn.patching import activation_sweep, message_edges, message_sweep, path_patch, round_hooks
 from hookgnn.patching.components import Component
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs

@@ -48,7 +48,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import hookgnn
-from hookgnn.patching import Circuit, eap, evaluate, integrated_gradients, jaccard
+from hookgnn.attribution import eap, integrated_gradients
+from hookgnn.circuits import Circuit, evaluate, jaccard
 
 from bf_published import corrupt, distance_se, published_network, relative_error, test_set, train, training_set
 from neuron_circuits import (label, linear_edges, plot_circuit, published_formula, ranked,
@@ -139,7 +140,7 @@ for e in order[:12]:
 
 # %% [markdown]
 # **Circuit-only and circuit-ablated loss** of the top `n` entries, for each `n`:
-# `hookgnn.patching.evaluate(..., ablation="zero")` zeroes every entry of the universe
+# `hookgnn.circuits.evaluate(..., ablation="zero")` zeroes every entry of the universe
 # outside the circuit through hooks (the weights themselves are never touched; the test
 # suite checks this equals zeroing them in a copy), and the ablated run keeps everything
 # but the circuit.

@@ -34,7 +34,8 @@ import matplotlib.pyplot as plt
 import torch
 
 import hookgnn
-from hookgnn.patching import Circuit, eap, evaluate, jaccard
+from hookgnn.attribution import eap
+from hookgnn.circuits import Circuit, evaluate, jaccard
 
 from bf_published import (both_tasks, corrupt, distance_se, published_network, reach_accuracy, reach_bce,
                           relative_error, test_set, train, training_set, with_bfs_input)

@@ -43,9 +43,9 @@ from hookgnn.metamers import Box, Structure, metamer
 from hookgnn.metamers.metrics import edge_jaccard, feature_distance
 from hookgnn.metamers.report import invariance_report
 from hookgnn.metamers.variants import Variant, fit
+from hookgnn.metrics.features import pointer_sources
 from hookgnn.tasks import get_task
 from hookgnn.training import evaluate
-from hookgnn.training.metrics import pointer_sources
 
 from tutorial_settings import settings
 

@@ -47,7 +47,7 @@ from torch_geometric.nn.models.basic_gnn import BasicGNN
 
 from hookgnn import Graph
 from hookgnn.graph import Field
-from hookgnn.patching.metrics import per_graph_mean
+from hookgnn.metrics.per_graph import per_graph_mean
 
 BIG = 100.0  # the input of every node but the source ("not reached yet")
 WIDTH = 64  # hidden width of the message and update MLPs

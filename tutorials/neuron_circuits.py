@@ -22,8 +22,11 @@ import torch
 from torch import Tensor
 
 from hookgnn import Graph
-from hookgnn.patching import Attribution, Circuit, EdgeScores, evaluate, links_of
-from hookgnn.patching.components import ResolvedLink, WeightEdge, weight_edges
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.nn.wiring import links_of
+from hookgnn.nn.wiring import ResolvedLink
+from hookgnn.patching import Attribution, EdgeScores
+from hookgnn.patching.components import WeightEdge, weight_edges
 
 
 def all_links(hooked: Any) -> dict[str, ResolvedLink]:
@@ -94,8 +97,8 @@ def published_formula(hooked: Any, attr: Attribution) -> dict[WeightEdge, float]
     (after the activation that follows, if one does) by the gradient at the Linear's
     *input*, and has no weight: :math:`S_{i \\to j} = |\\sum_r \\Delta a_{r,j}\\, (\\bar g_r W)_{r,i}|`
     with :math:`\\bar g = \\partial m / \\partial z`. The textbook EAP(-IG) score (hookgnn's
-    :func:`~hookgnn.patching.eap`) is :math:`W_{ji} \\sum_r \\Delta u_{r,i}\\, \\bar g_{r,j}`.
-    ``attr`` is :func:`~hookgnn.patching.integrated_gradients` over every hook, so both
+    :func:`~hookgnn.attribution.eap`) is :math:`W_{ji} \\sum_r \\Delta u_{r,i}\\, \\bar g_{r,j}`.
+    ``attr`` is :func:`~hookgnn.attribution.integrated_gradients` over every hook, so both
     formulas read the same differences and gradients.
     """
     links = all_links(hooked)

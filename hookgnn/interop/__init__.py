@@ -5,6 +5,7 @@
   function with the same weights (:mod:`hookgnn.interop.native`).
 """
 
+from hookgnn.interop import data as _data  # noqa: F401 - it registers PyG's graph converters
 from hookgnn.interop.native import to_native
 from hookgnn.interop.pyg import PyGModel, RoundCall, from_pyg
 from hookgnn.interop.session import StructureError

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.graph import Field, Graph
+from hookgnn.graph import Field, Graph, register_converter
 
 _STRUCTURE = ("x", "edge_index", "edge_attr", "batch", "ptr", "num_nodes")
 
@@ -98,3 +98,8 @@ def graph_to_pyg(graph: Graph) -> Any:
     attrs.update({k: f.value for k, f in graph.fields.items() if k not in attrs})
     attrs.update({k: v for k, v in graph.meta.items() if k not in attrs})
     return Batch(**attrs)
+
+
+register_converter("from_pyg", graph_from_pyg)
+register_converter("to_pyg", graph_to_batch)
+register_converter("to_pyg_union", graph_to_pyg)

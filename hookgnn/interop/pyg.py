@@ -14,7 +14,7 @@ call of a ``MessagePassing`` module is a *round* with ``hook_input``, ``hook_src
 have ``hook_x``, ``hook_s``, ... (tensor arguments, or attributes of a ``Data`` argument;
 an input the forward never reads gets none) (names in :mod:`hookgnn.interop.structure`). The same forward traces
 which hooked neuron feeds which (:mod:`hookgnn.interop.trace`), so weight edges exist
-without :func:`~hookgnn.patching.register_links`. The hooks themselves are registered
+without :func:`~hookgnn.nn.wiring.register_links`. The hooks themselves are registered
 for one forward at a time and removed after it (:mod:`hookgnn.interop.session`): the
 original model carries no hook between calls, and with no hook attached the wrapped
 model computes exactly what the original computes. Attributes the wrapper does not have
@@ -47,7 +47,7 @@ from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, i
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
-from hookgnn.patching.components import LINKS, ResolvedLink, act_fn
+from hookgnn.nn.wiring import LINKS, ResolvedLink, act_fn
 from hookgnn.rounds import RoundRoles, declared_roles
 
 #: Activation modules that get a hook point (elementwise maps).
@@ -145,7 +145,7 @@ class PyGModel(HookedRootModule):
         """The names of the floating inputs the forward reads (its input hook points
         ``hook_{name}``): argument names, or attribute names of a ``Data`` argument, which
         are the names of the hookgnn ``Graph`` fields they come from (``s``, ``pos``). EAP-IG
-        interpolates the fields among them (:func:`~hookgnn.patching.attribution.interpolated_fields`).
+        interpolates the fields among them (:func:`~hookgnn.attribution.gradients.interpolated_fields`).
         With ``inputs=fn``, a field passed under another name is not matched."""
         return frozenset(key[1] for key in self._require().names if key[0] == "input")  # type: ignore[index]
 
@@ -350,12 +350,12 @@ class PyGModel(HookedRootModule):
                 h.remove()
 
     def round_links(self, t: int) -> list[ResolvedLink]:
-        """The traced links of round ``t`` (what :func:`~hookgnn.patching.links_of` returns).
+        """The traced links of round ``t`` (what :func:`~hookgnn.nn.wiring.links_of` returns).
 
         A link belongs to the round in which its destination fires; a destination
         outside rounds (a leaf between two rounds, a decoder) to the round it follows
         (round 0 before the first round). Links registered for the round module's
-        class (:func:`~hookgnn.patching.register_links`, for what tracing cannot see) are
+        class (:func:`~hookgnn.nn.wiring.register_links`, for what tracing cannot see) are
         added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
         ``hook_x``, ``{e}`` = ``hook_edge_attr``.
         """

@@ -46,7 +46,7 @@ from hookgnn._deprecated import deprecated_names
 from hookgnn.interop.inputs import Counts
 from hookgnn.interop.session import Frame, StructureError, describe
 from hookgnn.interop.trace import Segment, Tracer
-from hookgnn.patching.components import ResolvedLink
+from hookgnn.nn.wiring import ResolvedLink
 
 #: PyG aggregation names that a hookgnn ``scatter`` reproduces feature by feature.
 REDUCE = {"add": "sum", "sum": "sum", "mean": "mean", "min": "min", "max": "max"}

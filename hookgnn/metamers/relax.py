@@ -4,7 +4,7 @@ The metamer's edges are chosen from a fixed set of *candidate* edges; candidate 
 carries a gate :math:`g_e \\in [0, 1]`. The model runs on the graph of all candidates,
 and in every round the aggregation of the messages (``hook_aggregation``) is replaced,
 through hooks, by the **expected aggregation over a random edge set** that keeps each
-candidate independently with probability :math:`g_e`:
+candidate independently with probability :math:`g_e` (:func:`hookgnn.ops.relaxed.relaxed_aggregate`):
 
 .. math::
 
@@ -40,7 +40,6 @@ edges) and triplet messages read the edge set inside the message and are refused
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Union
@@ -51,7 +50,8 @@ from torch import Tensor
 
 from hookgnn.hooks import HookedRootModule, HookPoint, HookSpec
 from hookgnn.nn.message_passing import HookedMessagePassing
-from hookgnn.ops import REDUCTIONS, Reduce, scatter_max
+from hookgnn.ops import Reduce
+from hookgnn.ops.relaxed import relaxed_aggregate
 
 #: Start logits are +INIT_LOGIT for a start edge and -INIT_LOGIT otherwise; logits are
 #: clipped to [-LOGIT_CLIP, LOGIT_CLIP] after each step so that every edge stays a few
@@ -303,96 +303,6 @@ def find_sites(model: HookedRootModule) -> list[MessageSite]:
         raise ValueError("the model has no HookedMessagePassing layer; pass sites=[MessageSite(...)] for the "
                          "message and aggregation hooks of each round")
     return sites
-
-
-def relaxed_aggregate(
-    msg: Float[Tensor, "edge *feat"], gate: Float[Tensor, " edge"], dst: Int[Tensor, " edge"],
-    num_nodes: int, reduce: Reduce,
-) -> Float[Tensor, "node *feat"]:
-    """The expected aggregation of ``msg`` over a random edge set kept with probabilities ``gate``.
-
-    See the module docstring for the formulas; at 0/1 gates it equals the aggregation of
-    the kept edges (0 at a node with none).
-
-    >>> m = torch.tensor([[3.0], [5.0], [1.0]]); dst = torch.tensor([0, 0, 0])
-    >>> relaxed_aggregate(m, torch.tensor([1.0, 0.0, 1.0]), dst, 2, "max").flatten().tolist()
-    [3.0, 0.0]
-    >>> relaxed_aggregate(m, torch.tensor([0.5, 0.5, 0.0]), dst, 1, "max").flatten().tolist()
-    [3.25]
-    """
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"unknown reduce {reduce!r}; expected one of {REDUCTIONS}")
-    flat = msg.reshape(msg.shape[0], math.prod(msg.shape[1:]))
-    dst = dst.long()
-    if reduce in ("sum", "mean"):
-        out = flat.new_zeros(num_nodes, flat.shape[1]).index_add(0, dst, flat * gate.unsqueeze(1))
-        if reduce == "mean":
-            out = out / gate.new_zeros(num_nodes).index_add(0, dst, gate).clamp(min=1).unsqueeze(1)
-    elif bool(((gate == 0) | (gate == 1)).all()):
-        out = _BinaryExtreme.apply(flat, gate, dst, num_nodes, reduce == "max")
-    else:
-        out = _expected_extreme(flat, gate, dst, num_nodes, reduce == "max")
-    return out.reshape(num_nodes, *msg.shape[1:])
-
-
-class _BinaryExtreme(torch.autograd.Function):
-    """:func:`_expected_extreme` at 0/1 gates, without sorting.
-
-    Forward: the max (min) over the edges whose gate is 1, 0 at a node without one.
-    Backward (the multilinear extension's derivatives at 0/1 gates): the message
-    gradient goes to each node's winning kept edge (lowest index among ties, the first
-    in the sorted order); the gate gradient of edge ``e`` into ``v`` is the change of
-    :math:`a_v` when ``e`` alone flips: for the winner :math:`a_v - a_v^{(2)}` (the runner-up
-    among kept edges, or 0), for another kept edge 0, for a dropped edge
-    :math:`\\max(a_v, m_e) - a_v` (:math:`m_e` if ``v`` keeps no edge), signs mirrored for min.
-    """
-
-    @staticmethod
-    def forward(ctx, msg: Tensor, gate: Tensor, dst: Tensor, num_nodes: int, largest: bool):  # type: ignore[override]
-        sign = 1.0 if largest else -1.0
-        on = gate > 0.5
-        vals = torch.where(on.unsqueeze(1), sign * msg, torch.full_like(msg, -math.inf))
-        best, arg = scatter_max(vals, dst, num_nodes)  # -inf (arg of a dropped edge) where v keeps none
-        kept = torch.isfinite(best)
-        winner = kept[dst] & (arg[dst] == torch.arange(msg.shape[0], device=msg.device).unsqueeze(1))
-        second, _ = scatter_max(torch.where(winner, torch.full_like(vals, -math.inf), vals), dst, num_nodes)
-        a = torch.where(kept, best, torch.zeros_like(best))                       # sign * aggregation
-        rest = torch.where(torch.isfinite(second), second, torch.zeros_like(second))
-        av = a[dst]
-        effect = torch.where(winner, av - rest[dst],                               # remove the winner
-                             torch.where(on.unsqueeze(1), torch.zeros_like(av),     # another kept edge
-                                         torch.where(kept[dst], (sign * msg - av).clamp(min=0), sign * msg)))
-        ctx.save_for_backward(winner, effect, dst)
-        ctx.sign = sign
-        return sign * a
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        winner, effect, dst = ctx.saved_tensors
-        g = grad_out[dst]                                                           # [E, D]
-        grad_msg = torch.where(winner, g, torch.zeros_like(g))
-        grad_gate = (g * effect).sum(1) * ctx.sign
-        return grad_msg, grad_gate, None, None, None
-
-
-def _expected_extreme(flat: Tensor, gate: Tensor, dst: Tensor, num_nodes: int, largest: bool) -> Tensor:
-    num_edges, width = flat.shape
-    if num_edges == 0:
-        return flat.new_zeros(num_nodes, width)
-    # Per column: edges grouped by destination, the best message first within a group.
-    by_value = torch.argsort(flat.detach(), dim=0, descending=largest, stable=True)  # [E, D]
-    order = by_value.gather(0, torch.argsort(dst[by_value], dim=0, stable=True))     # [E, D]
-    dst_sorted = torch.sort(dst, stable=True).values                                  # [E]
-    deg = torch.bincount(dst, minlength=num_nodes)
-    rank = torch.arange(num_edges, device=dst.device) - (deg.cumsum(0) - deg)[dst_sorted]
-    slots = (dst_sorted, rank)
-    dense = flat.new_zeros(num_nodes, int(deg.max()), width)                          # [N, max deg, D]
-    values = dense.index_put(slots, flat.gather(0, order))
-    gates = dense.index_put(slots, gate[order])
-    survive = torch.cumprod(1 - gates, dim=1)  # P(none of the first k is kept)
-    before = torch.cat([torch.ones_like(survive[:, :1]), survive[:, :-1]], dim=1)
-    return (values * gates * before).sum(1)
 
 
 def relaxation_hooks(

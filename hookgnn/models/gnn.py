@@ -20,53 +20,22 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import HookedRootModule, HookPoint
+from hookgnn.hooks import HookPoint
+from hookgnn.models.base import LayerStack, ModelOutput
 from hookgnn.models.heads import Decoder, Encoder, as_columns, prediction_to_input
+from hookgnn.models.layered import LayeredGNN
 from hookgnn.nn import PROCESSORS, HookedMessagePassing
 from hookgnn.ops import scatter_plans
 from hookgnn.spec import FeatureSpec
 
-if TYPE_CHECKING:
-    from hookgnn.models.layered import LayeredGNN
-
 ProcessorFactory = Callable[[int], HookedMessagePassing]
-
-
-@dataclass
-class ModelOutput(Mapping[str, Tensor]):
-    """What a :class:`HookedGNN` returns: raw output predictions by feature name.
-
-    ``hints[name][t]`` is the prediction, after round ``t``, of hint step ``t + 1``
-    (``[T, ...]``); ``hidden`` is the final node state ``[N, d]``.
-
-    >>> out = ModelOutput({"d": torch.zeros(3)})
-    >>> list(out), out["d"].shape
-    (['d'], torch.Size([3]))
-    """
-
-    outputs: dict[str, Tensor]
-    hints: dict[str, Tensor] = field(default_factory=dict)
-    hidden: Tensor | None = None
-
-    def __getitem__(self, name: str) -> Tensor:
-        try:
-            return self.outputs[name]
-        except KeyError:
-            raise KeyError(f"model has no output {name!r}; outputs: {sorted(self.outputs)}") from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.outputs)
-
-    def __len__(self) -> int:
-        return len(self.outputs)
 
 
 def tie_parameters(module: nn.Module, to: nn.Module) -> nn.Module:
@@ -78,7 +47,7 @@ def tie_parameters(module: nn.Module, to: nn.Module) -> nn.Module:
     return module
 
 
-class HookedGNN(HookedRootModule):
+class HookedGNN(LayerStack):
     """Encode-process-decode GNN with named hook points on every round.
 
     Args:
@@ -153,20 +122,7 @@ class HookedGNN(HookedRootModule):
         >>> HookedGNN.from_layers([MLPConv(1, 8, d_edge=1), MLPConv(8, 1, d_edge=1)]).num_rounds
         2
         """
-        from hookgnn.models.layered import LayeredGNN
-
         return LayeredGNN(layers, **kwargs)
-
-    def find_rounds(self) -> dict[str, tuple[int, str]]:
-        """Round ``t`` is the module ``layers.t``: its hook points and their paths inside it."""
-        return {f"layers.{t}.{rel}": (t, rel) for t, layer in enumerate(self.layers)
-                for rel, module in layer.named_modules() if isinstance(module, HookPoint)}
-
-    def round_module(self, t: int) -> HookedMessagePassing:
-        """The processor of round ``t`` (``layers.t``)."""
-        if not 0 <= t < self.max_steps:
-            raise IndexError(f"round {t} does not exist; rounds are 0 .. {self.max_steps - 1}")
-        return self.layers[t]  # type: ignore[return-value]
 
     def state_hook(self, t: int) -> str:
         """``hook_node_embed`` for ``t = 0``, else ``layers.{t-1}.hook_update``.

@@ -27,9 +27,10 @@ import torch
 from torch import Tensor, nn
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import HookedRootModule, HookPoint
-from hookgnn.models.gnn import ModelOutput
+from hookgnn.hooks import HookPoint
+from hookgnn.models.base import LayerStack, ModelOutput
 from hookgnn.nn.message_passing import HookedMessagePassing
+from hookgnn.nn.wiring import ResolvedLink, processor_links
 
 Activation = str | Callable[[Tensor], Tensor] | None
 
@@ -48,7 +49,7 @@ def _activation(act: Activation) -> Callable[[Tensor], Tensor]:
     raise ValueError(f"activation must be 'relu', None or an elementwise callable, got {act!r}")
 
 
-class LayeredGNN(HookedRootModule):
+class LayeredGNN(LayerStack):
     """Hooked rounds of their own widths (see the module doc); build with ``HookedGNN.from_layers``.
 
     >>> from hookgnn.nn import MLPConv
@@ -85,17 +86,6 @@ class LayeredGNN(HookedRootModule):
         self.hook_out = nn.ModuleDict({k: HookPoint("node") for k in self.decoders})
         self.setup()
 
-    def find_rounds(self) -> dict[str, tuple[int, str]]:
-        """Round ``t`` is the module ``layers.t``: its hook points and their paths inside it."""
-        return {f"layers.{t}.{rel}": (t, rel) for t, layer in enumerate(self.layers)
-                for rel, module in layer.named_modules() if isinstance(module, HookPoint)}
-
-    def round_module(self, t: int) -> HookedMessagePassing:
-        """The processor of round ``t`` (``layers.t``)."""
-        if not 0 <= t < len(self.layers):
-            raise IndexError(f"round {t} does not exist; rounds are 0 .. {len(self.layers) - 1}")
-        return self.layers[t]  # type: ignore[return-value]
-
     def state_hook(self, t: int) -> str:
         """``hook_node_embed`` (t = 0), ``hook_state.{t}`` (after the activation) or, for
         ``t = T``, ``layers.{T-1}.hook_update``."""
@@ -112,8 +102,6 @@ class LayeredGNN(HookedRootModule):
     def round_links(self, t: int) -> list:
         """Round ``t``'s processor links, plus (``t >= 1``) the activation from the previous
         round's ``hook_update`` to ``hook_state.{t}``."""
-        from hookgnn.patching.components import ResolvedLink, processor_links
-
         links = processor_links(self, t)
         if t >= 1:
             act = "identity" if self.activation is None else self.activation

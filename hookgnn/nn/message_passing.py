@@ -87,7 +87,7 @@ class HookedMessagePassing(nn.Module):
     #: Whether ``forward`` computes messages with ``message_from_nodes`` (derived, see the module docstring).
     _from_nodes: ClassVar[bool] = False
 
-    # What exact local recomputation (hookgnn.patching.local, AtP*) needs to know; a
+    # What exact local recomputation (hookgnn.attribution.local, AtP*) needs to know; a
     # subclass inherits all of it and overrides only what differs.
     #: How ``forward``'s arguments are indexed: by node, by edge, the edge index, or passed as they are.
     input_roles: ClassVar[dict[str, str]] = {"h": "node", "edge_index": "edge_index", "edge_attr": "edge",

@@ -10,6 +10,7 @@ from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
+from hookgnn.nn.wiring import Link
 from hookgnn.ops import Reduce
 
 
@@ -57,9 +58,7 @@ class MLPConv(HookedMessagePassing):
         return self.update_mlp(torch.cat([aggr, h], dim=-1))
 
     def links(self) -> list:
-        """The neuron-level wiring of one round (:class:`~hookgnn.patching.components.Link`)."""
-        from hookgnn.patching.components import Link
-
+        """The neuron-level wiring of one round (:class:`~hookgnn.nn.wiring.Link`)."""
         d_in, d_out = self.d_in, self.d_out
         return [
             Link("src", "{prev}", "hook_src", "src"),

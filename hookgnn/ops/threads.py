@@ -7,7 +7,7 @@ on a machine shared with other work that thread is often descheduled, and libgom
 idle threads spin (its default wait policy, read once when torch loads it) on a core
 the work needs. Measured on 2 shared cores: 40 demo training steps took 48 s on 2
 threads and 2.9 s on 1; on a quiet machine the two took the same time. So the jobs
-(:func:`hookgnn.training.train`, :func:`hookgnn.demo.run_demo`, ``hookgnn eval`` and
+(:func:`hookgnn.training.train`, :func:`hookgnn.cli.demo.run_demo`, ``hookgnn eval`` and
 ``hookgnn metamer``) run under :func:`auto_threads`:
 
 1. an explicit choice wins: ``threads=`` of the job, ``--threads``, or an enclosing

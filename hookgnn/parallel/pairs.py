@@ -43,7 +43,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.parallel.packing import Layout, check_layout, flat, pack, unflat, unpack
 from hookgnn.parallel.world import World
-from hookgnn.patching.metrics import Metric
+from hookgnn.metrics.per_graph import Metric
 
 Pair = tuple[Graph, Graph]
 
@@ -67,7 +67,8 @@ def over_pairs(
     type and ``direction``. See the module docstring for sharding and the combination rule.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, messages, patch
+    >>> from hookgnn.metrics import OutputSum
+    >>> from hookgnn.patching import messages, patch
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

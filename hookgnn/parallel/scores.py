@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hookgnn._deprecated import warn_deprecated
+from hookgnn.attribution import gradients as _attribution
+from hookgnn.attribution.atp_star import atp_star as _atp_star
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.metrics.per_graph import Metric
 from hookgnn.parallel.pairs import Pair, mean_of, over_pairs
 from hookgnn.parallel.world import World
-from hookgnn.patching import attribution as _attribution
 from hookgnn.patching.activation import patch as _patch
-from hookgnn.patching.atp_star import atp_star as _atp_star
-from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 from hookgnn.patching.selectors import Selection, messages
 

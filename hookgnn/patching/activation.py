@@ -5,8 +5,8 @@ the sweep value of component :math:`c` is its effect
 
 .. math:: s_c = m\\big(\\text{base run with } a_c \\leftarrow a_c^{source}\\big) - m(\\text{base run})
 
-(the same quantity the estimators of :mod:`hookgnn.patching.attribution` and
-:mod:`hookgnn.patching.atp_star` approximate), with the direction named as in the literature:
+(the same quantity the estimators of :mod:`hookgnn.attribution.gradients` and
+:mod:`hookgnn.attribution.atp_star` approximate), with the direction named as in the literature:
 
 * ``"denoising"``: clean values patched into the corrupted run (base = corrupted):
   which components are *sufficient* to restore the clean behaviour;
@@ -16,7 +16,7 @@ the sweep value of component :math:`c` is its effect
 Every patching and attribution function of hookgnn defaults to ``"denoising"``, and
 every result carries its ``direction`` (see :mod:`hookgnn.patching.results`). In both
 directions the metric reads its field-name targets from the *clean* graph
-(:mod:`hookgnn.patching.targets`).
+(:mod:`hookgnn.metrics.targets`).
 
 A component is a row of the hook's activation (``over="row"``: a node or an edge,
 following the hook's axis) or a column (``over="feature"``: one neuron at every row).
@@ -43,11 +43,11 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import Axis, HookedRootModule, HookPoint, NameFilter
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching.components import Component
-from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 from hookgnn.patching.selectors import Over, Selection
-from hookgnn.patching.targets import clean_targets
 from hookgnn._deprecated import warn_deprecated
 
 Method = Literal["batched", "loop"]
@@ -173,7 +173,8 @@ def patch(
     ``method="loop"`` runs one forward per patch.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, nodes
+    >>> from hookgnn.metrics.per_graph import OutputSum
+    >>> from hookgnn.patching import nodes
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
@@ -248,7 +249,7 @@ def patch_each(
     hooks: returns ``[len(components)]`` metric changes (mean over graphs).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

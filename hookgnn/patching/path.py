@@ -30,12 +30,12 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn._deprecated import warn_deprecated
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching.activation import base_and_source, check_same_structure, patch
 from hookgnn.patching.components import Component, MessageEdge, check_carriers, component_mask
 from hookgnn.patching.selectors import messages as _messages
-from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
-from hookgnn.patching.targets import clean_targets
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""
@@ -61,7 +61,7 @@ def path_patch(
     families in every round (:func:`default_freeze`).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

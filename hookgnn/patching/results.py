@@ -26,7 +26,7 @@ from torch import Tensor
 from hookgnn.patching.components import Component, Edge
 
 Direction = Literal["denoising", "noising"]
-#: What an attribution keeps (see :class:`Attribution` and :mod:`hookgnn.patching.streamed`).
+#: What an attribution keeps (see :class:`Attribution` and :mod:`hookgnn.attribution.streamed`).
 Keep = Literal["all", "entries", "rows", "features"]
 KEEPS: tuple[Keep, ...] = ("all", "entries", "rows", "features")
 #: The one default direction of every patching and attribution function in hookgnn.

@@ -11,6 +11,7 @@
 True
 """
 
+from hookgnn.metrics.features import feature_metrics, item_correct, pointer_sources, primary_metric
 from hookgnn.training.checkpoint import Checkpoint, CheckpointError, checkpoint_dict, load_checkpoint, save_checkpoint
 from hookgnn.training.config import (
     ROUND_POLICIES,
@@ -26,7 +27,6 @@ from hookgnn.training.data import sample_batch
 from hookgnn.training.evaluate import evaluate, evaluate_model
 from hookgnn.training.loop import l1_penalty, teacher_forcing_prob, train
 from hookgnn.training.losses import hint_loss, hint_loss_sum, item_losses, loss_sums, output_loss, task_loss
-from hookgnn.training.metrics import feature_metrics, item_correct, pointer_sources, primary_metric
 
 __all__ = [
     "ROUND_POLICIES",

@@ -6,11 +6,11 @@ import torch
 
 from hookgnn._deprecated import deprecated_alias
 from hookgnn.graph import Graph
+from hookgnn.metrics.features import feature_metrics
 from hookgnn.models import HookedGNN
 from hookgnn.tasks import Task, get_task
 from hookgnn.training.config import num_rounds
 from hookgnn.training.losses import task_loss
-from hookgnn.training.metrics import feature_metrics
 
 
 @torch.no_grad()
@@ -19,7 +19,7 @@ def evaluate_model(model: HookedGNN, task: Task | str, graphs: Graph, rounds: in
 
     The model runs ``num_rounds(graphs, rounds)`` rounds on its own predictions (hints
     are read only at step 0, as at test time); metrics are those of
-    :mod:`hookgnn.training.metrics`, plus ``"loss"`` (the output loss, no hints) and
+    :mod:`hookgnn.metrics.features`, plus ``"loss"`` (the output loss, no hints) and
     ``"rounds"``. The model's train/eval mode is restored afterwards.
 
     >>> from hookgnn.training.config import build_model

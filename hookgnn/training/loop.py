@@ -111,7 +111,7 @@ def train(
     >>> len(history), sorted(history[0])[:3]
     (2, ['hint/pi_h', 'hint/reach_h', 'l1'])
     """
-    from hookgnn.parallel.training import rank_seed  # here: hookgnn.parallel imports training's users
+    from hookgnn.parallel.training import rank_seed  # lazy: hookgnn.parallel brings in the estimators too
     from hookgnn.parallel.world import World
 
     if threads is not None:

@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from hookgnn.graph import Field, Graph
-from hookgnn.patching.metrics import Metric
+from hookgnn.metrics.per_graph import Metric
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +45,7 @@ def clean_targets(metric: Metric, clean: Graph) -> CleanTargets:
     >>> e = torch.zeros(2, 0, dtype=torch.long)
     >>> clean = Graph(x=torch.zeros(2, 1), edge_index=e, fields={"d": Field(torch.tensor([1., 2.]), "node")})
     >>> corrupted = clean.with_fields(d=Field(torch.tensor([5., 5.]), "node"))
-    >>> from hookgnn.patching.metrics import DistanceMSE
+    >>> from hookgnn.metrics.per_graph import DistanceMSE
     >>> metric = DistanceMSE("d", target="d")
     >>> float(clean_targets(metric, clean)({"d": torch.tensor([1., 2.])}, corrupted).squeeze())
     0.0

@@ -19,7 +19,7 @@ hooks (weights are never touched):
 
 Ablation values: ``"resample"`` (the corrupted run's activation), ``"zero"``, or ``"mean"``
 (each hook's mean over all rows of a dataset batch). Faithfulness follows
-:func:`hookgnn.patching.metrics.faithfulness`.
+:func:`hookgnn.metrics.per_graph.faithfulness`.
 """
 
 from __future__ import annotations
@@ -35,21 +35,12 @@ from torch import Tensor
 from hookgnn._deprecated import warn_deprecated
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric, faithfulness
+from hookgnn.metrics.targets import clean_targets
+from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
-from hookgnn.patching.components import (
-    Component,
-    Edge,
-    MessageEdge,
-    ResolvedLink,
-    WeightEdge,
-    act_fn,
-    check_carriers,
-    component_mask,
-    links_of,
-)
-from hookgnn.patching.metrics import Metric, faithfulness
-from hookgnn.patching.targets import clean_targets
+from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, check_carriers, component_mask
 
 Ablation = Literal["resample", "zero", "mean"]
 
@@ -256,7 +247,7 @@ def evaluate(
     with its own edge list) raise ``ValueError`` (:func:`~hookgnn.patching.components.check_carriers`).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=1)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

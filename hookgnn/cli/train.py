@@ -1,31 +1,18 @@
-"""The ``hookgnn`` command line: one subcommand per job (``hookgnn --help``).
-
-* ``hookgnn demo``: the main job: train a small reasoner, inspect, patch, draw its circuit;
-* ``hookgnn tour``: build a reasoner, cache it, hook it, print the hook table;
-* ``hookgnn train``: train a reasoner on an algorithmic task and save a checkpoint;
-* ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families);
-* ``hookgnn metamer``: graphs a checkpoint's reasoner cannot tell apart from a sampled one.
-
-Every subcommand checks all its arguments first (values, the checkpoint, that output
-folders exist or can be made and accept files), then runs. A bad argument prints one
-line, ``hookgnn: error: ...`` naming the option and its value, and exits with status 2;
-anything else that goes wrong later is a bug and shows its traceback. A trained model
-is saved even when the final evaluation fails, and to a spare file (whose name is
-printed) when its ``--out`` cannot be written at the end.
-"""
+"""``hookgnn train`` and ``hookgnn eval``: their arguments, checks and jobs (see :mod:`hookgnn.cli.main`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hookgnn.cli_args import (
+from hookgnn.cli.args import (
+    Command,
+    Job,
     SIZE_ARGS,
-    Parser,
     UsageError,
     add_threads_arg,
     at_least,
@@ -39,12 +26,8 @@ from hookgnn.cli_args import (
     sampler_error,
     sampler_kwargs,
 )
-from hookgnn.outpaths import spare_paths, writable_file, writable_folder
+from hookgnn.outpaths import spare_paths, writable_file
 from hookgnn.parallel.world import launched_world
-
-Job = Callable[[], None]
-#: (name, add its arguments, check the parsed arguments and return the job to run).
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Job]]
 
 TRAIN_EPILOG = """\
 examples:
@@ -74,20 +57,8 @@ pointer: the argmax over the node's incoming edges is the true parent); .f1 for 
 """
 
 
-# ------------------------------------------------------------------ tour
-def _tour_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
-
-
-def _tour(args: argparse.Namespace) -> Job:
-    """build a reasoner, cache it, hook it, print the hook table"""
-    from hookgnn.tour import run_tour
-
-    return lambda: run_tour(seed=args.seed)
-
-
 # ------------------------------------------------------------------ train
-def _add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) -> None:
+def add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) -> None:
     parser.add_argument("--sampler", default="erdos_renyi",
                         help=f"graph family of the {what} graphs (default erdos_renyi; see hookgnn.tasks.SAMPLERS: "
                              "erdos_renyi, path, weighted_path, cycle, complete, grid, tree, multi_path)")
@@ -122,7 +93,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
                         help="learning-rate schedule (default constant)")
     parser.add_argument("--l1", type=float, default=0.0, help="L1 penalty on weight matrices, as in MINAR (default 0)")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip, 0 for none (default 1)")
-    _add_data_args(parser, "training", 16)
+    add_data_args(parser, "training", 16)
     parser.add_argument("--sizes", type=int_list, default=None,
                         help="comma-separated training sizes, each graph's drawn uniformly (default: --n only)")
     parser.add_argument("--same-size", action="store_true",
@@ -272,7 +243,7 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EVAL_EPILOG
     parser.add_argument("--checkpoint", required=True, help="a file written by `hookgnn train --out`")
-    _add_data_args(parser, "test", 64)
+    add_data_args(parser, "test", 64)
     parser.add_argument("--num-graphs", type=at_least(1), default=32, help="number of test graphs (default 32)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the metrics as JSON to PATH (its folder is made if missing)")
@@ -339,104 +310,5 @@ def metrics_table(metrics: Mapping[str, float], title: str = "") -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------ demo
-def _demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="out/demo", help="folder for the figures (default out/demo; made if missing)")
-    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
-    parser.add_argument("--train-steps", type=at_least(1), default=400, help="training steps (default 400)")
-    add_threads_arg(parser)
-
-
-def _demo(args: argparse.Namespace) -> Job:
-    """train a small Bellman-Ford reasoner, inspect it, patch it and draw its circuit"""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:  # the figures come last: say so now, not after the work
-        raise UsageError("the demo draws figures with matplotlib, which is not installed (pip install 'hookgnn[viz]')")
-    out = checked_path(writable_folder, "--out", args.out)
-
-    def job() -> None:
-        from hookgnn.demo import run_demo
-
-        run_demo(out, seed=args.seed, train_steps=args.train_steps, threads=args.threads)
-
-    return job
-
-
-# ------------------------------------------------------------------ metamer
-METAMER_EPILOG = """\
-examples:
-  hookgnn metamer --checkpoint bf.pt --hook layers.7.hook_update --n 12 --p 0.3
-  hookgnn metamer --checkpoint bf.pt --hook layers.3.hook_update --hook layers.7.hook_update --structure --num 8
-  hookgnn metamer --checkpoint bf.pt --hook layers.7.hook_update --nodes onehot-nodes --edge-attr fixed
-
-A metamer is a graph whose activations at the hooks match the sampled reference's:
-||h' - h||^2 / ||h||^2 <= --tol at every hook. By default the edge weights move in
---box (node features and edges fixed); --nodes / --edge-attr choose fixed, free, box,
-onehot (per row) or onehot-nodes (one node per graph, e.g. a source); --structure also
-searches the edge set (self-loops kept and undirected when the reference is so; same
-number of edges unless --free-edge-count). Writes metamers.pt, result.json, figure.png.
-"""
-
-
-def _metamer_args(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = METAMER_EPILOG
-    parser.add_argument("--checkpoint", required=True, help="a file written by `hookgnn train --out`")
-    parser.add_argument("--hook", action="append", required=True, metavar="NAME",
-                        help="hook to match, repeatable (e.g. layers.7.hook_update; see `hookgnn tour`)")
-    _add_data_args(parser, "reference", 12)
-    parser.add_argument("--num", type=int, default=4, help="metamers searched together in one batch (default 4)")
-    parser.add_argument("--tol", type=float, default=1e-3, help="relative activation distance to reach (default 1e-3)")
-    parser.add_argument("--max-steps", type=int, default=2000, help="optimiser steps at most (default 2000)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
-    parser.add_argument("--restarts", type=int, default=2,
-                        help="fresh noise starts for a metamer stuck in a local minimum (default 2)")
-    parser.add_argument("--nodes", default="fixed",
-                        help="node features: fixed (default), free, box, onehot, onehot-nodes")
-    parser.add_argument("--edge-attr", default="box", help="edge features: box (default), fixed, free, onehot")
-    parser.add_argument("--box", default="0,1", metavar="LOW,HIGH", help="bounds of 'box' features (default 0,1)")
-    parser.add_argument("--structure", action="store_true", help="also search the edge set")
-    parser.add_argument("--free-edge-count", action="store_true", help="with --structure: any number of edges")
-    parser.add_argument("--out", default="out/metamer", help="folder for the results (default out/metamer)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def _metamer(args: argparse.Namespace) -> Job:
-    """search graphs a checkpoint's reasoner cannot tell apart from a sampled one"""
-    from hookgnn.metamers.job import check_metamer
-
-    args.sampler_kwargs = sampler_kwargs(args)
-    return check_metamer(args)
-
-
-# ------------------------------------------------------------------ main
-def commands() -> list[Command]:
-    """(name, add_arguments, check) of every subcommand; ``check(args)`` returns the job to run."""
-    return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), ("train", _train_args, _train),
-            ("eval", _eval_args, _eval), ("metamer", _metamer_args, _metamer)]
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``hookgnn`` command (``argv`` defaults to ``sys.argv[1:]``).
-
-    Every argument is checked before any work: a bad one prints one ``hookgnn: error:``
-    line and exits with status 2.
-    """
-    parser = Parser(prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    checks = {}
-    for name, add_args, check in commands():
-        doc = (check.__doc__ or "").strip() or name
-        add_args(sub.add_parser(name, help=doc, description=doc))
-        checks[name] = check
-    args = parser.parse_args(argv)
-    try:
-        job = checks[args.command](args)
-    except UsageError as err:
-        fail(str(err))
-    job()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+#: ``hookgnn train`` and ``hookgnn eval`` as (name, add_arguments, check) rows (:data:`~hookgnn.cli.args.Command`).
+COMMANDS: list[Command] = [("train", _train_args, _train), ("eval", _eval_args, _eval)]

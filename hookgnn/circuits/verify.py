@@ -24,12 +24,12 @@ import torch
 from torch import Tensor
 
 from hookgnn._deprecated import deprecated_alias
+from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric, faithfulness
 from hookgnn.patching.activation import patch_each
-from hookgnn.patching.circuits import Ablation, Circuit, evaluate
 from hookgnn.patching.components import Component, MessageEdge, check_carriers, message_hooks
-from hookgnn.patching.metrics import Metric, faithfulness
 from hookgnn.patching.results import HookScores, check_same_direction
 
 
@@ -122,7 +122,9 @@ def verify(
     Cost: ``k`` patched copies (batched, each resumed at its round) on top of the estimate.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, attribute, nodes
+    >>> from hookgnn.attribution import attribute
+    >>> from hookgnn.metrics import OutputSum
+    >>> from hookgnn.patching import nodes
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
@@ -206,11 +208,13 @@ def audit(
     of the components ablated (``ablation``); for message components the circuit is
     made of their :class:`MessageEdge` s. Warns (``UserWarning``) when the signed
     Spearman correlation is below ``warn_below`` (or NaN). Raises ``ValueError`` when
-    faithfulness is undefined (:func:`~hookgnn.patching.metrics.faithfulness`: the full and
+    faithfulness is undefined (:func:`~hookgnn.metrics.per_graph.faithfulness`: the full and
     the empty circuit score the same), naming both values.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum, attribute, nodes, patch
+    >>> from hookgnn.attribution import attribute
+    >>> from hookgnn.metrics import OutputSum
+    >>> from hookgnn.patching import nodes, patch
     >>> from hookgnn.spec import FeatureSpec
     >>> torch.manual_seed(0) and None
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)

@@ -1,6 +1,6 @@
 """Attribution that keeps only what it returns: products made as the backward reaches each hook.
 
-:func:`~hookgnn.patching.attribution.attribute` with ``keep="all"`` returns the
+:func:`~hookgnn.attribution.gradients.attribute` with ``keep="all"`` returns the
 differences :math:`\\Delta a = a^s - a^b` and the (averaged) gradients :math:`\\bar g` of
 every hook, twice the memory of a cache, and holds the autograd graph besides. With
 ``keep`` = ``"entries"``, ``"rows"`` or ``"features"`` it comes here and returns only
@@ -10,19 +10,19 @@ every hook, twice the memory of a cache, and holds the autograd graph besides. W
   and the feature sums below (``by_feature``, a few numbers more),
 * ``"features"``: :math:`\\sum_r (\\Delta a \\odot \\bar g)_{r f}` (one value per neuron, ``by_feature``),
 
-the same numbers :class:`~hookgnn.patching.attribution.Attribution` derives from
+the same numbers :class:`~hookgnn.attribution.gradients.Attribution` derives from
 ``keep="all"``, up to float rounding, with the base run's metric as ``baseline`` (read from
 a forward that runs anyway). How memory is saved:
 
-1. the parameters are frozen during the backward (:func:`~hookgnn.grad_taps.frozen_parameters`),
+1. the parameters are frozen during the backward (:func:`~hookgnn.cache.grad_taps.frozen_parameters`),
    so autograd does not save each linear layer's input for a weight gradient;
 2. each hook's gradient is consumed by a tap as the backward reaches it
-   (:mod:`hookgnn.grad_taps`): the product is made, reduced and the gradient and the
+   (:mod:`hookgnn.cache.grad_taps`): the product is made, reduced and the gradient and the
    difference are dropped, so no two of {differences, gradients, products} are held in full;
 3. for plain attribution (``ig_steps=0``) the difference is made in the base run's own
    forward, from the source run's cached activation, which is dropped at once;
 4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
-   products) live in files there while the job runs (:mod:`hookgnn.disk`), so RAM holds
+   products) live in files there while the job runs (:mod:`hookgnn.cache.disk`), so RAM holds
    little more than the frozen-parameter autograd graph; the folder is checked first.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
@@ -38,13 +38,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.disk import TensorFiles
-from hookgnn.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.attribution.interpolate import interpolate, interpolated_fields
+from hookgnn.cache.disk import TensorFiles
+from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.metrics.per_graph import Metric
 from hookgnn.outpaths import writable_folder
 from hookgnn.patching.activation import copies_per_forward
-from hookgnn.patching.metrics import Metric
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
 def ig_alphas(ig_steps: int) -> list[float]:
@@ -141,10 +142,8 @@ def streamed_attribution(
 ) -> Any:
     """Attribution products (see the module docstring); ``alphas`` empty: plain attribution at
     the base, else the input interpolation points of EAP-IG. Returns an
-    :class:`~hookgnn.patching.attribution.Attribution` with ``keep``, its fields
+    :class:`~hookgnn.attribution.gradients.Attribution` with ``keep``, its fields
     (:data:`~hookgnn.patching.results.KEPT_FIELDS`) and ``baseline`` set."""
-    from hookgnn.patching.attribution import _interpolate, interpolated_fields
-
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas = _Slots(files, "delta:")
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
@@ -180,7 +179,7 @@ def streamed_attribution(
             fields = interpolated_fields(model, base, src)
             chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
             for start in range(0, n, chunk):
-                part = [_interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
+                part = [interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:

@@ -9,7 +9,7 @@ RAM works. Any dtype is stored, bfloat16 included (bytes, not numpy dtypes).
 
 ``run_with_cache(..., device="disk")`` (:func:`run_to_disk`) writes each activation as
 its hook point produces it and each gradient as the backward reaches it (see
-:mod:`hookgnn.grad_taps`), then maps them back.
+:mod:`hookgnn.cache.grad_taps`), then maps them back.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def run_to_disk(
     of zeros. Both come back mapped from files that are already deleted (nothing is
     left on disk once the tensors are freed).
     """
-    from hookgnn.grad_taps import GradientTaps
+    from hookgnn.cache.grad_taps import GradientTaps
 
     files = TensorFiles()
     taps = GradientTaps() if grad_metric is not None else None

@@ -33,59 +33,20 @@ import torch
 from torch import Tensor
 
 from hookgnn._deprecated import warn_deprecated
-from hookgnn.grad_taps import frozen_parameters
-from hookgnn.graph import Field, Graph
+from hookgnn.attribution.interpolate import interpolate, interpolated_fields
+from hookgnn.attribution.streamed import check_keep, ig_alphas, streamed_attribution
+from hookgnn.cache.grad_taps import frozen_parameters
+from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
+from hookgnn.nn.wiring import ResolvedLink, links_of
 from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
-from hookgnn.patching.components import (
-    Component, Edge, MessageEdge, ResolvedLink, check_carriers, links_of, message_edges, weight_edges,
-)
-from hookgnn.patching.metrics import Metric
+from hookgnn.patching.components import Component, Edge, MessageEdge, check_carriers, message_edges, weight_edges
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
-from hookgnn.patching.streamed import check_keep, ig_alphas, streamed_attribution
-from hookgnn.patching.targets import clean_targets
 
 
 EdgeLevel = Literal["message", "weight", "all"]
-
-
-def interpolated_fields(model: HookedRootModule, base: Graph, src: Graph) -> list[str]:
-    """The fields that EAP-IG interpolates besides ``x``, ``edge_attr`` and ``graph_attr``:
-    those the model reads as floating inputs (``model.input_fields()``, e.g. ``s`` and
-    ``pos`` of a wrapped SALSA-CLRS model) and that differ between the two graphs.
-
-    Raises ``ValueError`` naming a field the model reads that differs but cannot be
-    interpolated (not floating in both graphs, or of another shape).
-
-    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
-    >>> from hookgnn import HookedRootModule
-    >>> interpolated_fields(HookedRootModule(), g, g)  # a model that names no input fields
-    []
-    """
-    declared = getattr(model, "input_fields", None)
-    names = sorted(declared()) if callable(declared) else []
-    out = []
-    for name in names:
-        a, b = base.fields.get(name), src.fields.get(name)
-        if a is None or b is None:
-            continue
-        va, vb = a.value, b.value
-        if va.shape == vb.shape and va.dtype == vb.dtype and torch.equal(va, vb):
-            continue
-        if not (va.is_floating_point() and vb.is_floating_point()) or va.shape != vb.shape:
-            raise ValueError(f"the model reads field {name!r} as an input and it differs between the clean and "
-                             f"corrupted graphs, but {tuple(va.shape)} {va.dtype} and {tuple(vb.shape)} {vb.dtype} "
-                             "cannot be interpolated; EAP-IG needs floating inputs of one shape")
-        out.append(name)
-    return out
-
-
-def _interpolate(base: Graph, src: Graph, alpha: float, fields: Sequence[str] = ()) -> Graph:
-    lerp = lambda a, b: None if a is None else a + alpha * (b - a)  # noqa: E731
-    moved = {k: Field(lerp(base.fields[k].value, src.fields[k].value.to(base.fields[k].value.dtype)),
-                      base.fields[k].location, base.fields[k].time) for k in fields}
-    return base.replace(x=lerp(base.x, src.x), edge_attr=lerp(base.edge_attr, src.edge_attr),
-                        graph_attr=lerp(base.graph_attr, src.graph_attr), fields={**base.fields, **moved})
 
 
 #: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
@@ -207,7 +168,7 @@ def attribute(
     forward+backward (base) and one forward (source). ``ig_steps=K > 0`` is EAP-IG on the
     inputs: the gradient averaged over ``base + alpha_k (source - base)`` (``x``,
     ``edge_attr``, ``graph_attr`` and :func:`interpolated_fields`; the structure is
-    shared), :math:`\\alpha_k = (k + 1/2)/K` (:func:`~hookgnn.patching.streamed.ig_alphas`),
+    shared), :math:`\\alpha_k = (k + 1/2)/K` (:func:`~hookgnn.attribution.streamed.ig_alphas`),
     ``K`` copies in ``ceil(K/chunk)`` batched forward+backward passes. Either way the
     estimate of patching entry :math:`a` is :math:`(a^s - a^b)\\,\\bar g`.
 
@@ -215,7 +176,7 @@ def attribute(
     and ``"features"`` return only their products: whole (``by_entry``), summed per row and
     per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
     hook by hook as the backward reaches it, which needs far less memory
-    (:mod:`hookgnn.patching.streamed`); ``offload=FOLDER`` (checked first) also keeps the
+    (:mod:`hookgnn.attribution.streamed`); ``offload=FOLDER`` (checked first) also keeps the
     source activations and the differences in temporary files there while it runs. Every
     ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
     where the activation is positive is also averaged (``Attribution.grad_active``, for links
@@ -224,7 +185,7 @@ def attribute(
     Raises ``ValueError`` if ``ig_steps < 0``.
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
@@ -243,7 +204,7 @@ def attribute(
         return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload, direction,
                                     forward_kwargs)
     fields = interpolated_fields(model, base, src) if alphas else []
-    graphs = [_interpolate(base, src, a, fields) for a in alphas] if alphas else [base]
+    graphs = [interpolate(base, src, a, fields) for a in alphas] if alphas else [base]
     grad, positive, axes, first, along, at_base = _grads_over_copies(
         model, graphs, metric, names_filter, (), chunk, forward_kwargs, through, active, keep_first=not alphas)
     base_acts: Graph | dict[str, Tensor] = first if not alphas else base
@@ -371,7 +332,7 @@ def eap(
     own edge list, :func:`~hookgnn.patching.components.check_carriers`).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching.metrics import OutputSum
+    >>> from hookgnn.metrics.per_graph import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))

@@ -19,10 +19,10 @@ upstream of :math:`w`. A 1-hop layer with a sum over in-edges needs ``Shape(1, 1
 degree normalisation of the sources (GCN, LightGCN) ``Shape(1, 2)``; ``K`` propagation
 steps in one call (SGConv, APPNP) ``Shape(K, K + 1)``; a normalisation by out-degrees
 (ChebConv) ``out_edges``. The shape is not taken on trust:
-:func:`~hookgnn.patching.receptive.checked_round` starts from what the model says
+:func:`~hookgnn.attribution.receptive.checked_round` starts from what the model says
 (:meth:`~hookgnn.hooks.HookedRootModule.round_roles`), compares local recomputation with
 full calls of the round on the graph at hand, widens the shape until they agree, and
-raises :class:`~hookgnn.patching.receptive.LocalRecomputeError` when none does.
+raises :class:`~hookgnn.attribution.receptive.LocalRecomputeError` when none does.
 
 How the module's ``forward`` arguments are indexed (``"node"``, ``"edge"``,
 ``"edge_index"``, passed through) is :class:`~hookgnn.rounds.RoundRoles`;
@@ -158,7 +158,7 @@ def _unique_pairs(a: Tensor, b: Tensor, width: int) -> tuple[Tensor, Tensor]:
 class LocalRound:
     """One round's module and its base-run inputs, ready for local recomputation.
 
-    ``shape``: the local subgraph (unchecked here; :func:`~hookgnn.patching.receptive.checked_round`
+    ``shape``: the local subgraph (unchecked here; :func:`~hookgnn.attribution.receptive.checked_round`
     checks it). ``sources``: how to replace the round's ``hook_src`` in a direct call
     (:meth:`~hookgnn.hooks.HookedRootModule.round_sources_replaced`), for message patches.
     """

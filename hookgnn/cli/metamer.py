@@ -24,7 +24,7 @@ import torch
 
 from hookgnn.graph import Graph
 
-from hookgnn.cli_args import UsageError
+from hookgnn.cli.args import UsageError
 
 
 class MetamerUsageError(UsageError):

@@ -1,6 +1,6 @@
 """What a round reads, found and checked on the graph at hand instead of trusted.
 
-Exact local recomputation (:mod:`hookgnn.patching.local`) is right only when the local
+Exact local recomputation (:mod:`hookgnn.attribution.local`) is right only when the local
 subgraph holds everything the round's output at a target depends on: a layer that
 normalises by its sources' degrees, takes several propagation steps per call or
 normalises over the whole graph reads more than its receivers' in-edges. Rather than a
@@ -16,7 +16,7 @@ own base-run inputs,
    nodes: the nodes whose output moves in a full call must lie within ``reach`` hops
    downstream, and their local outputs must equal the full call's.
 
-It takes the first :class:`~hookgnn.patching.local.Shape` of a short ladder (wider
+It takes the first :class:`~hookgnn.attribution.local.Shape` of a short ladder (wider
 upstream, out-edges too, one more hop downstream) that passes both, and raises
 :class:`LocalRecomputeError` naming the layer, its class and the difference when none
 does. :func:`check_sources` does the same for single-message patches through
@@ -30,7 +30,7 @@ from collections.abc import Hashable, Iterator
 import torch
 from torch import Tensor, nn
 
-from hookgnn.patching.local import LocalRound, Perturbation, Shape, first_output
+from hookgnn.attribution.local import LocalRound, Perturbation, Shape, first_output
 
 _SAMPLE = 4096
 _SEED = 0

@@ -19,6 +19,10 @@ from typing import Any, NoReturn
 from hookgnn.outpaths import OutputPathError
 
 #: Sampler argument that takes the graph size, where it is not ``n``.
+Job = Callable[[], None]
+#: (name, add its arguments, check the parsed arguments and return the job to run).
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Job]]
+
 SIZE_ARGS = {"multi_path": "k", "grid": "rows"}
 
 

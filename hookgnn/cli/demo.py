@@ -18,26 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn.attribution import atp_star, attribution_patch, eap, message_edge_scores
+from hookgnn.circuits import Circuit, evaluate, verify_top
 from hookgnn.graph import Graph
+from hookgnn.metrics import PointerLogProb, faithfulness
 from hookgnn.ops import compiled
 from hookgnn.ops.backend import get_backend
 from hookgnn.ops.threads import auto_threads
-from hookgnn.patching import (
-    Circuit,
-    HookScores,
-    PointerLogProb,
-    activation_sweep,
-    atp_star,
-    attribution_patch,
-    eap,
-    evaluate,
-    faithfulness,
-    message_edge_scores,
-    message_edges,
-    message_sweep,
-    round_hooks,
-    verify_top,
-)
+from hookgnn.patching import HookScores, activation_sweep, message_edges, message_sweep, round_hooks
 from hookgnn.patching.components import MessageEdge
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs

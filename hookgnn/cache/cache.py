@@ -18,19 +18,10 @@ from jaxtyping import Int
 from torch import Tensor
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import relative_hook_name
+from hookgnn.names import act_name, relative_hook_name
 
 Key = Union[str, tuple[str, int]]
 _ROUND = re.compile(r"^layers\.(\d+)\.")
-
-
-def act_name(short: str, layer: int) -> str:
-    """Full hook name of a per-round activation.
-
-    >>> act_name("message", 2), act_name("update_mlp.hook_post", 0)
-    ('layers.2.hook_message', 'layers.0.update_mlp.hook_post')
-    """
-    return f"layers.{layer}.{relative_hook_name(short)}"
 
 
 class ActivationCache(Mapping[str, Tensor]):

@@ -8,7 +8,7 @@ the mean (:func:`scalar`). Targets are a field name of the graph (tiled by
 holds several copies).
 
 **Targets come from the clean graph.** Every patching, attribution and circuit function
-calls its metric through :func:`hookgnn.patching.targets.clean_targets`: the graph the metric receives has the
+calls its metric through :func:`hookgnn.metrics.targets.clean_targets`: the graph the metric receives has the
 structure and features of the run (corrupted, clean, interpolated, ``k`` copies) and the
 *fields of the clean graph*, so a field-name target such as ``"pi"`` means the clean
 graph's ``pi`` in both directions, in sweeps, estimators and circuit evaluation alike.
@@ -30,10 +30,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hookgnn.graph import Graph, Location
+from hookgnn.graph import Graph, Location, converter
+from hookgnn.metrics.features import item_correct
 from hookgnn.ops import scatter, scatter_log_softmax
 from hookgnn.spec import FeatureSpec
-from hookgnn.training.metrics import item_correct
 
 _POINTER = FeatureSpec("output", "node", "pointer")
 
@@ -197,7 +197,7 @@ class PointerLogProb:
 class PointerAccuracy:
     """Fraction of (selected) nodes whose predicted pointer is the target's, per graph.
 
-    Same rule as the training metric (:func:`hookgnn.training.metrics.item_correct`): a
+    Same rule as the training metric (:func:`hookgnn.metrics.features.item_correct`): a
     node's pointer is the *source* of its highest-scoring incoming edge, ties going to
     the lowest edge index, so parallel edges ``u -> v`` are one pointer; a node with no
     incoming edge counts as right.
@@ -284,12 +284,10 @@ class LossMetric:
                                  f"expected one row per {loc} ({pred.shape[0]})")
             per_item = per_item.reshape(pred.shape[0], -1).mean(1)
             return per_graph_mean(per_item, owner, torch.ones_like(per_item), graph.num_graphs)
-        from hookgnn.interop.data import graph_to_pyg
-
         values = []
         for i, data in enumerate(graph.split()):
             try:
-                data = graph_to_pyg(data)
+                data = converter("to_pyg_union")(data)  # registered by hookgnn.interop
             except ImportError:  # pragma: no cover - without PyG the loss gets the hookgnn Graph
                 pass
             v = self.loss(pred[owner == i], data)

@@ -17,10 +17,10 @@ For a single-message patch (round :math:`t`, edge :math:`e = u \\to v`: row :mat
    runner-up if :math:`e` won, the winner otherwise), for sum/mean
    :math:`a' = a - m_e + m'_e` (mean: divided by the in-degree); anything else
    (attention, a processor's own ``aggregate``, any wrapped PyG layer) by running the
-   round's module on the local subgraph of :math:`v` (:mod:`hookgnn.patching.local`),
+   round's module on the local subgraph of :math:`v` (:mod:`hookgnn.attribution.local`),
    whose shape is checked against full calls of the round on this graph first
-   (:mod:`hookgnn.patching.receptive`; a round that no local subgraph reproduces
-   raises :class:`~hookgnn.patching.LocalRecomputeError`);
+   (:mod:`hookgnn.attribution.receptive`; a round that no local subgraph reproduces
+   raises :class:`~hookgnn.attribution.LocalRecomputeError`);
 3. the update at :math:`v` exactly: :math:`h'_v = \\mathrm{update}(a'_v, h_v, x_v)`;
 4. the rest linearised: :math:`\\hat s_e = (h'_v - h_v) \\cdot \\partial m / \\partial h^{(t)}_v`
    (the gradient at the state leaving round :math:`t`, from one backward pass);
@@ -51,16 +51,16 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from hookgnn.attribution.local import LocalRound, Perturbation, Shape, capture_round_inputs, propagate
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import clean_targets
 from hookgnn.ops import scatter, scatter_max, scatter_min
+from hookgnn.attribution.receptive import check_sources, checked_round, configuration
 from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
 from hookgnn.patching.components import check_carriers
-from hookgnn.patching.local import LocalRound, Perturbation, Shape, capture_round_inputs, propagate
-from hookgnn.patching.metrics import Metric
-from hookgnn.patching.receptive import check_sources, checked_round, configuration
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
-from hookgnn.patching.targets import clean_targets
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")
@@ -87,7 +87,7 @@ def atp_star(
     metric) whose hooks are ``layers.t.hook_src`` (messages) or ``layers.t.hook_update`` (nodes).
 
     >>> from hookgnn import HookedGNN
-    >>> from hookgnn.patching import OutputSum
+    >>> from hookgnn.metrics import OutputSum
     >>> from hookgnn.spec import FeatureSpec
     >>> model = HookedGNN("minagg", 4, node_in=1, edge_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=3)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), edge_attr=torch.rand(3, 1))
@@ -169,7 +169,7 @@ class _BaseRun:
 
     def local(self, t: int) -> LocalRound:
         """Round ``t`` ready for local recomputation, its local subgraph checked against
-        full calls of the round (:func:`~hookgnn.patching.receptive.checked_round`)."""
+        full calls of the round (:func:`~hookgnn.attribution.receptive.checked_round`)."""
         if t not in self._local:
             layer = self.model.round_module(t)
             path = next((p for p, m in self.model.named_modules() if m is layer), "")

@@ -1,0 +1,189 @@
+"""Hook points: identity modules that mark where an activation is made (see :mod:`hookgnn.hooks`).
+
+:class:`HookPoint` is re-exported by :mod:`hookgnn.hooks`, its public home; this module
+holds it, its handles and hook types, below the root module that names hook points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Union, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+Direction = Literal["fwd", "bwd"]
+Axis = Literal["node", "edge", "graph", "triplet", "none"]
+#: Axes whose rows belong to a graph of the batch: node, edge and graph. ``triplet``
+#: rows are 2-paths (u -> k -> v) of one graph; ``none`` is an activation without such
+#: a first axis (e.g. a weight).
+AXES: tuple[Axis, ...] = ("node", "edge", "graph", "triplet", "none")
+
+
+@runtime_checkable
+class HookFn(Protocol):
+    """The signature of a hook: the activation (or its gradient) and the hook point."""
+
+    def __call__(self, tensor: Tensor, *, hook: HookPoint) -> Tensor | None: ...
+
+
+NameFilter = Union[str, Sequence[str], Callable[[str], bool], None]
+HookSpec = tuple[Union[str, Callable[[str], bool]], HookFn]
+
+
+class HookError(ValueError):
+    """A hook returned something that cannot replace the activation."""
+
+
+@dataclass(eq=False)
+class _Entry:
+    fn: HookFn
+    permanent: bool
+
+
+@dataclass(eq=False)
+class HookHandle:
+    """Returned by ``add_hook``; ``remove()`` detaches exactly the hooks it added."""
+
+    _entries: list[tuple[list[_Entry], _Entry]] = field(default_factory=list)
+
+    def remove(self) -> None:
+        """Detach the hooks this handle added (again: no effect)."""
+        for registry, entry in self._entries:
+            if entry in registry:
+                registry.remove(entry)
+        self._entries.clear()
+
+    def __enter__(self) -> HookHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+class HookPoint(nn.Module):
+    """An identity module marking a named activation; hooks attach here.
+
+    ``axis`` tells what the first dimension of the activation indexes: ``"node"``,
+    ``"edge"``, ``"graph"``, ``"triplet"`` or ``"none"``.
+
+    >>> hp = HookPoint(axis="edge")
+    >>> handle = hp.add_hook(lambda t, hook: t * 2)
+    >>> hp(torch.ones(2)).tolist()
+    [2.0, 2.0]
+    >>> handle.remove(); hp(torch.ones(2)).tolist()
+    [1.0, 1.0]
+    >>> def triple(t, hook):  # edits in place, returns None: the same as returning the copy
+    ...     t.mul_(3)
+    >>> x = torch.ones(2)
+    >>> with hp.add_hook(triple):
+    ...     hp(x).tolist(), x.tolist()
+    ([3.0, 3.0], [1.0, 1.0])
+    """
+
+    def __init__(self, axis: Axis = "node") -> None:
+        super().__init__()
+        if axis not in AXES:
+            raise ValueError(f"unknown hook axis {axis!r}; expected one of {AXES}")
+        self.axis: Axis = axis
+        self.name: str = "<unnamed hook point>"
+        self._fwd: list[_Entry] = []
+        self._bwd: list[_Entry] = []
+
+    def registry(self, dir: Direction) -> list[_Entry]:
+        """The list of hooks of one direction (``"fwd"`` or ``"bwd"``)."""
+        if dir == "fwd":
+            return self._fwd
+        if dir == "bwd":
+            return self._bwd
+        raise ValueError(f"hook direction must be 'fwd' or 'bwd', got {dir!r}")
+
+    def add_hook(
+        self, fn: HookFn, dir: Direction = "fwd", is_permanent: bool = False, prepend: bool = False
+    ) -> HookHandle:
+        """Attach ``fn``; returns a handle whose ``remove()`` detaches it."""
+        if not callable(fn):
+            raise TypeError(f"hook for {self.name} must be callable, got {type(fn).__name__}")
+        registry = self.registry(dir)
+        entry = _Entry(fn, is_permanent)
+        registry.insert(0, entry) if prepend else registry.append(entry)
+        return HookHandle([(registry, entry)])
+
+    def remove_hooks(self, dir: Direction | Literal["both"] = "both", including_permanent: bool = False) -> None:
+        """Remove this point's hooks of a direction (or both), keeping permanent ones unless asked."""
+        for d in ("fwd", "bwd") if dir == "both" else (dir,):
+            registry = self.registry(d)
+            registry[:] = [e for e in registry if e.permanent and not including_permanent]
+
+    @property
+    def has_hooks(self) -> bool:
+        """Whether any forward or backward hook is attached."""
+        return bool(self._fwd or self._bwd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``x``, or what the forward hooks make of it; attach backward hooks to it."""
+        if not (self._fwd or self._bwd):
+            return x
+        for entry in tuple(self._fwd):
+            x = self._run(entry.fn, x, "forward")
+        if self._bwd:
+            if not x.requires_grad:
+                raise HookError(
+                    f"backward hook on {self.name} can never fire: the activation does not require grad "
+                    "(running under torch.no_grad(), or with frozen parameters and inputs?)"
+                )
+            # Tensor hooks live on the autograd graph of this very run, so they fire at a
+            # later .backward() even after the hook-point registration is gone.
+            for entry in tuple(self._bwd):
+                x.register_hook(_GradHook(entry.fn, self))
+        return x
+
+    def _run(self, fn: HookFn, x: Tensor, what: str) -> Tensor:
+        """``fn`` on a private copy of ``x``: what it returns, else the copy as it left it.
+
+        The copy is what makes an in-place edit equal to returning the edited copy: the
+        hook never writes to a tensor that other code (or autograd) also holds, and the
+        copy's autograd node (``CloneBackward``) saves nothing, so any in-place edit of it
+        is allowed. Its values and gradient are those of ``x`` bit for bit.
+        """
+        mine = x.clone()
+        out = fn(mine, hook=self)
+        if out is None:
+            return self._checked(mine, x, what, edited=True)
+        return self._checked(out, x, what)
+
+    def _checked(self, out: Any, x: Tensor, what: str, edited: bool = False) -> Tensor:
+        if not isinstance(out, Tensor):
+            raise HookError(f"{what} hook on {self.name} returned {type(out).__name__}, expected a Tensor or None")
+        did = "left its tensor (edited in place) with" if edited else "returned"
+        fix = ("; an in-place edit must keep the activation's shape, dtype and device: to replace it, return a "
+               "tensor like it instead") if edited else ""
+        if out.shape != x.shape:
+            raise HookError(
+                f"{what} hook on {self.name} {did} shape {tuple(out.shape)}, "
+                f"but the activation has shape {tuple(x.shape)}{fix}"
+            )
+        if out.dtype != x.dtype:
+            raise HookError(
+                f"{what} hook on {self.name} {did} dtype {out.dtype}, but the activation has dtype {x.dtype} "
+                f"(cast with .to(act.dtype)){fix}"
+            )
+        if out.device != x.device:
+            raise HookError(
+                f"{what} hook on {self.name} {did} a tensor on {out.device}, but the activation is on {x.device}{fix}"
+            )
+        return out
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, axis={self.axis!r}"
+
+
+class _GradHook:
+    def __init__(self, fn: HookFn, point: HookPoint) -> None:
+        self.fn, self.point = fn, point
+
+    def __call__(self, grad: Tensor) -> Tensor | None:
+        # A private copy here too: autograd may hand one gradient tensor to several
+        # places (the backward of a sum passes it to both terms).
+        return self.point._run(self.fn, grad, "backward")
