@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
@@ -73,7 +73,8 @@ class Rounds(Protocol):
     t)`` names a round's hook; ``round_module(t)`` is the module that runs round ``t``;
     ``state_hook(t)`` holds the node state entering round ``t`` and ``output_hook(t)`` what
     round ``t`` returns; ``between_rounds(t)`` maps the one to the next (``None``: unknown);
-    ``round_roles(t)`` and ``round_sources_replaced(t, fn)`` serve exact local recomputation.
+    ``round_roles(t)`` and ``round_sources_replaced(t, fn)`` serve exact local recomputation;
+    ``round_links(t)`` lists round ``t``'s neuron-level links (:mod:`hookgnn.nn.wiring`).
     """
 
     def find_rounds(self) -> dict[str, tuple[int, str]]: ...
@@ -101,6 +102,8 @@ class Rounds(Protocol):
     def round_roles(self, t: int) -> RoundRoles: ...
 
     def round_sources_replaced(self, t: int, fn: Callable[[Tensor], Tensor]) -> AbstractContextManager[None]: ...
+
+    def round_links(self, t: int) -> list[Any]: ...
 
 
 class RoundMethods:
@@ -196,6 +199,13 @@ class RoundMethods:
         where it reads its ``hook_src`` activation ``src`` (here: a hook on that point)."""
         with self.hooks(fwd_hooks=[(self.round_hook("hook_src", t), lambda act, hook: fn(act))]):  # type: ignore[attr-defined]
             yield
+
+
+    def round_links(self, t: int) -> list[Any]:
+        """Round ``t``'s neuron-level links, as :class:`~hookgnn.nn.wiring.ResolvedLink` s
+        (what :func:`~hookgnn.nn.wiring.links_of` returns); a model with rounds answers by
+        asking its round modules (:func:`~hookgnn.nn.wiring.processor_links`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no neuron-level links (round_links is not defined)")
 
 
 def identity(t: Tensor) -> Tensor:

@@ -312,11 +312,11 @@ def eap(
     """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
 
     ``level``: ``"message"`` (single messages only; any processor), ``"weight"``
-    (neuron-to-neuron weight edges; needs the processor's wiring, see
-    :func:`~hookgnn.patching.components.register_links`) or ``"all"``.
+    (neuron-to-neuron weight edges; needs the processor's wiring, its ``links()``:
+    :mod:`hookgnn.nn.wiring`) or ``"all"``.
 
     Message edge ``(t, e)``: the row-sum of ``layers.t.hook_src``'s attribution.
-    Weight edge ``i -> j`` of a link (see :class:`~hookgnn.patching.components.Link`):
+    Weight edge ``i -> j`` of a link (see :class:`~hookgnn.nn.wiring.Link`):
     :math:`W_{ji} \\sum_r \\Delta a_{\\rho(r), i}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`
     (``rho`` maps destination rows to source rows; for a min/max ``scatter`` link the
     gradient at the message already selects the winning edge, so the score is

@@ -47,7 +47,7 @@ from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, i
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
-from hookgnn.nn.wiring import LINKS, ResolvedLink, act_fn
+from hookgnn.nn.wiring import ResolvedLink, act_fn, declared_links, resolve_links
 from hookgnn.rounds import RoundRoles, declared_roles
 
 #: Activation modules that get a hook point (elementwise maps).
@@ -354,9 +354,9 @@ class PyGModel(HookedRootModule):
 
         A link belongs to the round in which its destination fires; a destination
         outside rounds (a leaf between two rounds, a decoder) to the round it follows
-        (round 0 before the first round). Links registered for the round module's
-        class (:func:`~hookgnn.nn.wiring.register_links`, for what tracing cannot see) are
-        added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
+        (round 0 before the first round). Links the round module declares (a ``links()``
+        method, or :func:`~hookgnn.nn.wiring.register_links` for its class, for what tracing
+        cannot see; :func:`~hookgnn.nn.wiring.declared_links`) are added, with names inside the round and ``{prev}`` = ``hook_input``, ``{x}`` =
         ``hook_x``, ``{e}`` = ``hook_edge_attr``.
         """
         s = self._require()
@@ -365,14 +365,10 @@ class PyGModel(HookedRootModule):
         like = next(self.model.parameters(), None)
         links = s.resolve(t, None if like is None else like.detach())
         module = s.rounds[t][2]
-        describe = LINKS.get(type(module).__name__)
-        if describe is not None:
+        declared = declared_links(module)
+        if declared is not None:
             special = {"{prev}": self.state_hook(t), "{x}": "hook_x", "{e}": "hook_edge_attr"}
-            full = lambda n: special.get(n) or self.round_hook(n, t)  # noqa: E731
-            for link in describe(module):
-                w = None if link.weight is None else link.weight(module).detach()
-                links.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
-                                          pre=None if link.pre is None else full(link.pre)))
+            links += resolve_links(module, declared, t, lambda n: special.get(n) or self.round_hook(n, t))
         return links
 
     @contextlib.contextmanager

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookedRootModule, HookPoint
+from hookgnn.nn.wiring import ResolvedLink, processor_links
 
 
 @dataclass
@@ -62,3 +63,9 @@ class LayerStack(HookedRootModule):
         if not 0 <= t < len(self.layers):
             raise IndexError(f"round {t} does not exist; rounds are 0 .. {len(self.layers) - 1}")
         return self.layers[t]
+
+    def round_links(self, t: int) -> list[ResolvedLink]:
+        """The links round ``t``'s processor declares (its ``links()`` method,
+        :func:`~hookgnn.nn.wiring.processor_links`), ``{x}`` = ``hook_node_embed`` and
+        ``{e}`` = ``hook_edge_embed``."""
+        return processor_links(self, t)

@@ -32,6 +32,7 @@ from hookgnn.models.base import LayerStack, ModelOutput
 from hookgnn.models.heads import Decoder, Encoder, as_columns, prediction_to_input
 from hookgnn.models.layered import LayeredGNN
 from hookgnn.nn import PROCESSORS, HookedMessagePassing
+from hookgnn.nn.wiring import ResolvedLink
 from hookgnn.ops import scatter_plans
 from hookgnn.spec import FeatureSpec
 
@@ -133,6 +134,18 @@ class HookedGNN(LayerStack):
         if not 0 <= t <= self.max_steps:
             raise IndexError(f"no state enters round {t}; rounds are 0 .. {self.max_steps - 1}")
         return "hook_node_embed" if t == 0 else f"layers.{t - 1}.hook_update"
+
+    def round_links(self, t: int) -> list[ResolvedLink]:
+        """Round ``t``'s processor links (:meth:`LayerStack.round_links`); ``ValueError`` with
+        ``encode_hints``, where the node input of round ``t`` is not ``hook_node_embed``.
+
+        >>> [l.name for l in HookedGNN("minagg", 2, node_in=1, max_steps=2).round_links(1)][:3]
+        ['src', 'agg_h', 'agg_e']
+        """
+        if self.encode_hints:
+            raise ValueError("neuron-level links assume encode_hints=False (the node input of every round is "
+                             "hook_node_embed); this model encodes hints")
+        return super().round_links(t)
 
     @scatter_plans()  # every round's scatter reuses one sort of each edge index (hookgnn.ops.plan)
     def forward(

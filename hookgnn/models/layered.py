@@ -99,7 +99,7 @@ class LayeredGNN(LayerStack):
         """The activation between rounds (node-wise), ``hook_update`` of ``t`` to ``hook_state.{t+1}``."""
         return self._act if t + 1 < len(self.layers) else _identity
 
-    def round_links(self, t: int) -> list:
+    def round_links(self, t: int) -> list[ResolvedLink]:
         """Round ``t``'s processor links, plus (``t >= 1``) the activation from the previous
         round's ``hook_update`` to ``hook_state.{t}``."""
         links = processor_links(self, t)

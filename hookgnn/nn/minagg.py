@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.projection import Block, SourceRows, concat_linear, source_block
+from hookgnn.nn.wiring import InputBlock, Link, column_links, in_order
 
 
 class MinAgg(HookedMessagePassing):
@@ -25,7 +26,8 @@ class MinAgg(HookedMessagePassing):
     :math:`d'_v = \\min_{u \\to v}(d_u + w_{uv})` (self-loops of weight 0 keep
     :math:`d_v`). Hook points: ``hook_message_pre`` (before the relu, edge axis),
     ``hook_message``, ``hook_aggregation``, ``hook_update``. :math:`W_{agg}` is applied to
-    the states on nodes before they are gathered to the edges (the same values).
+    the states on nodes before they are gathered to the edges (the same values). Its
+    neuron-level wiring is :meth:`links`.
 
     >>> layer = MinAgg(4, d_edge=1)
     >>> layer(torch.zeros(3, 4), torch.tensor([[0, 1], [1, 2]]), torch.ones(2, 1)).shape
@@ -39,12 +41,34 @@ class MinAgg(HookedMessagePassing):
         self.up = nn.Linear(2 * d_hidden, d_hidden)
         self.hook_message_pre = HookPoint("edge")
 
+    def agg_blocks(self) -> list[InputBlock]:
+        """:math:`[h_u, e_{uv}]`, the input of :math:`W_{agg}` block by block, in order:
+        (link name, what it reads, how edge ``u -> v`` reads it, width)."""
+        return [("agg_h", "hook_src", "same", self.agg.out_features), ("agg_e", "{e}", "same", self.d_edge)]
+
+    def up_blocks(self) -> list[InputBlock]:
+        """:math:`[a_v, h_v]`, the input of :math:`W_{up}` block by block, in order."""
+        d = self.agg.out_features
+        return [("up_a", "hook_aggregation", "same", d), ("up_h", "{prev}", "same", d)]
+
+    def links(self) -> list[Link]:
+        """The neuron-level wiring of one round (:class:`~hookgnn.nn.wiring.Link`), from
+        :meth:`agg_blocks` and :meth:`up_blocks`."""
+        return [
+            Link("src", "{prev}", "hook_src", "src"),
+            *column_links("hook_message_pre", lambda m: m.agg.weight, self.agg_blocks()),
+            Link("relu", "hook_message_pre", "hook_message", "same", None, "relu"),
+            Link("min", "hook_message", "hook_aggregation", "scatter"),
+            *column_links("hook_update", lambda m: m.up.weight, self.up_blocks()),
+        ]
+
     def message(
         self, h_src: Float[Tensor, "edge d"], h_dst: Float[Tensor, "edge d"], edge_attr: Float[Tensor, "edge d_edge"] | None
     ) -> Float[Tensor, "edge d"]:
         if edge_attr is None:
             edge_attr = h_src.new_zeros(h_src.shape[0], self.d_edge)
-        pre = self.hook_message_pre(self.agg(torch.cat([h_src, edge_attr], dim=-1)))  # [edge, d]
+        z = torch.cat(in_order(self.agg_blocks(), agg_h=h_src, agg_e=edge_attr), dim=-1)  # [edge, d + d_edge]
+        pre = self.hook_message_pre(self.agg(z))  # [edge, d]
         return torch.relu(pre)
 
     def message_from_nodes(
@@ -55,9 +79,10 @@ class MinAgg(HookedMessagePassing):
         edge_attr: Float[Tensor, "edge d_edge"] | None,
         x: Tensor | None,
     ) -> Float[Tensor, "edge d"]:
-        blocks = [source_block(h, h_src, edge_index[0]), Block(edge_attr, None, self.d_edge)]
+        blocks = in_order(self.agg_blocks(), agg_h=source_block(h, h_src, edge_index[0]),
+                          agg_e=Block(edge_attr, None, self.d_edge))
         pre = concat_linear(self.agg, blocks, edge_index.shape[1])
         return torch.relu(self.hook_message_pre(pre))  # [edge, d]
 
     def update(self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"]) -> Float[Tensor, "node d"]:
-        return self.up(torch.cat([aggr, h], dim=-1))
+        return self.up(torch.cat(in_order(self.up_blocks(), up_a=aggr, up_h=h), dim=-1))

@@ -10,7 +10,7 @@ from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features
 from hookgnn.nn.message_passing import HookedMessagePassing
 from hookgnn.nn.mlp import HookedMLP
-from hookgnn.nn.wiring import Link
+from hookgnn.nn.wiring import InputBlock, Link, column_links, in_order
 from hookgnn.ops import Reduce
 
 
@@ -51,25 +51,32 @@ class MLPConv(HookedMessagePassing):
         edge_attr: Float[Tensor, "edge d_edge"] | None,
     ) -> Float[Tensor, "edge d_out"]:
         e = edge_features(edge_attr, h_src, self.d_edge)
-        pre = self.hook_message_pre(self.message_mlp(torch.cat([h_src, e], dim=-1)))  # [edge, d_out]
+        z = torch.cat(in_order(self.message_blocks(), m_h=h_src, m_e=e), dim=-1)  # [edge, d_in + d_edge]
+        pre = self.hook_message_pre(self.message_mlp(z))  # [edge, d_out]
         return torch.relu(pre) if self.message_relu else pre
 
     def update(self, aggr: Float[Tensor, "node d_out"], h: Float[Tensor, "node d_in"]) -> Float[Tensor, "node d_out"]:
-        return self.update_mlp(torch.cat([aggr, h], dim=-1))
+        return self.update_mlp(torch.cat(in_order(self.update_blocks(), u_a=aggr, u_h=h), dim=-1))
 
-    def links(self) -> list:
+    def message_blocks(self) -> list[InputBlock]:
+        """:math:`[h_u, e_{uv}]`, the input of :math:`\\mathrm{MLP}_m` block by block, in order:
+        (link name, what it reads, how edge ``u -> v`` reads it, width)."""
+        return [("m_h", "hook_src", "same", self.d_in), ("m_e", "{e}", "same", self.d_edge)]
+
+    def update_blocks(self) -> list[InputBlock]:
+        """:math:`[a_v, h_v]`, the input of :math:`\\mathrm{MLP}_u` block by block, in order."""
+        return [("u_a", "hook_aggregation", "same", self.d_out), ("u_h", "{prev}", "same", self.d_in)]
+
+    def links(self) -> list[Link]:
         """The neuron-level wiring of one round (:class:`~hookgnn.nn.wiring.Link`)."""
-        d_in, d_out = self.d_in, self.d_out
         return [
             Link("src", "{prev}", "hook_src", "src"),
-            Link("m_h", "hook_src", "message_mlp.hook_pre", "same", lambda m: m.message_mlp.lin_in.weight[:, :d_in]),
-            Link("m_e", "{e}", "message_mlp.hook_pre", "same", lambda m: m.message_mlp.lin_in.weight[:, d_in:]),
+            *column_links("message_mlp.hook_pre", lambda m: m.message_mlp.lin_in.weight, self.message_blocks()),
             Link("m_relu", "message_mlp.hook_pre", "message_mlp.hook_post", "same", None, "relu"),
             Link("m_out", "message_mlp.hook_post", "hook_message_pre", "same", lambda m: m.message_mlp.lin_out.weight),
             Link("relu", "hook_message_pre", "hook_message", "same", None, "relu" if self.message_relu else "identity"),
             Link("aggr", "hook_message", "hook_aggregation", "scatter"),
-            Link("u_a", "hook_aggregation", "update_mlp.hook_pre", "same", lambda m: m.update_mlp.lin_in.weight[:, :d_out]),
-            Link("u_h", "{prev}", "update_mlp.hook_pre", "same", lambda m: m.update_mlp.lin_in.weight[:, d_out:]),
+            *column_links("update_mlp.hook_pre", lambda m: m.update_mlp.lin_in.weight, self.update_blocks()),
             Link("u_relu", "update_mlp.hook_pre", "update_mlp.hook_post", "same", None, "relu"),
             Link("u_out", "update_mlp.hook_post", "hook_update", "same", lambda m: m.update_mlp.lin_out.weight),
         ]

@@ -1,26 +1,33 @@
 """Processor wiring: which hook feeds which inside a round, neuron to neuron (MINAR's edges).
 
-A processor's wiring is a list of :class:`Link` (declared beside its weights, by a
-``links()`` method, or registered for its class with :func:`register_links`);
-:func:`links_of` resolves the links of a model's rounds to full hook names and weight
-tensors (:class:`ResolvedLink`), through the rounds protocol. Circuits turn them into
-neuron-to-neuron edges (:func:`hookgnn.patching.components.weight_edges`).
+A processor declares its wiring beside its weights: a ``links()`` method returning a list
+of :class:`Link` (the :class:`Wired` protocol), found by method lookup, so a subclass
+inherits it under any name. A class you cannot edit (a PyTorch Geometric layer) gets its
+links with :func:`register_links` (by class, which its subclasses inherit too).
+
+There is one way to find a model's links: :func:`links_of` asks the model
+(``model.round_links(t)``, the rounds protocol), which asks its round modules
+(:func:`processor_links`) and resolves their links to full hook names and weight tensors
+(:class:`ResolvedLink`). Circuits turn them into neuron-to-neuron edges
+(:func:`hookgnn.patching.components.weight_edges`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, Protocol, TypeVar, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
+from hookgnn._deprecated import warn_deprecated
 from hookgnn.hooks import HookedRootModule
 
 RowMap = Literal["same", "src", "dst", "scatter"]
 #: The map of a link: ``"identity"``, ``"relu"``, or any elementwise function (traced links
 #: of wrapped PyG models carry e.g. ``leaky_relu(0.2)`` as a callable).
+T = TypeVar("T")
 Act = Union[Literal["identity", "relu"], Callable[[Tensor], Tensor]]
 
 
@@ -99,89 +106,150 @@ class ResolvedLink:
         return "selection" if self.selection else "linear"
 
 
-def _minagg_links(layer: nn.Module) -> list[Link]:
-    d = layer.agg.out_features
-    return [
-        Link("src", "{prev}", "hook_src", "src"),
-        Link("agg_h", "hook_src", "hook_message_pre", "same", lambda m: m.agg.weight[:, :d]),
-        Link("agg_e", "{e}", "hook_message_pre", "same", lambda m: m.agg.weight[:, d:]),
-        Link("relu", "hook_message_pre", "hook_message", "same", None, "relu"),
-        Link("min", "hook_message", "hook_aggregation", "scatter"),
-        Link("up_a", "hook_aggregation", "hook_update", "same", lambda m: m.up.weight[:, :d]),
-        Link("up_h", "{prev}", "hook_update", "same", lambda m: m.up.weight[:, d:]),
-    ]
+@runtime_checkable
+class Wired(Protocol):
+    """A processor that declares its neuron-level wiring: ``links()`` lists the
+    :class:`Link` of one round, written beside the weights they read."""
+
+    def links(self) -> list[Link]: ...
 
 
-def _mpnn_links(layer: nn.Module) -> list[Link]:
-    d = layer.message_mlp.lin_out.out_features
-    w_m = lambda k: (lambda m: m.message_mlp.lin_in.weight[:, k * d:(k + 1) * d])  # noqa: E731
-    w_u = lambda k: (lambda m: m.update_mlp.lin_in.weight[:, k * d:(k + 1) * d])  # noqa: E731
-    return [
-        Link("src", "{prev}", "hook_src", "src"),
-        Link("m_x_src", "{x}", "message_mlp.hook_pre", "src", w_m(0)),
-        Link("m_h_src", "hook_src", "message_mlp.hook_pre", "same", w_m(1)),
-        Link("m_x_dst", "{x}", "message_mlp.hook_pre", "dst", w_m(2)),
-        Link("m_h_dst", "{prev}", "message_mlp.hook_pre", "dst", w_m(3)),
-        Link("m_e", "{e}", "message_mlp.hook_pre", "same", w_m(4)),
-        Link("m_relu", "message_mlp.hook_pre", "message_mlp.hook_post", "same", None, "relu"),
-        Link("m_out", "message_mlp.hook_post", "hook_message", "same", lambda m: m.message_mlp.lin_out.weight),
-        Link("aggr", "hook_message", "hook_aggregation", "scatter"),
-        Link("u_x", "{x}", "update_mlp.hook_pre", "same", w_u(0)),
-        Link("u_h", "{prev}", "update_mlp.hook_pre", "same", w_u(1)),
-        Link("u_a", "hook_aggregation", "update_mlp.hook_pre", "same", w_u(2)),
-        Link("u_relu", "update_mlp.hook_pre", "update_mlp.hook_post", "same", None, "relu"),
-        Link("u_out", "update_mlp.hook_post", "hook_update_pre", "same", lambda m: m.update_mlp.lin_out.weight),
-        Link("u_relu_out", "hook_update_pre", "hook_update", "same", None, "relu"),
-    ]
+#: One block of a concatenation fed to a linear layer: ``(link name, what it reads, how an
+#: edge u -> v reads it, width)``, ``what it reads`` in the names of :class:`Link`.
+InputBlock = tuple[str, str, RowMap, int]
 
 
-#: Per processor class name: the links of one round. Register others with :func:`register_links`.
-LINKS: dict[str, Callable[[nn.Module], list[Link]]] = {"MinAgg": _minagg_links, "MPNN": _mpnn_links}
+def in_order(blocks: Sequence[InputBlock], **parts: T) -> list[T]:
+    """``parts`` (by link name) in the order of ``blocks``: what a processor concatenates,
+    in the order its links (:func:`column_links`) say; ``KeyError`` unless the names match.
+
+    >>> in_order([("b", "hook_b", "same", 1), ("a", "hook_a", "same", 1)], a=1, b=2)
+    [2, 1]
+    """
+    names = [b[0] for b in blocks]
+    if sorted(names) != sorted(parts):
+        raise KeyError(f"the blocks are {names}, the parts {sorted(parts)}")
+    return [parts[n] for n in names]
 
 
-def register_links(cls_name: str, fn: Callable[[nn.Module], list[Link]]) -> None:
-    """Describe the neuron-level wiring of a processor class (see :class:`Link`)."""
-    LINKS[cls_name] = fn
+def column_links(
+    dst: str, weight: Callable[[nn.Module], Tensor], blocks: Sequence[InputBlock],
+    act: Act = "identity", pre: str | None = None,
+) -> list[Link]:
+    """One :class:`Link` per block of a concatenation fed to one linear layer.
+
+    ``blocks`` lists ``(link name, source, rows, width)`` in the order of the
+    concatenation; block ``k`` is the columns ``off_k .. off_k + width_k`` of
+    ``weight(layer)`` (:math:`W [a_1, a_2] = W_{:, 1} a_1 + W_{:, 2} a_2`). A processor
+    writes the order once, in a table that both its concatenation and its ``links()`` read.
+
+    >>> lin = nn.Linear(3, 2)
+    >>> a, b = column_links("hook_out", lambda m: m.weight, [("a", "hook_a", "same", 1), ("b", "hook_b", "same", 2)])
+    >>> torch.equal(b.weight(lin), lin.weight[:, 1:3]), a.src
+    (True, 'hook_a')
+    """
+    out, start = [], 0
+    for name, src, rows, width in blocks:
+        cols = slice(start, start + width)
+        out.append(Link(name, src, dst, rows, lambda m, cols=cols: weight(m)[:, cols], act, pre))
+        start += width
+    return out
+
+
+#: Links registered by class *name* with the 0.1 spelling ``register_links("MinAgg", fn)``
+#: (deprecated; removed in 0.3). Looked up along a module's class hierarchy.
+LINKS: dict[str, Callable[[nn.Module], list[Link]]] = {}
+_BY_CLASS: dict[type, Callable[[nn.Module], list[Link]]] = {}
+
+
+def register_links(cls: type | str, fn: Callable[[nn.Module], list[Link]]) -> None:
+    """Describe the neuron-level wiring of a module class you cannot give a ``links()``
+    method (a PyTorch Geometric layer, for what tracing cannot see): ``fn(layer)`` lists
+    the :class:`Link` of one round. Subclasses inherit it.
+
+    A class *name* (the 0.1 spelling, ``register_links("GINEConv", fn)``) still works until
+    0.3, with a ``DeprecationWarning``: pass the class itself, or write a ``links()`` method.
+
+    >>> class Wired2(nn.Linear):
+    ...     pass
+    >>> register_links(Wired2, lambda m: [Link("w", "{prev}", "hook_out", "same", lambda m: m.weight)])
+    >>> [l.name for l in declared_links(Wired2(2, 2))]
+    ['w']
+    """
+    if isinstance(cls, str):
+        warn_deprecated("register_links with a class name", "register_links(TheClass, fn) or give the class a "
+                        "links() method")
+        LINKS[cls] = fn
+        return
+    if not isinstance(cls, type):
+        raise TypeError(f"register_links takes a class (or, deprecated, a class name), got {type(cls).__name__}")
+    _BY_CLASS[cls] = fn
+
+
+def declared_links(module: nn.Module) -> list[Link] | None:
+    """The :class:`Link` s a module declares (``None``: it declares none).
+
+    The nearest class of its hierarchy that has them wins: a ``links()`` method (the
+    :class:`Wired` protocol) or a :func:`register_links` registration, so a subclass
+    under any name keeps its parent's wiring.
+
+    >>> from hookgnn.nn import MinAgg
+    >>> class MyMinAgg(MinAgg):
+    ...     pass
+    >>> [l.name for l in declared_links(MyMinAgg(2))][:3]
+    ['src', 'agg_h', 'agg_e']
+    """
+    for cls in type(module).__mro__:
+        fn = _BY_CLASS.get(cls) or LINKS.get(cls.__name__)
+        if fn is not None:
+            return fn(module)
+        if callable(cls.__dict__.get("links")):
+            return module.links()  # type: ignore[operator]
+    return None
+
+
+def resolve_links(module: nn.Module, links: Iterable[Link], t: int, full: Callable[[str], str]) -> list[ResolvedLink]:
+    """Round ``t``'s links with full hook names (``full`` maps a name of :class:`Link`:
+    a path inside the round, or ``{prev}``, ``{x}``, ``{e}``) and weights read now from ``module``."""
+    out = []
+    for link in links:
+        w = None if link.weight is None else link.weight(module).detach()
+        out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
+                                pre=None if link.pre is None else full(link.pre)))
+    return out
 
 
 def links_of(model: HookedRootModule, rounds: Iterable[int]) -> list[ResolvedLink]:
-    """The neuron-level links of the given rounds, with full names.
+    """The neuron-level links of the given rounds, with full names: ``model.round_links(t)``
+    for each round (the rounds protocol; a model asks its round modules, a wrapped PyG
+    model traces them, :func:`hookgnn.from_pyg`).
 
-    A model that knows its own wiring defines ``round_links(t)`` (a wrapped PyG model
-    traces it, :func:`hookgnn.from_pyg`); otherwise each round's processor is looked up
-    in :data:`LINKS`. That assumes no hint encoding (``{x}`` is ``hook_node_embed`` in
-    every round): raises ``ValueError`` for a model with ``encode_hints=True``.
+    Raises ``KeyError`` for a round whose processor declares no wiring, ``ValueError`` for
+    a :class:`~hookgnn.models.HookedGNN` with ``encode_hints=True`` (its node input differs
+    per round), ``NotImplementedError`` for a model without rounds.
 
     >>> from hookgnn import HookedGNN
     >>> model = HookedGNN("minagg", d_hidden=2, node_in=1, edge_in=1, max_steps=2)
     >>> [(l.src, l.dst) for l in links_of(model, [1])][:2]
     [('layers.0.hook_update', 'layers.1.hook_src'), ('layers.1.hook_src', 'layers.1.hook_message_pre')]
     """
-    own = getattr(model, "round_links", None)
-    if callable(own):
-        return [link for t in rounds for link in own(t)]
-    if getattr(model, "encode_hints", False):
-        raise ValueError("neuron-level links assume encode_hints=False (the node input of every round is "
-                         "hook_node_embed); this model encodes hints")
-    return [link for t in rounds for link in processor_links(model, t)]
+    return [link for t in rounds for link in model.round_links(t)]
 
 
-def processor_links(model: HookedRootModule, t: int) -> list[ResolvedLink]:
-    """The :data:`LINKS` of round ``t``'s processor (or what its ``links()`` method returns),
-    with ``{prev}`` = ``model.state_hook(t)``, ``{x}`` = ``hook_node_embed`` and ``{e}`` = ``hook_edge_embed``."""
+def processor_links(model: HookedRootModule, t: int, x: str = "hook_node_embed",
+                    e: str = "hook_edge_embed") -> list[ResolvedLink]:
+    """The links round ``t``'s processor declares (:func:`declared_links`), with ``{prev}`` =
+    ``model.state_hook(t)``, ``{x}`` = ``x`` and ``{e}`` = ``e``; ``KeyError`` if it declares none.
+
+    >>> from hookgnn import HookedGNN
+    >>> processor_links(HookedGNN("mpnn", d_hidden=2, node_in=1, max_steps=1), 0)[1].weight.shape
+    torch.Size([2, 2])
+    """
     layer = model.round_module(t)
-    kind = type(layer).__name__
-    describe = LINKS.get(kind)
-    if describe is None and callable(getattr(layer, "links", None)):
-        describe = lambda m: m.links()  # noqa: E731
-    if describe is None:
-        raise KeyError(f"no neuron-level wiring for processor {kind}; known: {sorted(LINKS)} (describe it with "
-                       "register_links or a links() method, or ask eap for level='message' edges only)")
-    special = {"{prev}": model.state_hook(t), "{x}": "hook_node_embed", "{e}": "hook_edge_embed"}
-    full = lambda n: special.get(n) or model.round_hook(n, t)  # noqa: E731
-    out = []
-    for link in describe(layer):
-        w = None if link.weight is None else link.weight(layer).detach()
-        out.append(ResolvedLink(t, link.name, full(link.src), full(link.dst), link.rows, w, link.act,
-                                pre=None if link.pre is None else full(link.pre)))
-    return out
+    links = declared_links(layer)
+    if links is None:
+        raise KeyError(f"no neuron-level wiring for processor {type(layer).__name__} (round {t}): give its class a "
+                       "links() method (hookgnn.nn.wiring.Wired) or register_links(TheClass, fn), or ask eap for "
+                       "level='message' edges only")
+    special = {"{prev}": model.state_hook(t), "{x}": x, "{e}": e}
+    return resolve_links(layer, links, t, lambda n: special.get(n) or model.round_hook(n, t))
