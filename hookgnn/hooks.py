@@ -168,9 +168,20 @@ class HookedRootModule(RoundMethods, nn.Module):
         """Every submodule by its module path (TransformerLens name)."""
         return dict(self.named_modules())
 
-    def hook_points(self) -> list[HookPoint]:
-        """Every hook point, in module order (TransformerLens name; see ``hook_dict``)."""
-        return list(self.hook_dict.values())
+    def hook_points(self, names_filter: NameFilter = None) -> list[HookPoint]:
+        """Every hook point, in module order (TransformerLens name; see ``hook_dict``), or
+        those ``names_filter`` selects (a hook name, a sequence of names or a predicate on
+        names, as in :meth:`run_with_cache`); an unknown name raises ``KeyError``.
+
+        >>> from hookgnn import HookedGNN
+        >>> [hp.name for hp in HookedGNN("mpnn", 4, node_in=1, max_steps=2).hook_points(lambda n: "update" in n)][:2]
+        ['layers.0.hook_update', 'layers.0.update_mlp.hook_pre']
+        """
+        if names_filter is None:
+            return list(self.hook_dict.values())
+        if isinstance(names_filter, str) or callable(names_filter):
+            return self.resolve(names_filter)
+        return [hp for name in names_filter for hp in self.resolve(name)]
 
     @contextmanager
     def hooks(
@@ -226,7 +237,7 @@ class HookedRootModule(RoundMethods, nn.Module):
         in RAM. Under ``"disk"`` the backward never holds all gradients at once either.
         """
         _refuse_tl_keywords("run_with_cache", kwargs)
-        points = self._filtered(names_filter)
+        points = self.hook_points(names_filter)
         if isinstance(device, str) and device == "disk":
             from hookgnn.cache.disk import run_to_disk
 
@@ -270,13 +281,6 @@ class HookedRootModule(RoundMethods, nn.Module):
             grads=grads,
             places={hp.name: self.round_places[hp.name] for hp in points if hp.name in self.round_places},
         )
-
-    def _filtered(self, names_filter: NameFilter) -> list[HookPoint]:
-        if names_filter is None:
-            return list(self.hook_dict.values())
-        if isinstance(names_filter, str) or callable(names_filter):
-            return self.resolve(names_filter)
-        return [hp for name in names_filter for hp in self.resolve(name)]
 
 
 def _store(t: Tensor, device: torch.device | str | None) -> Tensor:

@@ -6,8 +6,8 @@ with the labels asked for (task fields such as the hints ``reach_h`` or outputs 
 beside them; :class:`ActivationStore` opens the folder again later and maps the files,
 so a probe or a sparse dictionary can be trained on more activations than fit in RAM.
 
-Layout of the folder: ``store.json`` (hook points with axis, round, row shape and dtype;
-labels with location and shape; one entry per graph: its node, edge and graph rows and
+Layout of the folder: ``store.json`` (hook points with axis, round, place inside the round,
+row shape and dtype; labels with location and shape; one entry per graph: its node, edge and graph rows and
 rounds), and raw little-endian tensors ``hooks/NNN.bin`` and ``labels/NNN.bin``.
 
 Keys: row :math:`i` of hook ``h`` belongs to ``keys(h)[i] = (graph, round, item)``;
@@ -32,6 +32,7 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.names import relative_hook_name
 from hookgnn.outpaths import OutputPathError, writable_folder
 
 FORMAT, VERSION = "hookgnn-activations", 1
@@ -138,6 +139,7 @@ class ActivationStore:
                 act = act[order] if axis == "edge" and order is not None else act
                 entry = hooks.setdefault(name, {"file": f"hooks/{len(hooks):03d}.bin", "axis": axis,
                                                 "round": places[name][0] if name in places else -1,
+                                                "place": places[name][1] if name in places else name,
                                                 "shape": list(act.shape[1:]), "dtype": _dtype_name(act.dtype),
                                                 "rows": 0})
                 _check_rows(entry, act, name)
@@ -216,8 +218,8 @@ class ActivationStore:
         round) to ``label``: rows of every round stacked, with the hint step :math:`t + 1` for
         round :math:`t` (a field that is not time-major: the same label every round)."""
         entry = self._label(label)
-        hooks = [h for h in self.hooks if h.endswith(short if "." in short or short.startswith("hook_") else
-                                                      f"hook_{short}")]
+        rel = relative_hook_name(short)
+        hooks = [h for h in self.hooks if self._at(h, rel)]
         if not hooks:
             raise KeyError(f"no stored hook point is {short!r}; stored: {self.hooks}")
         xs, ys, ks = [], [], []
@@ -237,6 +239,14 @@ class ActivationStore:
         except KeyError:
             raise KeyError(f"hook point {hook!r} is not in the store; stored: {self.hooks}") from None
 
+    def _at(self, hook: str, rel: str) -> bool:
+        """Whether ``hook`` is the hook point ``rel`` of a round (or ``rel`` itself outside
+        rounds), from the place the model's rounds protocol gave when the store was written."""
+        place = self._hook(hook).get("place")
+        if place is None:  # a store written by hookgnn 0.1 recorded no place: 0.1's rule, the name's end
+            return hook.endswith(rel)
+        return place == rel
+
     def _label(self, name: str) -> dict[str, Any]:
         try:
             return self.meta["labels"][name]
@@ -246,13 +256,11 @@ class ActivationStore:
 
 def _resolve(model: HookedRootModule, names_filter: NameFilter | str) -> list[str]:
     if isinstance(names_filter, str) and names_filter not in model.hook_dict:
-        from hookgnn.names import relative_hook_name
-
         rel = relative_hook_name(names_filter)
         family = [n for n, (_, r) in model.round_places.items() if r == rel]
         if family:
             return family
-    return [hp.name for hp in model._filtered(names_filter)]
+    return [hp.name for hp in model.hook_points(names_filter)]
 
 
 def _checked_folder(folder: str | os.PathLike[str], overwrite: bool) -> Path:

@@ -132,7 +132,7 @@ def connections(hooked: Any, edges: Iterable[WeightEdge]) -> list[WeightEdge]:
         for l in links:
             for c in frontier:
                 if c.hook == l.src:
-                    e = WeightEdge(c, type(c)(l.dst, None, c.feature), f"layers.{l.round}:{l.name}")
+                    e = WeightEdge(c, type(c)(l.dst, None, c.feature), l.name, l.round)
                     steps.append(e)
                     if e.dst not in reached:
                         new.add(e.dst)

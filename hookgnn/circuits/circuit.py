@@ -186,7 +186,7 @@ def prune(circuit: Circuit, outputs: Iterable[Component], inputs: Callable[[Comp
     ``inputs``: a set of components or a predicate (e.g. ``lambda c: c.hook == "hook_node_embed"``).
 
     >>> a, b, c, d = (Component("h", i) for i in range(4))
-    >>> chain = WeightEdge(a, b, "l"), WeightEdge(b, c, "l"), WeightEdge(d, c, "l")  # d is not an input
+    >>> chain = WeightEdge(a, b, "w"), WeightEdge(b, c, "w"), WeightEdge(d, c, "w")  # d is not an input
     >>> len(prune(Circuit(edges=frozenset(chain)), outputs=[c], inputs=[a]).edges)
     2
     """
@@ -260,7 +260,7 @@ def evaluate(
     metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
-    msgs = [u for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
+    msgs = [u.in_model(model) for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
     wedges = [u for u in universe if isinstance(u, WeightEdge) and u not in circuit.edges]
     specs: list[tuple[str, Callable[..., Tensor]]] = []
     comp_hooks = sorted({c.hook for c in comps})
@@ -302,17 +302,18 @@ def evaluate(
 def _links_for(model: HookedRootModule, wedges: list[WeightEdge]) -> list[tuple[ResolvedLink, list[WeightEdge]]]:
     if not wedges:
         return []
-    by_label: dict[str, list[WeightEdge]] = {}
+    by_link: dict[tuple[int | None, str], list[WeightEdge]] = {}
     for e in wedges:
-        by_label.setdefault(e.link, []).append(e)
+        by_link.setdefault((e.round, e.name), []).append(e)
     # Every round's links are listed (cheap): a link's destination may lie outside its
     # round's module (a wrapped PyG model's leaf between two rounds), so rounds are not
     # read from hook names or from round_of.
     links = links_of(model, range(model.num_rounds))
-    found = [(l, by_label[f"layers.{l.round}:{l.name}"]) for l in links if f"layers.{l.round}:{l.name}" in by_label]
-    missing = set(by_label) - {f"layers.{l.round}:{l.name}" for l, _ in found}
+    found = [(l, by_link[(l.round, l.name)]) for l in links if (l.round, l.name) in by_link]
+    missing = set(by_link) - {(l.round, l.name) for l, _ in found}
     if missing:
-        raise KeyError(f"weight edges of unknown links {sorted(missing)[:5]}: links_of(model, ...) lists no such link")
+        labels = sorted(by_link[k][0].link for k in missing)
+        raise KeyError(f"weight edges of unknown links {labels[:5]}: links_of(model, ...) lists no such link")
     return found
 
 

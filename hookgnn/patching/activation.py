@@ -72,11 +72,7 @@ def copies_per_forward(model: HookedRootModule, hooks: NameFilter, copies: int) 
     """
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
-    if hooks is None:
-        points = list(model.hook_dict.values())
-    else:
-        chosen = [hooks] if isinstance(hooks, str) or callable(hooks) else list(hooks)
-        points = [p for h in chosen for p in model.resolve(h)]
+    points = model.hook_points(hooks)
     return copies if all(p.axis in COPY_AXES for p in points) else 1
 
 

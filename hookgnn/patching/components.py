@@ -22,7 +22,7 @@ from its name). Computational edges are of two kinds:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -100,8 +100,10 @@ class MessageEdge:
     """The message on graph edge ``edge = u -> v`` in round ``round``.
 
     ``hooks`` says which hook points carry it; :func:`message_edges` fills them in from
-    the model, and without them a :class:`~hookgnn.models.HookedGNN`'s ``layers.{t}``
-    names are assumed. They take no part in equality or order.
+    the model and :meth:`in_model` asks a model for them (patching and circuits always
+    do). An edge drawn by hand without them, read without a model (``prune``, a figure),
+    names a :class:`~hookgnn.models.HookedGNN`'s ``layers.{t}`` hook points. They take no
+    part in equality or order.
 
     >>> MessageEdge(2, 7, 1, 4).carrier
     Component(hook='layers.2.hook_src', index=7, feature=None)
@@ -112,6 +114,15 @@ class MessageEdge:
     u: int
     v: int
     hooks: MessageHooks | None = field(default=None, compare=False, repr=False)
+
+    def in_model(self, model: HookedRootModule) -> MessageEdge:
+        """This edge with its hook points asked of ``model`` (:func:`message_hooks`, the rounds protocol).
+
+        >>> from hookgnn import HookedGNN
+        >>> MessageEdge(1, 0, 0, 1).in_model(HookedGNN("mpnn", 4, node_in=1, max_steps=2)).sender.hook
+        'layers.0.hook_update'
+        """
+        return replace(self, hooks=message_hooks(model, self.round))
 
     @property
     def _hooks(self) -> MessageHooks:
@@ -140,17 +151,27 @@ class MessageEdge:
 
 @dataclass(frozen=True, order=True)
 class WeightEdge:
-    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via ``link``.
+    """Neuron ``src`` feeding neuron ``dst`` (both ``Component`` with ``index=None``) via the
+    link ``name`` of round ``round`` (a :class:`~hookgnn.nn.wiring.ResolvedLink`'s ``name``
+    and ``round``; ``round=None`` for an edge drawn by hand that belongs to no link).
+
+    ``link`` is a readable label, ``"layers.{round}:{name}"``; nothing reads it back.
 
     >>> e = WeightEdge(Component("layers.0.hook_aggregation", None, 2), Component("layers.0.hook_update", None, 0),
-    ...                "layers.0:update")
-    >>> e.src.feature, e.dst.feature
-    (2, 0)
+    ...                "up_a", 0)
+    >>> e.src.feature, e.dst.feature, e.link
+    (2, 0, 'layers.0:up_a')
     """
 
     src: Component
     dst: Component
-    link: str
+    name: str
+    round: int | None = None
+
+    @property
+    def link(self) -> str:
+        """A readable label of the link: ``"layers.{round}:{name}"`` (``name`` without a round)."""
+        return self.name if self.round is None else f"layers.{self.round}:{self.name}"
 
 
 Edge = MessageEdge | WeightEdge
@@ -235,7 +256,7 @@ def weight_edges(link: ResolvedLink, d_src: int, d_dst: int, include_zero: bool 
     else:
         where = torch.ones_like(link.weight, dtype=torch.bool) if include_zero else link.weight != 0
         pairs = sorted((int(i), int(j)) for j, i in where.nonzero().tolist())
-    return [WeightEdge(Component(link.src, None, i), Component(link.dst, None, j), f"layers.{link.round}:{link.name}")
+    return [WeightEdge(Component(link.src, None, i), Component(link.dst, None, j), link.name, link.round)
             for i, j in pairs]
 
 

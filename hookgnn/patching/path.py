@@ -119,7 +119,7 @@ def message_patch(
     ``carriers = [m.carrier for m in messages]`` (the same metric, computed the same way)."""
     warn_deprecated("message_patch", "path_patch(model, clean, corrupted, metric, carriers, carriers, freeze=()) "
                     "with carriers = [m.carrier for m in messages]")
-    carriers = [m.carrier for m in messages]
+    carriers = [m.in_model(model).carrier for m in messages]
     check_carriers(model, sorted({c.hook for c in carriers}))
     return path_patch(model, clean, corrupted, metric, carriers, carriers, (), direction, **forward_kwargs)
 
