@@ -87,7 +87,7 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
                     for entry in sample:
-                        _run(model, corr, scored, [entry], source, "row", {})
+                        _run(model, corr, scored, [entry], source, "row", lambda batch, k: model(batch))
                     per_patch.append((time.perf_counter() - t0) / len(sample))
             loop_ms = statistics.median(per_patch) * n_patches * 1e3
             effect = exact.values.flatten().numpy()  # effects, as every estimate below returns them

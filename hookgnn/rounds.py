@@ -74,7 +74,9 @@ class Rounds(Protocol):
     ``state_hook(t)`` holds the node state entering round ``t`` and ``output_hook(t)`` what
     round ``t`` returns; ``between_rounds(t)`` maps the one to the next (``None``: unknown);
     ``round_roles(t)`` and ``round_sources_replaced(t, fn)`` serve exact local recomputation;
-    ``round_links(t)`` lists round ``t``'s neuron-level links (:mod:`hookgnn.nn.wiring`).
+    ``round_links(t)`` lists round ``t``'s neuron-level links (:mod:`hookgnn.nn.wiring`);
+    ``can_resume``, ``resume`` and ``output_from_state`` let batched patching skip the
+    rounds a patch does not change.
     """
 
     def find_rounds(self) -> dict[str, tuple[int, str]]: ...
@@ -104,6 +106,12 @@ class Rounds(Protocol):
     def round_sources_replaced(self, t: int, fn: Callable[[Tensor], Tensor]) -> AbstractContextManager[None]: ...
 
     def round_links(self, t: int) -> list[Any]: ...
+
+    def can_resume(self, **forward_kwargs: Any) -> bool: ...
+
+    def resume(self, graph: Any, t: int, state: Tensor, before: Any, copies: int, **forward_kwargs: Any) -> Any: ...
+
+    def output_from_state(self, graph: Any, state: Tensor, before: Any, copies: int, **forward_kwargs: Any) -> Any: ...
 
 
 class RoundMethods:
@@ -206,6 +214,28 @@ class RoundMethods:
         (what :func:`~hookgnn.nn.wiring.links_of` returns); a model with rounds answers by
         asking its round modules (:func:`~hookgnn.nn.wiring.processor_links`)."""
         raise NotImplementedError(f"{type(self).__name__} has no neuron-level links (round_links is not defined)")
+
+
+    def can_resume(self, **forward_kwargs: Any) -> bool:
+        """Whether :meth:`resume` can skip the rounds before a patch in a forward with these
+        keywords (``False`` here: patching runs every round)."""
+        return False
+
+    def resume(self, graph: Any, t: int, state: Tensor, before: Any, copies: int, **forward_kwargs: Any) -> Any:
+        """The output of a forward on ``graph`` (``copies`` copies of the graph ``before``
+        was the output of, in one batch) that skips rounds ``0 .. t-1``: ``state`` [N, d]
+        (every copy's rows) enters round ``t``, and what the skipped rounds output is
+        taken from ``before`` (``t >= 1``; only where :meth:`can_resume` says so)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume a run at a round (see can_resume)")
+
+    def output_from_state(self, graph: Any, state: Tensor, before: Any, copies: int, **forward_kwargs: Any) -> Any:
+        """The output of a forward on ``graph`` (``copies`` copies of the graph ``before``
+        was the output of) whose last round left ``state`` [N, d] (what its
+        :meth:`output_hook` holds). Here: the whole forward with that hook point's value
+        replaced by ``state`` (exact; a model that can decode a state directly overrides it)."""
+        last = self.output_hook(self.num_rounds - 1)
+        with self.hooks(fwd_hooks=[(last, lambda act, hook: state.to(act))]):  # type: ignore[attr-defined]
+            return self(graph, **forward_kwargs)  # type: ignore[operator]
 
 
 def identity(t: Tensor) -> Tensor:

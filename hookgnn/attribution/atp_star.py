@@ -307,23 +307,7 @@ def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chun
         states = final.repeat(k, 1)
         states[slot[pert.cand[mine]] * final.shape[0] + pert.node[mine]] = pert.state[mine].to(final)
         batch = run.graph if k == 1 else Graph.collate([run.graph] * k)
-        out = _outputs_from_state(model, run, batch, states, k)
+        out = model.output_from_state(batch, states, run.output, k, **run.forward_kwargs)
         per_copy = run.metric(out, batch).reshape(k, -1).mean(1).double()
         scores[group] = per_copy.cpu() - run.baseline
     return scores
-
-
-def _outputs_from_state(model: HookedRootModule, run: _BaseRun, batch: Graph, states: Tensor, k: int) -> Any:
-    """The model's output on ``k`` copies whose final node states are ``states``."""
-    from hookgnn.models import HookedGNN, ModelOutput
-
-    if isinstance(model, HookedGNN):
-        out = model.decode(batch, states)
-        base_hints = run.output.hints
-        hints = {name: torch.cat([h[:-1].repeat(1, k, *([1] * (h.dim() - 2))), out.hints[name]])
-                 for name, h in base_hints.items()}
-        return ModelOutput(out.outputs, hints, states)
-    # Any other model: run it on the copies with its final state replaced (exact, slower).
-    final = run.outs[-1]
-    with model.hooks(fwd_hooks=[(final, lambda act, hook: states.to(act))]):
-        return model(batch, **run.forward_kwargs)

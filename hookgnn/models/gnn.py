@@ -211,6 +211,47 @@ class HookedGNN(LayerStack):
         outputs = {k: self.hook_out[k](dec(state, x, e, g, graph)) for k, dec in self.decoders.items()}
         return ModelOutput(outputs, hints, state)
 
+    def can_resume(self, **forward_kwargs: Any) -> bool:
+        """``True`` unless the forward already resumes (``start=``) or feeds back its own
+        hint predictions (``encode_hints`` without ``teacher_forcing``).
+
+        >>> HookedGNN("mpnn", 4, node_in=1, max_steps=2).can_resume(steps=1)
+        True
+        """
+        feeds_back_hints = self.encode_hints and not forward_kwargs.get("teacher_forcing")
+        return "start" not in forward_kwargs and not feeds_back_hints
+
+    def resume(self, graph: Graph, t: int, state: Tensor, before: ModelOutput, copies: int,
+               **forward_kwargs: Any) -> ModelOutput:
+        """``forward(graph, start=t, state=state)``, with the hint predictions of the rounds it
+        skips taken from ``before`` (a run on one copy of ``graph``), repeated for each of the
+        ``copies`` copies, in front of its own (see :meth:`RoundMethods.resume`).
+
+        >>> from hookgnn.spec import FeatureSpec
+        >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=3)
+        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> _, cache = model.run_with_cache(g)
+        >>> out = model.resume(g, 2, cache["layers.1.hook_update"], model(g), 1)
+        >>> torch.allclose(out["d"], model(g)["d"])
+        True
+        """
+        out = self(graph, **forward_kwargs, start=t, state=state)
+        prefix = {name: h[:t] for name, h in before.hints.items()}
+        if not prefix:
+            return out
+        tiled = {name: h.repeat(1, copies, *([1] * (h.dim() - 2))) for name, h in prefix.items()}
+        return ModelOutput(out.outputs, {name: torch.cat([tiled[name], out.hints[name]]) if name in out.hints
+                                         else tiled[name] for name in tiled}, out.hidden)
+
+    def output_from_state(self, graph: Graph, state: Tensor, before: ModelOutput, copies: int,
+                          **forward_kwargs: Any) -> ModelOutput:
+        """:meth:`decode` of ``state`` (no round runs), with the hint predictions of every
+        round but the last taken from ``before``, repeated for each of the ``copies`` copies."""
+        out = self.decode(graph, state)
+        hints = {name: torch.cat([h[:-1].repeat(1, copies, *([1] * (h.dim() - 2))), out.hints[name]])
+                 for name, h in before.hints.items()}
+        return ModelOutput(out.outputs, hints, state)
+
     def _encode(self, graph: Graph) -> tuple[Tensor, Tensor, Tensor]:
         """Check the graph and encode its node, edge and graph features."""
         self._check_inputs(graph)

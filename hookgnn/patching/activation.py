@@ -23,7 +23,8 @@ following the hook's axis) or a column (``over="feature"``: one neuron at every 
 ``method="loop"`` runs one forward per patch; ``method="batched"`` puts ``copies``
 copies of the base graph into one disjoint-union batch (``Graph.collate``) and gives
 copy ``j`` patch ``j``, reading the metric back per copy: the same numbers, far fewer
-forwards; on a ``HookedGNN`` each batch resumes the base run at its patch's round. Hooks are attached in ``model.hooks()`` contexts and always removed.
+forwards; on a model that can resume a run (a ``HookedGNN``) each batch resumes the base
+run at its patch's round. Hooks are attached in ``model.hooks()`` contexts and always removed.
 
 Copy ``j``'s rows of a hook are block ``j`` of the batch's rows only where the hook's axis
 follows the graphs (:data:`COPY_AXES`). A hook on another axis (``"none"``: e.g. the rows of
@@ -35,7 +36,7 @@ exact, with one forward per patch. Every batched function of :mod:`hookgnn.patch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -196,7 +197,8 @@ def patch(
             copies = copies_within(model, base, max_memory, max(len(entries), 1), **forward_kwargs)
         if method == "loop":
             baseline = float(metric(model(base, **forward_kwargs), base).mean())
-            values = [_run(model, base, metric, [e], source, over, forward_kwargs)[0] for e in entries]
+            whole = lambda batch, k: model(batch, **forward_kwargs)  # noqa: E731
+            values = [_run(model, base, metric, [e], source, over, whole)[0] for e in entries]
         elif method == "batched":
             values, baseline = _batched(model, base, metric, entries, source, over, copies, forward_kwargs)
         else:
@@ -282,21 +284,20 @@ def _batched(
     """Forwards of up to ``copies`` patched copies each; returns the values and the
     metric of the unpatched base run.
 
-    On a :class:`~hookgnn.models.HookedGNN`, patches are grouped by round and each group
-    resumes the base run at its round (``forward(start=t, state=...)``): the rounds before
-    a patch are the same in every copy, so they are not recomputed. ``merge_rounds``
+    On a model that can resume a run at a round (``model.can_resume(**forward_kwargs)``,
+    the rounds protocol: a :class:`~hookgnn.models.HookedGNN`), patches are grouped by
+    round and each group resumes the base run at its round (``model.resume``): the rounds
+    before a patch are the same in every copy, so they are not recomputed. ``merge_rounds``
     puts every patch in one group resumed at the earliest of their rounds instead (fewer
     forwards for a few patches spread over many rounds).
     """
-    from hookgnn.models import HookedGNN
-
     copies = copies_per_forward(model, sorted({h for h, _ in entries}), copies)
-    feeds_back_hints = isinstance(model, HookedGNN) and model.encode_hints and not forward_kwargs.get("teacher_forcing")
-    if not isinstance(model, HookedGNN) or "start" in forward_kwargs or feeds_back_hints:
+    whole = lambda batch, k: model(batch, **forward_kwargs)  # noqa: E731
+    if not model.can_resume(**forward_kwargs):
         baseline = float(metric(model(base, **forward_kwargs), base).mean())
         return [v for i in range(0, len(entries), copies)
-                for v in _run(model, base, metric, entries[i:i + copies], source, over, forward_kwargs)], baseline
-    steps = forward_kwargs.get("steps") or model.max_steps
+                for v in _run(model, base, metric, entries[i:i + copies], source, over, whole)], baseline
+    steps = forward_kwargs.get("steps") or model.num_rounds
     first = {h: min(model.round_of(h) or 0, steps) for h, _ in entries}
     if merge_rounds and first:
         first = dict.fromkeys(first, min(first.values()))
@@ -306,12 +307,14 @@ def _batched(
     order = sorted(range(len(entries)), key=lambda j: first[entries[j][0]])
     for t in sorted(set(first.values())):
         group = [j for j in order if first[entries[j][0]] == t]
+
+        def resumed(batch: Graph, k: int, t: int = t) -> Any:
+            state = base_cache[entering[t]].repeat(k, 1)
+            return model.resume(batch, t, state, base_out, k, **forward_kwargs)
+
         for i in range(0, len(group), copies):
             chunk = group[i:i + copies]
-            resume = {} if t == 0 else {"start": t, "state": base_cache[entering[t]].repeat(len(chunk), 1)}
-            prefix = {name: h[:t] for name, h in base_out.hints.items()} if t else None
-            got = _run(model, base, metric, [entries[j] for j in chunk], source, over, {**forward_kwargs, **resume},
-                       prefix)
+            got = _run(model, base, metric, [entries[j] for j in chunk], source, over, whole if t == 0 else resumed)
             values.update(zip(chunk, got))
     return [values[j] for j in range(len(entries))], float(metric(base_out, base).mean())
 
@@ -323,14 +326,10 @@ def _run(
     entries: list[tuple[str, int]],
     source: Any,
     over: Over,
-    forward_kwargs: dict[str, Any],
-    hint_prefix: dict[str, Tensor] | None = None,
+    forward: Callable[[Graph, int], Any],
 ) -> list[float]:
-    """One forward of ``len(entries)`` copies of ``base``; copy ``j`` gets patch ``entries[j]``.
-
-    ``hint_prefix``: the base run's hint predictions of the rounds a resumed forward
-    skips, put back in front of each copy's hints so a metric sees every round.
-    """
+    """One forward (``forward(batch, k)``) of ``k = len(entries)`` copies of ``base``; copy
+    ``j`` gets patch ``entries[j]``; the metric of each copy."""
     k = len(entries)
     batch = base if k == 1 else Graph.collate([base] * k)
     by_hook: dict[str, tuple[list[int], list[int]]] = {}
@@ -344,12 +343,6 @@ def _run(
         return lambda act, hook: patch_rows(act, source[h], js, items, k, over)
 
     with model.hooks(fwd_hooks=[(h, make(h)) for h in by_hook]):
-        out = model(batch, **forward_kwargs)
-    if hint_prefix:
-        from hookgnn.models import ModelOutput
-
-        tiled = {name: h.repeat(1, k, *([1] * (h.dim() - 2))) for name, h in hint_prefix.items()}
-        out = ModelOutput(out.outputs, {name: torch.cat([tiled[name], out.hints[name]]) if name in out.hints
-                                        else tiled[name] for name in tiled}, out.hidden)
+        out = forward(batch, k)
     per_graph = metric(out, batch)
     return per_graph.reshape(k, -1).mean(1).tolist()
