@@ -10,10 +10,10 @@ are answered by that package's module ``__getattr__`` with :func:`moved_name`.
 >>> import warnings
 >>> with warnings.catch_warnings(record=True) as caught:
 ...     warnings.simplefilter("always")
-...     import hookgnn.patching.verify as old
->>> import hookgnn.circuits.verify as new
+...     import hookgnn.patching.circuits as old
+>>> import hookgnn.circuits.circuit as new
 >>> old is new, str(caught[0].message)
-(True, 'hookgnn.patching.verify moved to hookgnn.circuits.verify; the old path is an alias until 0.3')
+(True, 'hookgnn.patching.circuits moved to hookgnn.circuits.circuit; the old path is an alias until 0.3')
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import hookgnn.interop.structure as interop_structure
-from hookgnn import Graph, HookedGNN, metamers, parallel, patching, training
-from hookgnn.patching import OutputSum
+from hookgnn import Graph, HookedGNN, attribution, circuits, metamers, parallel, patching, training
+from hookgnn.metrics import OutputSum
 from hookgnn.patching.selectors import Selection
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks import get_task
@@ -37,7 +37,7 @@ def numbers(result: Any) -> list[torch.Tensor | float]:
         return [torch.tensor([hash(k) for k in result])]
     if isinstance(result, dict):
         return [torch.tensor(v) if not isinstance(v, torch.Tensor) else v for v in result.values()]
-    if isinstance(result, patching.Verified):
+    if isinstance(result, circuits.Verified):
         return [torch.tensor(list(result.exact.values())), torch.tensor([hash(c) for c in result.ranked])]
     out: list[torch.Tensor | float] = [result.baseline]
     for name in ("values", "scores"):
@@ -62,7 +62,7 @@ def cases(model, g, bad):
     """(old call, new call, words of the new spelling the warning must name)."""
     ups = [model.round_hook("update", t) for t in range(2)]
     pairs = [(g, bad), (bad, g)]
-    est = patching.attribute(model, g, bad, METRIC).rows(ups)
+    est = attribution.attribute(model, g, bad, METRIC).rows(ups)
     src = patching.message_edges(g.edge_index, [0, 1], model)[:3]
     carriers = [m.carrier for m in src]
     scores = {"a": 1.0, "b": -3.0, "c": 0.0, "d": 2.0}
@@ -80,31 +80,31 @@ def cases(model, g, bad):
                           lambda: patching.path_patch(model, g, bad, METRIC, carriers, carriers, freeze=()),
                           "path_patch("),
         "attribution_patch": (lambda: patching.attribution_patch(model, g, bad, METRIC, ups, keep="rows"),
-                              lambda: patching.attribute(model, g, bad, METRIC, names_filter=ups, keep="rows"),
+                              lambda: attribution.attribute(model, g, bad, METRIC, names_filter=ups, keep="rows"),
                               "attribute("),
         "integrated_gradients": (lambda: patching.integrated_gradients(model, g, bad, METRIC, 3),
-                                 lambda: patching.attribute(model, g, bad, METRIC, ig_steps=3), "attribute("),
-        "top_n": (lambda: patching.top_n(scores, 2), lambda: patching.select(scores, n=2), "select("),
-        "above": (lambda: patching.above(scores, 0.5), lambda: patching.select(scores, threshold=0.5), "select("),
+                                 lambda: attribution.attribute(model, g, bad, METRIC, ig_steps=3), "attribute("),
+        "top_n": (lambda: patching.top_n(scores, 2), lambda: circuits.select(scores, n=2), "select("),
+        "above": (lambda: patching.above(scores, 0.5), lambda: circuits.select(scores, threshold=0.5), "select("),
         "verify_top": (lambda: patching.verify_top(model, g, bad, METRIC, est, k=3),
-                       lambda: patching.verify(model, g, bad, METRIC, est, k=3), "verify("),
+                       lambda: circuits.verify(model, g, bad, METRIC, est, k=3), "verify("),
         "training.evaluate": (lambda: training.evaluate(tmodel, task, batch),
                               lambda: training.evaluate_model(tmodel, task, batch), "evaluate_model("),
         "parallel.mean_over_pairs": (
-            lambda: parallel.mean_over_pairs(patching.atp_star, model, pairs, METRIC),
-            lambda: parallel.over_pairs(patching.atp_star, model, pairs, METRIC), "over_pairs("),
+            lambda: parallel.mean_over_pairs(attribution.atp_star, model, pairs, METRIC),
+            lambda: parallel.over_pairs(attribution.atp_star, model, pairs, METRIC), "over_pairs("),
         "parallel.attribution_patch": (
             lambda: parallel.attribution_patch(model, pairs, METRIC, keep="rows"),
-            lambda: parallel.over_pairs(patching.attribute, model, pairs, METRIC, keep="rows"), "over_pairs(attribute"),
+            lambda: parallel.over_pairs(attribution.attribute, model, pairs, METRIC, keep="rows"), "over_pairs(attribute"),
         "parallel.integrated_gradients": (
             lambda: parallel.integrated_gradients(model, pairs, METRIC, 2),
-            lambda: parallel.over_pairs(patching.attribute, model, pairs, METRIC, ig_steps=2, keep="entries"),
+            lambda: parallel.over_pairs(attribution.attribute, model, pairs, METRIC, ig_steps=2, keep="entries"),
             "over_pairs(attribute"),
         "parallel.eap": (lambda: parallel.eap(model, pairs, METRIC, level="message"),
-                         lambda: parallel.over_pairs(patching.eap, model, pairs, METRIC, level="message"),
+                         lambda: parallel.over_pairs(attribution.eap, model, pairs, METRIC, level="message"),
                          "over_pairs(eap"),
         "parallel.atp_star": (lambda: parallel.atp_star(model, pairs, METRIC),
-                              lambda: parallel.over_pairs(patching.atp_star, model, pairs, METRIC),
+                              lambda: parallel.over_pairs(attribution.atp_star, model, pairs, METRIC),
                               "over_pairs(atp_star"),
         "parallel.activation_sweep": (
             lambda: parallel.activation_sweep(model, pairs, METRIC, ups, over="feature"),
@@ -155,4 +155,4 @@ def test_ig_steps_zero_is_attribution_patching_for_every_keep(setup):
     for keep in ("all", "entries", "rows", "features"):
         with pytest.warns(DeprecationWarning):
             old = patching.attribution_patch(model, g, bad, METRIC, keep=keep)
-        assert_identical(old, patching.attribute(model, g, bad, METRIC, keep=keep))
+        assert_identical(old, attribution.attribute(model, g, bad, METRIC, keep=keep))

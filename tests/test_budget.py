@@ -11,7 +11,8 @@ from test_attribution import SPEC, _graphs
 
 from hookgnn import Graph, HookedGNN
 from hookgnn.metrics import OutputSum
-from hookgnn.patching import activation_sweep, message_sweep, round_hooks
+from hookgnn.patching import activation_sweep, message_sweep, nodes, patch, round_hooks
+from hookgnn.patching import messages as message_rows
 from hookgnn.patching.budget import ROUND_FACTOR, bytes_per_copy, copies_within, parse_bytes
 
 
@@ -62,8 +63,8 @@ def test_sweeps_within_a_budget_equal_one_forward_per_patch(budget_copies: int) 
     budget = budget_copies * bytes_per_copy(model, corr) + 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = activation_sweep(model, g, corr, metric, hooks, max_memory=budget)
-        messages = message_sweep(model, g, corr, metric, max_memory=f"{budget}B")
+        got = patch(model, g, corr, metric, nodes(model, "update"), max_memory=budget)
+        messages = patch(model, g, corr, metric, message_rows(model), max_memory=f"{budget}B")
     loop, baseline, exact = _one_forward_per_patch()
     torch.testing.assert_close(got.values, loop, rtol=1e-5, atol=1e-6)
     assert got.baseline == pytest.approx(baseline)

@@ -207,3 +207,23 @@ def test_demo_says_that_the_one_time_kernel_build_runs_and_how_long_it_took(monk
     monkeypatch.setattr(compiled, "is_built", lambda: True)
     hookgnn.cli.demo.build_kernel()
     assert capsys.readouterr().out == ""
+
+
+def _wait_policy(code: str, env_policy: str | None) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_policy is not None:
+        env["OMP_WAIT_POLICY"] = env_policy
+    run = subprocess.run([sys.executable, "-c", code + "; import os; print(os.environ.get('OMP_WAIT_POLICY'))"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip().splitlines()[-1]
+
+
+def test_importing_hookgnn_first_makes_openmp_threads_wait_passively_unless_the_user_chose():
+    assert _wait_policy("import hookgnn", None) == "PASSIVE"
+    assert _wait_policy("import hookgnn", "active") == "active"  # the user's choice wins
+    assert _wait_policy("import torch, hookgnn", None) == "None"  # too late once torch has loaded libgomp

@@ -89,7 +89,9 @@ def _grads_over_copies(
         if key in acc:
             acc[key].add_(value)
         else:
-            acc[key] = value
+            # autograd may hand one gradient tensor to several hooks (both terms of a sum): a
+            # running sum must own its buffer, or adding the next chunk in place adds it twice
+            acc[key] = value.clone() if len(graphs) > 1 and k == 1 else value
 
     for start in range(0, len(graphs), chunk):
         part = graphs[start:start + chunk]

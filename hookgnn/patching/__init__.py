@@ -44,7 +44,7 @@ MOVED: dict[str, str] = {
     **dict.fromkeys(["LocalRecomputeError", "atp_star", "attribute", "attribution_patch", "eap",
                      "integrated_gradients", "integrated_gradients_at", "message_edge_scores"], "hookgnn.attribution"),
     **dict.fromkeys(["Audit", "Circuit", "Verified", "above", "audit", "evaluate", "faithfulness_curve",
-                     "greedy_from_outputs", "jaccard", "prune", "select", "spearman", "top_n", "verify",
+                     "greedy_from_outputs", "jaccard", "prune", "select", "spearman", "top_n",
                      "verify_top", "weighted_jaccard"], "hookgnn.circuits"),
     **dict.fromkeys(["DistanceMSE", "MaskAccuracy", "OutputSum", "PointerAccuracy", "PointerKL", "PointerLogProb",
                      "faithfulness"], "hookgnn.metrics"),
