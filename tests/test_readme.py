@@ -1,8 +1,10 @@
-"""The README's Python examples run as written, one after the other in one namespace.
+"""The Python examples of the README and of the docs' guides run as written: each page's
+blocks one after the other in one namespace, on the 0.2 names only.
 
-They run in a fresh interpreter without the suite's runtime type checking (which makes
+Each page runs in a fresh interpreter without the suite's runtime type checking (which makes
 the training and patching calls in them ~30x slower); the functions they call are
-type-checked by their own tests.
+type-checked by their own tests. A ``DeprecationWarning`` from hookgnn (a 0.1 name) is an
+error there, so the pages cannot drift back to the old spellings.
 """
 
 import os
@@ -11,10 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+BLOCK = re.compile(r"```python\n(.*?)```", flags=re.S)
 
 RUNNER = """
-import re, sys, torch
+import re, sys, warnings, torch
+warnings.filterwarnings("error", message=".*hookgnn", category=DeprecationWarning)
 torch.set_num_threads(1)
 text = open(sys.argv[1]).read()
 namespace = {}
@@ -25,12 +33,20 @@ print("all blocks ran")
 """
 
 
-def test_readme_python_blocks_run(tmp_path):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README has no python examples"
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_blocks_run(page: Path, tmp_path: Path) -> None:
+    assert BLOCK.findall(page.read_text()), f"{page.relative_to(ROOT)} has no python examples"
     # this checkout's hookgnn, not whichever one the environment has installed (a worktree, another clone)
-    path = os.pathsep.join([str(README.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    run = subprocess.run([sys.executable, "-c", RUNNER, str(README)], capture_output=True, text=True,
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    run = subprocess.run([sys.executable, "-c", RUNNER, str(page)], capture_output=True, text=True,
                          timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})
     assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
     assert run.stdout.strip().endswith("all blocks ran")
+
+
+def test_readme_is_the_short_path_in() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 260, "the README is the short path in; move detail to a docs/guide page"
+    assert text.startswith("# hookgnn\n\n```bash\nmake demo") and "\nmake test " in text.split("```")[1]
+    for link in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (ROOT / link).exists(), f"README links {link}, which does not exist"
