@@ -8,15 +8,11 @@ so its last step equals the output. ``T = 1 + 2n``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.adjacency import Adjacency
-from hookgnn.tasks.base import Task
-from hookgnn.tasks.depth_first import depth_first
+from hookgnn.tasks.depth_first import LOWLINK_HINTS, DepthFirstTask
 
 
-class ArticulationPoints(Task):
+class ArticulationPoints(DepthFirstTask):
     """Articulation points: output ``is_cut``; hints ``pi_h``, ``color``, ``disc_h``, ``low_h``, ``is_cut_h``.
 
     >>> from hookgnn.tasks.samplers import path_graph
@@ -27,14 +23,7 @@ class ArticulationPoints(Task):
     name = "articulation_points"
     spec = {
         "is_cut": FeatureSpec("output", "node", "mask"),
-        "pi_h": FeatureSpec("hint", "node", "pointer"),
-        "color": FeatureSpec("hint", "node", "categorical", dim=3),
-        "disc_h": FeatureSpec("hint", "node", "scalar"),
-        "low_h": FeatureSpec("hint", "node", "scalar"),
+        **LOWLINK_HINTS,
         "is_cut_h": FeatureSpec("hint", "node", "mask"),
     }
-    undirected_only = True
-
-    def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
-        r = depth_first(adj, lowlink=True)
-        return {k: r[k] for k in self.spec}
+    lowlink = undirected_only = True

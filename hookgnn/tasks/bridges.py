@@ -9,15 +9,11 @@ tree edge's child finishes with ``low[c] > disc[p]``. ``T = 1 + 2n``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.adjacency import Adjacency
-from hookgnn.tasks.base import Task
-from hookgnn.tasks.depth_first import depth_first
+from hookgnn.tasks.depth_first import LOWLINK_HINTS, DepthFirstTask
 
 
-class Bridges(Task):
+class Bridges(DepthFirstTask):
     """Bridges: output ``is_bridge`` (edge mask); hints ``pi_h``, ``color``, ``disc_h``, ``low_h``,
     ``is_bridge_h``.
 
@@ -30,14 +26,7 @@ class Bridges(Task):
     name = "bridges"
     spec = {
         "is_bridge": FeatureSpec("output", "edge", "mask"),
-        "pi_h": FeatureSpec("hint", "node", "pointer"),
-        "color": FeatureSpec("hint", "node", "categorical", dim=3),
-        "disc_h": FeatureSpec("hint", "node", "scalar"),
-        "low_h": FeatureSpec("hint", "node", "scalar"),
+        **LOWLINK_HINTS,
         "is_bridge_h": FeatureSpec("hint", "edge", "mask"),
     }
-    undirected_only = True
-
-    def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
-        r = depth_first(adj, lowlink=True)
-        return {k: r[k] for k in self.spec}
+    lowlink = undirected_only = True

@@ -27,11 +27,42 @@ built from event times in ``O(T (n + E))``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
+from hookgnn.spec import FeatureSpec, Spec
 from hookgnn.tasks.adjacency import Adjacency
+from hookgnn.tasks.base import Task
 
 WHITE, GREY, BLACK = 0, 1, 2
+
+#: The hints every DFS task shares: the parent pointers and the colours of the walk.
+WALK_HINTS: Spec = {
+    "pi_h": FeatureSpec("hint", "node", "pointer"),
+    "color": FeatureSpec("hint", "node", "categorical", dim=3),
+    "disc_h": FeatureSpec("hint", "node", "scalar"),
+}
+#: The hints of the low-link tasks (articulation points, bridges): the walk plus the low values.
+LOWLINK_HINTS: Spec = {**WALK_HINTS, "low_h": FeatureSpec("hint", "node", "scalar")}
+
+
+class DepthFirstTask(Task):
+    """A task read off one :func:`depth_first` walk: ``algorithm`` keeps the fields named in ``spec``.
+
+    Subclasses set ``name``, ``spec`` and ``lowlink`` (whether the walk keeps low values; the
+    low-link tasks are then ``undirected_only``).
+
+    >>> from hookgnn.tasks import Bridges, DFS
+    >>> isinstance(Bridges(), DepthFirstTask), Bridges.lowlink, DFS.lowlink
+    (True, True, False)
+    """
+
+    lowlink: ClassVar[bool] = False
+
+    def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
+        r = depth_first(adj, lowlink=self.lowlink)
+        return {k: r[k] for k in self.spec}
 
 
 def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:

@@ -7,15 +7,11 @@ step is one discovery or finish event, ``T = 1 + 2n`` (see
 
 from __future__ import annotations
 
-import numpy as np
-
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.adjacency import Adjacency
-from hookgnn.tasks.base import Task
-from hookgnn.tasks.depth_first import depth_first
+from hookgnn.tasks.depth_first import WALK_HINTS, DepthFirstTask
 
 
-class DFS(Task):
+class DFS(DepthFirstTask):
     """DFS: no inputs; output ``pi``; hints ``pi_h``, ``color`` (white/grey/black), ``disc_h``, ``fin_h``.
 
     >>> from hookgnn.tasks.samplers import cycle_graph
@@ -27,12 +23,6 @@ class DFS(Task):
     name = "dfs"
     spec = {
         "pi": FeatureSpec("output", "node", "pointer"),
-        "pi_h": FeatureSpec("hint", "node", "pointer"),
-        "color": FeatureSpec("hint", "node", "categorical", dim=3),
-        "disc_h": FeatureSpec("hint", "node", "scalar"),
+        **WALK_HINTS,
         "fin_h": FeatureSpec("hint", "node", "scalar"),
     }
-
-    def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
-        r = depth_first(adj)
-        return {k: r[k] for k in self.spec}
