@@ -33,7 +33,6 @@ through sums of two activations (``x_j + lin(e)``), normalisations or attention.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,35 +43,16 @@ from torch import Tensor, nn
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.interop.inputs import InputsFn, bind, call_from_graph, counts_of, input_tensors, replace_inputs, signature_of
+from hookgnn.interop.layers import ACTIVATIONS, check_model, is_linear, require_pyg, source_argument
 from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
 from hookgnn.nn.wiring import ResolvedLink, act_fn, declared_links, resolve_links
 from hookgnn.rounds import RoundRoles, declared_roles
 
-#: Activation modules that get a hook point (elementwise maps).
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh,
-    nn.Softplus, nn.Softsign, nn.Hardtanh, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid, nn.Tanhshrink,
-)
 #: How a ``MessagePassing.forward``'s usual arguments are indexed (for exact local recomputation).
 PYG_ROLES = {"x": "node", "edge_index": "edge_index", "edge_attr": "edge", "edge_weight": "edge",
              "edge_type": "edge", "size": "pass", "batch": "node", "pos": "node", "return_attention_weights": "pass"}
-
-
-def _pyg() -> Any:
-    try:
-        import torch_geometric.nn as pyg_nn
-    except ImportError as e:  # pragma: no cover - CI installs the extra
-        raise ImportError("hookgnn.from_pyg needs PyTorch Geometric: pip install 'hookgnn[pyg]'") from e
-    return pyg_nn
-
-
-def is_linear(m: nn.Module) -> bool:
-    """A ``torch.nn.Linear`` or PyG ``Linear`` (weight ``[out, in]``, applied as ``x W^T + b``)."""
-    if isinstance(m, nn.Linear):
-        return True
-    return type(m).__name__ == "Linear" and type(m).__module__.startswith("torch_geometric")
 
 
 @dataclass(frozen=True)
@@ -109,8 +89,8 @@ class PyGModel(HookedRootModule):
 
     def __init__(self, model: nn.Module, inputs: InputsFn | None = None) -> None:
         super().__init__()
-        pyg_nn = _pyg()
-        _check_model(model)
+        pyg_nn = require_pyg()
+        check_model(model)
         self.model = model
         self.inputs_fn = inputs
         mp = [(p, m) for p, m in model.named_modules() if isinstance(m, pyg_nn.MessagePassing)]
@@ -389,24 +369,6 @@ class PyGModel(HookedRootModule):
         finally:
             for h in handles:
                 h.remove()
-
-
-def source_argument(m: nn.Module) -> str | None:
-    """The argument of ``m.message`` that holds the source node state: ``x_j``, else the first ``*_j``."""
-    names = list(inspect.signature(m.message).parameters)  # type: ignore[operator]
-    if "x_j" in names:
-        return "x_j"
-    return next((n for n in names if n.endswith("_j")), None)
-
-
-def _check_model(model: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"from_pyg wraps a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(model, torch.jit.ScriptModule):
-        raise TypeError("a scripted module runs without PyG's hooks; wrap the Python module instead")
-    if type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
-        raise TypeError("a torch.compile'd module skips PyG's message and aggregate hooks; wrap the module before "
-                        "compiling it (hookgnn.from_pyg(model._orig_mod))")
 
 
 def from_pyg(model: nn.Module, example: Any = None, inputs: InputsFn | None = None) -> PyGModel:
