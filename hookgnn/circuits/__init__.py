@@ -1,6 +1,7 @@
 """Circuits: selection, pruning, evaluation and overlap; filter then verify; auditing estimators.
 
-* :mod:`~hookgnn.circuits.circuit`: :class:`Circuit`, :func:`select`, :func:`prune`, :func:`evaluate`, ...;
+* :mod:`~hookgnn.circuits.selection`: :class:`Circuit`, :func:`select`, :func:`prune`, :func:`jaccard`, ...;
+* :mod:`~hookgnn.circuits.circuit`: :func:`evaluate`, :func:`faithfulness_curve` (and re-exports the above);
 * :mod:`~hookgnn.circuits.verify`: :func:`verify` and :func:`audit` against exact patching.
 """
 

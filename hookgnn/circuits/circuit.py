@@ -1,4 +1,6 @@
-"""Circuits: sets of components or computational edges; selection, pruning, evaluation.
+"""Circuits: sets of components or computational edges, and their evaluation by ablation.
+
+Selection, pruning and overlap live in :mod:`hookgnn.circuits.selection` and are re-exported here.
 
 A :class:`Circuit` holds :class:`~hookgnn.patching.components.Component` s and/or edges
 (:class:`~hookgnn.patching.components.MessageEdge`,
