@@ -48,7 +48,8 @@ def source_argument(m: nn.Module) -> str | None:
 
 def check_model(model: Any) -> None:
     """Raise ``TypeError`` for what :func:`~hookgnn.interop.pyg.from_pyg` cannot hook: a non-module, a scripted
-    module or a ``torch.compile``'d one (PyG's hooks do not fire there)."""
+    module or a ``torch.compile``'d one (PyG's hooks do not fire there), and a module with ``cached=True`` (its
+    normalisation of the first graph would be reused for every other graph and batch of copies)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"from_pyg wraps a torch.nn.Module, got {type(model).__name__}")
     if isinstance(model, torch.jit.ScriptModule):
@@ -56,3 +57,9 @@ def check_model(model: Any) -> None:
     if type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
         raise TypeError("a torch.compile'd module skips PyG's message and aggregate hooks; wrap the module before "
                         "compiling it (hookgnn.from_pyg(model._orig_mod))")
+    for path, module in model.named_modules():
+        if getattr(module, "cached", False) is True:
+            raise TypeError(f"{path or 'the model'} ({type(module).__name__}) has cached=True: it keeps the normalised "
+                            "adjacency of the first graph it sees, so every other graph, and the batched copies of one "
+                            "graph that patching and attribution run, would silently use the wrong one; build it with "
+                            "cached=False")
