@@ -58,7 +58,8 @@ from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.ops import scatter, scatter_max, scatter_min
 from hookgnn.attribution.receptive import check_sources, checked_round, configuration
-from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
+from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy
 from hookgnn.patching.components import check_carriers
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
 
@@ -298,16 +299,14 @@ def _exact_tail(model: HookedRootModule, run: _BaseRun, pert: Perturbation, chun
     final = run.out(len(run.outs) - 1)
     chunk = copies_per_forward(model, run.outs[-1:], chunk)
     moved = torch.unique(pert.cand)
-    for i in range(0, moved.shape[0], chunk):
-        group = moved[i:i + chunk]
+    for _, group in chunks(moved, chunk):
         k = group.shape[0]
         slot = torch.full((pert.num,), -1, dtype=torch.long)
         slot[group] = torch.arange(k)
         mine = slot[pert.cand] >= 0
         states = final.repeat(k, 1)
         states[slot[pert.cand[mine]] * final.shape[0] + pert.node[mine]] = pert.state[mine].to(final)
-        batch = run.graph if k == 1 else Graph.collate([run.graph] * k)
+        batch = disjoint_union([run.graph] * k)
         out = model.output_from_state(batch, states, run.output, k, **run.forward_kwargs)
-        per_copy = run.metric(out, batch).reshape(k, -1).mean(1).double()
-        scores[group] = per_copy.cpu() - run.baseline
+        scores[group] = metric_per_copy(run.metric, out, batch, k).double().cpu() - run.baseline
     return scores

@@ -41,7 +41,8 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.nn.wiring import ResolvedLink, links_of
-from hookgnn.patching.activation import base_and_source, check_same_structure, copies_per_forward
+from hookgnn.patching.activation import base_and_source, check_same_structure
+from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.components import Component, Edge, MessageEdge, check_carriers, message_edges, weight_edges
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 
@@ -74,7 +75,7 @@ def _grads_over_copies(
 
     Sums are taken in place chunk by chunk, and a single graph's gradients are returned
     as autograd made them (no copies, no division). A chunk holds one graph where a hook's
-    rows do not follow the copies (:func:`~hookgnn.patching.activation.copies_per_forward`)."""
+    rows do not follow the copies (:func:`~hookgnn.patching.copies.copies_per_forward`)."""
     linked = sorted({h for s, d, _, _ in through for h in (s, d)})
     chunk = min(copies_per_forward(model, names, chunk), copies_per_forward(model, linked, chunk))
     first: dict[str, Tensor] = {}
@@ -93,31 +94,30 @@ def _grads_over_copies(
             # running sum must own its buffer, or adding the next chunk in place adds it twice
             acc[key] = value.clone() if len(graphs) > 1 and k == 1 else value
 
-    for start in range(0, len(graphs), chunk):
-        part = graphs[start:start + chunk]
+    for start, part in chunks(graphs, chunk):
         k = len(part)
-        batch = part[0] if k == 1 else Graph.collate(part)
-        grad_metric = lambda out: metric(out, batch).reshape(k, -1).mean(1).sum()  # noqa: E731
+        batch = disjoint_union(part)
+        grad_metric = lambda out: metric_per_copy(metric, out, batch, k).sum()  # noqa: E731
         # Frozen parameters: the same activation gradients, without the saved inputs of weight gradients.
         with frozen_parameters(model), model.hooks(fwd_hooks=[fn(start, k) for fn in hook_fns]):
             out, cache = model.run_with_cache(batch, names_filter=names, grad_metric=grad_metric, **forward_kwargs)
         assert cache.grads is not None
         if keep_first and start == 0:
             with torch.no_grad():
-                first_metric = float(metric(out, batch).reshape(k, -1)[0].mean())
+                first_metric = float(metric_per_copy(metric, out, batch, k)[0])
         del out
-        per_copy = (lambda t: t) if k == 1 else (lambda t: t.reshape(k, -1, *t.shape[1:]))  # noqa: E731
+        view = (lambda t: t) if k == 1 else (lambda t: per_copy(t, k))  # noqa: E731 (one copy: autograd's own)
         over_copies = (lambda t: t) if k == 1 else (lambda t: t.sum(0))  # noqa: E731
         for h, g in cache.grads.items():
             axes[h] = cache.axes[h]
-            add(total, h, over_copies(per_copy(g)))
+            add(total, h, over_copies(view(g)))
             if h in wanted:
-                add(positive, h, over_copies(per_copy(g) * (per_copy(cache[h]) > 0)))
+                add(positive, h, over_copies(view(g) * (view(cache[h]) > 0)))
             if keep_first and start == 0:
-                first[h] = cache[h] if k == 1 else per_copy(cache[h])[0].clone()
+                first[h] = cache[h] if k == 1 else view(cache[h])[0].clone()
         src_idx, dst_idx = part[0].edge_index
         for s, d, rows, fn in through:
-            a = cache[s].reshape(k, -1, *cache[s].shape[1:])
+            a = per_copy(cache[s], k)
             a = a if rows == "same" else a[:, src_idx if rows == "src" else dst_idx]
             g = cache.grads[d].reshape(k, *a.shape[1:])
             add(along, (s, d), (g * _derivative(fn, a)).sum(0))

@@ -45,7 +45,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.outpaths import writable_folder
-from hookgnn.patching.activation import copies_per_forward
+from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
 def ig_alphas(ig_steps: int) -> list[float]:
@@ -178,18 +178,17 @@ def streamed_attribution(
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
             chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
-            for start in range(0, n, chunk):
-                part = [interpolate(base, src, a, fields) for a in alphas[start:start + chunk]]
+            for _, points in chunks(alphas, chunk):
+                part = [interpolate(base, src, a, fields) for a in points]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
-                    g = grad if k == 1 else grad.reshape(k, -1, *grad.shape[1:]).sum(0)
+                    g = grad if k == 1 else per_copy(grad, k).sum(0)
                     product = deltas.get(name) * g
                     for to, slots in kept.items():
                         slots.add(name, reduce_product(product, to).div_(n))
 
-                batch = part[0] if k == 1 else Graph.collate(part)
-                _tapped_run(model, batch, k, metric, names, forward_kwargs, None, along_path)
+                _tapped_run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
         for to, slots in kept.items():
             for name in names:
@@ -227,5 +226,5 @@ def _tapped_run(
         with model.hooks(fwd_hooks=[(n, tap) for n in names]):
             out = model(batch, **forward_kwargs)
         per_graph = metric(out, batch)
-        taps.backward(per_graph.reshape(k, -1).mean(1).sum())
+        taps.backward(copy_means(per_graph, k).sum())
     return per_graph.detach()

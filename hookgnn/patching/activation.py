@@ -27,11 +27,13 @@ forwards; on a model that can resume a run (a ``HookedGNN``) each batch resumes 
 run at its patch's round. Hooks are attached in ``model.hooks()`` contexts and always removed.
 
 Copy ``j``'s rows of a hook are block ``j`` of the batch's rows only where the hook's axis
-follows the graphs (:data:`COPY_AXES`). A hook on another axis (``"none"``: e.g. the rows of
-a layer's own edge list with added self-loops, which the layer appends after *every*
-copy's edges) is patched, and read, one copy per forward (:func:`copies_per_forward`):
+follows the graphs (:data:`~hookgnn.patching.copies.COPY_AXES`). A hook on another axis
+(``"none"``: e.g. the rows of a layer's own edge list with added self-loops, which the layer
+appends after *every* copy's edges) is patched, and read, one copy per forward
+(:func:`~hookgnn.patching.copies.copies_per_forward`):
 exact, with one forward per patch. Every batched function of :mod:`hookgnn.patching`
-(sweeps, ``patch_each``, EAP-IG, AtP*'s exact tail) sizes its batches with it.
+(sweeps, ``patch_each``, EAP-IG, AtP*'s exact tail) sizes its batches with it and runs on the
+copies engine of :mod:`hookgnn.patching.copies`.
 """
 
 from __future__ import annotations
@@ -43,38 +45,17 @@ import torch
 from torch import Tensor
 
 from hookgnn.graph import Graph
-from hookgnn.hooks import Axis, HookedRootModule, HookPoint, NameFilter
+from hookgnn.hooks import HookedRootModule, HookPoint
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching.components import Component
+from hookgnn.patching.copies import COPY_AXES, copies_per_forward  # noqa: F401 (still importable from here)
+from hookgnn.patching.copies import chunks, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 from hookgnn.patching.selectors import Over, Selection
 from hookgnn._deprecated import warn_deprecated
 
 Method = Literal["batched", "loop"]
-
-#: Axes whose rows follow the graphs of a batch: in ``Graph.collate([g] * k)`` copy ``j``'s
-#: rows are block ``j`` of ``k`` equal blocks (triplets too: :func:`~hookgnn.nn.triplet_index`
-#: orders them graph by graph).
-COPY_AXES: tuple[Axis, ...] = ("node", "edge", "graph", "triplet")
-
-
-def copies_per_forward(model: HookedRootModule, hooks: NameFilter, copies: int) -> int:
-    """How many copies of a graph one batched forward may hold when it patches or reads the
-    activations of ``hooks`` (a name filter: ``None`` is every hook point) copy by copy.
-
-    ``copies`` when every such hook's axis is in :data:`COPY_AXES`, else 1: a hook whose rows
-    do not follow the copies (axis ``"none"``, e.g. a layer's own edge list with added
-    self-loops) is exact only with one copy per forward, where its rows are its own.
-
-    >>> from hookgnn import HookedGNN
-    >>> copies_per_forward(HookedGNN("mpnn", 4, node_in=1, max_steps=2), ["layers.1.hook_src"], 64)
-    64
-    """
-    if copies < 1:
-        raise ValueError(f"copies must be >= 1, got {copies}")
-    points = model.hook_points(hooks)
-    return copies if all(p.axis in COPY_AXES for p in points) else 1
 
 
 def round_hooks(model: HookedRootModule, short: str, rounds: Sequence[int] | None = None) -> list[str]:
@@ -105,10 +86,7 @@ def patch_rows(act: Tensor, source: Tensor, copies: Sequence[int], items: Sequen
     >>> patch_rows(torch.zeros(4, 1), torch.ones(2, 1), [1], [0], 2, "row").flatten().tolist()
     [0.0, 0.0, 1.0, 0.0]
     """
-    if act.shape[0] % num_copies:
-        raise ValueError(f"an activation of {act.shape[0]} rows is not {num_copies} copies of one graph's rows")
-    rows = act.shape[0] // num_copies
-    view = act.reshape(num_copies, rows, *act.shape[1:]).clone()
+    view = per_copy(act, num_copies).clone()
     js = torch.as_tensor(list(copies), device=act.device, dtype=torch.long)
     idx = torch.as_tensor(list(items), device=act.device, dtype=torch.long)
     src = source.to(act)
@@ -295,8 +273,8 @@ def _batched(
     whole = lambda batch, k: model(batch, **forward_kwargs)  # noqa: E731
     if not model.can_resume(**forward_kwargs):
         baseline = float(metric(model(base, **forward_kwargs), base).mean())
-        return [v for i in range(0, len(entries), copies)
-                for v in _run(model, base, metric, entries[i:i + copies], source, over, whole)], baseline
+        return [v for _, part in chunks(entries, copies)
+                for v in _run(model, base, metric, list(part), source, over, whole)], baseline
     steps = forward_kwargs.get("steps") or model.num_rounds
     first = {h: min(model.round_of(h) or 0, steps) for h, _ in entries}
     if merge_rounds and first:
@@ -312,8 +290,7 @@ def _batched(
             state = base_cache[entering[t]].repeat(k, 1)
             return model.resume(batch, t, state, base_out, k, **forward_kwargs)
 
-        for i in range(0, len(group), copies):
-            chunk = group[i:i + copies]
+        for _, chunk in chunks(group, copies):
             got = _run(model, base, metric, [entries[j] for j in chunk], source, over, whole if t == 0 else resumed)
             values.update(zip(chunk, got))
     return [values[j] for j in range(len(entries))], float(metric(base_out, base).mean())
@@ -331,7 +308,7 @@ def _run(
     """One forward (``forward(batch, k)``) of ``k = len(entries)`` copies of ``base``; copy
     ``j`` gets patch ``entries[j]``; the metric of each copy."""
     k = len(entries)
-    batch = base if k == 1 else Graph.collate([base] * k)
+    batch = disjoint_union([base] * k)
     by_hook: dict[str, tuple[list[int], list[int]]] = {}
     for j, (h, item) in enumerate(entries):
         js, items = by_hook.setdefault(h, ([], []))
@@ -344,5 +321,4 @@ def _run(
 
     with model.hooks(fwd_hooks=[(h, make(h)) for h in by_hook]):
         out = forward(batch, k)
-    per_graph = metric(out, batch)
-    return per_graph.reshape(k, -1).mean(1).tolist()
+    return metric_per_copy(metric, out, batch, k).tolist()
