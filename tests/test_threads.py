@@ -227,3 +227,37 @@ def test_importing_hookgnn_first_makes_openmp_threads_wait_passively_unless_the_
     assert _wait_policy("import hookgnn", None) == "PASSIVE"
     assert _wait_policy("import hookgnn", "active") == "active"  # the user's choice wins
     assert _wait_policy("import torch, hookgnn", None) == "None"  # too late once torch has loaded libgomp
+
+
+def test_patching_attribution_and_circuit_entry_points_run_small_graphs_on_one_thread_and_restore(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a user's OMP_NUM_THREADS means: use torch's setting
+    from hookgnn import Graph, HookedGNN
+    from hookgnn.attribution import atp_star, attribute, eap
+    from hookgnn.circuits import audit, evaluate, verify
+    from hookgnn.metrics import OutputSum
+    from hookgnn.patching import nodes, patch, patch_each, path_patch
+    from hookgnn.spec import FeatureSpec
+
+    torch.manual_seed(0)
+    model = HookedGNN("mpnn", 8, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    g = Graph(x=torch.randn(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
+    seen: list[int] = []
+    model.add_hook("layers.0.hook_update", lambda t, hook: seen.append(torch.get_num_threads()), is_permanent=True)
+    corr, metric = g.replace(x=torch.randn(4, 1)), OutputSum("d")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for run in (lambda: patch(model, g, corr, metric, nodes(model)), lambda: attribute(model, g, corr, metric),
+                    lambda: eap(model, g, corr, metric), lambda: atp_star(model, g, corr, metric)):
+            seen.clear()
+            run()
+            assert seen and set(seen) == {1}
+            assert torch.get_num_threads() == 2
+        with use_threads(2):  # an explicit choice wins
+            seen.clear()
+            patch(model, g, corr, metric, nodes(model))
+            assert set(seen) == {2}
+    finally:
+        model.reset_hooks(including_permanent=True)
+        torch.set_num_threads(before)
+    assert all(callable(f) and hasattr(f, "__wrapped__") for f in (patch_each, path_patch, evaluate, verify, audit))

@@ -62,11 +62,13 @@ from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy
 from hookgnn.patching.components import check_carriers
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.ops.threads import threads_by_workload
 
 Level = Literal["message", "node"]
 _FAST = ("max", "min", "sum", "mean")
 
 
+@threads_by_workload
 def atp_star(
     model: HookedRootModule,
     clean: Graph,

@@ -45,6 +45,7 @@ from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.components import Component, Edge, MessageEdge, check_carriers, message_edges, weight_edges
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
+from hookgnn.ops.threads import threads_by_workload
 
 
 EdgeLevel = Literal["message", "weight", "all"]
@@ -148,6 +149,7 @@ def _deltas(model: HookedRootModule, base: Graph | dict[str, Tensor], src: Graph
     return {h: source.pop(h) - acts.pop(h) for h in names}, baseline
 
 
+@threads_by_workload
 def attribute(
     model: HookedRootModule,
     clean: Graph,
@@ -299,6 +301,7 @@ def integrated_gradients_at(
     return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=active)
 
 
+@threads_by_workload
 def eap(
     model: HookedRootModule,
     clean: Graph,

@@ -53,6 +53,7 @@ from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
 from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, check_carriers, component_mask
+from hookgnn.ops.threads import threads_by_workload
 
 Ablation = Literal["resample", "zero", "mean"]
 
@@ -80,6 +81,7 @@ def ablation_values(
     return {h: cache[h].mean(0, keepdim=True) for h in hooks}
 
 
+@threads_by_workload
 def evaluate(
     model: HookedRootModule,
     clean: Graph,

@@ -31,6 +31,7 @@ from hookgnn.metrics.per_graph import Metric, faithfulness
 from hookgnn.patching.activation import patch_each
 from hookgnn.patching.components import Component, MessageEdge, check_carriers, message_hooks
 from hookgnn.patching.results import HookScores, check_same_direction
+from hookgnn.ops.threads import threads_by_workload
 
 
 def spearman(a: Tensor, b: Tensor) -> float:
@@ -106,6 +107,7 @@ class Verified:
         return float(self.estimate[c.hook][c.index])  # type: ignore[index]
 
 
+@threads_by_workload
 def verify(
     model: HookedRootModule,
     clean: Graph,
@@ -187,6 +189,7 @@ class Audit:
                 f"{self.recall_at_k:.2f}; components to reach faithfulness {self.target}: {sizes}")
 
 
+@threads_by_workload
 def audit(
     model: HookedRootModule,
     clean: Graph,

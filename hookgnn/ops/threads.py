@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
@@ -134,3 +135,38 @@ def explicit_threads() -> int | None:
     True
     """
     return _explicit.get()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def model_width(model: Any) -> int:
+    """The widest feature dimension of ``model``'s parameters (1 without parameters): the
+    :math:`d` of :func:`graph_work` for a model of any class.
+
+    >>> model_width(torch.nn.Linear(3, 8))  # weight [8, 3], bias [8]
+    8
+    """
+    return max((int(p.shape[-1]) for p in model.parameters() if p.dim()), default=1)
+
+
+def threads_by_workload(fn: F) -> F:
+    """Run ``fn(model, clean, ...)`` under :func:`auto_threads` of ``clean``'s workload
+    (:func:`graph_work` with :func:`model_width`): patching, attribution and circuit entry
+    points on small graphs run on one thread, where torch's default of every core is slower
+    (much slower on a busy machine); an enclosing :func:`use_threads` wins.
+
+    >>> @threads_by_workload
+    ... def threads_used(model, clean):
+    ...     return torch.get_num_threads()
+    >>> from hookgnn.graph import Graph
+    >>> threads_used(torch.nn.Linear(1, 4), Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0], [1]])))
+    1
+    """
+
+    @functools.wraps(fn)
+    def run(model: Any, clean: Any, *args: Any, **kwargs: Any) -> Any:
+        with auto_threads(graph_work(clean, model_width(model))):
+            return fn(model, clean, *args, **kwargs)
+
+    return run  # type: ignore[return-value]

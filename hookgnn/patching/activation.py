@@ -54,6 +54,7 @@ from hookgnn.patching.copies import chunks, disjoint_union, metric_per_copy, per
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores, check_direction
 from hookgnn.patching.selectors import Over, Selection
 from hookgnn._deprecated import warn_deprecated
+from hookgnn.ops.threads import threads_by_workload
 
 Method = Literal["batched", "loop"]
 
@@ -116,6 +117,7 @@ def _item_axis(points: list[HookPoint], over: Over) -> str:
     return axes.pop()
 
 
+@threads_by_workload
 def patch(
     model: HookedRootModule,
     clean: Graph,
@@ -209,6 +211,7 @@ def activation_sweep(
                  copies=copies, max_memory=max_memory, **forward_kwargs)
 
 
+@threads_by_workload
 def patch_each(
     model: HookedRootModule,
     clean: Graph,

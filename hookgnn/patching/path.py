@@ -36,6 +36,7 @@ from hookgnn.patching.activation import base_and_source, check_same_structure, p
 from hookgnn.patching.components import Component, MessageEdge, check_carriers, component_mask
 from hookgnn.patching.selectors import messages as _messages
 from hookgnn.patching.results import DEFAULT_DIRECTION, Direction, HookScores
+from hookgnn.ops.threads import threads_by_workload
 
 def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> list[str]:
     """Every round's copy of the hooks the components live on (``layers.*.hook_update`` ...)."""
@@ -43,6 +44,7 @@ def default_freeze(model: HookedRootModule, components: Iterable[Component]) -> 
     return [n for n in model.hook_dict if n in wanted]
 
 
+@threads_by_workload
 def path_patch(
     model: HookedRootModule,
     clean: Graph,
