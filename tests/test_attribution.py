@@ -8,15 +8,9 @@ from handbuilt import build, corrupt, no_hooks_left, random_instance, roc_auc
 from torch import nn
 
 from hookgnn import Graph, HookedGNN, HookedMessagePassing
-from hookgnn.attribution import (
-    attribution_patch,
-    eap,
-    integrated_gradients,
-    integrated_gradients_at,
-    message_edge_scores,
-)
+from hookgnn.attribution import atp_star, attribute, eap, integrated_gradients_at, message_edge_scores
 from hookgnn.metrics import OutputSum
-from hookgnn.patching import MessageEdge, WeightEdge, activation_sweep, message_sweep, round_hooks
+from hookgnn.patching import MessageEdge, WeightEdge, hooks, messages, patch, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}
@@ -61,10 +55,10 @@ def test_attribution_equals_exact_patching_on_a_linear_model(direction, short, o
     model = HookedGNN(LinearSum, d_hidden=5, node_in=2, edge_in=1, spec=SPEC, max_steps=3, tie_weights=False)
     g, corr = _graphs()
     metric = OutputSum("d")
-    hooks = round_hooks(model, short)
-    exact = activation_sweep(model, g, corr, metric, hooks, over, direction)
-    attr = attribution_patch(model, g, corr, metric, direction=direction)
-    est = attr.rows(hooks) if over == "row" else attr.features(hooks)
+    names = round_hooks(model, short)
+    exact = patch(model, g, corr, metric, hooks(model, names, over), direction=direction)
+    attr = attribute(model, g, corr, metric, direction=direction)
+    est = attr.rows(names) if over == "row" else attr.features(names)
     torch.testing.assert_close(est.values, exact.values, atol=1e-4, rtol=1e-4)  # both effects
     assert est.baseline == pytest.approx(exact.baseline, rel=1e-6, abs=1e-6)
     assert no_hooks_left(model)
@@ -75,7 +69,7 @@ def test_input_ig_is_complete_on_a_nonlinear_model():
     model = HookedGNN("mpnn", d_hidden=6, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
     g, corr = _graphs(2)
     metric = OutputSum("d")
-    ig = integrated_gradients(model, g, corr, metric, ig_steps=64, names_filter=["hook_node_embed", "hook_edge_embed"])
+    ig = attribute(model, g, corr, metric, ig_steps=64, names_filter=["hook_node_embed", "hook_edge_embed"])
     total = ig.entries("hook_node_embed").sum() + ig.entries("hook_edge_embed").sum()
     gap = float((metric(model(g), g) - metric(model(corr), corr)).detach())
     assert float(total) == pytest.approx(gap, rel=2e-2, abs=1e-3)
@@ -121,7 +115,7 @@ def test_eap_recovers_the_shortest_path_messages_of_handbuilt_bellman_ford(bf, i
 def test_eap_recovers_channel_zero_neurons_and_edges_of_handbuilt_bellman_ford(bf, ig_steps):
     model, g, corr, metric, v, pedges = bf
     T = len(pedges)
-    attr = integrated_gradients(model, g, corr, metric, ig_steps=ig_steps)
+    attr = attribute(model, g, corr, metric, ig_steps=ig_steps)
     hooks = ["hook_node_embed", "hook_edge_embed"] + [f"layers.{t}.{h}" for t in range(T) for h in NEURON_HOOKS]
     comps = attr.components(hooks, "feature")
     labels = torch.tensor([c.feature == 0 for c in comps])
@@ -146,7 +140,7 @@ def test_eap_ig_ranks_messages_like_exact_patching_when_the_tree_changes(seed):
     sel = torch.zeros(g.num_nodes)
     sel[v] = 1.0
     metric = OutputSum("d", select=sel)
-    exact = message_sweep(model, g, corr, metric, direction="denoising")
+    exact = patch(model, g, corr, metric, messages(model), direction="denoising")
     labels = exact.values.abs() > 1e-5
     aucs = {k: roc_auc(message_edge_scores(eap(model, g, corr, metric, ig_steps=k)).values.abs(), labels) for k in (0, 16)}
     print(f"perturbed weights, seed {seed}: message AUC vs exact effects (EAP, EAP-IG):", aucs)
@@ -156,7 +150,7 @@ def test_eap_ig_ranks_messages_like_exact_patching_when_the_tree_changes(seed):
 def test_attribution_scores_have_named_axes_and_components():
     model = build(3)
     g, _, _, _ = random_instance(seed=0)
-    attr = attribution_patch(model, g, corrupt(g), OutputSum("d"), steps=3)
+    attr = attribute(model, g, corrupt(g), OutputSum("d"), steps=3)
     s = attr.rows(round_hooks(model, "src"))
     assert s.axes == ("round", "edge") and s.hooks[0] == "layers.0.hook_src"
     f = attr.features(round_hooks(model, "message"))
@@ -172,7 +166,7 @@ def test_hooks_removed_when_metric_raises_during_attribution():
     def bad(out, graph):
         raise RuntimeError("boom")
 
-    for fn in (lambda: integrated_gradients(model, g, corrupt(g), bad, 4, steps=3),
+    for fn in (lambda: attribute(model, g, corrupt(g), bad, ig_steps=4, steps=3),
                lambda: integrated_gradients_at(model, g, corrupt(g), bad, "layers.1.hook_message", 4, steps=3)):
         with pytest.raises(RuntimeError, match="boom"):
             fn()
@@ -180,7 +174,7 @@ def test_hooks_removed_when_metric_raises_during_attribution():
 
 
 @pytest.mark.parametrize("call,arg", [
-    (lambda m, g, c, f: integrated_gradients(m, g, c, f, ig_steps=-1), "ig_steps"),
+    (lambda m, g, c, f: attribute(m, g, c, f, ig_steps=-1), "ig_steps"),
     (lambda m, g, c, f: integrated_gradients_at(m, g, c, f, "layers.0.hook_message", ig_steps=0), "ig_steps"),
     (lambda m, g, c, f: eap(m, g, c, f, ig_steps=-2), "ig_steps"),
 ])
@@ -195,22 +189,22 @@ def test_invalid_ig_steps_raise_a_value_error_naming_the_argument(call, arg):
 def test_every_patching_function_defaults_to_one_direction():
     import inspect
 
-    from hookgnn.patching import message_patch, path_patch
+    from hookgnn.patching import patch_each, path_patch
 
-    fns = [activation_sweep, message_sweep, message_patch, path_patch, attribution_patch, integrated_gradients,
-           integrated_gradients_at, eap]
+    fns = [patch, patch_each, path_patch, attribute, integrated_gradients_at, eap, atp_star]
     defaults = {fn.__name__: inspect.signature(fn).parameters["direction"].default for fn in fns}
     assert set(defaults.values()) == {"denoising"}, defaults
 
 
 def test_exact_single_messages_and_eap_agree_in_sign_with_default_directions():
-    """The README's comparison: ``message_sweep`` against ``eap`` scores of the same messages,
-    both with their defaults. Attribution is exact on a linear model, so they must be equal."""
+    """The README's comparison: exact single messages (``patch`` of ``messages``) against ``eap``
+    scores of the same messages, both with their defaults. Attribution is exact on a linear
+    model, so they must be equal."""
     torch.manual_seed(1)
     model = HookedGNN(LinearSum, d_hidden=5, node_in=2, edge_in=1, spec=SPEC, max_steps=3, tie_weights=False)
     g, corr = _graphs()
     metric = OutputSum("d")
-    singles = message_sweep(model, g, corr, metric)
+    singles = patch(model, g, corr, metric, messages(model))
     scores = message_edge_scores(eap(model, g, corr, metric, level="message"))
     assert singles.direction == scores.direction == "denoising"
     torch.testing.assert_close(scores.values, singles.values, atol=1e-4, rtol=1e-4)
@@ -224,8 +218,8 @@ def test_results_of_different_directions_refuse_to_be_compared():
     model = HookedGNN(LinearSum, d_hidden=3, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
     g, corr = _graphs()
     metric = OutputSum("d")
-    noising = message_sweep(model, g, corr, metric, direction="noising")
-    denoising = attribution_patch(model, g, corr, metric)
+    noising = patch(model, g, corr, metric, messages(model), direction="noising")
+    denoising = attribute(model, g, corr, metric)
     assert check_same_direction(denoising, eap(model, g, corr, metric, level="message")) == "denoising"
     with pytest.raises(ValueError, match=r"different patching directions \['denoising', 'noising'\]"):
         check_same_direction(noising, denoising)

@@ -3,15 +3,15 @@
 Rows are the model kinds of :mod:`model_zoo`; columns the adapters of ``FUNCTIONS`` below,
 each checking one hookgnn function against an independent reference:
 
-* exact patching (sweeps, ``patch_each``, ``path_patch``, ``verify_top``, circuit
-  ``evaluate``) and gradient attribution (``attribution_patch``, ``integrated_gradients``,
-  ``eap``) against the same quantity computed in plain torch (:mod:`plain_torch`);
+* exact patching (``patch`` of ``hooks`` and ``messages``, ``patch_each``, ``path_patch``,
+  ``verify``, circuit ``evaluate``) and gradient attribution (``attribute`` at ``ig_steps=0``
+  and above, ``eap``) against the same quantity computed in plain torch (:mod:`plain_torch`);
 * ``evaluate(zero)`` of weight edges against the weights zeroed in a deep copy;
 * AtP* with every round exact against the exact sweep; estimators with fewer exact
   rounds, or first order, against it within a tolerance (the corruption is small), which
   pins their baseline and sign convention;
-* ``hookgnn.parallel`` over two pairs (one process: no ``torch.distributed`` group) against
-  the mean of the per-pair results;
+* ``hookgnn.parallel.over_pairs`` of a scorer over two pairs (one process: no
+  ``torch.distributed`` group) against the mean of the per-pair results;
 * in-place hooks against hooks returning a copy;
 * round labels (``round_of``, the round of each neuron-level link) against the round module
   that is running when each hook point fires.
@@ -29,23 +29,10 @@ import pytest
 import torch
 
 from hookgnn import Graph, parallel
-from hookgnn.patching import (
-    Circuit,
-    Component,
-    activation_sweep,
-    atp_star,
-    attribution_patch,
-    audit,
-    eap,
-    evaluate,
-    integrated_gradients,
-    links_of,
-    message_edges,
-    message_sweep,
-    patch_each,
-    path_patch,
-    verify_top,
-)
+from hookgnn.attribution import atp_star, attribute, eap
+from hookgnn.circuits import Circuit, audit, evaluate, verify
+from hookgnn.nn.wiring import links_of
+from hookgnn.patching import Component, hooks, message_edges, messages, patch, patch_each, path_patch
 from hookgnn.patching.components import WeightEdge, weight_edges
 from model_zoo import KINDS, Case, case
 import plain_torch as plain
@@ -94,14 +81,15 @@ def check_scores(scores, want: torch.Tensor, baseline: float, rel: float = 1e-4)
 
 
 # ---------------------------------------------------------------- adapters
-def f_activation_sweep(c: Case, direction: str) -> None:
+def f_patch_hooks(c: Case, direction: str) -> None:
     want, baseline = plain.effects(c, direction, "node")
-    check_scores(activation_sweep(c.model, c.clean, c.corrupted, c.metric, outs(c), direction=direction), want, baseline)
+    got = patch(c.model, c.clean, c.corrupted, c.metric, hooks(c.model, outs(c)), direction=direction)
+    check_scores(got, want, baseline)
 
 
-def f_message_sweep(c: Case, direction: str) -> None:
+def f_patch_messages(c: Case, direction: str) -> None:
     want, baseline = plain.effects(c, direction, "edge")
-    check_scores(message_sweep(c.model, c.clean, c.corrupted, c.metric, direction=direction), want, baseline)
+    check_scores(patch(c.model, c.clean, c.corrupted, c.metric, messages(c.model), direction=direction), want, baseline)
 
 
 def f_patch_each(c: Case, direction: str) -> None:
@@ -139,20 +127,21 @@ def f_path_patch(c: Case, direction: str) -> None:
     assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
 
 
-def _gradient_rows(c: Case, direction: str, steps: int, fn: Callable) -> None:
+def _gradient_rows(c: Case, direction: str, steps: int) -> None:
     base, src = plain.pair(c, direction)
     want_o, want_m = plain.integrated_gradients(c, base, src, steps)
-    attr = fn(c.model, c.clean, c.corrupted, c.metric, steps, outs(c) + carriers(c), direction)
+    attr = attribute(c.model, c.clean, c.corrupted, c.metric, ig_steps=steps, names_filter=outs(c) + carriers(c),
+                     direction=direction)
     close(attr.rows(outs(c)).values, torch.stack([want_o[t] for t in range(c.model.num_rounds)]), floor=1e-9)
     close(attr.rows(carriers(c)).values, torch.stack([want_m[t] for t in range(c.model.num_rounds)]), floor=1e-9)
 
 
-def f_attribution_patch(c: Case, direction: str) -> None:
-    _gradient_rows(c, direction, 0, lambda m, cl, co, me, _, names, d: attribution_patch(m, cl, co, me, names, d))
+def f_attribute(c: Case, direction: str) -> None:
+    _gradient_rows(c, direction, 0)
 
 
-def f_integrated_gradients(c: Case, direction: str) -> None:
-    _gradient_rows(c, direction, IG_STEPS, integrated_gradients)
+def f_attribute_ig(c: Case, direction: str) -> None:
+    _gradient_rows(c, direction, IG_STEPS)
 
 
 def _eap_messages(c: Case, direction: str, steps: int) -> None:
@@ -206,10 +195,11 @@ def f_atp_star_node(c: Case, direction: str) -> None:
     close(got.effects().values, want)
 
 
-def f_verify_top(c: Case, direction: str) -> None:
-    estimate = attribution_patch(c.model, c.clean, c.corrupted, c.metric, outs(c), direction).rows(outs(c))
+def f_verify(c: Case, direction: str) -> None:
+    attr = attribute(c.model, c.clean, c.corrupted, c.metric, names_filter=outs(c), direction=direction)
+    estimate = attr.rows(outs(c))
     want, _ = plain.effects(c, direction, "node")
-    verified = verify_top(c.model, c.clean, c.corrupted, c.metric, estimate, k=3)
+    verified = verify(c.model, c.clean, c.corrupted, c.metric, estimate, k=3)
     assert len(verified.exact) == 3
     comps = list(verified.exact)
     close(torch.tensor([verified.exact[x] for x in comps]),
@@ -219,7 +209,7 @@ def f_verify_top(c: Case, direction: str) -> None:
 def f_audit(c: Case, direction: str) -> None:
     """AtP* with every round exact audited against the exact sweep of the last round: perfect agreement."""
     last = [c.model.num_rounds - 1]
-    exact = message_sweep(c.model, c.clean, c.corrupted, c.metric, rounds=last, direction=direction)
+    exact = patch(c.model, c.clean, c.corrupted, c.metric, messages(c.model, last), direction=direction)
     est = atp_star(c.model, c.clean, c.corrupted, c.metric, exact_rounds=c.model.num_rounds, rounds=last,
                    direction=direction)
     result = audit(c.model, c.clean, c.corrupted, c.metric, est, exact, k=5)
@@ -273,7 +263,7 @@ def f_evaluate_zero_weights(c: Case, direction: str) -> None:
 
 
 def _mean_of_pairs(fn: Callable, single: Callable, values: Callable) -> Callable[[Case, str], None]:
-    """``hookgnn.parallel``'s ``fn`` over two pairs equals the mean of ``single`` on each."""
+    """``fn`` (``hookgnn.parallel.over_pairs`` of a scorer) over two pairs equals the mean of ``single`` on each."""
     def f(c: Case, direction: str) -> None:
         pairs = [(c.clean, c.corrupted), (c.clean, c.second)]
         got = fn(c, pairs, direction)
@@ -288,38 +278,42 @@ def _sweep_numbers(c: Case, s) -> list[torch.Tensor]:
 
 
 FUNCTIONS: dict[str, Callable[[Case, str], None]] = {
-    "activation_sweep": f_activation_sweep,
-    "message_sweep": f_message_sweep,
+    "patch-hooks": f_patch_hooks,
+    "patch-messages": f_patch_messages,
     "patch_each": f_patch_each,
     "path_patch": f_path_patch,
-    "attribution_patch": f_attribution_patch,
-    "integrated_gradients": f_integrated_gradients,
+    "attribute": f_attribute,
+    "attribute-ig": f_attribute_ig,
     "eap-message": f_eap_message,
     "eap_ig-message": f_eap_ig_message,
     "eap-weight": f_eap_weight,
     **{f"atp_star-k{k}": _atp(k) for k in (1, 2)},
     "atp_star-kall": _atp(None),
     "atp_star-node": f_atp_star_node,
-    "verify_top": f_verify_top,
+    "verify": f_verify,
     "audit": f_audit,
     **{f"evaluate-{a}": _evaluate(a) for a in ("zero", "resample", "mean")},
     "evaluate-zero_weights": f_evaluate_zero_weights,
-    "parallel-activation_sweep": _mean_of_pairs(
-        lambda c, ps, d: parallel.activation_sweep(c.model, ps, c.metric, outs(c)[-1:], direction=d),
-        lambda c, cl, co, d: activation_sweep(c.model, cl, co, c.metric, outs(c)[-1:], direction=d), _sweep_numbers),
-    "parallel-message_sweep": _mean_of_pairs(
-        lambda c, ps, d: parallel.message_sweep(c.model, ps, c.metric, rounds=[0], direction=d),
-        lambda c, cl, co, d: message_sweep(c.model, cl, co, c.metric, rounds=[0], direction=d), _sweep_numbers),
+    "parallel-patch-hooks": _mean_of_pairs(
+        lambda c, ps, d: parallel.over_pairs(patch, c.model, ps, c.metric, components=hooks(c.model, outs(c)[-1:]),
+                                             direction=d),
+        lambda c, cl, co, d: patch(c.model, cl, co, c.metric, hooks(c.model, outs(c)[-1:]), direction=d),
+        _sweep_numbers),
+    "parallel-patch-messages": _mean_of_pairs(
+        lambda c, ps, d: parallel.over_pairs(patch, c.model, ps, c.metric, components=messages(c.model, [0]),
+                                             direction=d),
+        lambda c, cl, co, d: patch(c.model, cl, co, c.metric, messages(c.model, [0]), direction=d), _sweep_numbers),
     "parallel-atp_star": _mean_of_pairs(
-        lambda c, ps, d: parallel.atp_star(c.model, ps, c.metric, level="node", rounds=[0], direction=d),
+        lambda c, ps, d: parallel.over_pairs(atp_star, c.model, ps, c.metric, level="node", rounds=[0], direction=d),
         lambda c, cl, co, d: atp_star(c.model, cl, co, c.metric, level="node", rounds=[0], direction=d),
         _sweep_numbers),
     "parallel-eap": _mean_of_pairs(
-        lambda c, ps, d: parallel.eap(c.model, ps, c.metric, direction=d, level="message"),
+        lambda c, ps, d: parallel.over_pairs(eap, c.model, ps, c.metric, direction=d, level="message"),
         lambda c, cl, co, d: eap(c.model, cl, co, c.metric, direction=d, level="message"), lambda c, s: [s.scores]),
-    "parallel-attribution_patch": _mean_of_pairs(
-        lambda c, ps, d: parallel.attribution_patch(c.model, ps, c.metric, outs(c), d, keep="rows"),
-        lambda c, cl, co, d: attribution_patch(c.model, cl, co, c.metric, outs(c), d),
+    "parallel-attribute": _mean_of_pairs(
+        lambda c, ps, d: parallel.over_pairs(attribute, c.model, ps, c.metric, names_filter=outs(c), direction=d,
+                                             keep="rows"),
+        lambda c, cl, co, d: attribute(c.model, cl, co, c.metric, names_filter=outs(c), direction=d),
         lambda c, a: [a.rows(outs(c)).values]),
 }
 
@@ -331,9 +325,9 @@ UNSUPPORTED: dict[tuple[str, str], tuple[type[Exception], str]] = {
     # GCN adds self-loops: hook_src rows are the layer's own edge list (axis "none"), not the graph's
     # edges, so graph-edge messages are refused; its rows as components (patch_each) are exact
     **{(f, "pyg-gcn"): (ValueError, "axis 'none'.*own edge list")
-       for f in ("message_sweep", "eap-message", "eap_ig-message", "atp_star-k1", "atp_star-k2", "atp_star-kall",
+       for f in ("patch-messages", "eap-message", "eap_ig-message", "atp_star-k1", "atp_star-k2", "atp_star-kall",
                  "audit", "evaluate-zero", "evaluate-resample", "evaluate-mean", "parallel-eap",
-                 "parallel-message_sweep")},
+                 "parallel-patch-messages")},
     # a GRU and a LayerNorm between rounds: rounds after a patched one cannot be recomputed locally
     **{(f, "pyg-salsa"): (NotImplementedError, "use exact_rounds=1")
        for f in ("atp_star-k2", "atp_star-kall", "atp_star-node", "parallel-atp_star")},

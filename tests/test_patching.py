@@ -13,9 +13,10 @@ from hookgnn.nn.wiring import links_of
 from hookgnn.patching import (
     Component,
     MessageEdge,
-    activation_sweep,
-    message_patch,
-    message_sweep,
+    hooks,
+    messages,
+    nodes,
+    patch,
     path_patch,
     round_hooks,
 )
@@ -49,7 +50,7 @@ def mpnn():
 
 def test_noising_sweep_of_node_states_matches_bellman_ford_by_hand(bf):
     model, g, corr, metric, v, T = bf
-    scores = activation_sweep(model, g, corr, metric, round_hooks(model, "update"), direction="noising")
+    scores = patch(model, g, corr, metric, nodes(model, "update"), direction="noising")
     corr_states = bellman_ford(corr, T)
     expected = np.zeros((T, g.num_nodes))
     for t in range(T):
@@ -66,7 +67,7 @@ def test_noising_sweep_of_node_states_matches_bellman_ford_by_hand(bf):
 def test_single_message_patch_matches_hand_computation(bf):
     model, g, corr, metric, v, T = bf
     corr_states = bellman_ford(corr, T)
-    sweep = message_sweep(model, g, corr, metric, direction="noising")  # corrupted messages into the clean run
+    sweep = patch(model, g, corr, metric, messages(model), direction="noising")  # corrupted messages into the clean run
     src = g.edge_index[0].tolist()
     baseline = bellman_ford(g, T)[-1][v]
     for t in range(T):
@@ -74,7 +75,8 @@ def test_single_message_patch_matches_hand_computation(bf):
             want = bellman_ford(g, T, message_override={(t, e): corr_states[t][src[e]]})[-1][v]
             assert sweep["layers.%d.hook_src" % t][e] == pytest.approx(want - baseline, abs=1e-3)
     t, e = T - 1, 3
-    one = message_patch(model, g, corr, metric, [MessageEdge(t, e, src[e], int(g.edge_index[1, e]))], direction="noising")
+    carrier = [MessageEdge(t, e, src[e], int(g.edge_index[1, e])).carrier]  # the message alone: sender -> itself
+    one = path_patch(model, g, corr, metric, carrier, carrier, freeze=(), direction="noising")
     assert one - sweep.baseline == pytest.approx(float(sweep[f"layers.{t}.hook_src"][e]), abs=1e-5)
     assert no_hooks_left(model)
 
@@ -88,7 +90,8 @@ def test_two_pass_path_patching_equals_message_patching_for_one_edge(bf):
             senders = [Component(state_name(t), u)]
             receivers = [Component(f"layers.{t}.hook_aggregation", w)]
             two_pass = path_patch(model, g, corr, metric, senders, receivers)
-            single = message_patch(model, g, corr, metric, [MessageEdge(t, e, u, w)])
+            carrier = [MessageEdge(t, e, u, w).carrier]
+            single = path_patch(model, g, corr, metric, carrier, carrier, freeze=())
             assert two_pass == pytest.approx(single, abs=1e-4)
     assert no_hooks_left(model)
 
@@ -98,9 +101,9 @@ def test_two_pass_path_patching_equals_message_patching_for_one_edge(bf):
 @pytest.mark.parametrize("direction", ["denoising", "noising"])
 def test_batched_sweep_equals_one_forward_per_patch(mpnn, short, over, direction):
     model, g, corr, metric = mpnn
-    hooks = round_hooks(model, short)
-    loop = activation_sweep(model, g, corr, metric, hooks, over, direction, "loop")
-    batched = activation_sweep(model, g, corr, metric, hooks, over, direction, "batched", copies=5)
+    selection = hooks(model, round_hooks(model, short), over)
+    loop = patch(model, g, corr, metric, selection, direction=direction, method="loop")
+    batched = patch(model, g, corr, metric, selection, direction=direction, method="batched", copies=5)
     assert loop.axes == batched.axes and loop.hooks == batched.hooks
     torch.testing.assert_close(batched.values, loop.values, atol=1e-5, rtol=1e-5)
     assert no_hooks_left(model)
@@ -108,7 +111,7 @@ def test_batched_sweep_equals_one_forward_per_patch(mpnn, short, over, direction
 
 def test_patching_clean_into_clean_changes_nothing(mpnn):
     model, g, _, metric = mpnn
-    s = activation_sweep(model, g, g, metric, round_hooks(model, "message"), "row", "denoising")
+    s = patch(model, g, g, metric, hooks(model, round_hooks(model, "message")), direction="denoising")
     torch.testing.assert_close(s.values, torch.zeros_like(s.values), atol=1e-5 * (1 + abs(s.baseline)), rtol=1e-6)
     assert path_patch(model, g, g, metric, [Component("layers.0.hook_update", 1)],
                       [Component("layers.1.hook_aggregation", 2)]) == pytest.approx(s.baseline, abs=1e-5)
@@ -116,9 +119,9 @@ def test_patching_clean_into_clean_changes_nothing(mpnn):
 
 def test_sweep_axes_follow_hook_axis_not_name(mpnn):
     model, g, corr, metric = mpnn
-    assert activation_sweep(model, g, corr, metric, round_hooks(model, "src")).axes == ("round", "edge")
-    assert activation_sweep(model, g, corr, metric, ["hook_node_embed"]).axes == ("round", "node")
-    assert activation_sweep(model, g, corr, metric, ["hook_edge_embed"], over="feature").axes == ("round", "feature")
+    assert patch(model, g, corr, metric, hooks(model, round_hooks(model, "src"))).axes == ("round", "edge")
+    assert patch(model, g, corr, metric, hooks(model, ["hook_node_embed"])).axes == ("round", "node")
+    assert patch(model, g, corr, metric, hooks(model, ["hook_edge_embed"], over="feature")).axes == ("round", "feature")
 
 
 def test_hooks_removed_when_metric_raises(mpnn):
@@ -129,7 +132,7 @@ def test_hooks_removed_when_metric_raises(mpnn):
 
     for method in ("loop", "batched"):
         with pytest.raises(RuntimeError, match="boom"):
-            activation_sweep(model, g, corr, bad, ["layers.0.hook_update"], method=method)
+            patch(model, g, corr, bad, hooks(model, ["layers.0.hook_update"]), method=method)
         assert no_hooks_left(model)
     with pytest.raises(RuntimeError, match="boom"):
         path_patch(model, g, corr, bad, [Component("layers.0.hook_update", 0)], [Component("layers.1.hook_update", 0)])
@@ -140,7 +143,7 @@ def test_mismatched_structure_is_rejected(mpnn):
     model, g, _, metric = mpnn
     other = Graph(x=g.x, edge_index=g.edge_index.flip(0), edge_attr=g.edge_attr, ptr=g.ptr)
     with pytest.raises(ValueError, match="same edge_index"):
-        activation_sweep(model, g, other, metric, ["layers.0.hook_update"])
+        patch(model, g, other, metric, hooks(model, ["layers.0.hook_update"]))
 
 
 def test_component_masks_and_enumeration():
@@ -180,8 +183,8 @@ def _first_hint(out, graph):
 @pytest.mark.parametrize("encode_hints", [False, True])
 def test_batched_sweep_equals_loop_for_metrics_on_hints_and_for_models_feeding_back_hints(encode_hints):
     model, g, corr = _hint_model(encode_hints)
-    hooks = round_hooks(model, "update")
-    loop = activation_sweep(model, g, corr, _first_hint, hooks, "row", "denoising", "loop")
-    batched = activation_sweep(model, g, corr, _first_hint, hooks, "row", "denoising", "batched", copies=4)
+    states = nodes(model, "update")
+    loop = patch(model, g, corr, _first_hint, states, direction="denoising", method="loop")
+    batched = patch(model, g, corr, _first_hint, states, direction="denoising", method="batched", copies=4)
     torch.testing.assert_close(batched.values, loop.values, atol=1e-5, rtol=1e-5)
     assert no_hooks_left(model)

@@ -175,9 +175,9 @@ def test_eval_and_metamer_threads_option_wins_and_does_not_leak(two_threads, tmp
     path = tmp_path / "bfs.pt"
     save_checkpoint(path, build_model("bfs", d_hidden=4, max_steps=8), "bfs")
     seen = []
-    real_eval, real_metamer = hookgnn.training.evaluate, hookgnn.metamers.metamer
+    real_eval, real_metamer = hookgnn.training.evaluate_model, hookgnn.metamers.metamer
 
-    def evaluate(*args, **kwargs):
+    def evaluate_model(*args, **kwargs):
         seen.append(("eval", torch.get_num_threads()))
         return real_eval(*args, **kwargs)
 
@@ -185,7 +185,7 @@ def test_eval_and_metamer_threads_option_wins_and_does_not_leak(two_threads, tmp
         seen.append(("metamer", torch.get_num_threads()))
         return real_metamer(*args, **kwargs)
 
-    monkeypatch.setattr(hookgnn.training, "evaluate", evaluate)
+    monkeypatch.setattr(hookgnn.training, "evaluate_model", evaluate_model)
     monkeypatch.setattr(hookgnn.metamers, "metamer", metamer)
     for threads in ("1", "2"):
         torch.set_num_threads(3 - int(threads))

@@ -7,7 +7,7 @@ from hookgnn.tasks import get_task
 from hookgnn.training import (
     TrainConfig,
     build_model,
-    evaluate,
+    evaluate_model,
     feature_metrics,
     l1_penalty,
     load_checkpoint,
@@ -85,7 +85,7 @@ def test_evaluate_pointer_and_mask_accuracy_match_brute_force(trained):
     model, _ = trained
     task = get_task("bfs")
     g = task.sample(5, "erdos_renyi", seed=7, n=10, p=0.25)
-    metrics = evaluate(model, task, g)
+    metrics = evaluate_model(model, task, g)
     with torch.no_grad():
         out = model(g, steps=num_rounds(g, "hints"))
     src, dst = g.edge_index

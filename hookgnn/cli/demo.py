@@ -18,18 +18,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.attribution import atp_star, attribution_patch, eap, message_edge_scores
-from hookgnn.circuits import Circuit, evaluate, verify_top
+from hookgnn.attribution import atp_star, attribute, eap, message_edge_scores
+from hookgnn.circuits import Circuit, evaluate, verify
 from hookgnn.graph import Graph
 from hookgnn.metrics import PointerLogProb, faithfulness
 from hookgnn.ops import compiled
 from hookgnn.ops.backend import get_backend
 from hookgnn.ops.threads import auto_threads
-from hookgnn.patching import HookScores, activation_sweep, message_edges, message_sweep, round_hooks
+from hookgnn.patching import HookScores, message_edges, messages, nodes, patch
 from hookgnn.patching.components import MessageEdge
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
-from hookgnn.training import TrainConfig, evaluate as evaluate_model, train
+from hookgnn.training import TrainConfig, evaluate_model, train
 
 ROUNDS = 10
 #: Messages re-scored by exact patching after ranking by AtP* (filter, then verify).
@@ -114,12 +114,13 @@ def _run(out_dir: Path, config: TrainConfig) -> dict[str, float]:
     metric = PointerLogProb(target=clean["pi"], select=select)
 
     print(f"\n3. patch: clean node states into the corrupted run, one (round, node) at a time")
-    hooks = round_hooks(model, "update", range(ROUNDS))
+    states = nodes(model, "update", range(ROUNDS))
+    hooks = list(states.hooks)
     start = time.perf_counter()
-    sweep = activation_sweep(model, clean, corrupted, metric, hooks, steps=ROUNDS)
+    sweep = patch(model, clean, corrupted, metric, states, steps=ROUNDS)
     exact_s = time.perf_counter() - start
     start = time.perf_counter()
-    attr = attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS).rows(hooks)
+    attr = attribute(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS).rows(hooks)
     attr_s = time.perf_counter() - start
     effect = sweep.values  # metric after each patch minus sweep.baseline, as attr.values estimates it
     rho = rank_correlation(effect, attr.values)
@@ -170,9 +171,10 @@ def _score_messages(
     patching and by three estimators, with the seconds each took."""
     hooks = [model.round_hook("hook_src", t) for t in range(ROUNDS)]
     methods = {
-        "exact patching": lambda: message_sweep(model, clean, corrupted, metric, direction="noising", steps=ROUNDS),
-        "attribution (EAP)": lambda: attribution_patch(model, clean, corrupted, metric, names_filter=hooks,
-                                                       direction="noising", steps=ROUNDS).rows(hooks),
+        "exact patching": lambda: patch(model, clean, corrupted, metric, messages(model), direction="noising",
+                                        steps=ROUNDS),
+        "attribution (EAP)": lambda: attribute(model, clean, corrupted, metric, names_filter=hooks,
+                                               direction="noising", steps=ROUNDS).rows(hooks),
         "EAP-IG": lambda: message_edge_scores(eap(model, clean, corrupted, metric, ig_steps=8, direction="noising",
                                                   level="message", steps=ROUNDS)),
         "AtP*": lambda: atp_star(model, clean, corrupted, metric, direction="noising", steps=ROUNDS),
@@ -192,7 +194,7 @@ def _verified_ranking(
     """AtP*, then its top messages re-scored by exact patching: the filter-then-verify ranking."""
     start = time.perf_counter()
     estimate = atp_star(model, clean, corrupted, metric, direction="noising", steps=ROUNDS)
-    verified = verify_top(model, clean, corrupted, metric, estimate, k=VERIFY_TOP, steps=ROUNDS)
+    verified = verify(model, clean, corrupted, metric, estimate, k=VERIFY_TOP, steps=ROUNDS)
     by_carrier = {m.carrier: m for m in universe}
     return [by_carrier[c] for c in verified.ranked], time.perf_counter() - start
 

@@ -189,7 +189,7 @@ def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, ou
                main: bool) -> None:
     """Train; on the main process also evaluate, print and save (``out``)."""
     from hookgnn.ops.threads import auto_threads, graph_work
-    from hookgnn.training import evaluate, train
+    from hookgnn.training import evaluate_model, train
 
     def stopped(model: Any, history: list[dict[str, float]], err: BaseException) -> None:
         if out is not None:  # keep what was trained, whatever stopped it
@@ -208,7 +208,7 @@ def _train_job(args: argparse.Namespace, config: Any, task: Any, graphs: Any, ou
     try:
         if graphs is not None:
             with auto_threads(graph_work(graphs, config.d_hidden), args.threads):
-                metrics = evaluate(model, task, graphs, config.rounds)
+                metrics = evaluate_model(model, task, graphs, config.rounds)
             print(metrics_table(metrics, f"fresh training-distribution graphs ({args.eval_graphs})"))
     finally:  # the model is saved even when evaluating it failed
         if out is not None:
@@ -282,10 +282,10 @@ def _eval(args: argparse.Namespace) -> Job:
 
     def job() -> None:
         from hookgnn.ops.threads import auto_threads, graph_work
-        from hookgnn.training import evaluate
+        from hookgnn.training import evaluate_model
 
         with auto_threads(graph_work(graphs, ckpt.model.d_hidden), args.threads):
-            metrics = evaluate(ckpt.model, task, graphs, args.rounds)
+            metrics = evaluate_model(ckpt.model, task, graphs, args.rounds)
         print(metrics_table(metrics, f"{ckpt.task}: {args.num_graphs} {args.sampler} graphs, n={args.n}"))
         if json_path is not None:
             try:

@@ -4,7 +4,7 @@
   accuracy, KL, distance MSE, output sums, :func:`from_loss`) and :func:`faithfulness`;
 * :mod:`~hookgnn.metrics.targets`: the one rule for metric targets (read from the clean graph);
 * :mod:`~hookgnn.metrics.features`: per-feature evaluation metrics (accuracy, F1, MSE) of a
-  task's outputs and hints, used by :func:`hookgnn.training.evaluate`.
+  task's outputs and hints, used by :func:`hookgnn.training.evaluate_model`.
 """
 
 from hookgnn.metrics.features import feature_metrics, item_correct, pointer_sources, primary_metric
