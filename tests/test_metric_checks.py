@@ -1,4 +1,4 @@
-"""Metric and circuit helpers never return a silent wrong number: shapes, faithfulness, top_n, recall."""
+"""Metric and circuit helpers never return a silent wrong number: shapes, faithfulness, select, recall."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.attribution import attribution_patch
-from hookgnn.circuits import above, audit, faithfulness_curve, top_n
+from hookgnn.attribution import attribute
+from hookgnn.circuits import audit, faithfulness_curve, select
 from hookgnn.circuits.verify import top_k_recall
 from hookgnn.metrics import DistanceMSE, MaskAccuracy, OutputSum, PointerLogProb, faithfulness
 from hookgnn.models.base import ModelOutput
-from hookgnn.patching import Component, HookScores, activation_sweep
+from hookgnn.patching import Component, HookScores, hooks, patch
 from hookgnn.spec import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -112,9 +112,9 @@ def unchanged():
 
 def test_audit_and_curve_raise_instead_of_comparing_nan_when_the_circuit_has_no_effect(unchanged):
     model, g, metric = unchanged
-    hooks = ["layers.1.hook_update"]
-    exact = activation_sweep(model, g, g, metric, hooks)
-    est = attribution_patch(model, g, g, metric).rows(hooks)
+    names = ["layers.1.hook_update"]
+    exact = patch(model, g, g, metric, hooks(model, names))
+    est = attribute(model, g, g, metric).rows(names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=r"audit cannot size circuits.*m_full = .*m_corrupted = "):
@@ -124,26 +124,26 @@ def test_audit_and_curve_raise_instead_of_comparing_nan_when_the_circuit_has_no_
         faithfulness_curve(model, g, g, metric, universe, [1, 2], universe)
 
 
-# ------------------------------------------------------------------ top_n
-def test_top_n_never_pads_with_zero_scores():
-    assert top_n({"a": 0.0, "b": 2.0, "c": 0.0, "d": 0.0}, 3) == ["b"]
-    assert top_n({"a": 0.0, "b": -2.0, "c": 1.0, "d": 0.0}, 3) == ["b", "c"]
-    assert top_n({"a": -1.0, "b": 2.0, "c": 0.0}, 3, absolute=False) == ["b"]
-    assert top_n({"a": 0.0}, 1) == []
+# ----------------------------------------------------------------- select
+def test_select_n_never_pads_with_zero_scores():
+    assert select({"a": 0.0, "b": 2.0, "c": 0.0, "d": 0.0}, n=3) == ["b"]
+    assert select({"a": 0.0, "b": -2.0, "c": 1.0, "d": 0.0}, n=3) == ["b", "c"]
+    assert select({"a": -1.0, "b": 2.0, "c": 0.0}, n=3, absolute=False) == ["b"]
+    assert select({"a": 0.0}, n=1) == []
 
 
-def test_top_n_keeps_the_order_of_ties_and_the_best_first():
-    assert top_n({"a": 1.0, "b": -3.0, "c": 3.0, "d": 2.0}, 3) == ["b", "c", "d"]
+def test_select_n_keeps_the_order_of_ties_and_the_best_first():
+    assert select({"a": 1.0, "b": -3.0, "c": 3.0, "d": 2.0}, n=3) == ["b", "c", "d"]
 
 
-def test_top_n_and_above_raise_on_nan_scores():
-    for fn in (lambda s: top_n(s, 1), lambda s: above(s, 0.0)):
+def test_select_by_n_and_by_threshold_raise_on_nan_scores():
+    for fn in (lambda s: select(s, n=1), lambda s: select(s, threshold=0.0)):
         with pytest.raises(ValueError, match="'b' is NaN"):
             fn({"a": 1.0, "b": float("nan")})
 
 
-def test_above_still_ranks_zero_scores_above_a_negative_threshold():
-    assert above({"a": 0.0, "b": -2.0, "c": 1.0}, -1.0, absolute=False) == ["c", "a"]
+def test_select_threshold_still_ranks_zero_scores_above_a_negative_threshold():
+    assert select({"a": 0.0, "b": -2.0, "c": 1.0}, threshold=-1.0, absolute=False) == ["c", "a"]
 
 
 # ----------------------------------------------------------------- recall
@@ -175,9 +175,9 @@ def test_audit_recall_against_an_all_zero_exact_sweep_is_nan_not_a_number(unchan
     model, g, metric = unchanged
     torch.manual_seed(4)
     corr = g.replace(x=torch.randn(4, 1))
-    hooks = ["layers.1.hook_update"]
-    est = attribution_patch(model, g, corr, metric).rows(hooks)
-    zero = HookScores(torch.zeros(1, 4), tuple(hooks), ("round", "node"), est.baseline, direction=est.direction)
+    names = ["layers.1.hook_update"]
+    est = attribute(model, g, corr, metric).rows(names)
+    zero = HookScores(torch.zeros(1, 4), tuple(names), ("round", "node"), est.baseline, direction=est.direction)
     with pytest.warns(UserWarning, match="every exact effect is zero"):
         result = audit(model, g, corr, metric, est, zero, k=3, warn_below=-2.0)
     assert math.isnan(result.recall_at_k) and result.k == 0

@@ -17,20 +17,12 @@ from hypothesis import strategies as st
 from strategies import batches
 
 from hookgnn import Graph, HookedGNN, parallel
-from hookgnn.attribution import atp_star, attribution_patch, eap, integrated_gradients, integrated_gradients_at
-from hookgnn.circuits import Circuit, audit, evaluate, faithfulness_curve, verify_top
+from hookgnn.attribution import atp_star, attribute, eap, integrated_gradients_at
+from hookgnn.circuits import Circuit, audit, evaluate, faithfulness_curve, verify
 from hookgnn.graph import Field
 from hookgnn.metrics import PointerLogProb
 from hookgnn.metrics.targets import clean_targets, with_clean_fields
-from hookgnn.patching import (
-    Component,
-    activation_sweep,
-    message_patch,
-    message_sweep,
-    patch_each,
-    path_patch,
-    round_hooks,
-)
+from hookgnn.patching import Component, messages, nodes, patch, patch_each, path_patch, round_hooks
 from hookgnn.patching.components import MessageEdge, message_hooks
 from hookgnn.spec import FeatureSpec
 
@@ -81,30 +73,32 @@ def _hooks(model):
     return round_hooks(model, "update")
 
 
-def _messages(model, g):
+def _carriers(model, g):
+    """Four single messages as components: each message's sender state as that edge reads it."""
     src, dst = g.edge_index.tolist()
-    return [MessageEdge(t, e, src[e], dst[e], message_hooks(model, t)) for t in (0, 2) for e in (1, 7)]
+    return [MessageEdge(t, e, src[e], dst[e], message_hooks(model, t)).carrier for t in (0, 2) for e in (1, 7)]
 
 
 # Each entry: (name, function of (model, clean, corrupted, metric, direction) -> a tensor of numbers).
 RUNS = {
-    "activation_sweep batched": lambda m, c, x, met, d: activation_sweep(m, c, x, met, _hooks(m), direction=d,
-                                                                         copies=4).effects().values,
-    "activation_sweep loop": lambda m, c, x, met, d: activation_sweep(m, c, x, met, _hooks(m), direction=d,
-                                                                      method="loop").effects().values,
-    "activation_sweep baseline": lambda m, c, x, met, d: torch.tensor(
-        activation_sweep(m, c, x, met, _hooks(m), direction=d).baseline),
-    "message_sweep": lambda m, c, x, met, d: message_sweep(m, c, x, met, direction=d).effects().values,
+    "patch nodes batched": lambda m, c, x, met, d: patch(m, c, x, met, nodes(m, "update"), direction=d,
+                                                         copies=4).effects().values,
+    "patch nodes loop": lambda m, c, x, met, d: patch(m, c, x, met, nodes(m, "update"), direction=d,
+                                                      method="loop").effects().values,
+    "patch nodes baseline": lambda m, c, x, met, d: torch.tensor(
+        patch(m, c, x, met, nodes(m, "update"), direction=d).baseline),
+    "patch messages": lambda m, c, x, met, d: patch(m, c, x, met, messages(m), direction=d).effects().values,
     "patch_each": lambda m, c, x, met, d: patch_each(
         m, c, x, met, [Component("layers.1.hook_update", i) for i in range(4)], direction=d),
-    "message_patch": lambda m, c, x, met, d: torch.tensor(message_patch(m, c, x, met, _messages(m, c), direction=d)),
+    "path_patch messages": lambda m, c, x, met, d: torch.tensor(path_patch(
+        m, c, x, met, _carriers(m, c), _carriers(m, c), freeze=(), direction=d)),
     "path_patch": lambda m, c, x, met, d: torch.tensor(path_patch(
         m, c, x, met, [Component("layers.0.hook_update", 2)], [Component("layers.2.hook_aggregation", 3)],
         direction=d)),
-    "attribution_patch": lambda m, c, x, met, d: attribution_patch(m, c, x, met, direction=d).rows(
+    "attribute": lambda m, c, x, met, d: attribute(m, c, x, met, direction=d).rows(
         _hooks(m)).effects().values,
-    "integrated_gradients streamed": lambda m, c, x, met, d: integrated_gradients(
-        m, c, x, met, 4, direction=d, keep="rows").rows(_hooks(m)).effects().values,
+    "attribute ig streamed": lambda m, c, x, met, d: attribute(
+        m, c, x, met, ig_steps=4, direction=d, keep="rows").rows(_hooks(m)).effects().values,
     "integrated_gradients_at": lambda m, c, x, met, d: integrated_gradients_at(
         m, c, x, met, "layers.1.hook_update", 4, direction=d).rows(["layers.1.hook_update"]).effects().values,
     "eap": lambda m, c, x, met, d: eap(m, c, x, met, ig_steps=2, direction=d, level="message").scores,
@@ -112,12 +106,12 @@ RUNS = {
     "evaluate": lambda m, c, x, met, d: torch.tensor(evaluate(
         m, c, x, met, Circuit(frozenset({Component("layers.1.hook_update", 0)})),
         [Component("layers.1.hook_update", i) for i in range(6)])),
-    "verify_top": lambda m, c, x, met, d: torch.tensor(list(verify_top(
-        m, c, x, met, attribution_patch(m, c, x, met, direction=d).rows(_hooks(m)), k=5).exact.values())),
-    "parallel.activation_sweep": lambda m, c, x, met, d: parallel.activation_sweep(
-        m, [(c, x), (c, x)], met, _hooks(m), direction=d).effects().values,
-    "parallel.eap": lambda m, c, x, met, d: parallel.eap(m, [(c, x)], met, ig_steps=2, direction=d,
-                                                         level="message").scores,
+    "verify": lambda m, c, x, met, d: torch.tensor(list(verify(
+        m, c, x, met, attribute(m, c, x, met, direction=d).rows(_hooks(m)), k=5).exact.values())),
+    "parallel.over_pairs patch": lambda m, c, x, met, d: parallel.over_pairs(
+        patch, m, [(c, x), (c, x)], met, components=nodes(m, "update"), direction=d).effects().values,
+    "parallel.over_pairs eap": lambda m, c, x, met, d: parallel.over_pairs(
+        eap, m, [(c, x)], met, ig_steps=2, direction=d, level="message").scores,
 }
 
 
@@ -141,8 +135,8 @@ def test_faithfulness_curve_and_audit_read_clean_targets(pair):
     hooks = ["layers.1.hook_update"]
 
     def run(met):
-        est = attribution_patch(model, clean, corrupted, met).rows(hooks)
-        exact = activation_sweep(model, clean, corrupted, met, hooks)
+        est = attribute(model, clean, corrupted, met).rows(hooks)
+        exact = patch(model, clean, corrupted, met, nodes(model, "update", [1]))
         return audit(model, clean, corrupted, met, est, exact, k=3, warn_below=-2.0)
 
     a, b = run(field), run(tensor)
@@ -159,7 +153,7 @@ def test_sweep_baseline_is_the_unpatched_base_run_against_clean_targets_by_hand(
     with torch.no_grad():
         logits = model(base)["pi"]
     want = _hand_log_prob(logits, clean["pi"], clean.edge_index, clean.num_nodes)
-    got = activation_sweep(model, clean, corrupted, PointerLogProb("pi"), _hooks(model), direction=direction)
+    got = patch(model, clean, corrupted, PointerLogProb("pi"), nodes(model, "update"), direction=direction)
     assert got.baseline == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 

@@ -15,7 +15,7 @@ from handbuilt import no_hooks_left
 from test_attribution import SPEC, LinearSum
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.attribution import atp_star, attribution_patch, eap, integrated_gradients, message_edge_scores
+from hookgnn.attribution import atp_star, attribute, eap, message_edge_scores
 from hookgnn.metrics import OutputSum
 from hookgnn.patching import (
     Attribution,
@@ -23,8 +23,9 @@ from hookgnn.patching import (
     EdgeScores,
     HookScores,
     MessageEdge,
-    activation_sweep,
-    message_sweep,
+    messages,
+    nodes,
+    patch,
     patch_each,
     round_hooks,
 )
@@ -102,12 +103,10 @@ def test_exact_sweeps_are_effects_of_a_plain_torch_patch(direction: str) -> None
     model = _model()
     clean, corrupted = _pair()
     base, source = (corrupted, clean) if direction == "denoising" else (clean, corrupted)
-    for short, sweep in (("update", lambda hooks: activation_sweep(model, clean, corrupted, METRIC, hooks,
-                                                                     direction=direction)),
-                         ("src", lambda hooks: message_sweep(model, clean, corrupted, METRIC, direction=direction))):
+    for short, selection in (("update", nodes(model, "update")), ("src", messages(model))):
         hooks = round_hooks(model, short)
         want, unpatched = _plain_effects(model, base, source, hooks)
-        got = sweep(hooks)
+        got = patch(model, clean, corrupted, METRIC, selection, direction=direction)
         assert got.hooks == tuple(hooks) and got.direction == direction
         assert got.baseline == pytest.approx(unpatched, rel=1e-6, abs=1e-6)
         assert float(want.abs().max()) > 1e-3  # the patches do something
@@ -124,15 +123,15 @@ def test_every_result_of_a_pair_keeps_the_same_baseline() -> None:
     model = _model()
     clean, corrupted = _pair()
     carriers = round_hooks(model, "src")
-    exact = message_sweep(model, clean, corrupted, METRIC)
+    exact = patch(model, clean, corrupted, METRIC, messages(model))
     unpatched = _plain_metric(model, corrupted)  # denoising: the corrupted run is the one patched
     results = {
-        "activation_sweep": activation_sweep(model, clean, corrupted, METRIC, round_hooks(model, "update")),
-        "attribution_patch rows": attribution_patch(model, clean, corrupted, METRIC).rows(carriers),
-        "attribution_patch keep=rows": attribution_patch(model, clean, corrupted, METRIC, keep="rows"),
-        "attribution_patch keep=features": attribution_patch(model, clean, corrupted, METRIC, keep="features"),
-        "EAP-IG": integrated_gradients(model, clean, corrupted, METRIC, 3),
-        "EAP-IG keep=entries": integrated_gradients(model, clean, corrupted, METRIC, 3, keep="entries"),
+        "patch nodes": patch(model, clean, corrupted, METRIC, nodes(model, "update")),
+        "attribute rows": attribute(model, clean, corrupted, METRIC).rows(carriers),
+        "attribute keep=rows": attribute(model, clean, corrupted, METRIC, keep="rows"),
+        "attribute keep=features": attribute(model, clean, corrupted, METRIC, keep="features"),
+        "EAP-IG": attribute(model, clean, corrupted, METRIC, ig_steps=3),
+        "EAP-IG keep=entries": attribute(model, clean, corrupted, METRIC, ig_steps=3, keep="entries"),
         "eap": eap(model, clean, corrupted, METRIC),
         "eap messages": message_edge_scores(eap(model, clean, corrupted, METRIC, level="message")),
         "atp_star": atp_star(model, clean, corrupted, METRIC),
@@ -147,8 +146,8 @@ def test_every_result_of_a_pair_keeps_the_same_baseline() -> None:
 def test_atp_star_with_every_round_exact_equals_exact_values() -> None:
     model = _model("minagg")
     clean, corrupted = _pair(1)
-    for level, exact in (("message", message_sweep(model, clean, corrupted, METRIC)),
-                         ("node", activation_sweep(model, clean, corrupted, METRIC, round_hooks(model, "update")))):
+    for level, exact in (("message", patch(model, clean, corrupted, METRIC, messages(model))),
+                         ("node", patch(model, clean, corrupted, METRIC, nodes(model, "update")))):
         star = atp_star(model, clean, corrupted, METRIC, exact_rounds=ROUNDS, level=level)
         assert star.hooks == exact.hooks and star.baseline == pytest.approx(exact.baseline, rel=1e-6, abs=1e-6)
         assert float(exact.values.abs().max()) > 1e-3
@@ -160,11 +159,11 @@ def test_estimates_compare_raw_with_exact_values_where_they_are_exact() -> None:
     model = _model(LinearSum)
     clean, corrupted = _pair(2)
     carriers = round_hooks(model, "src")
-    exact = message_sweep(model, clean, corrupted, METRIC)
+    exact = patch(model, clean, corrupted, METRIC, messages(model))
     scores = eap(model, clean, corrupted, METRIC, level="message")
     assert isinstance(scores, EdgeScores)
-    for estimate in (attribution_patch(model, clean, corrupted, METRIC).rows(carriers),
-                     attribution_patch(model, clean, corrupted, METRIC, keep="rows").rows(carriers),
+    for estimate in (attribute(model, clean, corrupted, METRIC).rows(carriers),
+                     attribute(model, clean, corrupted, METRIC, keep="rows").rows(carriers),
                      message_edge_scores(scores)):
         assert float(exact.values.abs().max()) > 1e-3
         _close(estimate.values, exact.values, exact.baseline)
@@ -188,10 +187,9 @@ def test_attribution_fields_mean_one_thing_whatever_keep() -> None:
     model = _model()
     clean, corrupted = _pair()
     hook = "layers.1.hook_update"
-    full = attribution_patch(model, clean, corrupted, METRIC)
+    full = attribute(model, clean, corrupted, METRIC)
     entries = full.entries(hook)
-    kept = {keep: attribution_patch(model, clean, corrupted, METRIC, keep=keep) for keep in ("entries", "rows",
-                                                                                            "features")}
+    kept = {keep: attribute(model, clean, corrupted, METRIC, keep=keep) for keep in ("entries", "rows", "features")}
     tol = {"rtol": 1e-5, "atol": 1e-6 * (1 + float(entries.abs().max()))}
     torch.testing.assert_close(kept["entries"].by_entry[hook], entries, **tol)
     for keep in ("rows",):
