@@ -16,12 +16,12 @@ from handbuilt import no_hooks_left
 from test_attribution import SPEC, LinearSum, _graphs
 
 from hookgnn import HookedGNN
-from hookgnn.attribution import attribution_patch, integrated_gradients
+from hookgnn.attribution import attribute
 from hookgnn.attribution.streamed import check_keep
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.metrics import OutputSum
 from hookgnn.outpaths import OutputPathError
-from hookgnn.patching import activation_sweep, round_hooks
+from hookgnn.patching import hooks, patch, round_hooks
 
 KEEPS = ("entries", "rows", "features")
 
@@ -41,10 +41,10 @@ def test_kept_products_equal_those_of_keep_all(processor: str, ig_steps: int, tm
     model = HookedGNN(processor, d_hidden=6, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
     g, corr = _graphs(4)
     metric = OutputSum("d")
-    full = integrated_gradients(model, g, corr, metric, ig_steps, chunk=2)
+    full = attribute(model, g, corr, metric, ig_steps=ig_steps, chunk=2)
     for keep in KEEPS:
         for offload in (None, tmp_path / "spill"):
-            got = integrated_gradients(model, g, corr, metric, ig_steps, keep=keep, offload=offload, chunk=2)
+            got = attribute(model, g, corr, metric, ig_steps=ig_steps, keep=keep, offload=offload, chunk=2)
             assert list(got.axes.items()) == list(full.axes.items()) and got.keep == keep
             assert got.baseline == pytest.approx(full.baseline, rel=1e-6, abs=1e-6)
             for field in ("by_entry", "by_row", "by_feature"):
@@ -65,10 +65,10 @@ def test_kept_rows_equal_exact_patching_on_a_linear_model(keep: str) -> None:
     torch.manual_seed(1)
     model = HookedGNN(LinearSum, d_hidden=5, node_in=2, edge_in=1, spec=SPEC, max_steps=3, tie_weights=False)
     g, corr = _graphs()
-    hooks = round_hooks(model, "message")
-    exact = activation_sweep(model, g, corr, OutputSum("d"), hooks)
-    attr = attribution_patch(model, g, corr, OutputSum("d"), keep=keep, names_filter=hooks)
-    torch.testing.assert_close(attr.rows(hooks).values, exact.values, atol=1e-4, rtol=1e-4)
+    names = round_hooks(model, "message")
+    exact = patch(model, g, corr, OutputSum("d"), hooks(model, names))
+    attr = attribute(model, g, corr, OutputSum("d"), keep=keep, names_filter=names)
+    torch.testing.assert_close(attr.rows(names).values, exact.values, atol=1e-4, rtol=1e-4)
     assert attr.baseline == pytest.approx(exact.baseline, rel=1e-6, abs=1e-6)
 
 
@@ -83,8 +83,8 @@ def test_a_pyg_model_calling_one_conv_twice() -> None:
     clean, corrupted = _pair()
     model = from_pyg(Net().eval(), example=clean)
     metric = from_loss(torch.nn.functional.mse_loss, target="y")
-    full = attribution_patch(model, clean, corrupted, metric)
-    got = attribution_patch(model, clean, corrupted, metric, keep="rows")
+    full = attribute(model, clean, corrupted, metric)
+    got = attribute(model, clean, corrupted, metric, keep="rows")
     for hook in full.axes:
         torch.testing.assert_close(got.by_row[hook], full.row_sums(hook), rtol=1e-5, atol=1e-6)
 
@@ -92,19 +92,19 @@ def test_a_pyg_model_calling_one_conv_twice() -> None:
 def test_what_a_kept_attribution_lacks_is_named() -> None:
     model = HookedGNN("mpnn", d_hidden=4, node_in=2, edge_in=1, spec=SPEC, max_steps=2)
     g, corr = _graphs()
-    features = attribution_patch(model, g, corr, OutputSum("d"), keep="features")
+    features = attribute(model, g, corr, OutputSum("d"), keep="features")
     with pytest.raises(ValueError, match="keep='features', which keeps no row sums"):
         features.rows(["layers.0.hook_update"])
     with pytest.raises(ValueError, match="keep='features', which keeps no entries"):
         features.entries("layers.0.hook_update")
-    rows = attribution_patch(model, g, corr, OutputSum("d"), keep="rows")
+    rows = attribute(model, g, corr, OutputSum("d"), keep="rows")
     with pytest.raises(ValueError, match="keep='rows', which keeps no entries; rerun it with keep='all' or 'entries'"):
         rows.entries("layers.0.hook_update")
     assert rows.features(["layers.0.hook_update"]).axes == ("round", "feature")  # rows keep feature sums too
     with pytest.raises(ValueError, match="keep must be one of"):
         check_keep("row", None)  # (a call with keep="row" is refused by the type checker first in the tests)
     with pytest.raises(ValueError, match="offload= needs keep"):
-        attribution_patch(model, g, corr, OutputSum("d"), offload="/tmp")
+        attribute(model, g, corr, OutputSum("d"), offload="/tmp")
 
 
 def test_an_offload_folder_that_cannot_be_written_fails_before_any_work(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_an_offload_folder_that_cannot_be_written_fails_before_any_work(tmp_path
     calls = []
     model.add_hook("hook_node_embed", lambda t, hook: calls.append(1), is_permanent=True)
     with pytest.raises(OutputPathError, match="is a file"):
-        attribution_patch(model, g, corr, OutputSum("d"), keep="rows", offload=blocker / "spill")
+        attribute(model, g, corr, OutputSum("d"), keep="rows", offload=blocker / "spill")
     assert calls == []
 
 
@@ -127,7 +127,7 @@ def test_hooks_and_parameters_restored_when_the_metric_raises() -> None:
         raise RuntimeError("metric failed")
 
     with pytest.raises(RuntimeError, match="metric failed"):
-        attribution_patch(model, g, corr, broken, keep="entries")
+        attribute(model, g, corr, broken, keep="entries")
     assert no_hooks_left(model)
     assert all(p.requires_grad for p in model.parameters())
 

@@ -8,11 +8,11 @@ from handbuilt import no_hooks_left
 from scipy.stats import spearmanr
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.attribution import atp_star, attribution_patch
-from hookgnn.circuits import Circuit, audit, evaluate, spearman, verify_top
+from hookgnn.attribution import atp_star, attribute
+from hookgnn.circuits import Circuit, audit, evaluate, spearman, verify
 from hookgnn.circuits.verify import message_edges_of
 from hookgnn.metrics import OutputSum, faithfulness
-from hookgnn.patching import Component, HookScores, activation_sweep, message_sweep, patch_each, round_hooks
+from hookgnn.patching import Component, HookScores, messages, nodes, patch, patch_each, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}
@@ -47,7 +47,7 @@ def test_spearman_equals_scipy_with_ties():
 def test_patch_each_equals_the_sweep_entries(setting):
     model, g, corr, metric = setting
     hooks = round_hooks(model, "update")
-    sweep = activation_sweep(model, g, corr, metric, hooks)
+    sweep = patch(model, g, corr, metric, nodes(model, "update"))
     comps = [Component(hooks[2], 4), Component(hooks[0], 1), Component(hooks[1], 6)]
     got = patch_each(model, g, corr, metric, comps)
     want = torch.tensor([float(sweep[c.hook][c.index]) for c in comps], dtype=torch.float64)
@@ -56,12 +56,12 @@ def test_patch_each_equals_the_sweep_entries(setting):
         patch_each(model, g, corr, metric, [Component(hooks[0], None, 1)])
 
 
-def test_verify_top_returns_exact_effects_for_the_head_of_the_ranking(setting):
+def test_verify_returns_exact_effects_for_the_top_k_of_the_ranking(setting):
     model, g, corr, metric = setting
-    exact = message_sweep(model, g, corr, metric)
-    estimate = attribution_patch(model, g, corr, metric).rows(round_hooks(model, "src"))
+    exact = patch(model, g, corr, metric, messages(model))
+    estimate = attribute(model, g, corr, metric).rows(round_hooks(model, "src"))
     k = 10
-    verified = verify_top(model, g, corr, metric, estimate, k=k)
+    verified = verify(model, g, corr, metric, estimate, k=k)
     assert len(verified.exact) == k and len(verified.ranked) == exact.values.numel()
     by_estimate = sorted(verified.ranked, key=lambda c: -abs(float(estimate[c.hook][c.index])))[:k]
     assert set(verified.exact) == set(by_estimate)
@@ -74,7 +74,7 @@ def test_verify_top_returns_exact_effects_for_the_head_of_the_ranking(setting):
 
 def test_audit_measures_agreement_against_exact_patching(setting):
     model, g, corr, metric = setting
-    exact = message_sweep(model, g, corr, metric)
+    exact = patch(model, g, corr, metric, messages(model))
     est = atp_star(model, g, corr, metric, exact_rounds=3)  # exact: the audit must say so
     a, b = est.effects().values.flatten(), exact.effects().values.flatten()
     torch.testing.assert_close(a, b, rtol=1e-5, atol=_atol(model, g, metric))  # equal up to float32 rounding
@@ -96,7 +96,7 @@ def test_audit_measures_agreement_against_exact_patching(setting):
 
 def test_audit_warns_when_agreement_is_low_and_refuses_mixed_directions(setting):
     model, g, corr, metric = setting
-    exact = message_sweep(model, g, corr, metric)
+    exact = patch(model, g, corr, metric, messages(model))
     noise = HookScores(torch.randn(exact.values.shape, generator=torch.Generator().manual_seed(1)), exact.hooks,
                        exact.axes, exact.baseline)
     with pytest.warns(UserWarning, match="agrees poorly with exact patching"):
@@ -104,4 +104,4 @@ def test_audit_warns_when_agreement_is_low_and_refuses_mixed_directions(setting)
     a, b = noise.values.flatten().numpy(), exact.values.flatten().numpy()
     assert result.spearman == pytest.approx(spearmanr(a, b).statistic, abs=1e-9)
     with pytest.raises(ValueError, match="different patching directions"):
-        audit(model, g, corr, metric, noise, message_sweep(model, g, corr, metric, direction="noising"))
+        audit(model, g, corr, metric, noise, patch(model, g, corr, metric, messages(model), direction="noising"))
