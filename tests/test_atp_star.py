@@ -11,10 +11,10 @@ from strategies import graphs
 from torch import nn
 
 from hookgnn import Graph, HookedGNN, HookedMessagePassing
-from hookgnn.attribution import atp_star, attribution_patch
+from hookgnn.attribution import atp_star, attribute
 from hookgnn.attribution.atp_star import replace_one
 from hookgnn.metrics import OutputSum
-from hookgnn.patching import activation_sweep, message_sweep, round_hooks
+from hookgnn.patching import messages, nodes, patch, round_hooks
 from hookgnn.spec import FeatureSpec
 
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}
@@ -69,12 +69,12 @@ def _corrupt(g: Graph, seed: int) -> Graph:
 @pytest.mark.parametrize("processor", [*PROCESSORS, MaxOfRelu])
 @settings(max_examples=8)
 @given(g=graphs(min_nodes=1, max_nodes=6, max_edges=12, node_features=2, edge_features=2), seed=st.integers(0, 99))
-def test_all_rounds_exact_equals_message_sweep_on_random_graphs(processor, g, seed):
+def test_all_rounds_exact_equals_exact_message_patching_on_random_graphs(processor, g, seed):
     rounds = 3
     model = _model(processor, rounds, seed=seed)
     corr = _corrupt(g, seed)
     metric = OutputSum("d")
-    exact = message_sweep(model, g, corr, metric).values
+    exact = patch(model, g, corr, metric, messages(model)).values
     est = atp_star(model, g, corr, metric, exact_rounds=rounds).values
     torch.testing.assert_close(est, exact, atol=2e-5, rtol=1e-4)
     assert no_hooks_left(model)
@@ -88,7 +88,7 @@ def test_all_rounds_exact_equals_node_sweep_on_random_graphs(processor, g, seed)
     model = _model(processor, rounds, seed=seed)
     corr = _corrupt(g, seed)
     metric = OutputSum("d")
-    exact = activation_sweep(model, g, corr, metric, round_hooks(model, "update")).values
+    exact = patch(model, g, corr, metric, nodes(model, "update")).values
     est = atp_star(model, g, corr, metric, exact_rounds=rounds, level="node").values
     torch.testing.assert_close(est, exact, atol=2e-5, rtol=1e-4)
 
@@ -97,7 +97,7 @@ def test_the_last_round_is_exact_with_one_exact_round():
     g = Graph(x=torch.randn(7, 2), edge_index=torch.randint(0, 7, (2, 20)), edge_attr=torch.randn(20, 2))
     model = _model("mpnn", 3, seed=1)
     corr = _corrupt(g, 1)
-    exact = message_sweep(model, g, corr, OutputSum("d")).values
+    exact = patch(model, g, corr, OutputSum("d"), messages(model)).values
     est = atp_star(model, g, corr, OutputSum("d"), exact_rounds=1).values
     torch.testing.assert_close(est[-1], exact[-1], atol=2e-5, rtol=1e-4)
     assert exact[-1].abs().max() > 1e-2
@@ -110,7 +110,7 @@ def test_sum_and_mean_with_linear_rounds_are_exact_with_one_exact_round(aggr):
                       max_steps=4, tie_weights=False)
     g = Graph(x=torch.randn(6, 2), edge_index=torch.randint(0, 6, (2, 15)), edge_attr=torch.randn(15, 2))
     corr = _corrupt(g, 3)
-    exact = message_sweep(model, g, corr, OutputSum("d")).values
+    exact = patch(model, g, corr, OutputSum("d"), messages(model)).values
     est = atp_star(model, g, corr, OutputSum("d"), exact_rounds=1).values
     torch.testing.assert_close(est, exact, atol=1e-4, rtol=1e-4)
     assert exact.abs().max() > 1e-2
@@ -137,7 +137,7 @@ def test_a_losing_message_that_becomes_the_minimum_is_scored_exactly(rounds):
     base = bellman_ford(corrupted, rounds)[-1][3]
     assert hand - base == pytest.approx(-0.4, abs=1e-5)
     est = atp_star(model, clean, corrupted, metric)
-    attr = attribution_patch(model, clean, corrupted, metric).rows(round_hooks(model, "src"))
+    attr = attribute(model, clean, corrupted, metric).rows(round_hooks(model, "src"))
     assert float(est[f"layers.{t}.hook_src"][edge]) == pytest.approx(hand - base, abs=1e-4)
     assert float(attr[f"layers.{t}.hook_src"][edge]) == 0.0
 

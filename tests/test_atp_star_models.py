@@ -1,6 +1,6 @@
 """AtP* on models that are not a HookedGNN: wrapped PyG models and HookedGNN.from_layers.
 
-Reference: exact patching of the same model (``message_sweep`` / ``activation_sweep``),
+Reference: exact patching of the same model (``patch`` of ``messages`` / of the node states),
 which patches through the model's own hook points.
 """
 
@@ -16,7 +16,7 @@ from torch import nn
 from hookgnn import Graph, HookedGNN
 from hookgnn.attribution import atp_star
 from hookgnn.nn import MLPConv
-from hookgnn.patching import activation_sweep, message_sweep, round_hooks
+from hookgnn.patching import hooks, messages, patch, round_hooks
 
 gnn = pytest.importorskip("torch_geometric.nn")
 import hookgnn  # noqa: E402
@@ -72,11 +72,11 @@ def _pair(g: Graph, seed: int) -> Graph:
 
 @settings(max_examples=6, deadline=None)
 @given(g=graphs(min_nodes=1, max_nodes=6, max_edges=12, node_features=3, edge_features=None), seed=st.integers(0, 99))
-def test_recurrent_pyg_conv_with_every_round_exact_equals_message_sweep(g, seed):
+def test_recurrent_pyg_conv_with_every_round_exact_equals_exact_message_patching(g, seed):
     torch.manual_seed(seed)
     hooked = hookgnn.from_pyg(Recurrent(), example=g)
     corr = _pair(g, seed)
-    exact = message_sweep(hooked, g, corr, node_sum).values
+    exact = patch(hooked, g, corr, node_sum, messages(hooked)).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum, exact_rounds=3).values, exact, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
 
@@ -86,7 +86,7 @@ def test_code_between_rounds_that_is_not_traced_allows_one_exact_round_only():
     g = Graph(x=torch.randn(5, 3), edge_index=torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]]))
     corr = _pair(g, 0)
     hooked = hookgnn.from_pyg(Recurrent(scale=2.0), example=g)
-    exact = message_sweep(hooked, g, corr, node_sum).values
+    exact = patch(hooked, g, corr, node_sum, messages(hooked)).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
     with pytest.raises(NotImplementedError, match="use exact_rounds=1"):
         atp_star(hooked, g, corr, node_sum, exact_rounds=2)
@@ -97,7 +97,7 @@ def test_gat_messages_patch_through_the_same_carrier_as_the_exact_sweep():
     g = Graph(x=torch.randn(6, 3), edge_index=torch.randint(0, 6, (2, 15)), edge_attr=torch.randn(15, 1))
     corr = _pair(g, 0)
     hooked = hookgnn.from_pyg(TwoGAT(), example=g)
-    exact = message_sweep(hooked, g, corr, node_sum).values
+    exact = patch(hooked, g, corr, node_sum, messages(hooked)).values
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum, exact_rounds=2).values, exact, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(atp_star(hooked, g, corr, node_sum).values[-1], exact[-1], atol=1e-5, rtol=1e-4)
     assert exact.abs().max() > 1e-2
@@ -111,7 +111,7 @@ def test_layers_that_add_self_loops_refuse_message_patches_but_node_patches_are_
     with pytest.raises(ValueError, match="axis 'none'"):
         atp_star(hooked, g, corr, node_sum)
     outs = round_hooks(hooked, "hook_output")
-    exact = activation_sweep(hooked, g, corr, node_sum, outs).values
+    exact = patch(hooked, g, corr, node_sum, hooks(hooked, outs)).values
     got = atp_star(hooked, g, corr, node_sum, level="node", exact_rounds=2).values
     torch.testing.assert_close(got, exact, atol=1e-5, rtol=1e-4)
 
@@ -121,8 +121,8 @@ def test_from_layers_model_with_an_activation_between_rounds_is_exact_with_every
     model = HookedGNN.from_layers([MLPConv(1, 8, d_edge=1), MLPConv(8, 1, d_edge=1)], activation="relu")
     g = Graph(x=torch.randn(7, 1), edge_index=torch.randint(0, 7, (2, 16)), edge_attr=torch.rand(16, 1))
     corr = g.replace(x=torch.randn(7, 1))
-    exact = message_sweep(model, g, corr, node_sum).values
+    exact = patch(model, g, corr, node_sum, messages(model)).values
     torch.testing.assert_close(atp_star(model, g, corr, node_sum, exact_rounds=2).values, exact, atol=1e-6, rtol=1e-4)
-    nodes = activation_sweep(model, g, corr, node_sum, round_hooks(model, "update")).values
+    nodes = patch(model, g, corr, node_sum, hooks(model, round_hooks(model, "update"))).values
     torch.testing.assert_close(atp_star(model, g, corr, node_sum, level="node", exact_rounds=2).values, nodes,
                                atol=1e-6, rtol=1e-4)

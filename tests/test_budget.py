@@ -11,8 +11,7 @@ from test_attribution import SPEC, _graphs
 
 from hookgnn import Graph, HookedGNN
 from hookgnn.metrics import OutputSum
-from hookgnn.patching import activation_sweep, message_sweep, nodes, patch, round_hooks
-from hookgnn.patching import messages as message_rows
+from hookgnn.patching import messages, nodes, patch
 from hookgnn.patching.budget import ROUND_FACTOR, bytes_per_copy, copies_within, parse_bytes
 
 
@@ -51,24 +50,24 @@ def _one_forward_per_patch() -> tuple[torch.Tensor, float, torch.Tensor]:
     """Node-state sweep (values, baseline) and message sweep values, one forward per patch."""
     model, (g, corr) = _model(), _graphs()
     metric = OutputSum("d")
-    loop = activation_sweep(model, g, corr, metric, round_hooks(model, "update"), method="loop")
-    exact = activation_sweep(model, g, corr, metric, round_hooks(model, "src"), method="loop")
+    loop = patch(model, g, corr, metric, nodes(model, "update"), method="loop")
+    exact = patch(model, g, corr, metric, messages(model), method="loop")
     return loop.values, loop.baseline, exact.values
 
 
 @pytest.mark.parametrize("budget_copies", [2, 7, 40])  # 1 copy per forward is the loop itself
 def test_sweeps_within_a_budget_equal_one_forward_per_patch(budget_copies: int) -> None:
     model, (g, corr) = _model(), _graphs()
-    metric, hooks = OutputSum("d"), round_hooks(model, "update")
+    metric = OutputSum("d")
     budget = budget_copies * bytes_per_copy(model, corr) + 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got = patch(model, g, corr, metric, nodes(model, "update"), max_memory=budget)
-        messages = patch(model, g, corr, metric, message_rows(model), max_memory=f"{budget}B")
+        singles = patch(model, g, corr, metric, messages(model), max_memory=f"{budget}B")
     loop, baseline, exact = _one_forward_per_patch()
     torch.testing.assert_close(got.values, loop, rtol=1e-5, atol=1e-6)
     assert got.baseline == pytest.approx(baseline)
-    torch.testing.assert_close(messages.values, exact, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(singles.values, exact, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", ["lots", "-1GB", 0, "3 parsecs"])
