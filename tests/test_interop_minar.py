@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.attribution import eap, integrated_gradients
+from hookgnn.attribution import attribute, eap
 from hookgnn.circuits import Circuit, evaluate
 from hookgnn.metrics.per_graph import from_loss
 from hookgnn.nn import MLPConv
 from hookgnn.nn.wiring import links_of
-from hookgnn.patching import message_sweep
+from hookgnn.patching import messages, patch
 from hookgnn.patching.components import WeightEdge, weight_edges
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
@@ -182,7 +182,7 @@ def test_eap_ig_weight_and_neuron_scores_equal_the_textbook_formula(trained, pai
     torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-6, rtol=1e-4)
     assert max(abs(v) for v in want) > 1e-4  # the scores are not all zero
 
-    attr = integrated_gradients(hooked, clean, corrupted, metric, ig_steps=IG_STEPS)
+    attr = attribute(hooked, clean, corrupted, metric, ig_steps=IG_STEPS)
     for linear, want_n in neurons.items():
         torch.testing.assert_close(attr.features([f"{linear}.hook_out"]).values[0], want_n, atol=1e-6, rtol=1e-4)
 
@@ -219,8 +219,9 @@ def test_the_same_network_written_natively_with_from_layers_computes_the_same(tr
     with torch.no_grad():
         torch.testing.assert_close(native(clean)["out"], trained(clean.x, clean.edge_index, edge_attr=clean.edge_attr))
     metric = from_loss(F.l1_loss, target="d", output="out")
-    wrapped = message_sweep(from_pyg(trained, example=clean), clean, corrupted, from_loss(F.l1_loss, target="d"))
-    torch.testing.assert_close(message_sweep(native, clean, corrupted, metric).values, wrapped.values)
+    hooked = from_pyg(trained, example=clean)
+    wrapped = patch(hooked, clean, corrupted, from_loss(F.l1_loss, target="d"), messages(hooked))
+    torch.testing.assert_close(patch(native, clean, corrupted, metric, messages(native)).values, wrapped.values)
 
 
 def test_bring_your_pyg_model_in_ten_lines(trained, pair):
@@ -229,7 +230,7 @@ def test_bring_your_pyg_model_in_ten_lines(trained, pair):
 
     import hookgnn
     from hookgnn.attribution import eap
-    from hookgnn.circuits import Circuit, evaluate, top_n
+    from hookgnn.circuits import Circuit, evaluate, select
     from hookgnn.metrics.per_graph import from_loss
 
     clean, corrupted = hookgnn.Graph.from_pyg(data), hookgnn.Graph.from_pyg(data_corrupted)  # y, masks... kept
@@ -237,7 +238,7 @@ def test_bring_your_pyg_model_in_ten_lines(trained, pair):
     out, cache = hooked.run_with_cache(clean)            # cache["convs.0.hook_message"], cache["message", 1], ...
     metric = from_loss(F.l1_loss, target="d")            # your loss, one value per graph
     scores = eap(hooked, clean, corrupted, metric, ig_steps=8)    # single messages and neuron-to-neuron weight edges
-    circuit = Circuit.of(top_n(scores.as_dict(), 200))
+    circuit = Circuit.of(select(scores, n=200))
     kept = evaluate(hooked, clean, corrupted, metric, circuit, universe=scores.edges)  # the rest resampled via hooks
 
     assert cache["convs.0.hook_message"].shape == (clean.num_edges, 8) and out.shape == (clean.num_nodes, 1)

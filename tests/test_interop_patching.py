@@ -18,7 +18,7 @@ from torch import nn
 
 from hookgnn import Field, Graph
 from hookgnn.metrics.per_graph import from_loss
-from hookgnn.patching import activation_sweep, message_sweep, round_hooks
+from hookgnn.patching import hooks, messages, nodes, patch, round_hooks
 
 pyg = pytest.importorskip("torch_geometric.nn")
 from hookgnn.interop import from_pyg  # noqa: E402
@@ -123,9 +123,9 @@ def setup():  # noqa: ANN201
     return net, from_pyg(net, example=clean), clean, corrupted, from_loss(F.mse_loss, target="y")
 
 
-def test_message_sweep_equals_swapping_one_x_j_row_in_one_call(setup):
+def test_patching_each_message_equals_swapping_one_x_j_row_in_one_call(setup):
     net, hooked, clean, corrupted, metric = setup
-    sweep = message_sweep(hooked, clean, corrupted, metric)
+    sweep = patch(hooked, clean, corrupted, metric, messages(hooked))
     assert sweep.values.shape == (3, clean.num_edges)
     base = _unpatched(net, corrupted)
     assert sweep.baseline == pytest.approx(base, rel=1e-5)
@@ -148,11 +148,11 @@ def test_message_sweep_equals_swapping_one_x_j_row_in_one_call(setup):
 
 
 @pytest.mark.parametrize("method", ["batched", "loop"])
-def test_activation_sweep_of_update_rows_equals_swapping_one_row_of_update(setup, method):
+def test_patching_update_rows_equals_swapping_one_row_of_update(setup, method):
     net, hooked, clean, corrupted, metric = setup
-    hooks = round_hooks(hooked, "update")
-    assert hooks == ["conv_a.calls.0.hook_update", "conv_a.calls.1.hook_update", "conv_b.hook_update"]
-    sweep = activation_sweep(hooked, clean, corrupted, metric, hooks, method=method)
+    assert round_hooks(hooked, "update") == ["conv_a.calls.0.hook_update", "conv_a.calls.1.hook_update",
+                                             "conv_b.hook_update"]
+    sweep = patch(hooked, clean, corrupted, metric, nodes(hooked, "update"), method=method)
     base = _unpatched(net, corrupted)
     source = _record(net, clean, "update")
     for t in range(3):
@@ -173,7 +173,7 @@ def test_activation_sweep_of_update_rows_equals_swapping_one_row_of_update(setup
 def test_feature_sweep_of_a_linear_equals_swapping_one_output_column(setup):
     net, hooked, clean, corrupted, metric = setup
     hook = "conv_a.calls.1.upd.hook_out"
-    sweep = activation_sweep(hooked, clean, corrupted, metric, [hook], over="feature")
+    sweep = patch(hooked, clean, corrupted, metric, hooks(hooked, [hook], over="feature"))
     outs: list[torch.Tensor] = []
     h = net.conv_a.upd.register_forward_hook(lambda m, i, o: outs.append(o.clone()))
     with torch.no_grad():

@@ -16,10 +16,9 @@ from strategies import graphs
 from torch import Tensor, nn
 
 from hookgnn import Graph
-from hookgnn.patching import (
-    Circuit, Component, activation_sweep, eap, evaluate, integrated_gradients, message_edges, message_patch,
-    message_sweep, patch_each,
-)
+from hookgnn.attribution import atp_star, attribute, eap
+from hookgnn.circuits import Circuit, evaluate
+from hookgnn.patching import Component, hooks, message_edges, messages, patch, patch_each
 
 gnn = pytest.importorskip("torch_geometric.nn")
 from torch_geometric.nn.conv.gcn_conv import gcn_norm  # noqa: E402
@@ -134,8 +133,8 @@ def test_sweep_over_own_rows_matches_plain_loop(g: Graph) -> None:
     """Every row of both rounds' ``hook_src`` (graph edges, multi-edges, self-loops, added
     loops) patched alone, batched, against one plain forward per patch."""
     raw, model, corrupted = setup(g)
-    hooks = [model.round_hook("hook_src", t) for t in range(2)]
-    got = activation_sweep(model, g, corrupted, square_sum, hooks, copies=64)
+    names = [model.round_hook("hook_src", t) for t in range(2)]
+    got = patch(model, g, corrupted, square_sum, hooks(model, names), copies=64)
     a = plain_acts(raw, g)
     rows = a[("msg", 0)].shape[0]
     assert got.values.shape == (2, rows)
@@ -147,9 +146,9 @@ def test_sweep_over_own_rows_matches_plain_loop(g: Graph) -> None:
 
 
 @pytest.mark.parametrize("keep", ["all", "rows"])
-def test_integrated_gradients_rows_of_own_edge_list_match_plain_autograd(keep: str) -> None:
+def test_eap_ig_rows_of_own_edge_list_match_plain_autograd(keep: str) -> None:
     raw, model, corrupted = setup(GRAPH)
-    hooks = [model.round_hook("hook_src", t) for t in range(2)]
+    names = [model.round_hook("hook_src", t) for t in range(2)]
     steps = 4
     a_base, a_src = plain_acts(raw, corrupted), plain_acts(raw, GRAPH)
     mean_grad = {t: torch.zeros_like(a_base[("msg", t)]) for t in range(2)}
@@ -162,8 +161,8 @@ def test_integrated_gradients_rows_of_own_edge_list_match_plain_autograd(keep: s
         for t in range(2):
             mean_grad[t] += grads[t] / steps
     want = torch.stack([((a_src[("msg", t)] - a_base[("msg", t)]) * mean_grad[t]).sum(1) for t in range(2)])
-    got = integrated_gradients(model, GRAPH, corrupted, square_sum, steps, hooks, keep=keep)
-    close(got.rows(hooks).values, want)
+    got = attribute(model, GRAPH, corrupted, square_sum, ig_steps=steps, names_filter=names, keep=keep)
+    close(got.rows(names).values, want)
     assert want[1, self_loop_row(GRAPH, 4)].abs() > 1e-5
 
 
@@ -174,8 +173,9 @@ def test_graph_edge_messages_refused_where_rows_are_the_layers_own() -> None:
     names = [model.round_hook("hook_src", t) for t in range(2)]
     edges = message_edges(GRAPH.edge_index, [1], model)
     calls = {
-        "message_sweep": lambda: message_sweep(model, GRAPH, corrupted, square_sum),
-        "message_patch": lambda: message_patch(model, GRAPH, corrupted, square_sum, edges[-1:]),
+        "patch messages": lambda: patch(model, GRAPH, corrupted, square_sum, messages(model)),
+        "messages of one round": lambda: messages(model, [1]),
+        "atp_star": lambda: atp_star(model, GRAPH, corrupted, square_sum),
         "evaluate": lambda: evaluate(model, GRAPH, corrupted, square_sum, Circuit(), edges),
         "eap": lambda: eap(model, GRAPH, corrupted, square_sum, level="message"),
     }
@@ -197,4 +197,4 @@ def test_own_edge_list_of_the_same_length_is_not_taken_for_the_graphs_edges() ->
     raw, hooked, corrupted = setup(g)
     assert hooked.hook_dict["convs.0.hook_src"].axis == "none"
     with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
-        message_sweep(hooked, g, corrupted, square_sum)
+        patch(hooked, g, corrupted, square_sum, messages(hooked))
