@@ -101,52 +101,61 @@ def mixed_structure_pairs(count: int = 3, seed: int = 2) -> list[tuple[Graph, Gr
 
 
 # ------------------------------------------------------------------ jobs run on every rank
-#: name -> (per-pair function in hookgnn.patching, pairs, positional args, keywords)
-SCORE_CASES: dict[str, tuple[str, str, tuple[Any, ...], dict[str, Any]]] = {
-    "attribution_entries": ("attribution_patch", "same", (), {"keep": "entries"}),
-    "ig_rows_noising": ("integrated_gradients", "same", (2,), {"keep": "rows", "direction": "noising"}),
-    "attribution_features_mixed": ("attribution_patch", "mixed", (), {"keep": "features"}),
-    "eap_messages": ("eap", "same", (), {"level": "message"}),
-    "eap_weight_mixed": ("eap", "mixed", (), {"level": "weight"}),
-    "atp_star": ("atp_star", "same", (), {}),
-    "activation_sweep": ("activation_sweep", "same", ("update",), {}),
+#: name -> (per-pair scorer: ``patch`` of hookgnn.patching or an estimator of hookgnn.attribution, pairs, keywords;
+#: ``components=("nodes", site)`` stands for the selector ``nodes(model, site)``)
+SCORE_CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "attribution_entries": ("attribute", "same", {"keep": "entries"}),
+    "ig_rows_noising": ("attribute", "same", {"ig_steps": 2, "keep": "rows", "direction": "noising"}),
+    "attribution_features_mixed": ("attribute", "mixed", {"keep": "features"}),
+    "eap_messages": ("eap", "same", {"level": "message"}),
+    "eap_weight_mixed": ("eap", "mixed", {"level": "weight"}),
+    "atp_star": ("atp_star", "same", {}),
+    "patch_nodes": ("patch", "same", {"components": ("nodes", "update")}),
 }
 
 
-def case_call(name: str) -> tuple[Any, list[tuple[Graph, Graph]], tuple[Any, ...], dict[str, Any]]:
-    """(model, pairs, positional args after the metric, keywords) of a case; hook families resolved."""
-    from hookgnn.patching import round_hooks
+def scorer(name: str) -> Callable[..., Any]:
+    """The per-pair function of a case: ``patch`` from hookgnn.patching, the others from hookgnn.attribution."""
+    from hookgnn import attribution, patching
 
-    fn, which, args, kwargs = SCORE_CASES[name]
+    return patching.patch if name == "patch" else getattr(attribution, name)
+
+
+def case_call(name: str) -> tuple[Any, list[tuple[Graph, Graph]], dict[str, Any]]:
+    """(model, pairs, the scorer's keywords after the metric) of a case; selectors resolved."""
+    from hookgnn.patching import nodes
+
+    _, which, kwargs = SCORE_CASES[name]
     model = tiny_model()
     pairs = same_structure_pairs() if which == "same" else mixed_structure_pairs()
-    if fn == "activation_sweep":
-        args = (round_hooks(model, args[0]),)
-    return model, pairs, args, kwargs
+    if "components" in kwargs:
+        kwargs = {**kwargs, "components": nodes(model, kwargs["components"][1])}
+    return model, pairs, kwargs
 
 
 def score_cases(names: list[str]) -> dict[str, Any]:
-    """Every case through :mod:`hookgnn.parallel` on this rank."""
+    """Every case through :func:`hookgnn.parallel.over_pairs` on this rank."""
     from hookgnn import parallel
     from hookgnn.metrics import OutputSum
 
     out = {}
     for name in names:
-        model, pairs, args, kwargs = case_call(name)
-        out[name] = getattr(parallel, SCORE_CASES[name][0])(model, pairs, OutputSum("d"), *args, **kwargs)
+        model, pairs, kwargs = case_call(name)
+        out[name] = parallel.over_pairs(scorer(SCORE_CASES[name][0]), model, pairs, OutputSum("d"), **kwargs)
     return out
 
 
 def rank_dependent_pairs(problem: str) -> Any:
     """Rank 1 gets a bad pair (``"not_a_pair"``) or pairs of another structure (``"structure"``); sharded=True."""
     from hookgnn import parallel
+    from hookgnn.attribution import attribute
     from hookgnn.metrics import OutputSum
 
     rank = dist.get_rank()
     pairs: list[Any] = same_structure_pairs(2)
     if rank == 1:
         pairs = [pairs[0], "not a pair"] if problem == "not_a_pair" else mixed_structure_pairs(1)
-    return parallel.attribution_patch(tiny_model(), pairs, OutputSum("d"), keep="rows", sharded=True)
+    return parallel.over_pairs(attribute, tiny_model(), pairs, OutputSum("d"), keep="rows", sharded=True)
 
 
 ERROR_CASES = ("not_a_pair", "structure")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hookgnn import Field, Graph
-from hookgnn.attribution import attribution_patch, eap, integrated_gradients
+from hookgnn.attribution import attribute, eap
 from hookgnn.patching.components import WeightEdge
 
 pyg = pytest.importorskip("torch_geometric.nn")
@@ -98,7 +98,7 @@ def test_the_readme_route_runs_a_model_that_reads_list_attributes(setup):
 @pytest.mark.parametrize("keep", ["all", "entries"])
 def test_attribution_through_an_in_place_add_equals_plain_autograd(setup, keep):
     model, clean_b, corrupted_b, clean, corrupted, hooked = setup
-    attr = attribution_patch(hooked, clean, corrupted, d_error, names_filter=list(LINEAR_HOOKS), keep=keep)
+    attr = attribute(hooked, clean, corrupted, d_error, names_filter=list(LINEAR_HOOKS), keep=keep)
     want = textbook_ig(model, clean_b, corrupted_b, 0)
     for h in LINEAR_HOOKS:
         _close(attr.entries(h), want[h])
@@ -144,8 +144,7 @@ def test_eap_weight_scores_through_an_in_place_add_equal_the_textbook_formula(se
 def test_eap_ig_interpolates_the_fields_the_model_reads(setup, keep):
     model, clean_b, corrupted_b, clean, corrupted, hooked = setup
     assert hooked.input_fields() == {"s", "pos"}
-    attr = integrated_gradients(hooked, clean, corrupted, d_error, ig_steps=4, names_filter=list(LINEAR_HOOKS),
-                                keep=keep)
+    attr = attribute(hooked, clean, corrupted, d_error, ig_steps=4, names_filter=list(LINEAR_HOOKS), keep=keep)
     want = textbook_ig(model, clean_b, corrupted_b, 4)
     at_base = textbook_ig(model, clean_b, corrupted_b, 0)
     for h in LINEAR_HOOKS:
@@ -171,7 +170,7 @@ def test_eap_ig_refuses_a_field_it_reads_but_cannot_interpolate():
     hooked = from_pyg(Net(), example=clean)
     metric = lambda out, g: out.sum().reshape(1)  # noqa: E731
     with pytest.raises(ValueError, match="field 's'.*cannot be interpolated"):
-        integrated_gradients(hooked, clean, corrupted, metric, ig_steps=2)
+        attribute(hooked, clean, corrupted, metric, ig_steps=2)
 
 
 def test_the_wrapper_reads_the_originals_attributes(setup):

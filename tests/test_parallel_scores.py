@@ -15,7 +15,7 @@ from hookgnn import Graph, attribution, parallel, patching
 from hookgnn.metrics import OutputSum
 from hookgnn.parallel import World
 from hookgnn.patching.results import Attribution, EdgeScores, HookScores
-from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, tiny_model
+from parallel_workers import SCORE_CASES, case_call, same_structure_pairs, score_cases, scorer, tiny_model
 
 METRIC = OutputSum("d")
 
@@ -31,9 +31,9 @@ def plain_loop_mean(name: str) -> Any:
 
 
 def _plain_loop_mean(name: str) -> Any:
-    model, pairs, args, kwargs = case_call(name)
-    fn = getattr(attribution if hasattr(attribution, SCORE_CASES[name][0]) else patching, SCORE_CASES[name][0])
-    results = [fn(model, clean, corrupted, METRIC, *args, **kwargs) for clean, corrupted in pairs]
+    model, pairs, kwargs = case_call(name)
+    fn = scorer(SCORE_CASES[name][0])
+    results = [fn(model, clean, corrupted, METRIC, **kwargs) for clean, corrupted in pairs]
     first = results[0]
     baseline = sum(r.baseline for r in results) / len(results)
     if isinstance(first, HookScores):
@@ -89,11 +89,11 @@ def test_two_processes_equal_plain_loop_over_pairs(two_ranks: list[tuple[str, An
         assert_same_result(results[name], want)
 
 
-def test_activation_sweep_mean_is_exact_patching_mean() -> None:
+def test_patch_mean_over_pairs_is_exact_patching_mean() -> None:
     """Independent of the sweep machinery: patch one node state by hand in each pair, average the effects."""
     model, pairs = tiny_model(), same_structure_pairs(3)
     hook, node = "layers.1.hook_update", 4
-    sweep = parallel.activation_sweep(model, pairs, METRIC, [hook])
+    sweep = parallel.over_pairs(patching.patch, model, pairs, METRIC, components=patching.hooks(model, [hook]))
     by_hand = []
     for clean, corrupted in pairs:
         _, cache = model.run_with_cache(clean, names_filter=[hook])
@@ -111,10 +111,10 @@ def test_activation_sweep_mean_is_exact_patching_mean() -> None:
 
 def test_pairs_from_a_generator_and_a_dataloader() -> None:
     pairs, model, hook = same_structure_pairs(3), tiny_model(), "layers.2.hook_update"
-    want = parallel.attribution_patch(model, pairs, METRIC, keep="rows")
-    from_generator = parallel.attribution_patch(model, (p for p in pairs), METRIC, keep="rows")
+    want = parallel.over_pairs(attribution.attribute, model, pairs, METRIC, keep="rows")
+    from_generator = parallel.over_pairs(attribution.attribute, model, (p for p in pairs), METRIC, keep="rows")
     loader = torch.utils.data.DataLoader(pairs, batch_size=None)
-    from_loader = parallel.attribution_patch(model, loader, METRIC, keep="rows")
+    from_loader = parallel.over_pairs(attribution.attribute, model, loader, METRIC, keep="rows")
     for got in (from_generator, from_loader):
         assert torch.equal(got.by_row[hook], want.by_row[hook])
 
@@ -123,8 +123,8 @@ def test_a_pair_of_batches_counts_once() -> None:
     """The mean over pairs of per-pair means: a pair holding 2 graphs weighs as much as a pair of 1."""
     model, (a, b, c) = tiny_model(), same_structure_pairs(3)
     batch = (Graph.collate([a[0], b[0]]), Graph.collate([a[1], b[1]]))
-    got = parallel.attribution_patch(model, [batch, c], METRIC, keep="features")
-    per_pair = [attribution.attribution_patch(model, *p, METRIC, keep="features") for p in (batch, c)]
+    got = parallel.over_pairs(attribution.attribute, model, [batch, c], METRIC, keep="features")
+    per_pair = [attribution.attribute(model, *p, METRIC, keep="features") for p in (batch, c)]
     for h in got.axes:
         torch.testing.assert_close(got.by_feature[h], (per_pair[0].by_feature[h] + per_pair[1].by_feature[h]) / 2)
 
@@ -133,19 +133,20 @@ def test_row_scores_of_different_structures_are_refused() -> None:
     from parallel_workers import mixed_structure_pairs
 
     with pytest.raises(ValueError, match="pair 1 has scores of shapes"):
-        parallel.atp_star(tiny_model(), mixed_structure_pairs(2), METRIC)
+        parallel.over_pairs(attribution.atp_star, tiny_model(), mixed_structure_pairs(2), METRIC)
 
 
 def test_keep_all_attribution_and_empty_pairs_and_non_pairs_are_refused() -> None:
     pairs = same_structure_pairs(2)
     with pytest.raises(ValueError, match="keep='all'"):
-        parallel.attribution_patch(tiny_model(), pairs, METRIC, keep="all")
+        parallel.over_pairs(attribution.attribute, tiny_model(), pairs, METRIC, keep="all")
     with pytest.raises(ValueError, match="no pairs"):
-        parallel.atp_star(tiny_model(), [], METRIC)
+        parallel.over_pairs(attribution.atp_star, tiny_model(), [], METRIC)
     with pytest.raises(TypeError, match="pair 1 is str"):
-        parallel.atp_star(tiny_model(), [pairs[0], "x"], METRIC)
+        parallel.over_pairs(attribution.atp_star, tiny_model(), [pairs[0], "x"], METRIC)
     with pytest.raises(TypeError, match="batch_size=None"):
-        parallel.atp_star(tiny_model(), torch.utils.data.DataLoader(pairs, batch_size=2, collate_fn=list), METRIC)
+        loader = torch.utils.data.DataLoader(pairs, batch_size=2, collate_fn=list)
+        parallel.over_pairs(attribution.atp_star, tiny_model(), loader, METRIC)
 
 
 def test_shard_takes_every_world_size_th_item() -> None:
