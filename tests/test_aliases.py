@@ -17,6 +17,9 @@ from hookgnn.spec import FeatureSpec
 from hookgnn.tasks import get_task
 
 METRIC = OutputSum("d")
+#: These tests call the 0.1 names on purpose: their warnings are checked here, not turned into errors
+#: by the suite-wide filter in pyproject.toml (pytest.warns re-emits the ones it does not match).
+pytestmark = pytest.mark.filterwarnings("default::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +159,18 @@ def test_ig_steps_zero_is_attribution_patching_for_every_keep(setup):
         with pytest.warns(DeprecationWarning):
             old = patching.attribution_patch(model, g, bad, METRIC, keep=keep)
         assert_identical(old, attribution.attribute(model, g, bad, METRIC, keep=keep))
+
+
+def test_message_patch_still_refuses_graph_edge_messages_over_a_layers_own_edge_list():
+    """The 0.1 ``message_patch`` checked its messages' hooks (GCN's added self-loops: row e is
+    not graph edge e); its new spelling patches components, rows of the layer's own edge list,
+    so the refusal is checked here, on the alias, until 0.3."""
+    pytest.importorskip("torch_geometric")
+    from test_own_edge_rows import GRAPH, setup as own_edge_setup, square_sum
+
+    _, model, corrupted = own_edge_setup(GRAPH)
+    edges = patching.message_edges(GRAPH.edge_index, [1], model)
+    with pytest.warns(DeprecationWarning, match="message_patch is deprecated"):
+        with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
+            patching.message_patch(model, GRAPH, corrupted, square_sum, edges[-1:])
+    assert all(info.num_fwd == 0 and info.num_bwd == 0 for info in model.list_hooks())
