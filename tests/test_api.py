@@ -15,9 +15,11 @@ import torch
 from hookgnn import Graph, HookedGNN
 from hookgnn.nn import MLPConv
 from hookgnn.parallel import over_pairs
+from hookgnn.attribution import atp_star, attribute, eap
+from hookgnn.circuits import select
+from hookgnn.metrics import OutputSum
 from hookgnn.patching import (
-    Component, EdgeScores, HookScores, MessageEdge, OutputSum, Selection, atp_star, attribute, eap, hooks, messages, neurons, nodes,
-    patch, select,
+    Component, EdgeScores, HookScores, MessageEdge, Selection, hooks, messages, neurons, nodes, patch,
 )
 from hookgnn.spec import FeatureSpec
 

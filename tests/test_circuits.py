@@ -15,7 +15,7 @@ from hookgnn.circuits import (
     greedy_from_outputs,
     jaccard,
     prune,
-    top_n,
+    select,
     weighted_jaccard,
 )
 from hookgnn.metrics import OutputSum, faithfulness
@@ -159,7 +159,7 @@ def test_faithfulness_curve_goes_from_corrupted_to_clean(bf):
 
 def test_selection_and_overlap_helpers():
     scores = {Component("h", i): float(s) for i, s in enumerate([0.1, -2.0, 0.5])}
-    assert top_n(scores, 1) == [Component("h", 1)]
+    assert select(scores, n=1) == [Component("h", 1)]
     assert weighted_jaccard(scores, scores) == 1.0
     assert jaccard([], []) == 1.0
 

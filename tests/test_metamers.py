@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hookgnn import Graph, HookedGNN
-from hookgnn.metamers import Box, Free, OneHot, Structure, metamer
+from hookgnn.metamers import Box, EdgeSpace, Free, OneHot, metamer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
@@ -61,7 +61,7 @@ def test_metamer_with_structure_and_features_on_an_mpnn_matches_a_plain_forward(
     model = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
     reference = ring(5, 2, seed=2)
     hook = "layers.1.hook_update"
-    res = metamer(model, reference, hook, structure=Structure(keep="self_loops"), num=2, tol=1e-3, max_steps=800)
+    res = metamer(model, reference, hook, structure=EdgeSpace(keep="self_loops"), num=2, tol=1e-3, max_steps=800)
     for i in range(2):
         g = rebuilt(res.graph(i))
         assert measured(model, g, reference, hook) == pytest.approx(float(res.distance[i]), rel=1e-3, abs=1e-9)
@@ -127,7 +127,7 @@ def test_the_model_parameters_and_their_grads_are_untouched():
     torch.manual_seed(0)  # a model whose hook is not all zeros on the ring (else metamer refuses it first)
     model = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    metamer(model, ring(5, 2), "layers.1.hook_update", max_steps=5, structure=Structure())
+    metamer(model, ring(5, 2), "layers.1.hook_update", max_steps=5, structure=EdgeSpace())
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -137,7 +137,7 @@ def no_hooks_left(model) -> bool:
     return all(info.num_fwd == 0 and info.num_bwd == 0 for info in model.list_hooks())
 
 
-@pytest.mark.parametrize("structure", [None, Structure()])
+@pytest.mark.parametrize("structure", [None, EdgeSpace()])
 def test_hooks_are_removed_when_the_forward_raises_mid_optimisation(structure):
     torch.manual_seed(0)  # a model whose hook is not all zeros on the ring (else metamer refuses it first)
     model = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
@@ -194,11 +194,11 @@ MODEL = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
     (dict(features=Box(0.0, 0.1), start="permuted"), ValueError, "outside the box"),
     (dict(edge_features=Box()), ValueError, "no edge_attr"),
     (dict(features=None), ValueError, "nothing to optimise"),
-    (dict(structure=Structure(), hooks="layers.1.hook_message"), ValueError, "node- and graph-axis"),
-    (dict(structure=Structure(num_edges=100)), ValueError, "impossible"),
-    (dict(structure=Structure(candidates=torch.tensor([[0, 9], [1, 2]]))), ValueError, "node index"),
-    (dict(structure=Structure(candidates=torch.tensor([[0, 1], [1, 2]]))), ValueError, "not a candidate"),
-    (dict(structure=Structure(symmetric=True), start="permuted"), ValueError, "reverse"),
+    (dict(structure=EdgeSpace(), hooks="layers.1.hook_message"), ValueError, "node- and graph-axis"),
+    (dict(structure=EdgeSpace(num_edges=100)), ValueError, "impossible"),
+    (dict(structure=EdgeSpace(candidates=torch.tensor([[0, 9], [1, 2]]))), ValueError, "node index"),
+    (dict(structure=EdgeSpace(candidates=torch.tensor([[0, 1], [1, 2]]))), ValueError, "not a candidate"),
+    (dict(structure=EdgeSpace(symmetric=True), start="permuted"), ValueError, "reverse"),
     (dict(start=ring(4, 2)), ValueError, "4 nodes"),
     (dict(start=ring(5, 3)), ValueError, "columns"),
     (dict(hooks="layers.1.hook_message", start="permuted"), ValueError, "edge-axis"),

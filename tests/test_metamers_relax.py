@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from strategies import graphs
 
 from hookgnn import Graph, HookedGNN, HookedMessagePassing
-from hookgnn.metamers import MessageSite, Structure, find_sites, metamer, relaxed_aggregate
+from hookgnn.metamers import EdgeSpace, MessageSite, find_sites, metamer, relaxed_aggregate
 from hookgnn.ops import scatter
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,7 +117,7 @@ def test_structure_search_recovers_the_unique_edge_set(aggr, sign):
     model = copy_model(n, aggr)
     adj = torch.rand(n, n, generator=torch.Generator().manual_seed(3)) < 0.3
     reference = Graph(x=sign * torch.eye(n), edge_index=adj.nonzero().t())
-    res = metamer(model, reference, "layers.0.hook_update", features=None, structure=Structure(), num=3,
+    res = metamer(model, reference, "layers.0.hook_update", features=None, structure=EdgeSpace(), num=3,
                   tol=1e-8, max_steps=300, lr=0.1, seed=1)
     assert bool(res.converged.all())
     for i in range(3):
@@ -131,7 +131,7 @@ def test_structure_search_with_kept_self_loops_symmetric_pairs_and_a_fixed_edge_
     upper = torch.triu(torch.rand(n, n, generator=torch.Generator().manual_seed(5)) < 0.4, diagonal=1)
     adj = upper | upper.t() | torch.eye(n, dtype=torch.bool)
     reference = Graph(x=torch.eye(n), edge_index=adj.nonzero().t())
-    structure = Structure(num_edges=int(adj.sum()), keep="self_loops", symmetric=True)
+    structure = EdgeSpace(num_edges=int(adj.sum()), keep="self_loops", symmetric=True)
     res = metamer(model, reference, "layers.0.hook_update", features=None, structure=structure, num=2,
                   tol=1e-8, max_steps=300, lr=0.1)
     for i in range(2):
@@ -158,13 +158,13 @@ def test_relaxation_check_catches_a_model_that_reads_the_edge_count():
 
     reference = Graph(x=torch.zeros(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
     with pytest.raises(ValueError, match="not exact"):
-        metamer(model, reference, "layers.0.hook_update", forward=forward, structure=Structure(), max_steps=2)
+        metamer(model, reference, "layers.0.hook_update", forward=forward, structure=EdgeSpace(), max_steps=2)
 
 
 def test_explicit_sites_let_a_structure_search_run_on_chosen_rounds():
     model = copy_model(4, "max")
     sites = [MessageSite("layers.0.hook_message", "layers.0.hook_aggregation", "max")]
     reference = Graph(x=torch.eye(4), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
-    res = metamer(model, reference, "layers.0.hook_update", features=None, structure=Structure(), sites=sites,
+    res = metamer(model, reference, "layers.0.hook_update", features=None, structure=EdgeSpace(), sites=sites,
                   tol=1e-8, max_steps=200, lr=0.1)
     assert torch.equal(adjacency(res.graph(0), 4), adjacency(reference, 4))

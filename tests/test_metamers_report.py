@@ -10,7 +10,7 @@ import torch
 
 from hookgnn import Graph
 from hookgnn.cli import main
-from hookgnn.metamers import Box, Structure
+from hookgnn.metamers import Box, EdgeSpace
 from hookgnn.metamers.report import invariance_report
 from hookgnn.metamers.variants import Variant, VariantMPNN
 from hookgnn.nn import MPNN
@@ -66,7 +66,7 @@ def test_invariance_report_table_figure_and_json():
     g = bf.sample(1, "erdos_renyi", seed=1, n=5, p=0.5)
     ref = Graph(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr)
     searches = {"weights": lambda r: {"features": None, "edge_features": Box()},
-                "structure": lambda r: {"features": None, "structure": Structure(keep="self_loops", symmetric=True,
+                "structure": lambda r: {"features": None, "structure": EdgeSpace(keep="self_loops", symmetric=True,
                                                                                   num_edges=r.num_edges)}}
     rep = invariance_report(models, [ref], lambda m: f"layers.{m.max_steps - 1}.hook_update", searches, num=2,
                             max_steps=40, restarts=0)

@@ -20,7 +20,7 @@ import bf_published as bfp  # noqa: E402  (a module: its test_set must not be co
 import neuron_circuits as nc  # noqa: E402
 
 from hookgnn import from_pyg  # noqa: E402
-from hookgnn.attribution import eap, integrated_gradients  # noqa: E402
+from hookgnn.attribution import attribute, eap  # noqa: E402
 from hookgnn.patching.components import WeightEdge  # noqa: E402
 
 D_IN = {"convs.0": 1, "convs.1": 8}
@@ -91,7 +91,7 @@ def published_by_hand(net: nn.Module, clean, corrupted) -> dict[str, torch.Tenso
 def test_published_formula_equals_module_hooks_on_the_original(setup) -> None:  # noqa: ANN001
     net, clean, corrupted = setup
     hooked = from_pyg(net, example=clean)
-    attr = integrated_gradients(hooked, clean, corrupted, bfp.distance_se, ig_steps=0)
+    attr = attribute(hooked, clean, corrupted, bfp.distance_se, ig_steps=0)
     got = nc.published_formula(hooked, attr)
     want = published_by_hand(net, clean, corrupted)
     assert len(got) == sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Linear))
@@ -112,7 +112,7 @@ def test_published_formula_scores_a_zero_weight_the_textbook_formula_does_not(se
     hooked = from_pyg(net, example=clean)
     text = nc.linear_edges(hooked, eap(hooked, clean, corrupted, bfp.distance_se, level="weight",
                                        zero_weights=True))
-    pub = nc.published_formula(hooked, integrated_gradients(hooked, clean, corrupted, bfp.distance_se, ig_steps=0))
+    pub = nc.published_formula(hooked, attribute(hooked, clean, corrupted, bfp.distance_se, ig_steps=0))
     zero = next(e for e in pub if entry(e) == ("convs.1.upd_mlp.0", 5, 3))
     assert text[zero] == 0.0
     others = [v for e, v in pub.items() if e.dst == zero.dst]
