@@ -87,7 +87,7 @@ def check_carriers(model: HookedRootModule, hooks: Iterable[str]) -> None:
             raise ValueError(f"{h} has axis {axis!r}, not one row per graph edge: the layer passes messages over its "
                              "own edge list (e.g. with added self-loops), so row e there is not graph edge e and single "
                              "graph-edge messages cannot be patched or scored at it. Patch or attribute its rows as "
-                             "components instead (activation_sweep, patch_each, integrated_gradients: exact on the "
+                             "components instead (patch with hooks(model, names), patch_each, attribute: exact on the "
                              "layer's own rows), or use a layer without them")
 
 
