@@ -1,6 +1,6 @@
 """Attribution patching against its own two passes: what it costs on top of them.
 
-``attribution_patch(model, clean, corrupted, metric)`` needs one forward of the source
+``attribute(model, clean, corrupted, metric)`` (``ig_steps=0``) needs one forward of the source
 run (activations of every hook) and one forward + backward of the base run (activations
 and gradients of every hook), then multiplies differences by gradients:
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--keep", choices=("all", "entries", "rows", "features"), default="all",
-                        help="what attribution_patch keeps (all: ~37 MB per 1,000 edges; rows: ~15)")
+                        help="what attribute keeps (all: ~37 MB per 1,000 edges; rows: ~15)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     if args.json is not None:
@@ -72,16 +72,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    from hookgnn.attribution import attribution_patch
+    from hookgnn.attribution import attribute
     from hookgnn.metrics import OutputSum
 
     metric = OutputSum("d")
     rows = []
-    print(f"| E | two passes ms | attribution_patch(keep={args.keep!r}) ms | ratio |\n|---|---|---|---|")
+    print(f"| E | two passes ms | attribute(keep={args.keep!r}) ms | ratio |\n|---|---|---|---|")
     for edges in sizes:
         model, clean, corrupted = build(edges, ROUNDS)
         calls = {"two passes": lambda: two_passes(model, clean, corrupted, metric),
-                 "attribution": lambda: attribution_patch(model, clean, corrupted, metric, keep=args.keep)}
+                 "attribution": lambda: attribute(model, clean, corrupted, metric, keep=args.keep)}
         for call in calls.values():
             call()  # warm-up (kernel build, allocator)
         times: dict[str, list[float]] = {k: [] for k in calls}

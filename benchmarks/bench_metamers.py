@@ -37,7 +37,7 @@ import time
 import torch
 
 from hookgnn.graph import Graph
-from hookgnn.metamers import Box, OneHot, Structure, metamer
+from hookgnn.metamers import Box, EdgeSpace, OneHot, metamer
 from hookgnn.tasks import get_task
 from hookgnn.training import TrainConfig, train
 
@@ -49,7 +49,7 @@ def searches(reference: Graph) -> dict[str, dict]:
         "weights": {"features": None, "edge_features": Box(0.0, 1.0)},
         "source+weights": {"features": OneHot(over="nodes"), "edge_features": Box(0.0, 1.0)},
         "structure": {"features": None, "edge_features": Box(0.0, 1.0),
-                      "structure": Structure(num_edges=reference.num_edges, keep="self_loops", symmetric=True)},
+                      "structure": EdgeSpace(num_edges=reference.num_edges, keep="self_loops", symmetric=True)},
     }
 
 

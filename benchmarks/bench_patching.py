@@ -34,10 +34,11 @@ from typing import Any
 import torch
 from scipy.stats import spearmanr
 
-from hookgnn.attribution import atp_star, integrated_gradients, integrated_gradients_at
+from hookgnn.attribution import atp_star, attribute, integrated_gradients_at
 from hookgnn.metrics import PointerLogProb
 from hookgnn.metrics.targets import clean_targets
-from hookgnn.patching import activation_sweep, round_hooks
+from hookgnn.patching import hooks as hook_rows
+from hookgnn.patching import patch, round_hooks
 from hookgnn.patching.activation import _run
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
@@ -75,14 +76,14 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
                                    n=args.nodes, p=4.0 / args.nodes)
         for label, short in (("round x node", "update"), ("round x edge", "src")):
             hooks = round_hooks(model, short)
-            sweep = lambda: activation_sweep(model, clean, corr, metric, hooks, copies=args.copies)  # noqa: E731
+            sweep = lambda: patch(model, clean, corr, metric, hook_rows(model, hooks), copies=args.copies)  # noqa: E731
             batched_ms, exact = timed(sweep, args.repeats)
             n_patches = exact.values.numel()
             # the loop: time a sample of one-forward-per-patch runs and extrapolate to all patches
             _, source = model.run_with_cache(clean, names_filter=hooks)
             sample = [(hooks[i % len(hooks)], (7 * i) % exact.values.shape[1]) for i in range(args.loop_sample)]
             per_patch = []
-            scored = clean_targets(metric, clean)  # what activation_sweep calls: targets from the clean graph
+            scored = clean_targets(metric, clean)  # what patch calls: targets from the clean graph
             with torch.no_grad():
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
@@ -91,8 +92,8 @@ def bench_task(task_name: str, args: argparse.Namespace) -> list[dict[str, Any]]
                     per_patch.append((time.perf_counter() - t0) / len(sample))
             loop_ms = statistics.median(per_patch) * n_patches * 1e3
             effect = exact.values.flatten().numpy()  # effects, as every estimate below returns them
-            attr_ms, attr = timed(lambda: integrated_gradients(model, clean, corr, metric, 0), args.repeats)
-            ig_ms, ig = timed(lambda: integrated_gradients(model, clean, corr, metric, args.ig_steps), args.repeats)
+            attr_ms, attr = timed(lambda: attribute(model, clean, corr, metric), args.repeats)
+            ig_ms, ig = timed(lambda: attribute(model, clean, corr, metric, ig_steps=args.ig_steps), args.repeats)
             act_ig = lambda: torch.stack([integrated_gradients_at(model, clean, corr, metric, h, args.ig_steps)  # noqa: E731
                                           .rows([h]).values[0] for h in hooks])
             act_ig_ms, c = timed(act_ig, args.repeats)

@@ -15,13 +15,13 @@ Workloads (peers first):
 * ``forward``: the model under ``torch.no_grad()`` (the floor);
 * ``cache``: ``run_with_cache`` of every hook point in RAM; ``cache_disk``: the same with
   ``device="disk"`` (each activation written to a file when made, mapped back);
-* ``attr_all``: ``attribution_patch`` of every hook with ``keep="all"`` (differences and
+* ``attr_all``: ``attribute`` of every hook with ``keep="all"`` (differences and
   gradients of every hook; what hookgnn did before ``keep=``);
 * ``attr_entries`` / ``attr_rows``: ``keep="entries"`` / ``"rows"`` (products made as the
   backward reaches each hook, parameters frozen); ``attr_rows_disk``: ``keep="rows"``
   with ``offload=`` a temporary folder (source activations and differences in files);
-* ``sweep_budget``: ``activation_sweep`` of every feature of the node states of round
-  R-2 (``over="feature"``: d patched copies of the graph) with ``max_memory=--sweep-budget``;
+* ``sweep_budget``: ``patch`` of every feature of the node states of round
+  R-2 (``neurons(model, "update", [R-2])``: d patched copies of the graph) with ``max_memory=--sweep-budget``;
   the table shows its peak against the budget. A budget ``"8x"`` (the default) is 8 times
   :func:`~hookgnn.patching.budget.bytes_per_copy` of the graph (so 8 copies per forward):
   the peak against it checks the estimate; an absolute budget (``"2GiB"``) below one
@@ -70,9 +70,9 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
     import torch
 
     from hookgnn import Graph, HookedGNN
-    from hookgnn.attribution import attribution_patch
+    from hookgnn.attribution import attribute
     from hookgnn.metrics import OutputSum
-    from hookgnn.patching import activation_sweep
+    from hookgnn.patching import neurons, patch
     from hookgnn.patching.budget import parse_bytes
     from hookgnn.spec import FeatureSpec
 
@@ -85,7 +85,7 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
                       max_steps=rounds)
     metric = OutputSum("d")
     small = Graph(x=torch.rand(4, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.rand(2, 1))
-    attribution_patch(model, small, small.replace(x=torch.rand(4, 1)), metric, keep="rows")  # warm kernels
+    attribute(model, small, small.replace(x=torch.rand(4, 1)), metric, keep="rows")  # warm kernels
     if work == "sweep_budget" and budget.lower().endswith("x"):
         from hookgnn.patching.budget import bytes_per_copy
 
@@ -106,12 +106,10 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
                 _, cache = model.run_with_cache(g, device="disk")
             del cache
         elif work == "sweep_budget":
-            activation_sweep(model, g, corrupted, metric, [f"layers.{rounds - 2}.hook_update"], "feature",
-                             max_memory=budget)
+            patch(model, g, corrupted, metric, neurons(model, "update", [rounds - 2]), max_memory=budget)
         else:
             keep = {"attr_all": "all", "attr_entries": "entries"}.get(work, "rows")
-            attribution_patch(model, g, corrupted, metric, keep=keep,
-                              offload=spill if work == "attr_rows_disk" else None)
+            attribute(model, g, corrupted, metric, keep=keep, offload=spill if work == "attr_rows_disk" else None)
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "peak": float(_status()["VmHWM"] - start),
             "budget": float(parse_bytes(budget)) if work == "sweep_budget" else 0.0}

@@ -4,7 +4,7 @@ Workloads (the main job's sizes):
 
 * ``train``: :func:`hookgnn.training.train` with the demo's configuration (MPNN, Bellman-Ford,
   16 Erdos-Renyi graphs of 8-12 nodes per step, width 32, 10 rounds);
-* ``cache + attribution``: ``run_with_cache`` and ``attribution_patch`` over every
+* ``cache + attribution``: ``run_with_cache`` and ``attribute`` over every
   ``hook_update`` on one 10-node graph and its corrupted twin, called bare (the patching
   functions do not choose threads themselves yet) and inside ``auto_threads`` (as the
   demo calls them);
@@ -68,7 +68,7 @@ def competitor(busy: bool, seconds: float) -> Iterator[None]:
 def workloads(steps: int) -> dict[str, Callable[[], None]]:
     from hookgnn.cli.demo import ROUNDS
     from hookgnn.ops.threads import auto_threads, graph_work
-    from hookgnn.attribution import attribution_patch
+    from hookgnn.attribution import attribute
     from hookgnn.metrics import PointerLogProb
     from hookgnn.patching import round_hooks
     from hookgnn.tasks import get_task
@@ -87,7 +87,7 @@ def workloads(steps: int) -> dict[str, Callable[[], None]]:
 
     def patch() -> None:
         model.run_with_cache(clean, steps=ROUNDS)
-        attribution_patch(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS)
+        attribute(model, clean, corrupted, metric, names_filter=hooks, steps=ROUNDS)
 
     def patch_in_policy() -> None:
         with auto_threads(graph_work(clean, 32) * 2):

@@ -27,11 +27,11 @@ import time
 import torch
 
 from hookgnn.graph import Graph
-from hookgnn.metamers import Box, Structure
+from hookgnn.metamers import Box, EdgeSpace
 from hookgnn.metamers.report import invariance_report
 from hookgnn.metamers.variants import Variant, fit
 from hookgnn.tasks import get_task
-from hookgnn.training import evaluate
+from hookgnn.training import evaluate_model
 
 VARIANTS = [
     Variant("relu"),
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         model = v.build(bf, seed=0)
         loss = fit(model, bf, steps, n=8, p=0.3, seed=0)
-        accuracy[v.name] = evaluate(model, bf, test, rounds=v.depth)["pi.accuracy"]
+        accuracy[v.name] = evaluate_model(model, bf, test, rounds=v.depth)["pi.accuracy"]
         models[v.name] = model
         print(f"trained {v.name:<13} loss {loss:.3f}  pi.accuracy(n=10) {accuracy[v.name]:.3f}  "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     searches = {
         "weights": lambda ref: {"features": None, "edge_features": Box(0.0, 1.0)},
         "structure": lambda ref: {"features": None, "edge_features": Box(0.0, 1.0),
-                                  "structure": Structure(num_edges=ref.num_edges, keep="self_loops", symmetric=True)},
+                                  "structure": EdgeSpace(num_edges=ref.num_edges, keep="self_loops", symmetric=True)},
     }
     start = time.perf_counter()
     rep = invariance_report(models, references, lambda m: f"layers.{m.max_steps - 1}.hook_update", searches,

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from hookgnn.tasks import get_task
-from hookgnn.training import TrainConfig, evaluate, save_checkpoint, train
+from hookgnn.training import TrainConfig, evaluate_model, save_checkpoint, train
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def run(work: Workload, steps_scale: float, save_dir: Path | None) -> dict[str, 
     results = {}
     for i, test in enumerate(work.tests):
         graphs = task.sample(test.num_graphs, test.sampler, seed=10_000 + i, **test.kwargs)
-        results[test.name] = evaluate(model, task, graphs, work.rounds)
+        results[test.name] = evaluate_model(model, task, graphs, work.rounds)
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
         first = results[work.tests[0].name]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from deprecations import preamble
 
 pytest.importorskip("matplotlib")
 
@@ -23,7 +24,9 @@ print(json.dumps(run_demo(sys.argv[1], seed=0, train_steps=30)))
 
 
 def test_demo_trains_patches_and_draws_a_circuit(tmp_path):
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    # hookgnn's deprecation warnings are errors here too: the demo uses the 0.2 names only
+    run = subprocess.run([sys.executable, "-c", preamble() + SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=600)
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout.strip().splitlines()[-1])
     for name in ("sweep.png", "circuit.png", "faithfulness.png"):

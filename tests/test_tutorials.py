@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from deprecations import preamble
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "tutorials"
@@ -32,11 +33,14 @@ def _env(out: Path, quick: bool) -> dict[str, str]:
 
 def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int = 600) -> dict:
     """Convert ``script`` with jupytext, execute it with nbclient (cwd: tutorials/), and
-    return its results.json."""
+    return its results.json. A first cell turns hookgnn's deprecation warnings into errors
+    (:mod:`deprecations`): the tutorials use the 0.2 names only."""
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("ipykernel")
     notebook = jupytext.read(script)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(preamble()))
     saved = dict(os.environ)
     os.environ.update(_env(out, quick))  # the kernel inherits the environment
     try:

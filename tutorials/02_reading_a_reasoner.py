@@ -32,7 +32,7 @@ import torch
 
 from hookgnn.ops import scatter_max
 from hookgnn.tasks import get_task
-from hookgnn.training import evaluate
+from hookgnn.training import evaluate_model
 from tutorial_settings import bellman_ford_reasoner, settings
 
 S = settings("02_reading_a_reasoner")
@@ -40,7 +40,7 @@ torch.set_num_threads(1)
 bf = get_task("bellman_ford")
 model = bellman_ford_reasoner(S, steps=S.pick(100, 400))
 test = bf.sample(32, "erdos_renyi", seed=5, n=12, p=0.3)
-metrics = evaluate(model, bf, test)
+metrics = evaluate_model(model, bf, test)
 print(f"predecessor accuracy {metrics['pi.accuracy']:.3f}, distance MAE {metrics['d.mae']:.3f}")
 S.record(pointer_accuracy=metrics["pi.accuracy"], distance_mae=metrics["d.mae"])
 

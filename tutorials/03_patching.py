@@ -22,7 +22,7 @@
 # 3. **message patching**: every single message (round, edge), exactly;
 # 4. **attribution patching** and friends: gradient estimates of all of those at once,
 #    and an audit of attribution, EAP-IG and AtP* against exact patching
-#    (`hookgnn.circuits.audit`), with AtP*'s top messages verified exactly (`verify_top`).
+#    (`hookgnn.circuits.audit`), with AtP*'s top messages verified exactly (`verify`).
 #
 # The pair: a graph and its twin with the source moved; the metric: the log-probability
 # of the clean predecessor of one query node (one whose predecessor changes).
@@ -36,10 +36,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from hookgnn.attribution import atp_star, attribution_patch, eap, message_edge_scores
-from hookgnn.circuits import Circuit, audit, evaluate, verify_top
+from hookgnn.attribution import atp_star, attribute, eap, message_edge_scores
+from hookgnn.circuits import Circuit, audit, evaluate, verify
 from hookgnn.metrics import PointerLogProb
-from hookgnn.patching import activation_sweep, message_edges, message_sweep, path_patch, round_hooks
+from hookgnn.patching import message_edges, messages, nodes, patch, path_patch
 from hookgnn.patching.components import Component
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
@@ -65,21 +65,22 @@ print(f"source {int(clean['s'].argmax())} -> {int(corrupted['s'].argmax())}; que
 # %% [markdown]
 # ## 1. Activation patching
 #
-# `activation_sweep` patches each (round, node) state from the clean run into the
-# corrupted one and records the effect: the metric after the patch minus `sweep.baseline`,
-# the metric of the unpatched corrupted run. All patches of a round run as copies in one
-# disjoint-union batch, resumed at that round.
+# `patch` with the selector `nodes(model, "update")` patches each (round, node) state from
+# the clean run into the corrupted one and records the effect: the metric after the patch
+# minus `sweep.baseline`, the metric of the unpatched corrupted run. All patches of a round
+# run as copies in one disjoint-union batch, resumed at that round.
 
 # %%
-hooks = round_hooks(model, "update", range(rounds))
+states = nodes(model, "update", range(rounds))
+hooks = list(states.hooks)  # layers.t.hook_update, one per round
 start = time.perf_counter()
-sweep = activation_sweep(model, clean, corrupted, metric, hooks, steps=rounds)
+sweep = patch(model, clean, corrupted, metric, states, steps=rounds)
 sweep_s = time.perf_counter() - start
 effect = sweep.values  # metric after each patch minus sweep.baseline
 best_round, best_node = divmod(int(effect.flatten().argmax()), effect.shape[1])
 print(f"{effect.numel()} patches in {sweep_s:.2f} s; corrupted log-prob {sweep.baseline:.2f}; best: round "
       f"{best_round}, node {best_node} -> {sweep.baseline + float(effect.max()):.2f}")
-S.figure(plot_scores(sweep, title=f"change in log p(clean predecessor of {query}) by patching"), "activation_sweep.png")
+S.figure(plot_scores(sweep, title=f"change in log p(clean predecessor of {query}) by patching"), "patch_nodes.png")
 
 # %% [markdown]
 # ## 2. Path patching
@@ -116,16 +117,16 @@ for kind, u in (("neighbour", near), ("not a neighbour", far)):
 # %% [markdown]
 # ## 3. Every single message, exactly
 #
-# `message_sweep` patches one message `(t, u -> v)` at a time (row `e` of
-# `layers.t.hook_src`, so only that message changes): `[round, edge]` effects. Here in the
+# `patch` with the selector `messages(model)` patches one message `(t, u -> v)` at a time
+# (row `e` of `layers.t.hook_src`, so only that message changes): `[round, edge]` effects. Here in the
 # *noising* direction (each corrupted message into the clean run), which asks which
 # messages the clean answer needs.
 
 # %%
 start = time.perf_counter()
-exact = message_sweep(model, clean, corrupted, metric, range(rounds), direction="noising", steps=rounds)
+exact = patch(model, clean, corrupted, metric, messages(model, range(rounds)), direction="noising", steps=rounds)
 exact_s = time.perf_counter() - start
-S.figure(plot_scores(exact, title="noising single messages (exact)"), "message_sweep.png")
+S.figure(plot_scores(exact, title="noising single messages (exact)"), "patch_messages.png")
 universe = message_edges(clean.edge_index, range(rounds), model)
 ranked = sorted(universe, key=lambda m: -abs(float(exact[m.carrier.hook][m.edge])))
 S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:6]}),
@@ -136,7 +137,7 @@ print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter 
 # %% [markdown]
 # ## 4. Estimators, audited against exact patching
 #
-# * attribution patching (`attribution_patch`): one forward and backward, a first-order
+# * attribution patching (`attribute`): one forward and backward, a first-order
 #   estimate of every patch;
 # * EAP-IG (`eap(..., level="message", ig_steps=16)`): the gradient averaged along the
 #   path from clean to corrupted inputs;
@@ -151,8 +152,8 @@ print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter 
 # %%
 carriers = [model.round_hook("hook_src", t) for t in range(rounds)]
 estimators = {
-    "attribution": lambda: attribution_patch(model, clean, corrupted, metric, names_filter=carriers,
-                                             direction="noising", steps=rounds).rows(carriers),
+    "attribution": lambda: attribute(model, clean, corrupted, metric, names_filter=carriers,
+                                     direction="noising", steps=rounds).rows(carriers),
     "EAP-IG": lambda: message_edge_scores(eap(model, clean, corrupted, metric, ig_steps=16, direction="noising",
                                               level="message", steps=rounds)),
     "AtP*": lambda: atp_star(model, clean, corrupted, metric, direction="noising", steps=rounds),
@@ -168,8 +169,8 @@ for name, method in estimators.items():
 print(f"{'exact':12s} {exact_s:6.2f} s")
 
 start = time.perf_counter()
-verified = verify_top(model, clean, corrupted, metric, atp_star(model, clean, corrupted, metric, direction="noising",
-                                                                 steps=rounds), k=16, steps=rounds)
+verified = verify(model, clean, corrupted, metric, atp_star(model, clean, corrupted, metric, direction="noising",
+                                                             steps=rounds), k=16, steps=rounds)
 by_carrier = {m.carrier: m for m in universe}
 order = [by_carrier[c] for c in verified.ranked]
 run = lambda c: evaluate(model, clean, corrupted, metric, c, universe, steps=rounds)  # noqa: E731

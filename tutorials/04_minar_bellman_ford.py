@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import hookgnn
-from hookgnn.attribution import eap, integrated_gradients
+from hookgnn.attribution import attribute, eap
 from hookgnn.circuits import Circuit, evaluate, jaccard
 
 from bf_published import corrupt, distance_se, published_network, relative_error, test_set, train, training_set
@@ -276,7 +276,7 @@ S.figure(fig, "over_training.png")
 # the formula differs.
 
 # %%
-attr = integrated_gradients(hooked, test, corrupted, distance_se, ig_steps=20)
+attr = attribute(hooked, test, corrupted, distance_se, ig_steps=20)
 published = published_formula(hooked, attr)
 order_pub = ranked(published)
 print("top 10 by the published formula:")

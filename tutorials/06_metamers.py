@@ -39,13 +39,13 @@ import matplotlib.pyplot as plt
 import torch
 
 from hookgnn import Graph
-from hookgnn.metamers import Box, Structure, metamer
+from hookgnn.metamers import Box, EdgeSpace, metamer
 from hookgnn.metamers.metrics import edge_jaccard, feature_distance
 from hookgnn.metamers.report import invariance_report
 from hookgnn.metamers.variants import Variant, fit
 from hookgnn.metrics.features import pointer_sources
 from hookgnn.tasks import get_task
-from hookgnn.training import evaluate
+from hookgnn.training import evaluate_model
 
 from tutorial_settings import settings
 
@@ -72,7 +72,7 @@ start = time.perf_counter()
 for v in VARIANTS:
     model = v.build(bf, seed=0)
     loss = fit(model, bf, TRAIN_STEPS, n=8, p=0.3, seed=0)
-    accuracy[v.name] = evaluate(model, bf, test, rounds=v.depth)["pi.accuracy"]
+    accuracy[v.name] = evaluate_model(model, bf, test, rounds=v.depth)["pi.accuracy"]
     models[v.name] = model
     print(f"{v.name:<13} final loss {loss:.3f}, predecessor accuracy (32 graphs, n=10) {accuracy[v.name]:.3f}")
 S.record(train_steps=TRAIN_STEPS, train_seconds=time.perf_counter() - start, accuracy=accuracy)
@@ -145,7 +145,7 @@ S.record(example_converged=res.converged.tolist(), example_distance=res.distance
 searches = {
     "weights": lambda r: {"features": None, "edge_features": Box(0.0, 1.0)},
     "structure": lambda r: {"features": None, "edge_features": Box(0.0, 1.0),
-                            "structure": Structure(num_edges=r.num_edges, keep="self_loops", symmetric=True)},
+                            "structure": EdgeSpace(num_edges=r.num_edges, keep="self_loops", symmetric=True)},
 }
 start = time.perf_counter()
 rep = invariance_report(models, references, lambda m: f"layers.{m.max_steps - 1}.hook_update", searches,

@@ -98,8 +98,8 @@ def published_formula(hooked: Any, attr: Attribution) -> dict[WeightEdge, float]
     *input*, and has no weight: :math:`S_{i \\to j} = |\\sum_r \\Delta a_{r,j}\\, (\\bar g_r W)_{r,i}|`
     with :math:`\\bar g = \\partial m / \\partial z`. The textbook EAP(-IG) score (hookgnn's
     :func:`~hookgnn.attribution.eap`) is :math:`W_{ji} \\sum_r \\Delta u_{r,i}\\, \\bar g_{r,j}`.
-    ``attr`` is :func:`~hookgnn.attribution.integrated_gradients` over every hook, so both
-    formulas read the same differences and gradients.
+    ``attr`` is :func:`~hookgnn.attribution.attribute` (``ig_steps > 0``: EAP-IG) over every hook, so
+    both formulas read the same differences and gradients.
     """
     links = all_links(hooked)
     out: dict[WeightEdge, float] = {}
