@@ -174,3 +174,61 @@ def test_message_patch_still_refuses_graph_edge_messages_over_a_layers_own_edge_
         with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
             patching.message_patch(model, GRAPH, corrupted, square_sum, edges[-1:])
     assert all(info.num_fwd == 0 and info.num_bwd == 0 for info in model.list_hooks())
+
+
+#: 0.1 functions, called by their bare name or through a hookgnn package.
+OLD_FUNCTIONS = {"activation_sweep", "message_sweep", "message_patch", "attribution_patch", "integrated_gradients",
+                 "top_n", "above", "verify_top", "mean_over_pairs"}
+#: 0.1 names of a package: (package, name); ``hookgnn.parallel``'s per-scorer wrappers among them.
+OLD_MEMBERS = {("training", "evaluate"), ("metamers", "Structure"), ("structure", "Structure"),
+               *(("parallel", n) for n in ("activation_sweep", "message_sweep", "attribution_patch",
+                                           "integrated_gradients", "eap", "atp_star", "mean_over_pairs"))}
+PACKAGES = ("hookgnn", "patching", "attribution", "circuits", "parallel", "training", "metamers", "structure")
+
+
+def uses_of_01_names(source: str, package: str = "") -> list[str]:
+    """0.1 names that ``source`` calls, reads or imports (a definition, e.g. an alias's own ``def``, is no use;
+    nor is a library module re-exporting the aliases of its own package: ``package`` names it).
+
+    >>> uses_of_01_names("from hookgnn.circuits import top_n\\nx = parallel.eap(m, p, f)\\ndef above(): pass")
+    ['import top_n from hookgnn.circuits', 'parallel.eap']
+    """
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hookgnn"):
+            if package and node.module.startswith(package + "."):
+                continue
+            last = node.module.rsplit(".", 1)[-1]
+            found += [f"import {a.name} from {node.module}" for a in node.names
+                      if a.name in OLD_FUNCTIONS or (last, a.name) in OLD_MEMBERS]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in OLD_FUNCTIONS:
+            found.append(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            base = ast.unparse(node.value).rsplit(".", 1)[-1]
+            if (base, node.attr) in OLD_MEMBERS or (base in PACKAGES and node.attr in OLD_FUNCTIONS):
+                found.append(f"{base}.{node.attr}")
+    return found
+
+
+def test_the_repository_calls_no_01_name():
+    """Every call site of the library, tests, tutorials, benchmarks and the docs' Python blocks
+    uses the 0.2 names (the suite's warning filter catches only the code the suite runs)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    serving = {"hookgnn/_deprecated.py", "hookgnn/_moved.py", "hookgnn/parallel/scores.py",  # the aliases
+               "tests/test_aliases.py", "tests/test_layout_aliases.py"}
+    offenders = []
+    for folder in ("hookgnn", "tests", "tutorials", "benchmarks", "docs"):
+        for path in sorted((root / folder).rglob("*")):
+            name = str(path.relative_to(root))
+            if name in serving or path.suffix not in (".py", ".md"):
+                continue
+            text = path.read_text()
+            blocks = [text] if path.suffix == ".py" else re.findall(r"```python\n(.*?)```", text, flags=re.S)
+            package = ".".join(path.parent.relative_to(root).parts) if folder == "hookgnn" else ""
+            offenders += [f"{name}: {use}" for block in blocks for use in uses_of_01_names(block, package)]
+    assert offenders == [], offenders

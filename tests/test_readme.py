@@ -14,15 +14,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from deprecations import preamble
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", flags=re.S)
 
-RUNNER = """
-import re, sys, warnings, torch
-warnings.filterwarnings("error", message=".*hookgnn", category=DeprecationWarning)
+# hookgnn's deprecation warnings are errors, as in the suite (pyproject.toml's filterwarnings)
+RUNNER = preamble() + """
+import re, sys, torch
 torch.set_num_threads(1)
 text = open(sys.argv[1]).read()
 namespace = {}
