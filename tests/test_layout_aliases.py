@@ -133,7 +133,8 @@ def test_unknown_names_still_raise_attribute_error():
 
 
 OLD_PATH = re.compile(r"hookgnn\.(" + "|".join(re.escape(m[len("hookgnn."):]) for m in MODULES_01) + r")\b")
-OLD_NAME = re.compile(r"from hookgnn\.patching import \(?([^)\n]*(?:\n[^)\n]*)*?)\)?$", re.M)
+#: ``from hookgnn.patching import a, b`` on one line, or ``(...)`` over several (comments dropped below).
+OLD_NAME = re.compile(r"from hookgnn\.patching import (?:\(([^)]*)\)|([^\n(]*))")
 OLD_DOTTED = re.compile(r"(?<![\w.])(?:hookgnn\.)?patching\.(" + "|".join(sorted(PATCHING_MOVED, key=len, reverse=True))
                         + r")\b")
 
@@ -148,7 +149,8 @@ def test_the_repository_uses_no_01_path():
             offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in OLD_PATH.finditer(text)]
             offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in OLD_DOTTED.finditer(text)]
             for m in OLD_NAME.finditer(text):
-                names = {n.strip().split(" as ")[0] for n in m.group(1).replace("\n", " ").split(",")}
+                listed = re.sub(r"#[^\n]*", "", m.group(1) or m.group(2))
+                names = {n.strip().split(" as ")[0] for n in listed.replace("\n", " ").split(",")}
                 offenders += [f"{path.relative_to(ROOT)}: hookgnn.patching.{n}" for n in names & set(PATCHING_MOVED)]
     for line in (ROOT / "mkdocs.yml").read_text().splitlines():
         offenders += [f"mkdocs.yml: {m.group(0)}" for m in OLD_PATH.finditer(line)]
