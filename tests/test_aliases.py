@@ -188,15 +188,25 @@ PACKAGES = ("hookgnn", "patching", "attribution", "circuits", "parallel", "train
 
 def uses_of_01_names(source: str, package: str = "") -> list[str]:
     """0.1 names that ``source`` calls, reads or imports (a definition, e.g. an alias's own ``def``, is no use;
-    nor is a library module re-exporting the aliases of its own package: ``package`` names it).
+    nor is a library module re-exporting the aliases of its own package, ``package``, nor a test of an
+    alias inside ``with pytest.warns(DeprecationWarning)``).
 
     >>> uses_of_01_names("from hookgnn.circuits import top_n\\nx = parallel.eap(m, p, f)\\ndef above(): pass")
     ['import top_n from hookgnn.circuits', 'parallel.eap']
+    >>> uses_of_01_names("monkeypatch.setattr(hookgnn.training, 'evaluate', f)\\nregister_links('GINEConv', f)")
+    ["setattr(training, 'evaluate')", "register_links('GINEConv')"]
     """
     import ast
 
+    tree = ast.parse(source)
+    # a 0.1 name tested on purpose: inside `with pytest.warns(DeprecationWarning, ...)`
+    on_purpose = {id(n) for w in ast.walk(tree) if isinstance(w, ast.With)
+                  and any("warns(DeprecationWarning" in ast.unparse(i.context_expr) for i in w.items)
+                  for stmt in w.body for n in ast.walk(stmt)}
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
+        if id(node) in on_purpose:
+            continue
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hookgnn"):
             if package and node.module.startswith(package + "."):
                 continue
@@ -209,6 +219,15 @@ def uses_of_01_names(source: str, package: str = "") -> list[str]:
             base = ast.unparse(node.value).rsplit(".", 1)[-1]
             if (base, node.attr) in OLD_MEMBERS or (base in PACKAGES and node.attr in OLD_FUNCTIONS):
                 found.append(f"{base}.{node.attr}")
+        elif isinstance(node, ast.Call) and node.args:
+            called, args = ast.unparse(node.func).rsplit(".", 1)[-1], node.args
+            text = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in args]
+            if called == "register_links" and text[0] is not None:
+                found.append(f"register_links({text[0]!r})")  # a class name, the 0.1 spelling: pass the class
+            elif called == "setattr" and len(args) >= 2 and text[1] is not None:  # a 0.1 name patched in a test
+                base = ast.unparse(args[0]).rsplit(".", 1)[-1]
+                if (base, text[1]) in OLD_MEMBERS or (base in PACKAGES and text[1] in OLD_FUNCTIONS):
+                    found.append(f"setattr({base}, {text[1]!r})")
     return found
 
 

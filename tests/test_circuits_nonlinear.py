@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from hookgnn import Graph, HookedGNN, HookPoint, HookedMessagePassing
 from hookgnn.circuits import Circuit, evaluate
 from hookgnn.nn.wiring import Link, links_of
-from hookgnn.nn.wiring import LINKS, register_links
+from hookgnn.nn.wiring import register_links
 from hookgnn.ops import scatter
 from hookgnn.patching.components import weight_edges
 
@@ -59,8 +59,7 @@ def model():  # noqa: ANN201
     with torch.no_grad():
         for layer in m.layers:
             layer.lin.bias.fill_(0.3)
-    yield m
-    LINKS.pop("ReluMax", None)
+    return m
 
 
 def _graphs() -> tuple[Graph, Graph]:
@@ -84,7 +83,7 @@ def _entry(model: HookedGNN, edge) -> tuple[nn.Parameter, int, int]:  # noqa: AN
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ablating_weight_edges_before_a_relu_equals_zeroed_weights(model, seed):
-    register_links("ReluMax", _links(pre="hook_pre"))
+    register_links(ReluMax, _links(pre="hook_pre"))  # each test registers the wiring it needs
     g, corr = _graphs()
     universe = [e for link in links_of(model, range(2)) if link.weight is not None
                 for e in weight_edges(link, link.weight.shape[1], link.weight.shape[0])]
@@ -103,7 +102,7 @@ def test_ablating_weight_edges_before_a_relu_equals_zeroed_weights(model, seed):
 
 
 def test_a_weight_link_through_a_relu_without_its_pre_activation_is_refused_naming_it(model):
-    register_links("ReluMax", _links(pre=None))
+    register_links(ReluMax, _links(pre=None))
     g, corr = _graphs()
     universe = [e for link in links_of(model, range(2)) if link.name == "w_h"
                 for e in weight_edges(link, D, D)]

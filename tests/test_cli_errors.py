@@ -162,7 +162,7 @@ def test_model_is_saved_when_the_final_evaluation_fails_and_the_bug_keeps_its_tr
     def broken_evaluate(*args, **kwargs):
         raise RuntimeError("a bug in evaluate")
 
-    monkeypatch.setattr(hookgnn.training, "evaluate", broken_evaluate)
+    monkeypatch.setattr(hookgnn.training, "evaluate_model", broken_evaluate)
     out = tmp_path / "m.pt"
     with pytest.raises(RuntimeError, match="a bug in evaluate"):
         main(["train", *TINY, "--out", str(out)])
@@ -230,7 +230,7 @@ def test_bad_eval_argument_is_one_error_line(extra, expected, checkpoint, capsys
 
 
 def test_eval_json_path_is_checked_before_evaluating(checkpoint, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(hookgnn.training, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    monkeypatch.setattr(hookgnn.training, "evaluate_model", lambda *a, **k: pytest.fail("evaluated"))
     (tmp_path / "file").write_text("x")
     line = usage_error(["eval", "--checkpoint", str(checkpoint), "--n", "4", "--num-graphs", "1",
                         "--json", str(tmp_path / "file" / "m.json")], capsys)

@@ -143,12 +143,14 @@ def test_zero_weights_are_edges_only_when_asked(setup):
 
 def test_links_registered_for_a_layer_class_join_the_traced_ones():
     from hookgnn.nn.wiring import Link, register_links
-    from hookgnn.nn.wiring import LINKS
+
+    class MyGINEConv(pyg.GINEConv):  # registered here, not for every GINEConv of the session
+        pass
 
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv = pyg.GINEConv(nn.Sequential(nn.Linear(D, 4), nn.ReLU(), nn.Linear(4, D)), edge_dim=2)
+            self.conv = MyGINEConv(nn.Sequential(nn.Linear(D, 4), nn.ReLU(), nn.Linear(4, D)), edge_dim=2)
 
         def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
             return self.conv(x, edge_index, edge_attr)
@@ -156,13 +158,10 @@ def test_links_registered_for_a_layer_class_join_the_traced_ones():
     g, _ = _pair()
     g = g.replace(edge_attr=torch.rand(g.num_edges, 2))
     # GINE's message relu(x_j + lin(e)) adds two activations: tracing stops there
-    register_links("GINEConv", lambda m: [Link("x_j", "hook_src", "hook_message", "same", None, "relu"),
+    register_links(MyGINEConv, lambda m: [Link("x_j", "hook_src", "hook_message", "same", None, "relu"),
                                           Link("e", "lin.hook_out", "hook_message", "same", None, "relu")])
-    try:
-        hooked = from_pyg(Net(), example=g)
-        links = {l.name: (l.src, l.dst, l.act) for l in links_of(hooked, [0])}
-    finally:
-        LINKS.pop("GINEConv")
+    hooked = from_pyg(Net(), example=g)
+    links = {l.name: (l.src, l.dst, l.act) for l in links_of(hooked, [0])}
     assert links["x_j"] == ("conv.hook_src", "conv.hook_message", "relu")
     assert links["e"] == ("conv.lin.hook_out", "conv.hook_message", "relu")
     assert links["hook_edge_attr->conv.lin.hook_out"][1] == "conv.lin.hook_out"  # traced
