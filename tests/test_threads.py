@@ -11,7 +11,7 @@ import torch
 import hookgnn.cli.demo
 import hookgnn.training.loop as loop
 from hookgnn.cli import main
-from hookgnn.ops import compiled, scatter_max
+from hookgnn.ops import compiled, scatter_max, use_backend
 from hookgnn.ops.threads import SMALL_WORK, auto_threads, explicit_threads, pick_threads, use_threads
 from hookgnn.training import TrainConfig, build_model, save_checkpoint, train
 
@@ -130,7 +130,7 @@ def test_the_kernel_keeps_one_thread_below_two_grains_of_work():
     torch.manual_seed(0)
     for num_edges, expected in ((2_000, 1), (8_000, 2)):  # (E + N) * C = 42K, 162K elements at C = 20
         src, index = torch.randn(num_edges, 20), torch.randint(0, 100, (num_edges,))
-        with use_threads(2):
+        with use_threads(2), use_backend("compiled"):  # this kernel, also under HOOKGNN_SCATTER_BACKEND=torch
             scatter_max(src, index, 100)
         assert kernel.last_threads() == expected
 
@@ -199,6 +199,7 @@ def test_eval_and_metamer_threads_option_wins_and_does_not_leak(two_threads, tmp
 
 
 def test_demo_says_that_the_one_time_kernel_build_runs_and_how_long_it_took(monkeypatch, capsys):
+    monkeypatch.delenv("HOOKGNN_SCATTER_BACKEND", raising=False)  # the demo builds the kernel where it will use it
     monkeypatch.setattr(compiled, "is_built", lambda: False)
     monkeypatch.setattr(compiled, "load", lambda: object())
     hookgnn.cli.demo.build_kernel()
