@@ -43,7 +43,7 @@ from hookgnn.metrics.targets import clean_targets
 from hookgnn.nn.wiring import ResolvedLink, links_of
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
-from hookgnn.patching.components import Component, Edge, MessageEdge, check_carriers, message_edges, weight_edges
+from hookgnn.patching.components import Edge, MessageEdge, check_carriers, message_edges, weight_edges
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
 from hookgnn.ops.threads import threads_by_workload
 
