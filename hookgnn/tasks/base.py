@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -141,7 +142,8 @@ class Task(ABC):
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
-    ``nonnegative`` (reject negative weights). Every subclass's ``spec`` gets the input
+    ``nonnegative`` (reject negative weights), ``clrs_names`` (fields named otherwise
+    than in CLRS-30). Every subclass's ``spec`` gets the input
     ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
 
     >>> class Reach(Task):
@@ -158,6 +160,8 @@ class Task(ABC):
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
+    #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
+    clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @abstractmethod
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
