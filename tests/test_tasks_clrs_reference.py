@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hookgnn.graph import Graph
 from hookgnn.tasks import TASKS, get_task
@@ -27,17 +26,18 @@ NAMES = sorted(TASKS)
 
 def fixture_graphs(name: str):
     """Yield ``(A, source, directed, {feature: CLRS value [T, ...]})`` per fixture graph."""
-    z = np.load(DATA / f"clrs_{name}.npz")
+    with np.load(DATA / f"clrs_{name}.npz") as npz:
+        z = {k: npz[k] for k in npz.files}  # read each array once
     spec = get_task(name).spec
     clrs_to_ours = {v: k for k, v in get_task(name).clrs_names.items()}
-    cursor = {k: 0 for k in z.files}
+    cursor = {k: 0 for k in z}
     for n, source, directed, steps in zip(z["n"].tolist(), z["source"].tolist(), z["directed"].tolist(),
                                           z["T"].tolist()):
         A = z["A"][cursor["A"]:cursor["A"] + n * n].reshape(n, n).astype(np.float64)
         cursor["A"] += n * n
         nnz = int(((A != 0) | np.eye(n, dtype=bool)).sum())
         features = {}
-        for key in z.files:
+        for key in z:
             if "/" not in key:
                 continue
             stage, clrs_name = key.split("/")
@@ -93,23 +93,36 @@ def task_graph(name: str, A: np.ndarray, source: int, directed: bool) -> Graph:
     return get_task(name).run(g, source=source)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_outputs_and_hint_trajectories_equal_clrs_reference(name):
+def check_against_clrs(name: str, every: int) -> int:
+    """Compare graph ``0, every, 2 every, ...`` of the fixture; returns how many were compared."""
     task = get_task(name)
     count = 0
-    for A, source, directed, want in fixture_graphs(name):
+    for i, (A, source, directed, want) in enumerate(fixture_graphs(name)):
+        if i % every:
+            continue
         g = task_graph(name, A, source, directed)
         got = as_clrs(g, name, A)
         assert int(g["num_steps"][0]) == want[next(k for k in want if task.spec[k].stage == "hint")].shape[0]
         for key, value in want.items():
             have = got[key]
-            assert have.shape == value.shape, (name, count, key)
+            assert have.shape == value.shape, (name, i, key)
             if not np.array_equal(have, value.astype(have.dtype)):
                 step = int(np.flatnonzero((have != value.astype(have.dtype)).any(1))[0])
-                raise AssertionError(f"{name} graph {count} ({A.shape[0]} nodes) {key!r} differs first at step "
+                raise AssertionError(f"{name} graph {i} ({A.shape[0]} nodes) {key!r} differs first at step "
                                      f"{step}: hookgnn {have[step].tolist()} CLRS {value[step].tolist()}")
         count += 1
-    assert count >= 100
+    return count
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_and_hint_trajectories_equal_clrs_reference(name):
+    assert check_against_clrs(name, every=8) >= 25  # a quick sample; the slow test below takes them all
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_and_hint_trajectories_equal_clrs_reference_on_every_fixture_graph(name):
+    assert check_against_clrs(name, every=1) >= 200
 
 
 def test_every_task_field_is_a_clrs_field_or_a_documented_extra():
@@ -139,4 +152,3 @@ def test_fixtures_cover_ties_disconnected_graphs_directed_variants_and_sizes():
         start += n * n
         ties += len(w[w > 0]) > len(np.unique(w[w > 0]))
     assert ties >= 20
-    assert torch.equal(torch.tensor(0), torch.tensor(0))
