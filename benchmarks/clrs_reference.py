@@ -20,17 +20,16 @@ whole hint trajectories, compressed:
   features as the index of the 1 ``[T]``, graph features ``[T]``, edge features at
   the non-zero entries of CLRS's ``adj`` (``A`` plus the diagonal), row-major.
 
-Two deliberate choices, documented in ``docs/guide/tasks.md``:
+Two choices, documented in ``docs/guide/tasks.md``:
 
 * CLRS reads ``A[u, v] != 0`` as "edge", so weights are drawn non-zero;
 * Dijkstra and Prim extract ``np.argsort(key + ...)[0]``, numpy's unstable sort, whose
   choice among tied keys depends on the CPU; the script makes that one sort stable
   (lowest index first, hookgnn's documented rule) so that tied fixtures are
   reproducible. Nothing else in CLRS's code is touched.
-* Articulation points and bridges record one step when a node inspects its own
-  self-loop; hookgnn stores one self-loop per node for "points to itself" and drops a
-  graph's own self-loops, so those two algorithms get graphs with an empty diagonal
-  (the other algorithms get CLRS's random self-loops, which change nothing there).
+
+Every graph gets CLRS's random self-loops on the diagonal (hookgnn stores a graph's own
+self-loop as a second edge ``u -> u``; articulation points and bridges spend a step on it).
 """
 
 from __future__ import annotations
@@ -45,8 +44,8 @@ import numpy as np
 ALGORITHMS = {
     "bfs": ("bfs", True, False, True, True, 0.5),
     "dfs": ("dfs", False, False, True, True, 0.5),
-    "articulation_points": ("articulation_points", False, False, False, False, 0.2),
-    "bridges": ("bridges", False, False, False, False, 0.2),
+    "articulation_points": ("articulation_points", False, False, False, True, 0.2),
+    "bridges": ("bridges", False, False, False, True, 0.2),
     "mst_prim": ("mst_prim", True, True, False, True, 0.2),
     "bellman_ford": ("bellman_ford", True, True, True, True, 0.5),
     "dijkstra": ("dijkstra", True, True, True, True, 0.5),

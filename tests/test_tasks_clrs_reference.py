@@ -87,9 +87,8 @@ def as_clrs(g: Graph, name: str, A: np.ndarray) -> dict[str, np.ndarray]:
 
 def task_graph(name: str, A: np.ndarray, source: int, directed: bool) -> Graph:
     n = A.shape[0]
-    u, v = np.nonzero(A if directed else np.triu(A, 1))
-    keep = u != v  # a graph's own self-loops: hookgnn stores one per node anyway
-    g = SampledGraph(n, u[keep], v[keep], A[u[keep], v[keep]], directed=directed)
+    u, v = np.nonzero(A if directed else np.triu(A))  # the diagonal: the graph's own self-loops
+    g = SampledGraph(n, u, v, A[u, v], directed=directed)
     return get_task(name).run(g, source=source)
 
 

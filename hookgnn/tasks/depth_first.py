@@ -30,6 +30,10 @@ the self-loop), ``color`` (white/grey/black), ``d``, ``f``, ``low``, ``child_cnt
 ``is_bridge_h`` [T, E]. ``v`` is CLRS's loop variable: after a scan that pushed nothing
 it is the last node, ``n - 1``, as in CLRS.
 
+A self-loop of the graph (a second stored edge ``u -> u``, CLRS's diagonal of ``A``) is met
+in index order like any neighbour: it never pushes (``u`` is grey), and with low-links
+it counts one inspection step when ``u`` is not a root, as in CLRS.
+
 Parallel edges (which CLRS's adjacency matrices cannot hold): an edge to the parent
 with a parallel copy is a back edge, so such edges are never bridges (networkx's
 multigraph rule); CLRS's graphs have none, so its trajectories are unchanged.
@@ -103,6 +107,7 @@ def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
         raise ValueError("low-links need an undirected graph (every edge u -> v matched by v -> u)")
     n = adj.num_nodes
     indptr, dst, count = adj.indptr.tolist(), adj.dst.tolist(), adj.count.tolist()
+    own_loop = (adj.self_loops >= 2).tolist()  # the graph's own self-loop (beyond the stored one)
     color = np.zeros(n, dtype=np.int64)
     pi, s_prev = np.arange(n), np.arange(n)
     d, f, low, child_cnt = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
@@ -132,8 +137,13 @@ def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
                 color[u] = GREY
                 push(s, u, v, s_last)
             pushed = False
-            for a in range(indptr[u], indptr[u + 1]):
-                v = dst[a]
+            for a in _scan(indptr[u], indptr[u + 1], dst, u, own_loop[u]):
+                v = u if a < 0 else dst[a]
+                if a < 0:  # the graph's self-loop at u: CLRS meets u itself, grey, in index order
+                    if lowlink and v != pi[u]:
+                        low[u] = min(low[u], d[v])
+                        push(s, u, v, s_last)
+                    continue
                 if color[v] == WHITE:
                     pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
                     children[u].append((v, a))
@@ -167,6 +177,16 @@ def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
                 s_last = below
             u = s_last
     return _trajectory(adj, states, cursor, lowlink)
+
+
+def _scan(lo: int, hi: int, dst: list[int], u: int, loop: bool) -> list[int]:
+    """The arcs ``lo .. hi - 1`` leaving ``u`` in target order, with ``-1`` where ``u`` itself comes
+    when the graph has a self-loop at ``u``."""
+    arcs = list(range(lo, hi))
+    if loop:
+        at = next((i for i, a in enumerate(arcs) if dst[a] > u), len(arcs))
+        arcs.insert(at, -1)
+    return arcs
 
 
 def _trajectory(adj: Adjacency, states: list[tuple[np.ndarray, ...]], cursor: list[tuple[int, int, int, int, float]],
