@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 Row = list[float]
 Senders = dict[tuple[int, int], Row]
 
-BIG = 50.0
+BIG = 100.0
 
 
 def relu(a: float) -> float:

@@ -157,6 +157,25 @@ def test_known_circuit_alone_keeps_the_metric(gt: GroundTruth, ablation: str) ->
     assert no_hooks_left(gt.model)
 
 
+@settings(max_examples=15)
+@given(name=st.sampled_from(NAMES), seed=st.integers(0, 2**31 - 1))
+def test_known_circuits_hold_on_random_pairs_by_the_twin(name: str, seed: int) -> None:
+    gt = ground_truth(name)
+    p = gt.sample_pairs(1, seed)[0]
+    clean = query_value(twin(name, p.clean, gt.rounds), p.clean)
+    for ablation in ("resample", "zero"):
+        empty = _ablated_twin(gt, p, frozenset(), ablation)
+        assert not close(empty, clean, scale(gt))
+        for kept in (p.circuit, *p.sufficient):
+            assert close(_ablated_twin(gt, p, kept, ablation), clean, scale(gt))
+        for e in p.circuit:  # one message less: broken for a chain or an AND, kept for OR-redundant paths
+            left = _ablated_twin(gt, p, p.circuit - {e}, ablation)
+            if gt.structure == "or":
+                assert close(left, clean, scale(gt))
+            else:  # at most half-way back to the clean value (exactly the empty value for the AND gate)
+                assert (left - empty) / (clean - empty) < 0.5
+
+
 @pytest.mark.parametrize("name", ["and_conjunction", "minplus_bellman_ford"])
 def test_removing_any_single_message_of_an_and_circuit_breaks_it(name: str) -> None:
     gt = ground_truth(name)

@@ -41,7 +41,7 @@ from hookgnn.models import HookedGNN
 from hookgnn.patching.components import MessageEdge
 from hookgnn.spec import FeatureSpec
 
-BIG = 50.0
+BIG = 100.0
 MARGIN = 0.05
 ROUNDS = 3
 

@@ -110,7 +110,8 @@ def and_conjunction() -> GroundTruth:
 
     >>> gt = and_conjunction()
     >>> p = gt.sample_pairs(1, seed=1)[0]
-    >>> float(gt.metric(gt.model(p.clean), p.clean)), float(gt.metric(gt.model(p.corrupted), p.clean))
+    >>> with torch.no_grad():
+    ...     float(gt.metric(gt.model(p.clean), p.clean)), float(gt.metric(gt.model(p.corrupted), p.clean))
     (1.0, 0.0)
     """
     model = build_conjunction()

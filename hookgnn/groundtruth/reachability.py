@@ -108,7 +108,8 @@ def or_reachability() -> GroundTruth:
 
     >>> gt = or_reachability()
     >>> p = gt.sample_pairs(1, seed=1)[0]
-    >>> float(gt.metric(gt.model(p.clean), p.clean)), float(gt.metric(gt.model(p.corrupted), p.clean))
+    >>> with torch.no_grad():
+    ...     float(gt.metric(gt.model(p.clean), p.clean)), float(gt.metric(gt.model(p.corrupted), p.clean))
     (1.0, 0.0)
     """
     model = build_reachability()
