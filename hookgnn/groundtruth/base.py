@@ -21,7 +21,8 @@ the benchmark reports how far the known circuit gets under it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -97,6 +98,8 @@ class Pair:
 
 
 Sampler = Callable[[np.random.Generator], Pair]
+#: What single-component methods face: every message necessary, two needed together, or redundant paths.
+Structure = Literal["chain", "and", "or"]
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,12 @@ class GroundTruth:
     metric: QueryValue
     sampler: Sampler
     weight_circuit: frozenset[WeightEdge]
-    structure: str
-    rounds: int = field(default=0)
+    structure: Structure
 
-    def __post_init__(self) -> None:
-        if self.rounds == 0:
-            object.__setattr__(self, "rounds", self.model.max_steps)
+    @property
+    def rounds(self) -> int:
+        """The number of rounds the model runs (``model.max_steps``)."""
+        return self.model.max_steps
 
     def sample_pairs(self, n: int, seed: int = 0) -> list[Pair]:
         """``n`` pairs drawn with ``numpy.random.default_rng(seed)`` (the same ``seed``, the same pairs)."""
