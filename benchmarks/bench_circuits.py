@@ -5,13 +5,16 @@ denoising), over ``--pairs`` clean/corrupted pairs of each ground truth:
 
 * ``auc``: ROC AUC of the method's |score| of every message (round x edge) against the
   known message-level circuit (Mann-Whitney, ties count one half);
-* ``prec`` / ``rec``: precision and recall of the circuit the method selects. Selection rule for
+* ``precision`` / ``recall``: precision and recall of the circuit the method selects. Selection rule for
   a method that scores (every method today): rank the messages with a nonzero score by
   |score| and keep the *smallest top n whose faithfulness reaches 0.9* (re-evaluated exactly
   with :func:`hookgnn.circuits.evaluate` under the row's ablation); if no n reaches it, every
   nonzero-scored message. A method that returns its own circuit (learned masks, iterative
   pruning) is taken as it is;
-* ``faith``: that circuit's normalized faithfulness
+* ``sufficient``: the fraction of pairs whose selected circuit holds a whole minimal sufficient subset
+  of the known circuit (``pair.sufficient``: one path of the OR case is enough, so a smallest
+  faithful circuit there has recall 0.5 and ``sufficient`` 1);
+* ``faithfulness``: that circuit's normalized faithfulness
   :math:`(m(C) - m(\\emptyset)) / (m(\\text{full}) - m(\\emptyset))` under the row's ablation;
 * ``size``: the circuit's number of messages (the known circuit has 3 or 4);
 * ``cost``: the method's wall time over the exact single sweep's on the same pair (each the median
@@ -205,8 +208,9 @@ def score_case(method: Method, case: Case, found: Found) -> dict[str, float]:
         chosen, faith = select(found.scores, ev)
     auc = roc_auc(found.scores, known) if found.scores is not None else float("nan")
     hit = len(chosen & known)
+    whole = float(any(s <= chosen for s in case.pair.sufficient))
     return {"auc": auc, "precision": hit / len(chosen) if chosen else float("nan"), "recall": hit / len(known),
-            "faithfulness": faith, "size": float(len(chosen))}
+            "sufficient": whole, "faithfulness": faith, "size": float(len(chosen))}
 
 
 def timed(fn: Callable[[], Found], runs: int) -> tuple[Found, float]:
@@ -277,7 +281,7 @@ def _cost_rows(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str,
     return out
 
 
-COLS = ("auc", "precision", "recall", "faithfulness", "size", "cost")
+COLS = ("auc", "precision", "recall", "sufficient", "faithfulness", "size", "cost")
 
 
 def _fmt(x: float) -> str:
@@ -296,8 +300,8 @@ def markdown(result: dict[str, Any]) -> str:
            f"(median of {result['runs']} runs, then over pairs). Machine: {result['machine']}.", "",
            "Known circuit's own faithfulness:", "", "| ground truth | ablation | faithfulness |", "|---|---|---|"]
     out += [f"| {k['ground_truth']} | {k['ablation']} | {_fmt(k['faithfulness'])} |" for k in result["known"]]
-    out += ["", "| ground truth | ablation | direction | method | ROC AUC | precision | recall | faithfulness | size "
-            "| cost |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "| ground truth | ablation | direction | method | ROC AUC | precision | recall | sufficient "
+            "| faithfulness | size | cost |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     out += [f"| {r['ground_truth']} | {r['ablation']} | {r['direction']} | {r['method']} | "
             + " | ".join(_fmt(r[c]) for c in COLS) + " |" for r in result["rows"]]
     return "\n".join(out) + "\n"

@@ -39,7 +39,7 @@ def test_a_method_returning_its_own_circuit_is_scored_as_it_is() -> None:
         got = bench.score_case(oracle, case, oracle.run(case))
     finally:
         del bench.METHODS["oracle"]
-    assert (got["precision"], got["recall"], got["size"]) == (1.0, 1.0, 4.0)
+    assert (got["precision"], got["recall"], got["sufficient"], got["size"]) == (1.0, 1.0, 1.0, 4.0)
     assert got["faithfulness"] == pytest.approx(1.0, rel=1e-6, abs=1e-6)
     assert got["auc"] != got["auc"]  # no scores, no AUC
 
