@@ -34,7 +34,11 @@ GROUND_TRUTHS: dict[str, Callable[[], GroundTruth]] = {
 
 
 def ground_truth(name: str) -> GroundTruth:
-    """The ground truth ``name`` of :data:`GROUND_TRUTHS`, freshly built; ``KeyError`` lists the names."""
+    """The ground truth ``name`` of :data:`GROUND_TRUTHS`, freshly built; ``KeyError`` lists the names.
+
+    >>> ground_truth("and_conjunction").rounds
+    2
+    """
     if name not in GROUND_TRUTHS:
         raise KeyError(f"no ground truth {name!r}; the ground truths are {sorted(GROUND_TRUTHS)}")
     return GROUND_TRUTHS[name]()

@@ -131,18 +131,37 @@ class GroundTruth:
         return self.model.max_steps
 
     def sample_pairs(self, n: int, seed: int = 0) -> list[Pair]:
-        """``n`` pairs drawn with ``numpy.random.default_rng(seed)`` (the same ``seed``, the same pairs)."""
+        """``n`` pairs drawn with ``numpy.random.default_rng(seed)`` (the same ``seed``, the same pairs).
+
+        >>> from hookgnn.groundtruth import or_reachability
+        >>> gt = or_reachability()
+        >>> gt.sample_pairs(2, seed=3)[1].circuit == gt.sample_pairs(2, seed=3)[1].circuit
+        True
+        """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         rng = np.random.default_rng(seed)
         return [self.sampler(rng) for _ in range(n)]
 
     def messages(self, graph: Graph) -> list[MessageEdge]:
-        """Every message (round x edge) of ``graph``: the message-level universe, round-major."""
+        """Every message (round x edge) of ``graph``: the message-level universe, round-major.
+
+        >>> from hookgnn.groundtruth import or_reachability
+        >>> gt = or_reachability()
+        >>> g = gt.sample_pairs(1)[0].clean
+        >>> len(gt.messages(g)) == gt.rounds * g.num_edges
+        True
+        """
         return message_edges(graph.edge_index, range(self.rounds), self.model)
 
     def weights(self) -> list[WeightEdge]:
-        """Every weight edge (nonzero weights and elementwise maps, every round): the neuron-level universe."""
+        """Every weight edge (nonzero weights and elementwise maps, every round): the neuron-level universe.
+
+        >>> from hookgnn.groundtruth import or_reachability
+        >>> gt = or_reachability()
+        >>> gt.weight_circuit < set(gt.weights())
+        True
+        """
         out: list[WeightEdge] = []
         widths = _widths(self.model)
         for link in links_of(self.model, range(self.rounds)):
@@ -165,7 +184,11 @@ def _widths(model: HookedGNN) -> dict[str, int]:
 
 
 def with_query(g: Graph, query: int) -> Graph:
-    """``g`` with the node field ``query`` (1 at node ``query``, 0 elsewhere)."""
+    """``g`` with the node field ``query`` (1 at node ``query``, 0 elsewhere).
+
+    >>> with_query(Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0], [1]])), 1)["query"].tolist()
+    [0.0, 1.0, 0.0]
+    """
     q = torch.zeros(g.num_nodes)
     q[query] = 1.0
     return g.with_fields(query=Field(q, "node"))
@@ -179,6 +202,12 @@ def circuit_weights(model: HookedGNN, rounds: int, inputs: dict[str, set[int]],
     to their circuit features; ``sites`` maps a per-round site (``"hook_src"``,
     ``"message_mlp.hook_pre"`` ...) to its circuit features in every round (the hook names come
     from the model's rounds protocol, ``model.round_hook(site, t)``).
+
+    >>> from hookgnn.groundtruth.bellman_ford import build_bellman_ford
+    >>> model = build_bellman_ford(rounds=1)
+    >>> edges = circuit_weights(model, 1, {"hook_edge_embed": {0}}, {"hook_src": {0}, "hook_message_pre": {0}})
+    >>> sorted((e.name, e.src.feature, e.dst.feature) for e in edges)
+    [('agg_e', 0, 0), ('agg_h', 0, 0)]
     """
     neurons = {h: set(f) for h, f in inputs.items()}
     for t in range(rounds):

@@ -100,7 +100,12 @@ def _walk(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, rounds: int, 
 
 
 def sample_bellman_ford(rng: np.random.Generator, n: int = 8, p: float = 0.3, rounds: int = ROUNDS) -> Pair:
-    """One pair of the module docstring: the query is the node with the most real hops on its walk."""
+    """One pair of the module docstring: the query is the node with the most real hops on its walk.
+
+    >>> p = sample_bellman_ford(np.random.default_rng(0))
+    >>> [m.round for m in sorted(p.circuit)], float(p.clean["query"].sum())
+    ([0, 1, 2], 1.0)
+    """
     for _ in range(1000):
         adj = (rng.random((n, n)) < p) & ~np.eye(n, dtype=bool)
         u, v = np.nonzero(adj)

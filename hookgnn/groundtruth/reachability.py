@@ -77,7 +77,12 @@ def build_reachability() -> HookedGNN:
 
 
 def sample_reachability(rng: np.random.Generator, max_extra: int = 4) -> Pair:
-    """One pair of the module docstring with ``k ~ U{0..max_extra}`` extra nodes."""
+    """One pair of the module docstring with ``k ~ U{0..max_extra}`` extra nodes.
+
+    >>> p = sample_reachability(np.random.default_rng(0))
+    >>> sorted((m.round, m.u, m.v) for m in p.circuit)
+    [(0, 0, 1), (0, 0, 2), (1, 1, 3), (1, 2, 3)]
+    """
     k = int(rng.integers(0, max_extra + 1))
     extra = list(range(6, 6 + k))
     edges = list(MOTIF)
