@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from hookgnn.graph import Graph
-from hookgnn.viz._style import NEGATIVE, NEUTRAL, POSITIVE, add_caption, finite, sign_colour, width
+from hookgnn.viz._checks import checked_messages, node_marks
+from hookgnn.viz._style import NEGATIVE, NEUTRAL, POSITIVE, add_caption, sign_colour, width
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -18,34 +19,6 @@ if TYPE_CHECKING:
 #: The graph panel is drawn next to the unrolled one up to this many nodes and messages.
 GRAPH_PANEL_NODES, GRAPH_PANEL_MESSAGES = 30, 40
 QUERY_COLOUR, SOURCE_COLOUR = "#f0a500", "#2ca02c"
-
-
-def _checked(graph: Graph, circuit: Iterable[MessageEdge], scores: Mapping[MessageEdge, float] | None,
-             ) -> tuple[list[MessageEdge], dict[MessageEdge, float | None]]:
-    msgs = list(dict.fromkeys(circuit))
-    src, dst = graph.edge_index.tolist()
-    for m in msgs:
-        if not 0 <= m.edge < len(src) or (src[m.edge], dst[m.edge]) != (m.u, m.v):
-            found = f"{src[m.edge]}->{dst[m.edge]}" if 0 <= m.edge < len(src) else "no such edge"
-            raise ValueError(f"message {m}: edge {m.edge} of the graph is {found}, not {m.u}->{m.v}; "
-                             "pass the graph the circuit was found on")
-        if m.round < 0:
-            raise ValueError(f"message {m}: negative round {m.round}")
-    if scores is not None:
-        missing = [m for m in msgs if m not in scores]
-        if missing:
-            raise ValueError(f"scores has no entry for {len(missing)} message(s) of the circuit, e.g. {missing[0]}")
-        values = finite([scores[m] for m in msgs], "message scores")
-        return msgs, dict(zip(msgs, values))
-    return msgs, dict.fromkeys(msgs)
-
-
-def _marks(nodes: Iterable[int] | int, graph: Graph, what: str) -> list[int]:
-    out = [nodes] if isinstance(nodes, int) else list(nodes)
-    for n in out:
-        if not 0 <= int(n) < graph.num_nodes:
-            raise ValueError(f"{what} node {n} is not a node of the graph ({graph.num_nodes} nodes)")
-    return [int(n) for n in out]
 
 
 def plot_message_circuit(
@@ -98,8 +71,8 @@ def plot_message_circuit(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    msgs, score = _checked(graph, circuit, scores)
-    queries, srcs = _marks(query, graph, "query"), _marks(sources, graph, "source")
+    msgs, score = checked_messages(graph, circuit, scores)
+    queries, srcs = node_marks(query, graph, "query"), node_marks(sources, graph, "source")
     two = ax is None and graph.num_nodes <= GRAPH_PANEL_NODES and len(msgs) <= GRAPH_PANEL_MESSAGES
     last = max((m.round for m in msgs), default=0) + 1
     shown = sorted({n for m in msgs for n in (m.u, m.v)} | set(queries) | set(srcs))

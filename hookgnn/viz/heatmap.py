@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hookgnn.graph import Graph
-from hookgnn.viz._style import add_caption, effect_cmap, effect_scale, finite, item_labels
+from hookgnn.viz._checks import effect_scale, finite, item_labels
+from hookgnn.viz._style import add_caption, effect_cmap
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hookgnn.graph import Graph
 from hookgnn.viz._js import CSS, JS
-from hookgnn.viz._style import effect_scale, finite, item_labels
-from hookgnn.viz.circuit import _checked, _marks
+from hookgnn.viz._checks import checked_messages, effect_scale, finite, item_labels, node_marks
 
 if TYPE_CHECKING:
     from hookgnn.patching.components import MessageEdge
@@ -139,12 +138,12 @@ def circuit_explorer(
     >>> view.data["rounds"], [m["round"] for m in view.data["messages"]]
     (2, [0, 1])
     """
-    msgs, score = _checked(graph, circuit, scores)
+    msgs, score = checked_messages(graph, circuit, scores)
     rounds = max((m.round for m in msgs), default=0) + 1
     data = {"kind": "circuit", "nodes": graph.num_nodes, "rounds": rounds,
             "start_round": min((m.round for m in msgs), default=0),
             "edges": [list(e) for e in zip(*graph.edge_index.tolist())], "pos": _layout(graph, seed),
             "messages": [{"round": m.round, "edge": m.edge, "u": m.u, "v": m.v, "score": score[m]}
                          for m in sorted(msgs, key=lambda m: (m.round, m.edge))],
-            "query": _marks(query, graph, "query"), "sources": _marks(sources, graph, "source")}
+            "query": node_marks(query, graph, "query"), "sources": node_marks(sources, graph, "source")}
     return RenderedHTML(data, title or f"circuit: {len(msgs)} messages over {rounds} rounds")

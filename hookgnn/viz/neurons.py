@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from hookgnn.viz._style import NEGATIVE, NEUTRAL, POSITIVE, add_caption, finite, new_axes, sign_colour, width
+from hookgnn.viz._checks import finite
+from hookgnn.viz._style import NEGATIVE, NEUTRAL, POSITIVE, add_caption, new_axes, sign_colour, width
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
