@@ -133,6 +133,7 @@ def _graph_panel(ax: Axes, graph: Graph, msgs: list[MessageEdge], queries: list[
     """The graph (grey) with each message a curved arrow coloured by round, labels upright."""
     import matplotlib as mpl
     import networkx as nx
+    import numpy as np
     from matplotlib.patches import Circle
 
     g = nx.Graph()
@@ -143,33 +144,39 @@ def _graph_panel(ax: Axes, graph: Graph, msgs: list[MessageEdge], queries: list[
     nx.draw_networkx_edges(g, pos, ax=ax, edge_color="#d0d0d0", width=0.8)
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=170, node_color=[colour[n] for n in g.nodes], edgecolors="0.4")
     nx.draw_networkx_labels(g, pos, ax=ax, font_size=7)
-    cmap = mpl.colormaps["viridis"]
+    rounds = max(1, last)
+    cmap = mpl.colors.ListedColormap(mpl.colormaps["viridis"](np.linspace(0.0, 0.85, rounds)))
+    norm = mpl.colors.BoundaryNorm(np.arange(rounds + 1) - 0.5, rounds)
     per_edge: Counter[tuple[int, int]] = Counter()
     loops: Counter[int] = Counter()
+    label = dict(fontsize=7, ha="center", va="center", rotation=0, zorder=5,
+                 bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
     for m in sorted(msgs, key=lambda m: (m.round, m.edge)):
-        c = cmap(m.round / max(1, last - 1))
+        c = cmap(norm(m.round))
         if m.u == m.v:
             k = loops[m.u]
             loops[m.u] += 1
             x, yy = pos[m.u]
-            r = 0.035 + 0.02 * k
-            ax.add_patch(Circle((x, yy + r + 0.03), r, fill=False, ec=c, lw=1.6, gid=f"graph:t{m.round}:{m.u}->{m.v}"
-                                f"#{m.edge}"))
-            ax.text(x, yy + 2 * r + 0.04, f"t{m.round}", fontsize=6, color=c, ha="center", va="bottom")
+            r = 0.09 + 0.04 * k
+            ax.add_patch(Circle((x, yy + r + 0.07), r, fill=False, ec=c, lw=1.8, zorder=4,
+                                gid=f"graph:t{m.round}:{m.u}->{m.v}#{m.edge}"))
             continue
         k = per_edge[(m.u, m.v)]
         per_edge[(m.u, m.v)] += 1
         rad = 0.12 + 0.12 * k
-        ax.annotate("", xy=pos[m.v], xytext=pos[m.u], gid=f"graph:t{m.round}:{m.u}->{m.v}#{m.edge}",
-                    arrowprops=dict(arrowstyle="-|>", color=c, lw=1.6, shrinkA=7, shrinkB=7,
+        ax.annotate("", xy=pos[m.v], xytext=pos[m.u], gid=f"graph:t{m.round}:{m.u}->{m.v}#{m.edge}", zorder=4,
+                    arrowprops=dict(arrowstyle="-|>", color=c, lw=1.8, shrinkA=7, shrinkB=7,
                                     connectionstyle=f"arc3,rad={rad}"))
         (x0, y0), (x1, y1) = pos[m.u], pos[m.v]
         # the arc's midpoint (a quadratic Bezier with control point mid + rad * (dy, -dx)): mid + rad / 2 * (dy, -dx)
         mx, my = (x0 + x1) / 2 + rad / 2 * (y1 - y0), (y0 + y1) / 2 - rad / 2 * (x1 - x0)
-        ax.text(mx, my, f"t{m.round}", fontsize=6, color=c, ha="center", va="center", rotation=0,
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
-    sm = mpl.cm.ScalarMappable(cmap=cmap, norm=mpl.colors.Normalize(0, max(1, last - 1)))
-    ax.figure.colorbar(sm, ax=ax, label="round", fraction=0.04)
+        ax.text(mx, my, f"t{m.round}", **label)
+    for n, k in loops.items():  # one upright label per node above its loops: "t2,t3"
+        rounds_here = ",".join(f"t{m.round}" for m in sorted(msgs, key=lambda m: m.round) if m.u == m.v == n)
+        ax.text(pos[n][0], pos[n][1] + 2 * (0.09 + 0.04 * (k - 1)) + 0.13, rounds_here, **label)
+    bar = ax.figure.colorbar(mpl.cm.ScalarMappable(cmap=cmap, norm=norm), ax=ax, label="round", fraction=0.04,
+                             ticks=range(rounds))
+    bar.ax.tick_params(labelsize=7)
     ax.set_axis_off()
     ax.set_aspect("equal")
     ax.margins(0.12)

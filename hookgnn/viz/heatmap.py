@@ -43,7 +43,8 @@ def plot_scores(
     * sequential from white at 0 to blue at :math:`-L` (all effects :math:`\\le 0`) or to
       red at :math:`L` (all :math:`\\ge 0`), so no half of the scale is wasted.
 
-    Every panel has its own colorbar on that shared scale. Edge columns are labelled
+    Every panel has its own colorbar on that shared scale (panels wider than 12 items are
+    stacked one under the other, narrower ones side by side). Edge columns are labelled
     ``u->v`` when ``graph`` (the graph the scores were computed on) is given.
 
     Args:
@@ -75,8 +76,10 @@ def plot_scores(
     tallest = max(t.shape[0] for t in values.values())
     if ax is None:
         size = (max(4.0, 0.22 * widest + 2.5), max(2.5, 0.3 * tallest + 1.8))
-        fig, axes = plt.subplots(1, len(panels), figsize=(size[0] * len(panels), size[1]), squeeze=False)
-        axs = list(axes[0])
+        stack = widest > 12  # wide panels go one under the other, narrow ones side by side
+        grid = (len(panels), 1) if stack else (1, len(panels))
+        fig, axes = plt.subplots(*grid, figsize=(size[0] * grid[1], size[1] * grid[0]), squeeze=False)
+        axs = list(axes.flatten())
     else:
         fig, axs = ax.figure, [ax]
     for a, (name, s) in zip(axs, panels.items()):
