@@ -52,7 +52,7 @@ def test_sweep_heatmap_has_one_cell_per_score_with_the_scores_values():
     fig = plot_scores(HookScores(values, HOOKS, ("round", "node"), baseline=0.5))
     image = fig.axes[0].images[0]
     torch.testing.assert_close(torch.as_tensor(image.get_array().data), values.double(), rtol=1e-6, atol=1e-7)
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0: hook_update", "1: hook_update", "2: hook_update"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"{t}: hook_update" for t in range(3)]
 
 
 def test_signed_effects_use_a_symmetric_scale_with_white_at_zero():

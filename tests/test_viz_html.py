@@ -104,7 +104,8 @@ def test_view_is_self_contained_and_embeds_its_data_as_json(tmp_path: Path):
     text = (tmp_path / "v.html").read_text(encoding="utf-8")
     embedded = json.loads(re.search(r'<script type="application/json" class="hg-data">(.*?)</script>', text, re.S)[1])
     assert embedded == view.data
-    torch.testing.assert_close(torch.tensor(embedded["values"], dtype=torch.float64), scores.values.double(), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(torch.tensor(embedded["values"], dtype=torch.float64), scores.values.double(),
+                               rtol=1e-6, atol=1e-9)
 
 
 def test_heatmap_in_a_browser_shows_every_score_with_hover_data(tmp_path: Path):
@@ -161,7 +162,8 @@ def test_circuit_explorer_in_a_browser_shows_the_scores_and_the_slider_changes_t
     assert sorted((int(a["attrs"]["data-round"]), a["attrs"]["data-msg"], int(a["attrs"]["data-edge"]))
                   for a in arrows) == sorted((m.round, f"{m.u}->{m.v}", m.edge) for m in circuit)
     for a in arrows:
-        m = next(m for m in circuit if (m.round, m.edge) == (int(a["attrs"]["data-round"]), int(a["attrs"]["data-edge"])))
+        key = (int(a["attrs"]["data-round"]), int(a["attrs"]["data-edge"]))
+        m = next(m for m in circuit if (m.round, m.edge) == key)
         assert float(a["attrs"]["data-value"]) == pytest.approx(scores[m], rel=1e-6, abs=1e-9)
         assert f"round {m.round}, {m.u}->{m.v}" in a["title"]
     body = next(n for n in found if n["tag"] == "body")["attrs"]

@@ -126,7 +126,8 @@ for kind, u in (("neighbour", near), ("not a neighbour", far)):
 start = time.perf_counter()
 exact = patch(model, clean, corrupted, metric, messages(model, range(rounds)), direction="noising", steps=rounds)
 exact_s = time.perf_counter() - start
-S.figure(plot_scores(exact, graph=clean, title="noising single messages (exact)", caption=S.caption), "patch_messages.png")
+S.figure(plot_scores(exact, graph=clean, title="noising single messages (exact)", caption=S.caption),
+         "patch_messages.png")
 universe = message_edges(clean.edge_index, range(rounds), model)
 ranked = sorted(universe, key=lambda m: -abs(float(exact[m.carrier.hook][m.edge])))
 S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:6]},
@@ -184,8 +185,9 @@ S.record(sweep_seconds=sweep_s, exact_message_seconds=exact_s, verified_messages
                        "recall_at_10": r.recall_at_k, "messages_needed": r.size_estimate,
                        "messages_needed_exact": r.size_exact} for name, s, r in table})
 
-S.figure(plot_scores({"exact": exact, **estimates}, graph=clean, title="noising single messages: exact and estimated",
-                     caption=S.caption), "estimators.png")
+S.figure(plot_scores({"exact": exact, **estimates}, graph=clean,
+                     title="noising single messages: exact and estimated, on one scale", caption=S.caption),
+         "estimators.png")
 print("results:", S.save())
 
 # %% [markdown]

@@ -218,7 +218,8 @@ def _draw(
 
     plot_scores(sweep, title="change in query log-prob after patching layers.t.hook_update").savefig(
         out_dir / "sweep.png", dpi=120, bbox_inches="tight")
-    plot_message_circuit(clean, circuit, messages, query=query, sources=clean["s"].nonzero().flatten().tolist()).savefig(
+    sources = clean["s"].nonzero().flatten().tolist()
+    plot_message_circuit(clean, circuit, messages, query=query, sources=sources).savefig(
         out_dir / "circuit.png", dpi=120, bbox_inches="tight")
     fig, ax = plt.subplots(figsize=(4, 3))
     for name, curve in curves.items():

@@ -38,10 +38,12 @@ function width(v, top){ return v === null ? 2.4 : 0.8 + 3.2 * (top > 0 ? Math.ab
 function heatmap(root, d){
   var cw = 22, ch = 20, left = 150, topm = 60;
   var n = d.items.length, m = d.rows.length;
-  var svg = el("svg", {width: Math.max(left + n * cw + 20, 520), height: topm + m * ch + 50}, root.querySelector(".hg-panels"));
+  var svg = el("svg", {width: Math.max(left + n * cw + 20, 520), height: topm + m * ch + 50},
+    root.querySelector(".hg-panels"));
   var tipline = root.querySelector(".hg-tip");
   d.items.forEach(function(lab, j){
-    var t = el("text", {x: 0, y: 0, transform: "translate(" + (left + j * cw + cw / 2 + 3) + "," + (topm - 4) + ") rotate(-90)"}, svg);
+    var at = "translate(" + (left + j * cw + cw / 2 + 3) + "," + (topm - 4) + ") rotate(-90)";
+    var t = el("text", {x: 0, y: 0, transform: at}, svg);
     t.textContent = lab;
   });
   d.rows.forEach(function(row, i){
@@ -87,8 +89,14 @@ function circuit(root, d){
   for (var n = 0; n < d.nodes; n++){
     var l = el("text", {x: left - 14, y: Y(n) + 4, "text-anchor": "end"}, un); l.textContent = "node " + n;
   }
-  d.sources.forEach(function(s){ tip(el("rect", {x: X(0) - 6, y: Y(s) - 6, width: 12, height: 12, fill: "#2ca02c", "class": "hg-source"}, un), "source " + s); });
-  d.query.forEach(function(q){ tip(el("circle", {cx: X(R), cy: Y(q), r: 7, fill: "#f0a500", stroke: "#000", "class": "hg-query"}, un), "query " + q); });
+  d.sources.forEach(function(s){
+    tip(el("rect", {x: X(0) - 6, y: Y(s) - 6, width: 12, height: 12, fill: "#2ca02c", "class": "hg-source"}, un),
+        "source " + s);
+  });
+  d.query.forEach(function(q){
+    tip(el("circle", {cx: X(R), cy: Y(q), r: 7, fill: "#f0a500", stroke: "#000", "class": "hg-query"}, un),
+        "query " + q);
+  });
   var arrows = d.messages.map(function(m){
     var c = stroke(m.score);
     var p = el("line", {x1: X(m.round) + 4, y1: Y(m.u), x2: X(m.round + 1) - 4, y2: Y(m.v), stroke: c,
@@ -99,7 +107,9 @@ function circuit(root, d){
   });
   var gv = el("svg", {width: 320, height: 320, "class": "hg-graph"}, panels);
   var P = d.pos.map(function(p){ return [160 + 130 * p[0], 160 + 130 * p[1]]; });
-  d.edges.forEach(function(e){ if (e[0] !== e[1]) el("line", {x1: P[e[0]][0], y1: P[e[0]][1], x2: P[e[1]][0], y2: P[e[1]][1], stroke: "#ddd"}, gv); });
+  d.edges.forEach(function(e){
+    if (e[0] !== e[1]) el("line", {x1: P[e[0]][0], y1: P[e[0]][1], x2: P[e[1]][0], y2: P[e[1]][1], stroke: "#ddd"}, gv);
+  });
   var layer = el("g", {"class": "hg-round-layer"}, gv);
   for (var n = 0; n < d.nodes; n++){
     var col = d.query.indexOf(n) >= 0 ? "#f0a500" : d.sources.indexOf(n) >= 0 ? "#2ca02c" : "#eee";
@@ -119,11 +129,14 @@ function circuit(root, d){
       if (m.round !== r) return;
       k++;
       var c = stroke(m.score), a = P[m.u], b = P[m.v], path;
-      if (m.u === m.v) path = "M" + (a[0] - 5) + "," + (a[1] - 8) + " C" + (a[0] - 22) + "," + (a[1] - 40) + " " + (a[0] + 22) + "," + (a[1] - 40) + " " + (a[0] + 5) + "," + (a[1] - 8);
+      if (m.u === m.v)  // a loop above the node
+        path = "M" + (a[0] - 5) + "," + (a[1] - 8) + " C" + (a[0] - 22) + "," + (a[1] - 40) + " "
+          + (a[0] + 22) + "," + (a[1] - 40) + " " + (a[0] + 5) + "," + (a[1] - 8);
       else {
         var dx = b[0] - a[0], dy = b[1] - a[1], L = Math.sqrt(dx * dx + dy * dy) || 1;
         var sx = a[0] + dx / L * 10, sy = a[1] + dy / L * 10, ex = b[0] - dx / L * 11, ey = b[1] - dy / L * 11;
-        path = "M" + sx + "," + sy + " Q" + ((sx + ex) / 2 + 0.2 * dy) + "," + ((sy + ey) / 2 - 0.2 * dx) + " " + ex + "," + ey;
+        path = "M" + sx + "," + sy + " Q" + ((sx + ex) / 2 + 0.2 * dy) + "," + ((sy + ey) / 2 - 0.2 * dx) + " "
+          + ex + "," + ey;
       }
       tip(el("path", {d: path, fill: "none", stroke: c, "stroke-width": width(m.score, top),
         "marker-end": "url(#" + root.id + "-m" + c.slice(1) + ")", "class": "hg-graph-msg", "data-round": m.round,

@@ -94,8 +94,10 @@ def plot_scores(
         a.set_ylabel(s.axes[0])
         fig.colorbar(im, ax=a, label="effect on the metric")
         a.set_title(name or title or f"effects ({s.direction}; baseline {s.baseline:.3g})", fontsize=9)
+    add_caption(fig, caption)
     if len(panels) > 1 and title:
         fig.suptitle(title, fontsize=10)
-    add_caption(fig, caption)
-    fig.tight_layout()
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))
+    else:
+        fig.tight_layout()
     return fig
