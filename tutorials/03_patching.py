@@ -42,7 +42,7 @@ from hookgnn.patching import message_edges, messages, nodes, patch, path_patch
 from hookgnn.patching.components import Component
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
-from hookgnn.viz import plot_message_circuit, plot_scores
+from hookgnn.viz import circuit_explorer, plot_message_circuit, plot_scores, scores_heatmap
 from tutorial_settings import bellman_ford_reasoner, settings
 
 S = settings("03_patching")
@@ -134,6 +134,19 @@ S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook]
                               query=query, sources=int(clean["s"].argmax()), caption=S.caption), "top_messages.png")
 print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter most: "
       + ", ".join(f"t{m.round}:{m.u}->{m.v}" for m in ranked[:6]))
+
+# %% [markdown]
+# The same as an interactive view (`circuit_explorer`): hover an arrow for its round, `u->v` and
+# effect; the slider picks the round drawn over the graph. It shows here in a notebook and is
+# saved as a page that works offline (`scores_heatmap` does the same for a sweep).
+
+# %%
+top = {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:12]}
+explorer = circuit_explorer(clean, list(top), top, query=query, sources=int(clean["s"].argmax()),
+                            title="the 12 messages with the largest exact effects")
+explorer.save(S.out / "top_messages.html")
+scores_heatmap(exact, clean, title="noising single messages (exact)").save(S.out / "patch_messages.html")
+explorer
 
 # %% [markdown]
 # ## 4. Estimators, audited against exact patching

@@ -76,7 +76,7 @@ function circuit(root, d){
   var defs = el("defs", {}, un);
   ["#b2182b", "#2166ac", "#7f7f7f"].forEach(function(c){
     var mk = el("marker", {id: root.id + "-m" + c.slice(1), viewBox: "0 0 10 10", refX: 9, refY: 5,
-      markerWidth: 5, markerHeight: 5, orient: "auto-start-reverse"}, defs);
+      markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse"}, defs);
     el("path", {d: "M0,0 L10,5 L0,10 z", fill: c}, mk);
   });
   function X(t){ return left + t * cw; }
