@@ -181,3 +181,13 @@ def test_views_reject_bad_input():
         scores_heatmap(HookScores(torch.tensor([[float("inf")]]), ("h",), ("round", "node"), baseline=0.0))
     with pytest.raises(ValueError, match="edge 4 of the graph is 2->3, not 1->2"):
         circuit_explorer(graph(), [MessageEdge(0, 4, 1, 2)])
+
+
+def test_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium found"):
+        browser()
