@@ -54,7 +54,7 @@ def learn_mask(
     metric: Metric,
     universe: Sequence[Unit],
     *,
-    target: float | None = 0.9,
+    target: float | None = None,
     size: int | None = None,
     steps: int = 300,
     lr: float = 0.1,
@@ -72,7 +72,8 @@ def learn_mask(
     **forward_kwargs: Any,
 ) -> Discovered:
     """Learn one hard-concrete gate per unit of ``universe``; return the smallest circuit that
-    reaches faithfulness ``target`` (or, with ``size``, the ``size`` units of largest logit).
+    reaches faithfulness ``target`` (default 0.9), or, with ``size`` instead, the ``size`` units of
+    largest logit.
 
     ``clean``/``corrupted``: one pair or sequences of pairs of one structure (one disjoint union,
     units gate every pair). ``sparsity`` is :math:`\\lambda`; ``samples`` gate draws per step;
@@ -92,8 +93,10 @@ def learn_mask(
     >>> found.method, found.faithfulness >= 1.0 - 1e-6
     ('learn_mask', True)
     """
-    if (target is None) == (size is None):
+    if target is not None and size is not None:
         raise ValueError("give exactly one of target= (a faithfulness to reach) and size= (how many units to keep)")
+    if size is None and target is None:
+        target = 0.9
     if size is not None and not 0 <= size <= len(universe):
         raise ValueError(f"size must be in 0 .. {len(universe)} (the universe), got {size}")
     if steps < 1 or samples < 1 or check_every < 1:
