@@ -112,6 +112,8 @@ class Gated:
             if link.act != "identity" and link.pre is None:
                 raise ValueError(f"weight edges of link {link.name} (round {link.round}) feed {link.dst} through an "
                                  "activation and the link names no pre hook point: they cannot be gated")
+        self.row_index = {h: (torch.tensor([u for u, _ in rows], dtype=torch.long),
+                              torch.tensor([r for _, r in rows], dtype=torch.long)) for h, rows in self.rows.items()}
         gate_hooks = sorted(set(self.rows) | set(self.masks))
         src_hooks = sorted({l.src for l, _ in self.links})
         hooks = sorted(set(gate_hooks) | set(src_hooks))
@@ -163,9 +165,8 @@ class Gated:
                 view = per_copy(act, k)
                 share = torch.ones(view.shape[:2], dtype=keep.dtype, device=act.device)
                 if h in self.rows:
-                    us = torch.tensor([u for u, _ in self.rows[h]], dtype=torch.long)
-                    rs = torch.tensor([r for _, r in self.rows[h]], dtype=torch.long)
-                    share = share.index_copy(1, rs, keep[:, us])
+                    us, rs = self.row_index[h]
+                    share = share.index_copy(1, rs.to(act.device), keep[:, us.to(keep.device)])
                 share = share.reshape(*share.shape, *([1] * (view.dim() - 2)))
                 for u, c in self.masks.get(h, []):
                     mask = component_mask([c], h, view.shape[1:], act.device).to(keep)

@@ -63,6 +63,7 @@ def learn_mask(
     beta: float = 2 / 3,
     init: float = 3.0,
     check_every: int = 10,
+    patience: int | None = 5,
     seed: int = 0,
     ablation: Ablation = "resample",
     direction: Direction = "noising",
@@ -77,7 +78,8 @@ def learn_mask(
 
     ``clean``/``corrupted``: one pair or sequences of pairs of one structure (one disjoint union,
     units gate every pair). ``sparsity`` is :math:`\\lambda`; ``samples`` gate draws per step;
-    ``seed`` seeds the draws. ``progress``: a tqdm bar (default: only when stderr is a terminal).
+    ``seed`` seeds the draws. With ``target``, training stops early once a circuit reaches it and
+    ``patience`` checks in a row found none smaller (``None``: run every step). ``progress``: a tqdm bar (default: only when stderr is a terminal).
     Model weights are not trained (no gradient is taken for them). When no checkpoint reaches
     ``target`` the most faithful one is returned with a warning. See the module doc for the maths.
 
@@ -119,6 +121,7 @@ def learn_mask(
         p.requires_grad_(False)
     best: tuple[int, float, frozenset[int]] | None = None
     top: tuple[float, frozenset[int]] | None = None
+    stale = 0
     show = sys.stderr.isatty() if progress is None else progress
     try:
         bar = tqdm(range(steps), disable=not show, desc="learn_mask", leave=False)
@@ -137,10 +140,14 @@ def learn_mask(
                 with torch.no_grad():
                     f_det = float(f_of(run.metrics(_gates(keep, n))))
                 if f_det >= target and (best is None or len(keep) < best[0]):
-                    best = (len(keep), f_det, keep)
+                    best, stale = (len(keep), f_det, keep), 0
+                elif best is not None:
+                    stale += 1
                 if top is None or f_det > top[0]:
                     top = (f_det, keep)
                 bar.set_postfix(size=len(keep), faithfulness=f"{f_det:.3f}")
+                if patience is not None and best is not None and stale >= patience:
+                    break
     finally:
         for p in params:
             p.requires_grad_(True)
