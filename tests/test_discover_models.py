@@ -15,6 +15,7 @@ from hookgnn.metrics.targets import clean_targets
 from hookgnn.nn.wiring import links_of
 from hookgnn.patching import message_edges
 from hookgnn.patching.components import WeightEdge, weight_edges
+from model_zoo import KINDS as ALL_KINDS
 from model_zoo import Case, case
 import plain_torch as plain
 
@@ -111,3 +112,45 @@ def test_gcn_messages_are_refused_naming_the_axis() -> None:
     uni = message_edges(c.clean.edge_index, [0], c.model)
     with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
         acdc(c.model, c.clean, c.corrupted, c.metric, uni)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ("noising", "denoising"))
+@pytest.mark.parametrize("kind", list(ALL_KINDS))
+def test_discovery_on_every_model_kind(kind: str, direction: str) -> None:
+    """The whole conformance matrix: acdc and learn_mask over the last round's messages, against the
+    plain network with messages swapped by hand; GCN (messages on its own edge list) is refused."""
+    c = case(kind)
+    T = c.model.num_rounds
+    uni = message_edges(c.clean.edge_index, [T - 1], c.model)
+    if kind == "pyg-gcn":
+        with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
+            acdc(c.model, c.clean, c.corrupted, c.metric, uni, direction=direction)
+        return
+    every = {T - 1: list(range(len(uni)))}
+    pruned = acdc(c.model, c.clean, c.corrupted, c.metric, uni, threshold=1.0, target=0.5, direction=direction)
+    mask = learn_mask(c.model, c.clean, c.corrupted, c.metric, uni, size=3, steps=3, direction=direction)
+    for found in (pruned, mask):
+        want = _plain_faithfulness(c, {T - 1: [e.edge for e in found.circuit.edges]}, every, direction)
+        assert found.faithfulness == pytest.approx(want, rel=1e-4, abs=1e-4)
+    assert pruned.faithfulness >= 0.5 - 1e-4
+
+
+@pytest.mark.parametrize("direction", ("noising", "denoising"))
+def test_gated_copies_resumed_at_a_round_equal_messages_swapped_by_hand(direction: str) -> None:
+    """Copies that agree on round 0 resume the run at round 1 (HookedGNN); each equals the plain network."""
+    c = case("hooked-mpnn")
+    T, E = c.model.num_rounds, c.clean.num_edges
+    uni = message_edges(c.clean.edge_index, range(T), c.model)
+    gates = (torch.rand(5, len(uni), generator=torch.Generator().manual_seed(2)) > 0.5).float()
+    gates[:, :E] = gates[0, :E]  # round 0 alike in every copy
+    base, src = plain.pair(c, direction)
+    run = Gated(c.model, base, src, clean_targets(c.metric, c.clean), uni, "resample", direction)
+    got = run.metrics(gates)
+    assert [t for t, _ in run.entering] == [1]  # one run of one copy up to round 1, then resumed
+    _, m_src, _, _ = plain.record(c, src)
+    for j in range(gates.shape[0]):
+        swap = gates[j] == 0 if direction == "noising" else gates[j] == 1
+        rows = {t: [e for e in range(E) if swap[t * E + e]] for t in range(T)}
+        want = plain.run(c, base, msg=plain.set_rows(rows, m_src))
+        assert float(got[j]) == pytest.approx(want, rel=1e-4, abs=1e-5)

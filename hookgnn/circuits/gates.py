@@ -123,6 +123,14 @@ class Gated:
         self.gate_hooks = gate_hooks
         self.forwards = 0
         self.copies_run = 0
+        self.batches: dict[int, Graph] = {}
+        # Resuming: copies whose gates agree on every unit of rounds < t share the state entering
+        # round t, run once on one copy (weight edges read live link sources: no resuming).
+        self.resumable = not self.links and model.can_resume(**forward_kwargs)
+        rounds = [model.round_of(u.hook) if isinstance(u, Component) else u.round for u in self.units]
+        self.unit_round = torch.tensor([0 if r is None else r for r in rounds], dtype=torch.long)
+        self.steps = forward_kwargs.get("steps") or model.num_rounds
+        self.entering: dict[tuple[int, bytes], tuple[Tensor, Any]] = {}
 
     def live_share(self, gates: Float[Tensor, "k unit"]) -> Float[Tensor, "k unit"]:
         """:math:`\\kappa`: the gates when noising, ``1 - gates`` when denoising."""
@@ -138,9 +146,32 @@ class Gated:
                 out.append(self._run(self.live_share(gates[start:start + self.copies])))
         return torch.cat(out) if out else gates.new_zeros(0)
 
+    def _start(self, keep: Tensor) -> int:
+        """The round this chunk resumes at: the earliest round of a unit whose gate differs between copies."""
+        if not self.resumable or keep.requires_grad or keep.shape[0] < 2:
+            return 0
+        differ = (keep != keep[:1]).any(0)
+        if not bool(differ.any()):
+            return 0
+        return max(0, min(int(self.unit_round[differ].min()), self.steps - 1))
+
     def _run(self, keep: Tensor) -> Tensor:
+        t = self._start(keep)
+        if t == 0:
+            return self._forward(keep, None)
+        key = (t, keep[0, self.unit_round < t].cpu().numpy().tobytes())
+        if key not in self.entering:
+            self.entering[key] = self._forward(keep[:1], t)  # type: ignore[assignment]
+        state, before = self.entering[key]
+        return self._forward(keep, None, (t, state, before))
+
+    def _forward(self, keep: Tensor, record_at: int | None, resume: tuple[int, Tensor, Any] | None = None) -> Any:
+        """A gated forward of ``k`` copies: the metric of each (or, with ``record_at``, the state
+        entering that round and the output, for resuming); ``resume``: (round, state, output before)."""
         k = keep.shape[0]
-        batch = disjoint_union([self.base] * k)
+        if k not in self.batches:  # one collate per number of copies
+            self.batches[k] = disjoint_union([self.base] * k)
+        batch = self.batches[k]
         specs: HookList = []
         live: dict[str, Tensor] = {}
         src_idx, dst_idx = self.base.edge_index
@@ -180,8 +211,19 @@ class Gated:
             def record(act: Tensor, hook: Any, s: str = s) -> None:
                 live[s] = act
             specs.append((s, record))
+        recorded: dict[str, Tensor] = {}
+        if record_at is not None:
+            def keep_state(act: Tensor, hook: Any) -> None:
+                recorded["state"] = act
+            specs.append((self.model.state_hook(record_at), keep_state))
         with self.model.hooks(fwd_hooks=specs):
-            out = self.model(batch, **self.kw)
+            if resume is None:
+                out = self.model(batch, **self.kw)
+            else:
+                t, state, before = resume
+                out = self.model.resume(batch, t, state.repeat(k, 1), before, k, **self.kw)
         self.forwards += 1
         self.copies_run += k
+        if record_at is not None:
+            return recorded["state"], out
         return metric_per_copy(self.metric, out, batch, k)

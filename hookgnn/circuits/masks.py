@@ -78,8 +78,8 @@ def learn_mask(
 
     ``clean``/``corrupted``: one pair or sequences of pairs of one structure (one disjoint union,
     units gate every pair). ``sparsity`` is :math:`\\lambda`; ``samples`` gate draws per step;
-    ``seed`` seeds the draws. With ``target``, training stops early once a circuit reaches it and
-    ``patience`` checks in a row found none smaller (``None``: run every step). ``progress``: a tqdm bar (default: only when stderr is a terminal).
+    ``seed`` seeds the draws. With ``target``, training stops early once a circuit smaller than the
+    universe reaches it and ``patience`` checks in a row found none smaller (``None``: run every step). ``progress``: a tqdm bar (default: only when stderr is a terminal).
     Model weights are not trained (no gradient is taken for them). When no checkpoint reaches
     ``target`` the most faithful one is returned with a warning. See the module doc for the maths.
 
@@ -141,7 +141,7 @@ def learn_mask(
                     f_det = float(f_of(run.metrics(_gates(keep, n))))
                 if f_det >= target and (best is None or len(keep) < best[0]):
                     best, stale = (len(keep), f_det, keep), 0
-                elif best is not None:
+                elif best is not None and best[0] < n:  # the gates have started closing
                     stale += 1
                 if top is None or f_det > top[0]:
                     top = (f_det, keep)
