@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask
+from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask, redundancy
 from hookgnn.circuits.discover import as_pairs, gated
 from hookgnn.metrics import PointerLogProb
 from hookgnn.metrics.per_graph import faithfulness
@@ -87,7 +87,8 @@ def bench(args: argparse.Namespace, model: Any, nodes: int) -> dict[str, Any]:
     mask_s, found_mask = timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target,
                                                   steps=args.mask_steps, lr=args.lr, sparsity=args.sparsity,
                                                   direction=d, progress=False), args.repeats)
-    return dict(nodes=nodes, edges=clean.num_edges, units=len(uni), direction=d, sweep_s=sweep_s, top_n=n_top,
+    red_s, red = timed(lambda: redundancy(model, clean, corr, metric, uni, found_mask), args.repeats)
+    return dict(redundancy_s=red_s, or_groups=len(red.groups), or_units=len(red.members()), nodes=nodes, edges=clean.num_edges, units=len(uni), direction=d, sweep_s=sweep_s, top_n=n_top,
                 top_n_faithfulness=f_top, acdc_s=acdc_s, acdc_size=found_acdc.size,
                 acdc_faithfulness=found_acdc.faithfulness, acdc_forwards=found_acdc.forwards,
                 mask_s=mask_s, mask_size=found_mask.size, mask_faithfulness=found_mask.faithfulness,
@@ -124,7 +125,8 @@ def main() -> None:
             w = f"n={r['nodes']} {name} time (s)"
             print(f"{w:34} {r['sweep_s']:>20.2f} {r[f'{name}_s']:>22.2f} {r[f'{name}_s'] / r['sweep_s']:>7.2f}x")
         print(f"  (top-n faithfulness {r['top_n_faithfulness']:.3f}; acdc {r['acdc_forwards']} forwards, "
-              f"learn_mask {r['mask_forwards']} forwards)")
+              f"learn_mask {r['mask_forwards']} forwards; redundancy of the mask's circuit: {r['or_groups']} OR "
+              f"groups over {r['or_units']} units, {r['redundancy_s']:.2f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

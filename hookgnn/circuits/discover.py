@@ -204,7 +204,7 @@ def acdc(
     pairs = as_pairs(clean, corrupted)
     universe = list(universe)
     walk = output_first(universe, model) if order is None else list(order)
-    if sorted(map(repr, walk)) != sorted(map(repr, universe)):
+    if len(walk) != len(universe) or set(walk) != set(universe):
         raise ValueError("order must list every unit of the universe exactly once")
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
@@ -311,7 +311,7 @@ def redundancy(
     universe = list(universe)
     if candidates is None:
         dropped = list(found.dropped) if isinstance(found, Discovered) else []
-        extra = dropped[::-1][:max(0, min(32, max(len(circuit), 8)))]
+        extra = dropped[::-1][:min(32, max(len(circuit), 8))]
         candidates = sorted(circuit.items(), key=repr) + extra
     candidates = list(dict.fromkeys(candidates))
     outside = [u for u in candidates if u not in set(universe)]

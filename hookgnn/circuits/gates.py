@@ -172,6 +172,7 @@ class Gated:
         if k not in self.batches:  # one collate per number of copies
             self.batches[k] = disjoint_union([self.base] * k)
         batch = self.batches[k]
+        binary = not keep.requires_grad and bool(((keep == 0) | (keep == 1)).all())
         specs: HookList = []
         live: dict[str, Tensor] = {}
         src_idx, dst_idx = self.base.edge_index
@@ -204,7 +205,10 @@ class Gated:
                     share = share * (1 - (1 - keep[:, u]).reshape(k, *([1] * (view.dim() - 1))) * mask)
                 value = self.values[h].to(act)
                 value = value.unsqueeze(0) if value.dim() == view.dim() - 1 else value
-                mixed = share.to(act) * view + (1 - share.to(act)) * value
+                if not binary:
+                    mixed = share.to(act) * view + (1 - share.to(act)) * value
+                else:  # 0/1 gates: the live or the ablated entry itself, as evaluate sets it
+                    mixed = torch.where(share > 0.5, view, value)
                 return mixed.reshape(act.shape)
             specs.append((h, gate))
         for s in sorted({l.src for l, _ in self.links}):
