@@ -1,7 +1,7 @@
 """Benchmark: circuit size at faithfulness >= 0.9, top-n of exact single effects vs acdc vs learn_mask.
 
 On a trained MPNN Bellman-Ford reasoner (trained here; ``--train-steps``), one Erdos-Renyi graph
-of ``--nodes`` nodes with a resampled source, metric: log-probability of the true pointers,
+of ``--nodes`` nodes (p = 4 / n) with a resampled source, metric: log-probability of the true pointers,
 universe: every message (round x edge) of the 16 rounds:
 
 * ``top-n exact``: the exact single-message sweep (``patch(..., messages(model))``, batched), ranked
@@ -14,7 +14,8 @@ Every faithfulness printed is exact (the circuits are re-evaluated with ``evalua
 the median of ``--repeats`` runs on a shared machine (other jobs ran at the same time): read the
 ratios, not the seconds. Table: workload, peer (the exact sweep), hookgnn (the method), ratio.
 
-    python benchmarks/bench_discover.py --nodes 16 --json /tmp/discover.json
+    python benchmarks/bench_discover.py --json /tmp/discover.json       # 16 and 64 nodes, 3 runs each
+    python benchmarks/bench_discover.py --quick                         # 16 nodes, one run
 """
 
 from __future__ import annotations
@@ -97,18 +98,21 @@ def bench(args: argparse.Namespace, model: Any, nodes: int) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nodes", type=int, nargs="+", default=[16])
+    p.add_argument("--nodes", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--quick", action="store_true", help="16 nodes, short training, 50 mask steps")
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--direction", default="denoising", choices=("denoising", "noising"))
     p.add_argument("--target", type=float, default=0.9)
     p.add_argument("--threshold", type=float, default=0.02, help="acdc: largest faithfulness move of one removal")
-    p.add_argument("--mask-steps", type=int, default=200)
+    p.add_argument("--mask-steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--sparsity", type=float, default=1.0)
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     args = p.parse_args()
+    if args.quick:
+        args.nodes, args.train_steps, args.mask_steps, args.repeats = [16], 100, 50, 1
     torch.manual_seed(args.seed)
     model = trained(args.train_steps, args.seed)
     rows = [bench(args, model, n) for n in args.nodes]
@@ -129,7 +133,25 @@ def main() -> None:
               f"groups over {r['or_units']} units, {r['redundancy_s']:.2f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"rows": rows, "table": table(rows, args)}, f, indent=1)
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """run_all's rows: circuit size against top-n of exact single effects, time against the exact sweep."""
+    out = []
+    for r in rows:
+        for name, label in (("acdc", "acdc"), ("mask", "learn_mask")):
+            where = f"MPNN Bellman-Ford n={r['nodes']}, {r['units']} messages, {r['direction']}"
+            if r["top_n"] is not None:
+                out.append(dict(workload=f"{label}: circuit size at F >= {args.target}, {where}",
+                                peer="top-n of exact single effects", peer_value=r["top_n"],
+                                hookgnn_value=r[f"{name}_size"], unit="units", ratio=r["top_n"] / max(r[f"{name}_size"], 1),
+                                ratio_means="peer / hookgnn (x smaller)", runs=args.repeats))
+            out.append(dict(workload=f"{label}: time, {where}", peer="exact single sweep (batched)",
+                            peer_value=r["sweep_s"], hookgnn_value=r[f"{name}_s"], unit="s",
+                            ratio=r["sweep_s"] / r[f"{name}_s"], ratio_means="peer / hookgnn (speed-up)",
+                            runs=args.repeats))
+    return out
 
 
 if __name__ == "__main__":

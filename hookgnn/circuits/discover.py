@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -272,6 +273,7 @@ def redundancy(
     *,
     candidates: Sequence[Unit] | None = None,
     max_group: int = 2,
+    max_candidates: int = 64,
     tol: float = 0.05,
     threshold: float = 0.5,
     ablation: Ablation | None = None,
@@ -286,8 +288,8 @@ def redundancy(
     candidates: the circuit's units and as many of ``found.dropped``'s last (most nearly kept)
     units, at most 32 (from the mask's final gates or the pruning order); give them to look
     elsewhere. Every candidate is ablated alone from :math:`K`; those dropping :math:`F` by at
-    most ``tol`` are ablated in every pair (and triple, ``max_group=3``) at once, all copies of
-    a few batched forwards; a group dropping :math:`F` by at least ``threshold`` whose subsets
+    most ``tol`` (the first ``max_candidates`` of them, with a warning when there are more) are
+    ablated in every pair (and triple, ``max_group=3``) at once, all copies of a few batched forwards; a group dropping :math:`F` by at least ``threshold`` whose subsets
     do not is reported. ``ablation`` and ``direction`` default to ``found``'s.
 
     >>> from hookgnn import HookedGNN
@@ -338,6 +340,11 @@ def redundancy(
 
     single = dict(zip(candidates, drops(groups_all)))
     quiet = [u for u in candidates if abs(single[u]) <= tol]
+    if len(quiet) > max_candidates:
+        warnings.warn(f"redundancy: {len(quiet)} candidates are individually unnecessary; joint ablations cover the "
+                      f"first {max_candidates} of them (raise max_candidates=, or pass candidates= to choose)",
+                      stacklevel=2)
+        quiet = quiet[:max_candidates]
     found_groups: list[tuple[Unit, ...]] = []
     found_drops: list[float] = []
     for size in range(2, max_group + 1):
