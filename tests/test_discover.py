@@ -216,3 +216,12 @@ def test_hooks_removed_when_the_metric_raises() -> None:
     with pytest.raises(RuntimeError, match="metric failed"):
         learn_mask(c.model, c.clean, c.corrupted, bad, c.universe(), steps=2)
     assert no_hooks_left(c.model) and all(p.requires_grad for p in c.model.parameters())
+
+
+def test_redundancy_warns_when_it_caps_the_candidates() -> None:
+    c = CASES["or"]()
+    uni = c.universe()
+    with pytest.warns(UserWarning, match="joint ablations cover the first 3"):
+        report = redundancy(c.model, c.clean, c.corrupted, c.metric, uni, Circuit.of(uni), candidates=uni,
+                            max_candidates=3, ablation="resample", direction="noising")
+    assert len(report.single) == len(uni)
