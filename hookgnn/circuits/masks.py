@@ -12,10 +12,10 @@ mixed into the run through hooks (:class:`~hookgnn.circuits.gates.Gated`: the sa
 :func:`~hookgnn.circuits.circuit.evaluate`). The loss over all pairs at once (one disjoint union,
 ``samples`` gate draws per step as copies) is
 
-.. math:: \\mathcal{L} = \\overline{(1 - \\tilde F(z))^2} + \\lambda \\frac{1}{|U|} \\sum_u
+.. math:: \\mathcal{L} = \\overline{\\max(0, 1 - \\tilde F(z))^2} + \\lambda \\frac{1}{|U|} \\sum_u
           \\sigma\\big(\\theta_u - \\beta \\log(-\\gamma / \\zeta)\\big),
 
-:math:`\\tilde F` the relaxed faithfulness and the second term the expected fraction of open
+:math:`\\tilde F` the relaxed faithfulness (a circuit beyond the full model costs nothing) and the second term the expected fraction of open
 gates. Every ``check_every`` steps the deterministic circuit :math:`\\{u : \\theta_u > 0\\}` is
 scored exactly (0/1 gates); the smallest one with faithfulness at least ``target`` is returned
 (``size=n``: the ``n`` units of largest :math:`\\theta` at the end). Its faithfulness is then
@@ -57,8 +57,8 @@ def learn_mask(
     target: float | None = None,
     size: int | None = None,
     steps: int = 300,
-    lr: float = 0.1,
-    sparsity: float = 1.0,
+    lr: float = 0.2,
+    sparsity: float = 4.0,
     samples: int = 4,
     beta: float = 2 / 3,
     init: float = 3.0,
@@ -131,7 +131,7 @@ def learn_mask(
             z = (s * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
             f = f_of(run.metrics(z))
             l0 = torch.sigmoid(theta - l0_shift).mean()
-            loss = ((1.0 - f) ** 2).mean() + sparsity * l0
+            loss = (torch.relu(1.0 - f) ** 2).mean() + sparsity * l0  # a circuit beyond the full model costs nothing
             opt.zero_grad()
             loss.backward()
             opt.step()
