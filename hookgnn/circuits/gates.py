@@ -61,7 +61,7 @@ class Gated:
     >>> c = g.replace(x=torch.randn(3, 1))
     >>> run = Gated(model, g, c, OutputSum("d"), [Component("hook_out.d", i) for i in range(3)], "resample", "noising")
     >>> m = run.metrics(torch.tensor([[1., 1., 1.], [0., 0., 0.]]))
-    >>> [round(float(v), 4) for v in m] == [round(float(OutputSum("d")(model(x), x)), 4) for x in (g, c)]
+    >>> [round(float(v), 4) for v in m] == [round(float(OutputSum("d")(model(x), x).detach()), 4) for x in (g, c)]
     True
     """
 
