@@ -163,7 +163,7 @@ def test_train_threads_option_wins_and_does_not_leak(two_threads, step_threads, 
 
 def test_demo_threads_option_reaches_the_demo(monkeypatch, tmp_path):
     got = {}
-    monkeypatch.setattr(hookgnn.cli.demo, "run_demo", lambda out, seed, train_steps, threads: got.update(threads=threads))
+    monkeypatch.setattr(hookgnn.cli.demo, "run_demo", lambda out, threads, **kw: got.update(threads=threads))
     main(["demo", "--out", str(tmp_path), "--threads", "2"])
     assert got == {"threads": 2}
 
