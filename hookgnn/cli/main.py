@@ -107,7 +107,8 @@ def _metamer_args(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser, "reference", 12)
     parser.add_argument("--num", type=int, default=4, help="metamers searched together in one batch (default 4)")
     parser.add_argument("--tol", type=float, default=1e-3, help="relative activation distance to reach (default 1e-3)")
-    parser.add_argument("--max-steps", type=int, default=2000, help="optimiser steps at most (default 2000)")
+    parser.add_argument("--max-steps", type=int, default=2000,
+                        help="optimiser steps at most (default 2000; as --steps of train, not its --max-rounds)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     parser.add_argument("--restarts", type=int, default=2,
                         help="fresh noise starts for a metamer stuck in a local minimum (default 2)")
@@ -140,9 +141,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``hookgnn`` command (``argv`` defaults to ``sys.argv[1:]``).
 
     Every argument is checked before any work: a bad one prints one ``hookgnn: error:``
-    line and exits with status 2.
+    line and exits with status 2. Parsing imports no torch (``hookgnn --help`` answers at once).
     """
+    import hookgnn
+
     parser = Parser(prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {hookgnn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     checks = {}
     for name, add_args, check in commands():
@@ -150,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         add_args(sub.add_parser(name, help=doc, description=doc))
         checks[name] = check
     args = parser.parse_args(argv)
+    hookgnn._import_all()  # torch and the public names: the command imports them only after parsing (--help)
     try:
         job = checks[args.command](args)
     except UsageError as err:
