@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from deprecations import preamble
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from hookgnn.cli.demo import rank_correlation
 
 pytest.importorskip("matplotlib")
 
@@ -71,3 +76,21 @@ def test_demo_train_trains_a_model_here_and_says_so(tmp_path):
     assert "4. circuit" in run.stdout and "AtP*, top 16 verified" in run.stdout
     assert "trained in" in run.stderr
     assert (tmp_path / "out" / "demo" / "circuit.png").stat().st_size > 1000
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=3, max_size=30))
+def test_rank_correlation_is_spearmans_rho_with_average_ranks_for_ties(pairs):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = (torch.tensor([float(p[i]) for p in pairs]) for i in (0, 1))
+    assume(len(set(a.tolist())) > 1 and len(set(b.tolist())) > 1)
+    want = scipy_stats.spearmanr(a.numpy(), b.numpy()).statistic  # ties share their mean rank there too
+    assert rank_correlation(a, b) == pytest.approx(float(want), rel=1e-9, abs=1e-9)
+
+
+def test_rank_correlation_ignores_differences_below_its_rounding():
+    torch.manual_seed(0)
+    exact = torch.cat([torch.zeros(50), torch.linspace(1.0, 2.0, 10)])
+    noisy = exact + 1e-7 * torch.randn(60)  # last-bit noise on the zeros: would reorder 50 ranks
+    assert rank_correlation(exact, noisy) == pytest.approx(1.0, abs=1e-12)
+    assert rank_correlation(exact, noisy, digits=9) < 0.9

@@ -155,24 +155,20 @@ def openmp_compiles() -> bool:
 _INTERNAL = ("hookgnn", "torch", "contextlib", "functools", "jaxtyping", "beartype", "typeguard", "importlib")
 
 
-def _stacklevel() -> int:
-    """The ``stacklevel`` of a ``warnings.warn`` in :func:`_warn` that names the first frame outside hookgnn,
-    torch and their wrappers (the user's line), whatever the path from it to the kernel's first use."""
-    frame, level = sys._getframe(2), 2  # the frame that called _warn is level 1
+def _warn(message: str) -> None:
+    """Warn at the first frame outside hookgnn, torch and their wrappers (the user's line), whatever the path
+    from it to the kernel's first use."""
+    frame, level = sys._getframe(), 1  # this function is stacklevel 1
     while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in _INTERNAL:
         frame, level = frame.f_back, level + 1
-    return level
-
-
-def _warn(message: str) -> None:
-    warnings.warn(f"hookgnn: {message}", RuntimeWarning, stacklevel=_stacklevel())
+    warnings.warn(f"hookgnn: {message}", RuntimeWarning, stacklevel=level)
 
 
 def _reason(exc: BaseException) -> str:
     """One short line on why a build failed: the exception's first line and the last line of the compiler's
     output (torch's message carries the whole ninja log; ``build_error()`` keeps it)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    head = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    head = f"{type(exc).__name__}: {lines[0].split(': [', 1)[0] if lines else ''}"  # torch's first ninja step cut
     tail = next((line for line in reversed(lines[1:]) if not line.startswith(("ninja:", "FAILED:", "["))), "")
     text = head if not tail or tail in head else f"{head} ... {tail}"
     return text if len(text) <= 200 else text[:197] + "..."
