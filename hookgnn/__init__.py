@@ -25,7 +25,7 @@ from hookgnn import _moved  # noqa: E402
 
 _moved.install()  # the module paths of 0.1 that moved, as aliases that warn (hookgnn._moved)
 
-__version__ = "0.1.0"
+from hookgnn._version import __version__  # noqa: E402
 
 
 def _is_command_line() -> bool:
@@ -33,7 +33,8 @@ def _is_command_line() -> bool:
 
     The command imports torch only once its arguments are parsed, so that ``hookgnn --help``,
     ``hookgnn --version`` and argument errors answer at once (torch takes seconds to import on a
-    busy machine); :func:`hookgnn.cli.main` then calls :func:`_import_all`.
+    busy machine): there the public names below are imported on first use, and the PyG adapter is not
+    registered (the command's jobs do not read PyG graphs).
     """
     if os.path.basename(sys.argv[0]) in ("hookgnn", "hookgnn.exe", "hookgnn-script.py"):
         return True

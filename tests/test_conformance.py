@@ -339,8 +339,14 @@ UNSUPPORTED: dict[tuple[str, str], tuple[type[Exception], str]] = {
 }
 
 
+#: Kinds whose cells run only in `make test-all` (slow): PyG's classic layers as registered processors share
+#: HookedMessagePassing's code paths with the kinds above, and their ~200 cells would add half a minute to `make test`.
+SLOW_KINDS = {"hooked-gcn", "hooked-sage", "hooked-gin"}
+
+
 def _cells() -> list:
-    return [pytest.param(f, k, d, id=f"{k}|{f}|{d}") for k in KINDS for f in FUNCTIONS for d in DIRECTIONS]
+    return [pytest.param(f, k, d, id=f"{k}|{f}|{d}", marks=[pytest.mark.slow] if k in SLOW_KINDS else [])
+            for k in KINDS for f in FUNCTIONS for d in DIRECTIONS]
 
 
 @pytest.mark.parametrize(("function", "kind", "direction"), _cells())

@@ -50,3 +50,9 @@ def test_a_checkpoint_of_another_model_is_refused_as_a_demo_reference(tmp_path):
     save_checkpoint(path, build_model("bfs", d_hidden=4, max_steps=3), "bfs")
     with pytest.raises(ValueError, match="not a demo reference checkpoint"):
         load_reference(path)
+
+
+def test_the_package_version_is_the_metadata_version():
+    import hookgnn
+
+    assert hookgnn.__version__ == PYPROJECT["project"]["version"]

@@ -143,10 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     Every argument is checked before any work: a bad one prints one ``hookgnn: error:``
     line and exits with status 2. Parsing imports no torch (``hookgnn --help`` answers at once).
     """
-    import hookgnn
+    from hookgnn._version import __version__
 
     parser = Parser(prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {hookgnn.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     checks = {}
     for name, add_args, check in commands():
@@ -154,7 +154,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         add_args(sub.add_parser(name, help=doc, description=doc))
         checks[name] = check
     args = parser.parse_args(argv)
-    hookgnn._import_all()  # torch and the public names: the command imports them only after parsing (--help)
     try:
         job = checks[args.command](args)
     except UsageError as err:
