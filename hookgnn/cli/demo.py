@@ -183,8 +183,8 @@ def _model(config: TrainConfig, retrain: bool) -> tuple[HookedGNN, TrainConfig]:
     """The model to analyse: trained here (``retrain``) or the reference checkpoint."""
     if retrain:
         print(f"1. train (--train): MPNN (max aggregation) on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes, "
-              f"{config.steps} steps, seed {config.seed}; the numbers below depend on this machine's CPU code path "
-              "and threads", flush=True)
+              f"{config.steps} steps, seed {config.seed}\n   (not the reference checkpoint: the numbers below depend "
+              "on this machine's CPU code path and threads)", flush=True)
         start = time.perf_counter()
         model, history = train(config)
         _note(f"   trained in {time.perf_counter() - start:.1f} s")
