@@ -63,7 +63,7 @@ def test_demo_prints_the_readme_block_on_any_cpu_code_path(tmp_path, capability,
 
 def test_readme_shows_the_demo_block():
     block = EXPECTED.read_text()
-    assert block.startswith("1. model: the reference checkpoint") and "4. circuit" in block
+    assert block.startswith("1. model: hookgnn/data/demo_reference.pt") and "4. circuit" in block
     assert f"```\n{block}```" in (ROOT / "README.md").read_text(), (
         "the README's main-job block is not tests/data/demo_stdout.txt: paste that file's text into it")
 

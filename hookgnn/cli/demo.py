@@ -191,9 +191,8 @@ def _model(config: TrainConfig, retrain: bool) -> tuple[HookedGNN, TrainConfig]:
         print(f"   loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
         return model.eval(), config
     model, config = load_reference()
-    print(f"1. model: the reference checkpoint shipped with hookgnn (hookgnn/data/{REFERENCE.name}), an MPNN (max "
-          f"aggregation)\n   trained on Bellman-Ford, Erdos-Renyi graphs with 8-12 nodes, {config.steps} steps, seed "
-          f"{config.seed} (`hookgnn demo --train` trains one here)", flush=True)
+    print(f"1. model: hookgnn/data/{REFERENCE.name}, the reference shipped with hookgnn (MPNN, Bellman-Ford, "
+          f"{config.steps} steps)", flush=True)
     return model, config
 
 
@@ -205,11 +204,11 @@ def _run(out_dir: Path, config: TrainConfig, retrain: bool) -> dict[str, float]:
     results: dict[str, float] = {}
     for n in (12, 20):
         test = task.sample(32, "erdos_renyi", seed=seed + 1000 + n, n=n, p=0.3)
-        acc = evaluate_model(model, task, test, rounds=ROUNDS)["pi.accuracy"]
-        results[f"pointer_accuracy_n{n}"] = acc
-        print(f"   predecessor accuracy at n={n}{' (out of distribution)' if n > 12 else ''}: {acc:.3f}")
+        results[f"pointer_accuracy_n{n}"] = evaluate_model(model, task, test, rounds=ROUNDS)["pi.accuracy"]
+    print(f"   predecessor accuracy: {results['pointer_accuracy_n12']:.3f} at n=12, "
+          f"{results['pointer_accuracy_n20']:.3f} at n=20 (out of distribution)")
 
-    print("\n2. inspect: one graph and a corrupted twin (the source moved elsewhere)")
+    print("2. inspect: one graph and a corrupted twin (the source moved elsewhere)")
     clean, corrupted = sample_pairs(task, 1, "resample_source", "erdos_renyi", seed=seed + 7, n=10, p=0.3)
     query = _query_node(clean, corrupted)
     _, cache = model.run_with_cache(clean, steps=ROUNDS)
@@ -222,7 +221,7 @@ def _run(out_dir: Path, config: TrainConfig, retrain: bool) -> dict[str, float]:
     # log-probability of the query node's true (clean) predecessor, in whichever run is patched
     metric = PointerLogProb(target=clean["pi"], select=select)
 
-    print(f"\n3. patch: clean node states into the corrupted run, one (round, node) at a time")
+    print("3. patch: clean node states into the corrupted run, one (round, node) at a time")
     states = nodes(model, "update", range(ROUNDS))
     hooks = list(states.hooks)
     start = time.perf_counter()
@@ -240,7 +239,7 @@ def _run(out_dir: Path, config: TrainConfig, retrain: bool) -> dict[str, float]:
     print(f"   largest restoring patch: round {best[0]}, node {best[1]} "
           f"(log-prob {sweep.baseline:.2f} -> {sweep.baseline + float(effect.max()):.2f})")
 
-    print("\n4. circuit: which single messages carry the query's answer (the rest resampled from the corrupted run)")
+    print("4. circuit: which single messages carry the query's answer (the rest resampled from the corrupted run)")
     universe = message_edges(clean.edge_index, range(ROUNDS), model)
     scores, seconds = _score_messages(model, clean, corrupted, metric, universe)
     exact = scores["exact patching"]
@@ -270,7 +269,7 @@ def _run(out_dir: Path, config: TrainConfig, retrain: bool) -> dict[str, float]:
         f"t{m.round}:{m.u}->{m.v}" for m in sorted(circuit, key=lambda m: (m.round, m.u))))
 
     _draw(out_dir, sweep, clean, circuit, exact, sizes, curves)
-    print(f"\nfigures: {out_dir}/sweep.png, {out_dir}/circuit.png, {out_dir}/faithfulness.png")
+    print(f"figures: {out_dir}/sweep.png, {out_dir}/circuit.png, {out_dir}/faithfulness.png")
     return results
 
 
