@@ -118,3 +118,13 @@ def test_metamer_draws_its_progress_bar_only_on_a_terminal(tmp_path, capsys, mon
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     main(argv)
     assert "metamer:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--seed", "3"], ["--train-steps", "50"]])
+def test_demo_training_options_need_train(option, capsys, monkeypatch):
+    import hookgnn.cli.demo
+
+    monkeypatch.setattr(hookgnn.cli.demo, "run_demo", lambda *a, **k: pytest.fail("the demo ran"))
+    err = _stderr_of_usage_error(["demo", *option], capsys)
+    assert err == f"hookgnn: error: argument {option[0]} {option[1]}: applies only with --train (the reference " \
+                  "checkpoint is trained already: seed 0, 400 steps)\n"
