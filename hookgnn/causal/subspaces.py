@@ -34,6 +34,7 @@ class Subspace(nn.Module):
 
     def __init__(self, basis: Float[Tensor, "d k"], name: str) -> None:
         super().__init__()
+        self.index: list[int] | None = None  # set for neurons: the swap is then an exact copy
         if basis.ndim != 2 or basis.shape[1] < 1 or basis.shape[1] > basis.shape[0]:
             raise ValueError(f"a subspace basis is [d, k] with 1 <= k <= d, got shape {list(basis.shape)}")
         gram = basis.T.double() @ basis.double()
@@ -56,6 +57,10 @@ class Subspace(nn.Module):
         if base.shape != source.shape or base.shape[-1] != self.dim:
             raise ValueError(f"subspace {self.name!r} swaps rows of width {self.dim}; got base {list(base.shape)} "
                              f"and source {list(source.shape)}")
+        if self.index is not None:  # exactly the source's values, no rounding
+            out = base.clone()
+            out[:, self.index] = source[:, self.index]
+            return out
         u = self.basis().to(base)
         return base + ((source - base) @ u) @ u.T
 
@@ -69,11 +74,11 @@ def whole_state(d: int) -> Subspace:
     >>> whole_state(3).basis().shape
     torch.Size([3, 3])
     """
-    return Subspace(torch.eye(d), "state")
+    return neurons(d, range(d), name="state")
 
 
-def neurons(d: int, index: Sequence[int]) -> Subspace:
-    """The neurons (channels) ``index`` of a ``d``-dimensional state.
+def neurons(d: int, index: Sequence[int], name: str | None = None) -> Subspace:
+    """The neurons (channels) ``index`` of a ``d``-dimensional state (their values are copied exactly).
 
     >>> neurons(4, [1]).name
     'neurons[1]'
@@ -81,7 +86,9 @@ def neurons(d: int, index: Sequence[int]) -> Subspace:
     index = list(index)
     if not index or len(set(index)) != len(index) or min(index) < 0 or max(index) >= d:
         raise ValueError(f"neurons takes distinct channels in 0 .. {d - 1}, got {index}")
-    return Subspace(torch.eye(d)[:, index], f"neurons{index}")
+    sub = Subspace(torch.eye(d)[:, index], f"neurons{index}" if name is None else name)
+    sub.index = index
+    return sub
 
 
 def directions(vectors: Float[Tensor, "k d"], name: str = "direction") -> Subspace:
@@ -113,6 +120,7 @@ class Rotation(Subspace):
 
     def __init__(self, d: int, k: int, name: str = "das") -> None:
         nn.Module.__init__(self)
+        self.index = None
         if not 1 <= k <= d:
             raise ValueError(f"a rotation subspace has 1 <= k <= d = {d} dimensions, got k={k}")
         self.rotate = orthogonal(nn.Linear(d, d, bias=False))
