@@ -3,7 +3,9 @@
 * :func:`plot_scores`: heatmap of a :class:`~hookgnn.patching.results.HookScores`
   (round x node / edge / feature);
 * :func:`plot_message_circuit`: a circuit of message edges drawn over the input graph;
-* :func:`plot_neuron_circuit`: a neuron-level circuit (weight edges) drawn layer by layer.
+* :func:`plot_neuron_circuit`: a neuron-level circuit (weight edges) drawn layer by layer;
+* :func:`plot_probes`: hint x step heatmaps of a :class:`~hookgnn.causal.tables.ProbeResult`
+  (probe score beside its control task).
 
 Install the ``viz`` extra (``matplotlib``, ``networkx``). Every function returns the
 ``matplotlib.figure.Figure`` and draws into ``ax`` when one is given.
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from hookgnn.causal.tables import ProbeResult
     from hookgnn.patching.components import MessageEdge, WeightEdge
     from hookgnn.patching.results import HookScores
 
@@ -125,3 +128,30 @@ def plot_neuron_circuit(
     fig.tight_layout()
     return fig
 
+
+def plot_probes(result: ProbeResult, values: tuple[str, ...] = ("score", "control"), cmap: str = "viridis") -> Figure:
+    """One ``hint x step`` heatmap per column of ``values`` (default: the held-out probe score
+    and its control task), on one colour scale from 0 to 1 (R^2 below 0 shows as 0).
+
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> from hookgnn.causal.tables import ProbeResult
+    >>> rows = [{"hint": "d", "step": k, "score": 0.9, "control": 0.1} for k in (1, 2)]
+    >>> plot_probes(ProbeResult(rows, {})).axes[0].images[0].get_array().shape
+    (1, 2)
+    """
+    import matplotlib.pyplot as plt
+
+    hints, steps, _ = result.matrix(values[0])
+    fig, axes = plt.subplots(1, len(values), figsize=(2.0 + 0.5 * len(steps) * len(values), 1.2 + 0.4 * len(hints)),
+                             squeeze=False)
+    for ax, value in zip(axes[0], values):
+        _, _, m = result.matrix(value)
+        im = ax.imshow(m.numpy(), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(len(steps)))
+        ax.set_xticklabels([str(k) for k in steps], fontsize=7)
+        ax.set_yticks(range(len(hints)))
+        ax.set_yticklabels(hints, fontsize=7)
+        ax.set_xlabel("step")
+        ax.set_title(value, fontsize=9)
+    fig.colorbar(im, ax=list(axes[0]))
+    return fig
