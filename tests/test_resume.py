@@ -26,7 +26,8 @@ def instances(draw, undirected: bool = False):
         src += [u, v] if undirected else [u]
         dst += [v, u] if undirected else [v]
         w += [x, x] if undirected else [x]
-    ei = np.concatenate([np.stack([np.arange(n), np.arange(n)]), np.array([src, dst], dtype=np.int64).reshape(2, -1)], 1)
+    loops = np.stack([np.arange(n), np.arange(n)])
+    ei = np.concatenate([loops, np.array([src, dst], dtype=np.int64).reshape(2, -1)], 1)
     weight = np.concatenate([np.zeros(n), np.array(w, dtype=np.float64)])
     return ei, weight, n, draw(node), draw(node), draw(st.integers(0, 8)), draw(st.floats(0.0, 3.0, width=32))
 

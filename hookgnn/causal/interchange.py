@@ -98,7 +98,8 @@ def swapped_hint(task: Task, hint: str, base: Graph, source: Graph, node: int, s
     (a pointer: the node's in-edges), in stored form."""
     fs = task.spec.get(hint)
     if fs is None or fs.stage != "hint":
-        raise KeyError(f"{task.name} has no hint {hint!r}; hints: {[n for n, f in task.spec.items() if f.stage == 'hint']}")
+        hints = [n for n, f in task.spec.items() if f.stage == "hint"]
+        raise KeyError(f"{task.name} has no hint {hint!r}; hints: {hints}")
     if fs.location != "node":
         raise ValueError(f"interchange interventions swap a node's state; hint {hint!r} lives on {fs.location}s")
     at = (min(step, int(g["num_steps"][0]) - 1) for g in (base, source))
@@ -160,8 +161,8 @@ def interchange_data(task: Task, hint: str, pairs: Sequence[Pair], interventions
         cfs.append(cf)
         same = all(bool(node_agreement(task.spec[n], base[n], cf[n], cf, tol).all()) for n in outs)
         informative.append(not same)
-    return InterchangeData(task, hint, list(pairs), list(interventions), cfs, torch.tensor(informative, dtype=torch.bool),
-                           outs, tol)
+    return InterchangeData(task, hint, list(pairs), list(interventions), cfs,
+                           torch.tensor(informative, dtype=torch.bool), outs, tol)
 
 
 def _check_pair(base: Graph, source: Graph, i: Intervention) -> None:

@@ -64,7 +64,8 @@ def collect_states(model: HookedRootModule, graphs: Iterable[Graph], hints: Sequ
         offset, gid = offset + batch.num_nodes, gid + batch.num_graphs
     if not offset:
         raise ValueError("graphs is empty: nothing to probe")
-    return {k: StepStates(torch.cat([p[0] for p in ps]), torch.cat([p[1] for p in ps], 1), torch.cat([p[2] for p in ps]),
+    return {k: StepStates(torch.cat([p[0] for p in ps]), torch.cat([p[1] for p in ps], 1),
+                          torch.cat([p[2] for p in ps]),
                           {h: torch.cat([p[3][h] for p in ps]) for h in hints}) for k, ps in parts.items()}
 
 

@@ -90,4 +90,5 @@ class BellmanFord(Task):
 
     def resume(self, graph: Graph, step: int, hints: Mapping[str, Tensor] | None = None) -> Graph:
         """Bellman-Ford re-run from hint ``step`` with ``hints`` set (:meth:`Task.resume`)."""
-        return resume_run(self, graph, step, hints, {"d": "scalar", "pi": "pointer", "msk": "mask"}, continue_bellman_ford)
+        roles = {"d": "scalar", "pi": "pointer", "msk": "mask"}
+        return resume_run(self, graph, step, hints, roles, continue_bellman_ford)
