@@ -246,9 +246,9 @@ def resume_run(task: Task, graph: Graph, step: int, hints: Mapping[str, Tensor] 
         raise KeyError(f"resume tells {task.name}'s outputs apart by type; two share a type: {sorted(out)}")
     out.update({name: raw[role] for role, name in names.items()})
     built = task._build(out, edge_index, weight, n, source)
-    fields = dict(built.fields)
+    fields = built.fields  # a new graph of ours: prepend the kept steps (same items, so still valid)
     for name in names.values():
         before = graph[name][torch.clamp(torch.arange(step), max=steps - 1)]
         fields[name] = Field(torch.cat([before, fields[name].value]), fields[name].location, time=True)
     fields["num_steps"] = Field(torch.tensor([step + int(built["num_steps"][0])]), "graph")
-    return Graph(x=built.x, edge_index=built.edge_index, edge_attr=built.edge_attr, fields=fields)
+    return built
