@@ -27,11 +27,10 @@ through hooks on the rounds protocol's state hook points (never by class or hook
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -216,9 +215,10 @@ def _graph_argmax(values: Tensor, graph: Graph) -> Tensor:
 
 
 def run_interventions(model: HookedRootModule, pairs: Sequence[Pair], interventions: Sequence[Intervention],
-                      subspace: Subspace, **forward_kwargs: Any) -> tuple[Mapping[str, Tensor], Graph]:
+                      subspace: Subspace, **forward_kwargs: Any) -> tuple[Any, Graph]:
     """One forward of the base graphs of ``interventions`` as copies in one disjoint union,
-    copy ``j`` with intervention ``j`` applied; returns ``(model outputs, the batch)``.
+    copy ``j`` with intervention ``j`` applied; returns ``(model output, the batch)`` (the output
+    is whatever the model returns: a ``ModelOutput``, a tensor of a wrapped PyG model).
 
     Differentiable in the subspace (DAS trains through it); the source states come from one
     forward of the sources without gradient.
@@ -246,6 +246,9 @@ def run_interventions(model: HookedRootModule, pairs: Sequence[Pair], interventi
             src = cache[hooks[k]]
             if src.shape != act.shape:
                 raise ValueError(f"{hooks[k]}: source run gave {list(src.shape)}, base run {list(act.shape)}")
+            if act.ndim != 2 or act.shape[-1] != subspace.dim:
+                raise ValueError(f"{hooks[k]} holds rows of shape {list(act.shape[1:])}; subspace {subspace.name!r} "
+                                 f"swaps rows of width {subspace.dim}")
             return act.index_copy(0, at, subspace.swap(act[at], src[at].to(act)))
         return fn
 
