@@ -22,7 +22,7 @@ def checkpoint(tmp_path_factory):
 def test_causal_prints_and_writes_a_row_per_hint_and_step(checkpoint, tmp_path, capsys):
     out_json = tmp_path / "rows.json"
     main(["causal", "--checkpoint", str(checkpoint), "--hint", "d_h", "--hint", "msk", "--steps", "2",
-          "--pairs", "6", "--n", "6", "--p", "0.4", "--json", str(out_json)])
+          "--pairs", "4", "--n", "6", "--p", "0.4", "--json", str(out_json)])
     assert "iia" in capsys.readouterr().out
     rows = json.loads(out_json.read_text())
     assert [(r["hint"], r["step"]) for r in rows] == [("d_h", 1), ("d_h", 2), ("msk", 1), ("msk", 2)]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hookgnn.tasks import get_task
 
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=15, deadline=None)
 
 
 @st.composite
