@@ -232,6 +232,10 @@ def run_interventions(model: HookedRootModule, pairs: Sequence[Pair], interventi
                              f"0 .. {rounds - 1}, so steps 1 .. {rounds} (state_hook(step))")
         _check_pair(*pairs[i.pair], i)
     hooks = {k: model.state_hook(k) for k in sorted({i.step for i in interventions})}
+    off_nodes = {name: model.hook_dict[name].axis for name in hooks.values() if model.hook_dict[name].axis != "node"}
+    if off_nodes:
+        raise ValueError(f"interchange interventions swap rows of node states; the state hook points {off_nodes} are "
+                         "not on the node axis")
     bases = disjoint_union([pairs[i.pair][0] for i in interventions])
     sources = disjoint_union([pairs[i.pair][1] for i in interventions])
     with torch.no_grad():
