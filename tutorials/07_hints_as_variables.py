@@ -83,7 +83,9 @@ for name, model in models.items():
 #
 # One intervention per (pair, step) at a random node; pairs differ in their weights only. The
 # output compared is the distance `d` (within 5% of the graph's largest distance at every
-# node). `chance` is what an intervention that changes nothing would score.
+# node). `chance` is what an intervention that changes nothing would score on a model that is
+# right on the base graphs; `ceiling` is how often the model *is* right on every node of a base
+# graph (each base as its own source): IIA cannot exceed it.
 
 # %%
 pairs = task_pairs(bf, S.pick(24, 128), seed=7, n=8, p=0.3)
@@ -92,6 +94,10 @@ train_data = interchange_data(bf, "d_h", pairs[:half], random_interventions(pair
                               outputs=["d"])
 test_data = interchange_data(bf, "d_h", pairs[half:], random_interventions(pairs[half:], STEPS, seed=1),
                              outputs=["d"])
+# The ceiling: each base graph as its own source, so the counterfactual is the base's own answer and
+# IIA is how often the model gets every node of a base graph right.
+self_pairs = [(b, b) for b, _ in pairs[half:]]
+ceiling_data = interchange_data(bf, "d_h", self_pairs, test_data.interventions, outputs=["d"])
 rows = []
 for name, model in models.items():
     das = train_das(model, train_data, k=4, epochs=S.pick(2, 20))
@@ -101,14 +107,16 @@ for name, model in models.items():
         probe_dir = directions(probes[name].probes[("d_h", k)].direction, "probe")
         iia = {sub.name: interchange_accuracy(model, part, sub).iia for sub in (whole_state(32), probe_dir, das)}
         probe_row = next(r for r in probes[name].rows if r["hint"] == "d_h" and r["step"] == k)
+        ceiling = interchange_accuracy(model, ceiling_data.subset(at), whole_state(32)).iia
         rows.append({"model": name, "step": k, "probe_r2": probe_row["score"], "control": probe_row["control"],
+                     "ceiling": ceiling,
                      "iia_state": iia["state"], "iia_probe": iia["probe"], "iia_das": iia["das[4]"],
                      "chance": float((~part.informative).double().mean())})
 print(f"{'model':9s} {'step':>4s} {'probe R2':>8s} {'control':>7s} {'IIA state':>9s} {'IIA probe':>9s} "
-      f"{'IIA DAS':>7s} {'chance':>6s}")
+      f"{'IIA DAS':>7s} {'chance':>6s} {'ceiling':>7s}")
 for r in rows:
     print(f"{r['model']:9s} {r['step']:4d} {r['probe_r2']:8.3f} {r['control']:7.3f} {r['iia_state']:9.3f} "
-          f"{r['iia_probe']:9.3f} {r['iia_das']:7.3f} {r['chance']:6.3f}")
+          f"{r['iia_probe']:9.3f} {r['iia_das']:7.3f} {r['chance']:6.3f} {r['ceiling']:7.3f}")
 S.record(table=rows)
 
 # %% [markdown]
