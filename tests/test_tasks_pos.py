@@ -100,3 +100,26 @@ def test_bad_pos_is_refused_with_the_reason(pos, match):
     ei, w = stored_edges(SampledGraph(3, np.array([0]), np.array([1]), np.zeros(1)))
     with pytest.raises(ValueError, match=match):
         get_task("bfs").run_edges(ei, w, 3, 0, pos=pos)
+
+
+RESUMABLE = ["bellman_ford", "bfs", "dijkstra", "mst_prim"]
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_resume_breaks_ties_by_pos_like_run(name, data):
+    # resuming a renumbered graph (pos carried along) from step k renumbers the resumed labels
+    task = get_task(name)
+    sampled, perm, source = data.draw(instances(task.undirected_only))
+    ei, w = stored_edges(sampled)
+    n = sampled.num_nodes
+    clean = task.run_edges(ei, w, n, source)
+    pos = np.empty(n)
+    pos[perm] = np.arange(n) / n
+    moved = task.run_edges(perm[ei], w, n, int(perm[source]), pos=pos)
+    step = data.draw(st.integers(0, int(clean["num_steps"][0]) - 1))
+    a, b = task.resume(clean, step), task.resume(moved, step)
+    assert torch.equal(a["num_steps"], b["num_steps"])
+    for field in task.spec:
+        assert torch.equal(b[field], renumbered(name, a, perm, field)), field

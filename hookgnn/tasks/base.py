@@ -280,6 +280,15 @@ class Task(ABC):
         pos = g["pos"].double().cpu().numpy() if "pos" in g.fields else None
         return self.run_edges(ei, weight, g.num_nodes, source, pos)
 
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, torch.Tensor] | None = None) -> Graph:
+        """The algorithm re-run on the single stored ``graph`` from hint step ``step``, its state
+        there being the graph's hints at ``step`` with ``hints`` (stored form, by spec name)
+        written over them: the counterfactual of an interchange intervention
+        (:mod:`hookgnn.tasks.resume`). Tasks that can resume override this.
+        """
+        raise NotImplementedError(f"{self.name} cannot resume from an intermediate state; Bellman-Ford, BFS, "
+                                  "Dijkstra and Prim can (hookgnn.tasks.resume)")
+
     def sample(self, num_graphs: int, sampler: str | Callable[..., SampledGraph] = "erdos_renyi",
                seed: Seed = None, **sampler_kwargs: Any) -> Graph:
         """A collated batch of ``num_graphs`` task graphs drawn from ``sampler``.
