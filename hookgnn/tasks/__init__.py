@@ -22,9 +22,16 @@ from hookgnn.tasks.dfs import DFS
 from hookgnn.tasks.dijkstra import Dijkstra
 from hookgnn.tasks.mst_prim import MSTPrim
 from hookgnn.tasks.samplers import SAMPLERS, SampledGraph
+from hookgnn.tasks.dag_shortest_paths import DAGShortestPaths
+from hookgnn.tasks.floyd_warshall import FloydWarshall
+from hookgnn.tasks.mst_kruskal import MSTKruskal
+from hookgnn.tasks.strongly_connected_components import StronglyConnectedComponents
+from hookgnn.tasks.topological_sort import TopologicalSort
 
 TASKS: dict[str, Task] = {
-    t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges())
+    t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges(),
+                     TopologicalSort(), StronglyConnectedComponents(), MSTKruskal(), DAGShortestPaths(),
+                     FloydWarshall())
 }
 
 
@@ -47,4 +54,5 @@ def get_task(name: str) -> Task:
 
 
 __all__ = ["TASKS", "SAMPLERS", "SampledGraph", "Task", "get_task", "BellmanFord", "BFS", "DFS", "Dijkstra",
-           "MSTPrim", "ArticulationPoints", "Bridges"]
+           "MSTPrim", "ArticulationPoints", "Bridges", "TopologicalSort",
+           "StronglyConnectedComponents", "MSTKruskal", "DAGShortestPaths", "FloydWarshall"]
