@@ -1,0 +1,278 @@
+"""The five CLRS-30 graph tasks with pointer edges, against networkx and hand rules.
+
+Topological sort, Kosaraju's SCC, Kruskal, DAG shortest paths and Floyd-Warshall on
+hypothesis graphs (isolated nodes, self-loops, parallel edges, no edges, one node).
+The tie rules are checked against networkx's recursive DFS with sorted roots and
+neighbours (CLRS's DFS visits roots and white neighbours lowest first).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookgnn.metrics import pointer_sources
+from hookgnn.tasks import get_task
+from hookgnn.tasks.corruptions import sample_pairs
+from hookgnn.tasks.pointer_edges import er_dag
+from hookgnn.tasks.samplers import SampledGraph
+
+NEW = ("topological_sort", "strongly_connected_components", "mst_kruskal", "dag_shortest_paths", "floyd_warshall")
+FINAL = {"topological_sort": {"topo": "topo_h", "topo_head": "topo_head_h"},
+         "strongly_connected_components": {"scc_id": "scc_id_h"}, "mst_kruskal": {"in_mst": "in_mst_h"},
+         "dag_shortest_paths": {"pi": "pi_h"}, "floyd_warshall": {"Pi": "Pi_h"}}
+
+
+@st.composite
+def sampled(draw: st.DrawFn, kind: str = "directed", max_nodes: int = 8) -> SampledGraph:
+    """A graph with self-loops and parallel edges allowed; ``kind``: directed, undirected or dag."""
+    n = draw(st.integers(1, max_nodes))
+    m = draw(st.integers(0, 3 * n))
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), min_size=m, max_size=m))
+    if kind == "dag":  # arcs go forward in a random order of the nodes (self-loops are dropped by storage)
+        perm = draw(st.permutations(range(n)))
+        rank = {v: i for i, v in enumerate(perm)}
+        pairs = [(u, v) if rank[u] <= rank[v] else (v, u) for u, v in pairs]
+    w = draw(st.lists(st.sampled_from([0.25, 0.5, 0.75, 1.0, 1.5]), min_size=len(pairs), max_size=len(pairs)))
+    src = np.array([p[0] for p in pairs], dtype=np.int64)
+    dst = np.array([p[1] for p in pairs], dtype=np.int64)
+    return SampledGraph(n, src, dst, np.array(w, dtype=np.float64), directed=kind != "undirected")
+
+
+def nx_graph(g: SampledGraph, multi: bool = False) -> nx.DiGraph:
+    """The graph with nodes 0..n-1 and arcs inserted in sorted order (lightest parallel copy), no self-loops."""
+    G = nx.Graph() if not g.directed else nx.DiGraph()
+    G.add_nodes_from(range(g.num_nodes))
+    arcs: dict[tuple[int, int], float] = {}
+    for u, v, w in zip(g.src.tolist(), g.dst.tolist(), g.weight.astype(np.float32).tolist()):
+        if u != v:
+            key = (u, v) if g.directed else (min(u, v), max(u, v))
+            arcs[key] = min(w, arcs.get(key, np.inf))
+    for (u, v), w in sorted(arcs.items()):
+        G.add_edge(u, v, weight=w)
+    return G
+
+
+def postorder(G: nx.DiGraph) -> list[int]:
+    """Finish order of a recursive DFS with roots and out-neighbours in increasing order."""
+    seen: set[int] = set()
+    order: list[int] = []
+
+    def visit(u: int) -> None:
+        seen.add(u)
+        for v in sorted(G.successors(u)):
+            if v not in seen:
+                visit(v)
+        order.append(u)
+
+    for s in sorted(G.nodes):
+        if s not in seen:
+            visit(s)
+    return order
+
+
+def chain(g) -> list[int]:
+    """The order a (topo, topo_head) linked list spells."""
+    nxt = pointer_sources(g["topo"], g).tolist()
+    u, out = int(g["topo_head"].argmax()), []
+    while True:
+        out.append(u)
+        if nxt[u] == u:
+            return out
+        u = nxt[u]
+
+
+@settings(max_examples=30, deadline=None)
+@given(sampled("dag"))
+def test_topological_order_is_valid_and_follows_the_clrs_dfs_tie_rule(sg):
+    G = nx_graph(sg)
+    g = get_task("topological_sort").run(sg)
+    order = chain(g)
+    assert sorted(order) == list(range(sg.num_nodes))
+    place = {v: i for i, v in enumerate(order)}
+    assert all(place[u] < place[v] for u, v in G.edges)
+    assert order == postorder(G)[::-1]  # reverse finishing order, roots and neighbours lowest first
+
+
+@settings(max_examples=30, deadline=None)
+@given(sampled("directed"))
+def test_scc_partition_equals_networkx_and_ids_are_the_last_finished_node(sg):
+    G = nx_graph(sg)
+    g = get_task("strongly_connected_components").run(sg)
+    ids = pointer_sources(g["scc_id"], g).tolist()
+    finish = {v: i for i, v in enumerate(postorder(G))}
+    for comp in nx.strongly_connected_components(G):
+        root = max(comp, key=finish.__getitem__)  # pass 2 starts from the latest finish
+        assert {ids[v] for v in comp} == {root}
+
+
+@settings(max_examples=30, deadline=None)
+@given(sampled("undirected"))
+def test_kruskal_forest_has_networkx_mst_weight_and_spans_every_component(sg):
+    G = nx_graph(sg)
+    g = get_task("mst_kruskal").run(sg)
+    src, dst = g.edge_index
+    chosen = [(int(u), int(v), float(w)) for u, v, w, m in zip(src, dst, g["w"], g["in_mst"]) if m > 0]
+    assert all(g["adj"][g["in_mst"] > 0] == 1)
+    forward = [(u, v, w) for u, v, w in chosen if u < v]
+    assert sorted((v, u) for u, v, _ in forward) == sorted((u, v) for u, v, _ in chosen if u > v)  # symmetric
+    T = nx.Graph()
+    T.add_nodes_from(G.nodes)
+    T.add_weighted_edges_from(forward)
+    assert nx.is_forest(T) and nx.number_connected_components(T) == nx.number_connected_components(G)
+    want = nx.minimum_spanning_tree(G).size(weight="weight")
+    assert sum(w for *_, w in forward) == pytest.approx(want, rel=1e-6, abs=1e-6)
+    assert all(G[u][v]["weight"] == pytest.approx(w) for u, v, w in forward)  # the lightest parallel copy
+
+
+@settings(max_examples=30, deadline=None)
+@given(sampled("dag"), st.data())
+def test_dag_shortest_paths_match_networkx_and_pointers_are_tight(sg, data):
+    G = nx_graph(sg)
+    s = data.draw(st.integers(0, sg.num_nodes - 1))
+    g = get_task("dag_shortest_paths").run(sg, source=s)
+    dist = nx.single_source_dijkstra_path_length(G, s)
+    d = g["d"][-1].double()
+    pi = pointer_sources(g["pi"], g).tolist()
+    for v in range(sg.num_nodes):
+        if v in dist:
+            assert float(d[v]) == pytest.approx(dist[v], rel=1e-6, abs=1e-6)
+            if v != s:
+                assert float(d[pi[v]]) + G[pi[v]][v]["weight"] == pytest.approx(dist[v], rel=1e-6, abs=1e-6)
+        else:
+            assert pi[v] == v and float(d[v]) == 0.0
+    assert pi[s] == s
+
+
+@settings(max_examples=30, deadline=None)
+@given(sampled("directed", max_nodes=7))
+def test_floyd_warshall_distances_match_networkx_and_predecessors_are_consistent(sg):
+    G = nx_graph(sg)
+    g = get_task("floyd_warshall").run(sg)
+    n = sg.num_nodes
+    src, dst = g.edge_index.tolist()
+    assert sorted(set(zip(src, dst))) == [(i, j) for i in range(n) for j in range(n)]  # every pair is stored
+    D, msk, Pi = g["D"][-1].double().tolist(), g["msk"][-1].tolist(), g["Pi"].tolist()
+    dist = dict(nx.all_pairs_dijkstra_path_length(G))
+    for e, (i, j) in enumerate(zip(src, dst)):
+        assert (msk[e] == 1.0) == (j in dist[i])
+        if i == j:
+            assert Pi[e] == i and D[e] == 0.0
+        elif j in dist[i]:
+            assert D[e] == pytest.approx(dist[i][j], rel=1e-6, abs=1e-6)
+            k = Pi[e]
+            assert G.has_edge(k, j) and dist[i][k] + G[k][j]["weight"] == pytest.approx(dist[i][j], rel=1e-6, abs=1e-6)
+        else:
+            assert Pi[e] == i
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_final_hint_step_equals_the_outputs(name):
+    task = get_task(name)
+    sampler, kw = (er_dag, {"n": 7, "p": 0.4}) if name in ("topological_sort", "dag_shortest_paths") else \
+        ("erdos_renyi", {"n": 7, "p": 0.4, "directed": name != "mst_kruskal"})
+    moved = False
+    for g in task.sample(3, sampler, seed=1, **kw).split():
+        T = int(g["num_steps"][0])  # a batch pads shorter trajectories with their last step
+        for out, hint in FINAL[name].items():
+            assert torch.equal(g[hint][T - 1], g[out])
+            moved = moved or not torch.equal(g[hint][0], g[out])
+    assert moved  # the outputs are not just the initial state
+
+
+def renumbered(sg: SampledGraph, perm: np.ndarray) -> SampledGraph:
+    return SampledGraph(sg.num_nodes, perm[sg.src], perm[sg.dst], sg.weight, sg.directed)
+
+
+@pytest.mark.parametrize("name", NEW)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_renumbering_nodes_with_pos_renumbers_every_label(name, data):
+    kind = {"topological_sort": "dag", "dag_shortest_paths": "dag", "mst_kruskal": "undirected"}.get(name, "directed")
+    sg = data.draw(sampled(kind, max_nodes=6))
+    perm = np.array(data.draw(st.permutations(range(sg.num_nodes))), dtype=np.int64)  # old node v is new perm[v]
+    task = get_task(name)
+    from hookgnn.tasks.base import stored_edges
+
+    n = sg.num_nodes
+    ei, w = stored_edges(sg)
+    pos = np.arange(n) / n
+    a = task.run_edges(ei, w, n, 0, pos)
+    ei2 = perm[ei]
+    ei2[:, :n] = np.arange(n)  # the self-loops stay first, in node order
+    pos2 = np.empty(n)
+    pos2[perm] = pos
+    b = task.run_edges(ei2, w, n, int(perm[0]), pos2)
+    inv = np.argsort(perm)
+    rows_a = {(int(perm[u]), int(perm[v])): e for e, (u, v) in enumerate(zip(*a.edge_index.tolist()))}
+    m = ei.shape[1]  # rows of b: self-loops (b's loop i is a's loop inv[i]), sampled edges (same row), pointer edges
+    order = torch.tensor([int(inv[e]) if e < n else e if e < m else rows_a[tuple(b.edge_index[:, e].tolist())]
+                          for e in range(b.num_edges)])
+    for name_, fs in task.spec.items():
+        if fs.stage == "input":
+            continue
+        va, vb = a[name_], b[name_]
+        if fs.type == "pointer" and fs.location == "node":
+            pa = [pointer_sources(x, a) for x in (va if fs.stage == "hint" else [va])]
+            pb = [pointer_sources(x, b) for x in (vb if fs.stage == "hint" else [vb])]
+            for x, y in zip(pa, pb):
+                assert torch.equal(y[torch.from_numpy(perm)], torch.from_numpy(perm)[x])
+        elif fs.location == "node":
+            assert torch.equal(vb[..., torch.from_numpy(perm), :] if fs.type == "categorical"
+                               else vb[..., torch.from_numpy(perm)], va)
+        elif fs.location == "edge":
+            if name_ in ("Pi", "Pi_h"):
+                assert torch.equal(vb, torch.from_numpy(perm)[va[..., order]])
+            else:
+                assert torch.equal(vb, va[..., order])
+        else:
+            assert torch.equal(va, vb)
+
+
+@pytest.mark.parametrize("name,scheme,sampler,kw", [
+    ("topological_sort", "zero_inputs", er_dag, {"n": 6}),
+    ("strongly_connected_components", "zero_inputs", "erdos_renyi", {"n": 6, "p": 0.3, "directed": True}),
+    ("mst_kruskal", "perturb_weights", "erdos_renyi", {"n": 6, "p": 0.4}),
+    ("dag_shortest_paths", "resample_source", er_dag, {"n": 6}),
+    ("floyd_warshall", "resample_weights", "erdos_renyi", {"n": 5, "directed": True}),
+])
+def test_corrupted_pairs_keep_every_stored_row_and_flag_pointer_edges(name, scheme, sampler, kw):
+    clean, bad = sample_pairs(get_task(name), 3, scheme, sampler, seed=0, **kw)
+    assert torch.equal(clean.edge_index, bad.edge_index) and torch.equal(clean["adj"], clean["adj"])
+    for g in clean.split():
+        own = g["adj"] > 0
+        m = int(own.sum())
+        assert bool(own[:m].all()) and not bool(own[m:].any())  # pointer edges come last
+        pairs = set(zip(*g.edge_index[:, :m].tolist()))
+        assert not pairs & set(zip(*g.edge_index[:, m:].tolist()))  # only pairs no edge joins
+        if "w" in g.fields:
+            assert bool((g["w"][m:] == 0).all())
+
+
+def test_sparse_graphs_stay_sparse_where_the_pointers_allow():
+    sg = SampledGraph(6, np.array([0, 2, 4]), np.array([1, 3, 5]), np.ones(3), directed=True)
+    scc = get_task("strongly_connected_components").run(sg)
+    assert scc.num_edges == 6 + 3 + 3  # self-loops, arcs, their reverses; singleton components
+    kr = get_task("mst_kruskal").run(SampledGraph(6, np.array([0, 2]), np.array([1, 3]), np.ones(2)))
+    assert kr.num_edges == 6 + 4  # two 2-node components: both pairs already edges
+    assert get_task("topological_sort").run(sg).num_edges == 36
+
+
+@pytest.mark.parametrize("name", ["topological_sort", "dag_shortest_paths"])
+def test_cyclic_graphs_are_refused_by_name(name):
+    cyc = SampledGraph(3, np.array([0, 1, 2]), np.array([1, 2, 0]), np.ones(3), directed=True)
+    with pytest.raises(ValueError, match=f"{name} needs a directed acyclic graph"):
+        get_task(name).run(cyc)
+    with pytest.raises(ValueError, match="needs a directed acyclic graph"):
+        get_task(name).run(SampledGraph(2, np.array([0]), np.array([1]), np.ones(1)))  # undirected: a 2-cycle
+
+
+def test_kruskal_refuses_directed_graphs_and_floyd_warshall_negative_weights():
+    with pytest.raises(ValueError, match="mst_kruskal needs an undirected graph"):
+        get_task("mst_kruskal").run(SampledGraph(2, np.array([0]), np.array([1]), np.ones(1), directed=True))
+    with pytest.raises(ValueError, match="floyd_warshall needs non-negative"):
+        get_task("floyd_warshall").run(SampledGraph(2, np.array([0]), np.array([1]), -np.ones(1), directed=True))
