@@ -115,7 +115,9 @@ def test_inputs_are_stacked_into_x_and_edge_attr():
     g = get_task("bellman_ford").sample(3, "grid", seed=0, rows=2, cols=2)
     assert torch.equal(g.x[:, 0], g["s"]) and torch.equal(g.edge_attr[:, 0], g["w"])
     d = get_task("dfs").sample(2, "cycle", seed=0, n=4)
-    assert torch.equal(d.x, torch.ones(8, 1)) and torch.equal(d.edge_attr, torch.ones(d.num_edges, 1))
+    pos = torch.tensor([0.0, 0.25, 0.5, 0.75] * 2)  # CLRS's i / n per graph
+    assert torch.equal(d.x, pos[:, None]) and torch.equal(d.edge_attr, torch.ones(d.num_edges, 1))
+    assert torch.equal(g.x[:, 1], g["pos"])
 
 
 def test_stored_graph_has_one_self_loop_per_node_first_and_both_directions():

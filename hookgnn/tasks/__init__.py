@@ -5,8 +5,8 @@ up. Graphs come from :mod:`hookgnn.tasks.samplers`; clean/corrupted pairs for pa
 from :mod:`hookgnn.tasks.corruptions`.
 
 >>> g = get_task("bellman_ford").sample(4, "erdos_renyi", seed=0, n=8, p=0.3)
->>> g.num_graphs, g["d_h"].shape[1]
-(4, 32)
+>>> g.num_graphs, g["d_h"].shape[1], g["pos"].shape[0]
+(4, 32, 32)
 """
 
 from __future__ import annotations

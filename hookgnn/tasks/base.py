@@ -23,6 +23,19 @@ articulation points, bridges) store no weights and ignore any they are given, so
 them the pointer goes on the *lowest-index* edge ``u -> v``. For ``u = v`` the edge is
 the self-loop ``v``. :meth:`Task.run` and :meth:`Task.rerun` apply the same rule.
 
+Inputs (CLRS convention). Every task has the node input ``pos`` (scalar): node ``i`` of
+an ``n``-node graph gets ``i / n`` unless :meth:`Task.run_edges` is given other
+positions. Every tie rule of the algorithms ("lowest index first": roots and
+neighbours in DFS order, the first-found parent, Dijkstra's and Prim's extraction)
+reads the *order of* ``pos``, so node indices carry no information the model cannot
+see: renumbering a graph's nodes, with ``pos`` renumbered alike, renumbers every label.
+:class:`Task` adds ``pos`` to every subclass's spec (as the last input column of ``x``),
+so new tasks get it too.
+CLRS's other inputs are carried as follows: ``adj`` (the edge mask with self-loops)
+is the stored ``edge_index`` itself; ``A`` is ``w`` for the weighted tasks, and for
+the unweighted ones its non-zero pattern is again ``edge_index`` (the labels depend
+on no other information in it); ``s`` is ``s``.
+
 Unless a task says otherwise, ``x`` stacks the node inputs ([N, 1] of ones when there
 are none) and ``edge_attr`` the edge inputs ([E, 1] of ones when there are none); every
 input, output and hint is also a field under its spec name, hints with a leading time
@@ -119,12 +132,24 @@ def stored_weights(weight: np.ndarray, num_edges: int) -> Float[np.ndarray, " ed
     return w32.astype(np.float64)
 
 
+#: CLRS's node positions, an input of every task: ``i / n`` by default (see the module doc).
+POS = FeatureSpec("input", "node", "scalar")
+
+
 class Task(ABC):
     """An algorithm with a CLRS-style spec; subclasses implement :meth:`algorithm`.
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
-    ``nonnegative`` (reject negative weights).
+    ``nonnegative`` (reject negative weights). Every subclass's ``spec`` gets the input
+    ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
+
+    >>> class Reach(Task):
+    ...     name, spec = "reach_demo", {"seen": FeatureSpec("output", "node", "mask")}
+    ...     def algorithm(self, adj, source):
+    ...         return {"seen": np.ones(adj.num_nodes, dtype=bool)}
+    >>> list(Reach.spec)
+    ['seen', 'pos']
     """
 
     name: ClassVar[str]
@@ -138,11 +163,19 @@ class Task(ABC):
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         """Outputs and hints of one graph, by spec name, in raw form.
 
-        Pointers are node indices (``pi[v] = u``), categoricals integer codes, edge
+        The algorithm sees the nodes numbered in the order of ``pos`` (so "lowest index"
+        means "lowest ``pos``"); :meth:`run_edges` numbers them back. Pointers are node
+        indices (``pi[v] = u``), categoricals integer codes, edge
         features ``[E]`` arrays over the stored edges (``adj.arc_of_edge`` maps an edge to
         its arc), other node features their stored value; hints carry a leading time
         axis ``[T, ...]``. Keep hints ``O(T (n + E))``: no ``n x n`` state per step.
         """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None and "pos" not in spec:
+            cls.spec = {**spec, "pos": POS}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -166,13 +199,16 @@ class Task(ABC):
         return self.run_edges(edge_index, weight, g.num_nodes, source)
 
     def run_edges(
-        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int = 0
+        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int = 0,
+        pos: Float[np.ndarray, " node"] | None = None,
     ) -> Graph:
         """Run on a stored edge list (every node needs a self-loop) and build the Graph.
 
         ``weight`` [E] is rounded to float32 first (what ``w`` stores); tasks without
         input ``w`` ignore it and put pointers on the lowest-index edge (see the module
-        doc).
+        doc). ``pos`` [n] (distinct, finite; rounded to float32 like every stored input)
+        defaults to ``i / n``; the algorithm breaks ties by its order, so renumbering
+        the nodes together with ``pos`` renumbers the labels.
 
         >>> from hookgnn.tasks import get_task
         >>> ei = np.array([[0, 1, 0], [0, 1, 1]])  # two self-loops and the arc 0 -> 1
@@ -199,13 +235,18 @@ class Task(ABC):
             raise ValueError(f"node {int(np.argmin(loops))} has no self-loop; pointers to self need one")
         if not 0 <= source < num_nodes:
             raise ValueError(f"source {source} out of range for {num_nodes} nodes")
-        adj = adjacency(edge_index, weight, num_nodes)
+        pos = node_positions(num_nodes, pos)
+        order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
+        rank = np.empty_like(order)
+        rank[order] = np.arange(num_nodes)
+        adj = adjacency(rank[edge_index], weight, num_nodes)
         if self.undirected_only and not adj.symmetric:
             raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
         if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
             raise ValueError(f"{self.name} needs non-negative edge weights")
-        raw = self.algorithm(adj, source)
-        return self._build(raw, edge_index, weight, num_nodes, source)
+        raw = self.algorithm(adj, int(rank[source]))
+        raw = {k: unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items() if k in self.spec}
+        return self._build(raw, edge_index, weight, num_nodes, source, pos)
 
     def rerun(self, g: Graph, source: int | None = None, weight: np.ndarray | None = None) -> Graph:
         """Recompute a single stored graph, optionally with a new source or weights ``[E]``
@@ -225,7 +266,8 @@ class Task(ABC):
             weight = g["w"].double().cpu().numpy() if self.uses_weights else np.zeros(g.num_edges)
         if source is None:
             source = int(g["s"].argmax()) if self.needs_source else 0
-        return self.run_edges(ei, weight, g.num_nodes, source)
+        pos = g["pos"].double().cpu().numpy() if "pos" in g.fields else None
+        return self.run_edges(ei, weight, g.num_nodes, source, pos)
 
     def sample(self, num_graphs: int, sampler: str | Callable[..., SampledGraph] = "erdos_renyi",
                seed: Seed = None, **sampler_kwargs: Any) -> Graph:
@@ -254,12 +296,12 @@ class Task(ABC):
 
     # ---------------------------------------------------------------- storing
     def _build(self, raw: Mapping[str, np.ndarray], edge_index: np.ndarray, weight: np.ndarray,
-               num_nodes: int, source: int) -> Graph:
+               num_nodes: int, source: int, pos: np.ndarray) -> Graph:
         fields: dict[str, Field] = {}
         steps = None
         for name, fs in self.spec.items():
             if fs.stage == "input":
-                value = _input(name, num_nodes, source, weight)
+                value = _input(name, num_nodes, source, weight, pos)
             else:
                 value = _store(fs, np.asarray(raw[name]), edge_index, weight)
             if fs.stage == "hint":
@@ -276,7 +318,54 @@ class Task(ABC):
         )
 
 
-def _input(name: str, num_nodes: int, source: int, weight: np.ndarray) -> np.ndarray:
+def node_positions(num_nodes: int, pos: np.ndarray | None = None) -> Float[np.ndarray, " node"]:
+    """CLRS's ``pos`` as stored: ``i / n`` by default, else ``pos`` checked and rounded to float32.
+
+    >>> node_positions(4).tolist()
+    [0.0, 0.25, 0.5, 0.75]
+    >>> node_positions(2, np.array([0.5, 0.5]))
+    Traceback (most recent call last):
+    ...
+    ValueError: pos must be distinct (it orders the nodes), but nodes 0 and 1 both have pos 0.5
+    """
+    if pos is None:
+        return (np.arange(num_nodes) / num_nodes).astype(np.float32)
+    pos = np.asarray(pos)
+    if pos.shape != (num_nodes,) or not (np.issubdtype(pos.dtype, np.floating) or np.issubdtype(pos.dtype, np.integer)):
+        raise ValueError(f"pos must be real numbers of shape [{num_nodes}] (one per node), got {pos.dtype} {pos.shape}")
+    with np.errstate(over="ignore"):
+        p32 = pos.astype(np.float32)
+    if not np.isfinite(p32).all():
+        raise ValueError(f"pos of node {int(np.flatnonzero(~np.isfinite(p32))[0])} is not finite as float32")
+    order = np.argsort(p32, kind="stable")
+    tie = np.flatnonzero(p32[order][1:] == p32[order][:-1])
+    if tie.size:
+        a, b = sorted((int(order[tie[0]]), int(order[tie[0] + 1])))
+        raise ValueError(f"pos must be distinct (it orders the nodes), but nodes {a} and {b} both have pos "
+                         f"{float(p32[a])}")
+    return p32
+
+
+def unrank(fs: FeatureSpec, value: np.ndarray, rank: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """A raw feature computed on nodes numbered by rank, in the original numbering.
+
+    Node features ``[..., n]`` are read at ``rank`` (node ``v`` is ``rank[v]`` there) and
+    pointer values mapped back through ``order`` (rank ``r`` is node ``order[r]``).
+
+    >>> rank, order = np.array([1, 0]), np.array([1, 0])  # two nodes, swapped
+    >>> unrank(FeatureSpec("output", "node", "pointer"), np.array([0, 0]), rank, order).tolist()
+    [1, 1]
+    """
+    if fs.location == "node":
+        value = value[..., rank]
+    if fs.type == "pointer":
+        value = order[value.astype(np.int64)]
+    return value
+
+
+def _input(name: str, num_nodes: int, source: int, weight: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    if name == "pos":
+        return pos
     if name == "s":
         s = np.zeros(num_nodes, dtype=np.float32)
         s[source] = 1.0

@@ -62,7 +62,7 @@ class DepthFirstTask(Task):
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         r = depth_first(adj, lowlink=self.lowlink)
-        return {k: r[k] for k in self.spec}
+        return {k: r[k] for k in self.spec if self.spec[k].stage != "input"}
 
 
 def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
