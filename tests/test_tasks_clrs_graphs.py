@@ -184,55 +184,6 @@ def test_final_hint_step_equals_the_outputs(name):
     assert moved  # the outputs are not just the initial state
 
 
-def renumbered(sg: SampledGraph, perm: np.ndarray) -> SampledGraph:
-    return SampledGraph(sg.num_nodes, perm[sg.src], perm[sg.dst], sg.weight, sg.directed)
-
-
-@pytest.mark.parametrize("name", NEW)
-@settings(max_examples=10, deadline=None)
-@given(data=st.data())
-def test_renumbering_nodes_with_pos_renumbers_every_label(name, data):
-    kind = {"topological_sort": "dag", "dag_shortest_paths": "dag", "mst_kruskal": "undirected"}.get(name, "directed")
-    sg = data.draw(sampled(kind, max_nodes=6))
-    perm = np.array(data.draw(st.permutations(range(sg.num_nodes))), dtype=np.int64)  # old node v is new perm[v]
-    task = get_task(name)
-    from hookgnn.tasks.base import stored_edges
-
-    n = sg.num_nodes
-    ei, w = stored_edges(sg)
-    pos = np.arange(n) / n
-    a = task.run_edges(ei, w, n, 0, pos)
-    ei2 = perm[ei]
-    ei2[:, :n] = np.arange(n)  # the self-loops stay first, in node order
-    pos2 = np.empty(n)
-    pos2[perm] = pos
-    b = task.run_edges(ei2, w, n, int(perm[0]), pos2)
-    inv = np.argsort(perm)
-    rows_a = {(int(perm[u]), int(perm[v])): e for e, (u, v) in enumerate(zip(*a.edge_index.tolist()))}
-    m = ei.shape[1]  # rows of b: self-loops (b's loop i is a's loop inv[i]), sampled edges (same row), pointer edges
-    order = torch.tensor([int(inv[e]) if e < n else e if e < m else rows_a[tuple(b.edge_index[:, e].tolist())]
-                          for e in range(b.num_edges)])
-    for name_, fs in task.spec.items():
-        if fs.stage == "input":
-            continue
-        va, vb = a[name_], b[name_]
-        if fs.type == "pointer" and fs.location == "node":
-            pa = [pointer_sources(x, a) for x in (va if fs.stage == "hint" else [va])]
-            pb = [pointer_sources(x, b) for x in (vb if fs.stage == "hint" else [vb])]
-            for x, y in zip(pa, pb):
-                assert torch.equal(y[torch.from_numpy(perm)], torch.from_numpy(perm)[x])
-        elif fs.location == "node":
-            assert torch.equal(vb[..., torch.from_numpy(perm), :] if fs.type == "categorical"
-                               else vb[..., torch.from_numpy(perm)], va)
-        elif fs.location == "edge":
-            if name_ in ("Pi", "Pi_h"):
-                assert torch.equal(vb, torch.from_numpy(perm)[va[..., order]])
-            else:
-                assert torch.equal(vb, va[..., order])
-        else:
-            assert torch.equal(va, vb)
-
-
 @pytest.mark.parametrize("name,scheme,sampler,kw", [
     ("topological_sort", "zero_inputs", er_dag, {"n": 6}),
     ("strongly_connected_components", "zero_inputs", "erdos_renyi", {"n": 6, "p": 0.3, "directed": True}),

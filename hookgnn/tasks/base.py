@@ -141,6 +141,7 @@ class Task(ABC):
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
+    ``acyclic_only`` (reject graphs with a directed cycle; an undirected edge is one),
     ``nonnegative`` (reject negative weights). Every subclass's ``spec`` gets the input
     ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
 
@@ -157,6 +158,7 @@ class Task(ABC):
     needs_source: ClassVar[bool] = False
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
+    acyclic_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
 
     @abstractmethod

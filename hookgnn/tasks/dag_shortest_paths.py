@@ -26,7 +26,6 @@ from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.clrs_dfs import DFSState, mask_one, walk
 from hookgnn.tasks.pointer_edges import PointerEdgeTask, components, pairs_within
-from hookgnn.tasks.topological_sort import check_acyclic
 
 
 class DAGShortestPaths(PointerEdgeTask):
@@ -60,12 +59,10 @@ class DAGShortestPaths(PointerEdgeTask):
     needs_source = True
     uses_weights = True
     nonnegative = True
+    acyclic_only = True
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
         return pairs_within(components(adj))
-
-    def check_graph(self, adj: Adjacency) -> None:
-        check_acyclic(adj, self.name)
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes

@@ -8,7 +8,8 @@ in-neighbours; CLRS stores every graph as complete, with the edge mask ``adj``. 
 
 * edges ``0 .. n-1``: the self-loops; then the sampled edges (as :mod:`hookgnn.tasks.base`);
 * then one *pointer edge* ``u -> v`` for every ordered pair of :meth:`PointerEdgeTask.pointer_pairs`
-  that no stored edge joins, sorted by ``(u, v)``,
+  that no stored edge joins, sorted by the ``pos`` ranks of ``(u, v)`` (so renumbering the
+  nodes with ``pos`` keeps every row),
 
 and the edge input ``adj`` (CLRS's name) is 1 on the first two groups and 0 on pointer
 edges, so a model tells them apart; ``w`` is 0 on pointer edges. The algorithm sees only
@@ -28,24 +29,32 @@ task                                    pointer pairs
 ``dag_shortest_paths``                  pairs in one weakly connected component
 ======================================  ===============================================
 
-Ties follow ``pos`` (CLRS's node input ``i / n``): the algorithm runs on the nodes
-renumbered by increasing ``pos`` (``rank``) and its labels are mapped back, so renumbering
-a graph's nodes with ``pos`` alike renumbers every label.
+Ties follow ``pos`` (CLRS's node input ``i / n``, added to every task by
+:class:`~hookgnn.tasks.base.Task`): the algorithm runs on the nodes renumbered by
+increasing ``pos`` and its labels are mapped back (:func:`~hookgnn.tasks.base.unrank`),
+so renumbering a graph's nodes with ``pos`` alike renumbers every label.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
-
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 
 from hookgnn.graph import Field, Graph
-from hookgnn.spec import FeatureSpec, is_edge_pointer
+from hookgnn.spec import is_edge_pointer
 from hookgnn.tasks.adjacency import Adjacency, adjacency
-from hookgnn.tasks.base import Task, _input, _stack_inputs, _store, stored_edges, stored_weights
+from hookgnn.tasks.base import (
+    Task,
+    _input,
+    _stack_inputs,
+    _store,
+    node_positions,
+    stored_edges,
+    stored_weights,
+    unrank,
+)
 from hookgnn.tasks.samplers import SampledGraph, Seed, as_generator
 
 
@@ -76,6 +85,15 @@ def pairs_within(groups: Int[np.ndarray, " node"]) -> Int[np.ndarray, "2 pair"]:
     """
     u, v = np.nonzero((groups[:, None] == groups[None, :]) & ~np.eye(groups.shape[0], dtype=bool))
     return np.stack([u, v]).astype(np.int64)
+
+
+def check_acyclic(adj: Adjacency, task: str) -> None:
+    """Raise unless the graph's arcs form a DAG (every strongly connected component one node)."""
+    scc = components(adj, strong=True)
+    if np.unique(scc).shape[0] != adj.num_nodes:
+        u = int(np.flatnonzero(np.bincount(scc) > 1)[0])
+        raise ValueError(f"{task} needs a directed acyclic graph; the nodes of component {u} lie on a cycle "
+                         "(an undirected edge is a 2-cycle: sample with directed=True, e.g. er_dag)")
 
 
 def all_pairs(n: int) -> Int[np.ndarray, "2 pair"]:
@@ -128,7 +146,7 @@ class PointerEdgeTask(Task):
 
     def run_edges(self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int,
                   source: int = 0, pos: Float[np.ndarray, " node"] | None = None) -> Graph:
-        """Run on the graph's own stored edges (self-loops first; no pointer edges): pointer
+        """Run on the graph's own stored edges (a self-loop per node; no pointer edges): pointer
         edges are appended, then the labels computed. ``pos`` defaults to ``i / n``.
 
         >>> from hookgnn.tasks import get_task
@@ -148,34 +166,31 @@ class PointerEdgeTask(Task):
         weight = stored_weights(weight, edge_index.shape[1])
         if not self.uses_weights:
             weight = np.zeros_like(weight)
-        if not np.array_equal(edge_index[:, :num_nodes], np.tile(np.arange(num_nodes), (2, 1))):
-            raise ValueError("the first num_nodes stored edges must be the self-loops 0 -> 0, 1 -> 1, ...")
+        loops = np.zeros(num_nodes, dtype=bool)
+        loops[edge_index[0][edge_index[0] == edge_index[1]]] = True
+        if not loops.all():
+            raise ValueError(f"node {int(np.argmin(loops))} has no self-loop; pointers to self need one")
         if not 0 <= source < num_nodes:
             raise ValueError(f"source {source} out of range for {num_nodes} nodes")
-        pos = np.arange(num_nodes) / num_nodes if pos is None else np.asarray(pos, dtype=np.float64)
-        if pos.shape != (num_nodes,) or np.unique(pos).shape[0] != num_nodes:
-            raise ValueError(f"pos must hold {num_nodes} distinct values (one per node), got shape {pos.shape}")
+        pos = node_positions(num_nodes, pos)
         adj = adjacency(edge_index, weight, num_nodes)
         if self.undirected_only and not adj.symmetric:
             raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
         if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
             raise ValueError(f"{self.name} needs non-negative edge weights")
-        self.check_graph(adj)
-        pairs = self.pointer_pairs(adj)
-        extra = _missing_pairs(pairs, edge_index, num_nodes)
-        full = np.concatenate([edge_index, extra], axis=1)
-        is_edge = np.arange(full.shape[1]) < edge_index.shape[1]
-        full_w = np.concatenate([weight, np.zeros(extra.shape[1])])
+        if self.acyclic_only:
+            check_acyclic(adj, self.name)
         order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
         rank = np.empty(num_nodes, dtype=np.int64)
         rank[order] = np.arange(num_nodes)
+        extra = order[_missing_pairs(rank[self.pointer_pairs(adj)], rank[edge_index], num_nodes)]
+        full = np.concatenate([edge_index, extra], axis=1)
+        is_edge = np.arange(full.shape[1]) < edge_index.shape[1]
+        full_w = np.concatenate([weight, np.zeros(extra.shape[1])])
         adj_r = adjacency(rank[edge_index], weight, num_nodes)
         raw = self.label(adj_r, int(rank[source]), rank[full], full_w)
-        raw = {k: _unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items()}
+        raw = {k: unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items()}
         return self._build_with(raw, full, full_w, is_edge, num_nodes, source, pos)
-
-    def check_graph(self, adj: Adjacency) -> None:
-        """Raise when the graph is no valid instance of the task (default: every graph is)."""
 
     def rerun(self, g: Graph, source: int | None = None, weight: np.ndarray | None = None) -> Graph:
         """Recompute a single stored graph (pointer edges dropped, then the same ones added again),
@@ -219,7 +234,7 @@ class PointerEdgeTask(Task):
 
 
 def _missing_pairs(pairs: np.ndarray, edge_index: np.ndarray, n: int) -> Int[np.ndarray, "2 pair"]:
-    """The pairs no stored edge joins, unique, sorted by ``(u, v)``."""
+    """The pairs no stored edge joins, unique, sorted by ``(u, v)`` (given as ``pos`` ranks)."""
     keys = np.unique(pairs[0] * n + pairs[1]) if pairs.size else np.zeros(0, dtype=np.int64)
     keys = keys[~np.isin(keys, edge_index[0] * n + edge_index[1])]
     return np.stack([keys // n, keys % n]).astype(np.int64)
@@ -229,15 +244,4 @@ def _own_input(name: str, is_edge: np.ndarray, pos: np.ndarray, num_nodes: int, 
                weight: np.ndarray) -> np.ndarray:
     if name == "adj":
         return is_edge.astype(np.float32)
-    if name == "pos":
-        return pos.astype(np.float32)
-    return _input(name, num_nodes, source, weight)
-
-
-def _unrank(fs: FeatureSpec, value: np.ndarray, rank: np.ndarray, order: np.ndarray) -> Any:
-    """A label computed on rank-numbered nodes, on the original numbering."""
-    if fs.type == "pointer":
-        value = order[value]  # pointer targets: ranks -> nodes
-    if fs.location == "node":  # node values [..., n] (categoricals as integer codes)
-        return np.take(value, rank, axis=-1)  # node v holds what rank[v] held
-    return value
+    return _input(name, num_nodes, source, weight, pos)

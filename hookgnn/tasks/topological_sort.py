@@ -21,7 +21,7 @@ import numpy as np
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.clrs_dfs import DFSState, mask_one, walk
-from hookgnn.tasks.pointer_edges import PointerEdgeTask, all_pairs, components
+from hookgnn.tasks.pointer_edges import PointerEdgeTask, all_pairs
 
 DFS_HINTS = {
     "color": FeatureSpec("hint", "node", "categorical", dim=3),
@@ -30,15 +30,6 @@ DFS_HINTS = {
     "v": FeatureSpec("hint", "node", "mask_one"),
     "s_last": FeatureSpec("hint", "node", "mask_one"),
 }
-
-
-def check_acyclic(adj: Adjacency, task: str) -> None:
-    """Raise unless the graph's arcs form a DAG (every strongly connected component one node)."""
-    scc = components(adj, strong=True)
-    if np.unique(scc).shape[0] != adj.num_nodes:
-        u = int(np.flatnonzero(np.bincount(scc) > 1)[0])
-        raise ValueError(f"{task} needs a directed acyclic graph; the nodes of component {u} lie on a cycle "
-                         "(an undirected edge is a 2-cycle: sample with directed=True, e.g. er_dag)")
 
 
 class TopologicalSort(PointerEdgeTask):
@@ -51,6 +42,7 @@ class TopologicalSort(PointerEdgeTask):
     """
 
     name = "topological_sort"
+    acyclic_only = True
     spec = {
         "adj": FeatureSpec("input", "edge", "mask"),
         "topo": FeatureSpec("output", "node", "pointer"),
@@ -67,9 +59,6 @@ class TopologicalSort(PointerEdgeTask):
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
         return all_pairs(adj.num_nodes)
-
-    def check_graph(self, adj: Adjacency) -> None:
-        check_acyclic(adj, self.name)
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes
