@@ -86,7 +86,7 @@ def chain(g) -> list[int]:
         u = nxt[u]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(sampled("dag"))
 def test_topological_order_is_valid_and_follows_the_clrs_dfs_tie_rule(sg):
     G = nx_graph(sg)
@@ -98,7 +98,7 @@ def test_topological_order_is_valid_and_follows_the_clrs_dfs_tie_rule(sg):
     assert order == postorder(G)[::-1]  # reverse finishing order, roots and neighbours lowest first
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(sampled("directed"))
 def test_scc_partition_equals_networkx_and_ids_are_the_last_finished_node(sg):
     G = nx_graph(sg)
@@ -110,7 +110,7 @@ def test_scc_partition_equals_networkx_and_ids_are_the_last_finished_node(sg):
         assert {ids[v] for v in comp} == {root}
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(sampled("undirected"))
 def test_kruskal_forest_has_networkx_mst_weight_and_spans_every_component(sg):
     G = nx_graph(sg)
@@ -129,7 +129,7 @@ def test_kruskal_forest_has_networkx_mst_weight_and_spans_every_component(sg):
     assert all(G[u][v]["weight"] == pytest.approx(w) for u, v, w in forward)  # the lightest parallel copy
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(sampled("dag"), st.data())
 def test_dag_shortest_paths_match_networkx_and_pointers_are_tight(sg, data):
     G = nx_graph(sg)
@@ -148,7 +148,7 @@ def test_dag_shortest_paths_match_networkx_and_pointers_are_tight(sg, data):
     assert pi[s] == s
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(sampled("directed", max_nodes=7))
 def test_floyd_warshall_distances_match_networkx_and_predecessors_are_consistent(sg):
     G = nx_graph(sg)
