@@ -156,8 +156,16 @@ def test_floyd_warshall_distances_match_networkx_and_predecessors_are_consistent
     dist = dict(nx.all_pairs_dijkstra_path_length(G))
     for e, (i, j) in enumerate(zip(src, dst)):
         assert (msk[e] == 1.0) == (j in dist[i])
-        if i == j:
-            assert Pi[e] == i and D[e] == 0.0
+        if i == j:  # the graph's own self-loop (CLRS's A[i, i]) or a shorter cycle through i, else 0
+            loop = min((w for u, v, w in zip(sg.src, sg.dst, sg.weight.astype(np.float32)) if u == v == i),
+                       default=None)
+            cycle = min((dist[i][u] + G[u][i]["weight"] for u in G.predecessors(i) if u in dist[i]), default=np.inf)
+            want = 0.0 if loop is None else min(float(loop), cycle)
+            assert D[e] == pytest.approx(want, rel=1e-6, abs=1e-6)
+            if loop is None or loop <= cycle:
+                assert Pi[e] == i
+            else:
+                assert G.has_edge(Pi[e], i) and dist[i][Pi[e]] + G[Pi[e]][i]["weight"] == pytest.approx(want)
         elif j in dist[i]:
             assert D[e] == pytest.approx(dist[i][j], rel=1e-6, abs=1e-6)
             k = Pi[e]

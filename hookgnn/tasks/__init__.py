@@ -1,7 +1,8 @@
 """Algorithmic tasks: CLRS-style inputs, outputs and hint trajectories on graphs.
 
 ``TASKS`` maps a name to a :class:`~hookgnn.tasks.base.Task`; :func:`get_task` looks one
-up. Graphs come from :mod:`hookgnn.tasks.samplers`; clean/corrupted pairs for patching
+up. Graphs come from :mod:`hookgnn.tasks.samplers` (hookgnn's families) and
+:mod:`hookgnn.tasks.clrs_samplers` (CLRS-30's, named ``clrs_<algorithm>``); clean/corrupted pairs for patching
 from :mod:`hookgnn.tasks.corruptions`.
 
 >>> g = get_task("bellman_ford").sample(4, "erdos_renyi", seed=0, n=8, p=0.3)
@@ -18,6 +19,7 @@ from hookgnn.tasks.base import Task
 from hookgnn.tasks.bellman_ford import BellmanFord
 from hookgnn.tasks.bfs import BFS
 from hookgnn.tasks.bridges import Bridges
+from hookgnn.tasks.clrs_samplers import CLRS_SAMPLERS, clrs_sampler
 from hookgnn.tasks.dfs import DFS
 from hookgnn.tasks.dijkstra import Dijkstra
 from hookgnn.tasks.mst_prim import MSTPrim
@@ -27,6 +29,8 @@ from hookgnn.tasks.floyd_warshall import FloydWarshall
 from hookgnn.tasks.mst_kruskal import MSTKruskal
 from hookgnn.tasks.strongly_connected_components import StronglyConnectedComponents
 from hookgnn.tasks.topological_sort import TopologicalSort
+
+SAMPLERS.update(CLRS_SAMPLERS)  # CLRS-30's distributions by name, next to hookgnn's own
 
 TASKS: dict[str, Task] = {
     t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges(),
@@ -53,6 +57,6 @@ def get_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; {hint}known tasks: {sorted(TASKS)}") from None
 
 
-__all__ = ["TASKS", "SAMPLERS", "SampledGraph", "Task", "get_task", "BellmanFord", "BFS", "DFS", "Dijkstra",
-           "MSTPrim", "ArticulationPoints", "Bridges", "TopologicalSort",
+__all__ = ["TASKS", "SAMPLERS", "CLRS_SAMPLERS", "clrs_sampler", "SampledGraph", "Task", "get_task", "BellmanFord",
+           "BFS", "DFS", "Dijkstra", "MSTPrim", "ArticulationPoints", "Bridges", "TopologicalSort",
            "StronglyConnectedComponents", "MSTKruskal", "DAGShortestPaths", "FloydWarshall"]

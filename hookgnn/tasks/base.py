@@ -3,10 +3,12 @@
 How a :class:`~hookgnn.tasks.samplers.SampledGraph` is stored (one graph, ``n`` nodes):
 
 * edges ``0 .. n-1`` are the self-loops ``i -> i`` (weight 0), so that a node can point
-  to itself; self-loops of the sampled graph are dropped (they never change any
-  algorithm here);
+  to itself;
 * then every sampled edge in order: an undirected edge ``{u, v}`` as the pair
-  ``u -> v, v -> u`` (consecutive), a directed one as ``u -> v``. Parallel edges are
+  ``u -> v, v -> u`` (consecutive), a directed one as ``u -> v``, and a self-loop of
+  the sampled graph (CLRS's diagonal of ``A``) as one more edge ``u -> u``: it changes
+  no output, only the articulation-point and bridge trajectories (CLRS spends one step
+  when a node inspects its own self-loop). Parallel edges are
   kept; an algorithm sees, for each ordered pair ``(u, v)``, the *minimum* weight of
   its parallel edges (and, for bridges, their multiplicity);
 * weights are stored as float32 (field ``w``), and every weight that enters a task
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,11 +73,12 @@ def stored_edges(g: SampledGraph) -> tuple[Int[np.ndarray, "2 edge"], Float[np.n
     >>> ei.tolist(), w.tolist()
     ([[0, 1, 2, 0, 1, 1, 2], [0, 1, 2, 1, 0, 2, 1]], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
     """
-    keep = g.src != g.dst
-    src, dst, w = g.src[keep], g.dst[keep], g.weight[keep]
-    if not g.directed:
-        src, dst = np.stack([src, dst], 1).reshape(-1), np.stack([dst, src], 1).reshape(-1)
-        w = np.repeat(w, 2)
+    src, dst, w = g.src, g.dst, g.weight
+    if not g.directed:  # u -> v then v -> u for each edge; a self-loop once
+        idx = np.repeat(np.arange(src.shape[0]), np.where(src == dst, 1, 2))
+        second = np.zeros(idx.shape[0], dtype=bool)
+        second[1:] = idx[1:] == idx[:-1]
+        src, dst, w = np.where(second, dst[idx], src[idx]), np.where(second, src[idx], dst[idx]), w[idx]
     loops = np.arange(g.num_nodes, dtype=np.int64)
     edge_index = np.stack([np.concatenate([loops, src]), np.concatenate([loops, dst])])
     return edge_index, stored_weights(np.concatenate([np.zeros(g.num_nodes), w]), edge_index.shape[1])
@@ -87,6 +91,8 @@ def encode_pointers(
 
     .. math:: m[e] = 1 \\iff e = \\min \\arg\\min_{e' : u \\to v} w[e'],\\ u = \\pi[v]
 
+    (for ``u = v`` simply the lowest-index self-loop of ``v``).
+
     Pass zeros as ``weight`` for the lowest-index rule. Memory and time are
     ``O(T (n + E) + E log E)`` for ``T`` steps (no ``n x n`` table).
 
@@ -96,6 +102,7 @@ def encode_pointers(
     """
     n = int(pi.shape[-1])
     src, dst = (np.asarray(r, dtype=np.int64) for r in edge_index)
+    weight = np.where(src == dst, 0.0, weight)  # a pointer to self: the lowest-index self-loop
     order = np.lexsort((np.arange(src.shape[0]), weight, dst, src))  # by (src, dst, weight, index)
     sorted_keys = src[order] * n + dst[order]
     first = first_of_runs(sorted_keys)
@@ -142,7 +149,8 @@ class Task(ABC):
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
     ``acyclic_only`` (reject graphs with a directed cycle; an undirected edge is one),
-    ``nonnegative`` (reject negative weights). Every subclass's ``spec`` gets the input
+    ``nonnegative`` (reject negative weights), ``clrs_names`` (fields named otherwise
+    than in CLRS-30). Every subclass's ``spec`` gets the input
     ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
 
     >>> class Reach(Task):
@@ -160,6 +168,8 @@ class Task(ABC):
     undirected_only: ClassVar[bool] = False
     acyclic_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
+    #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
+    clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @abstractmethod
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:

@@ -4,7 +4,8 @@ The state is dense: a distance ``D[i, j]``, a reached flag ``msk[i, j]`` and a p
 ``Pi[i, j]`` (the node before ``j`` on the shortest ``i``-``j`` path found so far) for
 every ordered pair, so every pair is stored as an edge (pointer edges,
 :mod:`hookgnn.tasks.pointer_edges`) and ``Pi`` is an *edge pointer*
-(:func:`~hookgnn.spec.is_edge_pointer`). Initially ``D = w`` on edges, 0 elsewhere,
+(:func:`~hookgnn.spec.is_edge_pointer`). Initially ``D = w`` on edges (on the diagonal: the
+graph's own self-loop, CLRS's ``A[i, i]``, if it has one), 0 elsewhere,
 ``msk = adj``, ``Pi[i, j] = i``. Round ``k`` (nodes by ``pos``) allows ``k`` as an
 intermediate:
 
@@ -60,6 +61,13 @@ class FloydWarshall(PointerEdgeTask):
         n = adj.num_nodes
         dist = np.zeros((n, n))
         dist[adj.src, adj.dst] = adj.weight
+        loops = np.flatnonzero(edges[0] == edges[1])
+        first = np.zeros(edges.shape[1], dtype=bool)
+        first[loops[np.unique(edges[0][loops], return_index=True)[1]]] = True  # each node's storage self-loop
+        own = loops[~first[loops]]  # the graph's own self-loops (CLRS's diagonal of A)
+        diag = np.full(n, np.inf)
+        np.minimum.at(diag, edges[0][own], weight[own])
+        dist[np.arange(n), np.arange(n)] = np.where(np.isfinite(diag), diag, 0.0)
         msk = np.eye(n, dtype=bool)
         msk[adj.src, adj.dst] = True
         pi = np.repeat(np.arange(n)[:, None], n, axis=1)
