@@ -29,6 +29,11 @@ task                                    pointer pairs
 ``dag_shortest_paths``                  pairs in one weakly connected component
 ======================================  ===============================================
 
+Cost: pointer hints are ``[T, E]`` masks over the stored edges, so on a connected graph,
+where the component rules add up to ``n^2`` pairs, they take ``O(T n^2)`` memory rather
+than ``O(T (n + E))`` of the graph's own edges (docs/guide/tasks.md measures it at
+``n = 64``); only Floyd-Warshall's dense state is the algorithm's own.
+
 Ties follow ``pos`` (CLRS's node input ``i / n``, added to every task by
 :class:`~hookgnn.tasks.base.Task`): the algorithm runs on the nodes renumbered by
 increasing ``pos`` and its labels are mapped back (:func:`~hookgnn.tasks.base.unrank`),
