@@ -217,3 +217,13 @@ def test_kruskal_refuses_directed_graphs_and_floyd_warshall_negative_weights():
         get_task("mst_kruskal").run(SampledGraph(2, np.array([0]), np.array([1]), np.ones(1), directed=True))
     with pytest.raises(ValueError, match="floyd_warshall needs non-negative"):
         get_task("floyd_warshall").run(SampledGraph(2, np.array([0]), np.array([1]), -np.ones(1), directed=True))
+
+
+def test_floyd_warshall_refuses_a_negative_self_loop_and_rerun_keeps_every_row():
+    fw = get_task("floyd_warshall")
+    with pytest.raises(ValueError, match=r"floyd_warshall needs non-negative edge weights \(edge 2 has -0.5\)"):
+        fw.run(SampledGraph(2, np.array([0]), np.array([0]), np.array([-0.5]), directed=True))
+    g = fw.run(SampledGraph(3, np.array([0, 1, 1]), np.array([1, 1, 2]), np.array([0.5, 0.25, 1.0]), directed=True))
+    again = fw.rerun(g)
+    assert torch.equal(again.edge_index, g.edge_index)
+    assert all(torch.equal(again[k], g[k]) for k in fw.spec)

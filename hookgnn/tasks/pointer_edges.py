@@ -96,9 +96,10 @@ def check_acyclic(adj: Adjacency, task: str) -> None:
     """Raise unless the graph's arcs form a DAG (every strongly connected component one node)."""
     scc = components(adj, strong=True)
     if np.unique(scc).shape[0] != adj.num_nodes:
-        u = int(np.flatnonzero(np.bincount(scc) > 1)[0])
-        raise ValueError(f"{task} needs a directed acyclic graph; the nodes of component {u} lie on a cycle "
-                         "(an undirected edge is a 2-cycle: sample with directed=True, e.g. er_dag)")
+        cyc = np.flatnonzero(scc == np.flatnonzero(np.bincount(scc) > 1)[0]).tolist()
+        raise ValueError(f"{task} needs a directed acyclic graph; nodes {cyc} lie on a directed cycle "
+                         "(an undirected edge is a 2-cycle): sample DAGs, e.g. with the sampler 'clrs_topological_sort' or "
+                         "hookgnn.tasks.pointer_edges.er_dag")
 
 
 def all_pairs(n: int) -> Int[np.ndarray, "2 pair"]:
@@ -166,7 +167,9 @@ class PointerEdgeTask(Task):
         if num_nodes < 1:
             raise ValueError(f"a task graph needs at least one node, got num_nodes={num_nodes}")
         if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
-            raise ValueError(f"edge_index holds node {int(edge_index.max())}, out of range for {num_nodes} nodes")
+            e = int(np.flatnonzero(((edge_index < 0) | (edge_index >= num_nodes)).any(0))[0])
+            raise ValueError(f"edge {e} ({edge_index[0, e]} -> {edge_index[1, e]}) is out of range for "
+                             f"{num_nodes} nodes")
         edge_index = edge_index.astype(np.int64)
         weight = stored_weights(weight, edge_index.shape[1])
         if not self.uses_weights:
@@ -181,8 +184,9 @@ class PointerEdgeTask(Task):
         adj = adjacency(edge_index, weight, num_nodes)
         if self.undirected_only and not adj.symmetric:
             raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
-        if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
-            raise ValueError(f"{self.name} needs non-negative edge weights")
+        if self.nonnegative and (weight < 0).any():  # self-loops too: Floyd-Warshall reads them
+            raise ValueError(f"{self.name} needs non-negative edge weights (edge {int(np.argmax(weight < 0))} has "
+                             f"{float(weight.min())})")
         if self.acyclic_only:
             check_acyclic(adj, self.name)
         order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
