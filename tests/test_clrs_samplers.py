@@ -95,3 +95,15 @@ def test_unknown_or_bad_requests_say_what_is_wrong():
         clrs_erdos_renyi(5, 1.5)
     with pytest.raises(ValueError, match="cannot split 3 nodes into k=4"):
         clrs_community(3)
+
+
+@pytest.mark.parametrize("name, scheme", [("dijkstra", "resample_weights"), ("bfs", "resample_source"),
+                                          ("bridges", "zero_inputs"), ("mst_prim", "perturb_weights")])
+def test_pairs_on_clrs_graphs_keep_the_structure_row_for_row(name, scheme):
+    from hookgnn.tasks.corruptions import sample_pairs
+
+    clean, bad = sample_pairs(get_task(name), 3, scheme, f"clrs_{name}", seed=0, n=9)
+    assert (clean.edge_index == bad.edge_index).all() and (clean.ptr == bad.ptr).all()
+    assert (clean.edge_index[0] == clean.edge_index[1]).sum() > clean.num_nodes  # CLRS's own self-loops kept
+    if scheme != "zero_inputs":
+        assert (clean["pos"] == bad["pos"]).all()
