@@ -36,7 +36,7 @@ than ``O(T (n + E))`` of the graph's own edges (docs/guide/tasks.md measures it 
 
 Ties follow ``pos`` (CLRS's node input ``i / n``, added to every task by
 :class:`~hookgnn.tasks.base.Task`): the algorithm runs on the nodes renumbered by
-increasing ``pos`` and its labels are mapped back (:func:`~hookgnn.tasks.base.unrank`),
+increasing ``pos`` and its labels are mapped back (:func:`~hookgnn.tasks.positions.unrank`),
 so renumbering a graph's nodes with ``pos`` alike renumbers every label.
 """
 
@@ -50,16 +50,8 @@ from jaxtyping import Bool, Float, Int
 from hookgnn.graph import Field, Graph
 from hookgnn.spec import is_edge_pointer
 from hookgnn.tasks.adjacency import Adjacency, adjacency
-from hookgnn.tasks.base import (
-    Task,
-    _input,
-    _stack_inputs,
-    _store,
-    node_positions,
-    stored_edges,
-    stored_weights,
-    unrank,
-)
+from hookgnn.tasks.base import Task, _input, _stack_inputs, _store, stored_edges, stored_weights
+from hookgnn.tasks.positions import node_positions, unrank
 from hookgnn.tasks.samplers import SampledGraph, Seed, as_generator
 
 
