@@ -149,6 +149,7 @@ class Task(ABC):
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
+    ``acyclic_only`` (reject graphs with a directed cycle; an undirected edge is one),
     ``nonnegative`` (reject negative weights), ``clrs_names`` (fields named otherwise
     than in CLRS-30). Every subclass's ``spec`` gets the input
     ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
@@ -166,6 +167,7 @@ class Task(ABC):
     needs_source: ClassVar[bool] = False
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
+    acyclic_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
     #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
     clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
