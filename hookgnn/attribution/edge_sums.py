@@ -116,10 +116,17 @@ def _union(base: Graph, src: Graph, alphas: Sequence[float], fields: Sequence[st
         if a is None or b is None:
             return None
         w = torch.tensor(alphas, dtype=a.dtype, device=a.device).reshape(-1, *([1] * a.dim()))
-        return (a + w * (b - a)).reshape(-1, *a.shape[1:])
+        out = (a + w * (b - a)).reshape(-1, *a.shape[1:])
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("an interpolated input is not finite (base and source features too large?)")
+        return out
 
-    return union.replace(x=lerp(base.x, src.x), edge_attr=lerp(base.edge_attr, src.edge_attr),
-                         graph_attr=lerp(base.graph_attr, src.graph_attr))
+    # the union of copies is valid (Graph.collate) and lerping finite features keeps it so: set them
+    # without checking every field of every copy again (most of the time of a small chunk)
+    union.x = lerp(base.x, src.x)
+    union.edge_attr = lerp(base.edge_attr, src.edge_attr)
+    union.graph_attr = lerp(base.graph_attr, src.graph_attr)
+    return union
 
 
 def link_sums(
