@@ -34,7 +34,7 @@ from torch import Tensor
 
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.attribution.streamed import _tapped_run
-from hookgnn.graph import Graph
+from hookgnn.graph import Field, Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
@@ -104,6 +104,44 @@ def _chunks(base: Graph, budget: int, copies: int) -> list[tuple[int, int]]:
     return out
 
 
+class _Ranges:
+    """Consecutive graphs ``lo .. hi`` of a batch as one batch, cut without copying the rest
+    (what ``Graph.collate(batch.split()[lo:hi])`` gives, without a ``Graph`` per graph)."""
+
+    def __init__(self, g: Graph) -> None:
+        self.g = g
+        counts = torch.bincount(g.edge_batch, minlength=g.num_graphs)
+        self.order = torch.argsort(g.edge_batch, stable=True)
+        self.edge_ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
+        self.ptr = g.ptr.tolist()
+
+    def edges(self, lo: int, hi: int) -> Tensor:
+        """The positions in the batch of the edges of graphs ``lo .. hi``, in the order of the cut."""
+        return self.order[self.edge_ptr[lo]:self.edge_ptr[hi]]
+
+    def cut(self, lo: int, hi: int) -> Graph:
+        g, n0, n1 = self.g, self.ptr[lo], self.ptr[hi]
+        idx = self.edges(lo, hi)
+        spans = {"node": (n0, n1), "graph": (lo, hi)}
+
+        def part(f: Field) -> Field:
+            if f.location == "edge":
+                return Field(f.value.index_select(f.item_dim, idx), f.location, f.time)
+            a, b = spans[f.location]
+            return Field(f.value.narrow(f.item_dim, a, b - a), f.location, f.time)
+
+        out = object.__new__(Graph)  # rows of a valid batch, offsets kept inside each graph: valid
+        out.x = g.x[n0:n1]
+        out.edge_index = g.edge_index[:, idx] - n0
+        out.edge_attr = None if g.edge_attr is None else g.edge_attr[idx]
+        out.graph_attr = None if g.graph_attr is None else g.graph_attr[lo:hi]
+        out.ptr = g.ptr[lo:hi + 1] - n0
+        out.batch = g.batch[n0:n1] - lo
+        out.fields = {k: part(f) for k, f in g.fields.items()}
+        out.meta = dict(g.meta)
+        return out
+
+
 def _union(base: Graph, src: Graph, alphas: Sequence[float], fields: Sequence[str]) -> Graph:
     """The ``len(alphas)`` interpolated copies of ``base`` (towards ``src``) in one disjoint union,
     entry for entry :func:`~hookgnn.attribution.interpolate.interpolate` of each."""
@@ -158,21 +196,13 @@ def link_sums(
     follows = all(p.axis in COPY_AXES for p in points)
     ranges = _chunks(base, rows_per_forward, steps) if follows else [(0, base.num_graphs)]
     whole = len(ranges) == 1
-    pieces = None if whole else (base.split(), src.split(), clean.split())
-    edge_order = None
-    if carriers and not whole:
-        edge_order = torch.argsort(base.edge_batch, stable=True)
-        edge_ptr = torch.cat([base.ptr.new_zeros(1), torch.bincount(base.edge_batch, minlength=base.num_graphs)
-                              .cumsum(0)]).tolist()
+    cuts = None if whole else [_Ranges(base)] + [_Ranges(g) for g in (src, clean)]
     sums: list[Tensor | None] = [None] * len(links)
     rows = {c: torch.zeros(base.num_edges, dtype=base.x.dtype, device=base.device) for c in carriers}
     baseline = 0.0
     n = base.num_graphs
     for lo, hi in ranges:
-        if pieces is None:
-            b, s, c = base, src, clean
-        else:
-            b, s, c = (Graph.collate(p[lo:hi]) for p in pieces)
+        b, s, c = (base, src, clean) if cuts is None else (r.cut(lo, hi) for r in cuts)
         m = clean_targets(metric, c)
         delta, grads, base_sum = _chunk(model, b, s, m, deltas, plain, active, through, through_src, taps, alphas,
                                         follows, rows_per_forward, forward_kwargs)
@@ -198,10 +228,10 @@ def link_sums(
             if g is None:
                 continue
             r = (delta[hook] * g).reshape(delta[hook].shape[0], -1).sum(1) * scale
-            if edge_order is None:
+            if cuts is None:
                 rows[hook] = r
             else:
-                rows[hook][edge_order[edge_ptr[lo]:edge_ptr[hi]]] = r
+                rows[hook][cuts[0].edges(lo, hi)] = r
     out = [torch.zeros(0) if v is None else v for v in sums]
     return LinkSums(out, rows, baseline / max(n, 1))
 
@@ -213,11 +243,22 @@ def _chunk(
 ) -> tuple[dict[str, Tensor], dict[tuple[str, str, str | None], Tensor], float]:
     """One chunk of graphs: the differences at ``deltas``, the gradient sums over all steps, and
     the sum over its graphs of the base run's metric."""
-    with torch.no_grad():
-        _, cache = model.run_with_cache(src, names_filter=deltas, **fwd)
-    source = dict(cache.items())
-    del cache
     delta: dict[str, Tensor] = {}
+    source: dict[str, Tensor] = {}
+    if alphas and follows:  # base and source in one forward: the differences and the base metric
+        pair = Graph.collate([base, src])
+        with torch.no_grad():
+            out, cache = model.run_with_cache(pair, names_filter=deltas, **fwd)
+            base_sum = float(metric(out, pair)[:base.num_graphs].sum())
+        for h in cache.keys():
+            a = per_copy(cache[h], 2)
+            delta[h] = a[1] - a[0]
+        del cache, out
+    else:
+        with torch.no_grad():
+            _, cache = model.run_with_cache(src, names_filter=deltas, **fwd)
+        source = dict(cache.items())
+        del cache
 
     def difference(act: Tensor, hook: Any) -> None:
         if hook.name not in source:
@@ -269,8 +310,9 @@ def _chunk(
     if not alphas:  # EAP: gradient at the base run, differences made in its own forward
         per_graph = run(base, 1, True)
         return delta, grads, float(per_graph.sum())
-    with torch.no_grad(), model.hooks(fwd_hooks=[(h, difference) for h in deltas]):
-        base_sum = float(metric(model(base, **fwd), base).sum())
+    if not follows:
+        with torch.no_grad(), model.hooks(fwd_hooks=[(h, difference) for h in deltas]):
+            base_sum = float(metric(model(base, **fwd), base).sum())
     fields = interpolated_fields(model, base, src)
     rows = base.num_nodes + base.num_edges
     per_forward = max(1, min(len(alphas), budget // max(rows, 1))) if follows else 1

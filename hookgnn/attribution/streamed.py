@@ -45,6 +45,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.outpaths import writable_folder
+from hookgnn.points import read_only
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -216,6 +217,7 @@ def _tapped_run(
     the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached)."""
     taps = GradientTaps()
 
+    @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
     def tap(act: Tensor, hook: Any) -> Tensor:
         if on_forward is not None:
             on_forward(act, hook)
