@@ -227,7 +227,8 @@ def link_sums(
             g = grads.get(("plain", hook, None))
             if g is None:
                 continue
-            r = (delta[hook] * g).reshape(delta[hook].shape[0], -1).sum(1) * scale
+            p = delta[hook] * g
+            r = (p if p.dim() == 1 else p.flatten(1).sum(1)) * scale
             if cuts is None:
                 rows[hook] = r
             else:
