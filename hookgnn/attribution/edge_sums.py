@@ -26,7 +26,7 @@ independent of each other in a batch (as every copy-batched estimator of hookgnn
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -66,7 +66,6 @@ class LinkSums:
     links: list[Tensor]
     rows: dict[str, Tensor]
     baseline: float
-    widths: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _uses(link: ResolvedLink) -> tuple[str, str]:
