@@ -282,8 +282,8 @@ def _chunk(
                                  "each hook point once per forward")
             if name in active:
                 masks[name] = act.detach() > 0
-            if name in through_src:
-                slopes[name] = act.detach()
+            if name in through_src:  # a copy: the model may still edit the activation in place
+                slopes[name] = act.detach().clone()
 
         def add(key: tuple[str, str, str | None], g: Tensor) -> None:
             total = g if k == 1 else per_copy(g, k).sum(0)
