@@ -288,5 +288,5 @@ def integrated_gradients_at(
     return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=active)
 
 
-# eap and message_edge_scores live in hookgnn.attribution.edges; here for the 0.1 path hookgnn.patching.attribution
+# eap and message_edge_scores live in hookgnn.attribution.edges; re-exported for the old module alias
 from hookgnn.attribution.edges import EdgeLevel, eap, message_edge_scores  # noqa: E402
