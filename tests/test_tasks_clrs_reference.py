@@ -1,6 +1,6 @@
 """Every task against CLRS-30's own reference code: outputs and whole hint trajectories, exactly.
 
-The fixtures ``tests/data/clrs_<task>.npz`` were written by ``benchmarks/clrs_reference.py``
+The fixtures ``tests/data/clrs_<task>.npz`` were written by ``scripts/clrs_reference.py``
 with dm-clrs 2.0.3 (its module doc says how the graphs were drawn and the two choices
 made there: non-zero weights, a stable extract-min for tied Dijkstra / Prim keys). Here
 each fixture graph becomes a hookgnn task graph, and every CLRS output and hint is

@@ -3,7 +3,7 @@
 Run by hand in an environment with dm-clrs (TensorFlow + JAX, too heavy for CI)::
 
     python3 -m venv /tmp/clrsvenv && /tmp/clrsvenv/bin/pip install dm-clrs
-    /tmp/clrsvenv/bin/python benchmarks/clrs_reference.py            # writes tests/data/clrs_*.npz
+    /tmp/clrsvenv/bin/python scripts/clrs_reference.py            # writes tests/data/clrs_*.npz
 
 It imports nothing from hookgnn. For each algorithm it draws seeded graphs (``n`` from 1
 to 32; CLRS's Erdős–Rényi rule, sparse graphs with several components, tied weights,
