@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from hookgnn.attribution import atp_star, attribute, eap
-from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask
+from hookgnn.circuits import acdc, learn_mask
 from hookgnn.circuits.discover import as_pairs, gated
 from hookgnn.metrics import PointerLogProb
 from hookgnn.metrics.per_graph import faithfulness
