@@ -175,30 +175,23 @@ def _supported(case: Case) -> bool:
     return case.direction == "noising" or case.ablation == "resample"
 
 
-def run_acdc(case: Case) -> Found:
-    """Iterative exact pruning (``acdc``, default threshold 0.01) in the row's direction and ablation."""
-    if not _supported(case):
-        return Found()
-    gt, p = case.gt, case.pair
-    found = acdc(gt.model, p.clean, p.corrupted, gt.metric, case.universe, direction=case.direction,
-                 ablation=case.ablation, dataset=case.dataset)  # type: ignore[arg-type]
-    return Found(circuit=frozenset(found.circuit.items()), own=found.faithfulness)  # type: ignore[arg-type]
-
-
-def run_learn_mask(case: Case) -> Found:
-    """Learned hard-concrete gates (``learn_mask``, target 0.99, 100 steps) in the row's direction and ablation."""
-    if not _supported(case):
-        return Found()
-    gt, p = case.gt, case.pair
-    found = learn_mask(gt.model, p.clean, p.corrupted, gt.metric, case.universe, direction=case.direction,
-                       ablation=case.ablation, dataset=case.dataset, target=MASK_TARGET,  # type: ignore[arg-type]
-                       steps=MASK_STEPS, progress=False)
-    return Found(circuit=frozenset(found.circuit.items()), own=found.faithfulness)  # type: ignore[arg-type]
+def run_discovery(find: Callable[..., Any], **kwargs: Any) -> Callable[[Case], Found]:
+    """``acdc`` (default threshold 0.01) or ``learn_mask`` in the row's direction and ablation: its own circuit."""
+    def run(case: Case) -> Found:
+        if not _supported(case):
+            return Found()
+        gt, p = case.gt, case.pair
+        found = find(gt.model, p.clean, p.corrupted, gt.metric, case.universe, direction=case.direction,
+                     ablation=case.ablation, dataset=case.dataset, **kwargs)
+        return Found(circuit=frozenset(found.circuit.items()), own=found.faithfulness)
+    return run
 
 
 for _m in (Method("exact", run_exact), Method("AtP", run_atp), Method("EAP-IG16", run_eap_ig),
            Method("AtP*1", run_atp_star(1)), Method("AtP*2", run_atp_star(2)), Method("AtP+verify", run_verify),
-           Method("acdc", run_acdc, uses_ablation=True), Method("learn_mask", run_learn_mask, uses_ablation=True)):
+           Method("acdc", run_discovery(acdc), uses_ablation=True),
+           Method("learn_mask", run_discovery(learn_mask, target=MASK_TARGET, steps=MASK_STEPS, progress=False),
+                  uses_ablation=True)):
     register(_m)
 
 
