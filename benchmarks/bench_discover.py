@@ -1,21 +1,24 @@
-"""Benchmark: circuit size at faithfulness >= 0.9, top-n of exact single effects vs acdc vs learn_mask.
+"""Benchmark: circuit size at faithfulness >= 0.9 on trained reasoners, every method, and time vs the exact sweep.
 
-On a trained MPNN Bellman-Ford reasoner (trained here; ``--train-steps``), one Erdos-Renyi graph
-of ``--nodes`` nodes (p = 4 / n) with a resampled source, metric: log-probability of the true pointers,
-universe: every message (round x edge) of the 16 rounds:
+On trained MPNN reasoners for ``--tasks`` (Bellman-Ford and BFS; trained here, ``--train-steps``), for
+``--pairs`` Erdos-Renyi graphs of each of ``--nodes`` sizes (p = 4 / n) with a resampled source, metric:
+log-probability of the true pointers (``pi``), universe: every message (round x edge) of the 16 rounds:
 
-* ``top-n exact``: the exact single-message sweep (``patch(..., messages(model))``, batched), ranked
-  by absolute effect; the size is the smallest ``n`` whose top ``n`` reach faithfulness 0.9
-  (every prefix scored exactly; that scan is not timed);
+* ranking methods, each cut at the smallest top-n whose faithfulness reaches 0.9 (every prefix scored
+  exactly with 0/1 gates; that scan is not timed): ``exact`` (the exact single-message sweep,
+  ``patch(..., messages(model))``, batched), ``AtP``, ``EAP-IG16`` (``eap`` at message level, 16 IG
+  steps), ``AtP*1`` (``atp_star``, one exact round);
 * ``acdc``: :func:`hookgnn.circuits.acdc` with ``target=0.9``;
 * ``learn_mask``: :func:`hookgnn.circuits.learn_mask` with ``target=0.9``.
 
-Every faithfulness printed is exact (the circuits are re-evaluated with ``evaluate``). Times are
-the median of ``--repeats`` runs on a shared machine (other jobs ran at the same time): read the
-ratios, not the seconds. Table: workload, peer (the exact sweep), hookgnn (the method), ratio.
+Per task x size x method: the median circuit size over the pairs whose circuit reaches 0.9 (a ranking
+that reaches it only with every message counts as the whole universe), how many pairs reached it, the
+median of ``top-n exact / size`` (x smaller) and the median of ``time / exact sweep time``. Every
+faithfulness is exact (``evaluate`` or 0/1 gates). Times are the median of ``--repeats`` runs on a
+shared machine (other jobs ran at the same time): read the ratios, not the seconds.
 
-    python benchmarks/bench_discover.py --json /tmp/discover.json       # 16 and 64 nodes, 3 runs each
-    python benchmarks/bench_discover.py --quick                         # 16 nodes, one run
+    python benchmarks/bench_discover.py --json /tmp/discover.json       # 16 and 64 nodes, 5 pairs, 3 runs
+    python benchmarks/bench_discover.py --quick                         # 16 nodes, 5 pairs, one run
 """
 
 from __future__ import annotations
@@ -24,29 +27,34 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask, redundancy
+from hookgnn.attribution import atp_star, attribute, eap
+from hookgnn.circuits import acdc, learn_mask
 from hookgnn.circuits.discover import as_pairs, gated
 from hookgnn.metrics import PointerLogProb
 from hookgnn.metrics.per_graph import faithfulness
-from hookgnn.patching import message_edges, messages, patch
+from hookgnn.patching import MessageEdge, message_edges, messages, patch
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train
 
+RANKINGS = ("exact", "AtP", "EAP-IG16", "AtP*1")
+FINDERS = ("acdc", "learn_mask")
 
-def trained(steps: int, seed: int) -> Any:
-    cfg = TrainConfig(task="bellman_ford", processor="mpnn", d_hidden=16, max_steps=16, sizes=(8, 12), batch_size=8,
+
+def trained(task: str, steps: int, seed: int) -> Any:
+    cfg = TrainConfig(task=task, processor="mpnn", d_hidden=16, max_steps=16, sizes=(8, 12), batch_size=8,
                       sampler_kwargs={"p": 0.3}, steps=steps, rounds=16, hint_weight=0.0, lr=3e-3, seed=seed,
                       progress=False)
     model, _ = train(cfg)
     return model.eval()
 
 
-def timed(fn: Any, repeats: int) -> tuple[float, Any]:
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -56,8 +64,8 @@ def timed(fn: Any, repeats: int) -> tuple[float, Any]:
 
 
 def smallest_top_n(model: Any, clean: Any, corr: Any, metric: Any, ranked: list, universe: list, direction: str,
-                   target: float) -> int | None:
-    """The smallest n whose top-n circuit reaches ``target`` (every prefix, batched 0/1 gates)."""
+                   target: float) -> tuple[int | None, float]:
+    """The smallest n whose top-n circuit reaches ``target`` (every prefix, batched 0/1 gates), and its faithfulness."""
     run = gated(model, as_pairs(clean, corr), metric, universe, "resample", direction, None, 64)
     pos = {u: i for i, u in enumerate(universe)}
     n = len(universe)
@@ -68,38 +76,98 @@ def smallest_top_n(model: Any, clean: Any, corr: Any, metric: Any, ranked: list,
             gates[k + 1:, pos[u]] = 1.0
         f = faithfulness(run.metrics(gates), float(ends[0]), float(ends[1]))
     hits = (f >= target).nonzero().flatten()
-    return int(hits[0]) if len(hits) else None
+    return (int(hits[0]), float(f[hits[0]])) if len(hits) else (None, float(f.max()))
 
 
-def bench(args: argparse.Namespace, model: Any, nodes: int) -> dict[str, Any]:
-    task = get_task("bellman_ford")
-    clean, corr = sample_pairs(task, 1, "resample_source", "erdos_renyi", seed=args.seed, n=nodes, p=4.0 / nodes)
+def rankings(model: Any, clean: Any, corr: Any, metric: Any, universe: list[MessageEdge], d: str,
+             repeats: int) -> dict[str, tuple[float, dict[MessageEdge, float]]]:
+    """Each ranking method's time and its score per message."""
+    carriers = list(messages(model).hooks)
+
+    def by_round_edge(values: torch.Tensor) -> dict[MessageEdge, float]:
+        v = values.double()
+        return {u: float(v[u.round, u.edge]) for u in universe}
+
+    runs: dict[str, Callable[[], dict[MessageEdge, float]]] = {
+        "exact": lambda: by_round_edge(patch(model, clean, corr, metric, messages(model), direction=d).values),
+        "AtP": lambda: by_round_edge(attribute(model, clean, corr, metric, ig_steps=0, names_filter=carriers,
+                                               direction=d).rows(carriers).values),
+        "EAP-IG16": lambda: {e: v for e, v in eap(model, clean, corr, metric, ig_steps=16, level="message",
+                                                  direction=d).as_dict().items() if isinstance(e, MessageEdge)},
+        "AtP*1": lambda: by_round_edge(atp_star(model, clean, corr, metric, exact_rounds=1, direction=d).values),
+    }
+    return {name: timed(fn, repeats) for name, fn in runs.items()}
+
+
+def bench_pair(args: argparse.Namespace, model: Any, task: str, nodes: int, seed: int) -> dict[str, Any]:
+    clean, corr = sample_pairs(get_task(task), 1, "resample_source", "erdos_renyi", seed=seed, n=nodes, p=4.0 / nodes)
     metric = PointerLogProb("pi")
     d = args.direction
     uni = message_edges(clean.edge_index, range(model.num_rounds), model)
-    sweep_s, sweep = timed(lambda: patch(model, clean, corr, metric, messages(model), direction=d), args.repeats)
-    values = sweep.values  # [round, edge]
-    ranked = sorted(uni, key=lambda u: -abs(float(values[u.round, u.edge])))
-    n_top = smallest_top_n(model, clean, corr, metric, ranked, uni, d, args.target)
-    f_top = (exact_faithfulness(model, clean, corr, metric, Circuit.of(ranked[:n_top]), uni, "resample", d)
-             if n_top is not None else float("nan"))
-    acdc_s, found_acdc = timed(lambda: acdc(model, clean, corr, metric, uni, target=args.target,
-                                            threshold=args.threshold, direction=d), args.repeats)
-    mask_s, found_mask = timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target,
-                                                  steps=args.mask_steps, lr=args.lr, sparsity=args.sparsity,
-                                                  direction=d, progress=False), args.repeats)
-    red_s, red = timed(lambda: redundancy(model, clean, corr, metric, uni, found_mask), args.repeats)
-    return dict(redundancy_s=red_s, or_groups=len(red.groups), or_units=len(red.members()), nodes=nodes, edges=clean.num_edges, units=len(uni), direction=d, sweep_s=sweep_s, top_n=n_top,
-                top_n_faithfulness=f_top, acdc_s=acdc_s, acdc_size=found_acdc.size,
-                acdc_faithfulness=found_acdc.faithfulness, acdc_forwards=found_acdc.forwards,
-                mask_s=mask_s, mask_size=found_mask.size, mask_faithfulness=found_mask.faithfulness,
-                mask_forwards=found_mask.forwards)
+    row: dict[str, Any] = {"task": task, "nodes": nodes, "seed": seed, "edges": clean.num_edges, "units": len(uni),
+                           "direction": d}
+    for name, (secs, scores) in rankings(model, clean, corr, metric, uni, d, args.repeats).items():
+        ranked = sorted(uni, key=lambda u: -abs(scores.get(u, 0.0)))
+        n, f = smallest_top_n(model, clean, corr, metric, ranked, uni, d, args.target)
+        row[name] = {"s": secs, "size": n, "faithfulness": f}
+    secs, found = timed(lambda: acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold,
+                                     direction=d), args.repeats)
+    row["acdc"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
+    secs, found = timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target, steps=args.mask_steps,
+                                           lr=args.lr, sparsity=args.sparsity, direction=d, progress=False),
+                        args.repeats)
+    row["learn_mask"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
+    for name in (*RANKINGS, *FINDERS):
+        r = row[name]
+        r["reached"] = r["size"] is not None and r["faithfulness"] >= args.target - 1e-9
+    print(f"{task} n={nodes} seed={seed}: " + ", ".join(
+        f"{m} {row[m]['size']} (F {row[m]['faithfulness']:.2f}, {row[m]['s'] / row['exact']['s']:.1f}x)"
+        for m in (*RANKINGS, *FINDERS)), flush=True)
+    return row
+
+
+def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per task x size x method: median size (pairs that reached the target), pairs reached, x smaller, time ratio."""
+    out = []
+    for task in args.tasks:
+        for nodes in args.nodes:
+            group = [r for r in rows if r["task"] == task and r["nodes"] == nodes]
+            if not group:
+                continue
+            for m in (*RANKINGS, *FINDERS):
+                sizes = [r[m]["size"] if r[m]["reached"] else r["units"] for r in group]
+                smaller = [(r["exact"]["size"] if r["exact"]["reached"] else r["units"]) / max(s, 1)
+                           for r, s in zip(group, sizes)]
+                out.append({"task": task, "nodes": nodes, "method": m, "pairs": len(group),
+                            "units": statistics.median(r["units"] for r in group),
+                            "reached": sum(r[m]["reached"] for r in group),
+                            "size": statistics.median(sizes), "x_smaller": statistics.median(smaller),
+                            "faithfulness": statistics.median(r[m]["faithfulness"] for r in group),
+                            "time_ratio": statistics.median(r[m]["s"] / r["exact"]["s"] for r in group),
+                            "sweep_s": statistics.median(r["exact"]["s"] for r in group)})
+    return out
+
+
+def print_table(summ: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\ncircuit at faithfulness >= {args.target} (trained MPNN reasoners, {args.direction}, resample; "
+          f"median over {args.pairs} pairs; shared 2-core machine, {args.repeats} timed run(s) each)")
+    print(f"{'workload':34} {'peer: exact':>12} {'hookgnn':>10} {'x smaller':>10} {'F':>6} {'reached':>8} "
+          f"{'time / sweep':>13}")
+    for r in summ:
+        peer = next(x for x in summ if x["task"] == r["task"] and x["nodes"] == r["nodes"] and x["method"] == "exact")
+        w = f"{r['task']} n={r['nodes']} {r['method']} (of {r['units']:.0f})"
+        print(f"{w:34} {peer['size']:>12.0f} {r['size']:>10.0f} {r['x_smaller']:>9.2f}x {r['faithfulness']:>6.3f} "
+              f"{r['reached']:>4}/{r['pairs']:<3} {r['time_ratio']:>12.2f}x")
+    print("size: median over pairs (a pair whose circuit never reaches the target counts as every message); "
+          "time / sweep: method time over the exact single sweep's (ranking methods without their top-n scan)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", default=["bellman_ford", "bfs"], choices=("bellman_ford", "bfs"))
     p.add_argument("--nodes", type=int, nargs="+", default=[16, 64])
-    p.add_argument("--quick", action="store_true", help="16 nodes, short training, 50 mask steps")
+    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="16 nodes, short training, 50 mask steps, one run")
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--direction", default="denoising", choices=("denoising", "noising"))
     p.add_argument("--target", type=float, default=0.9)
@@ -113,44 +181,34 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.nodes, args.train_steps, args.mask_steps, args.repeats = [16], 100, 50, 1
-    torch.manual_seed(args.seed)
-    model = trained(args.train_steps, args.seed)
-    rows = [bench(args, model, n) for n in args.nodes]
-    print(f"circuit at faithfulness >= {args.target} (MPNN Bellman-Ford, {args.direction}, resample; "
-          "shared 2-core machine, median of runs)")
-    print(f"{'workload':34} {'peer: top-n exact':>20} {'hookgnn':>22} {'ratio':>8}")
-    for r in rows:
-        for name in ("acdc", "mask"):
-            w = f"n={r['nodes']} {name} size (of {r['units']})"
-            top = "-" if r["top_n"] is None else str(r["top_n"])
-            size = f"{r[f'{name}_size']} (F {r[f'{name}_faithfulness']:.3f})"
-            ratio = "-" if r["top_n"] is None else f"{r['top_n'] / max(r[f'{name}_size'], 1):.2f}x"
-            print(f"{w:34} {top:>20} {size:>22} {ratio:>8}")
-            w = f"n={r['nodes']} {name} time (s)"
-            print(f"{w:34} {r['sweep_s']:>20.2f} {r[f'{name}_s']:>22.2f} {r[f'{name}_s'] / r['sweep_s']:>7.2f}x")
-        print(f"  (top-n faithfulness {r['top_n_faithfulness']:.3f}; acdc {r['acdc_forwards']} forwards, "
-              f"learn_mask {r['mask_forwards']} forwards; redundancy of the mask's circuit: {r['or_groups']} OR "
-              f"groups over {r['or_units']} units, {r['redundancy_s']:.2f} s)")
+    torch.set_num_threads(1)
+    rows = []
+    for task in args.tasks:
+        torch.manual_seed(args.seed)
+        model = trained(task, args.train_steps, args.seed)
+        rows += [bench_pair(args, model, task, n, args.seed + i) for n in args.nodes for i in range(args.pairs)]
+    summ = summary(rows, args)
+    print_table(summ, args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "table": table(rows, args)}, f, indent=1)
+            json.dump({"rows": rows, "summary": summ, "table": table(summ, args)}, f, indent=1)
 
 
-def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def table(summ: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
     """run_all's rows: circuit size against top-n of exact single effects, time against the exact sweep."""
     out = []
-    for r in rows:
-        for name, label in (("acdc", "acdc"), ("mask", "learn_mask")):
-            where = f"MPNN Bellman-Ford n={r['nodes']}, {r['units']} messages, {r['direction']}"
-            if r["top_n"] is not None:
-                out.append(dict(workload=f"{label}: circuit size at F >= {args.target}, {where}",
-                                peer="top-n of exact single effects", peer_value=r["top_n"],
-                                hookgnn_value=r[f"{name}_size"], unit="units", ratio=r["top_n"] / max(r[f"{name}_size"], 1),
-                                ratio_means="peer / hookgnn (x smaller)", runs=args.repeats))
-            out.append(dict(workload=f"{label}: time, {where}", peer="exact single sweep (batched)",
-                            peer_value=r["sweep_s"], hookgnn_value=r[f"{name}_s"], unit="s",
-                            ratio=r["sweep_s"] / r[f"{name}_s"], ratio_means="peer / hookgnn (speed-up)",
-                            runs=args.repeats))
+    for r in summ:
+        if r["method"] == "exact":
+            continue
+        where = f"MPNN {r['task']} n={r['nodes']}, {r['units']:.0f} messages, {args.direction}, {r['pairs']} pairs"
+        out.append(dict(workload=f"{r['method']}: circuit size at F >= {args.target}, {where}",
+                        peer="top-n of exact single effects", peer_value=r["size"] * r["x_smaller"],
+                        hookgnn_value=r["size"], unit="units (median)", ratio=r["x_smaller"],
+                        ratio_means="peer / hookgnn (x smaller), median over pairs", runs=args.repeats))
+        out.append(dict(workload=f"{r['method']}: time, {where}", peer="exact single sweep (batched)",
+                        peer_value=r["sweep_s"], hookgnn_value=r["sweep_s"] * r["time_ratio"], unit="s",
+                        ratio=1.0 / r["time_ratio"], ratio_means="peer / hookgnn (speed-up), median over pairs",
+                        runs=args.repeats))
     return out
 
 

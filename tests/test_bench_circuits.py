@@ -59,3 +59,16 @@ def test_selection_keeps_the_smallest_faithful_top_n() -> None:
     scores = {path[0]: 5.0, path[1]: 4.0, others[0]: 3.0, **{m: 0.0 for m in others[1:]}}
     chosen, faith = bench.select(scores, bench.Evaluator(case))
     assert chosen == frozenset(path) and faith == pytest.approx(1.0, abs=1e-6)
+
+
+def test_acdc_entry_returns_one_known_path_and_refuses_denoising_with_zero() -> None:
+    case = _case()
+    method = bench.METHODS["acdc"]
+    found = method.run(case)
+    got = bench.score_case(method, case, found)
+    # one of the two paths (either suffices): precision 1 against both, recall 1 against the best-matching one
+    assert found.circuit in case.pair.sufficient
+    assert (got["precision"], got["recall"], got["recall_min"], got["sufficient"]) == (1.0, 0.5, 1.0, 1.0)
+    assert got["own_F"] == pytest.approx(1.0, abs=1e-6) and got["faithfulness"] == pytest.approx(1.0, abs=1e-6)
+    refused = bench.score_case(method, _case("denoising", "zero"), method.run(_case("denoising", "zero")))
+    assert all(v != v for v in refused.values())  # every column NaN: shown as "-"

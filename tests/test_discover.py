@@ -129,7 +129,7 @@ def test_redundancy_names_both_or_paths() -> None:
         assert pairs & path_a and pairs & path_b
         assert twin_faithfulness(c, (path_a | path_b) - pairs, "noising") == 0.0
     # from ACDC's single path, with every unit as a candidate
-    pruned = acdc(c.model, c.clean, c.corrupted, c.metric, uni)
+    pruned = acdc(c.model, c.clean, c.corrupted, c.metric, uni, direction="noising")
     report = redundancy(c.model, c.clean, c.corrupted, c.metric, uni, pruned, candidates=uni)
     assert as_pairs(report.members()) == path_a | path_b
     assert all(abs(report.single[u]) <= 0.05 for g in report.groups for u in g)
@@ -158,7 +158,7 @@ def test_acdc_equals_the_one_at_a_time_walk_with_evaluate() -> None:
         f_new = float(faithfulness(run(trial), full, empty))
         if abs(f_new - f_cur) <= 0.01:
             kept, f_cur = trial, f_new
-    found = acdc(c.model, c.clean, c.corrupted, c.metric, uni, order=order, copies=4)
+    found = acdc(c.model, c.clean, c.corrupted, c.metric, uni, order=order, copies=4, direction="noising")
     assert found.circuit == Circuit.of(kept)
 
 
@@ -184,7 +184,8 @@ def test_many_pairs_at_once_gate_every_pair() -> None:
     """Two pairs of one structure: the returned faithfulness is that of the mean metric over pairs (twin)."""
     c = CASES["and"]()
     other = c.clean.replace(x=c.clean.x.flip(0))  # sources d... : a different clean run of the same structure
-    found = acdc(c.model, [c.clean, c.clean], [c.corrupted, other], c.metric, c.universe(), threshold=0.0)
+    found = acdc(c.model, [c.clean, c.clean], [c.corrupted, other], c.metric, c.universe(), threshold=0.0,
+                 direction="noising")
     got = as_pairs(found.circuit.edges)
     assert got == c.known["noising"][0] and found.faithfulness == pytest.approx(1.0, abs=1e-6)
 
@@ -199,13 +200,15 @@ def test_denoising_with_zero_ablation_raises() -> None:
 def test_learn_mask_needs_one_of_target_and_size() -> None:
     c = CASES["or"]()
     with pytest.raises(ValueError, match="exactly one of target"):
-        learn_mask(c.model, c.clean, c.corrupted, c.metric, c.universe(), target=0.9, size=3)
+        learn_mask(c.model, c.clean, c.corrupted, c.metric, c.universe(), target=0.9, size=3,
+                   direction="noising")
 
 
 def test_pairs_of_other_structures_raise() -> None:
     c = CASES["or"]()
     with pytest.raises(ValueError, match="same edge_index"):
-        acdc(c.model, [c.clean, CASES["and"]().clean], [c.corrupted, c.corrupted], c.metric, c.universe())
+        acdc(c.model, [c.clean, CASES["and"]().clean], [c.corrupted, c.corrupted], c.metric, c.universe(),
+             direction="noising")
 
 
 def test_hooks_removed_when_the_metric_raises() -> None:
@@ -214,7 +217,7 @@ def test_hooks_removed_when_the_metric_raises() -> None:
     def bad(out, graph):  # noqa: ANN001, ANN202
         raise RuntimeError("metric failed")
     with pytest.raises(RuntimeError, match="metric failed"):
-        learn_mask(c.model, c.clean, c.corrupted, bad, c.universe(), steps=2)
+        learn_mask(c.model, c.clean, c.corrupted, bad, c.universe(), steps=2, direction="noising")
     assert no_hooks_left(c.model) and all(p.requires_grad for p in c.model.parameters())
 
 

@@ -60,7 +60,7 @@ def test_learn_mask_faithfulness_equals_messages_ablated_by_hand(kind: str) -> N
     c = case(kind)
     T = c.model.num_rounds
     uni = [e for e in message_edges(c.clean.edge_index, [T - 1], c.model)]
-    found = learn_mask(c.model, c.clean, c.corrupted, c.metric, uni, size=4, steps=15)
+    found = learn_mask(c.model, c.clean, c.corrupted, c.metric, uni, size=4, steps=15, direction="noising")
     kept = {T - 1: [e.edge for e in found.circuit.edges]}
     want = _plain_faithfulness(c, kept, {T - 1: list(range(len(uni)))}, "noising")
     assert found.size == 4 and found.faithfulness == pytest.approx(want, rel=1e-4, abs=1e-4)
@@ -111,7 +111,7 @@ def test_gcn_messages_are_refused_naming_the_axis() -> None:
     c = case("pyg-gcn")
     uni = message_edges(c.clean.edge_index, [0], c.model)
     with pytest.raises(ValueError, match="axis 'none'.*own edge list"):
-        acdc(c.model, c.clean, c.corrupted, c.metric, uni)
+        acdc(c.model, c.clean, c.corrupted, c.metric, uni, direction="noising")
 
 
 @pytest.mark.slow

@@ -95,6 +95,8 @@ def test_quick_setting_executes_as_a_notebook(script: Path, tmp_path: Path) -> N
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())
     expected = {"02": "decoded_pointer_agrees", "03": "audit", "04": "circuit_edges", "05": "joint_edges", "06": "summary"}
     assert expected[script.stem[:2]] in results
+    if script.stem.startswith("03"):  # the OR case: single patches see nothing, the report names both paths
+        assert results["or_largest_single_effect"] == 0.0 and results["or_both_paths_named"] is True
 
 
 def _run_full(script: str, out: Path) -> dict:

@@ -173,9 +173,9 @@ def acdc(
     *,
     threshold: float = 0.01,
     target: float | None = None,
+    direction: Direction,
     order: Sequence[Unit] | None = None,
     ablation: Ablation = "resample",
-    direction: Direction = "noising",
     dataset: Graph | None = None,
     copies: int = 64,
     **forward_kwargs: Any,
@@ -190,6 +190,8 @@ def acdc(
     at once; the decisions up to the first rejected unit are the one-at-a-time walk's, the
     copies after it are run again from there. ``clean``/``corrupted``: one pair, or sequences of
     pairs of one structure (units gate every pair; the metric is the mean over pairs).
+    ``direction`` (required: ``"noising"`` or ``"denoising"``, see the module doc) says which
+    run the circuit is kept in.
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metrics.per_graph import OutputSum
@@ -197,7 +199,8 @@ def acdc(
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=1)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     >>> uni = [Component("hook_out.d", i) for i in range(3)]
-    >>> found = acdc(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), uni, threshold=0.0)
+    >>> found = acdc(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), uni, threshold=0.0,
+    ...              direction="noising")
     >>> found.size, found.faithfulness
     (3, 1.0)
     """

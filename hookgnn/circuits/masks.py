@@ -64,9 +64,9 @@ def learn_mask(
     init: float = 3.0,
     check_every: int = 10,
     patience: int | None = 5,
+    direction: Direction,
     seed: int = 0,
     ablation: Ablation = "resample",
-    direction: Direction = "noising",
     dataset: Graph | None = None,
     copies: int = 64,
     progress: bool | None = None,
@@ -77,7 +77,8 @@ def learn_mask(
     largest logit.
 
     ``clean``/``corrupted``: one pair or sequences of pairs of one structure (one disjoint union,
-    units gate every pair). ``sparsity`` is :math:`\\lambda`; ``samples`` gate draws per step;
+    units gate every pair). ``direction`` (required): ``"noising"`` or ``"denoising"``, as in
+    :func:`~hookgnn.circuits.acdc`. ``sparsity`` is :math:`\\lambda`; ``samples`` gate draws per step;
     ``seed`` seeds the draws. With ``target``, training stops early once a circuit smaller than the
     universe reaches it and ``patience`` checks in a row found none smaller (``None``: run every step). ``progress``: a tqdm bar (default: only when stderr is a terminal).
     Model weights are not trained (no gradient is taken for them). When no checkpoint reaches
@@ -91,7 +92,8 @@ def learn_mask(
     >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=1)
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     >>> uni = [Component("hook_out.d", i) for i in range(3)]
-    >>> found = learn_mask(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), uni, target=1.0, steps=20)
+    >>> found = learn_mask(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), uni, target=1.0, steps=20,
+    ...                    direction="noising")
     >>> found.method, found.faithfulness >= 1.0 - 1e-6
     ('learn_mask', True)
     """
