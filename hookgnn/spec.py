@@ -48,6 +48,11 @@ class FeatureSpec:
     'edge'
     >>> FeatureSpec("input", "node", "categorical", dim=3).width
     3
+
+    :param stage: ``"input"``, ``"output"`` or ``"hint"``.
+    :param location: ``"node"``, ``"edge"`` or ``"graph"``.
+    :param type: ``"scalar"``, ``"mask"``, ``"mask_one"``, ``"categorical"`` or ``"pointer"``.
+    :param dim: number of categories of a ``"categorical"`` feature (1 otherwise).
     """
 
     stage: Stage
