@@ -4,7 +4,9 @@
   settings helper refuses an output folder it cannot write, and tutorial 1 executes as a
   notebook (nbclient) and writes what it says;
 * ``make tutorials`` (``HOOKGNN_RUN_TUTORIALS=1``): every tutorial's quick setting executes
-  as a notebook (what CI runs in its own step);
+  as a notebook (what CI runs in its own step); with ``HOOKGNN_TUTORIAL_NOTEBOOKS=DIR`` (the
+  Makefile: ``out/notebooks``) each executed notebook is kept as ``DIR/<name>.ipynb``, outputs
+  and figures embedded, for the docs site (``docs/hooks.py``);
 * slow: the full settings of tutorials 4 and 5 reproduce the targets quoted in their text.
 """
 
@@ -23,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "tutorials"
 TUTORIALS = sorted(FOLDER.glob("0*.py"))
 RUN_QUICK = os.environ.get("HOOKGNN_RUN_TUTORIALS", "") not in ("", "0")
+KEEP_NOTEBOOKS = os.environ.get("HOOKGNN_TUTORIAL_NOTEBOOKS", "")
+QUICK_NOTE = ("!!! note \"Executed at the quick setting\"\n"
+              "    The outputs and figures below come from the tutorial's *quick* setting (the one CI runs: "
+              "less training, fewer graphs), so their numbers can differ from those quoted in the text, "
+              "which come from the full setting (`python tutorials/{name}.py`).")
 
 
 def _env(out: Path, quick: bool) -> dict[str, str]:
@@ -49,7 +56,23 @@ def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int =
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    if KEEP_NOTEBOOKS and quick:
+        keep_notebook(notebook, script.stem, Path(KEEP_NOTEBOOKS))
     return json.loads((out / "results.json").read_text())
+
+
+def keep_notebook(notebook, name: str, folder: Path) -> Path:
+    """Write an executed notebook as ``folder/<name>.ipynb`` for the docs site: without the
+    preamble cell, with a note after the title that its outputs are the quick setting's."""
+    import nbformat
+
+    cells = notebook.cells[1:]  # the preamble is a test's business, not the reader's
+    note = nbformat.v4.new_markdown_cell(QUICK_NOTE.format(name=name))
+    notebook.cells = cells[:1] + [note] + cells[1:]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
