@@ -121,7 +121,7 @@ def problems(obj: griffe.Object, name: str) -> list[str]:
 
 def main() -> int:
     """Check every public name; print the problems; 0 when there are none."""
-    names = public_names()
+    names = public_names(INDEX)
     if not names:
         print(f"no public names found in {INDEX}", file=sys.stderr)
         return 1
