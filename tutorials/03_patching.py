@@ -33,7 +33,6 @@ import time
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from hookgnn.attribution import atp_star, attribute, eap, message_edge_scores
@@ -43,7 +42,7 @@ from hookgnn.patching import message_edges, messages, nodes, patch, path_patch
 from hookgnn.patching.components import Component
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
-from hookgnn.viz import plot_message_circuit, plot_scores
+from hookgnn.viz import circuit_explorer, plot_message_circuit, plot_scores, scores_heatmap
 from tutorial_settings import bellman_ford_reasoner, settings
 
 S = settings("03_patching")
@@ -80,7 +79,8 @@ effect = sweep.values  # metric after each patch minus sweep.baseline
 best_round, best_node = divmod(int(effect.flatten().argmax()), effect.shape[1])
 print(f"{effect.numel()} patches in {sweep_s:.2f} s; corrupted log-prob {sweep.baseline:.2f}; best: round "
       f"{best_round}, node {best_node} -> {sweep.baseline + float(effect.max()):.2f}")
-S.figure(plot_scores(sweep, title=f"change in log p(clean predecessor of {query}) by patching"), "patch_nodes.png")
+S.figure(plot_scores(sweep, title=f"change in log p(clean predecessor of {query}) by patching", caption=S.caption),
+         "patch_nodes.png")
 
 # %% [markdown]
 # ## 2. Path patching
@@ -126,13 +126,27 @@ for kind, u in (("neighbour", near), ("not a neighbour", far)):
 start = time.perf_counter()
 exact = patch(model, clean, corrupted, metric, messages(model, range(rounds)), direction="noising", steps=rounds)
 exact_s = time.perf_counter() - start
-S.figure(plot_scores(exact, title="noising single messages (exact)"), "patch_messages.png")
+S.figure(plot_scores(exact, graph=clean, title="noising single messages (exact)", caption=S.caption),
+         "patch_messages.png")
 universe = message_edges(clean.edge_index, range(rounds), model)
 ranked = sorted(universe, key=lambda m: -abs(float(exact[m.carrier.hook][m.edge])))
-S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:6]}),
-         "top_messages.png")
+S.figure(plot_message_circuit(clean, ranked[:6], {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:6]},
+                              query=query, sources=int(clean["s"].argmax()), caption=S.caption), "top_messages.png")
 print(f"{exact.values.numel()} messages in {exact_s:.2f} s; the six that matter most: "
       + ", ".join(f"t{m.round}:{m.u}->{m.v}" for m in ranked[:6]))
+
+# %% [markdown]
+# The same as an interactive view (`circuit_explorer`): hover an arrow for its round, `u->v` and
+# effect; the slider picks the round drawn over the graph. It shows here in a notebook and is
+# saved as a page that works offline (`scores_heatmap` does the same for a sweep).
+
+# %%
+top = {m: float(exact[m.carrier.hook][m.edge]) for m in ranked[:12]}
+explorer = circuit_explorer(clean, list(top), top, query=query, sources=int(clean["s"].argmax()),
+                            title="the 12 messages with the largest exact effects")
+explorer.save(S.out / "top_messages.html")
+scores_heatmap(exact, clean, title="noising single messages (exact)").save(S.out / "patch_messages.html")
+explorer
 
 # %% [markdown]
 # ## 4. Estimators, audited against exact patching
@@ -158,10 +172,10 @@ estimators = {
                                               level="message", steps=rounds)),
     "AtP*": lambda: atp_star(model, clean, corrupted, metric, direction="noising", steps=rounds),
 }
-table = []
+table, estimates = [], {}
 for name, method in estimators.items():
     start = time.perf_counter()
-    estimate = method()
+    estimate = estimates[name] = method()
     seconds = time.perf_counter() - start
     result = audit(model, clean, corrupted, metric, estimate, exact, k=10, warn_below=-1.0, steps=rounds)
     table.append((name, seconds, result))
@@ -184,14 +198,9 @@ S.record(sweep_seconds=sweep_s, exact_message_seconds=exact_s, verified_messages
                        "recall_at_10": r.recall_at_k, "messages_needed": r.size_estimate,
                        "messages_needed_exact": r.size_exact} for name, s, r in table})
 
-fig, axes = plt.subplots(1, len(table) + 1, figsize=(3.2 * (len(table) + 1), 2.8))
-for ax, (name, method) in zip(axes, [("exact", None), *estimators.items()]):
-    scores = exact if method is None else method()
-    ax.imshow(scores.values, aspect="auto", cmap="RdBu_r",
-              vmin=-float(exact.values.abs().max()), vmax=float(exact.values.abs().max()))
-    ax.set(title=name, xlabel="edge", ylabel="round")
-fig.tight_layout()
-S.figure(fig, "estimators.png")
+S.figure(plot_scores({"exact": exact, **estimates}, graph=clean,
+                     title="noising single messages: exact and estimated, on one scale", caption=S.caption),
+         "estimators.png")
 print("results:", S.save())
 
 # %% [markdown]

@@ -192,7 +192,7 @@ S.figure(fig, "circuit_sizes.png")
 # %%
 for e in circuit:
     print(f"  W = {weight_of(hooked, e):+.4f}  {label(e)}")
-S.figure(plot_circuit(hooked, circuit, textbook), "circuit.png")
+S.figure(plot_circuit(hooked, circuit, textbook, caption=S.caption), "circuit.png")
 
 # %% [markdown]
 # One path runs through the network: the neighbour's estimate `x_j` and the edge weight

@@ -114,7 +114,7 @@ for e in circuit:
     print(f"  W = {weight_of(hooked, e):+.4f}  {label(e)}")
 S.record(joint_edges=n_joint, joint_circuit_loss=c_loss, joint_circuit_bfs_accuracy=c_acc,
          joint_ablated_loss=ablated, joint_ablated_bfs_accuracy=ablated_acc)
-S.figure(plot_circuit(hooked, circuit, joint), "joint_circuit.png")
+S.figure(plot_circuit(hooked, circuit, joint, caption=S.caption), "joint_circuit.png")
 
 # %% [markdown]
 # ## 3. A circuit per task, and what they share
@@ -140,6 +140,9 @@ for e in sorted(c_bf | c_bfs, key=lambda e: (e.dst.hook, e.src.hook)):
     where = "both" if e in shared else ("Bellman-Ford" if e in c_bf else "BFS")
     print(f"  {where:12s} W = {weight_of(hooked, e):+.4f}  {label(e)}")
 union = list(c_bf | c_bfs)
+task_of = {e: "shared" if e in shared else "Bellman-Ford" if e in c_bf else "BFS" for e in union}
+S.figure(plot_circuit(hooked, union, joint, groups=task_of, title="the two task circuits: task-only and shared entries",
+                      caption=S.caption), "shared_circuit.png")
 union_loss, union_acc = keep_only(union, relative_error), keep_only(union, reach_accuracy)
 print(f"the two task circuits together: {len(union)} edges; distance loss {union_loss:.4f}, "
       f"BFS accuracy {union_acc:.3f}")

@@ -152,30 +152,17 @@ def connections(hooked: Any, edges: Iterable[WeightEdge]) -> list[WeightEdge]:
     return found
 
 
-def plot_circuit(hooked: Any, edges: Iterable[WeightEdge], scores: dict[WeightEdge, float], title: str = "") -> Any:
-    """The circuit neuron by neuron: one column per hook point, in the order of the forward
-    pass; weight entries as solid lines (width by |score|), the weightless links that join
-    them (:func:`connections`) as dotted lines."""
-    import matplotlib.pyplot as plt
+def plot_circuit(hooked: Any, edges: Iterable[WeightEdge], scores: dict[WeightEdge, float], title: str = "",
+                 groups: dict[WeightEdge, str] | None = None, caption: str | None = None) -> Any:
+    """The circuit neuron by neuron (:func:`hookgnn.viz.plot_neuron_circuit`): one column per hook
+    point, in the order of the forward pass; weight entries as lines coloured by the sign of
+    their score (or by ``groups``: task-only vs shared) and as wide as its size, the weightless
+    links that join them (:func:`connections`) dotted."""
+    from hookgnn.viz import plot_neuron_circuit
 
     edges = list(edges)
     links = [e for e in connections(hooked, edges) if e not in edges]
-    position = {p.name: i for i, p in enumerate(hooked.list_hooks())}
-    hooks = sorted({c.hook for e in edges + links for c in (e.src, e.dst)}, key=lambda h: position.get(h, -1))
-    col = {h: i for i, h in enumerate(hooks)}
-    top = max((abs(scores.get(e, 0.0)) for e in edges), default=1.0) or 1.0
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(hooks)), 4.0))
-    for e in links:
-        ax.plot([col[e.src.hook], col[e.dst.hook]], [e.src.feature, e.dst.feature], color="0.6", lw=0.8, ls=":")
-    for e in edges:
-        ax.plot([col[e.src.hook], col[e.dst.hook]], [e.src.feature, e.dst.feature], color="C0",
-                lw=0.8 + 3.0 * abs(scores.get(e, 0.0)) / top)
-    neurons = {(c.hook, c.feature) for e in edges + links for c in (e.src, e.dst)}
-    ax.scatter([col[h] for h, _ in neurons], [f for _, f in neurons], color="k", s=12, zorder=3)
-    ax.set_xticks(range(len(hooks)))
-    ax.set_xticklabels([h.removesuffix(".hook_out").replace("hook_", "") for h in hooks], rotation=60, ha="right",
-                       fontsize=7)
-    ax.set_ylabel("neuron")
-    ax.set_title(title or f"{len(edges)} weight entries (solid), weightless links (dotted)")
-    fig.tight_layout()
-    return fig
+    known = [p.name for p in hooked.list_hooks()]
+    order = [h for h in dict.fromkeys(c.hook for e in edges + links for c in (e.src, e.dst)) if h not in known] + known
+    return plot_neuron_circuit(edges, {e: scores[e] for e in edges}, links=links, groups=groups, order=order,
+                               title=title or None, caption=caption)

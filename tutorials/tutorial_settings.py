@@ -36,6 +36,15 @@ class Settings:
         """``quick`` in the quick setting, else ``full``."""
         return quick if self.quick else full
 
+    @property
+    def caption(self) -> str | None:
+        """The caption of a figure made at the quick setting (``None`` at the full setting): its
+        numbers come from a shorter run and may contradict the text, which quotes the full one."""
+        if not self.quick:
+            return None
+        return ("quick setting (CI, short training): the numbers in this figure may differ from the text, "
+                "which quotes the full setting")
+
     def figure(self, fig: Any, name: str) -> Path:
         """Save a matplotlib figure as ``out/name`` and return its path. In a notebook whose
         matplotlib backend draws nothing inline (``Agg``, as when nbclient executes it for the

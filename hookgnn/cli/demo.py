@@ -159,7 +159,7 @@ def _run(out_dir: Path, config: TrainConfig) -> dict[str, float]:
     print(f"   the drawn circuit ({len(circuit)} messages): " + ", ".join(
         f"t{m.round}:{m.u}->{m.v}" for m in sorted(circuit, key=lambda m: (m.round, m.u))))
 
-    _draw(out_dir, sweep, clean, circuit, exact, sizes, curves)
+    _draw(out_dir, sweep, clean, circuit, exact, sizes, curves, query)
     print(f"\nfigures: {out_dir}/sweep.png, {out_dir}/circuit.png, {out_dir}/faithfulness.png")
     return results
 
@@ -207,6 +207,7 @@ def _draw(
     messages: dict[MessageEdge, float],
     sizes: list[int],
     curves: dict[str, list[float]],
+    query: int,
 ) -> None:
     import matplotlib
 
@@ -216,8 +217,10 @@ def _draw(
     from hookgnn.viz import plot_message_circuit, plot_scores
 
     plot_scores(sweep, title="change in query log-prob after patching layers.t.hook_update").savefig(
-        out_dir / "sweep.png", dpi=120)
-    plot_message_circuit(clean, circuit, messages).savefig(out_dir / "circuit.png", dpi=120)
+        out_dir / "sweep.png", dpi=120, bbox_inches="tight")
+    sources = clean["s"].nonzero().flatten().tolist()
+    plot_message_circuit(clean, circuit, messages, query=query, sources=sources).savefig(
+        out_dir / "circuit.png", dpi=120, bbox_inches="tight")
     fig, ax = plt.subplots(figsize=(4, 3))
     for name, curve in curves.items():
         ax.plot(sizes, curve, marker="o", label=name)
