@@ -54,7 +54,8 @@ $(NOTEBOOKS)/.executed: $(TUTORIAL_SOURCES)
 	$(MAKE) tutorials
 
 # the API reference and the tutorials as pages, built strictly (a broken reference fails), after
-# checking that every public name of docs/api/index.md has typed parameters, a parameter list and an example
+# checking that every public name of docs/api/index.md has typed parameters, a parameter list and an
+# example; then the built site is checked (docs/check_site.py)
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
@@ -62,6 +63,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 docs: $(VENV)/.docs-installed $(NOTEBOOKS)/.executed
 	$(PY) docs/check_public_api.py
 	$(VENV)/bin/mkdocs build --strict --site-dir site
+	$(PY) docs/check_site.py site  # tutorials show figures; maths typeset offline (headless Chromium)
 
 # every benchmark, one table (out/bench.md); bench-quick: the short settings (< 10 min on 2 cores)
 bench: $(VENV)/.installed

@@ -289,3 +289,19 @@ def test_the_site_configuration_loads_local_scripts_only() -> None:
         assert (DOCS / script).stat().st_size > 0, script
     fonts = DOCS / "javascripts" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
     assert len(list(fonts.glob("*.woff"))) > 10
+
+
+def test_the_site_check_finds_a_tutorial_without_figures_and_a_remote_script(tmp_path: Path) -> None:
+    site_check = _load("check_site")
+    good = tmp_path / "tutorials" / "01_toy" / "index.html"
+    bare = tmp_path / "tutorials" / "02_toy" / "index.html"
+    remote = tmp_path / "api" / "index.html"
+    for page in (good, bare, remote):
+        page.parent.mkdir(parents=True)
+    good.write_text('<div class="jp-OutputArea-output"><img src="data:image/png;base64,AAAA"></div>')
+    bare.write_text('<div class="jp-OutputArea-output"><pre>text only</pre></div>')
+    remote.write_text('<script src="https://cdn.example/tex.js"></script>')
+    assert site_check.static_problems(tmp_path) == [
+        "tutorials/02_toy/index.html: no outputs or no figure (run `make tutorials` before the build)",
+        "api/index.html: loads a script or stylesheet from the network",
+    ]

@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from deprecations import preamble
@@ -38,10 +40,12 @@ def _env(out: Path, quick: bool) -> dict[str, str]:
             "HOOKGNN_TUTORIAL_OUT": str(out), "MPLBACKEND": "Agg"}
 
 
-def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int = 600) -> dict:
+def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int = 600,
+                     keep: Path | None = None) -> dict:
     """Convert ``script`` with jupytext, execute it with nbclient (cwd: tutorials/), and
     return its results.json. A first cell turns hookgnn's deprecation warnings into errors
-    (:mod:`deprecations`): the tutorials use the 0.2 names only."""
+    (:mod:`deprecations`): the tutorials use the 0.2 names only. The executed notebook of a
+    quick run is kept in ``keep`` (default: ``HOOKGNN_TUTORIAL_NOTEBOOKS``, if set)."""
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
@@ -56,12 +60,13 @@ def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int =
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    if KEEP_NOTEBOOKS and quick:
-        keep_notebook(notebook, script.stem, Path(KEEP_NOTEBOOKS))
+    keep = keep or (Path(KEEP_NOTEBOOKS) if KEEP_NOTEBOOKS else None)
+    if keep is not None and quick:
+        keep_notebook(notebook, script.stem, keep)
     return json.loads((out / "results.json").read_text())
 
 
-def keep_notebook(notebook, name: str, folder: Path) -> Path:
+def keep_notebook(notebook: Any, name: str, folder: Path) -> Path:
     """Write an executed notebook as ``folder/<name>.ipynb`` for the docs site: without the
     preamble cell, with a note after the title that its outputs are the quick setting's."""
     import nbformat
@@ -104,10 +109,21 @@ def test_settings_refuse_an_output_folder_they_cannot_write(tmp_path: Path) -> N
 
 
 def test_quickstart_executes_as_a_notebook(tmp_path: Path) -> None:
-    results = execute_notebook(FOLDER / "01_quickstart.py", tmp_path)
+    results = execute_notebook(FOLDER / "01_quickstart.py", tmp_path, keep=tmp_path / "notebooks")
     assert results["per_graph_selection_matches"] is True
     assert results["setting"] == "quick" and results["machine"]
-    assert (tmp_path / "state_norms.png").stat().st_size > 1000
+    figure = (tmp_path / "state_norms.png").read_bytes()
+    assert len(figure) > 1000
+    # the notebook kept for the docs site: the title first, then the quick-setting note, no
+    # preamble, and the saved figure shown as an output (the very PNG written to --out)
+    nbformat = pytest.importorskip("nbformat")
+    kept = nbformat.read(tmp_path / "notebooks" / "01_quickstart.ipynb", as_version=4)
+    assert kept.cells[0].source.startswith("# 1.")
+    assert "Executed at the quick setting" in kept.cells[1].source
+    assert all("import warnings" not in c.source for c in kept.cells if c.cell_type == "code")
+    images = [base64.b64decode(o["data"]["image/png"]) for c in kept.cells if c.cell_type == "code"
+              for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images == [figure]
 
 
 @pytest.mark.skipif(not RUN_QUICK, reason="the quick tutorials run in their own CI step: make tutorials")
