@@ -87,6 +87,15 @@ def _documented(docstring: griffe.Docstring | None) -> set[str]:
             if section.kind is griffe.DocstringSectionKind.parameters for p in section.value}
 
 
+def _init(cls: griffe.Object) -> griffe.Object | None:
+    """The ``__init__`` a class gets (its own, a dataclass's or an inherited one), if Griffe knows it."""
+    try:
+        init = cls.all_members.get("__init__")
+        return None if init is None else (init.final_target if init.is_alias else init)
+    except (griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return None
+
+
 def problems(obj: griffe.Object, name: str) -> list[str]:
     """What ``obj`` (the public ``name``) lacks: one sentence per missing piece."""
     out: list[str] = []
@@ -97,11 +106,9 @@ def problems(obj: griffe.Object, name: str) -> list[str]:
         params = []
     else:
         function = obj
-        if obj.is_class:
-            function = obj.members.get("__init__") if "__init__" in obj.all_members else None
+        if obj.is_class:  # the site merges __init__ (own or inherited) into the class
+            function = _init(obj)
             if function is not None:
-                function = obj.all_members["__init__"]
-                function = function.final_target if function.is_alias else function
                 docstrings.append(function.docstring)
         params = [] if function is None else [p for p in function.parameters if p.name not in _SKIP_PARAMS]
         untyped = [p.name for p in params if p.annotation is None]
@@ -114,7 +121,7 @@ def problems(obj: griffe.Object, name: str) -> list[str]:
     if missing:
         out.append(f"{name}: parameters missing from the docstring's parameter list (:param name:): "
                    f"{', '.join(missing)}")
-    if not any(d is not None and ">>>" in d.value or d is not None and "```pycon" in d.value for d in docstrings):
+    if not any(d is not None and (">>>" in d.value or "```pycon" in d.value) for d in docstrings):
         out.append(f"{name}: no example (a >>> doctest in its docstring)")
     return out
 

@@ -28,10 +28,10 @@ FOLDER = ROOT / "tutorials"
 TUTORIALS = sorted(FOLDER.glob("0*.py"))
 RUN_QUICK = os.environ.get("HOOKGNN_RUN_TUTORIALS", "") not in ("", "0")
 KEEP_NOTEBOOKS = os.environ.get("HOOKGNN_TUTORIAL_NOTEBOOKS", "")
-QUICK_NOTE = ("!!! note \"Executed at the quick setting\"\n"
-              "    The outputs and figures below come from the tutorial's *quick* setting (the one CI runs: "
+QUICK_NOTE = ('<div class="admonition note"><p class="admonition-title">Executed at the quick setting</p>'
+              "<p>The outputs and figures below come from the tutorial's <em>quick</em> setting (the one CI runs: "
               "less training, fewer graphs), so their numbers can differ from those quoted in the text, "
-              "which come from the full setting (`python tutorials/{name}.py`).")
+              "which come from the full setting (<code>python tutorials/{name}.py</code>).</p></div>")
 
 
 def _env(out: Path, quick: bool) -> dict[str, str]:
