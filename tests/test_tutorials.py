@@ -45,7 +45,7 @@ def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int =
     """Convert ``script`` with jupytext, execute it with nbclient (cwd: tutorials/), and
     return its results.json. A first cell turns hookgnn's deprecation warnings into errors
     (:mod:`deprecations`): the tutorials use the 0.2 names only. The executed notebook of a
-    quick run is kept in ``keep`` (default: ``HOOKGNN_TUTORIAL_NOTEBOOKS``, if set)."""
+    quick run is kept in ``keep`` and in ``HOOKGNN_TUTORIAL_NOTEBOOKS`` (each if set)."""
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
@@ -60,23 +60,26 @@ def execute_notebook(script: Path, out: Path, quick: bool = True, timeout: int =
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    keep = keep or (Path(KEEP_NOTEBOOKS) if KEEP_NOTEBOOKS else None)
-    if keep is not None and quick:
-        keep_notebook(notebook, script.stem, keep)
+    for folder in (keep, Path(KEEP_NOTEBOOKS) if KEEP_NOTEBOOKS else None):
+        if folder is not None and quick:
+            keep_notebook(notebook, script.stem, folder)
     return json.loads((out / "results.json").read_text())
 
 
 def keep_notebook(notebook: Any, name: str, folder: Path) -> Path:
     """Write an executed notebook as ``folder/<name>.ipynb`` for the docs site: without the
     preamble cell, with a note after the title that its outputs are the quick setting's."""
+    import copy
+
     import nbformat
 
-    cells = notebook.cells[1:]  # the preamble is a test's business, not the reader's
+    kept = copy.deepcopy(notebook)
+    cells = kept.cells[1:]  # the preamble is a test's business, not the reader's
     note = nbformat.v4.new_markdown_cell(QUICK_NOTE.format(name=name))
-    notebook.cells = cells[:1] + [note] + cells[1:]
+    kept.cells = cells[:1] + [note] + cells[1:]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.ipynb"
-    nbformat.write(notebook, path)
+    nbformat.write(kept, path)
     return path
 
 
