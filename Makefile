@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,viz,pyg
 
-.PHONY: demo test test-portable test-all bench bench-quick install tutorials docs
+.PHONY: demo demo-check test test-portable test-all bench bench-quick install tutorials docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +16,11 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/hookgnn demo
+
+# `hookgnn demo` prints the README's block (tests/data/demo_stdout.txt) bit for bit on two CPU code paths
+# (ATEN_CPU_CAPABILITY unset and =default) and thread counts, in fresh interpreters (~30 s on 2 cores)
+demo-check: $(VENV)/.installed
+	$(PY) -m pytest -q tests/test_demo.py -k "readme_block or readme_shows"
 
 lint: $(VENV)/.installed ; $(VENV)/bin/lint-imports  # the layout: import-linter contracts in pyproject.toml
 # -n auto: one pytest worker per core (pytest-xdist); the suite sets 1 torch thread per worker.

@@ -114,7 +114,7 @@ def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
 
 def demo_seconds(steps: int, threads: int | None) -> float:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "hookgnn.cli", "demo", "--out", out, "--train-steps", str(steps)]
+        cmd = [sys.executable, "-m", "hookgnn.cli", "demo", "--out", out, "--train", "--train-steps", str(steps)]
         start = time.perf_counter()
         subprocess.run(cmd + (["--threads", str(threads)] if threads else []), check=True, cwd=ROOT,
                        capture_output=True, timeout=1800, env={k: v for k, v in os.environ.items()

@@ -10,9 +10,10 @@ renders it (loaded with Griffe, the library mkdocstrings uses, sphinx docstring 
   (a class: of its ``__init__``, whose docstring the site merges into the class's);
 * **an example**: a doctest (``>>>``) in its docstring.
 
-A bare name is looked up in the modules that its section's heading names in backquotes
-(``hookgnn.patching`` ...; ``import hookgnn`` means ``hookgnn``), a dotted name
-(``hookgnn.training.train``) where it says. The script prints one line per problem, naming
+A bare name (or a member, ``Task.clrs_names``) is looked up in the modules that its
+section's heading names in backquotes (``hookgnn.patching`` ...; ``import hookgnn`` means
+``hookgnn``), then in hookgnn's subpackages; a full name (``hookgnn.training.train``)
+where it says. The script prints one line per problem, naming
 the public name and what it lacks, and exits 1 if there is any::
 
     python docs/check_public_api.py            # from the repository root
@@ -65,7 +66,11 @@ def _load() -> griffe.Object:
 
 
 def _find(package: griffe.Object, entry: PublicName) -> griffe.Object | None:
-    candidates = [entry.name] if "." in entry.name else [f"{m}.{entry.name}" for m in entry.modules]
+    if entry.name.startswith("hookgnn."):
+        candidates = [entry.name]
+    else:  # a bare name, or a member such as ``Task.clrs_names``: in the section's modules, then any subpackage
+        subpackages = [f"hookgnn.{m.name}" for m in package.modules.values()]
+        candidates = [f"{m}.{entry.name}" for m in (*entry.modules, *subpackages)]
     for path in candidates:
         try:
             obj = package[path.removeprefix("hookgnn").lstrip(".")]

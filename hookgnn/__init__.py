@@ -8,8 +8,11 @@
 ['layers.0.hook_aggregation', 'layers.0.hook_message', 'layers.0.hook_src', 'layers.0.hook_update', 'layers.0.hook_update_pre']
 """
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import TYPE_CHECKING
 
 # OpenMP threads that spin while they wait make every parallel region on a busy machine wait for a
 # descheduled thread: at 2 threads a small attribution ran 4x slower than at 1 under load, and
@@ -19,21 +22,60 @@ if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hookgnn import _moved  # noqa: E402
-from hookgnn.cache import ActivationCache  # noqa: E402
-from hookgnn.graph import Field, Graph  # noqa: E402
-from hookgnn.hooks import HookedRootModule, HookError, HookHandle, HookPoint  # noqa: E402
-from hookgnn.models import HookedGNN, ModelOutput  # noqa: E402
-from hookgnn.names import act_name  # noqa: E402
-from hookgnn.nn import PROCESSORS, HookedMessagePassing, HookedMLP  # noqa: E402
-from hookgnn.spec import FeatureSpec  # noqa: E402
-
-# The PyTorch Geometric adapter registers its Graph converters and how the estimators read
-# PyG layers (hookgnn.graph, hookgnn.rounds); it imports torch_geometric only when used.
-import hookgnn.interop  # noqa: E402,F401  (isort: skip)
 
 _moved.install()  # the module paths of 0.1 that moved, as aliases that warn (hookgnn._moved)
 
-__version__ = "0.1.0"
+from hookgnn._version import __version__  # noqa: E402
+
+
+def _is_command_line() -> bool:
+    """Whether this process is the ``hookgnn`` command (its console script, or ``python -m hookgnn.cli``).
+
+    The command imports torch only once its arguments are parsed, so that ``hookgnn --help``,
+    ``hookgnn --version`` and argument errors answer at once (torch takes seconds to import on a
+    busy machine): there the public names below are imported on first use, and the PyG adapter is not
+    registered (the command's jobs do not read PyG graphs).
+    """
+    if os.path.basename(sys.argv[0]) in ("hookgnn", "hookgnn.exe", "hookgnn-script.py"):
+        return True
+    argv = list(getattr(sys, "orig_argv", []))
+    return any(a == "-m" and b == "hookgnn.cli" for a, b in zip(argv, argv[1:]))
+
+
+def _import_all() -> None:
+    """Import the public names below (and torch with them) and register the PyG adapter."""
+    global ActivationCache, Field, Graph, HookedRootModule, HookError, HookHandle, HookPoint, HookedGNN
+    global ModelOutput, act_name, PROCESSORS, HookedMessagePassing, HookedMLP, FeatureSpec
+    from hookgnn.cache import ActivationCache
+    from hookgnn.graph import Field, Graph
+    from hookgnn.hooks import HookedRootModule, HookError, HookHandle, HookPoint
+    from hookgnn.models import HookedGNN, ModelOutput
+    from hookgnn.names import act_name
+    from hookgnn.nn import PROCESSORS, HookedMessagePassing, HookedMLP
+    from hookgnn.spec import FeatureSpec
+
+    # The PyTorch Geometric adapter registers its Graph converters and how the estimators read
+    # PyG layers (hookgnn.graph, hookgnn.rounds); it imports torch_geometric only when used.
+    import hookgnn.interop  # noqa: F401
+
+
+if TYPE_CHECKING:  # the names _import_all binds, for type checkers and editors
+    from hookgnn.cache import ActivationCache
+    from hookgnn.graph import Field, Graph
+    from hookgnn.hooks import HookedRootModule, HookError, HookHandle, HookPoint
+    from hookgnn.models import HookedGNN, ModelOutput
+    from hookgnn.names import act_name
+    from hookgnn.nn import PROCESSORS, HookedMessagePassing, HookedMLP
+    from hookgnn.spec import FeatureSpec
+elif _is_command_line():
+    def __getattr__(name: str) -> object:
+        """The public names, imported on first use (only in the ``hookgnn`` command, see :func:`_is_command_line`)."""
+        if name in __all__ and name != "from_pyg":
+            _import_all()
+            return globals()[name]
+        raise AttributeError(f"module 'hookgnn' has no attribute {name!r}")
+else:
+    _import_all()
 
 
 def from_pyg(model: object, example: object = None, inputs: object = None) -> HookedRootModule:

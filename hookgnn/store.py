@@ -63,7 +63,7 @@ class ActivationStore:
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.tasks import get_task
     >>> task = get_task("bfs")
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=task.spec, max_steps=4)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=task.spec, max_steps=4)
     >>> graphs = [task.sample(2, "path", seed=s, n=4) for s in range(3)]      # 3 batches of 2 graphs
     >>> store = ActivationStore.write(tempfile.mkdtemp(), model, graphs, "update", labels=["reach_h"], steps=3)
     >>> store.num_graphs, store.activations("layers.2.hook_update").shape

@@ -134,7 +134,7 @@ def test_weights_that_do_not_fit_the_model_config_are_reported(tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["model"].pop("spec"), "model config is malformed"),
-    (lambda d: d["model"].update(processor="gcn"), "model config is malformed"),
+    (lambda d: d["model"].update(processor="gcm"), "model config is malformed"),
     (lambda d: d["model"].update(task=7), "model config is malformed"),
     (lambda d: d.update(version=99), "version 99"),
     (lambda d: d.update(state_dict=[1, 2]), "'state_dict' entry is list"),

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch th
 def test_train_then_eval_writes_a_checkpoint_and_prints_metrics(tmp_path, capsys):
     ckpt = tmp_path / "bfs.pt"
     main(["train", "--task", "bfs", "--steps", "5", "--n", "6", "--p", "0.4", "--d-hidden", "8",
-          "--batch-size", "4", "--max-steps", "16", "--eval-graphs", "4", "--no-progress", "--out", str(ckpt)])
+          "--batch-size", "4", "--max-rounds", "16", "--eval-graphs", "4", "--no-progress", "--out", str(ckpt)])
     out = capsys.readouterr().out
     assert "pi.accuracy" in out and f"saved {ckpt}" in out
     assert torch.load(ckpt, weights_only=True)["model"]["task"] == "bfs"

@@ -24,7 +24,7 @@ def checked(**changes) -> TrainConfig:
 
 @pytest.mark.parametrize("field, value, expected", [
     ("task", "bellman_frod", "did you mean 'bellman_ford'"),
-    ("processor", "gcn", "unknown processor"),
+    ("processor", "gcm", "unknown processor"),
     ("d_hidden", 0, ">= 1"),
     ("max_steps", 0, ">= 1"),
     ("batch_size", 0, ">= 1"),

@@ -213,7 +213,12 @@ def f_audit(c: Case, direction: str) -> None:
     est = atp_star(c.model, c.clean, c.corrupted, c.metric, exact_rounds=c.model.num_rounds, rounds=last,
                    direction=direction)
     result = audit(c.model, c.clean, c.corrupted, c.metric, est, exact, k=5)
-    assert result.spearman > 0.999 and result.recall_at_k == 1.0 and result.size_exact == result.size_estimate
+    assert result.recall_at_k == 1.0 and result.size_exact == result.size_estimate
+    # the scores themselves, not only their ranks: processors whose messages into one node tie (GCN, SAGE's
+    # mean) rank float32 near-ties in any order, so a Spearman below 1 there is noise, not disagreement
+    for hook in exact.hooks:
+        close(est[hook], exact[hook])
+    assert result.spearman > 0.98
 
 
 def _evaluate(ablation: str) -> Callable[[Case, str], None]:
@@ -321,7 +326,7 @@ FUNCTIONS: dict[str, Callable[[Case, str], None]] = {
 UNSUPPORTED: dict[tuple[str, str], tuple[type[Exception], str]] = {
     # processors without neuron-level wiring (no LINKS entry, no links() method)
     **{(f, f"hooked-{p}"): (KeyError, "no neuron-level wiring")
-       for f in ("eap-weight", "evaluate-zero_weights") for p in ("pgn", "gat", "gine", "triplet_gmpnn")},
+       for f in ("eap-weight", "evaluate-zero_weights") for p in ("pgn", "gat", "gine", "triplet_gmpnn", "gcn", "sage", "gin")},
     # GCN adds self-loops: hook_src rows are the layer's own edge list (axis "none"), not the graph's
     # edges, so graph-edge messages are refused; its rows as components (patch_each) are exact
     **{(f, "pyg-gcn"): (ValueError, "axis 'none'.*own edge list")
@@ -334,8 +339,14 @@ UNSUPPORTED: dict[tuple[str, str], tuple[type[Exception], str]] = {
 }
 
 
+#: Kinds whose cells run only in `make test-all` (slow): PyG's classic layers as registered processors share
+#: HookedMessagePassing's code paths with the kinds above, and their ~200 cells would add half a minute to `make test`.
+SLOW_KINDS = {"hooked-gcn", "hooked-sage", "hooked-gin"}
+
+
 def _cells() -> list:
-    return [pytest.param(f, k, d, id=f"{k}|{f}|{d}") for k in KINDS for f in FUNCTIONS for d in DIRECTIONS]
+    return [pytest.param(f, k, d, id=f"{k}|{f}|{d}", marks=[pytest.mark.slow] if k in SLOW_KINDS else [])
+            for k in KINDS for f in FUNCTIONS for d in DIRECTIONS]
 
 
 @pytest.mark.parametrize(("function", "kind", "direction"), _cells())

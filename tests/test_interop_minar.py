@@ -77,7 +77,7 @@ def l1_per_graph(out: torch.Tensor, graph: Graph) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def trained() -> BellmanFordGNN:
     torch.manual_seed(0)
-    net = BellmanFordGNN(1, 8, num_layers=2, out_channels=1)
+    net = BellmanFordGNN(2, 8, num_layers=2, out_channels=1)  # x = [s, pos]
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     g = get_task("bellman_ford").sample(32, "weighted_path", seed=0, n=3)
     for _ in range(60):
@@ -209,7 +209,7 @@ def test_zero_ablation_of_weight_edges_equals_zeroed_weights_in_a_copy(trained, 
 
 
 def test_the_same_network_written_natively_with_from_layers_computes_the_same(trained, pair):
-    native = HookedGNN.from_layers([MLPConv(1, 8, d_edge=1, d_mlp=WIDTH), MLPConv(8, 1, d_edge=1, d_mlp=WIDTH)])
+    native = HookedGNN.from_layers([MLPConv(2, 8, d_edge=1, d_mlp=WIDTH), MLPConv(8, 1, d_edge=1, d_mlp=WIDTH)])
     with torch.no_grad():
         for layer, conv in zip(native.layers, trained.convs):
             for mine, theirs in ((layer.message_mlp, conv.msg_mlp), (layer.update_mlp, conv.upd_mlp)):

@@ -334,3 +334,27 @@ def test_node_without_in_edges_aggregates_to_zero_and_backward_runs(variant: str
     assert aggr[0][0].abs().sum() == 0
     out.sum().backward()
     assert h.grad is not None and torch.isfinite(h.grad).all()
+
+
+def test_every_name_in_the_guide_processor_table_builds_a_model_and_a_train_config() -> None:
+    import re
+    from pathlib import Path
+
+    import hookgnn.nn
+    from hookgnn.training import TrainConfig
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "hooks.md").read_text()
+    table = guide.split("## Processors", 1)[1].split("\n\n")[1].splitlines()[2:]  # the rows, header dropped
+    names = [name for row in table for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    assert {"mpnn", "gat", "gcn", "sage", "gin", "MLPConv"} <= set(names)
+    graph = Graph(x=torch.randn(4, 1), edge_index=torch.tensor([[0, 1, 2, 3, 3], [1, 2, 3, 0, 3]]),
+                  edge_attr=torch.rand(5, 1))
+    for name in names:
+        if name[0].isupper():  # a class for HookedGNN.from_layers
+            assert name in hookgnn.nn.__all__, name
+            continue
+        torch.manual_seed(0)
+        model = HookedGNN(name, d_hidden=4, node_in=1, edge_in=1, max_steps=2)
+        out, cache = model.run_with_cache(graph)
+        assert cache["update", 1].shape == (4, 4) and type(model.layers[0]) is PROCESSORS[name]
+        assert TrainConfig(task="bfs", processor=name, d_hidden=4, max_steps=8, sizes=(5,), steps=1).processor == name

@@ -17,7 +17,7 @@ TASK = get_task("bfs")
 
 def _model() -> HookedGNN:
     torch.manual_seed(0)
-    return HookedGNN("mpnn", 6, node_in=1, edge_in=1, spec=TASK.spec, max_steps=4)
+    return HookedGNN("mpnn", 6, node_in=2, edge_in=1, spec=TASK.spec, max_steps=4)
 
 
 def _shuffled_edges(g: Graph) -> Graph:
@@ -79,7 +79,7 @@ def test_an_existing_store_or_a_bad_folder_fails_before_any_forward(tmp_path: Pa
 
 def test_triplet_hooks_and_unknown_names_are_refused(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = HookedGNN("triplet_gmpnn", 6, node_in=1, edge_in=1, spec=TASK.spec, max_steps=2)
+    model = HookedGNN("triplet_gmpnn", 6, node_in=2, edge_in=1, spec=TASK.spec, max_steps=2)
     with pytest.raises(ValueError, match="node-, edge- and graph-axis"):
         ActivationStore.write(tmp_path, model, [TASK.sample(1, "path", seed=0, n=4)], "hook_triplet")
     store = ActivationStore.write(tmp_path / "ok", model, [TASK.sample(1, "path", seed=0, n=4)], "update")

@@ -115,14 +115,18 @@ def test_inputs_are_stacked_into_x_and_edge_attr():
     g = get_task("bellman_ford").sample(3, "grid", seed=0, rows=2, cols=2)
     assert torch.equal(g.x[:, 0], g["s"]) and torch.equal(g.edge_attr[:, 0], g["w"])
     d = get_task("dfs").sample(2, "cycle", seed=0, n=4)
-    assert torch.equal(d.x, torch.ones(8, 1)) and torch.equal(d.edge_attr, torch.ones(d.num_edges, 1))
+    pos = torch.tensor([0.0, 0.25, 0.5, 0.75] * 2)  # CLRS's i / n per graph
+    assert torch.equal(d.x, pos[:, None]) and torch.equal(d.edge_attr, torch.ones(d.num_edges, 1))
+    assert torch.equal(g.x[:, 1], g["pos"])
 
 
 def test_stored_graph_has_one_self_loop_per_node_first_and_both_directions():
     g = SampledGraph(3, np.array([0, 1, 2, 0]), np.array([1, 1, 0, 1]), np.array([0.5, 0.9, 0.25, 0.125]))
-    ei, w = stored_edges(g)  # the input self-loop 1 -> 1 is dropped
-    assert ei.tolist() == [[0, 1, 2, 0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 0, 0, 2, 1, 0]]
-    assert w.tolist() == [0, 0, 0, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125]
+    ei, w = stored_edges(g)  # the graph's own self-loop 1 -> 1 is kept once, after the stored ones
+    assert ei.tolist() == [[0, 1, 2, 0, 1, 1, 2, 0, 0, 1], [0, 1, 2, 1, 0, 1, 0, 2, 1, 0]]
+    assert w.tolist() == [0, 0, 0, 0.5, 0.5, float(np.float32(0.9)), 0.25, 0.25, 0.125, 0.125]
+    pi = get_task("bfs").run(g, source=1)["pi"]  # 1 points to itself on edge 1, not on its own loop 5
+    assert pi.tolist() == [0, 1, 0, 0, 1, 0, 0, 1, 0, 0]
 
 
 def test_pointer_lands_on_the_lightest_then_lowest_index_parallel_edge():

@@ -58,9 +58,9 @@ def test_dfs_forest_matches_networkx_dfs_with_sorted_neighbours_and_roots(g):
         for u, v in nx.dfs_edges(unvisited, root):
             ref_pi[v] = u
     assert pointers(out, "pi") == ref_pi
-    disc = out["disc_h"][-1]
+    disc = out["d"][-1]
     assert sorted(range(g.num_nodes), key=lambda v: float(disc[v])) == order
-    assert int(out["num_steps"][0]) == 1 + 2 * g.num_nodes
+    assert int(out["num_steps"][0]) == 3 * g.num_nodes  # CLRS: per node a push (or root start), discovery, finish
     assert out["color"][-1].argmax(-1).tolist() == [2] * g.num_nodes  # all black
     assert out["color"][0].argmax(-1).tolist() == [0] * g.num_nodes  # all white
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,11 +49,40 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the ``hookgnn: error:`` prefix on its own syntax errors too."""
+    """argparse with one ``hookgnn: error:`` line for its own syntax errors too (no usage block: the line
+    names the option and value, and points at ``--help``), and help texts computed when help is shown
+    (an argument's ``lazy_help``, see :func:`lazy_help`), so that building the parser imports no torch."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        fail(message)
+        fail(f"{message} (see `{self.prog} --help`)")
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            make = getattr(action, "lazy_help", None)
+            if make is not None:
+                action.help = make()
+        return super().format_help()
+
+
+def lazy_help(action: argparse.Action, make: Callable[[], str]) -> argparse.Action:
+    """Give ``action`` the help text ``make()``, computed only when ``--help`` is shown (by :class:`Parser`)."""
+    action.lazy_help = make  # type: ignore[attr-defined]
+    return action
+
+
+class DeprecatedOption(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and warns, with one
+    ``hookgnn: warning:`` line on stderr, that ``new`` replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"hookgnn: warning: {option_string} of `{parser.prog}` is deprecated: use {self.new} (same meaning); "
+              "the old spelling is removed in hookgnn 0.3", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -72,6 +102,21 @@ def at_least(low: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1].
+
+    >>> probability("0.3")
+    0.3
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:

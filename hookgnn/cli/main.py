@@ -1,6 +1,6 @@
 """The ``hookgnn`` command line: one subcommand per job (``hookgnn --help``).
 
-* ``hookgnn demo``: the main job: train a small reasoner, inspect, patch, draw its circuit;
+* ``hookgnn demo``: the main job: analyse a small reasoner (shipped, or ``--train``), patch it, draw its circuit;
 * ``hookgnn tour``: build a reasoner, cache it, hook it, print the hook table;
 * ``hookgnn train``: train a reasoner on an algorithmic task and save a checkpoint;
 * ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families);
@@ -20,7 +20,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hookgnn.cli.args import Command, Job, Parser, UsageError, add_threads_arg, at_least, checked_path, fail, sampler_kwargs
+from hookgnn.cli.args import (
+    Command,
+    Job,
+    Parser,
+    UsageError,
+    add_threads_arg,
+    at_least,
+    bad_argument,
+    checked_path,
+    fail,
+    sampler_kwargs,
+)
 from hookgnn.cli.train import COMMANDS as TRAIN_COMMANDS, add_data_args
 from hookgnn.outpaths import writable_folder
 
@@ -40,23 +51,33 @@ def _tour(args: argparse.Namespace) -> Job:
 # ------------------------------------------------------------------ demo
 def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/demo", help="folder for the figures (default out/demo; made if missing)")
-    parser.add_argument("--seed", type=at_least(0), default=0, help="random seed (default 0)")
-    parser.add_argument("--train-steps", type=at_least(1), default=400, help="training steps (default 400)")
+    parser.add_argument("--train", action="store_true",
+                        help="train the model here instead of analysing the reference checkpoint shipped with "
+                             "hookgnn (the results then depend on this machine's CPU code path and threads)")
+    parser.add_argument("--seed", type=at_least(0), default=None, help="with --train: random seed (default 0)")
+    parser.add_argument("--train-steps", type=at_least(1), default=None,
+                        help="with --train: training steps (default 400)")
     add_threads_arg(parser)
 
 
 def _demo(args: argparse.Namespace) -> Job:
-    """train a small Bellman-Ford reasoner, inspect it, patch it and draw its circuit"""
+    """analyse a small Bellman-Ford reasoner (the shipped reference, or --train): patch it, find its circuit"""
     import importlib.util
 
+    for option, value in (("--seed", args.seed), ("--train-steps", args.train_steps)):
+        if value is not None and not args.train:
+            raise bad_argument(option, value, "applies only with --train (the reference checkpoint is trained "
+                                              "already: seed 0, 400 steps)")
     if importlib.util.find_spec("matplotlib") is None:  # the figures come last: say so now, not after the work
         raise UsageError("the demo draws figures with matplotlib, which is not installed (pip install 'hookgnn[viz]')")
     out = checked_path(writable_folder, "--out", args.out)
+    seed = 0 if args.seed is None else args.seed
+    steps = 400 if args.train_steps is None else args.train_steps
 
     def job() -> None:
         from hookgnn.cli.demo import run_demo
 
-        run_demo(out, seed=args.seed, train_steps=args.train_steps, threads=args.threads)
+        run_demo(out, seed=seed, train_steps=steps, threads=args.threads, retrain=args.train)
 
     return job
 
@@ -86,7 +107,8 @@ def _metamer_args(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser, "reference", 12)
     parser.add_argument("--num", type=int, default=4, help="metamers searched together in one batch (default 4)")
     parser.add_argument("--tol", type=float, default=1e-3, help="relative activation distance to reach (default 1e-3)")
-    parser.add_argument("--max-steps", type=int, default=2000, help="optimiser steps at most (default 2000)")
+    parser.add_argument("--max-steps", type=int, default=2000,
+                        help="optimiser steps at most (default 2000; as --steps of train, not its --max-rounds)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     parser.add_argument("--restarts", type=int, default=2,
                         help="fresh noise starts for a metamer stuck in a local minimum (default 2)")
@@ -119,9 +141,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``hookgnn`` command (``argv`` defaults to ``sys.argv[1:]``).
 
     Every argument is checked before any work: a bad one prints one ``hookgnn: error:``
-    line and exits with status 2.
+    line and exits with status 2. Parsing imports no torch (``hookgnn --help`` answers at once).
     """
+    from hookgnn._version import __version__
+
     parser = Parser(prog="hookgnn", description="Hooks, caches, patching and circuits for graph neural networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     checks = {}
     for name, add_args, check in commands():

@@ -71,6 +71,7 @@ def check_metamer(args: argparse.Namespace) -> Callable[[], None]:
     from hookgnn.ops.threads import auto_threads, graph_work
     from hookgnn.tasks import get_task
     from hookgnn.training import load_checkpoint, num_rounds
+    from hookgnn.training.loop import show_progress  # a bar only on a terminal, outside CI
 
     for option, value, ok, problem in (
         ("--tol", args.tol, math.isfinite(args.tol) and args.tol > 0, "must be a number > 0"),
@@ -132,7 +133,7 @@ def check_metamer(args: argparse.Namespace) -> Callable[[], None]:
     def job() -> None:
         with auto_threads(work, args.threads):
             res = metamer(model, reference, args.hook, max_steps=args.max_steps, restarts=args.restarts,
-                          progress=not args.no_progress, **search)
+                          progress=False if args.no_progress else show_progress(None), **search)
         report(res, reference, args, rounds, ckpt.task)
 
     return job

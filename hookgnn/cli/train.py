@@ -11,6 +11,7 @@ from typing import Any
 
 from hookgnn.cli.args import (
     Command,
+    DeprecatedOption,
     Job,
     SIZE_ARGS,
     UsageError,
@@ -22,12 +23,13 @@ from hookgnn.cli.args import (
     int_list,
     key_value,
     name_list,
+    lazy_help,
+    probability,
     rounds,
     sampler_error,
     sampler_kwargs,
 )
 from hookgnn.outpaths import spare_paths, writable_file
-from hookgnn.parallel.world import launched_world
 
 TRAIN_EPILOG = """\
 examples:
@@ -65,7 +67,7 @@ def add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) ->
     parser.add_argument("--n", type=at_least(1), default=n_default,
                         help=f"graph size of the {what} graphs (default {n_default}); for multi_path it is K, "
                              "the number of paths")
-    parser.add_argument("--p", type=float, default=None,
+    parser.add_argument("--p", type=probability, default=None,
                         help="edge probability of erdos_renyi graphs (default 0.5)")
     parser.add_argument("--sampler-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="extra sampler argument, repeatable, e.g. --sampler-arg 'weights=(0.0, 5.0)'")
@@ -76,15 +78,28 @@ def add_data_args(parser: argparse.ArgumentParser, what: str, n_default: int) ->
     add_threads_arg(parser)
 
 
+def _task_help() -> str:
+    from hookgnn.tasks import TASKS
+
+    return f"algorithm to learn (default bfs): {', '.join(sorted(TASKS))}"
+
+
+def _processor_help() -> str:
+    from hookgnn.nn import PROCESSORS
+
+    return f"processor network (default mpnn): {', '.join(PROCESSORS)}"
+
+
 def _train_args(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = TRAIN_EPILOG
-    parser.add_argument("--task", default="bfs", help="algorithm to learn (default bfs; see hookgnn.tasks.TASKS)")
-    parser.add_argument("--processor", default="mpnn",
-                        help="processor network (default mpnn; also minagg, pgn, gat, gine, triplet_gmpnn)")
+    lazy_help(parser.add_argument("--task", default="bfs"), _task_help)  # lists the tasks only when help is shown
+    lazy_help(parser.add_argument("--processor", default="mpnn"), _processor_help)
     parser.add_argument("--d-hidden", type=int, default=64, help="width of node states (default 64)")
-    parser.add_argument("--max-steps", type=int, default=64,
+    parser.add_argument("--max-rounds", type=int, default=64,
                         help="most rounds the model can run, also at test time (default 64)")
+    parser.add_argument("--max-steps", dest="max_rounds", type=int, action=DeprecatedOption, new="--max-rounds",
+                        help=argparse.SUPPRESS)  # its 0.1 spelling: optimiser steps are --steps here
     parser.add_argument("--untied", action="store_true", help="own weights per round (default: one shared processor)")
     parser.add_argument("--steps", type=int, default=500, help="optimiser steps (default 500)")
     parser.add_argument("--batch-size", type=int, default=32, help="graphs per step (default 32)")
@@ -115,7 +130,7 @@ def _train_args(parser: argparse.ArgumentParser) -> None:
 
 
 #: TrainConfig fields whose option is not ``--`` and the field's name with dashes.
-FIELD_OPTIONS = {"tie_weights": "--untied", "progress": "--no-progress"}
+FIELD_OPTIONS = {"tie_weights": "--untied", "progress": "--no-progress", "max_steps": "--max-rounds"}
 
 
 def _config_error(err: Any, args: argparse.Namespace) -> UsageError:
@@ -146,7 +161,7 @@ def _train(args: argparse.Namespace) -> Job:
 
     try:
         config = TrainConfig(
-            task=args.task, processor=args.processor, d_hidden=args.d_hidden, max_steps=args.max_steps,
+            task=args.task, processor=args.processor, d_hidden=args.d_hidden, max_steps=args.max_rounds,
             tie_weights=not args.untied, encode_hints=args.encode_hints, features=args.features,
             sampler=args.sampler, sizes=args.sizes or (args.n,), same_size=args.same_size,
             size_arg=SIZE_ARGS.get(args.sampler, "n"), sampler_kwargs=sampler_kwargs(args),
@@ -162,8 +177,10 @@ def _train(args: argparse.Namespace) -> Job:
     if args.eval_graphs > 0:  # drawn now (from a stream training never uses), so evaluating cannot fail late
         graphs = sample_batch(task, args.eval_graphs, config.sampler, config.sizes, (config.seed, 1 << 30),
                               config.size_arg, config.sampler_kwargs)
-        _rounds_fit(graphs, config.rounds, config.max_steps, "--max-steps", config.max_steps,
+        _rounds_fit(graphs, config.rounds, config.max_steps, "--max-rounds", config.max_steps,
                     f"the {args.eval_graphs} evaluation graphs")
+    from hookgnn.parallel.world import launched_world
+
     rank, size = launched_world()  # under torchrun: only rank 0 writes, so only it checks --out
     if size > config.batch_size:
         raise bad_argument("--batch-size", config.batch_size, f"is the global batch, split across the {size} "

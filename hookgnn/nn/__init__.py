@@ -23,6 +23,10 @@ PROCESSORS: dict[str, Callable[[int], HookedMessagePassing]] = {
     "gat": GAT,
     "gine": GINE,
     "triplet_gmpnn": TripletGMPNN,
+    # PyG's classic layers (GCNConv, SAGEConv, GINConv) as processors, with their PyG defaults
+    "gcn": GCN,
+    "sage": SAGE,
+    "gin": GIN,
 }
 
 __all__ = [

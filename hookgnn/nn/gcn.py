@@ -42,13 +42,22 @@ class GCN(HookedMessagePassing):
         self.bias = nn.Parameter(torch.zeros(d_out)) if bias else None
         self._deg: Tensor | None = None
 
-    def forward(self, h: Tensor, edge_index: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        """One round; the degrees of this graph are computed first (see the class doc)."""
+    def forward(
+        self,
+        h: Float[Tensor, "node d"],
+        edge_index: Int[Tensor, "2 edge"],
+        edge_attr: Float[Tensor, "edge d_edge"] | None = None,
+        x: Float[Tensor, "node d_x"] | None = None,
+        graph_attr: Float[Tensor, "graph d_graph"] | None = None,
+        batch: Int[Tensor, " node"] | None = None,
+    ) -> Float[Tensor, "node d_out"]:
+        """One round (the arguments of :meth:`HookedMessagePassing.forward`, so that the estimators can
+        recompute it locally); the degrees of this graph are computed first (see the class doc)."""
         src, dst = edge_index
         keep = (src != dst).to(h.dtype)
         self._deg = 1.0 + torch.zeros(h.shape[0], dtype=h.dtype, device=h.device).index_add_(0, dst, keep)
         try:
-            return super().forward(h, edge_index, *args, **kwargs)
+            return super().forward(h, edge_index, edge_attr, x, graph_attr, batch)
         finally:
             self._deg = None
 

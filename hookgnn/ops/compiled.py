@@ -44,15 +44,19 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -147,8 +151,61 @@ def openmp_compiles() -> bool:
             return False
 
 
+#: Modules whose frames a warning skips, so that it points at the line of the caller's code that ran the model.
+_INTERNAL = ("hookgnn", "torch", "contextlib", "functools", "jaxtyping", "beartype", "typeguard", "importlib")
+
+
 def _warn(message: str) -> None:
-    warnings.warn(f"hookgnn: {message}", RuntimeWarning, stacklevel=4)
+    """Warn at the first frame outside hookgnn, torch and their wrappers (the user's line), whatever the path
+    from it to the kernel's first use."""
+    frame, level = sys._getframe(), 1  # this function is stacklevel 1
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in _INTERNAL:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"hookgnn: {message}", RuntimeWarning, stacklevel=level)
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line on why a build failed: the exception's first line and the last line of the compiler's
+    output (torch's message carries the whole ninja log; ``build_error()`` keeps it)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    head = f"{type(exc).__name__}: {lines[0].split(': [', 1)[0] if lines else ''}"  # torch's first ninja step cut
+    tail = next((line for line in reversed(lines[1:]) if not line.startswith(("ninja:", "FAILED:", "["))), "")
+    text = head if not tail or tail in head else f"{head} ... {tail}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextlib.contextmanager
+def _quiet_torch_build() -> Iterator[None]:
+    """Silence torch's own build banners (e.g. the compiler-ABI one, logged once per try) unless
+    ``HOOKGNN_VERBOSE_BUILD`` is set: :func:`load` says in one warning what went wrong."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    old = log.level
+    if not os.environ.get("HOOKGNN_VERBOSE_BUILD"):
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
+def compiler() -> str | None:
+    """The C++ compiler torch would build with (``$CXX``, default ``c++``) as a path, or ``None`` when it is
+    not installed.
+
+    >>> compiler() is None or os.path.exists(compiler())
+    True
+    """
+    from torch.utils.cpp_extension import get_cxx_compiler
+
+    return shutil.which(get_cxx_compiler())
+
+
+def build_error() -> BaseException | None:
+    """The exception of the last failed build try (its whole compiler log), or ``None``."""
+    return _state["error"]  # type: ignore[return-value]
+
+
+_FALLBACK = "the plain PyTorch implementation runs instead: identical results, only slower"
 
 
 def _variants() -> list[tuple[bool, bool]]:
@@ -159,23 +216,29 @@ def _variants() -> list[tuple[bool, bool]]:
 
 
 def _load_once() -> ModuleType | None:
+    if not any(_already_built(o, n) for o in (True, False) for n in (True, False)) and compiler() is None:
+        from torch.utils.cpp_extension import get_cxx_compiler
+
+        _warn(f"no C++ compiler ({get_cxx_compiler()!r} is not installed), so the compiled scatter max/min kernel "
+              f"is not built; {_FALLBACK}. To build it on first use, install one (e.g. `apt install g++`, "
+              "`xcode-select --install`) or set CXX.")
+        return None
     failures = []
     variants = _variants()
     for openmp, native in variants:
         try:
-            module = _build(openmp, native)
+            with _quiet_torch_build():
+                module = _build(openmp, native)
         except Exception as exc:  # noqa: BLE001 - try the next variant, then fall back
             _state["error"] = exc
-            failures.append(f"{' '.join(build_flags(openmp, native))}: {type(exc).__name__}: {exc}")
+            failures.append(f"{' '.join(build_flags(openmp, native))}: {_reason(exc)}")
             continue
         if not openmp:
             reason = "; ".join(failures) if failures else "the C++ compiler cannot build OpenMP programs"
             _warn(f"built the compiled scatter max/min kernel without OpenMP ({reason}); it runs on one thread.")
         return module
-    _warn(
-        f"could not build the compiled scatter max/min kernel ({failures[-1]}); using the plain "
-        "PyTorch implementation, which gives identical results but is slower."
-    )
+    _warn(f"could not build the compiled scatter max/min kernel ({failures[-1]}); {_FALLBACK}. "
+          "HOOKGNN_VERBOSE_BUILD=1 shows the compiler's output.")
     return None
 
 

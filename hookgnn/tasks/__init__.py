@@ -1,12 +1,13 @@
 """Algorithmic tasks: CLRS-style inputs, outputs and hint trajectories on graphs.
 
 ``TASKS`` maps a name to a :class:`~hookgnn.tasks.base.Task`; :func:`get_task` looks one
-up. Graphs come from :mod:`hookgnn.tasks.samplers`; clean/corrupted pairs for patching
+up. Graphs come from :mod:`hookgnn.tasks.samplers` (hookgnn's families) and
+:mod:`hookgnn.tasks.clrs_samplers` (CLRS-30's, named ``clrs_<algorithm>``); clean/corrupted pairs for patching
 from :mod:`hookgnn.tasks.corruptions`.
 
 >>> g = get_task("bellman_ford").sample(4, "erdos_renyi", seed=0, n=8, p=0.3)
->>> g.num_graphs, g["d_h"].shape[1]
-(4, 32)
+>>> g.num_graphs, g["d_h"].shape[1], g["pos"].shape[0]
+(4, 32, 32)
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from hookgnn.tasks.base import Task
 from hookgnn.tasks.bellman_ford import BellmanFord
 from hookgnn.tasks.bfs import BFS
 from hookgnn.tasks.bridges import Bridges
+from hookgnn.tasks.clrs_samplers import CLRS_SAMPLERS, clrs_sampler
 from hookgnn.tasks.dfs import DFS
 from hookgnn.tasks.dijkstra import Dijkstra
 from hookgnn.tasks.mst_prim import MSTPrim
 from hookgnn.tasks.samplers import SAMPLERS, SampledGraph
+
+SAMPLERS.update(CLRS_SAMPLERS)  # CLRS-30's distributions by name, next to hookgnn's own
 
 TASKS: dict[str, Task] = {
     t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges())
@@ -48,5 +52,5 @@ def get_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; {hint}known tasks: {sorted(TASKS)}") from None
 
 
-__all__ = ["TASKS", "SAMPLERS", "SampledGraph", "Task", "get_task", "BellmanFord", "BFS", "DFS", "Dijkstra",
+__all__ = ["TASKS", "SAMPLERS", "CLRS_SAMPLERS", "clrs_sampler", "SampledGraph", "Task", "get_task", "BellmanFord", "BFS", "DFS", "Dijkstra",
            "MSTPrim", "ArticulationPoints", "Bridges"]

@@ -24,11 +24,15 @@ class Adjacency:
     * ``src``, ``dst`` [A]: arc ``a`` is ``src[a] -> dst[a]``, sorted by ``(src, dst)``;
     * ``weight`` [A]: the minimum weight over the stored edges ``src[a] -> dst[a]``;
     * ``count`` [A]: how many stored edges ``src[a] -> dst[a]`` there are;
-    * ``arc_of_edge`` [E]: the arc of each stored edge, ``-1`` for self-loops.
+    * ``arc_of_edge`` [E]: the arc of each stored edge, ``-1`` for self-loops;
+    * ``self_loops`` [n]: how many stored self-loops ``u -> u`` there are (task graphs
+      store one per node, so ``>= 2`` means the graph itself has a self-loop at ``u``).
 
     >>> a = adjacency(np.array([[0, 1, 0, 0], [0, 1, 1, 1]]), np.array([0.0, 0.0, 0.5, 0.25]), 2)
     >>> a.src.tolist(), a.dst.tolist(), a.weight.tolist(), a.count.tolist(), a.arc_of_edge.tolist()
     ([0], [1], [0.25], [2], [-1, -1, 0, 0])
+    >>> a.self_loops.tolist()
+    [1, 1]
     """
 
     num_nodes: int
@@ -38,6 +42,7 @@ class Adjacency:
     weight: Float[np.ndarray, " arc"]
     count: Int[np.ndarray, " arc"]
     arc_of_edge: Int[np.ndarray, " edge"]
+    self_loops: Int[np.ndarray, " n"]
 
     @property
     def num_arcs(self) -> int:
@@ -94,7 +99,9 @@ def adjacency(edge_index: Int[np.ndarray, "2 edge"], weight: Float[np.ndarray, "
     arc_of_edge[keep] = arc
     arc_src, arc_dst = keys // max(num_nodes, 1), keys % max(num_nodes, 1)
     indptr = np.searchsorted(arc_src, np.arange(num_nodes + 1))
-    return Adjacency(num_nodes, indptr, arc_src, arc_dst, arc_weight, count.astype(np.int64), arc_of_edge)
+    self_loops = np.bincount(src[src == dst], minlength=num_nodes).astype(np.int64)
+    return Adjacency(num_nodes, indptr, arc_src, arc_dst, arc_weight, count.astype(np.int64), arc_of_edge,
+                     self_loops)
 
 
 def first_of_runs(sorted_keys: Int[np.ndarray, " k"]) -> Bool[np.ndarray, " k"]:

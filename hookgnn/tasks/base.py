@@ -3,10 +3,12 @@
 How a :class:`~hookgnn.tasks.samplers.SampledGraph` is stored (one graph, ``n`` nodes):
 
 * edges ``0 .. n-1`` are the self-loops ``i -> i`` (weight 0), so that a node can point
-  to itself; self-loops of the sampled graph are dropped (they never change any
-  algorithm here);
+  to itself;
 * then every sampled edge in order: an undirected edge ``{u, v}`` as the pair
-  ``u -> v, v -> u`` (consecutive), a directed one as ``u -> v``. Parallel edges are
+  ``u -> v, v -> u`` (consecutive), a directed one as ``u -> v``, and a self-loop of
+  the sampled graph (CLRS's diagonal of ``A``) as one more edge ``u -> u``: it changes
+  no output, only the articulation-point and bridge trajectories (CLRS spends one step
+  when a node inspects its own self-loop). Parallel edges are
   kept; an algorithm sees, for each ordered pair ``(u, v)``, the *minimum* weight of
   its parallel edges (and, for bridges, their multiplicity);
 * weights are stored as float32 (field ``w``), and every weight that enters a task
@@ -23,6 +25,19 @@ articulation points, bridges) store no weights and ignore any they are given, so
 them the pointer goes on the *lowest-index* edge ``u -> v``. For ``u = v`` the edge is
 the self-loop ``v``. :meth:`Task.run` and :meth:`Task.rerun` apply the same rule.
 
+Inputs (CLRS convention). Every task has the node input ``pos`` (scalar): node ``i`` of
+an ``n``-node graph gets ``i / n`` unless :meth:`Task.run_edges` is given other
+positions. Every tie rule of the algorithms ("lowest index first": roots and
+neighbours in DFS order, the first-found parent, Dijkstra's and Prim's extraction)
+reads the *order of* ``pos``, so node indices carry no information the model cannot
+see: renumbering a graph's nodes, with ``pos`` renumbered alike, renumbers every label.
+:class:`Task` adds ``pos`` to every subclass's spec (as the last input column of ``x``),
+so new tasks get it too.
+CLRS's other inputs are carried as follows: ``adj`` (the edge mask with self-loops)
+is the stored ``edge_index`` itself; ``A`` is ``w`` for the weighted tasks, and for
+the unweighted ones its non-zero pattern is again ``edge_index`` (the labels depend
+on no other information in it); ``s`` is ``s``.
+
 Unless a task says otherwise, ``x`` stacks the node inputs ([N, 1] of ones when there
 are none) and ``edge_attr`` the edge inputs ([E, 1] of ones when there are none); every
 input, output and hint is also a field under its spec name, hints with a leading time
@@ -37,6 +52,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +62,7 @@ from jaxtyping import Float, Int
 from hookgnn.graph import Field, Graph
 from hookgnn.spec import FeatureSpec, Spec
 from hookgnn.tasks.adjacency import Adjacency, adjacency, first_of_runs
+from hookgnn.tasks.positions import node_positions, unrank
 from hookgnn.tasks.samplers import SAMPLERS, SampledGraph, Seed, as_generator
 
 
@@ -57,11 +74,12 @@ def stored_edges(g: SampledGraph) -> tuple[Int[np.ndarray, "2 edge"], Float[np.n
     >>> ei.tolist(), w.tolist()
     ([[0, 1, 2, 0, 1, 1, 2], [0, 1, 2, 1, 0, 2, 1]], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
     """
-    keep = g.src != g.dst
-    src, dst, w = g.src[keep], g.dst[keep], g.weight[keep]
-    if not g.directed:
-        src, dst = np.stack([src, dst], 1).reshape(-1), np.stack([dst, src], 1).reshape(-1)
-        w = np.repeat(w, 2)
+    src, dst, w = g.src, g.dst, g.weight
+    if not g.directed:  # u -> v then v -> u for each edge; a self-loop once
+        idx = np.repeat(np.arange(src.shape[0]), np.where(src == dst, 1, 2))
+        second = np.zeros(idx.shape[0], dtype=bool)
+        second[1:] = idx[1:] == idx[:-1]
+        src, dst, w = np.where(second, dst[idx], src[idx]), np.where(second, src[idx], dst[idx]), w[idx]
     loops = np.arange(g.num_nodes, dtype=np.int64)
     edge_index = np.stack([np.concatenate([loops, src]), np.concatenate([loops, dst])])
     return edge_index, stored_weights(np.concatenate([np.zeros(g.num_nodes), w]), edge_index.shape[1])
@@ -74,6 +92,8 @@ def encode_pointers(
 
     .. math:: m[e] = 1 \\iff e = \\min \\arg\\min_{e' : u \\to v} w[e'],\\ u = \\pi[v]
 
+    (for ``u = v`` simply the lowest-index self-loop of ``v``).
+
     Pass zeros as ``weight`` for the lowest-index rule. Memory and time are
     ``O(T (n + E) + E log E)`` for ``T`` steps (no ``n x n`` table).
 
@@ -83,6 +103,7 @@ def encode_pointers(
     """
     n = int(pi.shape[-1])
     src, dst = (np.asarray(r, dtype=np.int64) for r in edge_index)
+    weight = np.where(src == dst, 0.0, weight)  # a pointer to self: the lowest-index self-loop
     order = np.lexsort((np.arange(src.shape[0]), weight, dst, src))  # by (src, dst, weight, index)
     sorted_keys = src[order] * n + dst[order]
     first = first_of_runs(sorted_keys)
@@ -119,12 +140,25 @@ def stored_weights(weight: np.ndarray, num_edges: int) -> Float[np.ndarray, " ed
     return w32.astype(np.float64)
 
 
+#: CLRS's node positions, an input of every task: ``i / n`` by default (see the module doc).
+POS = FeatureSpec("input", "node", "scalar")
+
+
 class Task(ABC):
     """An algorithm with a CLRS-style spec; subclasses implement :meth:`algorithm`.
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
-    ``nonnegative`` (reject negative weights).
+    ``nonnegative`` (reject negative weights), ``clrs_names`` (fields named otherwise
+    than in CLRS-30). Every subclass's ``spec`` gets the input
+    ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
+
+    >>> class Reach(Task):
+    ...     name, spec = "reach_demo", {"seen": FeatureSpec("output", "node", "mask")}
+    ...     def algorithm(self, adj, source):
+    ...         return {"seen": np.ones(adj.num_nodes, dtype=bool)}
+    >>> list(Reach.spec)
+    ['seen', 'pos']
     """
 
     name: ClassVar[str]
@@ -133,16 +167,26 @@ class Task(ABC):
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
+    #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
+    clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     @abstractmethod
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         """Outputs and hints of one graph, by spec name, in raw form.
 
-        Pointers are node indices (``pi[v] = u``), categoricals integer codes, edge
+        The algorithm sees the nodes numbered in the order of ``pos`` (so "lowest index"
+        means "lowest ``pos``"); :meth:`run_edges` numbers them back. Pointers are node
+        indices (``pi[v] = u``), categoricals integer codes, edge
         features ``[E]`` arrays over the stored edges (``adj.arc_of_edge`` maps an edge to
         its arc), other node features their stored value; hints carry a leading time
         axis ``[T, ...]``. Keep hints ``O(T (n + E))``: no ``n x n`` state per step.
         """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None and "pos" not in spec:
+            cls.spec = {**spec, "pos": POS}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -166,13 +210,16 @@ class Task(ABC):
         return self.run_edges(edge_index, weight, g.num_nodes, source)
 
     def run_edges(
-        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int = 0
+        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int = 0,
+        pos: Float[np.ndarray, " node"] | None = None,
     ) -> Graph:
         """Run on a stored edge list (every node needs a self-loop) and build the Graph.
 
         ``weight`` [E] is rounded to float32 first (what ``w`` stores); tasks without
         input ``w`` ignore it and put pointers on the lowest-index edge (see the module
-        doc).
+        doc). ``pos`` [n] (distinct, finite; rounded to float32 like every stored input)
+        defaults to ``i / n``; the algorithm breaks ties by its order, so renumbering
+        the nodes together with ``pos`` renumbers the labels.
 
         >>> from hookgnn.tasks import get_task
         >>> ei = np.array([[0, 1, 0], [0, 1, 1]])  # two self-loops and the arc 0 -> 1
@@ -199,13 +246,18 @@ class Task(ABC):
             raise ValueError(f"node {int(np.argmin(loops))} has no self-loop; pointers to self need one")
         if not 0 <= source < num_nodes:
             raise ValueError(f"source {source} out of range for {num_nodes} nodes")
-        adj = adjacency(edge_index, weight, num_nodes)
+        pos = node_positions(num_nodes, pos)
+        order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
+        rank = np.empty_like(order)
+        rank[order] = np.arange(num_nodes)
+        adj = adjacency(rank[edge_index], weight, num_nodes)
         if self.undirected_only and not adj.symmetric:
             raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
         if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
             raise ValueError(f"{self.name} needs non-negative edge weights")
-        raw = self.algorithm(adj, source)
-        return self._build(raw, edge_index, weight, num_nodes, source)
+        raw = self.algorithm(adj, int(rank[source]))
+        raw = {k: unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items() if k in self.spec}
+        return self._build(raw, edge_index, weight, num_nodes, source, pos)
 
     def rerun(self, g: Graph, source: int | None = None, weight: np.ndarray | None = None) -> Graph:
         """Recompute a single stored graph, optionally with a new source or weights ``[E]``
@@ -225,7 +277,8 @@ class Task(ABC):
             weight = g["w"].double().cpu().numpy() if self.uses_weights else np.zeros(g.num_edges)
         if source is None:
             source = int(g["s"].argmax()) if self.needs_source else 0
-        return self.run_edges(ei, weight, g.num_nodes, source)
+        pos = g["pos"].double().cpu().numpy() if "pos" in g.fields else None
+        return self.run_edges(ei, weight, g.num_nodes, source, pos)
 
     def sample(self, num_graphs: int, sampler: str | Callable[..., SampledGraph] = "erdos_renyi",
                seed: Seed = None, **sampler_kwargs: Any) -> Graph:
@@ -254,12 +307,12 @@ class Task(ABC):
 
     # ---------------------------------------------------------------- storing
     def _build(self, raw: Mapping[str, np.ndarray], edge_index: np.ndarray, weight: np.ndarray,
-               num_nodes: int, source: int) -> Graph:
+               num_nodes: int, source: int, pos: np.ndarray) -> Graph:
         fields: dict[str, Field] = {}
         steps = None
         for name, fs in self.spec.items():
             if fs.stage == "input":
-                value = _input(name, num_nodes, source, weight)
+                value = _input(name, num_nodes, source, weight, pos)
             else:
                 value = _store(fs, np.asarray(raw[name]), edge_index, weight)
             if fs.stage == "hint":
@@ -276,7 +329,9 @@ class Task(ABC):
         )
 
 
-def _input(name: str, num_nodes: int, source: int, weight: np.ndarray) -> np.ndarray:
+def _input(name: str, num_nodes: int, source: int, weight: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    if name == "pos":
+        return pos
     if name == "s":
         s = np.zeros(num_nodes, dtype=np.float32)
         s[source] = 1.0

@@ -58,6 +58,7 @@ class BellmanFord(Task):
     needs_source = True
     uses_weights = True
     nonnegative = True
+    clrs_names = {"d_h": "d"}  # CLRS's hint d; hookgnn's name d is the distance output, which CLRS lacks
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         n = adj.num_nodes

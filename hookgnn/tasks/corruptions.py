@@ -47,7 +47,7 @@ Corruption = Callable[..., Graph]
 
 
 def _require(task: Task, name: str, scheme: str) -> None:
-    if name not in task.spec:
+    if name not in task.spec or task.spec[name].stage != "input":
         raise ValueError(f"{scheme} needs a task with input {name!r}; {task.name} has none")
 
 

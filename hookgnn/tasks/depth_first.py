@@ -1,28 +1,46 @@
-"""Depth-first search with discovery/finish times and low-links: the engine of DFS,
-articulation points and bridges.
+"""Depth-first search probed exactly as CLRS-30 probes it: the engine of DFS, articulation
+points and bridges.
 
-Roots are taken in increasing index; from each node the unvisited out-neighbours are
-entered in increasing index (CLRS). One step is one event: a node is discovered
-(``time += 1``, ``disc[v] = time``, grey) or finished (``time += 1``, ``fin[v] = time``,
-black), so every trajectory has ``T = 1 + 2n`` steps, step 0 being the all-white state.
+The walk is CLRS's (``clrs/_src/algorithms/graphs.py``, functions ``dfs``,
+``articulation_points``, ``bridges``), read on sparse neighbour lists. Roots are taken in
+increasing index. The walk keeps an explicit stack as a linked list: ``s_last`` is its
+top and ``s_prev[v]`` the node below ``v`` (``v`` itself when it is the bottom or off the
+stack). At node ``u = s_last`` it
 
-With ``lowlink=True`` (undirected graphs) it also keeps Hopcroft-Tarjan low values,
+1. discovers ``u`` if ``d[u] = 0``: ``time += 0.01``, ``d[u] = time`` (and ``low[u] = time``),
+   grey; *one step*;
+2. scans the out-neighbours ``v`` of ``u`` in increasing index, from the first one
+   again at every visit: the first white ``v`` is pushed (``pi[v] = u``, grey,
+   ``s_prev[v] = s_last``, ``s_last = v``, ``child_cnt[u] += 0.01``; *one step*) and the
+   scan stops; with low-links, every non-white ``v != pi[u]`` met before it (a back
+   edge, or a finished child) sets ``low[u] = min(low[u], d[v])`` (*one step each*, at
+   every visit);
+3. if nothing was pushed, finishes ``u``: black, ``time += 0.01``, ``f[u] = time``; with
+   low-links, over the children ``c`` of ``u``: ``low[u] = min(low[u], low[c])``, ``u`` is a
+   cut vertex if it is not a root and ``low[c] >= d[u]`` (a root: if ``child_cnt[u] >
+   0.01``, i.e. two children), and ``{u, c}`` is a bridge if ``low[c] > d[u]``; *one
+   step*; then pops ``u``.
 
-.. math:: low[v] = \\min\\big(disc[v],\\ \\min_{\\text{back edges } v - x} disc[x],\\
-          \\ \\min_{\\text{children } c} low[c]\\big),
+Each root adds one step before its discovery (its initial state), so DFS has ``T = 3n``
+steps; articulation points and bridges add one per back-edge inspection. Step ``t``
+stores the whole state: ``pi_h``, ``s_prev`` (pointers, on the edge ``parent -> v`` or
+the self-loop), ``color`` (white/grey/black), ``d``, ``f``, ``low``, ``child_cnt``
+(scalars, the raw CLRS values: multiples of 0.01), the one-hot nodes ``s`` (the root),
+``u``, ``v`` and ``s_last``, the graph scalar ``time``, and the flags ``is_cut_h`` [T, n] /
+``is_bridge_h`` [T, E]. ``v`` is CLRS's loop variable: after a scan that pushed nothing
+it is the last node, ``n - 1``, as in CLRS.
 
-where the tree edge to the parent is not a back edge unless it has a parallel copy. On
-finishing a child ``c`` of ``p``: ``p`` becomes a cut vertex if it is not a root and
-``low[c] >= disc[p]``, or it is a root with two children; ``{p, c}`` is a bridge if
-``low[c] > disc[p]`` and the edge has no parallel copy.
+A self-loop of the graph (a second stored edge ``u -> u``, CLRS's diagonal of ``A``) is met
+in index order like any neighbour: it never pushes (``u`` is grey), and with low-links
+it counts one inspection step when ``u`` is not a root, as in CLRS.
 
-Times are stored divided by ``2n`` (so in ``[0, 1]``; 0 = not yet).
+Parallel edges (which CLRS's adjacency matrices cannot hold): an edge to the parent
+with a parallel copy is a back edge, so such edges are never bridges (networkx's
+multigraph rule); CLRS's graphs have none, so its trajectories are unchanged.
 
-Cost: ``T = 1 + 2n`` steps, so the node hints are ``[T, n]`` (``2 n^2`` entries: 32 MB
-of float32 per hint at ``n = 2000``) and the edge hints (``pi_h`` as stored,
-``is_bridge_h``) ``[T, E]`` (128 MB each at ``n = 2000``, ``E = 8000``). The walk reads
-the sparse arcs (:mod:`hookgnn.tasks.adjacency`) and costs ``O(n + E)``; the hints are
-built from event times in ``O(T (n + E))``.
+Cost: one step copies the node state, so memory is ``O(T (n + E))`` (``is_bridge_h``
+is per stored edge); ``T = 3n`` for DFS and at most ``3n + sum_u deg(u)^2`` with
+low-links (each visit of ``u`` rescans its neighbours, as CLRS does).
 """
 
 from __future__ import annotations
@@ -36,15 +54,23 @@ from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.base import Task
 
 WHITE, GREY, BLACK = 0, 1, 2
+#: CLRS's clock tick: every discovery and finish adds it to ``time``.
+TICK = 0.01
 
-#: The hints every DFS task shares: the parent pointers and the colours of the walk.
+_POINTER, _MASK_ONE = FeatureSpec("hint", "node", "pointer"), FeatureSpec("hint", "node", "mask_one")
+_SCALAR = FeatureSpec("hint", "node", "scalar")
+#: The hints every CLRS DFS task shares, in CLRS's order.
 WALK_HINTS: Spec = {
-    "pi_h": FeatureSpec("hint", "node", "pointer"),
+    "pi_h": _POINTER,
     "color": FeatureSpec("hint", "node", "categorical", dim=3),
-    "disc_h": FeatureSpec("hint", "node", "scalar"),
+    "d": _SCALAR,
+    "f": _SCALAR,
 }
-#: The hints of the low-link tasks (articulation points, bridges): the walk plus the low values.
-LOWLINK_HINTS: Spec = {**WALK_HINTS, "low_h": FeatureSpec("hint", "node", "scalar")}
+#: CLRS's stack and cursor hints, after the task's own.
+STACK_HINTS: Spec = {
+    "s_prev": _POINTER, "s": _MASK_ONE, "u": _MASK_ONE, "v": _MASK_ONE, "s_last": _MASK_ONE,
+    "time": FeatureSpec("hint", "graph", "scalar"),
+}
 
 
 class DepthFirstTask(Task):
@@ -62,114 +88,123 @@ class DepthFirstTask(Task):
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         r = depth_first(adj, lowlink=self.lowlink)
-        return {k: r[k] for k in self.spec}
+        return {k: r[k] for k in self.spec if self.spec[k].stage != "input"}
 
 
 def depth_first(adj: Adjacency, lowlink: bool = False) -> dict[str, np.ndarray]:
-    """Run DFS over all roots; returns final ``pi`` [n], ``is_cut`` [n], ``is_bridge`` [E]
-    (over the stored edges) and hints ``pi_h``, ``color``, ``disc_h``, ``fin_h`` [T, n],
-    with ``lowlink``: ``low_h``, ``is_cut_h`` [T, n] and ``is_bridge_h`` [T, E].
-
-    Step ``t`` is the state after the ``t``-th event, so ``t`` is the clock: a node
-    discovered at time ``disc[v]`` is grey from step ``disc[v]`` and black from
-    ``fin[v]``, and keeps its parent from discovery on. The walk records only these
-    event times (and the low values per step), and the hints are built from them, so
-    memory is ``O(T (n + E))`` and the walk ``O(n + E)``.
+    """CLRS's DFS over all roots; returns ``pi`` [n] and the hints [T, ...] of the module doc,
+    with ``lowlink`` also ``is_cut`` [n], ``is_bridge`` [E] and their hints.
 
     >>> from hookgnn.tasks.adjacency import adjacency
     >>> ei = np.array([[0, 1, 1, 2], [1, 0, 2, 1]])  # the path 0 - 1 - 2
     >>> r = depth_first(adjacency(ei, np.zeros(4), 3), lowlink=True)
     >>> r["pi"].tolist(), r["is_cut"].tolist(), r["is_bridge"].tolist(), r["color"].shape
-    ([0, 0, 1], [False, True, False], [True, True, True, True], (7, 3))
+    ([0, 0, 1], [False, True, False], [True, True, True, True], (11, 3))
+    >>> r["u"].argmax(1).tolist()  # ..., 2 done, 1 meets its finished child 2, 1 done, 0 meets 1, 0 done
+    [0, 0, 0, 1, 1, 2, 2, 1, 1, 0, 0]
     """
     if lowlink and not adj.symmetric:
         raise ValueError("low-links need an undirected graph (every edge u -> v matched by v -> u)")
     n = adj.num_nodes
-    steps = 1 + 2 * n
     indptr, dst, count = adj.indptr.tolist(), adj.dst.tolist(), adj.count.tolist()
-    pi = list(range(n))
-    disc, fin = [0] * n, [0] * n  # event times, 0 = not yet
-    low = np.zeros(n, dtype=np.int64)
-    low_h = np.zeros((steps, n), dtype=np.int32) if lowlink else None
-    cut_time = np.full(n, steps)  # the step at which v is known to be a cut vertex
-    bridge_time = np.full(adj.num_arcs, steps)  # the step at which arc a is known to be a bridge
-    children = [0] * n
-    parent_arc = [-1] * n  # the arc pi[v] -> v
-    time = 0
+    own_loop = (adj.self_loops >= 2).tolist()  # the graph's own self-loop (beyond the stored one)
+    color = np.zeros(n, dtype=np.int64)
+    pi, s_prev = np.arange(n), np.arange(n)
+    d, f, low, child_cnt = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    is_cut = np.zeros(n, dtype=bool)
+    bridge_arc = np.zeros(adj.num_arcs, dtype=bool)
+    children: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (child, arc u -> child)
+    states: list[tuple[np.ndarray, ...]] = []
+    cursor: list[tuple[int, int, int, int, float]] = []  # s, u, v, s_last, time per step
+    time = 0.0
 
-    def event() -> None:
-        if low_h is not None:
-            low_h[time] = low
+    def push(s: int, u: int, v: int, s_last: int) -> None:
+        states.append((pi.copy(), color.copy(), d.copy(), f.copy(), s_prev.copy(), low.copy(), child_cnt.copy(),
+                       is_cut.copy(), bridge_arc.copy()))
+        cursor.append((s, u, v, s_last, time))
 
-    for root in range(n):
-        if disc[root]:
+    for s in range(n):
+        if color[s] != WHITE:
             continue
-        time += 1
-        disc[root] = low[root] = time
-        event()
-        stack = [[root, indptr[root]]]  # node, its next arc
-        while stack:
-            top = stack[-1]
-            u = top[0]
-            child = -1
-            while top[1] < indptr[u + 1]:
-                a = top[1]
-                top[1] += 1
-                v = dst[a]
-                if not disc[v]:
-                    child = v
-                    parent_arc[v] = a
+        s_last = u = v = s
+        push(s, u, v, s_last)
+        while True:
+            if color[u] == WHITE or d[u] == 0.0:
+                time += TICK
+                d[u] = time
+                if lowlink:
+                    low[u] = time
+                color[u] = GREY
+                push(s, u, v, s_last)
+            pushed = False
+            for a in _scan(indptr[u], indptr[u + 1], dst, u, own_loop[u]):
+                v = u if a < 0 else dst[a]
+                if a < 0:  # the graph's self-loop at u: CLRS meets u itself, grey, in index order
+                    if lowlink and v != pi[u]:
+                        low[u] = min(low[u], d[v])
+                        push(s, u, v, s_last)
+                    continue
+                if color[v] == WHITE:
+                    pi[v], color[v], s_prev[v], s_last = u, GREY, s_last, v
+                    children[u].append((v, a))
+                    child_cnt[u] += TICK
+                    push(s, u, v, s_last)
+                    pushed = True
                     break
-                if lowlink and (v != pi[u] or count[a] >= 2) and disc[v] < low[u]:
-                    low[u] = disc[v]
-            if child >= 0:
-                pi[child] = u
-                children[u] += 1
-                time += 1
-                disc[child] = low[child] = time
-                event()
-                stack.append([child, indptr[child]])
-                continue
-            stack.pop()
-            time += 1
-            fin[u] = time
-            p = pi[u]
-            if lowlink and p != u:
-                low[p] = min(low[p], low[u])
-                if (pi[p] != p and low[u] >= disc[p]) or (pi[p] == p and children[p] >= 2):
-                    cut_time[p] = min(cut_time[p], time)
-                a = parent_arc[u]
-                if low[u] > disc[p] and count[a] == 1:
-                    bridge_time[a] = time
-            event()
-    return _hints(adj, np.array(pi), np.array(disc), np.array(fin), low_h, cut_time, bridge_time)
+                if lowlink and (v != pi[u] or count[a] >= 2):
+                    low[u] = min(low[u], d[v])
+                    push(s, u, v, s_last)
+            if not pushed:
+                v = n - 1  # CLRS scans every index, so its loop variable ends at the last node
+            if s_last == u:
+                color[u] = BLACK
+                time += TICK
+                f[u] = time
+                if lowlink:
+                    for c, a in children[u]:
+                        low[u] = min(low[u], low[c])
+                        if pi[u] != u and low[c] >= d[u]:
+                            is_cut[u] = True
+                        if low[c] > d[u] and count[a] == 1:
+                            bridge_arc[a] = True
+                    if pi[u] == u and child_cnt[u] > TICK:
+                        is_cut[u] = True
+                push(s, u, v, s_last)
+                if s_prev[u] == u:
+                    break
+                below = int(s_prev[s_last])
+                s_prev[s_last] = s_last
+                s_last = below
+            u = s_last
+    return _trajectory(adj, states, cursor, lowlink)
 
 
-def _hints(adj: Adjacency, pi: np.ndarray, disc: np.ndarray, fin: np.ndarray, low_h: np.ndarray | None,
-           cut_time: np.ndarray, bridge_time: np.ndarray) -> dict[str, np.ndarray]:
-    """Hint trajectories ``[T, ...]`` from the event times of :func:`depth_first`."""
+def _scan(lo: int, hi: int, dst: list[int], u: int, loop: bool) -> list[int]:
+    """The arcs ``lo .. hi - 1`` leaving ``u`` in target order, with ``-1`` where ``u`` itself comes
+    when the graph has a self-loop at ``u``."""
+    arcs = list(range(lo, hi))
+    if loop:
+        at = next((i for i, a in enumerate(arcs) if dst[a] > u), len(arcs))
+        arcs.insert(at, -1)
+    return arcs
+
+
+def _trajectory(adj: Adjacency, states: list[tuple[np.ndarray, ...]], cursor: list[tuple[int, int, int, int, float]],
+                lowlink: bool) -> dict[str, np.ndarray]:
+    """Stack the per-step states into hints ``[T, ...]``; the last step gives the outputs."""
     n = adj.num_nodes
-    steps = 1 + 2 * n
-    t = np.arange(steps)[:, None]
-    found, done = t >= disc, t >= fin  # [T, n]
-    clock = (np.arange(steps) / (2 * n)).astype(np.float32)  # time k stored as k / 2n
+    pi_h, color, d, f, s_prev, low, child_cnt, cut_h, bridge_h = (np.stack(a) for a in zip(*states))
+    cur = np.array(cursor, dtype=np.float64)  # [T, 5]
+    one_hot = lambda col: np.eye(n, dtype=np.float32)[cur[:, col].astype(np.int64)]  # noqa: E731
     out = {
-        "pi": pi,
-        "pi_h": np.where(found, pi, np.arange(n)),
-        "color": found.astype(np.int8) + done,  # WHITE, GREY, BLACK
-        "disc_h": np.where(found, clock[disc], np.float32(0)),
-        "fin_h": np.where(done, clock[fin], np.float32(0)),
+        "pi": pi_h[-1], "pi_h": pi_h, "color": color, "d": d, "f": f, "s_prev": s_prev,
+        "s": one_hot(0), "u": one_hot(1), "v": one_hot(2), "s_last": one_hot(3), "time": cur[:, 4:5],
     }
-    if low_h is not None:
-        # the reverse arc of a bridge u -> v is v -> u: both stored directions switch on together
+    if lowlink:
+        # an edge u -> v is a bridge when its arc or the reverse arc v -> u was found to be one
         reverse = np.lexsort((adj.src, adj.dst))  # arc (v, u) at the position of arc (u, v)
-        arc_time = np.minimum(bridge_time, bridge_time[reverse])
-        edge_time = np.append(arc_time, steps)[adj.arc_of_edge]  # [E]; self-loops (arc -1): never
-        out.update(
-            low_h=clock[low_h],
-            is_cut=cut_time < steps,
-            is_cut_h=t >= cut_time,
-            is_bridge=edge_time < steps,
-            is_bridge_h=t >= edge_time,
-        )
+        arcs = bridge_h | bridge_h[:, reverse]  # [T, arcs]
+        on_edge = np.concatenate([arcs, np.zeros((arcs.shape[0], 1), dtype=bool)], 1)[:, adj.arc_of_edge]  # loops: 0
+        out.update(low=low, child_cnt=child_cnt, is_cut=cut_h[-1], is_cut_h=cut_h, is_bridge=on_edge[-1],
+                   is_bridge_h=on_edge)
     return out

@@ -1,28 +1,30 @@
-"""Depth-first search forest (CLRS DFS): roots and neighbours in increasing index.
+"""Depth-first search forest, probed as CLRS-30 probes it (``T = 3n``).
 
-``pi[v]`` is the node from which ``v`` was discovered (roots point to themselves). One
-step is one discovery or finish event, ``T = 1 + 2n`` (see
-:mod:`hookgnn.tasks.depth_first`). Directed graphs follow edge direction.
+Roots and neighbours in increasing index (of ``pos``); ``pi[v]`` is the node from which
+``v`` was discovered (roots point to themselves). The trajectory is CLRS's, step for
+step and value for value (see :mod:`hookgnn.tasks.depth_first`). Directed graphs follow
+edge direction.
 """
 
 from __future__ import annotations
 
 from hookgnn.spec import FeatureSpec
-from hookgnn.tasks.depth_first import WALK_HINTS, DepthFirstTask
+from hookgnn.tasks.depth_first import STACK_HINTS, WALK_HINTS, DepthFirstTask
 
 
 class DFS(DepthFirstTask):
-    """DFS: no inputs; output ``pi``; hints ``pi_h``, ``color`` (white/grey/black), ``disc_h``, ``fin_h``.
+    """DFS: input ``pos``; output ``pi``; hints ``pi_h``, ``color``, ``d``, ``f``, ``s_prev``, ``s``,
+    ``u``, ``v``, ``s_last``, ``time`` (CLRS's names and values).
 
     >>> from hookgnn.tasks.samplers import cycle_graph
     >>> g = DFS().run(cycle_graph(4))  # 0 -> 1 -> 2 -> 3
-    >>> int(g["num_steps"][0]), g["color"].shape
-    (9, torch.Size([9, 4, 3]))
+    >>> int(g["num_steps"][0]), g["color"].shape, round(float(g["time"][-1, 0]), 2)
+    (12, torch.Size([12, 4, 3]), 0.08)
     """
 
     name = "dfs"
     spec = {
         "pi": FeatureSpec("output", "node", "pointer"),
         **WALK_HINTS,
-        "fin_h": FeatureSpec("hint", "node", "scalar"),
+        **STACK_HINTS,
     }

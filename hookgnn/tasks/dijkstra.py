@@ -96,6 +96,7 @@ class Dijkstra(Task):
     needs_source = True
     uses_weights = True
     nonnegative = True
+    clrs_names = {"d_h": "d"}  # CLRS's hint d; hookgnn's name d is the distance output, which CLRS lacks
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         r = priority_search(adj, source, path_cost=True)

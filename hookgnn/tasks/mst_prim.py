@@ -17,7 +17,7 @@ root's component keep ``pi = self``. Undirected graphs only; parallel edges act 
 their lightest copy.
 
 Cost: ``T`` grows like ``n`` (one step per node of the root's component), so the hints
-are ``O(n^2)``: ``key_h``, ``in_queue``, ``mark`` and ``u`` are ``[T, n]`` float32, up
+are ``O(n^2)``: ``key``, ``in_queue``, ``mark`` and ``u`` are ``[T, n]`` float32, up
 to ``n^2 * 4`` bytes each (16 MB at ``n = 2000``), and ``pi_h`` is ``[T, E]`` float32,
 up to ``n E * 4`` bytes (64 MB at ``n = 2000``, mean degree 3). Time is ``O(n^2 + E)``
 (see :func:`~hookgnn.tasks.dijkstra.priority_search`).
@@ -34,7 +34,8 @@ from hookgnn.tasks.dijkstra import priority_search
 
 
 class MSTPrim(Task):
-    """Prim: inputs ``s``, ``w``; output ``pi``; hints ``key_h``, ``pi_h``, ``in_queue``, ``mark``, ``u``.
+    """Prim: inputs ``s``, ``w``, ``pos``; output ``pi``; hints ``pi_h``, ``key``, ``mark``, ``in_queue``, ``u``
+    (CLRS's names, values and steps).
     ``T = 1 + |component of s|``, about ``N``: the hints take ``O(N (N + E))`` memory
     (about 120 MB at ``N = 2000``, mean degree 3; module doc).
 
@@ -49,8 +50,8 @@ class MSTPrim(Task):
         "s": FeatureSpec("input", "node", "mask_one"),
         "w": FeatureSpec("input", "edge", "scalar"),
         "pi": FeatureSpec("output", "node", "pointer"),
-        "key_h": FeatureSpec("hint", "node", "scalar"),
         "pi_h": FeatureSpec("hint", "node", "pointer"),
+        "key": FeatureSpec("hint", "node", "scalar"),
         "in_queue": FeatureSpec("hint", "node", "mask"),
         "mark": FeatureSpec("hint", "node", "mask"),
         "u": FeatureSpec("hint", "node", "mask_one"),
@@ -61,4 +62,5 @@ class MSTPrim(Task):
 
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
         r = priority_search(adj, source, path_cost=False)
-        return {k: r[k] for k in ("pi", "key_h", "pi_h", "in_queue", "mark", "u")}
+        return {"pi": r["pi"], "pi_h": r["pi_h"], "key": r["key_h"], "mark": r["mark"], "in_queue": r["in_queue"],
+                "u": r["u"]}

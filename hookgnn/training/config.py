@@ -214,7 +214,7 @@ def input_widths(task: Task) -> tuple[int, int]:
     """``(node_in, edge_in)``: columns of ``x`` and ``edge_attr`` the task's graphs carry.
 
     >>> input_widths(get_task("bellman_ford"))
-    (1, 1)
+    (2, 1)
     """
     widths = {"node": 0, "edge": 0}
     for fs in task.spec.values():

@@ -167,7 +167,7 @@ def loss_sums(
     >>> from hookgnn.tasks import get_task
     >>> task = get_task("bfs")
     >>> g = task.sample(2, "path", seed=0, n=4)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=task.spec, max_steps=4)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=task.spec, max_steps=4)
     >>> sorted(loss_sums(model(g, steps=3), g, task.spec))
     ['hint/pi_h', 'hint/reach_h', 'out/pi', 'out/reach']
     """
@@ -199,7 +199,7 @@ def task_loss(
     >>> from hookgnn.tasks import get_task
     >>> task = get_task("bfs")
     >>> g = task.sample(2, "path", seed=0, n=4)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=task.spec, max_steps=4)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=task.spec, max_steps=4)
     >>> total, parts = task_loss(model(g, steps=3), g, task.spec)
     >>> sorted(parts)
     ['hint/pi_h', 'hint/reach_h', 'out/pi', 'out/reach']
