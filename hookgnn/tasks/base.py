@@ -167,8 +167,13 @@ class Task(ABC):
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
-    #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
     clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
+
+    >>> from hookgnn.tasks import get_task
+    >>> dict(get_task("bellman_ford").clrs_names), dict(get_task("bfs").clrs_names)
+    ({'d_h': 'd'}, {})
+    """
 
     @abstractmethod
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
