@@ -1,31 +1,39 @@
-"""Benchmark: batched EAP-IG at neuron and weight level against a one-graph-at-a-time loop.
+"""Benchmark: EAP-IG at weight level over a dataset, against the textbook formula run graph by graph.
 
 The published Bellman-Ford setting (MINAR, arXiv 2602.21442): a PyTorch Geometric network of
 two min-aggregation ``MessagePassing`` layers (widths 1 -> 8 -> 1, message and update MLPs
 64 wide, a relu between the layers), wrapped with :func:`hookgnn.from_pyg`; ``--graphs``
-clean/corrupted pairs of weighted paths (``resample_weights``), metric: the L1 distance
-error of each graph.
+clean/corrupted pairs of weighted paths of ``--min-nodes`` to ``--max-nodes`` nodes
+(``resample_weights``), metric: the L1 distance error of each graph, ``--ig-steps`` steps.
 
-* ``loop``: ``eap(..., level="weight", ig_steps=K)`` on each pair alone, scores averaged;
-* ``batched``: one ``eap`` call on the disjoint union of all pairs (the IG copies of all
-  graphs in one forward+backward per chunk).
+* peer (``textbook``): plain PyTorch, one graph at a time, one forward + backward per IG step:
+  forward hooks on every ``nn.Linear`` record its input ``u`` and output ``z``, and
+  :math:`S_{ji} = W_{ji} \\sum_r \\Delta u_{r,i}\\, \\bar g_{r,j}` (``bar g``: d metric / d z
+  averaged over the steps), averaged over the graphs: the formula as a user writes it;
+* hookgnn: one ``eap(..., level="weight", link_filter=linear)`` call on the whole batch
+  (graphs streamed in chunks, all steps of a chunk in one forward + backward).
 
-The two give the same scores (the metric is the mean over graphs and EAP-IG is linear in
-it); the script checks that, then prints time per method (median of ``--runs``) and the
-ratio.
+The script checks that the two give the same scores, then prints wall and CPU time per
+method (median of ``--runs``, interleaved) and the ratio. ``--memory`` also runs hookgnn alone
+in fresh subprocesses at several dataset sizes and prints each one's peak resident memory
+(``ru_maxrss``: the whole process, torch and PyG included).
 
     python benchmarks/bench_eap.py --quick
-    python benchmarks/bench_eap.py --json out.json
+    python benchmarks/bench_eap.py --memory 250,1000,4000 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,8 +41,10 @@ from torch import nn
 from hookgnn import Graph, from_pyg
 from hookgnn.attribution import eap
 from hookgnn.metrics.per_graph import from_loss
+from hookgnn.patching.results import EdgeScores
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
+from hookgnn.tasks.samplers import weighted_path
 
 
 def published_network(width: int = 64) -> nn.Module:
@@ -68,51 +78,160 @@ def published_network(width: int = 64) -> nn.Module:
     return Net()
 
 
-def timed(fn: Any, runs: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3, out
+def dataset(graphs: int, lo: int, hi: int, seed: int = 1) -> tuple[Graph, Graph]:
+    """``graphs`` clean/corrupted weighted paths of ``lo`` to ``hi`` nodes, as two batches."""
+    def path(seed: Any = None) -> Any:
+        rng = np.random.default_rng(seed)
+        return weighted_path(int(rng.integers(lo, hi + 1)), seed=rng)
+
+    return sample_pairs(get_task("bellman_ford"), graphs, "resample_weights", path, seed=seed)
+
+
+def textbook(net: nn.Module, clean: Graph, corrupted: Graph, steps: int) -> dict[str, torch.Tensor]:
+    """The peer: EAP-IG weight scores by hand, graph by graph and step by step, averaged over graphs."""
+    linears = {n: m for n, m in net.named_modules() if isinstance(m, nn.Linear)}
+    ins: dict[str, torch.Tensor] = {}
+    outs: dict[str, torch.Tensor] = {}
+
+    def record(name: str) -> Any:
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            ins[name], outs[name] = inputs[0], output
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in linears.items()]
+    total = {n: torch.zeros_like(m.weight) for n, m in linears.items()}
+    pairs = list(zip(clean.split(), corrupted.split()))
+    try:
+        for c, b in pairs:  # denoising: base = corrupted, source = clean; targets: the clean graph's
+            ei, target = b.edge_index, c["d"]
+            with torch.no_grad():
+                net(b.x, ei, b.edge_attr)
+                u_base = dict(ins)
+                net(c.x, ei, c.edge_attr)
+                u_src = dict(ins)
+            gbar = {n: torch.zeros_like(u_base[n][:, :1].expand(-1, m.out_features)) for n, m in linears.items()}
+            for k in range(steps):
+                a = (k + 0.5) / steps
+                out = net(b.x + a * (c.x - b.x), ei, b.edge_attr + a * (c.edge_attr - b.edge_attr))
+                grads = torch.autograd.grad((out.squeeze(-1) - target).abs().mean(), [outs[n] for n in linears])
+                for n, g in zip(linears, grads):
+                    gbar[n] += g / steps
+            for n, m in linears.items():
+                total[n] += m.weight.detach() * (gbar[n].T @ (u_src[n] - u_base[n]))
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: t / len(pairs) for n, t in total.items()}
+
+
+def as_matrices(net: nn.Module, scores: EdgeScores) -> dict[str, torch.Tensor]:
+    """hookgnn's weight-edge scores laid out as the peer's ``[out, in]`` matrices per ``nn.Linear``:
+    msg_mlp.0 reads ``[x_j, e_ij]``, upd_mlp.0 ``[aggr, x]`` (the source hook gives the block)."""
+    out = {n: torch.zeros_like(m.weight) for n, m in net.named_modules() if isinstance(m, nn.Linear)}
+    for edge, s in zip(scores.edges, scores.scores.tolist()):
+        linear = edge.dst.hook.removesuffix(".hook_out")
+        conv = net.get_submodule(linear.rsplit(".", 2)[0])
+        offset = {"hook_edge_attr": conv.msg_mlp[0].in_features - 1,
+                  "hook_input": conv.msg_mlp[2].out_features}.get(edge.src.hook.rsplit(".", 1)[-1], 0)
+        out[linear][edge.dst.feature, edge.src.feature + offset] = s
+    return out
+
+
+def run_hookgnn(model: Any, clean: Graph, corrupted: Graph, steps: int) -> EdgeScores:
+    metric = from_loss(F.l1_loss, target="d")
+    return eap(model, clean, corrupted, metric, ig_steps=steps, level="weight", link_filter=lambda l: l.kind == "linear")
+
+
+def timed(fn: Any) -> tuple[float, float, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3, out
+
+
+def _status() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "VmHWM")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def memory_child(graphs: int, lo: int, hi: int, steps: int) -> None:
+    """In a fresh process: build the data and model, run hookgnn once, print (MiB, as JSON) the
+    peak resident memory of the whole process and the peak above the built inputs (Linux:
+    ``/proc/self/clear_refs`` resets the high-water mark ``VmHWM`` after the setup)."""
+    torch.set_num_threads(1)
+    clean, corrupted = dataset(graphs, lo, hi)
+    torch.manual_seed(0)
+    model = from_pyg(published_network().eval(), example=clean)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    start = _status()["VmRSS"]
+    run_hookgnn(model, clean, corrupted, steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"graphs": graphs, "nodes": clean.num_nodes, "edges": clean.num_edges, "after_setup_mib": start / 2**20,
+                      "peak_rss_mib": peak, "peak_above_setup_mib": (_status()["VmHWM"] - start) / 2**20}))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--graphs", type=int, default=250)
-    p.add_argument("--nodes", type=int, default=8)
-    p.add_argument("--ig-steps", type=int, default=16)
+    p.add_argument("--min-nodes", type=int, default=5)
+    p.add_argument("--max-nodes", type=int, default=60)
+    p.add_argument("--ig-steps", type=int, default=20)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--memory", default="", help="comma-separated dataset sizes for the peak-memory rows")
     p.add_argument("--quick", action="store_true", help="40 graphs, one run")
     p.add_argument("--json", default=None)
+    p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.min_nodes, args.max_nodes, args.ig_steps)
+        return
     if args.quick:
         args.graphs, args.runs = 40, 1
+    torch.set_num_threads(args.threads)
+    clean, corrupted = dataset(args.graphs, args.min_nodes, args.max_nodes)
     torch.manual_seed(0)
-    clean, corrupted = sample_pairs(get_task("bellman_ford"), args.graphs, "resample_weights", "weighted_path",
-                                    seed=1, n=args.nodes)
-    model = from_pyg(published_network().eval(), example=clean)
-    metric = from_loss(F.l1_loss, target="d")
-    pairs = list(zip(clean.split(), corrupted.split()))
-
-    def loop() -> torch.Tensor:
-        return torch.stack([eap(model, c, k, metric, ig_steps=args.ig_steps, level="weight").scores
-                            for c, k in pairs]).mean(0)
-
-    def batched() -> torch.Tensor:
-        return eap(model, clean, corrupted, metric, ig_steps=args.ig_steps, level="weight").scores
-
-    loop_ms, a = timed(loop, args.runs)
-    batched_ms, b = timed(batched, args.runs)
-    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
-    row = dict(workload=f"EAP-IG weight edges, {args.graphs} graphs, {args.ig_steps} steps", edges=int(b.numel()),
-               peer="per-graph loop", peer_ms=loop_ms, hookgnn_ms=batched_ms, ratio=loop_ms / batched_ms,
-               threads=torch.get_num_threads())
-    print(f"{'workload':<48} {'peer':<16} {'peer ms':>9} {'hookgnn ms':>10} {'ratio':>6}")
-    print(f"{row['workload']:<48} {row['peer']:<16} {loop_ms:>9.0f} {batched_ms:>10.0f} {row['ratio']:>6.1f}")
+    net = published_network().eval()
+    model = from_pyg(net, example=clean)
+    run_hookgnn(model, clean, corrupted, args.ig_steps)  # warm-up (and PyG's propagate template)
+    peer_t, ours_t = [], []
+    for _ in range(args.runs):  # interleaved: both see the same machine load
+        peer_t.append(timed(lambda: textbook(net, clean, corrupted, args.ig_steps)))
+        ours_t.append(timed(lambda: run_hookgnn(model, clean, corrupted, args.ig_steps)))
+    want, got = peer_t[-1][2], as_matrices(net, ours_t[-1][2])
+    for n in want:
+        scale = float(want[n].abs().max())
+        torch.testing.assert_close(got[n], want[n], rtol=1e-3, atol=1e-5 * scale)
+    med = lambda ts, i: statistics.median(t[i] for t in ts)  # noqa: E731
+    row = dict(workload=f"EAP-IG weight edges, {args.graphs} graphs of {args.min_nodes}-{args.max_nodes} nodes, "
+                        f"{args.ig_steps} steps", edges=sum(int(t.numel()) for t in want.values()),
+               peer="textbook, per graph", peer_ms=med(peer_t, 0), hookgnn_ms=med(ours_t, 0),
+               peer_cpu_ms=med(peer_t, 1), hookgnn_cpu_ms=med(ours_t, 1), threads=args.threads, runs=args.runs)
+    row["ratio"] = row["peer_ms"] / row["hookgnn_ms"]
+    row["cpu_ratio"] = row["peer_cpu_ms"] / row["hookgnn_cpu_ms"]
+    print(f"{'workload':<62} {'peer':<20} {'peer ms':>9} {'hookgnn ms':>10} {'ratio':>6} {'cpu ratio':>9}")
+    print(f"{row['workload']:<62} {row['peer']:<20} {row['peer_ms']:>9.0f} {row['hookgnn_ms']:>10.0f} "
+          f"{row['ratio']:>6.1f} {row['cpu_ratio']:>9.1f}")
+    memory = []
+    for n in [int(s) for s in args.memory.split(",") if s]:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "--min-nodes", str(args.min_nodes),
+                              "--max-nodes", str(args.max_nodes), "--ig-steps", str(args.ig_steps)],
+                             capture_output=True, text=True, check=True)
+        memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        m = memory[-1]
+        print(f"peak RSS, hookgnn, {n} graphs ({m['nodes']} nodes, {m['edges']} edges): {m['peak_rss_mib']:.0f} MiB "
+              f"for the process; eap's own: {m['peak_above_setup_mib']:.0f} MiB above the built data and model "
+              f"({m['after_setup_mib']:.0f} MiB)")
+    print(f"median of {args.runs} interleaved runs, {args.threads} thread(s); the machine may be shared "
+          "(CPU time is the steadier number there)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": [row]}, f, indent=2)
+            json.dump({"args": vars(args), "rows": [row], "memory": memory}, f, indent=2)
 
 
 if __name__ == "__main__":

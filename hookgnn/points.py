@@ -148,8 +148,15 @@ class HookPoint(nn.Module):
         The copy is what makes an in-place edit equal to returning the edited copy: the
         hook never writes to a tensor that other code (or autograd) also holds, and the
         copy's autograd node (``CloneBackward``) saves nothing, so any in-place edit of it
-        is allowed. Its values and gradient are those of ``x`` bit for bit.
+        is allowed. Its values and gradient are those of ``x`` bit for bit. A hook marked
+        :func:`read_only` gets ``x`` itself (no copy), and raises if it edits it in place.
         """
+        if getattr(fn, "read_only", False):
+            version = x._version
+            out = fn(x, hook=self)
+            if x._version != version:
+                raise HookError(f"{what} hook on {self.name} is marked read_only but edited its activation in place")
+            return x if out is None else self._checked(out, x, what)
         mine = x.clone()
         out = fn(mine, hook=self)
         if out is None:
@@ -180,6 +187,19 @@ class HookPoint(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, axis={self.axis!r}"
+
+
+def read_only(fn: Any) -> Any:
+    """Mark a hook that never edits its activation in place: it gets the activation itself, not
+    a private copy (the copy of every large activation is measurable time in a streamed backward).
+    An in-place edit by a marked hook raises :class:`HookError`. Returns ``fn``.
+
+    >>> seen = read_only(lambda act, hook: None)
+    >>> seen.read_only
+    True
+    """
+    fn.read_only = True
+    return fn
 
 
 class _GradHook:

@@ -7,6 +7,7 @@ structure, and a metric. Kinds:
 
 * ``hooked-<name>``: ``HookedGNN`` with every processor of ``hookgnn.nn.PROCESSORS``;
 * ``layers-minar``: ``HookedGNN.from_layers`` with two ``MLPConv`` rounds, 1 -> 8 -> 1 (MINAR);
+* ``task-dag_shortest_paths``: ``HookedGNN`` on a CLRS task's stored graphs (pointer edges);
 * ``pyg-*``: PyG models wrapped with ``hookgnn.from_pyg``: GINE, GCN (adds self-loops), LGConv,
   GAT, PyG's ``BasicGNN`` GIN, a SALSA-CLRS-like recurrent GRU + LayerNorm processor with
   ``forward(data)`` reading the fields ``data.s`` and ``data.pos``, and MINAR's network.
@@ -262,10 +263,39 @@ def wrapped(name: str) -> Case:
                 ("x", "edge_attr", *fields), field, second)
 
 
+# ------------------------------------------------------------ a CLRS task's own graphs
+def task_dag_shortest_paths() -> Case:
+    """A HookedGNN on dag_shortest_paths: its stored graph of ``N`` nodes (pointer edges flagged
+    by ``adj``); corrupted graphs move ``x`` and ``edge_attr`` by ``EPS`` and carry the targets
+    of another source."""
+    from hookgnn.tasks import get_task
+    from hookgnn.tasks.corruptions import corrupt
+    from hookgnn.tasks.pointer_edges import er_dag
+
+    task = get_task("dag_shortest_paths")
+    clean = task.sample(1, er_dag, seed=0, n=N, p=0.5)
+    gen = torch.Generator().manual_seed(0)
+
+    def corrupted(seed: int) -> Graph:
+        other = corrupt(task, clean, "resample_source", seed=seed)
+        return other.replace(x=clean.x + EPS * torch.randn(clean.x.shape, generator=gen),
+                             edge_attr=clean.edge_attr + EPS * torch.randn(clean.edge_attr.shape, generator=gen))
+
+    torch.manual_seed(0)
+    spec = {k: s for k, s in task.spec.items() if s.stage == "output"}
+    model = HookedGNN("mpnn", D, node_in=clean.x.shape[1], edge_in=clean.edge_attr.shape[1], spec=spec,
+                      max_steps=3).eval()
+    # the summed pointer logits: single messages move it well above the matrix's floor (the log-probability
+    # of an untrained model barely moves; test_edge_pointers checks patching that metric on every new task)
+    return Case("task-dag_shortest_paths", model, model, lambda m, g: m(g), clean, corrupted(0),
+                OutputSum("pi", location="edge"), list(model.layers), None, ("x", "edge_attr"), False, corrupted(1))
+
+
 KINDS: dict[str, Callable[[], Case]] = {
     **{f"hooked-{p}": functools.partial(hooked, p) for p in PROCESSORS},
     "layers-minar": layers_minar,
     **{f"pyg-{n}": functools.partial(wrapped, n) for n in PYG},
+    "task-dag_shortest_paths": task_dag_shortest_paths,
 }
 
 

@@ -76,7 +76,7 @@ def usage_error(argv, capsys) -> str:
     (["--eval-graphs", "-1"], ["--eval-graphs", "'-1'"]),
     (["--lr-schedule", "linear"], ["--lr-schedule", "'linear'"]),
     # found by drawing graphs before training: the task refuses them, or they need more rounds than max_steps
-    (["--task", "dfs", "--max-rounds", "8"], ["--max-rounds 8", "needs 10 rounds"]),
+    (["--task", "dfs", "--max-rounds", "8"], ["--max-rounds 8", "needs 14 rounds"]),
     (["--task", "bridges", "--sampler-arg", "directed=True"], ["directed=True", "undirected"]),
     (["--task", "bellman_ford", "--sampler-arg", "weights=(-1.0, 0.0)"], ["weights=(-1.0, 0.0)", "non-negative"]),
     (["--sampler", "grid", "--sampler-arg", "cols='x'"], ["--sampler grid", "cols='x'"]),

@@ -30,6 +30,7 @@ import torch
 
 from hookgnn import Graph, parallel
 from hookgnn.attribution import atp_star, attribute, eap
+from hookgnn.causal import Intervention, neurons, run_interventions
 from hookgnn.circuits import Circuit, audit, evaluate, verify
 from hookgnn.nn.wiring import links_of
 from hookgnn.patching import Component, hooks, message_edges, messages, patch, patch_each, path_patch
@@ -282,6 +283,34 @@ def _sweep_numbers(c: Case, s) -> list[torch.Tensor]:
     return [s.values, torch.tensor(s.baseline if s.baseline is not None else 0.0)]
 
 
+def f_interchange(c: Case, direction: str) -> None:
+    """Batched interchange interventions against the plain network with rows of round outputs set
+    to the source run's: node 1's whole last state; node 2's first two channels of it; node 2's
+    whole state entering round 1 (where the map between rounds is node-wise, setting the row of
+    round 0's output sets that row of the state)."""
+    base, src = plain.pair(c, direction)
+    T = c.model.num_rounds
+    o_src, _, _, _ = plain.record(c, src)
+    d = o_src[T - 1].shape[-1]
+
+    def channels(t: int, act: torch.Tensor) -> torch.Tensor:
+        if t != T - 1:
+            return act
+        new = act.clone()
+        new[2, :2] = o_src[t][2, :2].to(act)
+        return new
+
+    cases = [(Intervention(0, 1, T), neurons(d, range(d)), plain.set_rows({T - 1: [1]}, o_src)),
+             (Intervention(0, 2, T), neurons(d, range(min(2, d))), channels)]
+    if c.model.between_rounds(0) is not None:
+        d0 = o_src[0].shape[-1]
+        cases.append((Intervention(0, 2, 1), neurons(d0, range(d0)), plain.set_rows({0: [2]}, o_src)))
+    for iv, sub, edit in cases:
+        with torch.no_grad():
+            out, _ = run_interventions(c.model, [(base, src)], [iv], sub)
+        close(torch.tensor([float(c.metric(out, c.clean).mean())]), torch.tensor([plain.run(c, base, out=edit)]))
+
+
 FUNCTIONS: dict[str, Callable[[Case, str], None]] = {
     "patch-hooks": f_patch_hooks,
     "patch-messages": f_patch_messages,
@@ -315,6 +344,7 @@ FUNCTIONS: dict[str, Callable[[Case, str], None]] = {
     "parallel-eap": _mean_of_pairs(
         lambda c, ps, d: parallel.over_pairs(eap, c.model, ps, c.metric, direction=d, level="message"),
         lambda c, cl, co, d: eap(c.model, cl, co, c.metric, direction=d, level="message"), lambda c, s: [s.scores]),
+    "interchange": f_interchange,
     "parallel-attribute": _mean_of_pairs(
         lambda c, ps, d: parallel.over_pairs(attribute, c.model, ps, c.metric, names_filter=outs(c), direction=d,
                                              keep="rows"),

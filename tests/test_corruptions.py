@@ -9,6 +9,7 @@ import torch
 
 from hookgnn.tasks import TASKS, get_task
 from hookgnn.tasks.corruptions import CORRUPTIONS, corrupt, is_undirected, reverse_groups, sample_pairs
+from hookgnn.tasks.pointer_edges import er_dag
 from pointers import pointers
 
 WEIGHTED = ["bellman_ford", "dijkstra", "mst_prim"]
@@ -21,7 +22,8 @@ def sources(g) -> list[int]:
 
 def pairs(name, scheme, seed=0, options=None, **kw):
     kw = {"n": 8, "p": 0.4, **kw}
-    return sample_pairs(TASKS[name], 10, scheme, "erdos_renyi", seed=seed, options=options, **kw)
+    sampler = er_dag if TASKS[name].acyclic_only else "erdos_renyi"
+    return sample_pairs(TASKS[name], 10, scheme, sampler, seed=seed, options=options, **kw)
 
 
 @pytest.mark.parametrize("name", SOURCED)

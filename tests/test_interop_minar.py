@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from hookgnn.patching import messages, patch
 from hookgnn.patching.components import WeightEdge, weight_edges
 from hookgnn.tasks import get_task
 from hookgnn.tasks.corruptions import sample_pairs
+from hookgnn.tasks.samplers import weighted_path
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 from torch_geometric.nn.models.basic_gnn import BasicGNN  # noqa: E402
@@ -263,3 +265,26 @@ def test_eap_can_keep_only_the_learned_linear_weight_entries(trained, pair):
         e.dst.hook.removesuffix(".hook_out")) if e.dst.hook.endswith(".hook_out") else None, nn.Linear)}
     full = every.as_dict()
     torch.testing.assert_close(linear.scores, torch.tensor([full[e] for e in linear.edges]))
+
+
+@pytest.mark.parametrize("rows", [1, 60, 1 << 15])  # one graph and one step per forward, a few graphs, all at once
+def test_eap_ig_over_graphs_of_many_sizes_equals_the_textbook_formula_in_any_chunking(trained, rows):
+    def path(seed=None):  # noqa: ANN001, ANN202
+        rng = np.random.default_rng(seed)
+        return weighted_path(int(rng.integers(1, 7)), seed=rng)  # 1 to 6 nodes (1: no edges)
+
+    clean, corrupted = sample_pairs(get_task("bellman_ford"), 6, "resample_weights", path, seed=3)
+    hooked = from_pyg(trained, example=clean)
+    metric = from_loss(F.l1_loss, target="d")
+    scores = eap(hooked, clean, corrupted, metric, ig_steps=IG_STEPS, level="weight", rows_per_forward=rows,
+                 link_filter=lambda link: link.kind == "linear")
+    weights, _ = textbook(trained, clean, corrupted, IG_STEPS)  # all graphs at once, the metric their mean
+    got = torch.tensor(scores.scores.tolist())
+    want = torch.tensor([float(weights[linear][j, i]) for linear, j, i in map(lambda e: _linear_entry(trained, e),
+                                                                              scores.edges)])
+    scale = float(want.abs().max())
+    assert scale > 1e-4  # not all zero
+    torch.testing.assert_close(got, want, atol=1e-5 * scale, rtol=1e-4)
+    with torch.no_grad():
+        base = float(l1_per_graph(trained(corrupted.x, corrupted.edge_index, edge_attr=corrupted.edge_attr), clean))
+    assert scores.baseline == pytest.approx(base, rel=1e-5)

@@ -12,9 +12,13 @@ import pytest
 
 from hookgnn.graph import Graph
 from hookgnn.tasks import TASKS
+from hookgnn.tasks.pointer_edges import PointerEdgeTask
 from hookgnn.tasks.samplers import SampledGraph, erdos_renyi
 
 N = 300
+#: Tasks stored as the graph's own edges. Tasks with pointer edges store up to n^2 edges on a connected
+#: graph (docs/guide/tasks.md: "pointer edges"), so their hints are O(T n^2) and are not run at N = 300.
+SPARSE = sorted(name for name, task in TASKS.items() if not isinstance(task, PointerEdgeTask))
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,8 @@ def sparse() -> SampledGraph:
 def labelled(sparse) -> dict[str, tuple[Graph, int]]:
     """Every task run on the graph, with the tracemalloc peak (bytes) of the run."""
     out = {}
-    for name, task in TASKS.items():
+    for name in SPARSE:
+        task = TASKS[name]
         tracemalloc.start()
         try:
             g = task.run(sparse, source=0)
@@ -37,7 +42,7 @@ def labelled(sparse) -> dict[str, tuple[Graph, int]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SPARSE)
 def test_hints_are_node_or_edge_trajectories_of_num_steps(name, labelled):
     g, _ = labelled[name]
     steps, n, e = int(g["num_steps"][0]), g.num_nodes, g.num_edges
@@ -53,7 +58,7 @@ def test_hints_are_node_or_edge_trajectories_of_num_steps(name, labelled):
         assert g[key].element_size() == 4, key
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", SPARSE)
 def test_labelling_memory_is_linear_in_steps_times_nodes_plus_edges(name, labelled):
     g, peak = labelled[name]
     size = int(g["num_steps"][0]) * (g.num_nodes + g.num_edges)

@@ -1,7 +1,9 @@
 """Gradient estimators of patching effects, and the exact local engine behind AtP*.
 
 * :mod:`~hookgnn.attribution.gradients`: :func:`attribute` (attribution patching at ``ig_steps=0``,
-  EAP-IG above), :func:`eap` on computational edges;
+  EAP-IG above);
+* :mod:`~hookgnn.attribution.edges`: :func:`eap` on computational edges, its sums streamed over graphs and
+  steps by :mod:`~hookgnn.attribution.edge_sums`;
 * :mod:`~hookgnn.attribution.streamed`: the same products streamed hook by hook (``keep``, ``offload``);
 * :mod:`~hookgnn.attribution.interpolate`: the input interpolation both of them use;
 * :mod:`~hookgnn.attribution.atp_star`: AtP*, exact local rounds then linearised;
@@ -10,14 +12,8 @@
 """
 
 from hookgnn.attribution.atp_star import atp_star
-from hookgnn.attribution.gradients import (
-    attribute,
-    attribution_patch,
-    eap,
-    integrated_gradients,
-    integrated_gradients_at,
-    message_edge_scores,
-)
+from hookgnn.attribution.edges import eap, message_edge_scores
+from hookgnn.attribution.gradients import attribute, attribution_patch, integrated_gradients, integrated_gradients_at
 from hookgnn.attribution.receptive import LocalRecomputeError
 from hookgnn.patching.results import Attribution, EdgeScores
 

@@ -18,21 +18,21 @@ All steps run in one batched forward + backward (copies in one disjoint union).
 for every hook, summed to rows (nodes / edges) or to features (neurons) on demand, and
 the base run's metric :math:`m(b)` as ``baseline``: every score is an estimated effect,
 the quantity an exact sweep returns (:mod:`hookgnn.patching.results`).
-:func:`eap` turns the same quantities into scores of computational edges
-(:mod:`hookgnn.patching.components`): a message edge's score is its ``hook_src`` row;
-a weight edge :math:`i \\to j` gets :math:`\\sum_r \\Delta a_{r,i} W_{ji}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`.
+:func:`~hookgnn.attribution.edges.eap` turns the same quantities into scores of computational
+edges (:mod:`hookgnn.attribution.edges`, its sums streamed by :mod:`hookgnn.attribution.edge_sums`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from hookgnn._deprecated import warn_deprecated
+from hookgnn.attribution.edge_sums import derivative
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.attribution.streamed import check_keep, ig_alphas, streamed_attribution
 from hookgnn.cache.grad_taps import frozen_parameters
@@ -40,27 +40,14 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
-from hookgnn.nn.wiring import ResolvedLink, links_of
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
-from hookgnn.patching.components import Edge, MessageEdge, check_carriers, message_edges, weight_edges
-from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, EdgeScores, HookScores, Keep
+from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, Keep
 from hookgnn.ops.threads import threads_by_workload
-
-
-EdgeLevel = Literal["message", "weight", "all"]
 
 
 #: An elementwise link whose gradient through its activation is wanted: (src, dst, rows, act).
 Through = tuple[str, str, str, Callable[[Tensor], Tensor]]
-
-
-def _derivative(fn: Callable[[Tensor], Tensor], a: Tensor) -> Tensor:
-    """:math:`\\varphi'(a)` of an elementwise ``fn``, entry by entry."""
-    with torch.enable_grad():
-        z = a.detach().requires_grad_()
-        (d,) = torch.autograd.grad(fn(z).sum(), z)
-    return d
 
 
 def _grads_over_copies(
@@ -121,7 +108,7 @@ def _grads_over_copies(
             a = per_copy(cache[s], k)
             a = a if rows == "same" else a[:, src_idx if rows == "src" else dst_idx]
             g = cache.grads[d].reshape(k, *a.shape[1:])
-            add(along, (s, d), (g * _derivative(fn, a)).sum(0))
+            add(along, (s, d), (g * derivative(fn, a)).sum(0))
         del cache
     n = len(graphs)
     if n > 1:
@@ -322,123 +309,5 @@ def integrated_gradients_at(
     return Attribution(axes, baseline, direction, delta=delta, grad=grad, grad_active=active)
 
 
-@threads_by_workload
-def eap(
-    model: HookedRootModule,
-    clean: Graph,
-    corrupted: Graph,
-    metric: Metric,
-    ig_steps: int = 0,
-    direction: Direction = DEFAULT_DIRECTION,
-    level: EdgeLevel = "all",
-    zero_weights: bool = False,
-    link_filter: Callable[[ResolvedLink], bool] | None = None,
-    **forward_kwargs: Any,
-) -> EdgeScores:
-    """EAP (``ig_steps=0``) or EAP-IG scores of every message edge and weight edge.
-
-    ``level``: ``"message"`` (single messages only; any processor), ``"weight"``
-    (neuron-to-neuron weight edges; needs the processor's wiring, its ``links()``:
-    :mod:`hookgnn.nn.wiring`) or ``"all"``.
-
-    Message edge ``(t, e)``: the row-sum of ``layers.t.hook_src``'s attribution.
-    Weight edge ``i -> j`` of a link (see :class:`~hookgnn.nn.wiring.Link`):
-    :math:`W_{ji} \\sum_r \\Delta a_{\\rho(r), i}\\, \\varphi'_{r,j}\\, \\bar g_{r,j}`
-    (``rho`` maps destination rows to source rows; for a min/max ``scatter`` link the
-    gradient at the message already selects the winning edge, so the score is
-    :math:`\\sum_e \\Delta m_{e,i} \\bar g_{e,i}`). An elementwise link through another
-    activation :math:`\\varphi` uses :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`; a weight link
-    followed by an activation, the gradient at its ``pre`` hook. ``zero_weights`` also
-    scores the zero entries of every weight (as tools that enumerate them do).
-    ``link_filter`` keeps the links it returns ``True`` for (see
-    :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
-    scores learned weight entries only (MINAR's edges), without the identity, activation,
-    gather and scatter links between them. Raises ``ValueError`` if ``ig_steps < 0``, and for
-    message edges where a round's ``hook_src`` is not one row per graph edge (a layer with its
-    own edge list, :func:`~hookgnn.patching.components.check_carriers`).
-
-    >>> from hookgnn import HookedGNN
-    >>> from hookgnn.metrics.per_graph import OutputSum
-    >>> from hookgnn.spec import FeatureSpec
-    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
-    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
-    >>> scores = eap(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), level="message")
-    >>> len(scores.edges)  # 2 rounds x 2 edges
-    4
-
-    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
-        model); it is not modified.
-    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
-    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
-        row for row).
-    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
-        batch.
-    :param ig_steps: 0: EAP; ``K > 0``: EAP-IG with ``K`` interpolation steps.
-    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
-        (corrupted values into the clean run).
-    :param level: ``"message"``, ``"weight"`` or ``"all"`` (both).
-    :param zero_weights: also score the zero entries of every weight.
-    :param link_filter: keep only the links it returns ``True`` for (default: every link).
-    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
-    """
-    if level not in ("message", "weight", "all"):
-        raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")
-    rounds = list(range(forward_kwargs.get("steps") or model.num_rounds))
-    links = [] if level == "message" else links_of(model, rounds)
-    if link_filter is not None:
-        links = [link for link in links if link_filter(link)]
-    carriers = [model.round_hook("hook_src", t) for t in rounds] if level != "weight" else []
-    check_carriers(model, carriers)
-    names = carriers if level == "message" else None
-    through = [(l.src, l.dst, l.rows, l.act) for l in links if l.weight is None and callable(l.act)]
-    active = sorted({l.dst for l in links if l.act == "relu" and (l.weight is None or l.pre is None)})
-    attr = attribute(model, clean, corrupted, metric, ig_steps=ig_steps, names_filter=names, direction=direction,
-                     through=through, active=active, **forward_kwargs)
-    graph = clean
-    edges: list[Edge] = []
-    scores: list[Tensor] = []
-    if level != "weight":
-        edges += message_edges(graph.edge_index, rounds, model)
-        per_round = attr.rows(carriers).values
-        scores.append(per_round.flatten())
-    src_idx, dst_idx = graph.edge_index
-    for link in links:
-        d_a, grad = attr.delta[link.src], _link_grad(attr, link)
-        if link.rows == "scatter":
-            s = (d_a * attr.grad[link.src]).sum(0)
-            mat = torch.diag(s)
-        else:
-            rows = d_a if link.rows == "same" else d_a[src_idx if link.rows == "src" else dst_idx]
-            prod = rows.T @ grad  # [d_src, d_dst]
-            mat = torch.diag(torch.diagonal(prod)) if link.weight is None else prod * link.weight.T
-        new = weight_edges(link, d_a.shape[1], grad.shape[1], include_zero=zero_weights)
-        edges += new
-        pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in new], dtype=torch.long).reshape(-1, 2)
-        scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().float().cpu())
-    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), attr.baseline, direction)
-
-
-def _link_grad(attr: Attribution, link: Any) -> Tensor:
-    """The averaged gradient that multiplies a link's source differences (see :func:`eap`)."""
-    if link.act == "identity":
-        return attr.grad[link.dst]
-    if link.weight is None:
-        return attr.grad_active[link.dst] if link.act == "relu" else attr.grad_through[(link.src, link.dst)]
-    if link.pre is not None:
-        return attr.grad[link.pre]
-    if link.act == "relu":
-        return attr.grad_active[link.dst]
-    raise ValueError(f"link {link.name} of round {link.round} applies {link.act} after its weight and names no pre "
-                     "hook point (the pre-activation), so the activation's derivative is unknown; give it pre=...")
-
-
-def message_edge_scores(scores: EdgeScores) -> HookScores:
-    """The message-edge part of EAP scores as ``[round, edge]`` (estimated effects, with the same ``baseline``)."""
-    msgs = [(e, s) for e, s in zip(scores.edges, scores.scores.tolist()) if isinstance(e, MessageEdge)]
-    carriers = {e.round: e.carrier.hook for e, _ in msgs}
-    rounds = sorted(carriers)
-    width = max(e.edge for e, _ in msgs) + 1
-    table = torch.zeros(len(rounds), width)
-    for e, s in msgs:
-        table[rounds.index(e.round), e.edge] = s
-    return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), scores.baseline, scores.direction)
+# eap and message_edge_scores live in hookgnn.attribution.edges; re-exported for the old module alias
+from hookgnn.attribution.edges import EdgeLevel, eap, message_edge_scores  # noqa: E402

@@ -45,6 +45,7 @@ from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.outpaths import writable_folder
+from hookgnn.points import read_only
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -161,13 +162,18 @@ def streamed_attribution(
             if hook.name not in source:
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
-            d = source.pop(hook.name).to(act) - act.detach()
+            s = source.pop(hook.name)
+            # in RAM the source activation is this job's own copy: the difference overwrites it
+            # (no fresh buffer, whose first touch costs page faults, per hook)
+            same = files is None and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
+            d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
             deltas.put(hook.name, d)
 
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
-                product = deltas.take(name) * grad
+                d = deltas.take(name)
+                product = d.mul_(grad) if files is None and d.shape == grad.shape else d * grad
                 for to, slots in kept.items():
                     slots.put(name, reduce_product(product, to))
 
@@ -216,6 +222,7 @@ def _tapped_run(
     the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached)."""
     taps = GradientTaps()
 
+    @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
     def tap(act: Tensor, hook: Any) -> Tensor:
         if on_forward is not None:
             on_forward(act, hook)

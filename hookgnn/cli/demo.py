@@ -6,7 +6,7 @@ that its printed output is the same on every machine: a model trained here would
 this CPU's torch code path and thread count (bitwise deterministic on one setup only), while
 the analyses of one given checkpoint agree across code paths. ``train=True``
 (``hookgnn demo --train``) trains the model again with the settings of :func:`demo_config`
-(``benchmarks/make_demo_reference.py`` writes the reference file that way), and the demo
+(``scripts/make_demo_reference.py`` writes the reference file that way), and the demo
 says which model it used.
 
 Standard output carries only what holds on every machine (it is the block the README shows,
@@ -55,7 +55,7 @@ ROUNDS = 10
 VERIFY_TOP = 16
 #: Circuit sizes tried for faithfulness >= 0.9: every size from 1 to 20, then a grid (and the whole universe).
 CIRCUIT_SIZES = (*range(1, 21), 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320)
-#: The reference checkpoint, shipped as package data (``benchmarks/make_demo_reference.py`` writes it).
+#: The reference checkpoint, shipped as package data (``scripts/make_demo_reference.py`` writes it).
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "demo_reference.pt"
 
 
@@ -82,7 +82,7 @@ def load_reference(path: str | Path = REFERENCE) -> tuple[HookedGNN, TrainConfig
     ckpt = load_checkpoint(path)
     if ckpt.task != "bellman_ford" or ckpt.train_config is None or ckpt.model.max_steps != ROUNDS:
         raise ValueError(f"{path} is not a demo reference checkpoint (Bellman-Ford, {ROUNDS} rounds, with its "
-                         f"training settings); write one with benchmarks/make_demo_reference.py")
+                         f"training settings); write one with scripts/make_demo_reference.py")
     return ckpt.model.eval(), ckpt.train_config
 
 

@@ -4,7 +4,8 @@
 * ``hookgnn tour``: build a reasoner, cache it, hook it, print the hook table;
 * ``hookgnn train``: train a reasoner on an algorithmic task and save a checkpoint;
 * ``hookgnn eval``: score a checkpoint on fresh graphs (larger ones, other families);
-* ``hookgnn metamer``: graphs a checkpoint's reasoner cannot tell apart from a sampled one.
+* ``hookgnn metamer``: graphs a checkpoint's reasoner cannot tell apart from a sampled one;
+* ``hookgnn causal``: a checkpoint's hints as causal variables (probes, interchange interventions).
 
 Every subcommand checks all its arguments first (values, the checkpoint, that output
 folders exist or can be made and accept files), then runs. A bad argument prints one
@@ -133,8 +134,10 @@ def _metamer(args: argparse.Namespace) -> Job:
 # ------------------------------------------------------------------ main
 def commands() -> list[Command]:
     """(name, add_arguments, check) of every subcommand; ``check(args)`` returns the job to run."""
+    from hookgnn.cli.causal import causal_args, check_causal
+
     return [("demo", _demo_args, _demo), ("tour", _tour_args, _tour), *TRAIN_COMMANDS,
-            ("metamer", _metamer_args, _metamer)]
+            ("metamer", _metamer_args, _metamer), ("causal", causal_args, check_causal)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

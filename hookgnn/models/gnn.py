@@ -93,6 +93,11 @@ class HookedGNN(LayerStack):
         spec = dict(spec or {})
         self.output_spec = {k: s for k, s in spec.items() if s.stage == "output"}
         self.hint_spec = {k: s for k, s in spec.items() if s.stage == "hint"}
+        if encode_hints:
+            edge_pointers = [k for k, s in self.hint_spec.items() if s.type == "pointer" and s.location == "edge"]
+            if edge_pointers:
+                raise ValueError(f"encode_hints does not support edge pointer hints ({edge_pointers}): their "
+                                 "value [E, K] has no fixed input width; pass a spec without them")
 
         self.node_encoder = Encoder(node_in, d_hidden)
         self.edge_encoder = Encoder(edge_in, d_hidden)

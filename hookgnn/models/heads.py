@@ -8,10 +8,16 @@ mask            logit ``[n]`` (probability ``sigmoid``)
 mask_one        logit ``[n]`` (probability: softmax over the graph's items)
 categorical     logits ``[n, dim]``
 pointer         logit ``[E]`` per edge ``u -> v`` (softmax over the incoming edges of v)
+edge pointer    logits ``[E, K]``: edge ``i -> j`` against slot ``k``, node ``k`` of its
+                graph (softmax over the row; :func:`~hookgnn.spec.edge_pointer_slots`)
 ==============  ===================================================================
 
 A pointer decoder scores edge ``u -> v`` as
-:math:`s_{uv} = w^\\top \\mathrm{relu}(W_s h_u + W_d h_v + W_e e_{uv})`.
+:math:`s_{uv} = w^\\top \\mathrm{relu}(W_s h_u + W_d h_v + W_e e_{uv})`; an edge pointer
+decoder scores edge ``i -> j`` pointing to node ``k`` as
+:math:`s_{ijk} = w^\\top \\mathrm{relu}(W_s h_i + W_d h_j + W_e e_{ij} + W_k h_k)`
+(``O(E K d)`` memory; slots past a graph's last node get
+:data:`~hookgnn.spec.EDGE_POINTER_PAD`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from torch import Tensor, nn
 from hookgnn.graph import Graph
 from hookgnn.nn.projection import Block, concat_linear, gather_rows
 from hookgnn.ops import scatter, scatter_softmax
-from hookgnn.spec import FeatureSpec
+from hookgnn.spec import EDGE_POINTER_PAD, FeatureSpec, edge_pointer_slots, is_edge_pointer
 
 
 class Encoder(nn.Module):
@@ -56,6 +62,7 @@ class Decoder(nn.Module):
         if spec.type == "pointer":
             self.src, self.dst, self.edge = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
             self.out = nn.Linear(d, 1)
+            self.target = nn.Linear(d, d) if is_edge_pointer(spec) else None
         elif spec.location == "node":
             self.out = nn.Linear(2 * d, width)
         elif spec.location == "edge":
@@ -77,6 +84,10 @@ class Decoder(nn.Module):
         if spec.type == "pointer":
             # W_s h_u + W_d h_v on nodes, then gathered to the edges (the same values).
             score = self.edge(e).add_(gather_rows(self.src(h), src)).add_(gather_rows(self.dst(h), dst))
+            if self.target is not None:  # edge pointer: every node k of the edge's graph
+                nodes, valid = edge_pointer_slots(graph)
+                score = score.unsqueeze(1) + self.target(h)[nodes]  # [E, K, d]
+                return self.out(torch.relu(score)).squeeze(-1).masked_fill(~valid, EDGE_POINTER_PAD)
             return self.out(torch.relu(score)).squeeze(-1)
         if spec.location == "node":
             raw = self.out(torch.cat([h, x], dim=-1))
@@ -102,6 +113,9 @@ def prediction_to_input(spec: FeatureSpec, raw: Tensor, graph: Graph) -> Tensor:
         return torch.sigmoid(raw)
     if spec.type == "categorical":
         return torch.softmax(raw, dim=-1)
+    if is_edge_pointer(spec):
+        raise ValueError("an edge pointer prediction [E, K] has no fixed input width: encode_hints does not "
+                         "support edge pointer hints")
     if spec.type == "pointer":
         return scatter_softmax(raw, graph.edge_index[1], graph.num_nodes)
     owner = graph.owner(spec.location)

@@ -33,7 +33,12 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   when ``with_arg`` is false (the value-only path, same ``out`` bit for bit);
 * ``backward(grad_out, arg, rowptr, perm, threads) -> grad_src [E, C]``:
   :math:`\\partial \\mathrm{src}_{e c} = [\\mathrm{arg}_{\\mathrm{index}_e c} = e]\\,
-  \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once.
+  \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once;
+* ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
+  ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
+  repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool
+  keeps at most ``HOOKGNN_SCATTER_POOL_MB`` (default 1024, 0: no pool) and
+  :func:`release_buffers` frees it.
 
 >>> kernel = load()
 >>> rowptr, perm = kernel.plan(torch.tensor([0, 0, 0]), 2)
@@ -253,6 +258,17 @@ def load() -> ModuleType | None:
             _state["seconds"] = time.perf_counter() - start
             _state["tried"] = True
     return _state["module"]  # type: ignore[return-value]
+
+
+def release_buffers() -> int:
+    """Free the output blocks the compiled kernel keeps for reuse; returns the bytes freed (0
+    without a build).
+
+    >>> release_buffers() >= 0
+    True
+    """
+    module = load()
+    return int(module.release_pool()) if module is not None else 0
 
 
 def is_built() -> bool:

@@ -24,11 +24,18 @@ from hookgnn.tasks.dfs import DFS
 from hookgnn.tasks.dijkstra import Dijkstra
 from hookgnn.tasks.mst_prim import MSTPrim
 from hookgnn.tasks.samplers import SAMPLERS, SampledGraph
+from hookgnn.tasks.dag_shortest_paths import DAGShortestPaths
+from hookgnn.tasks.floyd_warshall import FloydWarshall
+from hookgnn.tasks.mst_kruskal import MSTKruskal
+from hookgnn.tasks.strongly_connected_components import StronglyConnectedComponents
+from hookgnn.tasks.topological_sort import TopologicalSort
 
 SAMPLERS.update(CLRS_SAMPLERS)  # CLRS-30's distributions by name, next to hookgnn's own
 
 TASKS: dict[str, Task] = {
-    t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges())
+    t.name: t for t in (BellmanFord(), BFS(), DFS(), Dijkstra(), MSTPrim(), ArticulationPoints(), Bridges(),
+                     TopologicalSort(), StronglyConnectedComponents(), MSTKruskal(), DAGShortestPaths(),
+                     FloydWarshall())
 }
 
 
@@ -52,5 +59,6 @@ def get_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; {hint}known tasks: {sorted(TASKS)}") from None
 
 
-__all__ = ["TASKS", "SAMPLERS", "CLRS_SAMPLERS", "clrs_sampler", "SampledGraph", "Task", "get_task", "BellmanFord", "BFS", "DFS", "Dijkstra",
-           "MSTPrim", "ArticulationPoints", "Bridges"]
+__all__ = ["TASKS", "SAMPLERS", "CLRS_SAMPLERS", "clrs_sampler", "SampledGraph", "Task", "get_task", "BellmanFord",
+           "BFS", "DFS", "Dijkstra", "MSTPrim", "ArticulationPoints", "Bridges", "TopologicalSort",
+           "StronglyConnectedComponents", "MSTKruskal", "DAGShortestPaths", "FloydWarshall"]

@@ -149,6 +149,7 @@ class Task(ABC):
 
     Class attributes: ``name``, ``spec``, ``needs_source`` (the task has input ``s``),
     ``uses_weights`` (input ``w``), ``undirected_only`` (reject non-symmetric graphs),
+    ``acyclic_only`` (reject graphs with a directed cycle; an undirected edge is one),
     ``nonnegative`` (reject negative weights), ``clrs_names`` (fields named otherwise
     than in CLRS-30). Every subclass's ``spec`` gets the input
     ``pos`` (last, so ``x[:, -1]`` is ``pos``), unless it names ``pos`` itself.
@@ -166,6 +167,7 @@ class Task(ABC):
     needs_source: ClassVar[bool] = False
     uses_weights: ClassVar[bool] = False
     undirected_only: ClassVar[bool] = False
+    acyclic_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
     clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
@@ -284,6 +286,15 @@ class Task(ABC):
             source = int(g["s"].argmax()) if self.needs_source else 0
         pos = g["pos"].double().cpu().numpy() if "pos" in g.fields else None
         return self.run_edges(ei, weight, g.num_nodes, source, pos)
+
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, torch.Tensor] | None = None) -> Graph:
+        """The algorithm re-run on the single stored ``graph`` from hint step ``step``, its state
+        there being the graph's hints at ``step`` with ``hints`` (stored form, by spec name)
+        written over them: the counterfactual of an interchange intervention
+        (:mod:`hookgnn.tasks.resume`). Tasks that can resume override this.
+        """
+        raise NotImplementedError(f"{self.name} cannot resume from an intermediate state; Bellman-Ford, BFS, "
+                                  "Dijkstra and Prim can (hookgnn.tasks.resume)")
 
     def sample(self, num_graphs: int, sampler: str | Callable[..., SampledGraph] = "erdos_renyi",
                seed: Seed = None, **sampler_kwargs: Any) -> Graph:

@@ -28,11 +28,16 @@ shortest path, small on random graphs (12 steps at ``n = 500``, mean degree 3).
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
 
+import numpy as np
+from torch import Tensor
+
+from hookgnn.graph import Graph
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency, first_of_runs
 from hookgnn.tasks.base import Task
+from hookgnn.tasks.resume import continue_bellman_ford, resume_run
 
 
 class BellmanFord(Task):
@@ -83,3 +88,8 @@ class BellmanFord(Task):
             states.append((d, pi, msk))
         d_h, pi_h, msk_h = (np.stack(a) for a in zip(*states))
         return {"pi": pi, "d": d, "reach": msk, "pi_h": pi_h, "d_h": d_h, "msk": msk_h}
+
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, Tensor] | None = None) -> Graph:
+        """Bellman-Ford re-run from hint ``step`` with ``hints`` set (:meth:`Task.resume`)."""
+        roles = {"d": "scalar", "pi": "pointer", "msk": "mask"}
+        return resume_run(self, graph, step, hints, roles, continue_bellman_ford)

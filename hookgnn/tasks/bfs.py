@@ -14,11 +14,16 @@ Each round is ``O(n + E)`` over the arcs, so labelling costs ``O(T (n + E))``.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
 
+import numpy as np
+from torch import Tensor
+
+from hookgnn.graph import Graph
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency, first_of_runs
 from hookgnn.tasks.base import Task
+from hookgnn.tasks.resume import continue_bfs, resume_run
 
 
 class BFS(Task):
@@ -57,3 +62,7 @@ class BFS(Task):
             states.append((reach, pi))
         reach_h, pi_h = (np.stack(a) for a in zip(*states))
         return {"pi": pi, "reach": reach, "reach_h": reach_h, "pi_h": pi_h}
+
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, Tensor] | None = None) -> Graph:
+        """BFS re-run from hint ``step`` with ``hints`` set (:meth:`Task.resume`)."""
+        return resume_run(self, graph, step, hints, {"reach": "mask", "pi": "pointer"}, continue_bfs)

@@ -25,11 +25,16 @@ Time is ``O(n^2 + E)`` (an ``O(n)`` extraction scan per step).
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
 
+import numpy as np
+from torch import Tensor
+
+from hookgnn.graph import Graph
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.base import Task
+from hookgnn.tasks.resume import PRIORITY_ROLES, continue_dijkstra, resume_run
 
 
 def priority_search(adj: Adjacency, source: int, path_cost: bool) -> dict[str, np.ndarray]:
@@ -102,3 +107,7 @@ class Dijkstra(Task):
         r = priority_search(adj, source, path_cost=True)
         return {"pi": r["pi"], "d": r["key"], "reach": r["mark"][-1], "d_h": r["key_h"], "pi_h": r["pi_h"],
                 "in_queue": r["in_queue"], "mark": r["mark"], "u": r["u"]}
+
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, Tensor] | None = None) -> Graph:
+        """Dijkstra re-run from hint ``step`` with ``hints`` set (:meth:`Task.resume`)."""
+        return resume_run(self, graph, step, hints, PRIORITY_ROLES, continue_dijkstra)

@@ -25,12 +25,17 @@ up to ``n E * 4`` bytes (64 MB at ``n = 2000``, mean degree 3). Time is ``O(n^2 
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
 
+import numpy as np
+from torch import Tensor
+
+from hookgnn.graph import Graph
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.base import Task
 from hookgnn.tasks.dijkstra import priority_search
+from hookgnn.tasks.resume import PRIORITY_ROLES, continue_prim, resume_run
 
 
 class MSTPrim(Task):
@@ -64,3 +69,7 @@ class MSTPrim(Task):
         r = priority_search(adj, source, path_cost=False)
         return {"pi": r["pi"], "pi_h": r["pi_h"], "key": r["key_h"], "mark": r["mark"], "in_queue": r["in_queue"],
                 "u": r["u"]}
+
+    def resume(self, graph: Graph, step: int, hints: Mapping[str, Tensor] | None = None) -> Graph:
+        """Prim re-run from hint ``step`` with ``hints`` set (:meth:`Task.resume`)."""
+        return resume_run(self, graph, step, hints, PRIORITY_ROLES, continue_prim)

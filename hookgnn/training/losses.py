@@ -15,6 +15,8 @@ pointer         node ``v``  :math:`-\\sum_{e: u \\to v} y_e \\log \\mathrm{softm
                             (cross-entropy over the incoming edges of ``v``)
 mask_one        graph       :math:`-\\sum_{i \\in g} y_i \\log \\mathrm{softmax}_{i' \\in g}(p)_i`
                             (cross-entropy over the graph's nodes/edges)
+edge pointer    edge        :math:`-\\log \\mathrm{softmax}_k(p_{e})_{y_e}` (cross-entropy over the
+                            nodes of the edge's graph; ``y_e`` its in-graph node number)
 ==============  ==========  ============================================================
 
 Hints: ``hints[name][t]`` predicts hint step ``t + 1`` (:class:`~hookgnn.models.ModelOutput`).
@@ -42,7 +44,7 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.models import ModelOutput
 from hookgnn.ops import scatter, scatter_log_softmax
-from hookgnn.spec import FeatureSpec
+from hookgnn.spec import FeatureSpec, check_edge_pointer_target, is_edge_pointer
 
 
 def item_losses(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) -> Float[Tensor, " item"]:
@@ -58,6 +60,9 @@ def item_losses(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) -
     >>> [round(v, 4) + 0.0 for v in item_losses(spec, logits, target, g).tolist()]  # log 1, log 2
     [0.0, 0.6931]
     """
+    if is_edge_pointer(spec):
+        logp = torch.log_softmax(pred, dim=-1)  # padded slots hold EDGE_POINTER_PAD: probability 0
+        return -logp.gather(1, check_edge_pointer_target("target", target, graph).unsqueeze(1)).squeeze(1)
     target = target.to(pred.dtype)
     if spec.type == "scalar":
         return (pred - target) ** 2
@@ -82,6 +87,8 @@ def item_graph(spec: FeatureSpec, graph: Graph) -> Int[Tensor, " item"]:
     >>> item_graph(FeatureSpec("output", "node", "pointer"), g).tolist()
     [0, 1, 1]
     """
+    if is_edge_pointer(spec):
+        return graph.owner("edge")
     if spec.type == "pointer":
         return graph.batch
     if spec.type == "mask_one":

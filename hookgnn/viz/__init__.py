@@ -6,7 +6,8 @@ the ``matplotlib.figure.Figure``:
 * :func:`plot_scores`: heatmaps of :class:`~hookgnn.patching.results.HookScores` (round x
   node / edge / feature), white = no effect, one colorbar per panel on a shared scale;
 * :func:`plot_message_circuit`: a message circuit unrolled in time, and over the graph;
-* :func:`plot_neuron_circuit`: a neuron-level circuit (weight edges), hook by hook.
+* :func:`plot_neuron_circuit`: a neuron-level circuit (weight edges), hook by hook;
+* :func:`plot_probes`: probe quality per (hint, step) beside its control task.
 
 Interactive views (self-contained HTML, no extra needed), each a :class:`RenderedHTML`
 that shows in Jupyter and saves to a file:
@@ -22,6 +23,7 @@ from hookgnn.viz.circuit import plot_message_circuit
 from hookgnn.viz.heatmap import plot_scores
 from hookgnn.viz.html import RenderedHTML, circuit_explorer, scores_heatmap
 from hookgnn.viz.neurons import plot_neuron_circuit
+from hookgnn.viz.probes import plot_probes
 
-__all__ = ["RenderedHTML", "circuit_explorer", "plot_message_circuit", "plot_neuron_circuit", "plot_scores",
-           "scores_heatmap"]
+__all__ = ["RenderedHTML", "circuit_explorer", "plot_message_circuit", "plot_neuron_circuit", "plot_probes",
+           "plot_scores", "scores_heatmap"]

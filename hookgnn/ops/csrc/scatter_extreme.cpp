@@ -36,10 +36,15 @@
 // (OMP_WAIT_POLICY=passive, set before torch is imported, removes the spinning for the
 // whole process; hookgnn.ops.threads explains the trade.)
 //
-// Memory: outputs are plain torch::empty. Large buffers are not hinted with
-// MADV_HUGEPAGE: under the common THP "defrag=madvise" setting a first touch of a hinted
-// region runs direct compaction when memory is fragmented, which made one call take
-// 5x longer than the next.
+// Memory: outputs come from a small pool of blocks freed by earlier calls (out, arg and
+// grad_src of the last rounds or calls), so a call writes into pages that are already
+// mapped: the first touch of a fresh 512 MB gradient (E = 1e6, C = 128) costs several
+// times the backward itself in page faults. A freed block stays pooled while the pool
+// holds at most HOOKGNN_SCATTER_POOL_MB (default 1024; 0 turns pooling off) and is
+// reused for a request of 3/4 of its size up to its size; release_pool() frees them all.
+// Large buffers are not hinted with MADV_HUGEPAGE: under the common THP "defrag=madvise"
+// setting a first touch of a hinted region runs direct compaction when memory is
+// fragmented, which made one call take 5x longer than the next.
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>
@@ -47,8 +52,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <mutex>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -205,6 +214,77 @@ void check_plan(const torch::Tensor& rowptr, const torch::Tensor& perm, int64_t 
   TORCH_CHECK(rowptr[-1].item<int64_t>() == num_edges, "rowptr does not end at E");
 }
 
+// ---- the pool of freed output blocks (see Memory above)
+// Never destroyed (a tensor freed during interpreter shutdown may still return its block).
+struct Pool {
+  std::mutex mutex;
+  std::vector<std::pair<void*, size_t>> blocks;  // oldest first; mapped and touched
+  size_t held = 0;
+};
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+size_t pool_cap() {
+  static const size_t cap = [] {
+    const char* env = std::getenv("HOOKGNN_SCATTER_POOL_MB");
+    const long long mb = env ? std::atoll(env) : 1024;
+    return static_cast<size_t>(std::max<long long>(mb, 0)) << 20;
+  }();
+  return cap;
+}
+
+void pool_release(void* p, size_t bytes) {
+  std::vector<void*> drop;
+  {
+    std::lock_guard<std::mutex> lock(pool().mutex);
+    if (bytes > pool_cap()) {
+      drop.push_back(p);
+    } else {
+      pool().blocks.emplace_back(p, bytes);
+      pool().held += bytes;
+      while (pool().held > pool_cap()) {
+        drop.push_back(pool().blocks.front().first);
+        pool().held -= pool().blocks.front().second;
+        pool().blocks.erase(pool().blocks.begin());
+      }
+    }
+  }
+  for (void* q : drop) std::free(q);
+}
+
+// A block of at least `bytes` (64-byte aligned): a pooled one of at most 4/3 of it, else new.
+std::pair<void*, size_t> pool_acquire(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(pool().mutex);
+    auto best = pool().blocks.end();
+    for (auto it = pool().blocks.begin(); it != pool().blocks.end(); ++it)
+      if (it->second >= bytes && it->second <= bytes + bytes / 3 && (best == pool().blocks.end() || it->second < best->second))
+        best = it;
+    if (best != pool().blocks.end()) {
+      auto found = *best;
+      pool().held -= found.second;
+      pool().blocks.erase(best);
+      return found;
+    }
+  }
+  void* p = nullptr;
+  TORCH_CHECK(posix_memalign(&p, 64, std::max<size_t>(bytes, 64)) == 0, "out of memory allocating ", bytes, " bytes");
+  return {p, bytes};
+}
+
+// torch::empty(sizes, options) whose memory comes from, and returns to, the pool.
+torch::Tensor pooled_empty(at::IntArrayRef sizes, const torch::TensorOptions& options) {
+  int64_t numel = 1;
+  for (auto s : sizes) numel *= s;
+  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
+  if (bytes < (size_t(1) << 20) || pool_cap() == 0) return torch::empty(sizes, options);  // small: malloc keeps it
+  auto block = pool_acquire(bytes);
+  const size_t size = block.second;
+  return torch::from_blob(block.first, sizes, [size](void* p) { pool_release(p, size); }, options);
+}
+
 int clamp_threads(int64_t threads) { return static_cast<int>(std::clamp<int64_t>(threads, 1, 1024)); }
 
 }  // namespace
@@ -240,8 +320,8 @@ std::vector<torch::Tensor> arg_extreme_forward(torch::Tensor src, torch::Tensor 
   check_plan(rowptr, perm, src.size(0));
   const int64_t num_nodes = rowptr.size(0) - 1, channels = src.size(1);
   const bool narrow = src.size(0) < std::numeric_limits<int32_t>::max();
-  auto out = torch::empty({num_nodes, channels}, src.options());
-  auto arg = torch::empty({with_arg ? num_nodes : 0, channels}, src.options().dtype(narrow ? at::kInt : at::kLong));
+  auto out = pooled_empty({num_nodes, channels}, src.options());
+  auto arg = pooled_empty({with_arg ? num_nodes : 0, channels}, src.options().dtype(narrow ? at::kInt : at::kLong));
   const int nt = clamp_threads(threads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(), "scatter_extreme_forward", [&] {
     const auto* s = src.data_ptr<scalar_t>();
@@ -274,7 +354,7 @@ torch::Tensor arg_extreme_backward(torch::Tensor grad_out, torch::Tensor arg, to
   check_plan(rowptr, perm, num_edges);
   TORCH_CHECK(rowptr.size(0) - 1 == grad_out.size(0), "rowptr has ", rowptr.size(0) - 1, " nodes, grad_out ",
               grad_out.size(0));
-  auto grad_src = torch::empty({num_edges, channels}, grad_out.options());
+  auto grad_src = pooled_empty({num_edges, channels}, grad_out.options());
   const int nt = clamp_threads(threads);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "scatter_extreme_backward", [&] {
     AT_DISPATCH_INDEX_TYPES(arg.scalar_type(), "scatter_extreme_backward_arg", [&] {
@@ -288,9 +368,32 @@ torch::Tensor arg_extreme_backward(torch::Tensor grad_out, torch::Tensor arg, to
 
 int last_threads() { return last_team.load(); }
 
+// Frees every pooled block; returns the bytes it held.
+int64_t release_pool() {
+  std::vector<std::pair<void*, size_t>> drop;
+  {
+    std::lock_guard<std::mutex> lock(pool().mutex);
+    drop.swap(pool().blocks);
+    pool().held = 0;
+  }
+  int64_t bytes = 0;
+  for (auto& b : drop) {
+    bytes += static_cast<int64_t>(b.second);
+    std::free(b.first);
+  }
+  return bytes;
+}
+
+int64_t pool_bytes() {
+  std::lock_guard<std::mutex> lock(pool().mutex);
+  return static_cast<int64_t>(pool().held);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_openmp", &has_openmp, "whether this build runs on several threads");
   m.def("last_threads", &last_threads, "threads the last forward or backward ran on");
+  m.def("release_pool", &release_pool, "free the pooled output blocks; returns the bytes freed");
+  m.def("pool_bytes", &pool_bytes, "bytes of freed output blocks kept for reuse");
   m.def("plan", &make_plan, "stable counting sort of edges by destination: (rowptr, perm)");
   m.def("forward", &arg_extreme_forward, "scatter max/min (and the winning edge) over a plan");
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");

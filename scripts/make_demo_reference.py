@@ -8,8 +8,8 @@ differ; the analyses ``hookgnn demo`` runs on one given file do not. After writi
 file, run ``hookgnn demo --out out/demo > tests/data/demo_stdout.txt`` and paste that block
 into the README's main-job section (``make demo-check`` compares them).
 
-    python benchmarks/make_demo_reference.py                # hookgnn/data/demo_reference.pt
-    python benchmarks/make_demo_reference.py --out ref.pt --seed 1
+    python scripts/make_demo_reference.py                # hookgnn/data/demo_reference.pt
+    python scripts/make_demo_reference.py --out ref.pt --seed 1
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Run by hand in an environment with dm-clrs (TensorFlow + JAX, too heavy for CI)::
 
     python3 -m venv /tmp/clrsvenv && /tmp/clrsvenv/bin/pip install dm-clrs
-    /tmp/clrsvenv/bin/python benchmarks/clrs_reference.py            # writes tests/data/clrs_*.npz
+    /tmp/clrsvenv/bin/python scripts/clrs_reference.py            # writes tests/data/clrs_*.npz
 
 It imports nothing from hookgnn. For each algorithm it draws seeded graphs (``n`` from 1
 to 32; CLRS's Erdős–Rényi rule, sparse graphs with several components, tied weights,
@@ -49,19 +49,29 @@ ALGORITHMS = {
     "mst_prim": ("mst_prim", True, True, False, True, 0.2),
     "bellman_ford": ("bellman_ford", True, True, True, True, 0.5),
     "dijkstra": ("dijkstra", True, True, True, True, 0.5),
+    "topological_sort": ("topological_sort", False, False, True, False, 0.5),
+    "strongly_connected_components": ("strongly_connected_components", False, False, True, True, 0.5),
+    "mst_kruskal": ("mst_kruskal", False, True, False, True, 0.2),
+    "dag_shortest_paths": ("dag_shortest_paths", True, True, True, False, 0.5),
+    "floyd_warshall": ("floyd_warshall", False, True, True, True, 0.5),
 }
+#: Algorithms on directed acyclic graphs: arcs point forward in a random order of the nodes (CLRS's DAG rule).
+ACYCLIC = {"topological_sort", "dag_shortest_paths"}
 TIES = np.array([0.25, 0.5, 0.75, 1.0])
 
 
 def draw_graph(rng: np.random.Generator, i: int, weighted: bool, may_direct: bool, loops: bool,
-               p_clrs: float) -> tuple[np.ndarray, bool]:
+               p_clrs: float, acyclic: bool = False) -> tuple[np.ndarray, bool]:
     """The ``i``-th test graph: dense ``A`` (float64 holding float32 values) and whether it is directed."""
     n = int(rng.integers(1, 33)) if i % 3 == 0 else int(rng.integers(1, 13))
     kind = i % 4
-    directed = may_direct and kind == 3
+    directed = acyclic or (may_direct and kind == 3)
     p = {0: p_clrs, 1: 0.08, 2: 0.5, 3: 0.35}[kind]  # 1: sparse, several components; 2: ties
     mat = rng.random((n, n)) < p
-    if not directed:
+    if acyclic:  # forward arcs in a random node order
+        order = rng.permutation(n)
+        mat = np.triu(mat, 1)[np.ix_(order, order)]
+    elif not directed:
         mat = np.triu(mat, 1)
         mat = mat | mat.T
         if loops:
@@ -129,7 +139,7 @@ def build(name: str, count: int, seed: int) -> dict[str, np.ndarray]:
     graphs.np = _StableArgsort(real_np)
     try:
         for i in range(count):
-            A, directed = draw_graph(rng, i, weighted, may_direct, loops, p)
+            A, directed = draw_graph(rng, i, weighted, may_direct, loops, p, name in ACYCLIC)
             n = A.shape[0]
             source = int(rng.integers(n))
             _, probes = fn(A.copy(), source) if has_source else fn(A.copy())

@@ -1,0 +1,1 @@
+../../tutorials/07_hints_as_variables.py
