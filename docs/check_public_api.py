@@ -74,9 +74,9 @@ def _find(package: griffe.Object, entry: PublicName) -> griffe.Object | None:
     for path in candidates:
         try:
             obj = package[path.removeprefix("hookgnn").lstrip(".")]
+            obj = obj.final_target if obj.is_alias else obj
         except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
             continue
-        obj = obj.final_target if obj.is_alias else obj
         leaf = entry.name.rsplit(".", 1)[-1]
         if obj.is_module and leaf in obj.members:  # a function that shadows its own submodule
             obj = obj.members[leaf]

@@ -292,6 +292,17 @@ class Task(ABC):
         there being the graph's hints at ``step`` with ``hints`` (stored form, by spec name)
         written over them: the counterfactual of an interchange intervention
         (:mod:`hookgnn.tasks.resume`). Tasks that can resume override this.
+
+        >>> from hookgnn.tasks import get_task
+        >>> bfs = get_task("bfs")
+        >>> g = bfs.sample(1, seed=0, n=5)
+        >>> torch.equal(bfs.resume(g, 1)["reach"], g["reach"])  # its own hints: the same run
+        True
+
+        :param graph: one stored graph of this task, with its hints.
+        :param step: the hint step to resume from.
+        :param hints: hint values (stored form, by spec name) written over the graph's at ``step``;
+            ``None``: the graph's own.
         """
         raise NotImplementedError(f"{self.name} cannot resume from an intermediate state; Bellman-Ford, BFS, "
                                   "Dijkstra and Prim can (hookgnn.tasks.resume)")
