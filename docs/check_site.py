@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 
 _REMOTE = re.compile(r'<script[^>]*\ssrc="https?://|<link[^>]*rel="stylesheet"[^>]*href="https?://')
+_OUTPUT = re.compile(r'<div class="[^"]*\bjp-OutputArea-output\b')  # a cell output (the CSS names it too)
+_FIGURE = re.compile(r'<img[^>]*\ssrc="data:image/png')  # an embedded figure
 MATH_PAGES = ("api/patching/", "api/metrics/", "tutorials/04_minar_bellman_ford/")
 
 
@@ -37,7 +39,7 @@ def static_problems(site: Path) -> list[str]:
         out.append(f"{site}/tutorials: no tutorial pages")
     for page in tutorials:
         text = page.read_text()
-        if "jp-OutputArea-output" not in text or "data:image/png" not in text:
+        if not (_OUTPUT.search(text) and _FIGURE.search(text)):
             out.append(f"{page.relative_to(site)}: no outputs or no figure (run `make tutorials` before the build)")
     for page in sorted(site.rglob("*.html")):
         if _REMOTE.search(page.read_text()):

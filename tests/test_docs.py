@@ -298,8 +298,9 @@ def test_the_site_check_finds_a_tutorial_without_figures_and_a_remote_script(tmp
     remote = tmp_path / "api" / "index.html"
     for page in (good, bare, remote):
         page.parent.mkdir(parents=True)
-    good.write_text('<div class="jp-OutputArea-output"><img src="data:image/png;base64,AAAA"></div>')
-    bare.write_text('<div class="jp-OutputArea-output"><pre>text only</pre></div>')
+    style = "<style>.jp-OutputArea-output { } .x { background: url(data:image/png;base64,AAAA) }</style>"
+    good.write_text(style + '<div class="jp-OutputArea-output"><img alt="" src="data:image/png;base64,AAAA"></div>')
+    bare.write_text(style + '<div class="jp-OutputArea-output"><pre>text only</pre></div>')
     remote.write_text('<script src="https://cdn.example/tex.js"></script>')
     assert site_check.static_problems(tmp_path) == [
         "tutorials/02_toy/index.html: no outputs or no figure (run `make tutorials` before the build)",
