@@ -135,7 +135,8 @@ def test_quick_setting_executes_as_a_notebook(script: Path, tmp_path: Path) -> N
     results = execute_notebook(script, tmp_path)
     assert results["setting"] == "quick"
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())
-    expected = {"02": "decoded_pointer_agrees", "03": "audit", "04": "circuit_edges", "05": "joint_edges", "06": "summary"}
+    expected = {"02": "decoded_pointer_agrees", "03": "audit", "04": "circuit_edges", "05": "joint_edges", "06": "summary",
+                "07": "table"}
     assert expected[script.stem[:2]] in results
 
 
