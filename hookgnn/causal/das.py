@@ -62,7 +62,7 @@ def train_das(model: HookedRootModule, data: InterchangeData, k: int = 1, epochs
     >>> from hookgnn.causal.interchange import interchange_data, random_interventions, task_pairs
     >>> bf = get_task("bellman_ford")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bf.spec, max_steps=2)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bf.spec, max_steps=2)  # x: source flag and pos
     >>> pairs = task_pairs(bf, 4, seed=0, n=5, p=0.5)
     >>> data = interchange_data(bf, "d_h", pairs, random_interventions(pairs, [1, 2], seed=0), outputs=["d"])
     >>> train_das(model, data, k=2, epochs=1).basis().shape

@@ -308,7 +308,7 @@ def interchange_accuracy(model: HookedRootModule, data: InterchangeData, subspac
     >>> from hookgnn.causal.subspaces import whole_state
     >>> bf = get_task("bellman_ford")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bf.spec, max_steps=3)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bf.spec, max_steps=3)  # x: source flag and pos
     >>> pairs = task_pairs(bf, 4, seed=0, n=5, p=0.5)
     >>> data = interchange_data(bf, "d_h", pairs, random_interventions(pairs, [1, 2, 3], seed=0))
     >>> r = interchange_accuracy(model, data, whole_state(8))

@@ -65,7 +65,7 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hi
     >>> from hookgnn.tasks import get_task
     >>> bfs = get_task("bfs")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bfs.spec, max_steps=2)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bfs.spec, max_steps=2)  # x: source flag and pos
     >>> graphs = [bfs.sample(4, "erdos_renyi", seed=s, n=6, p=0.4) for s in range(2)]
     >>> r = probe_hints(model, graphs, bfs.spec)
     >>> [(row["hint"], row["step"], row["metric"]) for row in r.rows]
