@@ -44,17 +44,31 @@ test-portable: $(VENV)/.installed
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto --doctest-modules hookgnn tests
 
-# every tutorial's quick setting, executed as a notebook (a CI step of its own: a few minutes)
-tutorials: $(VENV)/.installed
-	HOOKGNN_RUN_TUTORIALS=1 $(PY) -m pytest -q -m "not slow" tests/test_tutorials.py
+# every tutorial's quick setting, executed as a notebook (a CI step of its own: a few minutes);
+# the executed notebooks (outputs and figures) are kept in out/notebooks/ for the docs site
+NOTEBOOKS := out/notebooks
+TUTORIAL_SOURCES := $(wildcard tutorials/*.py)
 
-# the API reference and the tutorials as pages, built strictly (a broken reference fails)
+tutorials: $(VENV)/.installed
+	rm -rf $(NOTEBOOKS)
+	HOOKGNN_RUN_TUTORIALS=1 HOOKGNN_TUTORIAL_NOTEBOOKS=$(CURDIR)/$(NOTEBOOKS) $(PY) -m pytest -q -m "not slow" tests/test_tutorials.py
+	mkdir -p $(NOTEBOOKS) && touch $(NOTEBOOKS)/.executed
+
+# make docs executes the tutorials only when make tutorials has not (or a tutorial changed since)
+$(NOTEBOOKS)/.executed: $(TUTORIAL_SOURCES)
+	$(MAKE) tutorials
+
+# the API reference and the tutorials as pages, built strictly (a broken reference fails), after
+# checking that every public name of docs/api/index.md has typed parameters, a parameter list and an
+# example; then the built site is checked (docs/check_site.py)
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
-docs: $(VENV)/.docs-installed
+docs: $(VENV)/.docs-installed $(NOTEBOOKS)/.executed
+	$(PY) docs/check_public_api.py
 	$(VENV)/bin/mkdocs build --strict --site-dir site
+	$(PY) docs/check_site.py site  # tutorials show figures; maths typeset offline (headless Chromium)
 
 # every benchmark, one table (out/bench.md); bench-quick: the short settings (< 10 min on 2 cores)
 bench: $(VENV)/.installed

@@ -94,6 +94,13 @@ def from_pyg(model: object, example: object = None, inputs: object = None) -> Ho
     >>> x, ei = torch.randn(3, 2), torch.tensor([[0, 1], [1, 2]])
     >>> hookgnn.from_pyg(Net(), example=(x, ei)).num_rounds
     2
+
+    :param model: a PyTorch Geometric model (a ``torch.nn.Module`` with message-passing layers); wrapped, not
+        copied.
+    :param example: runs the discovery forward now: a hookgnn ``Graph`` or PyG ``Data`` (one argument), a tuple
+        (positional arguments) or a dict (keyword arguments); ``None``: discovery runs on the first call.
+    :param inputs: maps a hookgnn ``Graph`` onto the model's call ``(args, kwargs)`` where the default mapping by
+        parameter name does not fit.
     """
     from hookgnn.interop import from_pyg as wrap
 

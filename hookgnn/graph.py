@@ -58,6 +58,17 @@ class Graph:
     >>> b = Graph.collate([g, g])
     >>> b.edge_index.tolist(), b.ptr.tolist()
     ([[0, 1, 3, 4], [1, 2, 4, 5]], [0, 3, 6])
+
+    :param x: node features ``[N, F]``, float.
+    :param edge_index: edges ``[2, E]``, int, source row 0 and target row 1 (local node numbers of the batch).
+    :param edge_attr: edge features ``[E, Fe]``, float, or ``None``.
+    :param graph_attr: graph features ``[G, Fg]``, float, or ``None``.
+    :param ptr: node offsets ``[G + 1]`` of the graphs of the batch (allows empty graphs anywhere).
+    :param batch: sorted graph id of each node ``[N]`` (instead of ``ptr``); with neither, one graph.
+    :param fields: named task features (:class:`~hookgnn.fields.Field`: node, edge or graph values, hints with a
+        time axis).
+    :param meta: attributes of the whole batch that are not tensors (names, lists of names), kept by every copy,
+        part and union.
     """
 
     def __init__(

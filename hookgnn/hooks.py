@@ -191,6 +191,21 @@ class HookedRootModule(RoundMethods, nn.Module):
 
         Removal happens in a ``finally``: a hook or forward that raises leaves nothing
         behind, and nested contexts each remove only their own hooks.
+
+        >>> from hookgnn import HookedGNN, Graph
+        >>> model = HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2)
+        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> with model.hooks(fwd_hooks=[("layers.1.hook_update", lambda act, hook: act * 0)]):
+        ...     float(model(g).hidden.detach().abs().sum())
+        0.0
+        >>> model.hook_dict["layers.1.hook_update"].has_hooks
+        False
+
+        :param fwd_hooks: ``(name or predicate, fn)`` pairs; ``fn(activation, hook)`` returns a replacement
+            or ``None``.
+        :param bwd_hooks: the same for gradients, fired by a backward started inside the block.
+        :param tl_keywords: TransformerLens keywords (``reset_hooks_end`` ...), refused with a message saying
+            what to use instead.
         """
         _refuse_tl_keywords("hooks", tl_keywords, everything=True)
         handles: list[HookHandle] = []
@@ -210,6 +225,18 @@ class HookedRootModule(RoundMethods, nn.Module):
 
         Backward hooks stay attached to this run's activations: they fire when
         ``.backward()`` is called on its output later.
+
+        >>> from hookgnn import HookedGNN, Graph
+        >>> model = HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2)
+        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> out = model.run_with_hooks(g, fwd_hooks=[("layers.1.hook_update", lambda act, hook: act * 0)])
+        >>> float(out.hidden.detach().abs().sum())
+        0.0
+
+        :param args: the forward's positional arguments (a ``Graph`` for a :class:`~hookgnn.HookedGNN`).
+        :param fwd_hooks: ``(name or predicate, fn)`` pairs for this run's forward.
+        :param bwd_hooks: ``(name or predicate, fn)`` pairs for the gradients of this run's activations.
+        :param kwargs: the forward's keywords (e.g. ``steps``).
         """
         _refuse_tl_keywords("run_with_hooks", kwargs)
         with self.hooks(fwd_hooks, bwd_hooks):
@@ -222,7 +249,7 @@ class HookedRootModule(RoundMethods, nn.Module):
         grad_metric: Callable[[Any], Tensor] | None = None,
         device: torch.device | str | None = None,
         **kwargs: Any,
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, ActivationCache]:
         """Run the forward and return ``(output, ActivationCache)``.
 
         ``names_filter`` is a hook name, a sequence of names or a predicate (default: all).
@@ -235,6 +262,23 @@ class HookedRootModule(RoundMethods, nn.Module):
         to a file as its hook point produces it (and each gradient as the backward
         reaches it) and maps them back (:mod:`hookgnn.cache.disk`), so the cache need not fit
         in RAM. Under ``"disk"`` the backward never holds all gradients at once either.
+
+        >>> from hookgnn import HookedGNN, Graph
+        >>> model = HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2)
+        >>> g = Graph(x=torch.ones(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+        >>> out, cache = model.run_with_cache(g, names_filter=lambda name: name.endswith("hook_message"))
+        >>> sorted(cache.keys()), tuple(cache["layers.0.hook_message"].shape)
+        (['layers.0.hook_message', 'layers.1.hook_message'], (2, 4))
+        >>> _, cache = model.run_with_cache(g, grad_metric=lambda out: out.hidden.sum())
+        >>> tuple(cache.grads["layers.1.hook_update"].shape)
+        (3, 4)
+
+        :param args: the forward's positional arguments (a ``Graph`` for a :class:`~hookgnn.HookedGNN`).
+        :param names_filter: which hooks to cache: a hook name, a sequence of names or a predicate (default: all).
+        :param grad_metric: ``grad_metric(output)`` -> a scalar whose gradient with respect to every cached
+            activation is stored in ``cache.grads``.
+        :param device: where the cached tensors go (a torch device), or ``"disk"``.
+        :param kwargs: the forward's keywords (e.g. ``steps``).
         """
         _refuse_tl_keywords("run_with_cache", kwargs)
         points = self.hook_points(names_filter)

@@ -12,6 +12,10 @@ def act_name(short: str, layer: int) -> str:
 
     >>> act_name("message", 2), act_name("update_mlp.hook_post", 0)
     ('layers.2.hook_message', 'layers.0.update_mlp.hook_post')
+
+    :param short: a site (``"message"``, ``"update"``, ...) or a sub-path ending in a hook point
+        (``"update_mlp.hook_post"``).
+    :param layer: the round (layer index).
     """
     return f"layers.{layer}.{relative_hook_name(short)}"
 

@@ -80,6 +80,9 @@ class HookPoint(nn.Module):
     >>> with hp.add_hook(triple):
     ...     hp(x).tolist(), x.tolist()
     ([3.0, 3.0], [1.0, 1.0])
+
+    :param axis: what the first dimension of the activation indexes: ``"node"``, ``"edge"``, ``"graph"``,
+        ``"triplet"`` or ``"none"``.
     """
 
     def __init__(self, axis: Axis = "node") -> None:

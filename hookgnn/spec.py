@@ -62,6 +62,11 @@ class FeatureSpec:
     'edge'
     >>> FeatureSpec("input", "node", "categorical", dim=3).width
     3
+
+    :param stage: ``"input"``, ``"output"`` or ``"hint"``.
+    :param location: ``"node"``, ``"edge"`` or ``"graph"``.
+    :param type: ``"scalar"``, ``"mask"``, ``"mask_one"``, ``"categorical"`` or ``"pointer"``.
+    :param dim: number of categories of a ``"categorical"`` feature (1 otherwise).
     """
 
     stage: Stage
@@ -114,6 +119,8 @@ def edge_pointer_slots(graph: Graph) -> tuple[Int[Tensor, "edge slot"], Bool[Ten
     >>> nodes, valid = edge_pointer_slots(g)
     >>> nodes.tolist(), valid.tolist()
     ([[0, 1], [1, 2]], [[True, False], [True, True]])
+
+    :param graph: the batch whose edges point to nodes of their own graph.
     """
     sizes = graph.ptr.diff()
     k = int(sizes.max()) if sizes.numel() else 0

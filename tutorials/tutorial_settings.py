@@ -46,9 +46,15 @@ class Settings:
                 "which quotes the full setting")
 
     def figure(self, fig: Any, name: str) -> Path:
-        """Save a matplotlib figure as ``out/name`` and return its path."""
+        """Save a matplotlib figure as ``out/name`` and return its path. In a notebook whose
+        matplotlib backend draws nothing inline (``Agg``, as when nbclient executes it for the
+        docs site), the saved PNG is also shown as the cell's output."""
         path = self.out / name
         fig.savefig(path, dpi=110, bbox_inches="tight")
+        if _in_notebook() and path.suffix == ".png" and _backend_is_agg():
+            from IPython.display import Image, display
+
+            display(Image(data=path.read_bytes(), format="png"))
         return path
 
     def record(self, **values: Any) -> None:
@@ -72,6 +78,12 @@ def machine() -> str:
 
 def _in_notebook() -> bool:
     return "ipykernel" in sys.modules
+
+
+def _backend_is_agg() -> bool:
+    import matplotlib
+
+    return matplotlib.get_backend().lower() == "agg"
 
 
 def settings(name: str, argv: list[str] | None = None) -> Settings:

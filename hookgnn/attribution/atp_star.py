@@ -97,6 +97,22 @@ def atp_star(
     >>> s = atp_star(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"))
     >>> s.axes, tuple(s.values.shape), s.direction
     (('round', 'edge'), (3, 3), 'denoising')
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param exact_rounds: how many rounds (at least 1), from the one the patch enters, are recomputed exactly; the
+        rest is linearised.
+    :param level: ``"message"`` (``[round, edge]``) or ``"node"`` (``[round, node]``).
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param rounds: the rounds to score (default: every round).
+    :param chunk: copies of the graph decoded at once for the last round.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if exact_rounds < 1:
         raise ValueError(f"exact_rounds must be >= 1 (0 would be plain attribution patching), got {exact_rounds}")

@@ -80,6 +80,22 @@ def eap(
     >>> scores = eap(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), level="message")
     >>> len(scores.edges)  # 2 rounds x 2 edges
     4
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param ig_steps: 0: EAP; ``K > 0``: EAP-IG with ``K`` interpolation steps.
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param level: ``"message"``, ``"weight"`` or ``"all"`` (both).
+    :param zero_weights: also score the zero entries of every weight.
+    :param link_filter: keep only the links it returns ``True`` for (default: every link).
+    :param rows_per_forward: about how many nodes + edges one chunk of copies holds (speed and memory only).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if level not in ("message", "weight", "all"):
         raise ValueError(f"level must be 'message', 'weight' or 'all', got {level!r}")

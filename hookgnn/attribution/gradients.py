@@ -183,6 +183,27 @@ def attribute(
     >>> attr = attribute(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), ig_steps=4)
     >>> attr.rows(["layers.0.hook_update", "layers.1.hook_update"]).axes
     ('round', 'node')
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param ig_steps: 0: attribution patching; ``K > 0``: EAP-IG with ``K`` interpolation steps.
+    :param names_filter: which hooks to attribute: a name, names or a predicate (default: every hook).
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param keep: ``"all"`` (``delta`` and ``grad``), ``"entries"``, ``"rows"`` or ``"features"`` (only the
+        products, streamed).
+    :param chunk: interpolation copies per batched forward+backward (EAP-IG).
+    :param offload: a folder for temporary files holding the source activations and differences while it runs
+        (with ``keep != "all"``).
+    :param through: elementwise links ``(src, dst, name, phi)`` whose :math:`\\overline{\\varphi'(a_{src}) g_{dst}}`
+        is averaged (``keep="all"``).
+    :param active: hooks whose gradient where the activation is positive is also averaged (``keep="all"``).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     alphas = ig_alphas(ig_steps)
     keep = check_keep(keep, offload)

@@ -33,6 +33,13 @@ class ActivationCache(Mapping[str, Tensor]):
     >>> cache = ActivationCache({"layers.0.hook_update": torch.ones(3, 2)}, {"layers.0.hook_update": "node"})
     >>> tuple(cache["layers.0.hook_update"].shape), cache.axes["layers.0.hook_update"]
     ((3, 2), 'node')
+
+    :param acts: activations by full hook name.
+    :param axes: the row axis of each activation (``"node"``, ``"edge"``, ``"graph"`` ...), by hook name.
+    :param graph: the graph (batch) of the run, used to select one graph's rows; ``None`` if unknown.
+    :param grads: gradients by hook name when the run computed them (kept as a separate cache), or ``None``.
+    :param places: where each hook sits in the model, ``(round, site)`` by hook name, when the model says (rounds
+        protocol).
     """
 
     def __init__(

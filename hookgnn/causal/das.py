@@ -62,11 +62,22 @@ def train_das(model: HookedRootModule, data: InterchangeData, k: int = 1, epochs
     >>> from hookgnn.causal.interchange import interchange_data, random_interventions, task_pairs
     >>> bf = get_task("bellman_ford")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bf.spec, max_steps=2)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bf.spec, max_steps=2)  # x: source flag and pos
     >>> pairs = task_pairs(bf, 4, seed=0, n=5, p=0.5)
     >>> data = interchange_data(bf, "d_h", pairs, random_interventions(pairs, [1, 2], seed=0), outputs=["d"])
     >>> train_das(model, data, k=2, epochs=1).basis().shape
     torch.Size([8, 2])
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param data: the interventions and their counterfactuals
+        (:func:`~hookgnn.causal.interchange.interchange_data`).
+    :param k: the dimension of the subspace.
+    :param epochs: passes over the interventions.
+    :param lr: Adam learning rate of the rotation.
+    :param copies: interventions per step (one batched forward).
+    :param seed: seeds the initial rotation and the order of the interventions.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")

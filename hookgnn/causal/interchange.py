@@ -142,6 +142,13 @@ def interchange_data(task: Task, hint: str, pairs: Sequence[Pair], interventions
     >>> data = interchange_data(bf, "d_h", pairs, random_interventions(pairs, [1], seed=0))
     >>> len(data.counterfactuals), data.outputs
     (2, ('pi', 'd', 'reach'))
+
+    :param task: the task whose algorithm gives the counterfactuals (it must be able to ``resume``).
+    :param hint: the hint whose value an intervention swaps.
+    :param pairs: the (base, source) graph pairs.
+    :param interventions: where to intervene: pair, step and node of each intervention.
+    :param outputs: the task outputs compared (default: every node output of the task).
+    :param tol: scalar tolerance relative to the graph's largest target.
     """
     outs = tuple(outputs) if outputs is not None else tuple(
         n for n, fs in task.spec.items() if fs.stage == "output" and fs.location == "node")
@@ -301,12 +308,19 @@ def interchange_accuracy(model: HookedRootModule, data: InterchangeData, subspac
     >>> from hookgnn.causal.subspaces import whole_state
     >>> bf = get_task("bellman_ford")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bf.spec, max_steps=3)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bf.spec, max_steps=3)  # x: source flag and pos
     >>> pairs = task_pairs(bf, 4, seed=0, n=5, p=0.5)
     >>> data = interchange_data(bf, "d_h", pairs, random_interventions(pairs, [1, 2, 3], seed=0))
     >>> r = interchange_accuracy(model, data, whole_state(8))
     >>> [row["step"] for row in r.by_step()]
     [1, 2, 3]
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param data: the interventions and their counterfactuals (:func:`interchange_data`).
+    :param subspace: the part of the node state that is swapped.
+    :param copies: interventions run in one batched forward.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     correct = []
     with torch.no_grad():

@@ -65,11 +65,23 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hi
     >>> from hookgnn.tasks import get_task
     >>> bfs = get_task("bfs")
     >>> _ = torch.manual_seed(0)
-    >>> model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=bfs.spec, max_steps=2)
+    >>> model = HookedGNN("mpnn", 8, node_in=2, edge_in=1, spec=bfs.spec, max_steps=2)  # x: source flag and pos
     >>> graphs = [bfs.sample(4, "erdos_renyi", seed=s, n=6, p=0.4) for s in range(2)]
     >>> r = probe_hints(model, graphs, bfs.spec)
     >>> [(row["hint"], row["step"], row["metric"]) for row in r.rows]
     [('reach_h', 1, 'accuracy'), ('reach_h', 2, 'accuracy'), ('pi_h', 1, 'accuracy'), ('pi_h', 2, 'accuracy')]
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param graphs: graphs or batches carrying the hint fields.
+    :param spec: the task's feature specs; every node hint is probed unless ``hints`` says which.
+    :param hints: the hints to probe (default: every node hint of ``spec``).
+    :param steps: the steps to probe (default: ``1 .. rounds``).
+    :param baseline: the same architecture untrained, probed the same way (the ``baseline`` column), or ``None``.
+    :param test_fraction: the share of graphs held out to score each probe.
+    :param ridge: the ridge penalty of the linear probes.
+    :param seed: seeds the train/test split and the control task's shuffled labels.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     graphs = list(graphs)
     names = list(hints) if hints is not None else [n for n, fs in spec.items() if fs.stage == "hint"]

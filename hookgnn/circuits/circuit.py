@@ -108,6 +108,19 @@ def evaluate(
     >>> uni = [Component("hook_out.d", i) for i in range(3)]
     >>> evaluate(model, g, g, OutputSum("d"), Circuit(), uni) == float(OutputSum("d")(model(g), g).detach())
     True
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the graph(s) whose activations replace the ablated ones (``"resample"``): same
+        ``edge_index`` and ``ptr`` as ``clean``.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param circuit: what is kept.
+    :param universe: every component and edge that can be ablated; what of it is outside ``circuit`` is ablated.
+    :param ablation: ``"resample"`` (corrupted values, default), ``"zero"`` or ``"mean"`` (over ``dataset``).
+    :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if ablation == "resample":
         check_same_structure(clean, corrupted)

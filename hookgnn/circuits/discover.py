@@ -60,6 +60,22 @@ class Discovered:
     run) the cost of the search, the exact re-evaluation included; ``dropped``: the units left out,
     most nearly kept last (ACDC: removal order; masks: by final gate logit), from which
     :func:`redundancy` takes its default candidates.
+
+    >>> found = Discovered(Circuit.of([Component("hook_out.d", 0)]), 1.0, "acdc", "resample", "noising",
+    ...                    seconds=0.1, forwards=3, copies=5, universe_size=3)
+    >>> found.size, found.faithfulness
+    (1, 1.0)
+
+    :param circuit: the circuit found.
+    :param faithfulness: its faithfulness :math:`F(C)`, evaluated exactly.
+    :param method: the search that found it: ``"acdc"`` or ``"learn_mask"``.
+    :param ablation: how units outside it were ablated.
+    :param direction: the patching direction of the ablations.
+    :param seconds: wall time of the search, the exact re-evaluation included.
+    :param forwards: model calls of the search (a batch of copies is one).
+    :param copies: graph copies run by the search.
+    :param universe_size: the number of units searched over.
+    :param dropped: the units left out, most nearly kept last.
     """
 
     circuit: Circuit
@@ -134,6 +150,22 @@ def exact_faithfulness(
     >>> uni = [Component("hook_out.d", i) for i in range(3)]
     >>> exact_faithfulness(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), Circuit.of(uni), uni)
     1.0
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph, or a sequence of clean graphs of one structure (the metric is the mean over
+        pairs).
+    :param corrupted: the corrupted graph(s), one per clean graph, with the same structure.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param circuit: the units kept.
+    :param universe: every unit that can be ablated (components, messages, weight edges).
+    :param ablation: how units outside the circuit are ablated: ``"resample"`` (the other run's values),
+        ``"zero"`` or ``"mean"`` (over ``dataset``).
+    :param direction: ``"noising"`` (units outside the circuit take the corrupted values, the default) or
+        ``"denoising"``.
+    :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     pairs = as_pairs(clean, corrupted)
     universe = list(universe)
@@ -203,6 +235,26 @@ def acdc(
     ...              direction="noising")
     >>> found.size, found.faithfulness
     (3, 1.0)
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph, or a sequence of clean graphs of one structure (the metric is the mean over
+        pairs).
+    :param corrupted: the corrupted graph(s), one per clean graph, with the same structure.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param universe: every unit that can be ablated (components, messages, weight edges).
+    :param threshold: the largest faithfulness change a removal may cause.
+    :param target: a faithfulness the circuit must keep (``None``: no floor).
+    :param order: the order units are tried in (default: from the output back, ``output_first``).
+    :param ablation: how units outside the circuit are ablated: ``"resample"`` (the other run's values),
+        ``"zero"`` or ``"mean"`` (over ``dataset``).
+    :param direction: ``"noising"`` (units outside the circuit take the corrupted values, the default) or
+        ``"denoising"``.
+    :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     start = time.perf_counter()
     pairs = as_pairs(clean, corrupted)
@@ -304,6 +356,28 @@ def redundancy(
     >>> redundancy(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), uni, Circuit.of(uni), ablation="resample",
     ...            direction="noising").groups  # output rows add up: nothing is redundant
     ()
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph, or a sequence of clean graphs of one structure (the metric is the mean over
+        pairs).
+    :param corrupted: the corrupted graph(s), one per clean graph, with the same structure.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param universe: every unit that can be ablated (components, messages, weight edges).
+    :param found: the circuit found (a :class:`Discovered` or a :class:`~hookgnn.circuits.Circuit`).
+    :param candidates: units to test (default: the circuit's and up to 32 of ``found.dropped``'s last).
+    :param max_group: largest group ablated at once: 2 (pairs) or 3 (triples).
+    :param max_candidates: at most this many individually unnecessary candidates are grouped (a warning says when
+        more).
+    :param tol: a candidate is individually unnecessary when ablating it alone drops :math:`F` by at most this.
+    :param threshold: a group is jointly necessary when ablating it drops :math:`F` by at least this.
+    :param ablation: as in :func:`acdc` (default: ``found``'s).
+    :param direction: as in :func:`acdc` (default: ``found``'s).
+    :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if max_group not in (2, 3):
         raise ValueError(f"max_group must be 2 or 3, got {max_group}")

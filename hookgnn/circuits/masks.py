@@ -96,6 +96,36 @@ def learn_mask(
     ...                    direction="noising")
     >>> found.method, found.faithfulness >= 1.0 - 1e-6
     ('learn_mask', True)
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph, or a sequence of clean graphs of one structure (the metric is the mean over
+        pairs).
+    :param corrupted: the corrupted graph(s), one per clean graph, with the same structure.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param universe: every unit that can be ablated (components, messages, weight edges).
+    :param target: the faithfulness the returned circuit must reach (default 0.9 when ``size`` is not given).
+    :param size: instead of ``target``: return the ``size`` units of largest logit.
+    :param steps: optimiser steps at most.
+    :param lr: Adam learning rate of the gate logits.
+    :param sparsity: :math:`\\lambda`, the weight of the expected number of open gates.
+    :param samples: gate draws per step (run as copies).
+    :param beta: :math:`\\beta`, the temperature of the hard-concrete gates.
+    :param init: the initial logit :math:`\\theta_u` of every gate (positive: open).
+    :param check_every: steps between exact evaluations of the deterministic circuit.
+    :param patience: stop after this many checks in a row without a smaller circuit reaching ``target`` (``None``:
+        run every step).
+    :param seed: seeds the gate draws.
+    :param ablation: how units outside the circuit are ablated: ``"resample"`` (the other run's values),
+        ``"zero"`` or ``"mean"`` (over ``dataset``).
+    :param direction: ``"noising"`` (units outside the circuit take the corrupted values, the default) or
+        ``"denoising"``.
+    :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param progress: a tqdm bar (default: only when stderr is a terminal).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if target is not None and size is not None:
         raise ValueError("give exactly one of target= (a faithfulness to reach) and size= (how many units to keep)")

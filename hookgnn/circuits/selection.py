@@ -27,6 +27,9 @@ class Circuit:
     >>> c = Circuit(frozenset({Component("h", 0)}))
     >>> len(c), Component("h", 0) in c
     (1, True)
+
+    :param components: the components (rows or features of hook points) in the circuit.
+    :param edges: the computational edges (messages, weight edges) in the circuit.
     """
 
     components: frozenset[Component] = field(default_factory=frozenset)
@@ -85,6 +88,12 @@ def select(
     ['b']
     >>> select({"a": 1.0, "b": -3.0, "c": 2.5}, threshold=2.0)
     ['b', 'c']
+
+    :param scores: component (or edge) -> score, or a result with ``as_dict()``
+        (:class:`~hookgnn.patching.HookScores`, :class:`~hookgnn.patching.EdgeScores`).
+    :param n: keep at most the best ``n``.
+    :param threshold: keep keys whose score (``|score|`` with ``absolute=True``) exceeds it.
+    :param absolute: rank by ``|score|`` (default) or by the signed score.
     """
     if n is None and threshold is None:
         raise ValueError("select needs n= (how many to keep), threshold= (the score to exceed) or both")
@@ -164,6 +173,10 @@ def prune(circuit: Circuit, outputs: Iterable[Component], inputs: Callable[[Comp
     >>> chain = WeightEdge(a, b, "w"), WeightEdge(b, c, "w"), WeightEdge(d, c, "w")  # d is not an input
     >>> len(prune(Circuit(edges=frozenset(chain)), outputs=[c], inputs=[a]).edges)
     2
+
+    :param circuit: the circuit to prune; a new one is returned.
+    :param outputs: the components that count as outputs (paths end there).
+    :param inputs: the components that count as inputs (paths start there): a set of components or a predicate.
     """
     is_input = inputs if callable(inputs) else set(inputs).__contains__
     edges = list(circuit.edges)

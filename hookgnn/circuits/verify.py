@@ -134,6 +134,20 @@ def verify(
     >>> estimate = attribute(model, g, bad, OutputSum("d")).rows(nodes(model).hooks)
     >>> len(verify(model, g, bad, OutputSum("d"), estimate, k=2).exact)
     2
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param estimate: row scores ``[round, node|edge]`` to re-score (e.g. from
+        :func:`~hookgnn.attribution.atp_star`).
+    :param k: how many of its top components to patch exactly.
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if estimate.axes[1] == "feature":
         raise ValueError("verify re-scores rows (nodes or edges); feature scores cannot be patched one row at a time")
@@ -227,6 +241,21 @@ def audit(
     >>> report = audit(model, g, bad, m, attribute(model, g, bad, m).rows(exact.hooks), exact, warn_below=-1.0)
     >>> -1.0 <= report.spearman <= 1.0
     True
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param estimate: the estimated scores to audit.
+    :param exact: exact scores of the same components in the same direction (:func:`~hookgnn.patching.patch`).
+    :param k: recall is measured on the exact top ``k``.
+    :param target: the faithfulness each ranking's circuit must reach (``size_*``).
+    :param ablation: how components outside a circuit are ablated: ``"resample"``, ``"zero"`` or ``"mean"``.
+    :param warn_below: warn when the signed Spearman correlation is below this.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     check_same_direction(estimate, exact)
     if estimate.hooks != exact.hooks or estimate.values.shape != exact.values.shape:

@@ -25,12 +25,18 @@ from hookgnn.groundtruth.bellman_ford import minplus_bellman_ford
 from hookgnn.groundtruth.conjunction import and_conjunction
 from hookgnn.groundtruth.reachability import or_reachability
 
-#: Every ground truth by name: a function that builds it (a fresh model each call).
 GROUND_TRUTHS: dict[str, Callable[[], GroundTruth]] = {
     "minplus_bellman_ford": minplus_bellman_ford,
     "or_reachability": or_reachability,
     "and_conjunction": and_conjunction,
 }
+"""Every ground truth by name: a function that builds it (a fresh model each call).
+
+>>> sorted(GROUND_TRUTHS)
+['and_conjunction', 'minplus_bellman_ford', 'or_reachability']
+>>> GROUND_TRUTHS["and_conjunction"]().structure
+'and'
+"""
 
 
 def ground_truth(name: str) -> GroundTruth:
@@ -38,6 +44,8 @@ def ground_truth(name: str) -> GroundTruth:
 
     >>> ground_truth("and_conjunction").rounds
     2
+
+    :param name: a key of :data:`GROUND_TRUTHS`.
     """
     if name not in GROUND_TRUTHS:
         raise KeyError(f"no ground truth {name!r}; the ground truths are {sorted(GROUND_TRUTHS)}")

@@ -51,6 +51,9 @@ class QueryValue:
     ...           fields={"query": Field(torch.tensor([0., 1., 0.]), "node")})
     >>> QueryValue("d")(ModelOutput({"d": torch.tensor([5., 7., 9.])}), g).tolist()
     [7.0]
+
+    :param name: the node output to read.
+    :param field: the 0/1 node field that marks the queried nodes.
     """
 
     name: str
@@ -81,6 +84,11 @@ class Pair:
     >>> p = Pair(g, g, frozenset({MessageEdge(0, 1, 0, 2)}))
     >>> p.sufficient == (p.circuit,)
     True
+
+    :param clean: the clean graph.
+    :param corrupted: the corrupted graph (same ``edge_index``).
+    :param circuit: every message the queried output depends on.
+    :param sufficient: the minimal sufficient subsets of ``circuit``.
     """
 
     clean: Graph
@@ -115,6 +123,14 @@ class GroundTruth:
     >>> pair = gt.sample_pairs(1, seed=0)[0]
     >>> len(pair.circuit), len(pair.sufficient), gt.structure
     (4, 2, 'or')
+
+    :param name: its key in ``GROUND_TRUTHS``.
+    :param description: one line saying what the network computes.
+    :param model: the hand-set network.
+    :param metric: the metric whose circuit is known (the queried output).
+    :param sampler: ``sampler(rng)`` draws one :class:`Pair`.
+    :param weight_circuit: the known circuit at weight level.
+    :param structure: ``"chain"``, ``"and"`` or ``"or"``.
     """
 
     name: str

@@ -105,31 +105,34 @@ def metamer(
 ) -> MetamerResult:
     """Optimise ``num`` graphs until their activations at ``hooks`` match the reference's.
 
-    Args:
-        model: any :class:`HookedRootModule`; ``forward(graph)`` runs it (default
-            ``model(graph)``).
-        reference: one graph.
-        hooks: hook names (or a predicate); node-, edge- or graph-axis hooks of any round.
-        start: ``"noise"``, ``"permuted"`` or a ``Graph`` (see :mod:`~hookgnn.metamers.starts`).
-        features: constraints on node feature blocks (:class:`Free`, :class:`Box`,
-            :class:`OneHot`); ``None`` keeps node features fixed.
-        edge_features: the same for ``edge_attr`` (default: fixed).
-        structure: optimise the edge set too (:class:`EdgeSpace`); only node- and
-            graph-axis hooks can then be compared.
-        fixed_nodes: nodes whose features are not optimised.
-        tol: stop a metamer when :math:`\\max_k D_k \\le` ``tol``.
-        max_steps, lr, seed: Adam steps and learning rate; seed of the starts.
-        sites: the message/aggregation hooks a structure search relaxes (default:
-            every :class:`~hookgnn.nn.HookedMessagePassing` layer, :func:`find_sites`).
-        restarts: a metamer stuck in a local minimum starts again from fresh noise,
-            up to this many times (``start="noise"`` only); it keeps its best graph.
-
     >>> from hookgnn import HookedGNN
     >>> _ = torch.manual_seed(0); model = HookedGNN("mpnn", 8, node_in=2, max_steps=2)
     >>> ref = Graph(x=torch.randn(4, 2), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]))
     >>> res = metamer(model, ref, "layers.0.hook_update", num=2, tol=1e-3)
     >>> bool(res.converged.all()), res.graphs.num_graphs
     (True, 2)
+
+    :param model: any :class:`HookedRootModule`; ``forward(graph)`` runs it (default ``model(graph)``).
+    :param reference: one graph.
+    :param hooks: hook names (or a predicate); node-, edge- or graph-axis hooks of any round.
+    :param start: ``"noise"``, ``"permuted"`` or a ``Graph`` (see :mod:`~hookgnn.metamers.starts`).
+    :param num: how many metamers to optimise (one batch).
+    :param features: constraints on node feature blocks (:class:`Free`, :class:`Box`, :class:`OneHot`); ``None``
+        keeps node features fixed.
+    :param edge_features: the same for ``edge_attr`` (default: fixed).
+    :param structure: optimise the edge set too (:class:`EdgeSpace`); only node- and graph-axis hooks can then
+        be compared.
+    :param fixed_nodes: nodes whose features are not optimised.
+    :param tol: stop a metamer when :math:`\\max_k D_k \\le` ``tol``.
+    :param max_steps: Adam steps at most.
+    :param lr: Adam learning rate.
+    :param seed: seed of the starts.
+    :param forward: runs the model on a graph (default ``model(graph)``).
+    :param sites: the message/aggregation hooks a structure search relaxes (default: every
+        :class:`~hookgnn.nn.HookedMessagePassing` layer, :func:`find_sites`).
+    :param restarts: a metamer stuck in a local minimum starts again from fresh noise, up to this many times
+        (``start="noise"`` only); it keeps its best graph.
+    :param progress: show a progress bar.
     """
     forward = model if forward is None else forward
     names = hook_names(model, hooks)

@@ -63,21 +63,20 @@ INIT_LOGIT, LOGIT_CLIP = 1.0, 3.0
 class EdgeSpace:
     """Which edge sets a metamer may have.
 
-    Args:
-        candidates: ``"complete"`` (every ordered pair ``(u, v)`` of the reference's
-            nodes, self-loops included) or a ``[2, C]`` tensor of distinct local edges.
-        num_edges: the metamer has exactly this many edges (kept ones included): the
-            hard edge set is the top logits. ``None``: any number (logit > 0).
-        keep: edges that are always present: ``"self_loops"`` (every candidate
-            ``(i, i)``), a ``[2, K]`` tensor of candidates, or ``None``.
-        symmetric: undirected graphs: ``(u, v)`` and ``(v, u)`` share one logit.
-        temperature: :math:`\\tau` of the straight-through sigmoid.
-
     Metamer graphs are simple (at most one edge per candidate pair); parallel edges
     of a start graph count once. (Called ``Structure`` in 0.1.)
 
     >>> EdgeSpace(num_edges=4, keep="self_loops", symmetric=True).num_edges
     4
+
+    :param candidates: ``"complete"`` (every ordered pair ``(u, v)`` of the reference's nodes, self-loops
+        included) or a ``[2, C]`` tensor of distinct local edges.
+    :param num_edges: the metamer has exactly this many edges (kept ones included): the hard edge set is the
+        top logits. ``None``: any number (logit > 0).
+    :param keep: edges that are always present: ``"self_loops"`` (every candidate ``(i, i)``), a ``[2, K]``
+        tensor of candidates, or ``None``.
+    :param symmetric: undirected graphs: ``(u, v)`` and ``(v, u)`` share one logit.
+    :param temperature: :math:`\\tau` of the straight-through sigmoid.
     """
 
     candidates: Union[Literal["complete"], Tensor] = "complete"

@@ -37,6 +37,9 @@ class EdgePointerLogProb:
     >>> m = EdgePointerLogProb(target=torch.tensor([0, 1]))
     >>> round(float(m({"Pi": torch.tensor([[0.0, 0.0], [0.0, 9.0]])}, g)), 4)  # (log 1/2 + log ~1) / 2
     -0.3466
+
+    :param name: the edge-pointer output (logits ``[E, K]``).
+    :param target: the target: a field name or an ``[E]`` tensor of in-graph node numbers.
     """
 
     name: str = "Pi"
@@ -56,6 +59,9 @@ class EdgePointerAccuracy:
     >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0, 1], [1, 0]]))
     >>> EdgePointerAccuracy(target=torch.tensor([0, 0]))({"Pi": torch.tensor([[1.0, 0.0], [0.0, 9.0]])}, g).tolist()
     [0.5]
+
+    :param name: the edge-pointer output (logits ``[E, K]``).
+    :param target: the target: a field name or an ``[E]`` tensor of in-graph node numbers.
     """
 
     name: str = "Pi"

@@ -115,6 +115,11 @@ class OutputSum:
     >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
     >>> OutputSum("d", select=torch.tensor([0., 1., 0.]))(ModelOutput({"d": torch.tensor([1., 2., 3.])}), g).tolist()
     [2.0]
+
+    :param name: the output feature.
+    :param select: a 0/1 (or weight) vector ``[n]`` over nodes (edges), for the batch or one copy of it; ``None``:
+        every node (edge).
+    :param location: ``"node"`` or ``"edge"``.
     """
 
     name: str
@@ -139,6 +144,10 @@ class DistanceMSE:
     >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.zeros(2, 0, dtype=torch.long))
     >>> DistanceMSE(target=torch.tensor([1., 1.]))(ModelOutput({"d": torch.tensor([1., 3.])}), g).tolist()
     [2.0]
+
+    :param name: the scalar node output.
+    :param target: the target: a field name of the graph or a ``[n]`` tensor.
+    :param select: a 0/1 node vector ``[n]``: average over these nodes only (``None``: every node).
     """
 
     name: str = "d"
@@ -178,6 +187,10 @@ class PointerLogProb:
     >>> m = PointerLogProb(target=torch.tensor([1., 0., 1.]))  # node 0 points to 0, node 1 to 1
     >>> round(float(m(ModelOutput({"pi": torch.zeros(3)}), g)), 4)  # (log 1/2 + log 1) / 2
     -0.3466
+
+    :param name: the pointer output (logits per edge).
+    :param target: the target pointers: a field name of the graph or a 0/1 edge tensor.
+    :param select: a 0/1 node vector ``[n]``: average over these nodes only (``None``: every node).
     """
 
     name: str = "pi"
@@ -355,6 +368,10 @@ def faithfulness(m_circuit: Tensor | float, m_full: Tensor | float, m_corrupted:
 
     >>> float(faithfulness(0.5, 1.0, 0.0))
     0.5
+
+    :param m_circuit: the metric with only the circuit kept.
+    :param m_full: the metric of the full model.
+    :param m_corrupted: the metric of the corrupted run (the empty circuit).
     """
     m_c, m_f, m_0 = (torch.as_tensor(v, dtype=torch.float64) for v in (m_circuit, m_full, m_corrupted))
     m_c, m_f, m_0 = torch.broadcast_tensors(m_c, m_f, m_0)

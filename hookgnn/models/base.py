@@ -28,6 +28,10 @@ class ModelOutput(Mapping[str, Tensor]):
     >>> out = ModelOutput({"d": torch.zeros(3)})
     >>> list(out), out["d"].shape
     (['d'], torch.Size([3]))
+
+    :param outputs: raw output predictions by feature name.
+    :param hints: hint predictions by name, ``[T, ...]``: ``hints[name][t]`` predicts hint step ``t + 1``.
+    :param hidden: the final node states ``[N, d]`` (``None`` if the model keeps none).
     """
 
     outputs: dict[str, Tensor]

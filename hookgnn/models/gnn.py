@@ -51,23 +51,25 @@ def tie_parameters(module: nn.Module, to: nn.Module) -> nn.Module:
 class HookedGNN(LayerStack):
     """Encode-process-decode GNN with named hook points on every round.
 
-    Args:
-        processor: a name from :data:`hookgnn.nn.PROCESSORS` or a factory
-            ``d_hidden -> HookedMessagePassing``.
-        d_hidden: width of node states and of the edge and graph encodings.
-        node_in, edge_in, graph_in: input feature widths (``x``, ``edge_attr``,
-            ``graph_attr``); 0 means a learned constant encoding.
-        spec: output and hint features to decode (stage ``"output"`` / ``"hint"``;
-            input features in the spec are ignored).
-        max_steps: number of rounds that exist (hook points ``layers.0`` ...).
-        tie_weights: one processor reused in every round (True) or own weights per round.
-        encode_hints: feed hints back as inputs (teacher forcing or own predictions).
+    ``run_with_cache``, ``run_with_hooks``, ``hooks()`` and the rounds protocol come from
+    :class:`~hookgnn.hooks.HookedRootModule` (listed below with the class's own methods).
 
     >>> model = HookedGNN("mpnn", d_hidden=8, node_in=1, max_steps=3)
     >>> g = Graph(x=torch.ones(4, 1), edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]))
     >>> out, cache = model.run_with_cache(g)
     >>> cache["message", -1].shape, out.hidden.shape
     (torch.Size([3, 8]), torch.Size([4, 8]))
+
+    :param processor: a name from :data:`hookgnn.nn.PROCESSORS` or a factory ``d_hidden -> HookedMessagePassing``.
+    :param d_hidden: width of node states and of the edge and graph encodings.
+    :param node_in: width of the node features ``x``; 0 means a learned constant encoding.
+    :param edge_in: width of ``edge_attr``; 0 means a learned constant encoding.
+    :param graph_in: width of ``graph_attr``; 0 means a learned constant encoding.
+    :param spec: output and hint features to decode (stage ``"output"`` / ``"hint"``; input features in the
+        spec are ignored).
+    :param max_steps: number of rounds that exist (hook points ``layers.0`` ...).
+    :param tie_weights: one processor reused in every round (True) or own weights per round.
+    :param encode_hints: feed hints back as inputs (teacher forcing or own predictions).
     """
 
     def __init__(

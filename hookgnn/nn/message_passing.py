@@ -80,6 +80,8 @@ class HookedMessagePassing(nn.Module):
     >>> layer = MaxOfNeighbours(aggr="max")
     >>> layer(torch.tensor([[1.], [5.], [3.]]), torch.tensor([[0, 1, 2], [2, 2, 0]])).flatten().tolist()
     [3.0, 0.0, 5.0]
+
+    :param aggr: how ``aggregate`` reduces the messages into a node: ``"sum"``, ``"mean"``, ``"max"`` or ``"min"``.
     """
 
     _message_args: ClassVar[frozenset[str]] = frozenset()

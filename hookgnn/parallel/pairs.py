@@ -75,6 +75,17 @@ def over_pairs(
     >>> pairs = [(g, g.replace(x=torch.randn(3, 1))) for _ in range(3)]
     >>> over_pairs(patch, model, pairs, OutputSum("d"), components=messages(model)).values.shape
     torch.Size([2, 2])
+
+    :param fn: the scorer, called as ``fn(model, clean, corrupted, metric, **kwargs)`` for each pair.
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param pairs: ``(clean, corrupted)`` graph pairs.
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param world: the processes to share the pairs among (default: the current ``torch.distributed`` world, or one
+        process).
+    :param sharded: the pairs given are this process's share already (e.g. from a ``DistributedSampler``).
+    :param kwargs: ``fn``'s keywords (a selector for ``patch``, ``ig_steps`` and ``keep`` for ``attribute`` ...).
     """
     return mean_of(fn, model, pairs, metric, (), kwargs, world, sharded)
 

@@ -158,6 +158,25 @@ def patch(
     >>> s = patch(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), nodes(model, "update"))
     >>> s.axes, tuple(s.values.shape)
     (('round', 'node'), (2, 3))
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param components: what to patch: a selector's :class:`~hookgnn.patching.selectors.Selection` (``messages``,
+        ``nodes``, ``neurons``, ``hooks``).
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param method: ``"batched"`` (``copies`` patched copies per forward, default) or ``"loop"`` (one forward per
+        patch).
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param max_memory: instead of ``copies``: a memory budget (bytes, or e.g. ``"2GiB"``) that sets the number of
+        copies per forward.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     if not isinstance(components, Selection):
         raise TypeError(f"patch chooses components with a selector (messages(model), nodes(model, site), "
@@ -234,6 +253,21 @@ def patch_each(
     >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
     >>> patch_each(model, g, g.replace(x=torch.randn(3, 1)), OutputSum("d"), [Component("layers.1.hook_src", 0)]).shape
     torch.Size([1])
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param components: the :class:`~hookgnn.patching.components.Component` s to patch, one at a time (rows:
+        ``index`` set, ``feature`` None).
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
+        not depend on it).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     check_same_structure(clean, corrupted)
     if any(c.index is None or c.feature is not None for c in components):

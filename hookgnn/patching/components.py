@@ -42,6 +42,10 @@ class Component:
     >>> c = Component("layers.0.hook_update", index=3)
     >>> c, c in {Component("layers.0.hook_update", 3)}
     (Component(hook='layers.0.hook_update', index=3, feature=None), True)
+
+    :param hook: the full hook name.
+    :param index: the row (a node, an edge ...) or ``None`` for every row.
+    :param feature: the column (a neuron) or ``None`` for every column.
     """
 
     hook: str
@@ -107,6 +111,12 @@ class MessageEdge:
 
     >>> MessageEdge(2, 7, 1, 4).carrier
     Component(hook='layers.2.hook_src', index=7, feature=None)
+
+    :param round: the round ``t``.
+    :param edge: the graph edge's index ``e`` in ``edge_index``.
+    :param u: its source node.
+    :param v: its target node.
+    :param hooks: the hook points that carry the message (filled in from a model), or ``None``.
     """
 
     round: int
@@ -161,6 +171,11 @@ class WeightEdge:
     ...                "up_a", 0)
     >>> e.src.feature, e.dst.feature, e.link
     (2, 0, 'layers.0:up_a')
+
+    :param src: the source neuron (``index=None``).
+    :param dst: the destination neuron (``index=None``).
+    :param name: the link's name.
+    :param round: the link's round (``None`` for an edge that belongs to no link).
     """
 
     src: Component

@@ -71,6 +71,21 @@ def path_patch(
     >>> s = [Component("layers.0.hook_update", 0)]; r = [Component("layers.1.hook_aggregation", 1)]
     >>> isinstance(path_patch(model, g, g.replace(x=torch.randn(3, 1)), m, s, r), float)
     True
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param clean: the clean graph or batch (:class:`~hookgnn.graph.Graph`); the metric reads its targets.
+    :param corrupted: the corrupted graph or batch: the same nodes and edges as ``clean`` (activations are swapped
+        row for row).
+    :param metric: ``metric(output, graph)`` -> one value per graph (:mod:`hookgnn.metrics`), averaged over the
+        batch.
+    :param senders: components whose patched values are sent (pass 1).
+    :param receivers: components that receive them: their pass-1 values are patched into pass 2.
+    :param freeze: hooks held at their base value in pass 1 (other than senders and receivers); default: the
+        senders' and receivers' families in every round.
+    :param direction: ``"denoising"`` (clean values patched into the corrupted run, the default) or ``"noising"``
+        (corrupted values into the clean run).
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     check_same_structure(clean, corrupted)
     metric = clean_targets(metric, clean)

@@ -108,6 +108,13 @@ class HookScores:
     ([1.0, 0.0], [(Component(hook='layers.0.hook_update', index=1, feature=None), 2.0)])
     >>> s.patched_metrics().tolist()
     [[0.5, 2.5], [1.5, 0.5]]
+
+    :param values: the effects ``[row, item]``, one row per hook.
+    :param hooks: the hook of each row of ``values``.
+    :param axes: names of the two axes, e.g. ``("round", "edge")``; ``axes[1]`` is ``"node"``, ``"edge"`` or
+        ``"feature"``.
+    :param baseline: the metric of the unpatched base run (mean over graphs).
+    :param direction: which run was patched: ``"denoising"`` or ``"noising"``.
     """
 
     values: Float[Tensor, "row item"]
@@ -197,6 +204,18 @@ class Attribution:
     ...                    by_feature={"h": torch.tensor([3.])})
     >>> attr.rows(["h"]).values.tolist(), attr.total(), attr.baseline
     ([[1.0, 2.0]], 3.0, 0.5)
+
+    :param axes: the row axis of each hook.
+    :param baseline: the metric of the unpatched base run (mean over graphs).
+    :param direction: the patching direction the estimates are for: ``"denoising"`` or ``"noising"``.
+    :param keep: which fields are filled: ``"all"``, ``"entries"``, ``"rows"`` or ``"features"`` (above).
+    :param delta: ``keep="all"``: :math:`a^s - a^b` by hook.
+    :param grad: ``keep="all"``: the gradient :math:`\\bar g` by hook.
+    :param grad_active: ``keep="all"``: the gradient where the activation is > 0, for the hooks that asked for it.
+    :param grad_through: ``keep="all"``: :math:`\\overline{\\varphi'(a_{src})\\, g_{dst}}` by ``(src, dst)`` link.
+    :param by_entry: ``keep="entries"``: the products, shaped like each activation.
+    :param by_row: ``keep="rows"``: the products summed over features, one value per row.
+    :param by_feature: ``keep="rows"`` or ``"features"``: the products summed over rows, one value per neuron.
     """
 
     axes: dict[str, str]
@@ -294,6 +313,12 @@ class EdgeScores:
     >>> s = EdgeScores([MessageEdge(0, 0, 0, 1)], torch.tensor([0.25]), baseline=1.0)
     >>> s.top(1)[0][1], s.baseline
     (0.25, 1.0)
+
+    :param edges: the computational edges (:class:`~hookgnn.patching.components.MessageEdge`,
+        :class:`~hookgnn.patching.components.WeightEdge`).
+    :param scores: ``scores[i]``: the estimated effect of patching ``edges[i]``, ``[len(edges)]``.
+    :param baseline: the metric of the unpatched base run (mean over graphs).
+    :param direction: the patching direction: ``"denoising"`` or ``"noising"``.
     """
 
     edges: list[Edge]

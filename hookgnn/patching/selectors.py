@@ -73,6 +73,10 @@ def messages(model: HookedRootModule, rounds: Sequence[int] | None = None) -> Se
     >>> from hookgnn import HookedGNN
     >>> messages(HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2)).hooks
     ('layers.0.hook_src', 'layers.1.hook_src')
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param rounds: the rounds to select (default: every round).
     """
     names = _at(model, "src", rounds)
     check_carriers(model, names)
@@ -87,6 +91,11 @@ def nodes(model: HookedRootModule, site: str = "update", rounds: Sequence[int] |
     >>> from hookgnn import HookedGNN
     >>> nodes(HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2), rounds=[1]).hooks
     ('layers.1.hook_update',)
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param site: the per-round site whose rows are nodes: ``"update"`` (default), ``"aggregation"`` ...
+    :param rounds: the rounds to select (default: every round).
     """
     names = _at(model, site, rounds)
     axes = {model.hook_dict[n].axis for n in names}
@@ -102,6 +111,11 @@ def neurons(model: HookedRootModule, site: str = "update", rounds: Sequence[int]
     >>> from hookgnn import HookedGNN
     >>> neurons(HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2), "aggregation").over
     'feature'
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param site: the per-round site (``"update"`` by default).
+    :param rounds: the rounds to select (default: every round).
     """
     return Selection(_at(model, site, rounds), "feature")
 
@@ -112,6 +126,11 @@ def hooks(model: HookedRootModule, names: Sequence[str], over: Over = "row") -> 
     >>> from hookgnn import HookedGNN
     >>> hooks(HookedGNN("mpnn", d_hidden=4, node_in=1, max_steps=2), ["layers.1.hook_message"]).hooks
     ('layers.1.hook_message',)
+
+    :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
+        model); it is not modified.
+    :param names: full hook names, checked against the model; one row of the result each.
+    :param over: ``"row"`` (a component is a row: a node, an edge) or ``"feature"`` (a neuron at every row).
     """
     if isinstance(names, str):
         raise TypeError(f"hooks(model, names) takes a list of hook names, got the string {names!r}; "

@@ -48,6 +48,8 @@ def get_task(name: str) -> Task:
     Traceback (most recent call last):
     ...
     KeyError: "unknown task 'belman_ford'; did you mean 'bellman_ford'? ..."
+
+    :param name: a task name (``hookgnn.tasks.TASKS``).
     """
     try:
         return TASKS[name]

@@ -169,8 +169,13 @@ class Task(ABC):
     undirected_only: ClassVar[bool] = False
     acyclic_only: ClassVar[bool] = False
     nonnegative: ClassVar[bool] = False
-    #: Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
     clrs_names: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Fields whose CLRS-30 name differs (hookgnn name -> CLRS name); every other field has CLRS's name.
+
+    >>> from hookgnn.tasks import get_task
+    >>> dict(get_task("bellman_ford").clrs_names), dict(get_task("bfs").clrs_names)
+    ({'d_h': 'd'}, {})
+    """
 
     @abstractmethod
     def algorithm(self, adj: Adjacency, source: int) -> dict[str, np.ndarray]:
@@ -287,6 +292,17 @@ class Task(ABC):
         there being the graph's hints at ``step`` with ``hints`` (stored form, by spec name)
         written over them: the counterfactual of an interchange intervention
         (:mod:`hookgnn.tasks.resume`). Tasks that can resume override this.
+
+        >>> from hookgnn.tasks import get_task
+        >>> bfs = get_task("bfs")
+        >>> g = bfs.sample(1, seed=0, n=5)
+        >>> torch.equal(bfs.resume(g, 1)["reach"], g["reach"])  # its own hints: the same run
+        True
+
+        :param graph: one stored graph of this task, with its hints.
+        :param step: the hint step to resume from.
+        :param hints: hint values (stored form, by spec name) written over the graph's at ``step``;
+            ``None``: the graph's own.
         """
         raise NotImplementedError(f"{self.name} cannot resume from an intermediate state; Bellman-Ford, BFS, "
                                   "Dijkstra and Prim can (hookgnn.tasks.resume)")

@@ -166,6 +166,8 @@ def clrs_sampler(algorithm: str) -> Callable[..., SampledGraph]:
 
     >>> clrs_sampler("bfs")(n=4, seed=1).source is not None
     True
+
+    :param algorithm: a CLRS-30 graph algorithm name (e.g. ``"bfs"``, ``"dijkstra"``).
     """
     key = f"clrs_{algorithm}"
     if key not in CLRS_SAMPLERS or algorithm in ("er", "community"):

@@ -106,6 +106,11 @@ def er_dag(n: int = 16, p: float = 0.5, *, seed: Seed = None, weights: tuple[flo
     >>> g = er_dag(5, 1.0, seed=0)
     >>> g.directed, g.num_edges
     (True, 10)
+
+    :param n: the number of nodes.
+    :param p: the probability of each arc ``i -> j``, ``i < j``.
+    :param seed: a seed or generator.
+    :param weights: the range the arc weights are drawn from (uniformly).
     """
     rng = as_generator(seed)
     u, v = np.triu_indices(n, k=1)
@@ -117,7 +122,12 @@ def er_dag(n: int = 16, p: float = 0.5, *, seed: Seed = None, weights: tuple[flo
 
 class PointerEdgeTask(Task):
     """A :class:`Task` stored with pointer edges (module doc); subclasses implement
-    :meth:`pointer_pairs` and :meth:`label`."""
+    :meth:`pointer_pairs` and :meth:`label`.
+
+    >>> from hookgnn.tasks import get_task
+    >>> isinstance(get_task("topological_sort"), PointerEdgeTask), get_task("topological_sort").spec["topo"].type
+    (True, 'pointer')
+    """
 
     @abstractmethod
     def pointer_pairs(self, adj: Adjacency) -> Int[np.ndarray, "2 pair"]:

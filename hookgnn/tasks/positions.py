@@ -23,6 +23,9 @@ def node_positions(num_nodes: int, pos: np.ndarray | None = None) -> Float[np.nd
     Traceback (most recent call last):
     ...
     ValueError: pos must be distinct (it orders the nodes), but nodes 0 and 1 both have pos 0.5
+
+    :param num_nodes: the number of nodes ``n``.
+    :param pos: custom positions ``[n]`` (distinct: they order the nodes), or ``None`` for ``i / n``.
     """
     if pos is None:
         return (np.arange(num_nodes) / num_nodes).astype(np.float32)

@@ -37,47 +37,44 @@ PROBE_GRAPHS = 4
 class TrainConfig:
     """Everything that defines a training run (same config + seed: same losses).
 
-    Model:
-        task: task name (:data:`hookgnn.tasks.TASKS`).
-        processor: processor name (:data:`hookgnn.nn.PROCESSORS`).
-        d_hidden: width of node states and encodings.
-        max_steps: rounds the model can run at most (also at test time, so pick it for
-            the largest test graphs).
-        tie_weights: one processor reused in every round (CLRS style).
-        encode_hints: feed hints back as inputs (teacher forcing or own predictions).
-        features: the outputs and hints to decode and train (``None``: all outputs, and
-            all hints when ``hint_weight > 0``).
-
-    Data (a fresh batch per step):
-        sampler: sampler name (:data:`hookgnn.tasks.SAMPLERS`).
-        sizes: each graph's size is drawn uniformly from these values.
-        same_size: draw one size per step for the whole batch (so the number of rounds
-            varies from step to step) instead of one per graph.
-        size_arg: the sampler argument that the size goes to (``"n"``, ``"k"`` ...).
-        sampler_kwargs: other sampler arguments, e.g. ``{"p": 0.3}``.
-        batch_size: graphs per step.
-
-    Optimisation:
-        steps: optimiser steps. lr: Adam learning rate.
-        lr_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at the last step).
-        l1: weight of the L1 penalty :math:`\\lambda \\sum |\\theta|` on all weight
-            matrices (not biases), as in MINAR.
-        grad_clip: clip the gradient norm to this (0: no clipping).
-        hint_weight: weight of the hint losses (0: no hint supervision).
-        rounds: ``"hints"``, ``"nodes"`` (see :data:`ROUND_POLICIES`) or a fixed count.
-        extra_rounds: each step adds a uniform random ``0 .. extra_rounds`` rounds (teaches
-            a reasoner to stay at its fixed point when run longer; hint predictions past
-            a graph's last step are not supervised).
-        teacher_forcing, teacher_forcing_end: with ``encode_hints``, step ``k`` uses the
-            true hints as inputs with probability ``p_k``, decaying linearly from
-            ``teacher_forcing`` (first step) to ``teacher_forcing_end`` (last step);
-            otherwise the model reads its own (soft) hint predictions.
-        seed: seeds the weights, the data and the teacher-forcing draws.
-        progress: show a tqdm bar (``None``: only when stderr is a terminal and ``CI``
-            is unset).
+    The fields, in three groups: the model (``task`` ... ``features``), the data, a fresh
+    batch per step (``sampler`` ... ``batch_size``), and the optimisation (``steps`` ... ``progress``).
 
     >>> TrainConfig(task="bfs", steps=10).sizes
     (16,)
+
+    :param task: task name (:data:`hookgnn.tasks.TASKS`).
+    :param processor: processor name (:data:`hookgnn.nn.PROCESSORS`).
+    :param d_hidden: width of node states and encodings.
+    :param max_steps: rounds the model can run at most (also at test time, so pick it for the largest test
+        graphs).
+    :param tie_weights: one processor reused in every round (CLRS style).
+    :param encode_hints: feed hints back as inputs (teacher forcing or own predictions).
+    :param features: the outputs and hints to decode and train (``None``: all outputs, and all hints when
+        ``hint_weight > 0``).
+    :param sampler: sampler name (:data:`hookgnn.tasks.SAMPLERS`).
+    :param sizes: each graph's size is drawn uniformly from these values.
+    :param same_size: draw one size per step for the whole batch (so the number of rounds varies from step to
+        step) instead of one per graph.
+    :param size_arg: the sampler argument that the size goes to (``"n"``, ``"k"`` ...).
+    :param sampler_kwargs: other sampler arguments, e.g. ``{"p": 0.3}``.
+    :param batch_size: graphs per step.
+    :param steps: optimiser steps.
+    :param lr: Adam learning rate.
+    :param lr_schedule: ``"constant"`` or ``"cosine"`` (decays to 0 at the last step).
+    :param l1: weight of the L1 penalty :math:`\\lambda \\sum |\\theta|` on all weight matrices (not biases),
+        as in MINAR.
+    :param grad_clip: clip the gradient norm to this (0: no clipping).
+    :param hint_weight: weight of the hint losses (0: no hint supervision).
+    :param rounds: ``"hints"``, ``"nodes"`` (see :data:`ROUND_POLICIES`) or a fixed count.
+    :param extra_rounds: each step adds a uniform random ``0 .. extra_rounds`` rounds (teaches a reasoner to
+        stay at its fixed point when run longer; hint predictions past a graph's last step are not supervised).
+    :param teacher_forcing: with ``encode_hints``, step ``k`` uses the true hints as inputs with probability
+        ``p_k``, decaying linearly from ``teacher_forcing`` (first step) to ``teacher_forcing_end`` (last
+        step); otherwise the model reads its own (soft) hint predictions.
+    :param teacher_forcing_end: ``p_k`` at the last step (see ``teacher_forcing``).
+    :param seed: seeds the weights, the data and the teacher-forcing draws.
+    :param progress: show a tqdm bar (``None``: only when stderr is a terminal and ``CI`` is unset).
     """
 
     task: str = "bfs"

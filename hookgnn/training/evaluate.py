@@ -28,6 +28,11 @@ def evaluate_model(model: HookedGNN, task: Task | str, graphs: Graph, rounds: in
     >>> m = evaluate_model(model, task, task.sample(2, "path", seed=0, n=4))
     >>> sorted(m)
     ['loss', 'pi.accuracy', 'pi.graph_accuracy', 'reach.accuracy', 'reach.f1', 'reach.graph_accuracy', 'rounds']
+
+    :param model: the trained reasoner.
+    :param task: the task (or its name) whose outputs and metrics are used.
+    :param graphs: a batch of the task's graphs, with their targets.
+    :param rounds: ``"hints"``, ``"nodes"`` or a fixed count (see ``num_rounds``).
     """
     task = get_task(task) if isinstance(task, str) else task
     steps = num_rounds(graphs, rounds, model.max_steps)

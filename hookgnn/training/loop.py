@@ -110,6 +110,11 @@ def train(
     >>> model, history = train(cfg)
     >>> len(history), sorted(history[0])[:3]
     (2, ['hint/pi_h', 'hint/reach_h', 'l1'])
+
+    :param config: the run (:class:`TrainConfig`).
+    :param on_stop: called as ``on_stop(model, history, error)`` when a step raises or the run is interrupted.
+    :param device: where the model and the batches go (default: the CPU).
+    :param threads: torch CPU threads for the steps (default: chosen by workload).
     """
     from hookgnn.parallel.training import rank_seed  # lazy: hookgnn.parallel brings in the estimators too
     from hookgnn.parallel.world import World

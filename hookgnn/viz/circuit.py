@@ -49,17 +49,6 @@ def plot_message_circuit(
     Each arrow's ``gid`` is ``"t{round}:{u}->{v}#{edge}"`` (``"graph:" + ...`` in the
     right panel), so tests and tools can find it.
 
-    Args:
-        graph: the graph the circuit was found on (its ``edge_index`` must match the messages).
-        circuit: the messages (:class:`~hookgnn.patching.components.MessageEdge`).
-        scores: an effect per message (every message of the circuit), for colour and width.
-        query: the node(s) the metric reads, marked with a star.
-        sources: source node(s) of the task, marked with a square.
-        ax: draw only the unrolled panel into these axes.
-        seed: seed of the spring layout of the graph panel.
-        title: the title (default: the number of messages and of rounds).
-        caption: a note printed under the figure.
-
     >>> import torch, matplotlib; matplotlib.use("Agg")
     >>> from hookgnn.patching.components import MessageEdge
     >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1, 1], [1, 1, 2]]))
@@ -67,6 +56,16 @@ def plot_message_circuit(
     >>> fig = plot_message_circuit(g, circuit, {circuit[0]: 1.0, circuit[1]: -0.5, circuit[2]: 2.0}, query=2)
     >>> sorted(a.get_gid() for a in fig.axes[0].texts if a.arrow_patch is not None)
     ['t0:0->1#0', 't1:1->1#1', 't1:1->2#2']
+
+    :param graph: the graph the circuit was found on (its ``edge_index`` must match the messages).
+    :param circuit: the messages (:class:`~hookgnn.patching.components.MessageEdge`).
+    :param scores: an effect per message (every message of the circuit), for colour and width.
+    :param query: the node(s) the metric reads, marked with a star.
+    :param sources: source node(s) of the task, marked with a square.
+    :param ax: draw only the unrolled panel into these axes.
+    :param seed: seed of the spring layout of the graph panel.
+    :param title: the title (default: the number of messages and of rounds).
+    :param caption: a note printed under the figure.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D

@@ -47,19 +47,18 @@ def plot_scores(
     stacked one under the other, narrower ones side by side). Edge columns are labelled
     ``u->v`` when ``graph`` (the graph the scores were computed on) is given.
 
-    Args:
-        scores: one ``HookScores``, or a mapping ``{panel title: HookScores}`` drawn side by side.
-        graph: the scored graph, for ``u->v`` labels of edge columns.
-        ax: draw a single ``HookScores`` into these axes (not with a mapping).
-        title: the figure's title (one panel) or suptitle (several).
-        caption: a note printed under the figure (e.g. that a quick setting's numbers differ from the text).
-
     >>> import torch, matplotlib; matplotlib.use("Agg")
     >>> from hookgnn.patching.results import HookScores
     >>> fig = plot_scores(HookScores(torch.tensor([[0.0, -1.0, -2.0]]), ("layers.0.hook_update",),
     ...                   ("round", "node"), baseline=0.0))
     >>> fig.axes[0].images[0].get_clim()
     (-2.0, 0.0)
+
+    :param scores: one ``HookScores``, or a mapping ``{panel title: HookScores}`` drawn side by side.
+    :param graph: the scored graph, for ``u->v`` labels of edge columns.
+    :param ax: draw a single ``HookScores`` into these axes (not with a mapping).
+    :param title: the figure's title (one panel) or suptitle (several).
+    :param caption: a note printed under the figure (e.g. that a quick setting's numbers differ from the text).
     """
     import matplotlib.pyplot as plt
 

@@ -40,6 +40,10 @@ class RenderedHTML:
     ...                                  ("round", "node"), baseline=0.0))
     >>> view.data["values"], "<svg" in view.page()
     ([[0.5, -1.0]], False)
+
+    :param data: what the view draws (JSON-serialisable: ``kind``, rows, items, values, scale ... as its builder
+        sets them).
+    :param title: the heading shown above the view.
     """
 
     def __init__(self, data: dict[str, Any], title: str) -> None:
@@ -90,6 +94,10 @@ def scores_heatmap(scores: HookScores, graph: Graph | None = None, title: str | 
     ...                                  baseline=1.0), graph=g)
     >>> view.data["items"], view.data["scale"]["kind"]
     (['0->1', '1->0'], 'negative')
+
+    :param scores: the effects to show (one row per hook, e.g. ``[round, edge]``).
+    :param graph: the scored graph, for ``u->v`` labels of edge columns.
+    :param title: the heading (default: the direction and the baseline).
     """
     vals = scores.values.detach().cpu().double()
     rows = [finite(r, f"scores_heatmap row {h!r}") for r, h in zip(vals.tolist(), scores.hooks)]
@@ -137,6 +145,14 @@ def circuit_explorer(
     >>> view = circuit_explorer(g, [MessageEdge(0, 0, 0, 1), MessageEdge(1, 1, 1, 1)], query=1)
     >>> view.data["rounds"], [m["round"] for m in view.data["messages"]]
     (2, [0, 1])
+
+    :param graph: the graph the circuit was found on (its ``edge_index`` must match the messages).
+    :param circuit: the messages (:class:`~hookgnn.patching.components.MessageEdge`).
+    :param scores: an effect per message (every message of the circuit), for colour and width.
+    :param query: the node(s) the metric reads, marked with a star.
+    :param sources: source node(s) of the task, marked with a square.
+    :param title: the heading (default: the number of messages and of rounds).
+    :param seed: seed of the spring layout of the graph view.
     """
     msgs, score = checked_messages(graph, circuit, scores)
     rounds = max((m.round for m in msgs), default=0) + 1

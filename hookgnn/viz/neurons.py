@@ -39,15 +39,6 @@ def plot_neuron_circuit(
     (weightless connections such as an activation or an aggregation) are dotted grey.
     Each line's ``gid`` is ``"{src hook}[{feature}]->{dst hook}[{feature}]"``.
 
-    Args:
-        edges: the circuit's weight edges.
-        scores: a score per edge (every edge), for colour and width.
-        ax: axes to draw into.
-        links: weightless edges drawn dotted to show how the circuit's edges connect.
-        groups: a group name per edge (every edge); ``"shared"`` for edges of several tasks.
-        order: the hook points' column order (default: first appearance along ``edges`` then ``links``).
-        title: the title; caption: a note printed under the figure.
-
     >>> import matplotlib; matplotlib.use("Agg")
     >>> from hookgnn.patching.components import Component, WeightEdge
     >>> e = [WeightEdge(Component("a", None, 0), Component("b", None, 1), "w"),
@@ -55,6 +46,15 @@ def plot_neuron_circuit(
     >>> fig = plot_neuron_circuit(e, {e[0]: 2.0, e[1]: -1.0})
     >>> [line.get_color() for line in fig.axes[0].lines]
     ['#b2182b', '#2166ac']
+
+    :param edges: the circuit's weight edges.
+    :param scores: a score per edge (every edge), for colour and width.
+    :param ax: axes to draw into.
+    :param links: weightless edges drawn dotted to show how the circuit's edges connect.
+    :param groups: a group name per edge (every edge); ``"shared"`` for edges of several tasks.
+    :param order: the hook points' column order (default: first appearance along ``edges`` then ``links``).
+    :param title: the title.
+    :param caption: a note printed under the figure.
     """
     from matplotlib.lines import Line2D
 
