@@ -58,7 +58,7 @@ def main() -> None:
 
     bf = get_task("bellman_ford")
     torch.manual_seed(0)
-    model = HookedGNN("mpnn", D, node_in=1, edge_in=1, spec=bf.spec, max_steps=ROUNDS).eval()
+    model = HookedGNN("mpnn", D, node_in=2, edge_in=1, spec=bf.spec, max_steps=ROUNDS).eval()
     pairs = task_pairs(bf, args.pairs, seed=0, n=16, p=0.25)
     iv = random_interventions(pairs, range(1, ROUNDS + 1), seed=0)
     t_cf, data = timed(lambda: interchange_data(bf, "d_h", pairs, iv), args.runs, "counterfactuals")

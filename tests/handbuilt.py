@@ -36,13 +36,15 @@ from hookgnn.spec import FeatureSpec
 B = 100.0
 
 
-def build(max_steps: int) -> HookedGNN:
-    model = HookedGNN("minagg", d_hidden=4, node_in=1, edge_in=1, max_steps=max_steps,
+def build(max_steps: int, node_in: int = 1) -> HookedGNN:
+    """The hand-set network; it reads column 0 of ``x`` (the source mask) and gives any further
+    columns (a task graph's ``pos``) zero weight, so the float64 twin below holds for both."""
+    model = HookedGNN("minagg", d_hidden=4, node_in=node_in, edge_in=1, max_steps=max_steps,
                       spec={"d": FeatureSpec("output", "node", "scalar")})
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        model.node_encoder.lin.weight.copy_(torch.tensor([[-B], [2.0], [0.0], [1.0]]))
+        model.node_encoder.lin.weight[:, 0] = torch.tensor([-B, 2.0, 0.0, 1.0])
         model.node_encoder.lin.bias.copy_(torch.tensor([B, 1.0, 0.5, 0.3]))
         model.edge_encoder.lin.weight.copy_(torch.tensor([[1.0], [0.5], [0.0], [-1.0]]))
         model.edge_encoder.lin.bias.copy_(torch.tensor([0.0, 1.0, 1.0, 0.0]))

@@ -41,7 +41,7 @@ def data(pairs):
 
 def rotated(q: torch.Tensor) -> torch.nn.Module:
     """The hand-built network with its node state in the basis ``q`` (orthogonal): h' = q h."""
-    model = handbuilt.build(ROUNDS)
+    model = handbuilt.build(ROUNDS, node_in=2)
     with torch.no_grad():
         enc, layer, out = model.node_encoder.lin, model.layers[0], model.decoders["d"].out
         enc.weight.copy_(q @ enc.weight)
@@ -72,7 +72,7 @@ def test_subspace_swap_is_base_plus_projected_difference():
 
 
 def test_intervention_equals_a_hand_written_forward_with_the_state_replaced(pairs):
-    model = handbuilt.build(ROUNDS)
+    model = handbuilt.build(ROUNDS, node_in=2)
     chosen = [Intervention(p, (3 * p) % N, 1 + p % 6) for p in range(8)]
     out, batch = run_interventions(model, pairs, chosen, neurons(4, [0]))
     for j, i in enumerate(chosen):
@@ -84,7 +84,7 @@ def test_intervention_equals_a_hand_written_forward_with_the_state_replaced(pair
 
 
 def test_true_channel_and_whole_state_reach_iia_one_and_a_distractor_is_at_chance(data):
-    model = handbuilt.build(ROUNDS)
+    model = handbuilt.build(ROUNDS, node_in=2)
     for sub in (neurons(4, [0]), whole_state(4)):
         rows = interchange_accuracy(model, data, sub).by_step()
         assert [r["step"] for r in rows] == list(STEPS)
@@ -97,7 +97,7 @@ def test_true_channel_and_whole_state_reach_iia_one_and_a_distractor_is_at_chanc
 
 
 def test_batched_interventions_equal_one_per_forward(data):
-    model = handbuilt.build(ROUNDS)
+    model = handbuilt.build(ROUNDS, node_in=2)
     part = data.subset(range(10))
     one = interchange_accuracy(model, part, neurons(4, [1]), copies=1)
     many = interchange_accuracy(model, part, neurons(4, [1]), copies=64)
@@ -122,7 +122,7 @@ def test_das_finds_a_rotated_distance_channel_that_single_neurons_miss(pairs):
 
 
 def test_hooks_are_removed_when_an_intervention_raises(pairs, data):
-    model = handbuilt.build(ROUNDS)
+    model = handbuilt.build(ROUNDS, node_in=2)
     with pytest.raises(ValueError, match="swaps rows of width 5"):
         interchange_accuracy(model, data, whole_state(5))
     assert handbuilt.no_hooks_left(model)

@@ -61,7 +61,7 @@ def test_pointer_probe_finds_the_in_neighbour_with_the_largest_first_channel():
 
 def test_probe_table_on_the_hand_built_network_decodes_the_reached_mask():
     graphs = [BF.sample(6, "erdos_renyi", seed=s, n=7, p=0.4) for s in range(2)]
-    model = handbuilt.build(3)
+    model = handbuilt.build(3, node_in=2)
     result = probe_hints(model, graphs, BF.spec, hints=["msk", "d_h"], baseline=untrained_like(model, 0))
     rows = {(r["hint"], r["step"]): r for r in result.rows}
     assert sorted(rows) == sorted((h, k) for h in ("msk", "d_h") for k in (1, 2, 3))
@@ -82,7 +82,7 @@ def test_probe_table_on_the_hand_built_network_decodes_the_reached_mask():
 
 def test_probe_hints_names_bad_hints_and_splits():
     graphs = [BF.sample(2, "erdos_renyi", seed=0, n=5, p=0.4)]
-    model = handbuilt.build(2)
+    model = handbuilt.build(2, node_in=2)
     with pytest.raises(KeyError, match="'w' is not a node hint"):
         probe_hints(model, graphs, BF.spec, hints=["w"])
     with pytest.raises(ValueError, match="test_fraction must lie in"):
