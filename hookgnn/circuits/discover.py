@@ -36,6 +36,7 @@ import torch
 
 from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.circuits.gates import Gated, Unit
+from hookgnn.circuits.walk import prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
@@ -265,30 +266,11 @@ def acdc(
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
-    pos = {u: i for i, u in enumerate(universe)}
     ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
-    m_full, m_empty = float(ends[0]), float(ends[1])
-    f = lambda m: float(faithfulness(m, m_full, m_empty))  # noqa: E731
     gates = torch.ones(len(universe))
-    f_cur, removed, i, size = 1.0, [], 0, min(8, run.copies)
-    while i < len(walk):
-        chunk = walk[i:i + size]
-        rows = gates.repeat(len(chunk), 1)
-        for j, u in enumerate(chunk):
-            rows[j:, pos[u]] = 0.0  # copy j removes chunk[0 .. j]
-        ms = run.metrics(rows)
-        taken = 0
-        for j, u in enumerate(chunk):
-            f_new = f(float(ms[j]))
-            if abs(f_new - f_cur) <= threshold and (target is None or f_new >= target):
-                gates[pos[u]], f_cur = 0.0, f_new
-                removed.append(u)
-                taken += 1
-            else:
-                taken += 1  # u is kept; later copies assumed its removal: run them again
-                break
-        i += taken
-        size = min(run.copies, size * 2) if taken == len(chunk) else max(1, size // 2)
+    removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
+                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target))
+    pos = {u: i for i, u in enumerate(universe)}
     kept = [u for u in universe if gates[pos[u]] > 0]
     circuit = Circuit.of(kept)
     exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
