@@ -218,7 +218,8 @@ def learn_mask(
         keep = top[1]
     circuit = Circuit.of(universe[i] for i in sorted(keep))
     pruned_set = set(pruned)
-    dropped = tuple(universe[int(i)] for i in order.flip(0) if int(i) not in keep and universe[int(i)] not in pruned_set)
+    dropped = tuple(universe[int(i)] for i in order.flip(0)
+                    if int(i) not in keep and universe[int(i)] not in pruned_set)
     dropped += tuple(pruned)  # pruned from the mask's circuit: the most nearly kept
     exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
                                direction, dataset, **forward_kwargs)

@@ -29,9 +29,9 @@ def prune_walk(
     m_full: float, m_empty: float, f_start: float, accept: Callable[[float, float], bool],
 ) -> tuple[list[Unit], float]:
     """Walk ``walk`` from the kept set ``gates`` (1 kept, 0 removed; changed in place), removing each
-    unit ``u`` for which ``accept(f_new, f_cur)`` holds (``f_cur`` starting at ``f_start``), :math:`F` the faithfulness of the run's
-    metric between ``m_empty`` (0) and ``m_full`` (1). Returns the removed units in order and the
-    final :math:`F`.
+    unit ``u`` for which ``accept(f_new, f_cur)`` holds (``f_cur`` starting at ``f_start``), :math:`F`
+    the faithfulness of the run's metric between ``m_empty`` (0) and ``m_full`` (1). Returns the
+    removed units in order and the final :math:`F`.
 
     >>> from hookgnn import Graph, HookedGNN
     >>> from hookgnn.circuits.discover import gated
