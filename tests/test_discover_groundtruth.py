@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask
+from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask, redundancy
 from hookgnn.groundtruth import GROUND_TRUTHS, ground_truth
 from hookgnn.patching import MessageEdge
 
@@ -82,6 +82,26 @@ def test_learn_mask_circuit_is_minimal_given_its_kept_set() -> None:
         assert exact_faithfulness(gt.model, pair.clean, pair.corrupted, gt.metric, less, universe) < 0.99, u
     assert set(found.dropped[-len(universe) + len(kept):]) == set(universe) - set(kept)
     assert no_hooks_left(gt.model)
+
+
+def test_redundancy_names_both_or_paths_when_denoising_with_groups_of_four() -> None:
+    """Denoising, un-patching one message of a patched path is undone by its other message: the OR group is all four
+    messages (each unnecessary alone, any three still leave a path). Regression: ``max_group`` stopped at 3."""
+    gt = ground_truth("or_reachability")
+    pair = gt.sample_pairs(1, seed=0)[0]
+    universe = gt.messages(pair.clean)
+    mask = learn_mask(gt.model, pair.clean, pair.corrupted, gt.metric, universe, direction="denoising",
+                      target=0.999, steps=100, progress=False)
+    report = redundancy(gt.model, pair.clean, pair.corrupted, gt.metric, universe, mask, max_group=4)
+    assert len(report.groups) == 1 and report.members() == pair.circuit
+    kept = set(mask.circuit.items()) | set(pair.circuit)
+    ref = (exact_faithfulness(gt.model, pair.clean, pair.corrupted, gt.metric, Circuit.of(kept), universe,
+                              direction="denoising")
+           - exact_faithfulness(gt.model, pair.clean, pair.corrupted, gt.metric, Circuit.of(kept - pair.circuit),
+                                universe, direction="denoising"))
+    assert report.drops[0] == pytest.approx(ref, abs=1e-6) and ref == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="max_group"):
+        redundancy(gt.model, pair.clean, pair.corrupted, gt.metric, universe, mask, max_group=1)
 
 
 def test_discovery_needs_a_direction() -> None:

@@ -9,7 +9,7 @@
 * :func:`~hookgnn.circuits.masks.learn_mask` (in :mod:`hookgnn.circuits.masks`): learned
   hard-concrete gates (Edge Pruning).
 * :func:`redundancy`: which units are individually unnecessary but jointly necessary (OR
-  groups), by exact joint ablations of pairs (and triples).
+  groups), by exact joint ablations of pairs (triples, and larger groups of few candidates).
 
 Both discovery methods return a :class:`Discovered` whose ``faithfulness`` is re-evaluated
 exactly with :func:`~hookgnn.circuits.circuit.evaluate` (never the relaxed objective):
@@ -26,6 +26,7 @@ clean graph's (:mod:`hookgnn.metrics.targets`).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ from hookgnn.patching.results import Direction, check_direction
 __all__ = ["Discovered", "Redundancy", "acdc", "exact_faithfulness", "redundancy"]
 
 Pairs = Graph | Sequence[Graph]
+#: The most groups of one size above 3 that :func:`redundancy` ablates.
+MAX_GROUPS = 4096
 
 
 @dataclass(frozen=True)
@@ -326,8 +329,11 @@ def redundancy(
     units, at most 32 (from the mask's final gates or the pruning order); give them to look
     elsewhere. Every candidate is ablated alone from :math:`K`; those dropping :math:`F` by at
     most ``tol`` (the first ``max_candidates`` of them, with a warning when there are more) are
-    ablated in every pair (and triple, ``max_group=3``) at once, all copies of a few batched forwards; a group dropping :math:`F` by at least ``threshold`` whose subsets
-    do not is reported. ``ablation`` and ``direction`` default to ``found``'s.
+    ablated in every pair (and triple, ``max_group=3``; up to ``max_group`` units, sizes above 3 only
+    while a size has at most ``MAX_GROUPS`` groups) at once, all copies of a few batched forwards; a
+    group dropping :math:`F` by at least ``threshold`` whose subsets do not is reported. Denoising, an
+    OR of two 2-message paths is a group of 4: un-patching one message of a patched path is undone by
+    its other patched message, so only both paths' messages together break it (``max_group=4``). ``ablation`` and ``direction`` default to ``found``'s.
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metrics.per_graph import OutputSum
@@ -349,7 +355,8 @@ def redundancy(
     :param universe: every unit that can be ablated (components, messages, weight edges).
     :param found: the circuit found (a :class:`Discovered` or a :class:`~hookgnn.circuits.Circuit`).
     :param candidates: units to test (default: the circuit's and up to 32 of ``found.dropped``'s last).
-    :param max_group: largest group ablated at once: 2 (pairs) or 3 (triples).
+    :param max_group: largest group ablated at once: 2 (pairs), 3 (triples) or more (sizes above 3 only while the
+        individually unnecessary candidates make at most ``MAX_GROUPS`` groups of that size; a warning says when not).
     :param max_candidates: at most this many individually unnecessary candidates are grouped (a warning says when
         more).
     :param tol: a candidate is individually unnecessary when ablating it alone drops :math:`F` by at most this.
@@ -361,8 +368,8 @@ def redundancy(
         not depend on it).
     :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
-    if max_group not in (2, 3):
-        raise ValueError(f"max_group must be 2 or 3, got {max_group}")
+    if max_group < 2:
+        raise ValueError(f"max_group must be >= 2 (the smallest OR group is a pair), got {max_group}")
     circuit = found.circuit if isinstance(found, Discovered) else found
     if isinstance(found, Discovered):
         ablation = found.ablation if ablation is None else ablation
@@ -407,6 +414,11 @@ def redundancy(
     found_groups: list[tuple[Unit, ...]] = []
     found_drops: list[float] = []
     for size in range(2, max_group + 1):
+        if size > 3 and math.comb(len(quiet), size) > MAX_GROUPS:
+            warnings.warn(f"redundancy: {math.comb(len(quiet), size)} groups of {size} of {len(quiet)} individually "
+                          f"unnecessary candidates exceed MAX_GROUPS={MAX_GROUPS}; groups stop at {size - 1} (pass "
+                          f"fewer candidates=)", stacklevel=2)
+            break
         groups = [g for g in itertools.combinations(quiet, size)
                   if not any(set(h) <= set(g) for h in found_groups)]
         for g, d in zip(groups, drops(groups)):
