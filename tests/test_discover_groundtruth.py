@@ -14,9 +14,12 @@ so the methods run with a tight tolerance: ``acdc(threshold=1e-3)``, ``learn_mas
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask, redundancy
+from hookgnn.circuits import discover
 from hookgnn.groundtruth import GROUND_TRUTHS, ground_truth
 from hookgnn.patching import MessageEdge
 
@@ -110,3 +113,16 @@ def test_discovery_needs_a_direction() -> None:
     for find in (acdc, learn_mask):
         with pytest.raises(TypeError, match="direction"):
             find(gt.model, pair.clean, pair.corrupted, gt.metric, gt.messages(pair.clean))  # type: ignore[call-arg]
+
+
+def test_redundancy_warns_when_groups_above_three_exceed_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    gt = ground_truth("or_reachability")
+    pair = gt.sample_pairs(1, seed=0)[0]
+    universe = gt.messages(pair.clean)
+    candidates = sorted(pair.circuit, key=repr) + [m for m in universe if m not in pair.circuit][:4]
+    monkeypatch.setattr(discover, "MAX_GROUPS", 20)
+    assert math.comb(len(candidates), 4) > 20  # the test can fail: the cap is reached
+    with pytest.warns(UserWarning, match="MAX_GROUPS=20"):
+        report = redundancy(gt.model, pair.clean, pair.corrupted, gt.metric, universe, Circuit(), candidates=candidates,
+                            max_group=4, ablation="resample", direction="noising")
+    assert report.members() == pair.circuit  # pairs and triples still ran
