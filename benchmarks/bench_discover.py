@@ -9,7 +9,9 @@ log-probability of the true pointers (``pi``), universe: every message (round x 
   ``patch(..., messages(model))``, batched), ``AtP``, ``EAP-IG16`` (``eap`` at message level, 16 IG
   steps), ``AtP*1`` (``atp_star``, one exact round);
 * ``acdc``: :func:`hookgnn.circuits.acdc` with ``target=0.9``;
-* ``learn_mask``: :func:`hookgnn.circuits.learn_mask` with ``target=0.9``.
+* ``acdc_atp``: :func:`hookgnn.circuits.acdc` with ``target=0.9``, walking the units in the order of their AtP
+  |score| (least important first; the AtP pass is timed with it) and 256 copies per forward;
+* ``learn_mask``: :func:`hookgnn.circuits.learn_mask` with ``target=0.9`` (its final exact pruning pass included).
 
 Per task x size x method: the median circuit size over the pairs whose circuit reaches 0.9 (a ranking
 that reaches it only with every message counts as the whole universe), how many pairs reached it, the
@@ -43,7 +45,7 @@ from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train
 
 RANKINGS = ("exact", "AtP", "EAP-IG16", "AtP*1")
-FINDERS = ("acdc", "learn_mask")
+FINDERS = ("acdc", "acdc_atp", "learn_mask")
 
 
 def trained(task: str, steps: int, seed: int) -> Any:
@@ -113,6 +115,16 @@ def bench_pair(args: argparse.Namespace, model: Any, task: str, nodes: int, seed
     secs, found = timed(lambda: acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold,
                                      direction=d), args.repeats)
     row["acdc"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
+    carriers = list(messages(model).hooks)
+
+    def seeded() -> Any:
+        vals = attribute(model, clean, corr, metric, ig_steps=0, names_filter=carriers,
+                         direction=d).rows(carriers).values.double().abs()
+        order = sorted(uni, key=lambda u: float(vals[u.round, u.edge]))  # least important first
+        return acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold, direction=d,
+                    order=order, copies=256)
+    secs, found = timed(seeded, args.repeats)
+    row["acdc_atp"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
     secs, found = timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target, steps=args.mask_steps,
                                            lr=args.lr, sparsity=args.sparsity, direction=d, progress=False),
                         args.repeats)

@@ -72,3 +72,18 @@ def test_acdc_entry_returns_one_known_path_and_refuses_denoising_with_zero() -> 
     assert got["own_F"] == pytest.approx(1.0, abs=1e-6) and got["faithfulness"] == pytest.approx(1.0, abs=1e-6)
     refused = bench.score_case(method, _case("denoising", "zero"), method.run(_case("denoising", "zero")))
     assert all(v != v for v in refused.values())  # every column NaN: shown as "-"
+
+
+def test_denoising_rows_are_scored_against_the_denoising_ground_truth() -> None:
+    """Regression: denoising rows were scored against the noising circuit (recall 0.25 for a sufficient single
+    message) with the noising faithfulness (0 for it)."""
+    case = _case("denoising")
+    method = bench.METHODS["acdc"]
+    found = method.run(case)
+    got = bench.score_case(method, case, found)
+    assert found.circuit in case.pair.sufficient_for("denoising") and len(found.circuit) == 1
+    assert (got["precision"], got["recall_min"], got["sufficient"]) == (1.0, 1.0, 1.0)
+    assert got["recall"] == 1 / len(case.pair.circuit_for("denoising"))  # one of the four sufficient messages
+    assert got["faithfulness"] == pytest.approx(1.0, abs=1e-6) and got["own_F"] == pytest.approx(1.0, abs=1e-6)
+    empty = bench.Evaluator(case).faithfulness(frozenset())
+    assert empty == pytest.approx(0.0, abs=1e-6)  # nothing patched: the corrupted run

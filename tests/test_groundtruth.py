@@ -7,6 +7,7 @@ Every number is checked against an independent reference: the twins of ``groundt
 from __future__ import annotations
 
 import copy
+import itertools
 
 import networkx as nx
 import pytest
@@ -217,6 +218,54 @@ def test_and_case_single_denoising_patches_are_all_zero() -> None:
             ref = query_value(twin(gt.name, p.corrupted, gt.rounds, {(m.round, m.edge): states[m.round][m.u]}),
                               p.clean) - bad
             assert ref == 0.0 and float(scores.values[m.round, m.edge]) == 0.0
+
+
+# ----------------------------------------------------------------- the known denoising circuits
+def _denoised_twin(gt: GroundTruth, p: Pair, patched: frozenset[MessageEdge] | set[MessageEdge]) -> float:
+    """The twin on the corrupted graph with every message of ``patched`` reading the twin's clean sender state."""
+    states = twin_states(gt.name, p.clean, gt.rounds)
+    senders = {(m.round, m.edge): states[m.round][m.u] for m in patched}
+    return query_value(twin(gt.name, p.corrupted, gt.rounds, senders), p.clean)
+
+
+@settings(max_examples=6, deadline=None)
+@given(name=st.sampled_from(NAMES), seed=st.integers(0, 2**31 - 1))
+def test_denoising_sufficient_sets_are_the_minimal_ones_by_the_twin(name: str, seed: int) -> None:
+    """Every set of up to the largest listed size is sufficient when denoising (the query takes its
+    every-message-patched value, by the float64 twin) exactly when it holds a listed set."""
+    gt = ground_truth(name)
+    p = gt.sample_pairs(1, seed)[0]
+    uni = gt.messages(p.clean)
+    full, empty = _denoised_twin(gt, p, set(uni)), _denoised_twin(gt, p, set())
+    assert abs(full - empty) > 0.1  # the test can fail: patching changes the query
+    listed = p.sufficient_for("denoising")
+    assert listed and p.circuit_for("denoising") == frozenset().union(*listed)
+    tol = 1e-9 * scale(gt)
+    for k in range(1, max(len(s) for s in listed) + 1):
+        for group in itertools.combinations(uni, k):
+            holds = abs(_denoised_twin(gt, p, set(group)) - full) <= tol
+            assert holds == any(s <= set(group) for s in listed), (group, listed)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_denoising_sufficient_sets_are_faithful_in_the_model(name: str) -> None:
+    gt = ground_truth(name)
+    for p in gt.sample_pairs(2, seed=0):
+        uni = gt.messages(p.clean)
+        ref = _denoised_twin(gt, p, set(uni))
+        for s in p.sufficient_for("denoising"):
+            rest = Circuit.of(m for m in uni if m not in s)  # denoising: everything outside s keeps corrupted values
+            got = evaluate(gt.model, p.corrupted, p.clean, gt.metric, rest, uni, "resample")
+            assert close(got, ref, scale(gt)), (sorted(s), got, ref)
+    assert no_hooks_left(gt.model)
+
+
+def test_pair_without_denoising_sets_refuses_the_denoising_circuit() -> None:
+    g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]))
+    p = Pair(g, g, frozenset({MessageEdge(0, 0, 0, 1)}))
+    assert p.circuit_for("noising") == p.circuit
+    with pytest.raises(ValueError, match="no known denoising circuit"):
+        p.circuit_for("denoising")
 
 
 # ---------------------------------------------------------------------- the known weight circuit

@@ -221,7 +221,9 @@ print("results:", S.save())
 # whose circuit is known by construction: the source `s` reaches the query `q` through
 # `s -> a -> q` and through `s -> b -> q`, either one enough, and a distractor path
 # `d -> c -> q` arrives too late. A learned mask (`learn_mask`: one hard-concrete gate per
-# message, trained for faithfulness plus sparsity) keeps both paths, and `redundancy`
+# message, trained for faithfulness plus sparsity) keeps both paths open (`prune=False`: the
+# gates as learned; by default `learn_mask` ends with an exact pruning pass that keeps one
+# path, the smallest faithful circuit, and puts the other last in `dropped`), and `redundancy`
 # ablates candidates in pairs to report which units are unnecessary alone but necessary
 # together.
 
@@ -237,7 +239,7 @@ print("largest single noising effect:", float(single_or.values.abs().max()))  # 
 
 universe_or = gt.messages(pair.clean)
 mask = learn_mask(gt.model, pair.clean, pair.corrupted, gt.metric, universe_or, direction="noising", target=0.99,
-                  steps=S.pick(60, 150), progress=False)
+                  steps=S.pick(60, 150), prune=False, progress=False)
 print(mask)
 print("mask keeps:", sorted((m.round, m.u, m.v) for m in mask.circuit.items()))
 print("both paths kept:", all(path <= set(mask.circuit.items()) for path in known))

@@ -9,7 +9,7 @@
 * :func:`~hookgnn.circuits.masks.learn_mask` (in :mod:`hookgnn.circuits.masks`): learned
   hard-concrete gates (Edge Pruning).
 * :func:`redundancy`: which units are individually unnecessary but jointly necessary (OR
-  groups), by exact joint ablations of pairs (and triples).
+  groups), by exact joint ablations of pairs (triples, and larger groups of few candidates).
 
 Both discovery methods return a :class:`Discovered` whose ``faithfulness`` is re-evaluated
 exactly with :func:`~hookgnn.circuits.circuit.evaluate` (never the relaxed objective):
@@ -26,6 +26,7 @@ clean graph's (:mod:`hookgnn.metrics.targets`).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ import torch
 
 from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.circuits.gates import Gated, Unit
+from hookgnn.circuits.walk import prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
@@ -48,6 +50,8 @@ from hookgnn.patching.results import Direction, check_direction
 __all__ = ["Discovered", "Redundancy", "acdc", "exact_faithfulness", "redundancy"]
 
 Pairs = Graph | Sequence[Graph]
+#: The most groups of one size above 3 that :func:`redundancy` ablates.
+MAX_GROUPS = 4096
 
 
 @dataclass(frozen=True)
@@ -265,30 +269,11 @@ def acdc(
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
-    pos = {u: i for i, u in enumerate(universe)}
     ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
-    m_full, m_empty = float(ends[0]), float(ends[1])
-    f = lambda m: float(faithfulness(m, m_full, m_empty))  # noqa: E731
     gates = torch.ones(len(universe))
-    f_cur, removed, i, size = 1.0, [], 0, min(8, run.copies)
-    while i < len(walk):
-        chunk = walk[i:i + size]
-        rows = gates.repeat(len(chunk), 1)
-        for j, u in enumerate(chunk):
-            rows[j:, pos[u]] = 0.0  # copy j removes chunk[0 .. j]
-        ms = run.metrics(rows)
-        taken = 0
-        for j, u in enumerate(chunk):
-            f_new = f(float(ms[j]))
-            if abs(f_new - f_cur) <= threshold and (target is None or f_new >= target):
-                gates[pos[u]], f_cur = 0.0, f_new
-                removed.append(u)
-                taken += 1
-            else:
-                taken += 1  # u is kept; later copies assumed its removal: run them again
-                break
-        i += taken
-        size = min(run.copies, size * 2) if taken == len(chunk) else max(1, size // 2)
+    removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
+                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target))
+    pos = {u: i for i, u in enumerate(universe)}
     kept = [u for u in universe if gates[pos[u]] > 0]
     circuit = Circuit.of(kept)
     exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
@@ -344,8 +329,11 @@ def redundancy(
     units, at most 32 (from the mask's final gates or the pruning order); give them to look
     elsewhere. Every candidate is ablated alone from :math:`K`; those dropping :math:`F` by at
     most ``tol`` (the first ``max_candidates`` of them, with a warning when there are more) are
-    ablated in every pair (and triple, ``max_group=3``) at once, all copies of a few batched forwards; a group dropping :math:`F` by at least ``threshold`` whose subsets
-    do not is reported. ``ablation`` and ``direction`` default to ``found``'s.
+    ablated in every pair (and triple, ``max_group=3``; up to ``max_group`` units, sizes above 3 only
+    while a size has at most ``MAX_GROUPS`` groups) at once, all copies of a few batched forwards; a
+    group dropping :math:`F` by at least ``threshold`` whose subsets do not is reported. Denoising, an
+    OR of two 2-message paths is a group of 4: un-patching one message of a patched path is undone by
+    its other patched message, so only both paths' messages together break it (``max_group=4``). ``ablation`` and ``direction`` default to ``found``'s.
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metrics.per_graph import OutputSum
@@ -367,7 +355,8 @@ def redundancy(
     :param universe: every unit that can be ablated (components, messages, weight edges).
     :param found: the circuit found (a :class:`Discovered` or a :class:`~hookgnn.circuits.Circuit`).
     :param candidates: units to test (default: the circuit's and up to 32 of ``found.dropped``'s last).
-    :param max_group: largest group ablated at once: 2 (pairs) or 3 (triples).
+    :param max_group: largest group ablated at once: 2 (pairs), 3 (triples) or more (sizes above 3 only while the
+        individually unnecessary candidates make at most ``MAX_GROUPS`` groups of that size; a warning says when not).
     :param max_candidates: at most this many individually unnecessary candidates are grouped (a warning says when
         more).
     :param tol: a candidate is individually unnecessary when ablating it alone drops :math:`F` by at most this.
@@ -379,8 +368,8 @@ def redundancy(
         not depend on it).
     :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
-    if max_group not in (2, 3):
-        raise ValueError(f"max_group must be 2 or 3, got {max_group}")
+    if max_group < 2:
+        raise ValueError(f"max_group must be >= 2 (the smallest OR group is a pair), got {max_group}")
     circuit = found.circuit if isinstance(found, Discovered) else found
     if isinstance(found, Discovered):
         ablation = found.ablation if ablation is None else ablation
@@ -425,6 +414,11 @@ def redundancy(
     found_groups: list[tuple[Unit, ...]] = []
     found_drops: list[float] = []
     for size in range(2, max_group + 1):
+        if size > 3 and math.comb(len(quiet), size) > MAX_GROUPS:
+            warnings.warn(f"redundancy: {math.comb(len(quiet), size)} groups of {size} of {len(quiet)} individually "
+                          f"unnecessary candidates exceed MAX_GROUPS={MAX_GROUPS}; groups stop at {size - 1} (pass "
+                          f"fewer candidates=)", stacklevel=2)
+            break
         groups = [g for g in itertools.combinations(quiet, size)
                   if not any(set(h) <= set(g) for h in found_groups)]
         for g, d in zip(groups, drops(groups)):

@@ -17,8 +17,13 @@ mixed into the run through hooks (:class:`~hookgnn.circuits.gates.Gated`: the sa
 
 :math:`\\tilde F` the relaxed faithfulness (a circuit beyond the full model costs nothing) and the second term the expected fraction of open
 gates. Every ``check_every`` steps the deterministic circuit :math:`\\{u : \\theta_u > 0\\}` is
-scored exactly (0/1 gates); the smallest one with faithfulness at least ``target`` is returned
-(``size=n``: the ``n`` units of largest :math:`\\theta` at the end). Its faithfulness is then
+scored exactly (0/1 gates); the smallest one with faithfulness at least ``target`` is kept, then
+pruned exactly (``prune=True``): each of its units is ablated alone (one batched forward), then,
+walking them from the smallest faithfulness drop up (ties: smallest :math:`\\theta` first), a unit is
+removed when the circuit without it, given the earlier removals, still reaches ``target`` (the batched walk of
+:func:`~hookgnn.circuits.acdc`), so no single unit of the returned circuit can be dropped. This
+removes units the relaxation kept open because they helped while other gates were half open
+(a second-best Bellman-Ford walk). ``size=n``: the ``n`` units of largest :math:`\\theta` at the end. Its faithfulness is then
 re-evaluated with :func:`~hookgnn.circuits.circuit.evaluate`.
 """
 
@@ -37,6 +42,7 @@ from tqdm.auto import tqdm
 from hookgnn.circuits.circuit import Ablation, Circuit
 from hookgnn.circuits.discover import Discovered, Pairs, as_pairs, exact_faithfulness, gated
 from hookgnn.circuits.gates import Unit
+from hookgnn.circuits.walk import prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
@@ -64,6 +70,7 @@ def learn_mask(
     init: float = 3.0,
     check_every: int = 10,
     patience: int | None = 5,
+    prune: bool = True,
     direction: Direction,
     seed: int = 0,
     ablation: Ablation = "resample",
@@ -116,6 +123,8 @@ def learn_mask(
     :param check_every: steps between exact evaluations of the deterministic circuit.
     :param patience: stop after this many checks in a row without a smaller circuit reaching ``target`` (``None``:
         run every step).
+    :param prune: prune the best checkpoint's circuit exactly (smallest single drop first) while it keeps ``target``
+        (only with ``target``).
     :param seed: seeds the gate draws.
     :param ablation: how units outside the circuit are ablated: ``"resample"`` (the other run's values),
         ``"zero"`` or ``"mean"`` (over ``dataset``).
@@ -184,17 +193,34 @@ def learn_mask(
         for p in params:
             p.requires_grad_(True)
     order = torch.argsort(theta.detach(), descending=True, stable=True)
+    pruned: list[Unit] = []
     if size is not None:
         keep = frozenset(int(i) for i in order[:size])
     elif best is not None:
         keep = best[2]
+        if prune:  # exact pruning of the kept set, smallest single drop first: minimal given the kept set
+            gates = _gates(keep, n)[0]
+            rank = {int(i): r for r, i in enumerate(order.flip(0))}  # least open gate first among ties
+            idx = sorted(keep, key=lambda i: rank[i])
+            with torch.no_grad():
+                rows = gates.repeat(len(idx), 1)
+                rows[torch.arange(len(idx)), idx] = 0.0
+                drop = [best[1] - float(f_of(m)) for m in run.metrics(rows)]
+                walk = [universe[i] for _, _, i in sorted(zip(drop, range(len(idx)), idx))]
+                pruned, _ = prune_walk(run, universe, gates, walk, m_full, m_empty, best[1],
+                                       lambda new, cur: new >= target)  # type: ignore[operator]
+            at = {u: i for i, u in enumerate(universe)}
+            keep = keep - {at[u] for u in pruned}
     else:
         assert top is not None
         warnings.warn(f"learn_mask: no checkpoint reached faithfulness {target}; returning the most faithful "
                       f"({top[0]:.3f}); try more steps, a smaller sparsity or a lower target", stacklevel=2)
         keep = top[1]
     circuit = Circuit.of(universe[i] for i in sorted(keep))
-    dropped = tuple(universe[int(i)] for i in order.flip(0) if int(i) not in keep)
+    pruned_set = set(pruned)
+    dropped = tuple(universe[int(i)] for i in order.flip(0)
+                    if int(i) not in keep and universe[int(i)] not in pruned_set)
+    dropped += tuple(pruned)  # pruned from the mask's circuit: the most nearly kept
     exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
                                direction, dataset, **forward_kwargs)
     return Discovered(circuit, exact, "learn_mask", ablation, check_direction(direction), time.perf_counter() - start,

@@ -34,6 +34,7 @@ from hookgnn.models import HookedGNN
 from hookgnn.nn.wiring import links_of
 from hookgnn.ops import scatter
 from hookgnn.patching.components import Component, MessageEdge, WeightEdge, message_edges, weight_edges
+from hookgnn.patching.results import Direction, check_direction
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,54 @@ class Pair:
     minimal sufficient subsets of ``circuit`` (their union is ``circuit``): one for a chain or
     an AND, one per path for OR-redundant paths, any one of which alone keeps the metric.
 
+    ``circuit`` and ``sufficient`` are the *noising* circuit (everything else ablated). Denoising
+    (the corrupted run with a set's messages patched from the clean run, everything else
+    recomputed) a smaller set suffices: one clean message early on a path reaches the query
+    through the recomputed rest. ``sufficient_denoising``: the minimal sets :math:`S` with
+    :math:`m(S) = m(U)` in that direction (:math:`U` every message); :meth:`sufficient_for` and
+    :meth:`circuit_for` give either direction's sets and their union.
+
     >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 0], [1, 2]]))
     >>> p = Pair(g, g, frozenset({MessageEdge(0, 1, 0, 2)}))
-    >>> p.sufficient == (p.circuit,)
+    >>> p.sufficient == (p.circuit,) == p.sufficient_for("noising")
     True
 
     :param clean: the clean graph.
     :param corrupted: the corrupted graph (same ``edge_index``).
     :param circuit: every message the queried output depends on.
-    :param sufficient: the minimal sufficient subsets of ``circuit``.
+    :param sufficient: the minimal sufficient subsets of ``circuit`` (noising).
+    :param sufficient_denoising: the minimal sufficient sets when denoising (``()``: not known).
     """
 
     clean: Graph
     corrupted: Graph
     circuit: frozenset[MessageEdge]
     sufficient: tuple[frozenset[MessageEdge], ...] = ()
+    sufficient_denoising: tuple[frozenset[MessageEdge], ...] = ()
+
+    def sufficient_for(self, direction: Direction) -> tuple[frozenset[MessageEdge], ...]:
+        """The minimal sufficient message sets in ``direction`` (``"noising"``: ``sufficient``).
+
+        >>> from hookgnn.groundtruth import or_reachability
+        >>> p = or_reachability().sample_pairs(1, seed=0)[0]
+        >>> [len(s) for s in p.sufficient_for("noising")], [len(s) for s in p.sufficient_for("denoising")]
+        ([2, 2], [1, 1, 1, 1])
+        """
+        if check_direction(direction) == "noising":
+            return self.sufficient
+        if not self.sufficient_denoising:
+            raise ValueError("this pair has no known denoising circuit (sufficient_denoising is empty)")
+        return self.sufficient_denoising
+
+    def circuit_for(self, direction: Direction) -> frozenset[MessageEdge]:
+        """Every message of some minimal sufficient set in ``direction`` (``"noising"``: ``circuit``).
+
+        >>> from hookgnn.groundtruth import and_conjunction
+        >>> p = and_conjunction().sample_pairs(1, seed=0)[0]
+        >>> p.circuit_for("denoising") == p.circuit
+        True
+        """
+        return frozenset().union(*self.sufficient_for(direction))
 
     def __post_init__(self) -> None:
         if not self.sufficient:

@@ -26,7 +26,10 @@ flag halved (its distance becomes :math:`\\beta / 2`), every weight doubled and 
 so every corrupted message exceeds every clean distance that matters.
 
 Known circuit (resample or zero ablation): the messages of that walk, one per round (a
-self-loop where the walk waits), every one necessary (a chain). Neuron level: channels
+self-loop where the walk waits), every one necessary (a chain). Denoising (corrupted run, a set's
+messages patched from the clean run) single messages suffice: the last message of the walk that is
+shortest under the corrupted (doubled) weights, and earlier ones that reach the query through
+weight-0 self-loops (``pair.sufficient_for("denoising")``). Neuron level: channels
 0 and 1 everywhere and the weight edges between them; nothing that touches channel 2.
 """
 
@@ -99,6 +102,42 @@ def _walk(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, rounds: int, 
     return edges[::-1] if v == 0 else None
 
 
+def _denoising_sets(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, rounds: int,
+                    q: int) -> tuple[frozenset[MessageEdge], ...]:
+    """The minimal sufficient message sets when denoising: single messages.
+
+    Denoising runs the corrupted graph (weights :math:`2w`, every corrupted distance at least
+    :math:`\\beta / 2`) with a set's messages reading the clean sender state. With every message
+    patched the query gets :math:`V = \\min_{u \\to q} D^{(T-1)}_u + 2 w_{uq}` (:math:`D^{(t)}` the clean
+    :math:`t`-round distances). Every value a partly patched run carries is a clean distance plus
+    doubled weights along a walk, so at least :math:`V`; the query reaches :math:`V` exactly when
+    one patched message :math:`(t, u \\to v)` does, its value :math:`D^{(t)}_u + 2 w_{uv}` carried on
+    over the remaining rounds along doubled weights. So the minimal sufficient sets are the single
+    messages whose carried value equals :math:`V` (the last message of the doubled-weight optimum,
+    and the earlier ones that reach the query through weight-0 self-loops).
+    """
+    d = [np.where(np.arange(n) == 0, 0.0, BIG)]
+    for _ in range(rounds - 1):
+        new = np.full(n, np.inf)
+        np.minimum.at(new, dst, d[-1][src] + w)
+        d.append(new)
+    into = dst == q
+    best = float(np.min(d[rounds - 1][src[into]] + 2 * w[into]))
+    assert best < BIG / 4, "the query is reached in the clean run"
+    out = []
+    for t in range(rounds):
+        for e in range(len(src)):
+            carried = np.full(n, np.inf)
+            carried[dst[e]] = d[t][src[e]] + 2 * w[e]
+            for _ in range(t + 1, rounds):
+                nxt = np.full(n, np.inf)
+                np.minimum.at(nxt, dst, carried[src] + 2 * w)
+                carried = nxt
+            if abs(carried[q] - best) <= 1e-9 * max(1.0, best):
+                out.append(frozenset({MessageEdge(t, e, int(src[e]), int(dst[e]))}))
+    return tuple(out)
+
+
 def sample_bellman_ford(rng: np.random.Generator, n: int = 8, p: float = 0.3, rounds: int = ROUNDS) -> Pair:
     """One pair of the module docstring: the query is the node with the most real hops on its walk.
 
@@ -128,7 +167,8 @@ def sample_bellman_ford(rng: np.random.Generator, n: int = 8, p: float = 0.3, ro
         walk = walks[q]
         assert walk is not None
         circuit = frozenset(MessageEdge(t, e, int(src[e]), int(dst[e])) for t, e in enumerate(walk))
-        return Pair(clean, corrupted, circuit)
+        denoising = _denoising_sets(n, src, dst, wt[:, 0].double().numpy(), rounds, q)
+        return Pair(clean, corrupted, circuit, (), denoising)
     raise RuntimeError(f"no graph with a unique {rounds}-round shortest walk of >= 2 hops in 1000 draws (n={n}, p={p})")
 
 

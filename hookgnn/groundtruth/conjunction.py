@@ -23,7 +23,8 @@ does, extra activities and ``f`` are redrawn.
 
 Known circuit (resample or zero ablation): the four messages ``u1 -> a``, ``u2 -> b`` (round 0)
 and ``a -> q``, ``b -> q`` (round 1), all needed together: ablating any one of them sets the
-query to its corrupted value, and every single-message *denoising* patch has effect 0.
+query to its corrupted value, and every single-message *denoising* patch has effect 0. Denoising,
+one message of each branch suffices (four minimal pairs: the recomputed rest of a branch carries it).
 Neuron level: channel 0, the message MLP's hidden neuron 0 and the update MLP's hidden
 neurons 0 and 1, the gate column of the inputs, and the weight edges between them.
 """
@@ -107,7 +108,9 @@ def sample_conjunction(rng: np.random.Generator, max_extra: int = 4) -> Pair:
     at = {e: i for i, e in enumerate(edges)}
     circuit = frozenset({MessageEdge(0, at[(U1, A)], U1, A), MessageEdge(0, at[(U2, B)], U2, B),
                          MessageEdge(1, at[(A, Q)], A, Q), MessageEdge(1, at[(B, Q)], B, Q)})
-    return Pair(clean, corrupted, circuit)
+    ua, uq = MessageEdge(0, at[(U1, A)], U1, A), MessageEdge(1, at[(A, Q)], A, Q)
+    vb, vq = MessageEdge(0, at[(U2, B)], U2, B), MessageEdge(1, at[(B, Q)], B, Q)
+    return Pair(clean, corrupted, circuit, (), tuple(frozenset(s) for s in ((ua, vb), (ua, vq), (uq, vb), (uq, vq))))
 
 
 def and_conjunction() -> GroundTruth:

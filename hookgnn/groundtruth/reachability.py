@@ -24,7 +24,8 @@ distractor is reached 3 rounds after any extra node).
 
 Known circuit (resample or zero ablation): the four messages ``s -> a``, ``s -> b`` (round 0)
 and ``a -> q``, ``b -> q`` (round 1); either path alone suffices (max aggregation), so every
-single-message noising patch has effect 0. Neuron level: channel 0 and the hidden neurons
+single-message noising patch has effect 0. Denoising, each of the four messages alone suffices
+(a clean message on either path is carried on to ``q`` by the recomputed rest of that path). Neuron level: channel 0 and the hidden neurons
 0 and 1 of each MLP, and the weight edges between them.
 """
 
@@ -105,7 +106,8 @@ def sample_reachability(rng: np.random.Generator, max_extra: int = 4) -> Pair:
     at = {e: i for i, e in enumerate(edges)}
     path_a = frozenset({MessageEdge(0, at[(S, A)], S, A), MessageEdge(1, at[(A, Q)], A, Q)})
     path_b = frozenset({MessageEdge(0, at[(S, B)], S, B), MessageEdge(1, at[(B, Q)], B, Q)})
-    return Pair(clean, corrupted, path_a | path_b, (path_a, path_b))
+    singles = tuple(frozenset({m}) for m in sorted(path_a | path_b))  # denoising: any one message suffices
+    return Pair(clean, corrupted, path_a | path_b, (path_a, path_b), singles)
 
 
 def or_reachability() -> GroundTruth:
