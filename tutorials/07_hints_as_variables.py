@@ -23,7 +23,7 @@
 #   (held-out R^2), with a control task (the same probe on shuffled labels) and an untrained
 #   model of the same architecture;
 # * **used?** interchange interventions: swap a node's state (or a subspace of it) for its value
-#   in a run on the same graph with permuted weights, and check whether the output pointers
+#   in a run on the same graph from another source node, and check whether the output pointers
 #   become those of Bellman-Ford resumed from step `k` with that node's `d_h` swapped
 #   (`task.resume`). Subspaces: the whole state, the probe's direction, and DAS (a learned
 #   rotation, IIA on held-out pairs).
@@ -81,9 +81,9 @@ for name, model in models.items():
 # %% [markdown]
 # ## 3. Interchange interventions: is `d_h` used the way Bellman-Ford uses it?
 #
-# One intervention per (pair, step) at a random node; pairs differ in their weights only. The
-# output compared is the one a trained reasoner predicts well, the pointer `pi` (each node's
-# highest-scoring in-edge against Bellman-Ford resumed from step `k` with that node's `d_h`
+# One intervention per (pair, step) at a random node; a pair is one graph run from two source
+# nodes. The output compared is the one a trained reasoner predicts well, the pointer `pi` (each
+# node's highest-scoring in-edge against Bellman-Ford resumed from step `k` with that node's `d_h`
 # swapped), scored node by node (`output_iia`); the distances `d` (within 5% of the graph's
 # largest distance) are shown for the whole state beside it. Next to IIA stand the model's own
 # accuracy without intervention (`ceiling`: IIA cannot be expected to exceed it) and `chance`
@@ -93,7 +93,7 @@ for name, model in models.items():
 # counterfactual changes, where doing nothing scores 0.
 
 # %%
-pairs = task_pairs(bf, S.pick(24, 128), seed=7, n=8, p=0.3)
+pairs = task_pairs(bf, S.pick(24, 128), seed=7, vary="source", n=8, p=0.3)
 half = len(pairs) // 2
 train_data = interchange_data(bf, "d_h", pairs[:half], random_interventions(pairs[:half], STEPS, seed=0),
                               outputs=["pi"])
