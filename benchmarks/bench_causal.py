@@ -1,13 +1,15 @@
 """Interchange intervention accuracy for one hint over all rounds of 256 graph pairs (target < 60 s).
 
 Workload: Bellman-Ford pairs (base, source with its weights permuted) of ``n = 16`` nodes,
-``p = 0.25``; a ``HookedGNN("mpnn", d=64)`` with 8 rounds (seeded, untrained: the cost does
-not depend on the weights); one intervention per (pair, step) at a random node, steps
+``p = 0.25``; a ``HookedGNN("mpnn", d=64)`` (node inputs: source flag and position) with 8
+rounds (seeded, untrained: the cost does not depend on the weights); one intervention per (pair, step) at a random node, steps
 1 .. 8: 2,048 interventions on hint ``d_h`` swapping the whole node state.
 
 Rows: the counterfactuals (``task.resume``, once per intervention, shared by every subspace);
 IIA batched (``copies=64`` per forward), against the peer: one forward per intervention
-(``copies=1``), timed on the first ``--peer`` interventions and scaled to all of them; and
+(``copies=1``), timed on the first ``--peer`` interventions and scaled to all of them;
+``output_iia`` (node by node per output, plus one forward without intervention for the
+ceiling) against ``interchange_accuracy`` on the same interventions; and
 DAS training (``k=1``, one epoch over the first 256 interventions). Medians of ``--runs``.
 
     python benchmarks/bench_causal.py             # 256 pairs, 3 runs
@@ -52,8 +54,8 @@ def main() -> None:
         args.pairs, args.runs, args.peer = 32, 1, 32
 
     from hookgnn import HookedGNN
-    from hookgnn.causal import interchange_accuracy, interchange_data, random_interventions, task_pairs, train_das
-    from hookgnn.causal import whole_state
+    from hookgnn.causal import interchange_accuracy, interchange_data, output_iia, random_interventions, task_pairs
+    from hookgnn.causal import train_das, whole_state
     from hookgnn.tasks import get_task
 
     bf = get_task("bellman_ford")
@@ -63,6 +65,7 @@ def main() -> None:
     iv = random_interventions(pairs, range(1, ROUNDS + 1), seed=0)
     t_cf, data = timed(lambda: interchange_data(bf, "d_h", pairs, iv), args.runs, "counterfactuals")
     t_iia, res = timed(lambda: interchange_accuracy(model, data, whole_state(D), copies=64), args.runs, "IIA batched")
+    t_out, _ = timed(lambda: output_iia(model, data, whole_state(D), copies=64), args.runs, "output_iia batched")
     part = data.subset(range(min(args.peer, len(iv))))
     t_peer, _ = timed(lambda: interchange_accuracy(model, part, whole_state(D), copies=1), args.runs, "IIA copies=1")
     t_peer *= len(iv) / len(part.interventions)
@@ -72,6 +75,7 @@ def main() -> None:
         (f"counterfactuals: task.resume x {len(iv)}", "-", t_cf, None),
         (f"IIA, {len(iv)} interventions, copies=64", "copies=1 (scaled)", t_iia, t_peer),
         ("total: counterfactuals + IIA (target < 60 s)", "-", t_cf + t_iia, None),
+        ("output_iia per node, all outputs, + ceiling", "interchange_accuracy", t_out, t_iia),
         (f"DAS k=1, one epoch of {len(das_part.interventions)} (4 steps of 64)", "-", t_das, None),
     ]
     print(f"IIA {res.iia:.3f}; torch threads {torch.get_num_threads()}; runs {args.runs}; shared machine: wall "

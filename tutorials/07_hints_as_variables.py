@@ -23,7 +23,7 @@
 #   (held-out R^2), with a control task (the same probe on shuffled labels) and an untrained
 #   model of the same architecture;
 # * **used?** interchange interventions: swap a node's state (or a subspace of it) for its value
-#   in a run on the same graph with permuted weights, and check whether the output distances
+#   in a run on the same graph from another source node, and check whether the output pointers
 #   become those of Bellman-Ford resumed from step `k` with that node's `d_h` swapped
 #   (`task.resume`). Subspaces: the whole state, the probe's direction, and DAS (a learned
 #   rotation, IIA on held-out pairs).
@@ -40,8 +40,8 @@ import matplotlib
 matplotlib.use("Agg")
 import torch
 
-from hookgnn.causal import (directions, interchange_accuracy, interchange_data, probe_hints, random_interventions,
-                            task_pairs, train_das, untrained_like, whole_state)
+from hookgnn.causal import (directions, interchange_data, output_iia, probe_hints, random_interventions, task_pairs,
+                            train_das, untrained_like, whole_state)
 from hookgnn.tasks import get_task
 from hookgnn.training import TrainConfig, train
 from hookgnn.viz import plot_probes
@@ -81,50 +81,56 @@ for name, model in models.items():
 # %% [markdown]
 # ## 3. Interchange interventions: is `d_h` used the way Bellman-Ford uses it?
 #
-# One intervention per (pair, step) at a random node; pairs differ in their weights only. The
-# output compared is the distance `d` (within 5% of the graph's largest distance at every
-# node). `chance` is what an intervention that changes nothing would score on a model that is
-# right on the base graphs; `ceiling` is how often the model *is* right on every node of a base
-# graph (each base as its own source): IIA cannot exceed it.
+# One intervention per (pair, step) at a random node; a pair is one graph run from two source
+# nodes. The output compared is the one a trained reasoner predicts well, the pointer `pi` (each
+# node's highest-scoring in-edge against Bellman-Ford resumed from step `k` with that node's `d_h`
+# swapped), scored node by node (`output_iia`); the distances `d` (within 5% of the graph's
+# largest distance) are shown for the whole state beside it. Next to IIA stand the model's own
+# accuracy without intervention (`ceiling`: IIA cannot be expected to exceed it) and `chance`
+# (the share of nodes whose counterfactual equals the base graph's own answer: what an
+# intervention that changes nothing scores at the ceiling). Most nodes keep their pointer when one
+# node's distance changes, so chance is high; `das chg` is IIA over the nodes whose pointer the
+# counterfactual changes, where doing nothing scores 0.
 
 # %%
-pairs = task_pairs(bf, S.pick(24, 128), seed=7, n=8, p=0.3)
+pairs = task_pairs(bf, S.pick(24, 128), seed=7, vary="source", n=8, p=0.3)
 half = len(pairs) // 2
 train_data = interchange_data(bf, "d_h", pairs[:half], random_interventions(pairs[:half], STEPS, seed=0),
-                              outputs=["d"])
+                              outputs=["pi"])
 test_data = interchange_data(bf, "d_h", pairs[half:], random_interventions(pairs[half:], STEPS, seed=1),
-                             outputs=["d"])
-# The ceiling: each base graph as its own source, so the counterfactual is the base's own answer and
-# IIA is how often the model gets every node of a base graph right.
-self_pairs = [(b, b) for b, _ in pairs[half:]]
-ceiling_data = interchange_data(bf, "d_h", self_pairs, test_data.interventions, outputs=["d"])
+                             outputs=["pi", "d"])
 rows = []
 for name, model in models.items():
     das = train_das(model, train_data, k=4, epochs=S.pick(2, 20))
     for k in STEPS:
-        at = [i for i, iv in enumerate(test_data.interventions) if iv.step == k]
-        part = test_data.subset(at)
+        part = test_data.subset([i for i, iv in enumerate(test_data.interventions) if iv.step == k])
         probe_dir = directions(probes[name].probes[("d_h", k)].direction, "probe")
-        iia = {sub.name: interchange_accuracy(model, part, sub).iia for sub in (whole_state(32), probe_dir, das)}
+        res = {sub.name: output_iia(model, part, sub) for sub in (whole_state(32), probe_dir, das)}
+        pi = {sub: r["pi"].by_step()[0] for sub, r in res.items()}
+        d = res["state"]["d"].by_step()[0]
         probe_row = next(r for r in probes[name].rows if r["hint"] == "d_h" and r["step"] == k)
-        ceiling = interchange_accuracy(model, ceiling_data.subset(at), whole_state(32)).iia
         rows.append({"model": name, "step": k, "probe_r2": probe_row["score"], "control": probe_row["control"],
-                     "ceiling": ceiling,
-                     "iia_state": iia["state"], "iia_probe": iia["probe"], "iia_das": iia["das[4]"],
-                     "chance": float((~part.informative).double().mean())})
-print(f"{'model':9s} {'step':>4s} {'probe R2':>8s} {'control':>7s} {'IIA state':>9s} {'IIA probe':>9s} "
-      f"{'IIA DAS':>7s} {'chance':>6s} {'ceiling':>7s}")
+                     "iia_state": pi["state"]["iia"], "iia_probe": pi["probe"]["iia"], "iia_das": pi["das[4]"]["iia"],
+                     "ceiling": pi["state"]["ceiling"], "chance": pi["state"]["chance"],
+                     "iia_das_changed": pi["das[4]"]["iia_changed"], "changed": pi["state"]["changed"],
+                     "d_iia_state": d["iia"], "d_ceiling": d["ceiling"], "d_chance": d["chance"]})
+print(f"{'model':9s} {'step':>4s} {'probe R2':>8s} {'control':>7s} | pi: {'state':>5s} {'probe':>5s} {'DAS':>5s} "
+      f"{'ceil':>5s} {'chance':>6s} {'das chg':>7s} | d: {'state':>5s} {'ceil':>5s} {'chance':>6s}")
 for r in rows:
-    print(f"{r['model']:9s} {r['step']:4d} {r['probe_r2']:8.3f} {r['control']:7.3f} {r['iia_state']:9.3f} "
-          f"{r['iia_probe']:9.3f} {r['iia_das']:7.3f} {r['chance']:6.3f} {r['ceiling']:7.3f}")
+    print(f"{r['model']:9s} {r['step']:4d} {r['probe_r2']:8.3f} {r['control']:7.3f} |     {r['iia_state']:5.2f} "
+          f"{r['iia_probe']:5.2f} {r['iia_das']:5.2f} {r['ceiling']:5.2f} {r['chance']:6.2f} "
+          f"{r['iia_das_changed']:7.2f} |    {r['d_iia_state']:5.2f} {r['d_ceiling']:5.2f} {r['d_chance']:6.2f}")
 S.record(table=rows)
 
 # %% [markdown]
-# Reading the table: where the probe decodes `d_h` well but IIA stays near `chance`, the hint
-# is *decodable but not used*; where IIA of the whole state is high but the probe's direction
-# is not, the model uses the information in a form a single linear direction does not capture
-# (DAS, with `k = 4`, looks for it). The counterfactual is the algorithm's *final* output, so
-# late steps need enough remaining rounds for Bellman-Ford to finish.
+# Reading the table: where the probe decodes `d_h` well but IIA stays at `chance` (and `das chg`
+# near 0), the hint is *decodable but not used*; where IIA of the whole state approaches the
+# `ceiling` and `das chg` is well above 0, swapping the state moves the pointers the way
+# Bellman-Ford says; where the whole state does but the probe's direction does not, the model
+# uses the information in a form a single linear direction does not capture (DAS, with `k = 4`,
+# looks for it). The counterfactual is the algorithm's *final* output, so late steps need enough
+# remaining rounds for Bellman-Ford to finish. `benchmarks/causal_table.py` makes the same table
+# for every hint of Bellman-Ford and BFS (numbers in the causal guide).
 
 # %%
 print(f"results in {S.save()}")
