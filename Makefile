@@ -67,7 +67,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 
 docs: $(VENV)/.docs-installed $(NOTEBOOKS)/.executed
 	$(PY) docs/check_public_api.py
-	HOOKGNN_RUN_DOC_EXAMPLES=1 $(PY) -m pytest -q -n auto -p no:cacheprovider tests/test_readme.py  # every page's examples run
+	HOOKGNN_RUN_DOC_EXAMPLES=1 $(PY) -m pytest -q -n auto -p no:cacheprovider tests/test_readme.py tests/test_docs.py  # every page's examples; the docs tools (need the docs extra)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 	$(PY) docs/check_site.py site  # tutorials show figures; maths typeset offline (headless Chromium)
 
