@@ -93,6 +93,8 @@ def edge_chunk_size(size: int) -> Iterator[None]:
     ...     chunked = layer(h, ei, x=h)
     >>> torch.allclose(chunked, whole, atol=1e-6)
     True
+
+    :param size: the most edges one chunk of a message MLP holds; 0 turns chunking off.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"edge_chunk_size takes a number of edges >= 0 (0 turns chunking off), got {size!r}")
