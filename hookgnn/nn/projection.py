@@ -34,13 +34,15 @@ from torch import Tensor, nn
 
 class Block(NamedTuple):
     """One block of a concatenation, ``width`` columns: ``value[index]`` (``value`` when
-    ``index`` is ``None``), plus ``delta`` (already one row per output row) when given;
-    ``value=None`` is a block of zeros."""
+    ``index`` is ``None``), plus ``delta`` (already one row per output row) when given,
+    less ``delta_base`` when given (the difference is made a chunk of rows at a time, so no
+    full ``[rows, width]`` difference is held); ``value=None`` is a block of zeros."""
 
     value: Tensor | None
     index: Tensor | None
     width: int
     delta: Tensor | None = None
+    delta_base: Tensor | None = None
 
 
 class SourceRows(NamedTuple):
@@ -61,7 +63,7 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
     >>> h, src = torch.randn(3, 2), torch.tensor([2, 0])
     >>> rows = h[src]; patched = rows + 1
     >>> block = source_block(h, SourceRows(rows, patched), src)
-    >>> torch.equal(block.value[block.index] + block.delta, patched)
+    >>> torch.equal(block.value[block.index] + (block.delta - block.delta_base), patched)
     True
     """
     d = h.shape[-1]
@@ -69,11 +71,11 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
         return Block(h, src, d)
     # The hooks' tensor is never rows itself while forward hooks run (each gets its own
     # copy, hookgnn.hooks), so an in-place edit there is a nonzero delta, not a lost one.
-    return Block(h.detach(), src, d, delta=h_src.value - h_src.rows.detach())
+    return Block(h.detach(), src, d, delta=h_src.value, delta_base=h_src.rows.detach())
 
 
 def concat_linear(lin: nn.Linear, blocks: Sequence[Block], rows: int) -> Float[Tensor, "row d_out"]:
-    """``lin(torch.cat([b.value[b.index] + b.delta for b in blocks], -1))`` without the concatenation.
+    """``lin(torch.cat([b.value[b.index] + (b.delta - b.delta_base) for b in blocks], -1))`` without the concatenation.
 
     Each block is multiplied by its columns of ``lin.weight`` on the rows it has (node
     blocks sharing one ``index`` object in one product, side by side), then gathered with
@@ -107,7 +109,7 @@ class LinearPlan(NamedTuple):
 
     per_row: list[tuple[Tensor, Tensor]]  # (value [rows, width], its columns of the weight)
     gathered: list[tuple[Tensor, Tensor]]  # (index [rows], node product [node, d_out]); the first holds the bias
-    deltas: list[tuple[Tensor, Tensor]]  # (delta [rows, width], its columns of the weight)
+    deltas: list[tuple[Tensor, Tensor | None, Tensor]]  # (delta [rows, width], delta_base or None, weight columns)
     bias: Tensor | None  # the bias still to add (None once a gathered product holds it)
     lin: nn.Linear
 
@@ -119,15 +121,17 @@ class LinearPlan(NamedTuple):
             raise ValueError(f"blocks are {total} columns wide in all, but the linear layer takes {lin.in_features}")
         per_row: list[tuple[Tensor, Tensor]] = []
         by_index: list[tuple[Tensor, list[Tensor], list[Tensor]]] = []  # (index, node values, their weights)
-        deltas: list[tuple[Tensor, Tensor]] = []
+        deltas: list[tuple[Tensor, Tensor | None, Tensor]] = []
         start = 0
-        for i, (value, index, width, delta) in enumerate(blocks):
+        for i, (value, index, width, delta, delta_base) in enumerate(blocks):
             # A contiguous copy of the columns: a strided slice makes the product about 2x slower.
             weight = lin.weight[:, start:start + width].contiguous() if width != lin.in_features else lin.weight
             start += width
             if delta is not None:
                 _check_block(i, delta, None, width, rows, "delta")
-                deltas.append((delta, weight))
+                if delta_base is not None:
+                    _check_block(i, delta_base, None, width, rows, "delta_base")
+                deltas.append((delta, delta_base, weight))
             if value is None:
                 continue
             _check_block(i, value, index, width, rows, "block")
@@ -167,8 +171,9 @@ class LinearPlan(NamedTuple):
             on_rows = on_rows.add_(bias)
         for index, product in gathered:
             on_rows = on_rows.add_(product.index_select(0, index[start:stop]))
-        for delta, weight in self.deltas:
-            on_rows = on_rows.add_(F.linear(delta[start:stop], weight))
+        for delta, base, weight in self.deltas:
+            diff = delta[start:stop] if base is None else delta[start:stop] - base[start:stop]
+            on_rows = on_rows.add_(F.linear(diff, weight))
         return on_rows
 
 
