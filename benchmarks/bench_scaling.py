@@ -31,6 +31,10 @@ Workloads (peers first):
   copy's need runs one copy at a time and cannot be met. It takes about d forwards, so it runs
   only up to ``--sweep-max-edges`` (default 1e6) edges.
 
+The message MLP runs in edge chunks above ``--edge-chunk-size`` edges (``HOOKGNN_EDGE_CHUNK_SIZE`` in
+the children; default: the library's, 2**20; 0 turns chunking off, the path of earlier releases), see
+:mod:`hookgnn.nn.chunking`.
+
 A size whose estimated peak (extrapolated linearly in E from the previous size's
 measurement) exceeds ``--limit`` (default 16 GiB) or the memory available now is
 skipped and marked so.
@@ -135,6 +139,8 @@ def _available() -> int:
 
 def run_child(edges: int, work: str, args: argparse.Namespace) -> dict[str, float]:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if args.edge_chunk_size is not None:
+        env["HOOKGNN_EDGE_CHUNK_SIZE"] = str(args.edge_chunk_size)
     if not args.default_malloc:
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     root = Path(__file__).resolve().parents[1]
@@ -161,6 +167,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's dynamic mmap threshold")
+    parser.add_argument("--edge-chunk-size", type=int, default=None,
+                        help="HOOKGNN_EDGE_CHUNK_SIZE of the children (0: no chunking; default: the library's)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quick", action="store_true", help="1e4 and 1e5 edges, one run")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
@@ -188,7 +196,8 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     per_edge: dict[str, float] = {}
     print(f"one graph, N = E/10, d={args.d}, {args.rounds} rounds, {args.threads} thread(s); peak = resident memory "
-          f"above the built inputs{'' if args.default_malloc else ' (MALLOC_MMAP_THRESHOLD_=65536)'}")
+          f"above the built inputs{'' if args.default_malloc else ' (MALLOC_MMAP_THRESHOLD_=65536)'}; edge chunk size "
+          f"{'library default' if args.edge_chunk_size is None else args.edge_chunk_size}")
     for edges in sizes:
         for work in args.workloads.split(","):
             if work == "sweep_budget" and edges > args.sweep_max_edges:
@@ -212,7 +221,8 @@ def main() -> None:
     print()
     print(_table(results, args))
     if args.json:
-        Path(args.json).write_text(json.dumps({"d": args.d, "rounds": args.rounds, "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"d": args.d, "rounds": args.rounds, "edge_chunk_size": args.edge_chunk_size,
+                                               "results": results}, indent=2))
 
 
 def _table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from hookgnn.nn.chunking import edge_chunk_size
 from hookgnn.nn.gat import GAT
 from hookgnn.nn.gcn import GCN
 from hookgnn.nn.gin import GIN
@@ -44,5 +45,6 @@ __all__ = [
     "MinAgg",
     "TripletGMPNN",
     "TripletIndex",
+    "edge_chunk_size",
     "triplet_index",
 ]

@@ -9,8 +9,9 @@ from torch import Tensor
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features
 from hookgnn.nn.message_passing import HookedMessagePassing
+from hookgnn.nn.chunking import mlp_over_blocks
 from hookgnn.nn.mlp import HookedMLP
-from hookgnn.nn.projection import Block, SourceRows, concat_linear, source_block
+from hookgnn.nn.projection import Block, SourceRows, source_block
 from hookgnn.nn.wiring import InputBlock, Link, column_links, in_order
 from hookgnn.ops import Reduce
 
@@ -101,7 +102,7 @@ class MPNN(HookedMessagePassing):
         d = h.shape[-1]
         blocks = in_order(self.message_blocks(), m_x_src=Block(x, src, d), m_h_src=source_block(h, h_src, src),
                           m_x_dst=Block(x, dst, d), m_h_dst=Block(h, dst, d), m_e=Block(edge_attr, None, d))
-        return self.message_mlp.from_pre(concat_linear(self.message_mlp.lin_in, blocks, edge_index.shape[1]))
+        return mlp_over_blocks(self.message_mlp, blocks, edge_index.shape[1])  # in edge chunks on huge graphs
 
     def update(self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"]) -> Float[Tensor, "node d"]:
         z = torch.cat(in_order(self.update_blocks(), u_x=x, u_h=h, u_a=aggr), dim=-1)

@@ -9,8 +9,9 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features, endpoint_blocks, with_inputs
 from hookgnn.nn.message_passing import HookedMessagePassing
+from hookgnn.nn.chunking import mlp_over_blocks
 from hookgnn.nn.mlp import HookedMLP
-from hookgnn.nn.projection import SourceRows, concat_linear
+from hookgnn.nn.projection import SourceRows
 from hookgnn.ops import Reduce
 
 #: Initial bias of the gate's output layer: sigmoid(-3) ~ 0.05, so a freshly built gated
@@ -93,7 +94,7 @@ class PGN(HookedMessagePassing):
         x: Float[Tensor, "node d"] | None,
     ) -> Float[Tensor, "edge d"]:
         blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, self.d_edge)
-        return self.message_mlp.from_pre(concat_linear(self.message_mlp.lin_in, blocks, edge_index.shape[1]))
+        return mlp_over_blocks(self.message_mlp, blocks, edge_index.shape[1])  # in edge chunks on huge graphs
 
     def update(
         self, aggr: Float[Tensor, "node d"], h: Float[Tensor, "node d"], x: Float[Tensor, "node d"] | None

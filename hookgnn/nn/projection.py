@@ -34,13 +34,15 @@ from torch import Tensor, nn
 
 class Block(NamedTuple):
     """One block of a concatenation, ``width`` columns: ``value[index]`` (``value`` when
-    ``index`` is ``None``), plus ``delta`` (already one row per output row) when given;
-    ``value=None`` is a block of zeros."""
+    ``index`` is ``None``), plus ``delta`` (already one row per output row) when given,
+    less ``delta_base`` when given (the difference is made a chunk of rows at a time, so no
+    full ``[rows, width]`` difference is held); ``value=None`` is a block of zeros."""
 
     value: Tensor | None
     index: Tensor | None
     width: int
     delta: Tensor | None = None
+    delta_base: Tensor | None = None
 
 
 class SourceRows(NamedTuple):
@@ -61,7 +63,7 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
     >>> h, src = torch.randn(3, 2), torch.tensor([2, 0])
     >>> rows = h[src]; patched = rows + 1
     >>> block = source_block(h, SourceRows(rows, patched), src)
-    >>> torch.equal(block.value[block.index] + block.delta, patched)
+    >>> torch.equal(block.value[block.index] + (block.delta - block.delta_base), patched)
     True
     """
     d = h.shape[-1]
@@ -69,18 +71,19 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
         return Block(h, src, d)
     # The hooks' tensor is never rows itself while forward hooks run (each gets its own
     # copy, hookgnn.hooks), so an in-place edit there is a nonzero delta, not a lost one.
-    return Block(h.detach(), src, d, delta=h_src.value - h_src.rows.detach())
+    return Block(h.detach(), src, d, delta=h_src.value, delta_base=h_src.rows.detach())
 
 
 def concat_linear(lin: nn.Linear, blocks: Sequence[Block], rows: int) -> Float[Tensor, "row d_out"]:
-    """``lin(torch.cat([b.value[b.index] + b.delta for b in blocks], -1))`` without the concatenation.
+    """``lin(torch.cat([b.value[b.index] + (b.delta - b.delta_base) for b in blocks], -1))`` without the concatenation.
 
     Each block is multiplied by its columns of ``lin.weight`` on the rows it has (node
     blocks sharing one ``index`` object in one product, side by side), then gathered with
     ``index_select``; zero blocks are skipped, the bias is added once, and the products
     of the ``delta`` terms are added last (so that zero deltas leave the result bit for bit
     unchanged). ``rows`` is the number of output rows (every ``index`` and ``delta`` has
-    that length, every block without an index that many rows).
+    that length, every block without an index that many rows). The same as
+    ``LinearPlan.of(lin, blocks, rows).rows(0, rows)``.
 
     >>> import torch
     >>> lin = nn.Linear(5, 3); h = torch.randn(4, 2); e = torch.randn(6, 1)
@@ -89,51 +92,89 @@ def concat_linear(lin: nn.Linear, blocks: Sequence[Block], rows: int) -> Float[T
     >>> torch.allclose(fast, lin(torch.cat([h[src], h[dst], e], -1)), atol=1e-6)
     True
     """
-    total = sum(b.width for b in blocks)
-    if total != lin.in_features:
-        raise ValueError(f"blocks are {total} columns wide in all, but the linear layer takes {lin.in_features}")
-    on_rows: Tensor | None = None  # the sum of the blocks that are already per output row
-    by_index: list[tuple[Tensor, list[Tensor], list[Tensor]]] = []  # (index, node values, their weights)
-    deltas: list[tuple[Tensor, Tensor]] = []  # (delta, its columns of the weight)
-    start = 0
-    for i, (value, index, width, delta) in enumerate(blocks):
-        # A contiguous copy of the columns: a strided slice makes the product about 2x slower.
-        weight = lin.weight[:, start:start + width].contiguous() if width != lin.in_features else lin.weight
-        start += width
-        if delta is not None:
-            _check_block(i, delta, None, width, rows, "delta")
-            deltas.append((delta, weight))
-        if value is None:
-            continue
-        _check_block(i, value, index, width, rows, "block")
-        if index is None:
-            product = F.linear(value, weight)
+    return LinearPlan.of(lin, blocks, rows).rows(0, rows)
+
+
+class LinearPlan(NamedTuple):
+    """:func:`concat_linear` split in two: the node products, made once (:meth:`of`), and
+    the output rows ``start:stop`` gathered from them (:meth:`rows`), so that the rows can
+    be made a chunk at a time (:mod:`hookgnn.nn.chunking`) without repeating the node work.
+
+    >>> import torch
+    >>> lin = nn.Linear(3, 2); h = torch.randn(4, 3); src = torch.tensor([3, 0, 2])
+    >>> plan = LinearPlan.of(lin, [Block(h, src, 3)], 3)
+    >>> torch.equal(torch.cat([plan.rows(0, 2), plan.rows(2, 3)]), lin(h)[src])
+    True
+    """
+
+    per_row: list[tuple[Tensor, Tensor]]  # (value [rows, width], its columns of the weight)
+    gathered: list[tuple[Tensor, Tensor]]  # (index [rows], node product [node, d_out]); the first holds the bias
+    deltas: list[tuple[Tensor, Tensor | None, Tensor]]  # (delta [rows, width], delta_base or None, weight columns)
+    bias: Tensor | None  # the bias still to add (None once a gathered product holds it)
+    lin: nn.Linear
+
+    @classmethod
+    def of(cls, lin: nn.Linear, blocks: Sequence[Block], rows: int) -> LinearPlan:
+        """Check the blocks against ``lin`` and ``rows`` and make the node products."""
+        total = sum(b.width for b in blocks)
+        if total != lin.in_features:
+            raise ValueError(f"blocks are {total} columns wide in all, but the linear layer takes {lin.in_features}")
+        per_row: list[tuple[Tensor, Tensor]] = []
+        by_index: list[tuple[Tensor, list[Tensor], list[Tensor]]] = []  # (index, node values, their weights)
+        deltas: list[tuple[Tensor, Tensor | None, Tensor]] = []
+        start = 0
+        for i, (value, index, width, delta, delta_base) in enumerate(blocks):
+            # A contiguous copy of the columns: a strided slice makes the product about 2x slower.
+            weight = lin.weight[:, start:start + width].contiguous() if width != lin.in_features else lin.weight
+            start += width
+            if delta is not None:
+                _check_block(i, delta, None, width, rows, "delta")
+                if delta_base is not None:
+                    _check_block(i, delta_base, None, width, rows, "delta_base")
+                deltas.append((delta, delta_base, weight))
+            if value is None:
+                continue
+            _check_block(i, value, index, width, rows, "block")
+            if index is None:
+                per_row.append((value, weight))
+                continue
+            group = next((g for g in by_index if g[0] is index), None)
+            if group is None:
+                by_index.append((index, [value], [weight]))
+            else:
+                group[1].append(value)
+                group[2].append(weight)
+        # Node blocks of one index: one product of their side-by-side values and weights.
+        gathered = [(index, F.linear(values[0], weights[0]) if len(values) == 1
+                     else F.linear(torch.cat(values, -1), torch.cat(weights, -1))) for index, values, weights in by_index]
+        bias = lin.bias
+        if not per_row and gathered and bias is not None:
+            gathered[0] = (gathered[0][0], gathered[0][1].add_(bias))
+            bias = None
+        return cls(per_row, gathered, deltas, bias, lin)
+
+    def rows(self, start: int, stop: int) -> Float[Tensor, "row d_out"]:
+        """Output rows ``start:stop``: per-row products, bias, gathered products, deltas, in that order."""
+        on_rows: Tensor | None = None
+        for value, weight in self.per_row:
+            product = F.linear(value[start:stop], weight)
             on_rows = product if on_rows is None else on_rows.add_(product)
-            continue
-        group = next((g for g in by_index if g[0] is index), None)
-        if group is None:
-            by_index.append((index, [value], [weight]))
-        else:
-            group[1].append(value)
-            group[2].append(weight)
-    # Node blocks of one index: one product of their side-by-side values and weights.
-    gathered = [(index, F.linear(values[0], weights[0]) if len(values) == 1
-                 else F.linear(torch.cat(values, -1), torch.cat(weights, -1))) for index, values, weights in by_index]
-    bias = lin.bias
-    if on_rows is None and gathered:
-        index, first = gathered.pop(0)
-        on_rows = (first if bias is None else first.add_(bias)).index_select(0, index)
-        bias = None
-    elif on_rows is None:
-        on_rows = lin.weight.new_zeros(rows, lin.out_features) if bias is None else bias.expand(rows, -1).clone()
-        bias = None
-    if bias is not None:
-        on_rows = on_rows.add_(bias)
-    for index, product in gathered:
-        on_rows = on_rows.add_(product.index_select(0, index))
-    for delta, weight in deltas:
-        on_rows = on_rows.add_(F.linear(delta, weight))
-    return on_rows
+        gathered, bias = self.gathered, self.bias
+        if on_rows is None and gathered:
+            on_rows = gathered[0][1].index_select(0, gathered[0][0][start:stop])
+            gathered = gathered[1:]
+        elif on_rows is None:
+            weight = self.lin.weight
+            on_rows = weight.new_zeros(stop - start, weight.shape[0]) if bias is None else bias.expand(stop - start, -1).clone()
+            bias = None
+        if bias is not None:
+            on_rows = on_rows.add_(bias)
+        for index, product in gathered:
+            on_rows = on_rows.add_(product.index_select(0, index[start:stop]))
+        for delta, base, weight in self.deltas:
+            diff = delta[start:stop] if base is None else delta[start:stop] - base[start:stop]
+            on_rows = on_rows.add_(F.linear(diff, weight))
+        return on_rows
 
 
 def _check_block(i: int, value: Tensor, index: Tensor | None, width: int, rows: int, what: str) -> None:

@@ -1,0 +1,144 @@
+"""Message MLPs over edges in chunks, so that one huge graph fits in memory.
+
+A message MLP on the edges of a graph, :math:`m_{uv} = W_{out}\\,\\sigma(W_{in} z_{uv} + b_{in}) + b_{out}`,
+holds its hidden layer for every edge at once: ``[E, d_mlp]`` before and after
+:math:`\\sigma`, plus the gathered node products that make :math:`W_{in} z_{uv}`
+(:func:`~hookgnn.nn.projection.concat_linear`). At E = 1e7 edges and d_mlp = 64 each
+such tensor is 2.4 GiB. Every row of the MLP depends on its own edge only, so the
+edges can be cut into chunks of ``C`` rows; each chunk's hidden layer is made, used and
+dropped, and only the ``[E, d]`` message is kept whole:
+
+.. math::
+
+    m_{[s, s + C)} = \\mathrm{MLP}(z_{[s, s + C)}), \\qquad s = 0, C, 2C, \\dots
+
+Chunking is on when the graph has more edges than the chunk size ``C``
+(:func:`edge_chunk_size`); it then works at one of two depths:
+
+* no hook on the MLP's hidden hook points (``hook_pre``, ``hook_post``): the whole MLP
+  runs a chunk at a time, and only the ``[E, d]`` message is made whole;
+* a hook on either (caching or patching the hidden neurons): a hook there sees the whole
+  ``[E, d_mlp]`` tensor, so only the first layer's gathers and sums
+  (:class:`~hookgnn.nn.projection.LinearPlan`) run in chunks, written into one
+  ``[E, d_mlp]`` tensor that then goes through the hooks as usual.
+
+``hook_src`` and ``hook_message`` are outside the chunks: their hooks see, and may edit
+in place, the whole ``[E, d]`` tensors as always.
+
+Values: the same per-row arithmetic as the unchunked MLP; a matrix product on a block
+of rows may use another kernel path than on all rows, so results agree to float
+rounding (about 1e-6 relative at float32), not always bit for bit. No sum runs across
+edges inside the chunks, so the aggregation is untouched. With gradients enabled each
+chunk is checkpointed (:func:`torch.utils.checkpoint.checkpoint`): its hidden layer is
+recomputed in the backward instead of being saved, so the backward costs one more MLP
+forward and saves ``[E, d_mlp]`` per round.
+
+The chunk size is, in order: the ``HOOKGNN_EDGE_CHUNK_SIZE`` environment variable (a
+positive integer, or 0 to turn chunking off), else :data:`DEFAULT_EDGE_CHUNK_SIZE`
+(2**20 edges: graphs of up to a million edges are untouched). :func:`edge_chunk_size`
+as a context manager overrides both for a block of code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from hookgnn.nn.mlp import HookedMLP
+from hookgnn.nn.projection import Block, LinearPlan, concat_linear
+
+#: Chunk size used when neither ``HOOKGNN_EDGE_CHUNK_SIZE`` nor :func:`edge_chunk_size` sets one.
+DEFAULT_EDGE_CHUNK_SIZE = 2**20
+ENV_VAR = "HOOKGNN_EDGE_CHUNK_SIZE"
+_override: list[int] = []
+
+
+def current_edge_chunk_size() -> int:
+    """The chunk size in force (0: chunking off); see the module docstring for the order.
+
+    >>> with edge_chunk_size(1000):
+    ...     current_edge_chunk_size()
+    1000
+    """
+    if _override:
+        return _override[-1]
+    raw = os.environ.get(ENV_VAR)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_EDGE_CHUNK_SIZE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_VAR}={raw!r}: expected a number of edges (an integer >= 0; 0 turns chunking off)") from None
+    if value < 0:
+        raise ValueError(f"{ENV_VAR}={raw!r}: expected a number of edges >= 0 (0 turns chunking off)")
+    return value
+
+
+@contextmanager
+def edge_chunk_size(size: int) -> Iterator[None]:
+    """Run message MLPs over at most ``size`` edges at a time inside the ``with`` block
+    (0: never chunk). Nested blocks restore the outer size on exit, also after an error.
+
+    >>> import torch
+    >>> from hookgnn.nn import MPNN
+    >>> layer = MPNN(4); h = torch.randn(5, 4); ei = torch.randint(0, 5, (2, 9))
+    >>> whole = layer(h, ei, x=h)
+    >>> with edge_chunk_size(2):
+    ...     chunked = layer(h, ei, x=h)
+    >>> torch.allclose(chunked, whole, atol=1e-6)
+    True
+
+    :param size: the most edges one chunk of a message MLP holds; 0 turns chunking off.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"edge_chunk_size takes a number of edges >= 0 (0 turns chunking off), got {size!r}")
+    _override.append(size)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def mlp_over_blocks(mlp: HookedMLP, blocks: Sequence[Block], rows: int) -> Float[Tensor, "row d_out"]:
+    """``mlp.from_pre(concat_linear(mlp.lin_in, blocks, rows))``, over chunks of rows when
+    chunking is on (see the module docstring for when, and what it keeps exact).
+
+    >>> import torch
+    >>> mlp = HookedMLP(4, 8, 3, axis="edge"); h = torch.randn(5, 2); src = torch.tensor([0, 4, 1])
+    >>> blocks = [Block(h, src, 2), Block(torch.randn(3, 2), None, 2)]
+    >>> with edge_chunk_size(2):
+    ...     chunked = mlp_over_blocks(mlp, blocks, 3)
+    >>> torch.allclose(chunked, mlp.from_pre(concat_linear(mlp.lin_in, blocks, 3)), atol=1e-6)
+    True
+    """
+    size = current_edge_chunk_size()
+    if size == 0 or rows <= size:
+        return mlp.from_pre(concat_linear(mlp.lin_in, blocks, rows))
+    plan = LinearPlan.of(mlp.lin_in, blocks, rows)  # node products once, for every chunk
+    spans = [(s, min(s + size, rows)) for s in range(0, rows, size)]
+    if mlp.hook_pre.has_hooks or mlp.hook_post.has_hooks:
+        # Hooks see the whole hidden layer: only the first layer's gathers run in chunks.
+        return mlp.from_pre(_in_chunks(plan.rows, spans, recompute=False))
+    return _in_chunks(lambda s, e: mlp.from_pre(plan.rows(s, e)), spans, recompute=True)
+
+
+def _in_chunks(rows: Callable[[int, int], Tensor], spans: list[tuple[int, int]], recompute: bool) -> Tensor:
+    """``rows(s, e)`` for every span, stacked: written into one tensor without gradients,
+    concatenated with them (each chunk checkpointed when ``recompute``)."""
+    if torch.is_grad_enabled():
+        if recompute:
+            return torch.cat([checkpoint(rows, s, e, use_reentrant=False) for s, e in spans])
+        return torch.cat([rows(s, e) for s, e in spans])
+    first = rows(*spans[0])
+    out = first.new_empty(spans[-1][1], *first.shape[1:])
+    out[: spans[0][1]] = first
+    del first
+    for s, e in spans[1:]:
+        out[s:e] = rows(s, e)
+    return out
