@@ -233,6 +233,36 @@ class Task(ABC):
         >>> get_task("dijkstra").run_edges(ei, np.array([0.0, 0.0, 0.5]), 2, 0)["d"].tolist()
         [0.0, 0.5]
         """
+        edge_index, weight, pos = self.checked_edges(edge_index, weight, num_nodes, source, pos)
+        order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
+        rank = np.empty_like(order)
+        rank[order] = np.arange(num_nodes)
+        adj = adjacency(rank[edge_index], weight, num_nodes)
+        if self.undirected_only and not adj.symmetric:
+            raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
+        if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
+            raise ValueError(f"{self.name} needs non-negative edge weights")
+        raw = self.algorithm(adj, int(rank[source]))
+        raw = {k: unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items() if k in self.spec}
+        return self._build(raw, edge_index, weight, num_nodes, source, pos)
+
+    def checked_edges(
+        self, edge_index: Int[np.ndarray, "2 edge"], weight: np.ndarray, num_nodes: int, source: int,
+        pos: Float[np.ndarray, " node"] | None,
+    ) -> tuple[Int[np.ndarray, "2 edge"], Float[np.ndarray, " edge"], Float[np.ndarray, " node"]]:
+        """The arguments of :meth:`run_edges`, checked: ``(edge_index as int64, stored weights, pos)``.
+
+        Raises ``ValueError`` naming the problem: a malformed ``edge_index``, no nodes, an edge out
+        of range (its index and endpoints), a node without a self-loop, a source out of range, a bad
+        ``pos``. Weights are rounded to float32 (what ``w`` stores); tasks without input ``w`` get
+        zeros (lowest-index pointers).
+
+        >>> from hookgnn.tasks import get_task
+        >>> get_task("bfs").checked_edges(np.array([[0, 1], [0, 2]]), np.zeros(2), 2, 0, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: edge 1 (1 -> 2) is out of range for 2 nodes
+        """
         edge_index = np.asarray(edge_index)
         if edge_index.ndim != 2 or edge_index.shape[0] != 2 or not np.issubdtype(edge_index.dtype, np.integer):
             raise ValueError(f"edge_index must be an integer array of shape [2, E], got {edge_index.dtype} "
@@ -253,18 +283,7 @@ class Task(ABC):
             raise ValueError(f"node {int(np.argmin(loops))} has no self-loop; pointers to self need one")
         if not 0 <= source < num_nodes:
             raise ValueError(f"source {source} out of range for {num_nodes} nodes")
-        pos = node_positions(num_nodes, pos)
-        order = np.argsort(pos, kind="stable")  # order[r]: the node of rank r
-        rank = np.empty_like(order)
-        rank[order] = np.arange(num_nodes)
-        adj = adjacency(rank[edge_index], weight, num_nodes)
-        if self.undirected_only and not adj.symmetric:
-            raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
-        if self.nonnegative and (weight[edge_index[0] != edge_index[1]] < 0).any():
-            raise ValueError(f"{self.name} needs non-negative edge weights")
-        raw = self.algorithm(adj, int(rank[source]))
-        raw = {k: unrank(self.spec[k], np.asarray(v), rank, order) for k, v in raw.items() if k in self.spec}
-        return self._build(raw, edge_index, weight, num_nodes, source, pos)
+        return edge_index, weight, node_positions(num_nodes, pos)
 
     def rerun(self, g: Graph, source: int | None = None, weight: np.ndarray | None = None) -> Graph:
         """Recompute a single stored graph, optionally with a new source or weights ``[E]``

@@ -50,8 +50,8 @@ from jaxtyping import Bool, Float, Int
 from hookgnn.graph import Field, Graph
 from hookgnn.spec import is_edge_pointer
 from hookgnn.tasks.adjacency import Adjacency, adjacency
-from hookgnn.tasks.base import Task, _input, _stack_inputs, _store, stored_edges, stored_weights
-from hookgnn.tasks.positions import node_positions, unrank
+from hookgnn.tasks.base import Task, _input, _stack_inputs, _store, stored_edges
+from hookgnn.tasks.positions import unrank
 from hookgnn.tasks.samplers import SampledGraph, Seed, as_generator
 
 
@@ -162,27 +162,7 @@ class PointerEdgeTask(Task):
         >>> g.edge_index.tolist(), g["adj"].tolist()
         ([[0, 1, 0, 1], [0, 1, 1, 0]], [1.0, 1.0, 1.0, 0.0])
         """
-        edge_index = np.asarray(edge_index)
-        if edge_index.ndim != 2 or edge_index.shape[0] != 2 or not np.issubdtype(edge_index.dtype, np.integer):
-            raise ValueError(f"edge_index must be an integer array of shape [2, E], got {edge_index.dtype} "
-                             f"{edge_index.shape}")
-        if num_nodes < 1:
-            raise ValueError(f"a task graph needs at least one node, got num_nodes={num_nodes}")
-        if edge_index.size and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
-            e = int(np.flatnonzero(((edge_index < 0) | (edge_index >= num_nodes)).any(0))[0])
-            raise ValueError(f"edge {e} ({edge_index[0, e]} -> {edge_index[1, e]}) is out of range for "
-                             f"{num_nodes} nodes")
-        edge_index = edge_index.astype(np.int64)
-        weight = stored_weights(weight, edge_index.shape[1])
-        if not self.uses_weights:
-            weight = np.zeros_like(weight)
-        loops = np.zeros(num_nodes, dtype=bool)
-        loops[edge_index[0][edge_index[0] == edge_index[1]]] = True
-        if not loops.all():
-            raise ValueError(f"node {int(np.argmin(loops))} has no self-loop; pointers to self need one")
-        if not 0 <= source < num_nodes:
-            raise ValueError(f"source {source} out of range for {num_nodes} nodes")
-        pos = node_positions(num_nodes, pos)
+        edge_index, weight, pos = self.checked_edges(edge_index, weight, num_nodes, source, pos)
         adj = adjacency(edge_index, weight, num_nodes)
         if self.undirected_only and not adj.symmetric:
             raise ValueError(f"{self.name} needs an undirected graph (every edge u -> v matched by v -> u)")
