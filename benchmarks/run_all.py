@@ -194,6 +194,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bench_tasks": Benchmark("bench_tasks.py", adapter=tasks_rows),
     "train_reasoners": Benchmark("train_reasoners.py", quick=["--steps-scale", "0.05"], adapter=reasoner_rows),
     "train_clrs_graphs": Benchmark("train_clrs_graphs.py", quick=["--quick"]),
+    "causal_table": Benchmark("causal_table.py", quick=["--quick"]),
     "bench_metamers": Benchmark("bench_metamers.py", adapter=metamers_rows),
     "metamer_invariance": Benchmark("metamer_invariance.py", full=["--out", "out/metamers"],
                                     quick=["--quick", "--out", "out/metamers-quick"], adapter=invariance_rows),

@@ -45,6 +45,9 @@ from hookgnn.causal.subspaces import Subspace
 def downstream_nodes(graph: Graph, node: int) -> Bool[Tensor, " node"]:
     """``[N]`` bool: the nodes reachable from ``node`` along the edges of ``graph`` (``node`` included).
 
+    :param graph: the graph (or batch) whose directed edges ``edge_index`` are followed.
+    :param node: the start node, a row of ``graph``; out of range raises ``IndexError``.
+
     >>> g = Graph(x=torch.zeros(4, 1), edge_index=torch.tensor([[0, 1, 3], [1, 2, 0]]))
     >>> downstream_nodes(g, 1).tolist()
     [False, True, True, False]
