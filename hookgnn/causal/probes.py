@@ -85,6 +85,11 @@ def store_states(model: HookedRootModule, store: ActivationStore, hints: Sequenc
     >>> s = store_states(model, store, ["reach_h"], 1)
     >>> torch.equal(s.x, collect_states(model, graphs, ["reach_h"], [1])[1].x)
     True
+
+    :param model: the model the store was written from (it names the hook point of each step; it is not run).
+    :param store: an activation store holding ``model.state_hook(step)`` and the hints as labels.
+    :param hints: the hints to read (stored labels).
+    :param step: the step: the states entering round ``step`` and the hints at step ``step``.
     """
     check_store(model, store, hints, step)
     return StepStates(store.activations(model.state_hook(step)).float(), store.edge_index(), store.node_graph(),
