@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -131,3 +132,12 @@ def test_probes_from_a_store_name_a_missing_hook_point_label_or_hint(tmp_path):
         probe_hints(model, store, bfs.spec, steps=[1], hints=["reach_h"], steps_=3)
     with pytest.raises(TypeError, match="baseline must be a store"):
         probe_hints(model, store, bfs.spec, hints=["reach_h"], steps=[1], baseline=model)
+    # a store written before stores kept edges: mask probes still run, pointer probes say what is missing
+    old = ActivationStore.write(tmp_path / "old", model, graphs, [model.state_hook(1)], labels=["reach_h", "pi_h"])
+    meta = json.loads((old.folder / "store.json").read_text())
+    del meta["edges"]
+    (old.folder / "store.json").write_text(json.dumps(meta))
+    old = ActivationStore(old.folder)
+    assert probe_hints(model, old, bfs.spec, hints=["reach_h"], steps=[1], test_fraction=0.5).rows
+    with pytest.raises(ValueError, match="written without edge indices"):
+        probe_hints(model, old, bfs.spec, hints=["pi_h"], steps=[1])

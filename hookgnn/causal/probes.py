@@ -92,7 +92,9 @@ def store_states(model: HookedRootModule, store: ActivationStore, hints: Sequenc
     :param step: the step: the states entering round ``step`` and the hints at step ``step``.
     """
     check_store(model, store, hints, step)
-    return StepStates(store.activations(model.state_hook(step)).float(), store.edge_index(), store.node_graph(),
+    on_edges = any(store.meta["labels"][h]["location"] == "edge" for h in hints)  # pointers: a label per edge
+    edges = store.edge_index() if on_edges or "edges" in store.meta else torch.zeros(2, 0, dtype=torch.long)
+    return StepStates(store.activations(model.state_hook(step)).float(), edges, store.node_graph(),
                       {h: store.label_at(h, step) for h in hints})
 
 
