@@ -8,7 +8,8 @@ so a probe or a sparse dictionary can be trained on more activations than fit in
 
 Layout of the folder: ``store.json`` (hook points with axis, round, place inside the round,
 row shape and dtype; labels with location and shape; one entry per graph: its node, edge and graph rows and
-rounds), and raw little-endian tensors ``hooks/NNN.bin`` and ``labels/NNN.bin``.
+rounds), and raw little-endian tensors ``hooks/NNN.bin``, ``labels/NNN.bin`` and ``edges.bin`` (each graph's
+``edge_index`` ``[2, E_g]`` over its own nodes, in the order of its edge rows: what pointer probes need).
 
 Keys: row :math:`i` of hook ``h`` belongs to ``keys(h)[i] = (graph, round, item)``;
 ``round`` is the hook point's round (-1 outside rounds), ``item`` the node, edge or
@@ -147,12 +148,14 @@ class ActivationStore:
                 entry["rows"] += act.shape[0]
             for name in labels:
                 _store_label(root, label_meta, name, batch, order)
+            _store_edges(root / "edges.bin", batch, order)
             edges = torch.bincount(batch.edge_batch, minlength=batch.num_graphs).tolist()
             steps = {k: int(f.value.shape[0]) for k, f in batch.fields.items() if k in labels and f.time}
             for i in range(batch.num_graphs):
                 per_graph.append({"node": int(batch.ptr[i + 1] - batch.ptr[i]), "edge": int(edges[i]), "graph": 1,
                                   "rounds": int(rounds), "steps": steps})
-        meta = {"format": FORMAT, "version": VERSION, "hooks": hooks, "labels": label_meta, "graphs": per_graph}
+        meta = {"format": FORMAT, "version": VERSION, "hooks": hooks, "labels": label_meta, "graphs": per_graph,
+                "edges": "edges.bin"}
         (root / "store.json").write_text(json.dumps(meta))
         return cls(root)
 
@@ -190,6 +193,33 @@ class ActivationStore:
         counts = [g[entry["axis"]] for g in self.graphs]
         start = sum(counts[:graph])
         return self.activations(hook)[start:start + counts[graph]]
+
+    def edge_index(self) -> Tensor:
+        """``[2, E]``: the edges of every stored graph over the stored node rows (graph ``g``'s node
+        ids offset by the nodes of the graphs before it), in the order of the edge rows.
+
+        >>> import tempfile
+        >>> from hookgnn import HookedGNN
+        >>> from hookgnn.tasks import get_task
+        >>> task = get_task("bfs")
+        >>> model = HookedGNN("mpnn", 4, node_in=2, edge_in=1, spec=task.spec, max_steps=2)
+        >>> store = ActivationStore.write(tempfile.mkdtemp(), model, [task.sample(2, "path", n=3)], "update")
+        >>> store.edge_index().shape, int(store.edge_index().max()) < 6
+        (torch.Size([2, 14]), True)
+        """
+        if "edges" not in self.meta:
+            raise ValueError(f"the store at {os.fspath(self.folder)!r} was written without edge indices (an older "
+                             "hookgnn): write it again to probe pointer hints from it")
+        counts = torch.tensor([g["edge"] for g in self.graphs], dtype=torch.long)
+        nodes = torch.tensor([g["node"] for g in self.graphs], dtype=torch.long)
+        local = _map(self.folder / self.meta["edges"], torch.long, (int(counts.sum()), 2)).T
+        offsets = torch.repeat_interleave(torch.cumsum(nodes, 0) - nodes, counts)
+        return local + offsets
+
+    def node_graph(self) -> Tensor:
+        """``[N]``: the graph of every stored node row."""
+        counts = torch.tensor([g["node"] for g in self.graphs], dtype=torch.long)
+        return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
     def labels(self, name: str) -> Tensor:
         """Every stored value of label ``name``: ``[items, ...]``, or for a time-major label the graphs'
@@ -272,6 +302,7 @@ def _checked_folder(folder: str | os.PathLike[str], overwrite: bool) -> Path:
     for sub in ("hooks", "labels"):
         for old in (root / sub).glob("*.bin") if (root / sub).is_dir() else ():
             old.unlink()
+    (root / "edges.bin").unlink(missing_ok=True)
     (root / "store.json").unlink(missing_ok=True)
     return root
 
@@ -293,6 +324,13 @@ def _check_rows(entry: dict[str, Any], act: Tensor, name: str) -> None:
     if list(act.shape[1:]) != entry["shape"] or _dtype_name(act.dtype) != entry["dtype"]:
         raise ValueError(f"{name} gave rows of shape {list(act.shape[1:])} and {act.dtype}, earlier graphs "
                          f"{entry['shape']} and {entry['dtype']}: a store keeps one row shape per hook point")
+
+
+def _store_edges(path: Path, batch: Graph, order: Tensor | None) -> None:
+    """Append each graph's edges over its own nodes, ``[E_g, 2]`` rows, in stored edge order."""
+    ei = batch.edge_index if order is None else batch.edge_index[:, order]
+    eb = batch.edge_batch if order is None else batch.edge_batch[order]
+    _append(path, (ei - batch.ptr[eb]).T.to(torch.long))
 
 
 def _store_label(root: Path, meta: dict[str, dict[str, Any]], name: str, batch: Graph, order: Tensor | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -89,3 +90,54 @@ def test_probe_hints_names_bad_hints_and_splits():
         probe_hints(model, graphs, BF.spec, test_fraction=1.0)
     with pytest.raises(ValueError, match="no probe for hints of type 'mask_two'"):
         fit_probe("mask_two", torch.zeros(3, 2), torch.zeros(3))
+
+
+def test_probes_from_a_store_equal_probes_from_memory_pointer_hints_included(tmp_path):
+    from hookgnn import HookedGNN
+    from hookgnn.store import ActivationStore
+    bfs = get_task("bfs")
+    torch.manual_seed(3)
+    model = HookedGNN("mpnn", 6, node_in=2, edge_in=1, spec=bfs.spec, max_steps=2)
+    base = untrained_like(model, 1)
+    graphs = [bfs.sample(3, "erdos_renyi", seed=s, n=5, p=0.5) for s in range(2)]
+    names = [model.state_hook(k) for k in (1, 2)]
+    store = ActivationStore.write(tmp_path / "m", model, graphs, names, labels=["reach_h", "pi_h"])
+    base_store = ActivationStore.write(tmp_path / "b", base, graphs, names, labels=["reach_h", "pi_h"])
+    want = probe_hints(model, graphs, bfs.spec, baseline=base, seed=4)
+    got = probe_hints(model, store, bfs.spec, baseline=base_store, seed=4)
+    assert [r["hint"] for r in got.rows].count("pi_h") == 2
+    assert got.rows == want.rows  # the same numbers, exactly: the stored rows are the forward's values
+    for key, probe in want.probes.items():
+        assert all(torch.equal(probe.params[p], got.probes[key].params[p]) for p in probe.params)
+    offsets = torch.tensor([0] + [g.num_nodes for g in graphs[:-1]]).cumsum(0)
+    edges = torch.cat([g.edge_index + o for g, o in zip(graphs, offsets)], 1)
+    assert torch.equal(store.edge_index(), edges)  # independent: the batches' own edges, offset by hand
+
+
+def test_probes_from_a_store_name_a_missing_hook_point_label_or_hint(tmp_path):
+    from hookgnn import HookedGNN
+    from hookgnn.store import ActivationStore
+    bfs = get_task("bfs")
+    torch.manual_seed(5)
+    model = HookedGNN("mpnn", 4, node_in=2, edge_in=1, spec=bfs.spec, max_steps=2)
+    graphs = [bfs.sample(2, "path", seed=0, n=4)]
+    store = ActivationStore.write(tmp_path, model, graphs, [model.state_hook(1)], labels=["reach_h"])
+    with pytest.raises(KeyError, match=f"no hook point '{model.state_hook(2)}'"):
+        probe_hints(model, store, bfs.spec, hints=["reach_h"])
+    with pytest.raises(KeyError, match=r"no label \['pi_h'\]"):
+        probe_hints(model, store, bfs.spec, hints=["pi_h"], steps=[1])
+    with pytest.raises(KeyError, match="'d_h' is not a node hint"):
+        probe_hints(model, store, bfs.spec, hints=["d_h"], steps=[1])
+    with pytest.raises(ValueError, match="forward keywords"):
+        probe_hints(model, store, bfs.spec, steps=[1], hints=["reach_h"], steps_=3)
+    with pytest.raises(TypeError, match="baseline must be a store"):
+        probe_hints(model, store, bfs.spec, hints=["reach_h"], steps=[1], baseline=model)
+    # a store written before stores kept edges: mask probes still run, pointer probes say what is missing
+    old = ActivationStore.write(tmp_path / "old", model, graphs, [model.state_hook(1)], labels=["reach_h", "pi_h"])
+    meta = json.loads((old.folder / "store.json").read_text())
+    del meta["edges"]
+    (old.folder / "store.json").write_text(json.dumps(meta))
+    old = ActivationStore(old.folder)
+    assert probe_hints(model, old, bfs.spec, hints=["reach_h"], steps=[1], test_fraction=0.5).rows
+    with pytest.raises(ValueError, match="written without edge indices"):
+        probe_hints(model, old, bfs.spec, hints=["pi_h"], steps=[1])

@@ -42,6 +42,11 @@ def test_rows_and_labels_are_those_of_each_graph_run_alone(tmp_path: Path) -> No
         for hook in store.hooks:
             # (a batched matmul may round differently from a single graph's: tolerance, not equality)
             torch.testing.assert_close(store.graph_rows(hook, i), cache[hook], rtol=1e-6, atol=1e-6, msg=hook)
+    # Edges over the stored node rows, in the order of the edge rows and edge labels (a shuffled batch included).
+    offsets = torch.tensor([0] + [g.num_nodes for g in singles[:-1]]).cumsum(0).tolist()
+    assert torch.equal(store.edge_index(), torch.cat([g.edge_index + o for g, o in zip(singles, offsets)], 1))
+    assert torch.equal(store.node_graph(), torch.cat([torch.full((g.num_nodes,), i) for i, g in enumerate(singles)]))
+    assert torch.equal(store.label_at("pi_h", 1), torch.cat([g["pi_h"][min(1, g["pi_h"].shape[0] - 1)] for g in singles]))
     keys = store.keys("layers.1.hook_message")
     assert keys[:, 1].eq(1).all() and keys[:, 0].tolist() == sorted(keys[:, 0].tolist())
     row = int((keys[:, 0] == 6).nonzero()[2])  # graph 6, its edge 2

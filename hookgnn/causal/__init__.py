@@ -21,11 +21,11 @@ from hookgnn.causal.interchange import (
     task_pairs,
 )
 from hookgnn.causal.outputs import OutputIIA, downstream_nodes, output_iia
-from hookgnn.causal.probes import Probe, collect_states, fit_probe, probe_score, untrained_like
+from hookgnn.causal.probes import Probe, collect_states, fit_probe, probe_score, store_states, untrained_like
 from hookgnn.causal.subspaces import Rotation, Subspace, directions, neurons, whole_state
 from hookgnn.causal.tables import ProbeResult, probe_hints
 
 __all__ = ["IIAResult", "InterchangeData", "Intervention", "OutputIIA", "Probe", "ProbeResult", "Rotation", "Subspace",
            "collect_states", "directions", "downstream_nodes", "fit_probe", "interchange_accuracy", "interchange_data",
            "neurons", "output_iia", "probe_hints", "probe_score", "random_interventions", "run_interventions",
-           "task_pairs", "train_das", "untrained_like", "whole_state"]
+           "store_states", "task_pairs", "train_das", "untrained_like", "whole_state"]

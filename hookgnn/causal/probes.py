@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
+from hookgnn.store import ActivationStore
 
 
 @dataclass
@@ -67,6 +68,46 @@ def collect_states(model: HookedRootModule, graphs: Iterable[Graph], hints: Sequ
     return {k: StepStates(torch.cat([p[0] for p in ps]), torch.cat([p[1] for p in ps], 1),
                           torch.cat([p[2] for p in ps]),
                           {h: torch.cat([p[3][h] for p in ps]) for h in hints}) for k, ps in parts.items()}
+
+
+def store_states(model: HookedRootModule, store: ActivationStore, hints: Sequence[str], step: int) -> StepStates:
+    """The states entering round ``step`` (``model.state_hook(step)``) of every graph of ``store``, with
+    the hints at step ``step`` (each graph's last step past its end): what :func:`collect_states` gives
+    for that step, read from the store's mapped files instead of running the model.
+
+    >>> import tempfile
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.tasks import get_task
+    >>> bfs = get_task("bfs")
+    >>> model = HookedGNN("mpnn", 4, node_in=2, edge_in=1, spec=bfs.spec, max_steps=2)
+    >>> graphs = [bfs.sample(2, "path", n=3)]
+    >>> store = ActivationStore.write(tempfile.mkdtemp(), model, graphs, [model.state_hook(1)], labels=["reach_h"])
+    >>> s = store_states(model, store, ["reach_h"], 1)
+    >>> torch.equal(s.x, collect_states(model, graphs, ["reach_h"], [1])[1].x)
+    True
+
+    :param model: the model the store was written from (it names the hook point of each step; it is not run).
+    :param store: an activation store holding ``model.state_hook(step)`` and the hints as labels.
+    :param hints: the hints to read (stored labels).
+    :param step: the step: the states entering round ``step`` and the hints at step ``step``.
+    """
+    check_store(model, store, hints, step)
+    on_edges = any(store.meta["labels"][h]["location"] == "edge" for h in hints)  # pointers: a label per edge
+    edges = store.edge_index() if on_edges or "edges" in store.meta else torch.zeros(2, 0, dtype=torch.long)
+    return StepStates(store.activations(model.state_hook(step)).float(), edges, store.node_graph(),
+                      {h: store.label_at(h, step) for h in hints})
+
+
+def check_store(model: HookedRootModule, store: ActivationStore, hints: Sequence[str], step: int) -> None:
+    """Raise, naming what is missing, unless ``store`` holds ``model.state_hook(step)`` and every hint."""
+    name = model.state_hook(step)
+    if name not in store.hooks:
+        raise KeyError(f"the store has no hook point {name!r} (the state entering round {step}); it has "
+                       f"{store.hooks}: write it with that hook point")
+    missing = [h for h in hints if h not in store.meta["labels"]]
+    if missing:
+        raise KeyError(f"the store has no label {missing}; it has {sorted(store.meta['labels'])}: write it with "
+                       "labels=[...] naming the hints")
 
 
 def untrained_like(model: HookedRootModule, seed: int = 0) -> HookedRootModule:

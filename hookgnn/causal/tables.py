@@ -9,7 +9,7 @@ is seen in both); :class:`ProbeResult` holds the rows and turns them into a tabl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,9 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.spec import Spec
+from hookgnn.store import ActivationStore
 from hookgnn.tasks.samplers import as_generator
-from hookgnn.causal.probes import Probe, StepStates, collect_states, fit_probe, probe_score
+from hookgnn.causal.probes import Probe, StepStates, check_store, collect_states, fit_probe, probe_score, store_states
 
 COLUMNS = ("hint", "step", "metric", "score", "control", "selectivity", "baseline", "n_train", "n_test")
 
@@ -55,11 +56,15 @@ class ProbeResult:
         return hints, steps, out
 
 
-def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hints: Sequence[str] | None = None,
-                steps: Sequence[int] | None = None, baseline: HookedRootModule | None = None,
+def probe_hints(model: HookedRootModule, graphs: Iterable[Graph] | ActivationStore, spec: Spec,
+                hints: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                baseline: HookedRootModule | ActivationStore | None = None,
                 test_fraction: float = 0.25, ridge: float = 1e-2, seed: int = 0, **forward_kwargs: Any) -> ProbeResult:
     """Probe every node hint of ``spec`` (or ``hints``) at every step ``1 .. rounds`` (or
-    ``steps``) of ``model`` on ``graphs`` (a list of graphs or batches with the hint fields).
+    ``steps``) of ``model`` on ``graphs`` (a list of graphs or batches with the hint fields), or on the
+    states of an :class:`~hookgnn.store.ActivationStore` written from ``model`` (with the hook points
+    ``model.state_hook(k)`` and the hints as labels): the same probes, the same numbers, with the states
+    read one step at a time from the store's mapped files instead of held in memory.
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.tasks import get_task
@@ -73,17 +78,18 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hi
 
     :param model: the hooked model (a :class:`~hookgnn.HookedGNN`, a ``from_layers`` stack or a wrapped PyG
         model); it is not modified.
-    :param graphs: graphs or batches carrying the hint fields.
+    :param graphs: graphs or batches carrying the hint fields, or a store of the model's states on them.
     :param spec: the task's feature specs; every node hint is probed unless ``hints`` says which.
     :param hints: the hints to probe (default: every node hint of ``spec``).
     :param steps: the steps to probe (default: ``1 .. rounds``).
-    :param baseline: the same architecture untrained, probed the same way (the ``baseline`` column), or ``None``.
+    :param baseline: the same architecture untrained, probed the same way (the ``baseline`` column), or ``None``;
+        with a store as ``graphs``, a store written from the untrained model on the same graphs.
     :param test_fraction: the share of graphs held out to score each probe.
     :param ridge: the ridge penalty of the linear probes.
     :param seed: seeds the train/test split and the control task's shuffled labels.
-    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
+    :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8`` (not with a store: it
+        ran the model already).
     """
-    graphs = list(graphs)
     names = list(hints) if hints is not None else [n for n, fs in spec.items() if fs.stage == "hint"]
     for h in names:
         if h not in spec or spec[h].stage != "hint" or spec[h].location != "node":
@@ -91,11 +97,28 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hi
                            f"{[n for n, fs in spec.items() if fs.stage == 'hint' and fs.location == 'node']}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    rounds = int(forward_kwargs.get("steps") or model.num_rounds)
+    if isinstance(graphs, ActivationStore):
+        if forward_kwargs:
+            raise ValueError(f"forward keywords {sorted(forward_kwargs)} do nothing with an ActivationStore: the store "
+                             "holds the states of forwards already run")
+        if baseline is not None and not isinstance(baseline, ActivationStore):
+            raise TypeError("with an ActivationStore as graphs, baseline must be a store written from the untrained "
+                            f"model on the same graphs, not a {type(baseline).__name__}")
+        rounds = int(graphs.graphs[0]["rounds"]) if graphs.num_graphs else 0
+    else:
+        if isinstance(baseline, ActivationStore):
+            raise TypeError("baseline is an ActivationStore but graphs are not: pass both as stores or both in memory")
+        graphs = list(graphs)
+        rounds = int(forward_kwargs.get("steps") or model.num_rounds)
     steps = list(steps) if steps is not None else list(range(1, rounds + 1))
-    states = collect_states(model, graphs, names, steps, **forward_kwargs)
-    base_states = collect_states(baseline, graphs, names, steps, **forward_kwargs) if baseline is not None else None
-    num_graphs = int(states[steps[0]].graph.max()) + 1
+    if isinstance(graphs, ActivationStore):
+        states = _stored(model, graphs, names, steps)
+        base_states = _stored(model, baseline, names, steps) if isinstance(baseline, ActivationStore) else None
+    else:
+        states = collect_states(model, graphs, names, steps, **forward_kwargs).__getitem__
+        base_states = (collect_states(baseline, graphs, names, steps, **forward_kwargs).__getitem__
+                       if baseline is not None else None)
+    num_graphs = int(states(steps[0]).graph.max()) + 1
     if num_graphs < 2:
         raise ValueError("probing needs at least two graphs (one to fit on, one held out)")
     rng = as_generator(seed)
@@ -107,20 +130,31 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph], spec: Spec, hi
         kind = spec[h].type
         ptr = kind == "pointer"
         for k in steps:
-            train, test = _split(states[k], h, ~held_out, ptr), _split(states[k], h, held_out, ptr)
+            at = states(k)
+            train, test = _split(at, h, ~held_out, ptr), _split(at, h, held_out, ptr)
             probe = fit_probe(kind, *train, ridge=ridge)
             score = probe_score(probe, *test)
             control_train, control_test = _control(kind, train, rng), _control(kind, test, rng)
             control = probe_score(fit_probe(kind, *control_train, ridge=ridge), *control_test)
             base = math.nan
             if base_states is not None:
-                b_train, b_test = _split(base_states[k], h, ~held_out, ptr), _split(base_states[k], h, held_out, ptr)
+                b_at = base_states(k)
+                b_train, b_test = _split(b_at, h, ~held_out, ptr), _split(b_at, h, held_out, ptr)
                 base = probe_score(fit_probe(kind, *b_train, ridge=ridge), *b_test)
             probes[(h, k)] = probe
             rows.append({"hint": h, "step": k, "metric": "r2" if kind == "scalar" else "accuracy", "score": score,
                          "control": control, "selectivity": score - control, "baseline": base,
                          "n_train": int(train[0].shape[0]), "n_test": int(test[0].shape[0])})
     return ProbeResult(rows, probes)
+
+
+def _stored(model: HookedRootModule, store: ActivationStore, hints: list[str],
+            steps: list[int]) -> Callable[[int], StepStates]:
+    """The states of each step read from ``store`` when asked for (one step in memory at a time),
+    after checking that it holds every step's hook point and every hint."""
+    for k in steps:
+        check_store(model, store, hints, k)
+    return lambda k: store_states(model, store, hints, k)
 
 
 def _split(s: StepStates, hint: str, graphs: Tensor, pointer: bool) -> tuple[Tensor, Tensor, Tensor]:
