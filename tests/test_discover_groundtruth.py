@@ -19,7 +19,7 @@ import math
 import pytest
 
 from hookgnn.circuits import Circuit, acdc, exact_faithfulness, learn_mask, redundancy
-from hookgnn.circuits import discover
+from hookgnn.circuits import or_groups
 from hookgnn.groundtruth import GROUND_TRUTHS, ground_truth
 from hookgnn.patching import MessageEdge
 
@@ -120,7 +120,7 @@ def test_redundancy_warns_when_groups_above_three_exceed_the_cap(monkeypatch: py
     pair = gt.sample_pairs(1, seed=0)[0]
     universe = gt.messages(pair.clean)
     candidates = sorted(pair.circuit, key=repr) + [m for m in universe if m not in pair.circuit][:4]
-    monkeypatch.setattr(discover, "MAX_GROUPS", 20)
+    monkeypatch.setattr(or_groups, "MAX_GROUPS", 20)
     assert math.comb(len(candidates), 4) > 20  # the test can fail: the cap is reached
     with pytest.warns(UserWarning, match="MAX_GROUPS=20"):
         report = redundancy(gt.model, pair.clean, pair.corrupted, gt.metric, universe, Circuit(), candidates=candidates,

@@ -20,7 +20,8 @@ from hookgnn.circuits.circuit import (
     top_n,
     weighted_jaccard,
 )
-from hookgnn.circuits.discover import Discovered, Redundancy, acdc, exact_faithfulness, redundancy
+from hookgnn.circuits.discover import Discovered, acdc, exact_faithfulness
+from hookgnn.circuits.or_groups import Redundancy, redundancy
 from hookgnn.circuits.masks import learn_mask
 from hookgnn.circuits.verify import Audit, Verified, audit, spearman, verify, verify_top
 

@@ -2,7 +2,7 @@
 
 The engine under :func:`~hookgnn.circuits.masks.learn_mask` (continuous gates, with
 gradients), :func:`~hookgnn.circuits.discover.acdc` and
-:func:`~hookgnn.circuits.discover.redundancy` (0/1 gates, many candidate circuits per forward).
+:func:`~hookgnn.circuits.or_groups.redundancy` (0/1 gates, many candidate circuits per forward).
 For a gate :math:`g_u \\in [0, 1]` per unit (1: in the circuit) and ``k`` copies of the base
 graph in one disjoint union, copy :math:`j` runs with
 
