@@ -265,15 +265,17 @@ def wrapped(name: str) -> Case:
 
 # ------------------------------------------------------------ a CLRS task's own graphs
 def task_dag_shortest_paths() -> Case:
-    """A HookedGNN on dag_shortest_paths: its stored graph of ``N`` nodes (pointer edges flagged
-    by ``adj``); corrupted graphs move ``x`` and ``edge_attr`` by ``EPS`` and carry the targets
-    of another source."""
+    """A HookedGNN on dag_shortest_paths: its stored graph of ``N`` nodes (the sampled DAG: its
+    ``topo_h`` points to any node, stored as node numbers, so no pointer edges); corrupted graphs
+    move ``x`` and ``edge_attr`` by ``EPS`` and carry the targets of another source. (Graph seed 1:
+    on seed 0's 13 edges the effects of the last round's messages on the summed logits cancel to
+    within the audit's 1e-5 floor.)"""
     from hookgnn.tasks import get_task
     from hookgnn.tasks.corruptions import corrupt
     from hookgnn.tasks.pointer_edges import er_dag
 
     task = get_task("dag_shortest_paths")
-    clean = task.sample(1, er_dag, seed=0, n=N, p=0.5)
+    clean = task.sample(1, er_dag, seed=1, n=N, p=0.5)
     gen = torch.Generator().manual_seed(0)
 
     def corrupted(seed: int) -> Graph:

@@ -111,9 +111,9 @@ def test_encode_hints_refuses_edge_pointer_hints():
 
 
 CASES = {  # task: (sampler, sampler kwargs, corruption, metric)
-    "topological_sort": (er_dag, {"n": 5}, "zero_inputs", PointerLogProb("topo", "topo")),
+    "topological_sort": (er_dag, {"n": 5}, "zero_inputs", EdgePointerLogProb("topo", "topo", location="node")),
     "strongly_connected_components": ("erdos_renyi", {"n": 5, "p": 0.3, "directed": True}, "zero_inputs",
-                                      PointerLogProb("scc_id", "scc_id")),
+                                      EdgePointerLogProb("scc_id", "scc_id", location="node")),
     "mst_kruskal": ("erdos_renyi", {"n": 5, "p": 0.5}, "perturb_weights",
                     from_loss(F.binary_cross_entropy_with_logits, target="in_mst", output="in_mst")),
     "dag_shortest_paths": (er_dag, {"n": 5}, "resample_source", PointerLogProb("pi", "pi")),

@@ -87,8 +87,8 @@ def test_pointers_and_mask_ones_are_well_formed_at_every_step(name):
     dst = g.edge_index[1]
     for key, fs in task.spec.items():
         value = g[key] if fs.stage == "hint" else g[key][None]
-        if fs.type == "pointer" and fs.location == "edge":  # in-graph node numbers
-            size = g.ptr.diff()[g.owner("edge")]
+        if fs.type == "pointer" and (fs.location == "edge" or fs.any_node):  # in-graph node numbers
+            size = g.ptr.diff()[g.owner(fs.field_location)]
             assert value.dtype == torch.long and bool(((value >= 0) & (value < size)).all())
             continue
         if fs.type == "pointer":

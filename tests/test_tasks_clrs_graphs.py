@@ -73,7 +73,7 @@ def postorder(G: nx.DiGraph) -> list[int]:
 
 def chain(g) -> list[int]:
     """The order a (topo, topo_head) linked list spells."""
-    nxt = pointer_sources(g["topo"], g).tolist()
+    nxt = g["topo"].tolist()  # a pointer to any node: stored as node numbers
     u, out = int(g["topo_head"].argmax()), []
     while True:
         out.append(u)
@@ -99,7 +99,7 @@ def test_topological_order_is_valid_and_follows_the_clrs_dfs_tie_rule(sg):
 def test_scc_partition_equals_networkx_and_ids_are_the_last_finished_node(sg):
     G = nx_graph(sg)
     g = get_task("strongly_connected_components").run(sg)
-    ids = pointer_sources(g["scc_id"], g).tolist()
+    ids = g["scc_id"].tolist()
     finish = {v: i for i, v in enumerate(postorder(G))}
     for comp in nx.strongly_connected_components(G):
         root = max(comp, key=finish.__getitem__)  # pass 2 starts from the latest finish
@@ -194,13 +194,15 @@ def test_corrupted_pairs_keep_every_stored_row_and_flag_pointer_edges(name, sche
             assert bool((g["w"][m:] == 0).all())
 
 
-def test_sparse_graphs_stay_sparse_where_the_pointers_allow():
-    sg = SampledGraph(6, np.array([0, 2, 4]), np.array([1, 3, 5]), np.ones(3), directed=True)
+def test_sparse_graphs_stay_sparse_where_the_algorithm_allows():
+    sg = SampledGraph(6, np.array([0, 2, 4, 1]), np.array([1, 3, 5, 2]), np.ones(4), directed=True)
     scc = get_task("strongly_connected_components").run(sg)
-    assert scc.num_edges == 6 + 3 + 3  # self-loops, arcs, their reverses; singleton components
-    kr = get_task("mst_kruskal").run(SampledGraph(6, np.array([0, 2]), np.array([1, 3]), np.ones(2)))
-    assert kr.num_edges == 6 + 4  # two 2-node components: both pairs already edges
-    assert get_task("topological_sort").run(sg).num_edges == 36
+    assert scc.num_edges == 6 + 4 + 4  # self-loops, arcs, their reverses (pass 2 walks them)
+    path = SampledGraph(6, np.arange(5), np.arange(1, 6), np.ones(5))  # one component: its pairs are no edges
+    assert get_task("mst_kruskal").run(path).num_edges == 6 + 10
+    assert get_task("topological_sort").run(sg).num_edges == 6 + 4
+    assert get_task("dag_shortest_paths").run(sg, source=0).num_edges == 6 + 4
+    assert get_task("floyd_warshall").run(sg).num_edges == 36  # its state is dense: every pair
 
 
 @pytest.mark.parametrize("name", ["topological_sort", "dag_shortest_paths"])

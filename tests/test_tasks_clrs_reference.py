@@ -5,7 +5,8 @@ with dm-clrs 2.0.3 (its module doc says how the graphs were drawn and the two ch
 made there: non-zero weights, a stable extract-min for tied Dijkstra / Prim keys). Here
 each fixture graph becomes a hookgnn task graph, and every CLRS output and hint is
 compared step by step with the task's field of the same name (``Task.clrs_names`` maps
-the names that differ): values as stored (float32), pointers decoded to node indices,
+the names that differ): values as stored (float32), pointers decoded to node indices
+(pointers to any node are stored as node indices),
 categoricals and one-hot features by index, edge features on every stored edge.
 """
 
@@ -74,6 +75,8 @@ def as_clrs(g: Graph, name: str, A: np.ndarray) -> dict[str, np.ndarray]:
             dense = np.full((value.shape[0], adj.sum()), -1, dtype=np.int64)
             dense[:, position[src[own] * n + dst[own]]] = value[:, own]
             value = dense
+        elif fs.type == "pointer" and fs.any_node:  # a node number per node, as CLRS's
+            value = value.astype(np.int64)
         elif fs.type == "pointer":  # one 1 among each node's incoming edges
             rows, edges = np.nonzero(value > 0)
             ptr = np.zeros((value.shape[0], n), dtype=np.int64)

@@ -2,7 +2,8 @@
 
 Renumbering a graph's nodes (edges kept in order, ``pos`` carried along with its node)
 must renumber every output and hint: node features move with their node, edge features
-(pointers included) stay on their edge, and trajectories keep their length.
+(pointers included) stay on their edge, pointers stored as node numbers (edge pointers,
+pointers to any node) are renumbered too, and trajectories keep their length.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def renumbered(task_name: str, g, perm: np.ndarray, field: str) -> torch.Tensor:
     value = g[field]
     if fs.type == "pointer" and fs.location == "edge":  # an edge points to a node: its number moves
         return torch.from_numpy(perm)[value]
+    if fs.type == "pointer" and fs.any_node:  # a node points to any node: its number moves, and its row
+        value = torch.from_numpy(perm)[value]
     if fs.field_location != "node":
         return value
     axis = 1 if fs.stage == "hint" else 0

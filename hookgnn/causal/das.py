@@ -9,7 +9,8 @@ algorithm's counterfactual (:mod:`hookgnn.causal.interchange`): Adam on
 
 over the training interventions, with :math:`\\ell` the squared error divided by the squared
 largest target of the graph (scalars), binary cross-entropy on logits (masks) and
-cross-entropy over a node's in-edges (pointers) or classes (categoricals). Only :math:`R` is
+cross-entropy over a node's in-edges (pointers), its graph's nodes (pointers to any node)
+or classes (categoricals). Only :math:`R` is
 trained; the model's parameters get no gradient. Report IIA on held-out interventions
 (:meth:`InterchangeData.subset <hookgnn.causal.interchange.InterchangeData.subset>`).
 """
@@ -41,6 +42,8 @@ def output_loss(fs: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) -> 
         return F.binary_cross_entropy_with_logits(pred, target.to(pred))
     if fs.type == "categorical":
         return F.cross_entropy(pred, target.argmax(-1))
+    if fs.type == "pointer" and fs.any_node:  # logits [N, K] over the node's graph, in-graph node numbers
+        return F.cross_entropy(pred, target.long())
     if fs.type == "pointer":
         dst = graph.edge_index[1]
         top = torch.full((graph.num_nodes,), -torch.inf, dtype=pred.dtype).scatter_reduce(

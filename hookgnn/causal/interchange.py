@@ -94,7 +94,7 @@ def random_interventions(pairs: Sequence[Pair], steps: Sequence[int], per_pair: 
 
 def swapped_hint(task: Task, hint: str, base: Graph, source: Graph, node: int, step: int) -> Tensor:
     """The base graph's hint ``hint`` at ``step`` with node ``node``'s value from ``source``
-    (a pointer: the node's in-edges), in stored form."""
+    (a pointer: the node's in-edges; a pointer to any node: its node number), in stored form."""
     fs = task.spec.get(hint)
     if fs is None or fs.stage != "hint":
         hints = [n for n, f in task.spec.items() if f.stage == "hint"]
@@ -103,7 +103,8 @@ def swapped_hint(task: Task, hint: str, base: Graph, source: Graph, node: int, s
         raise ValueError(f"interchange interventions swap a node's state; hint {hint!r} lives on {fs.location}s")
     at = (min(step, int(g["num_steps"][0]) - 1) for g in (base, source))
     b, s = base[hint][next(at)].clone(), source[hint][next(at)]
-    rows = base.edge_index[1] == node if fs.type == "pointer" else torch.arange(base.num_nodes) == node
+    along_edges = fs.type == "pointer" and not fs.any_node  # stored on the node's in-edges
+    rows = base.edge_index[1] == node if along_edges else torch.arange(base.num_nodes) == node
     b[rows] = s[rows]
     return b
 
@@ -191,6 +192,8 @@ def node_agreement(fs: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph, 
         return (pred.detach().to(target) - target).abs() <= tol * scale[batch]
     if fs.type == "mask":
         return (pred.detach() > 0) == (target > 0.5)
+    if fs.type == "pointer" and fs.any_node:  # logits [N, K] against in-graph node numbers
+        return pred.detach().argmax(-1) == target.long()
     if fs.type == "pointer":
         return _pointed(pred.detach(), graph) == _pointed(target, graph)
     if fs.type == "categorical":

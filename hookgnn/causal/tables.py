@@ -95,6 +95,9 @@ def probe_hints(model: HookedRootModule, graphs: Iterable[Graph] | ActivationSto
         if h not in spec or spec[h].stage != "hint" or spec[h].location != "node":
             raise KeyError(f"{h!r} is not a node hint of the spec; node hints: "
                            f"{[n for n, fs in spec.items() if fs.stage == 'hint' and fs.location == 'node']}")
+        if spec[h].any_node:
+            raise ValueError(f"probe_hints does not support pointers to any node ({h!r}: stored as node numbers); "
+                             "its pointer probes score a node's in-edges")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     if isinstance(graphs, ActivationStore):

@@ -1,12 +1,16 @@
-"""Per-graph metrics of edge pointers (an edge points to a node: Floyd-Warshall's ``Pi``).
+"""Per-graph metrics of numbered pointers: edge pointers (an edge points to a node:
+Floyd-Warshall's ``Pi``) and node pointers to any node (``any_node``: topological sort's
+``topo``, Kosaraju's ``scc_id``, Kruskal's ``pi``).
 
 An edge pointer output is ``[E, K]`` logits, row ``e`` over the nodes of edge ``e``'s graph
 (:func:`~hookgnn.spec.edge_pointer_slots`); its target ``[E]`` holds in-graph node numbers.
+With ``location="node"`` the items are nodes: logits ``[N, K]``, target ``[N]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from jaxtyping import Float
@@ -17,11 +21,21 @@ from hookgnn.metrics.per_graph import _target, per_graph_mean
 from hookgnn.spec import check_edge_pointer_target
 
 
-def _rows(metric: object, name: str, raw: Tensor, graph: Graph) -> Tensor:
-    if raw.dim() != 2 or raw.shape[0] != graph.num_edges:
-        raise ValueError(f"{type(metric).__name__}: output {name!r} has shape {tuple(raw.shape)}, but an edge pointer "
-                         f"output is [E, K] logits with E = {graph.num_edges} (the edges of the batch)")
+def _rows(metric: object, name: str, raw: Tensor, graph: Graph, location: Literal["node", "edge"]) -> Tensor:
+    if location not in ("node", "edge"):
+        raise ValueError(f"{type(metric).__name__}: location must be 'node' or 'edge', got {location!r}")
+    items = graph.count(location)
+    if raw.dim() != 2 or raw.shape[0] != items:
+        letter, kind = ("E", "an edge") if location == "edge" else ("N", "a node")
+        raise ValueError(f"{type(metric).__name__}: output {name!r} has shape {tuple(raw.shape)}, but {kind} "
+                         f"pointer output is [{letter}, K] logits with {letter} = {items} (the {location}s of the "
+                         "batch)")
     return raw
+
+
+def _numbered(metric: object, name: str, target: str | Tensor, graph: Graph, location: Literal["node", "edge"]
+              ) -> Tensor:
+    return check_edge_pointer_target(name, _target(target, graph, graph.count(location)), graph, location)
 
 
 @dataclass(frozen=True)
@@ -38,18 +52,20 @@ class EdgePointerLogProb:
     >>> round(float(m({"Pi": torch.tensor([[0.0, 0.0], [0.0, 9.0]])}, g)), 4)  # (log 1/2 + log ~1) / 2
     -0.3466
 
-    :param name: the edge-pointer output (logits ``[E, K]``).
-    :param target: the target: a field name or an ``[E]`` tensor of in-graph node numbers.
+    :param name: the numbered-pointer output (logits ``[E, K]``, or ``[N, K]`` with ``location="node"``).
+    :param target: the target: a field name or a tensor of in-graph node numbers, one per item.
+    :param location: ``"edge"`` (edge pointers) or ``"node"`` (node pointers with ``any_node``).
     """
 
     name: str = "Pi"
     target: str | Tensor = "Pi"
+    location: Literal["node", "edge"] = "edge"
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        raw = _rows(self, self.name, out[self.name], graph)  # type: ignore[index]
-        y = check_edge_pointer_target(self.name, _target(self.target, graph, graph.num_edges), graph)
+        raw = _rows(self, self.name, out[self.name], graph, self.location)  # type: ignore[index]
+        y = _numbered(self, self.name, self.target, graph, self.location)
         logp = torch.log_softmax(raw, dim=-1).gather(1, y.unsqueeze(1)).squeeze(1)
-        return per_graph_mean(logp, graph.owner("edge"), torch.ones_like(logp), graph.num_graphs)
+        return per_graph_mean(logp, graph.owner(self.location), torch.ones_like(logp), graph.num_graphs)
 
 
 @dataclass(frozen=True)
@@ -60,15 +76,17 @@ class EdgePointerAccuracy:
     >>> EdgePointerAccuracy(target=torch.tensor([0, 0]))({"Pi": torch.tensor([[1.0, 0.0], [0.0, 9.0]])}, g).tolist()
     [0.5]
 
-    :param name: the edge-pointer output (logits ``[E, K]``).
-    :param target: the target: a field name or an ``[E]`` tensor of in-graph node numbers.
+    :param name: the numbered-pointer output (logits ``[E, K]``, or ``[N, K]`` with ``location="node"``).
+    :param target: the target: a field name or a tensor of in-graph node numbers, one per item.
+    :param location: ``"edge"`` (edge pointers) or ``"node"`` (node pointers with ``any_node``).
     """
 
     name: str = "Pi"
     target: str | Tensor = "Pi"
+    location: Literal["node", "edge"] = "edge"
 
     def __call__(self, out: object, graph: Graph) -> Float[Tensor, " graph"]:
-        raw = _rows(self, self.name, out[self.name], graph)  # type: ignore[index]
-        y = check_edge_pointer_target(self.name, _target(self.target, graph, graph.num_edges), graph)
+        raw = _rows(self, self.name, out[self.name], graph, self.location)  # type: ignore[index]
+        y = _numbered(self, self.name, self.target, graph, self.location)
         right = (raw.detach().argmax(-1) == y).float()
-        return per_graph_mean(right, graph.owner("edge"), torch.ones_like(right), graph.num_graphs)
+        return per_graph_mean(right, graph.owner(self.location), torch.ones_like(right), graph.num_graphs)

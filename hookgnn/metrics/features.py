@@ -6,8 +6,9 @@ Per output type (all averages are over every item of the whole batch, "micro"):
   source of the highest-scoring incoming edge (lowest edge index on ties), is the node
   the target points to (parallel edges ``u -> v`` count as the same pointer);
   ``graph_accuracy`` - the fraction of graphs with every pointer right.
-* edge ``pointer`` (:func:`~hookgnn.spec.is_edge_pointer`): ``accuracy`` - the fraction of
-  edges whose highest-scoring node (lowest on ties) is the target; ``graph_accuracy``.
+* numbered ``pointer`` (:func:`~hookgnn.spec.is_numbered_pointer`: an edge pointer, or a
+  node pointer with ``any_node``): ``accuracy`` - the fraction of edges (resp. nodes) whose
+  highest-scoring node (lowest on ties) is the target; ``graph_accuracy``.
 * ``mask``: ``accuracy`` - fraction of items with ``(logit > 0) == target``; ``f1`` -
   :math:`2TP / (2TP + FP + FN)` over all items (1 when there is nothing to find and
   nothing is predicted); ``graph_accuracy``.
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from hookgnn.graph import Graph
 from hookgnn.ops import scatter, scatter_max
-from hookgnn.spec import FeatureSpec, check_edge_pointer_target, is_edge_pointer
+from hookgnn.spec import FeatureSpec, check_edge_pointer_target, is_numbered_pointer
 
 
 def pointer_sources(logits_or_mask: Tensor, graph: Graph) -> Int[Tensor, " node"]:
@@ -54,8 +55,9 @@ def item_correct(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) 
     >>> item_correct(FeatureSpec("output", "node", "mask"), torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.0]), g).tolist()
     [True, False]
     """
-    if is_edge_pointer(spec):
-        return pred.detach().argmax(-1) == check_edge_pointer_target("target", target, graph)
+    if is_numbered_pointer(spec):
+        y = check_edge_pointer_target("target", target, graph, spec.field_location)  # type: ignore[arg-type]
+        return pred.detach().argmax(-1) == y
     if spec.type == "pointer":
         return pointer_sources(pred, graph) == pointer_sources(target, graph)
     if spec.type == "mask":
@@ -77,7 +79,7 @@ def feature_metrics(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Grap
     >>> feature_metrics(FeatureSpec("output", "node", "scalar"), torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0]), g)
     {'mse': 2.5, 'mae': 1.5}
     """
-    pred, target = pred.detach(), (target if is_edge_pointer(spec) else target.to(pred.dtype))
+    pred, target = pred.detach(), (target if is_numbered_pointer(spec) else target.to(pred.dtype))
     if spec.type == "scalar":
         err = pred - target
         return {"mse": float((err**2).mean()) if err.numel() else 0.0,
@@ -89,7 +91,7 @@ def feature_metrics(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Grap
         tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
         out["f1"] = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
     if spec.type in ("pointer", "mask"):
-        node_items = spec.type == "pointer" and not is_edge_pointer(spec)
+        node_items = spec.type == "pointer" and spec.location == "node"
         owner = graph.batch if node_items else graph.owner(spec.field_location)
         wrong = scatter((~correct).float(), owner, graph.num_graphs, "sum")
         out["graph_accuracy"] = float((wrong == 0).float().mean())

@@ -98,6 +98,10 @@ class HookedGNN(LayerStack):
             if edge_pointers:
                 raise ValueError(f"encode_hints does not support edge pointer hints ({edge_pointers}): their "
                                  "value [E, K] has no fixed input width; pass a spec without them")
+            anywhere = [k for k, s in self.hint_spec.items() if s.type == "pointer" and s.any_node]
+            if anywhere:
+                raise ValueError(f"encode_hints does not support node pointer hints to any node ({anywhere}): "
+                                 "their value [N, K] has no fixed input width; pass a spec without them")
 
         self.node_encoder = Encoder(node_in, d_hidden)
         self.edge_encoder = Encoder(edge_in, d_hidden)

@@ -10,6 +10,8 @@ categorical     logits ``[n, dim]``
 pointer         logit ``[E]`` per edge ``u -> v`` (softmax over the incoming edges of v)
 edge pointer    logits ``[E, K]``: edge ``i -> j`` against slot ``k``, node ``k`` of its
                 graph (softmax over the row; :func:`~hookgnn.spec.edge_pointer_slots`)
+pointer to any  logits ``[N, K]``: node ``v`` against slot ``k``, node ``k`` of its graph
+node            (``any_node``; softmax over the row; :func:`~hookgnn.spec.pointer_slots`)
 ==============  ===================================================================
 
 A pointer decoder scores edge ``u -> v`` as
@@ -17,7 +19,9 @@ A pointer decoder scores edge ``u -> v`` as
 decoder scores edge ``i -> j`` pointing to node ``k`` as
 :math:`s_{ijk} = w^\\top \\mathrm{relu}(W_s h_i + W_d h_j + W_e e_{ij} + W_k h_k)`
 (``O(E K d)`` memory; slots past a graph's last node get
-:data:`~hookgnn.spec.EDGE_POINTER_PAD`).
+:data:`~hookgnn.spec.EDGE_POINTER_PAD`); a pointer to any node scores node ``v`` pointing
+to node ``k`` as :math:`s_{vk} = w^\\top \\mathrm{relu}(W_d h_v + W_k h_k)` (``O(N K d)``
+memory, transient: the candidate pairs are built per graph at decode time, never stored).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torch import Tensor, nn
 from hookgnn.graph import Graph
 from hookgnn.nn.projection import Block, concat_linear, gather_rows
 from hookgnn.ops import scatter, scatter_softmax
-from hookgnn.spec import EDGE_POINTER_PAD, FeatureSpec, edge_pointer_slots, is_edge_pointer
+from hookgnn.spec import EDGE_POINTER_PAD, FeatureSpec, is_numbered_pointer, pointer_slots
 
 
 class Encoder(nn.Module):
@@ -59,10 +63,12 @@ class Decoder(nn.Module):
         super().__init__()
         self.spec = spec
         width = spec.dim
-        if spec.type == "pointer":
+        if spec.type == "pointer" and spec.any_node:
+            self.dst, self.target, self.out = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, 1)
+        elif spec.type == "pointer":
             self.src, self.dst, self.edge = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
             self.out = nn.Linear(d, 1)
-            self.target = nn.Linear(d, d) if is_edge_pointer(spec) else None
+            self.target = nn.Linear(d, d) if is_numbered_pointer(spec) else None
         elif spec.location == "node":
             self.out = nn.Linear(2 * d, width)
         elif spec.location == "edge":
@@ -81,11 +87,16 @@ class Decoder(nn.Module):
     ) -> Tensor:
         src, dst = graph.edge_index
         spec = self.spec
+        if spec.type == "pointer" and spec.any_node:  # node v against every node k of its graph
+            nodes, valid = pointer_slots(graph, "node")
+            assert self.target is not None
+            score = self.dst(h).unsqueeze(1) + self.target(h)[nodes]  # [N, K, d]
+            return self.out(torch.relu(score)).squeeze(-1).masked_fill(~valid, EDGE_POINTER_PAD)
         if spec.type == "pointer":
             # W_s h_u + W_d h_v on nodes, then gathered to the edges (the same values).
             score = self.edge(e).add_(gather_rows(self.src(h), src)).add_(gather_rows(self.dst(h), dst))
             if self.target is not None:  # edge pointer: every node k of the edge's graph
-                nodes, valid = edge_pointer_slots(graph)
+                nodes, valid = pointer_slots(graph, "edge")
                 score = score.unsqueeze(1) + self.target(h)[nodes]  # [E, K, d]
                 return self.out(torch.relu(score)).squeeze(-1).masked_fill(~valid, EDGE_POINTER_PAD)
             return self.out(torch.relu(score)).squeeze(-1)
@@ -113,9 +124,9 @@ def prediction_to_input(spec: FeatureSpec, raw: Tensor, graph: Graph) -> Tensor:
         return torch.sigmoid(raw)
     if spec.type == "categorical":
         return torch.softmax(raw, dim=-1)
-    if is_edge_pointer(spec):
-        raise ValueError("an edge pointer prediction [E, K] has no fixed input width: encode_hints does not "
-                         "support edge pointer hints")
+    if is_numbered_pointer(spec):
+        raise ValueError(f"a numbered pointer prediction [{spec.location}, K] has no fixed input width: "
+                         f"encode_hints does not support edge pointer hints or node pointers with any_node")
     if spec.type == "pointer":
         return scatter_softmax(raw, graph.edge_index[1], graph.num_nodes)
     owner = graph.owner(spec.location)

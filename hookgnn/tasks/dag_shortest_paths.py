@@ -12,10 +12,11 @@ with ``mark[j] = 1`` once ``j`` has a distance (``mark[s] = 1``, ``d[s] = 0``). 
 relaxed from its first predecessor in the order that attains its distance. Unreached
 nodes keep ``pi = self``, ``d = 0``. Hints (CLRS's): ``pi_h``, ``d``, ``mark``, ``topo_h``,
 ``topo_head_h``, ``color``, ``s_prev``, ``u``, ``v``, ``s_last`` and the graph mask
-``phase``; the last step equals the output ``pi``. ``topo`` points within the nodes
-reached from ``s``, so the pointer edges join the pairs of each weakly connected
-component (:mod:`hookgnn.tasks.pointer_edges`). Directed acyclic graphs, non-negative
-weights. ``T <= 4n + 1`` steps.
+``phase``; the last step equals the output ``pi``. ``topo_h`` points anywhere among the
+nodes reached from ``s``, so it is a pointer to any node (``any_node``: stored as node
+numbers, :mod:`hookgnn.tasks.pointer_edges`); ``pi`` and ``s_prev`` point along arcs. The
+graph stays as sampled. Directed acyclic graphs, non-negative weights. ``T <= 4n + 1``
+steps, ``O(T (n + E))`` memory.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.clrs_dfs import DFSState, mask_one, walk
-from hookgnn.tasks.pointer_edges import PointerEdgeTask, components, pairs_within
+from hookgnn.tasks.pointer_edges import PointerEdgeTask, no_pairs
 
 
 class DAGShortestPaths(PointerEdgeTask):
@@ -47,7 +48,7 @@ class DAGShortestPaths(PointerEdgeTask):
         "pi_h": FeatureSpec("hint", "node", "pointer"),
         "d": FeatureSpec("hint", "node", "scalar"),
         "mark": FeatureSpec("hint", "node", "mask"),
-        "topo_h": FeatureSpec("hint", "node", "pointer"),
+        "topo_h": FeatureSpec("hint", "node", "pointer", any_node=True),
         "topo_head_h": FeatureSpec("hint", "node", "mask_one"),
         "color": FeatureSpec("hint", "node", "categorical", dim=3),
         "s_prev": FeatureSpec("hint", "node", "pointer"),
@@ -62,7 +63,7 @@ class DAGShortestPaths(PointerEdgeTask):
     acyclic_only = True
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
-        return pairs_within(components(adj))
+        return no_pairs()
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes

@@ -15,8 +15,9 @@ Hints (CLRS's): ``in_mst_h``, ``pi``, ``u``, ``v``, ``root_u``, ``root_v``, ``ma
 last step equals the output. Every edge of the graph is an edge, whatever its weight
 (CLRS reads ``A[u, v] = 0`` as no edge). Of parallel edges, ``in_mst`` marks the
 lowest-index lightest one in each direction. Undirected graphs only. The union-find
-``pi`` points within a connected component, so the pointer edges join the pairs of each
-component (:mod:`hookgnn.tasks.pointer_edges`). ``T = O(E log n)`` steps.
+``pi`` points anywhere within a connected component, so it is a pointer to any node
+(``any_node``: stored as node numbers, :mod:`hookgnn.tasks.pointer_edges`) and the graph
+stays as sampled. ``T = O(E log n)`` steps, ``O(T (n + E))`` memory.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency, first_of_runs
 from hookgnn.tasks.clrs_dfs import mask_one
-from hookgnn.tasks.pointer_edges import PointerEdgeTask, components, pairs_within
+from hookgnn.tasks.pointer_edges import PointerEdgeTask, no_pairs
 
 
 def representative_edges(edges: np.ndarray, weight: np.ndarray, n: int) -> dict[int, int]:
@@ -54,7 +55,7 @@ class MSTKruskal(PointerEdgeTask):
         "adj": FeatureSpec("input", "edge", "mask"),
         "in_mst": FeatureSpec("output", "edge", "mask"),
         "in_mst_h": FeatureSpec("hint", "edge", "mask"),
-        "pi": FeatureSpec("hint", "node", "pointer"),
+        "pi": FeatureSpec("hint", "node", "pointer", any_node=True),
         "u": FeatureSpec("hint", "node", "mask_one"),
         "v": FeatureSpec("hint", "node", "mask_one"),
         "root_u": FeatureSpec("hint", "node", "mask_one"),
@@ -67,7 +68,7 @@ class MSTKruskal(PointerEdgeTask):
     undirected_only = True
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
-        return pairs_within(components(adj))
+        return no_pairs()
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes

@@ -1,9 +1,15 @@
-"""Tasks whose pointers join nodes that no edge joins: stored *pointer edges*, flagged by ``adj``.
+"""Tasks whose state joins nodes that no edge joins: pointers to any node, and *pointer edges*.
 
-A node pointer is stored on an edge ``u -> v`` (:mod:`hookgnn.spec`), so it can only point
-along a stored edge. Topological sort's ``topo``, Kosaraju's ``scc_id``, Kruskal's
-union-find ``pi`` and the DFS stack of a transposed graph point to nodes that are no
-in-neighbours; CLRS stores every graph as complete, with the edge mask ``adj``. Here a
+A node pointer is normally stored on an edge ``u -> v`` (:mod:`hookgnn.spec`), so it can
+only point along a stored edge. Topological sort's ``topo``, Kosaraju's ``scc_id`` and
+Kruskal's union-find ``pi`` point to nodes that are no in-neighbours; CLRS stores every
+graph as complete, with the edge mask ``adj``, which costs ``T x n^2`` per trajectory.
+Here they are *pointers to any node* (``FeatureSpec(..., "pointer", any_node=True)``):
+stored as the target's in-graph node number, one integer per node per step (``[T, n]``
+int64, as Floyd-Warshall's edge pointer ``Pi``), and decoded by scoring every node against
+every node of its graph at decode time (logits ``[N, K]``, never stored;
+:func:`~hookgnn.spec.pointer_slots`). So their trajectories cost ``O(T n)`` and add no
+edge. Edge features that live on pairs no edge joins still need stored edges: a
 :class:`PointerEdgeTask` stores
 
 * edges ``0 .. n-1``: the self-loops; then the sampled edges (as :mod:`hookgnn.tasks.base`);
@@ -15,24 +21,23 @@ and the edge input ``adj`` (CLRS's name) is 1 on the first two groups and 0 on p
 edges, so a model tells them apart; ``w`` is 0 on pointer edges. The algorithm sees only
 the graph's own edges. ``pointer_pairs`` depends on the graph's structure only (never on
 ``s``, ``w`` or labels), so a corruption that keeps the graph keeps every stored row, and
-clean/corrupted pairs patch row for row. Each task takes the smallest set its pointers
-need, so sparse graphs stay sparse where the algorithm allows it:
+clean/corrupted pairs patch row for row (node numbers too: they name nodes, not rows).
+Each task takes the smallest set its edge state needs, so sparse graphs stay sparse:
 
 ======================================  ===============================================
 task                                    pointer pairs
 ======================================  ===============================================
-``topological_sort``, ``floyd_warshall``  every ordered pair (the order, resp. the
-                                        all-pairs state, is dense)
-``strongly_connected_components``       reversed arcs (the second DFS runs on the
-                                        transposed graph) and pairs in one SCC
-``mst_kruskal``                         pairs in one connected component
-``dag_shortest_paths``                  pairs in one weakly connected component
+``topological_sort``, ``mst_kruskal``,  none (``topo``, ``pi``, ``topo_h`` point to any
+``dag_shortest_paths``                  node; every other pointer along an arc)
+``strongly_connected_components``       reversed arcs (the second DFS pushes ``s_prev``
+                                        along them; ``A_t`` lives on them): ``<= E``
+``floyd_warshall``                      every ordered pair (its state ``D``, ``msk``,
+                                        ``Pi`` is dense: the algorithm's own)
 ======================================  ===============================================
 
-Cost: pointer hints are ``[T, E]`` masks over the stored edges, so on a connected graph,
-where the component rules add up to ``n^2`` pairs, they take ``O(T n^2)`` memory rather
-than ``O(T (n + E))`` of the graph's own edges (docs/guide/tasks.md measures it at
-``n = 64``); only Floyd-Warshall's dense state is the algorithm's own.
+Cost: a trajectory of ``T`` steps stores ``O(T (n + E))`` values for the first four tasks
+(docs/guide/tasks.md measures it at ``n = 64``); only Floyd-Warshall's is ``O(T n^2)``,
+its own dense state.
 
 Ties follow ``pos`` (CLRS's node input ``i / n``, added to every task by
 :class:`~hookgnn.tasks.base.Task`): the algorithm runs on the nodes renumbered by
@@ -48,7 +53,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from hookgnn.graph import Field, Graph
-from hookgnn.spec import is_edge_pointer
+from hookgnn.spec import is_numbered_pointer
 from hookgnn.tasks.adjacency import Adjacency, adjacency
 from hookgnn.tasks.base import Task, _input, _stack_inputs, _store, stored_edges
 from hookgnn.tasks.positions import unrank
@@ -97,6 +102,11 @@ def check_acyclic(adj: Adjacency, task: str) -> None:
 def all_pairs(n: int) -> Int[np.ndarray, "2 pair"]:
     """Every ordered pair ``u != v`` of ``n`` nodes."""
     return pairs_within(np.zeros(n, dtype=np.int64))
+
+
+def no_pairs() -> Int[np.ndarray, "2 pair"]:
+    """No pointer pairs: the task stores the graph's own edges only."""
+    return np.zeros((2, 0), dtype=np.int64)
 
 
 def er_dag(n: int = 16, p: float = 0.5, *, seed: Seed = None, weights: tuple[float, float] = (0.0, 1.0)
@@ -208,7 +218,7 @@ class PointerEdgeTask(Task):
         for name, fs in self.spec.items():
             if fs.stage == "input":
                 value = _own_input(name, is_edge, pos, num_nodes, source, weight)
-            elif is_edge_pointer(fs):
+            elif is_numbered_pointer(fs):  # in-graph node numbers (a single graph: node indices)
                 value = np.asarray(raw[name], dtype=np.int64)
             else:
                 value = _store(fs, np.asarray(raw[name]), edge_index, weight)

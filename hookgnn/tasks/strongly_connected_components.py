@@ -12,9 +12,10 @@ CLRS's, step for step (:mod:`hookgnn.tasks.clrs_dfs`): ``scc_id_h``, ``A_t`` (th
 transposed adjacency with self-loops, on every stored edge), ``color``, ``d``, ``f``,
 ``s_prev``, ``s``, ``u``, ``v``, ``s_last``, and the graph-level ``time`` and ``phase``
 (0, then 1 for the second pass); the last step equals the output. Pointer edges
-(:mod:`hookgnn.tasks.pointer_edges`): every reversed arc (pass 1 pushes along them) and
-every pair within one component, so a sparse graph with small components stays sparse.
-``T <= 6n + 2`` steps.
+(:mod:`hookgnn.tasks.pointer_edges`): every reversed arc (pass 1 pushes ``s_prev`` along
+them, and ``A_t`` lives on them), at most ``E`` more edges; ``scc_id`` points anywhere in
+its component, so it is a pointer to any node (``any_node``, stored as node numbers).
+``T <= 6n + 2`` steps cost ``O(T (n + E))``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency, adjacency
 from hookgnn.tasks.clrs_dfs import DFSState, mask_one, walk
-from hookgnn.tasks.pointer_edges import PointerEdgeTask, components, pairs_within
+from hookgnn.tasks.pointer_edges import PointerEdgeTask
 
 
 class StronglyConnectedComponents(PointerEdgeTask):
@@ -33,16 +34,15 @@ class StronglyConnectedComponents(PointerEdgeTask):
     >>> from hookgnn.tasks.samplers import SampledGraph
     >>> g = StronglyConnectedComponents().run(SampledGraph(3, np.array([0, 1]), np.array([1, 0]), np.ones(2),
     ...                                                      directed=True))
-    >>> from hookgnn.metrics import pointer_sources
-    >>> pointer_sources(g["scc_id"], g).tolist()  # {0, 1} and {2}
+    >>> g["scc_id"].tolist()  # {0, 1} and {2}: node numbers (a pointer to any node)
     [0, 0, 2]
     """
 
     name = "strongly_connected_components"
     spec = {
         "adj": FeatureSpec("input", "edge", "mask"),
-        "scc_id": FeatureSpec("output", "node", "pointer"),
-        "scc_id_h": FeatureSpec("hint", "node", "pointer"),
+        "scc_id": FeatureSpec("output", "node", "pointer", any_node=True),
+        "scc_id_h": FeatureSpec("hint", "node", "pointer", any_node=True),
         "A_t": FeatureSpec("hint", "edge", "mask"),
         "color": FeatureSpec("hint", "node", "categorical", dim=3),
         "d": FeatureSpec("hint", "node", "scalar"),
@@ -57,7 +57,7 @@ class StronglyConnectedComponents(PointerEdgeTask):
     }
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
-        return np.concatenate([np.stack([adj.dst, adj.src]), pairs_within(components(adj, strong=True))], axis=1)
+        return np.stack([adj.dst, adj.src])
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes

@@ -9,8 +9,9 @@ The output is a linked list: ``topo_head`` marks the first node, ``topo[u]`` is 
 after ``u`` and the last node points to itself. Ties (which root, which white neighbour
 first) go to the lowest ``pos``. The hints ``topo_h``, ``topo_head_h``, ``color``,
 ``s_prev``, ``s``, ``u``, ``v``, ``s_last`` are CLRS's, step for step; the last step
-equals the outputs. ``topo`` points anywhere, so every ordered pair is stored (pointer
-edges, :mod:`hookgnn.tasks.pointer_edges`): ``O(n^2)`` edges, ``T <= 3n`` steps.
+equals the outputs. ``topo`` points anywhere, so it is a pointer to any node (``any_node``:
+stored as node numbers, :mod:`hookgnn.tasks.pointer_edges`); ``s_prev`` points along arcs.
+The graph stays as sampled (no pointer edges): ``T <= 3n`` steps cost ``O(T (n + E))``.
 Directed acyclic graphs only.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks.adjacency import Adjacency
 from hookgnn.tasks.clrs_dfs import DFSState, mask_one, walk
-from hookgnn.tasks.pointer_edges import PointerEdgeTask, all_pairs
+from hookgnn.tasks.pointer_edges import PointerEdgeTask, no_pairs
 
 DFS_HINTS = {
     "color": FeatureSpec("hint", "node", "categorical", dim=3),
@@ -45,9 +46,9 @@ class TopologicalSort(PointerEdgeTask):
     acyclic_only = True
     spec = {
         "adj": FeatureSpec("input", "edge", "mask"),
-        "topo": FeatureSpec("output", "node", "pointer"),
+        "topo": FeatureSpec("output", "node", "pointer", any_node=True),
         "topo_head": FeatureSpec("output", "node", "mask_one"),
-        "topo_h": FeatureSpec("hint", "node", "pointer"),
+        "topo_h": FeatureSpec("hint", "node", "pointer", any_node=True),
         "topo_head_h": FeatureSpec("hint", "node", "mask_one"),
         "color": DFS_HINTS["color"],
         "s_prev": DFS_HINTS["s_prev"],
@@ -58,7 +59,7 @@ class TopologicalSort(PointerEdgeTask):
     }
 
     def pointer_pairs(self, adj: Adjacency) -> np.ndarray:
-        return all_pairs(adj.num_nodes)
+        return no_pairs()
 
     def label(self, adj: Adjacency, source: int, edges: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
         n = adj.num_nodes

@@ -287,11 +287,17 @@ def model_config(model: HookedGNN, task: Task | str) -> dict[str, Any]:
         "node_in": model.node_in,
         "edge_in": model.edge_in,
         "graph_in": model.graph_in,
-        "spec": {k: {"stage": s.stage, "location": s.location, "type": s.type, "dim": s.dim} for k, s in spec.items()},
+        "spec": {k: _spec_dict(s) for k, s in spec.items()},
         "max_steps": model.max_steps,
         "tie_weights": model.tie_weights,
         "encode_hints": model.encode_hints,
     }
+
+
+def _spec_dict(s: FeatureSpec) -> dict[str, Any]:
+    """A spec as a plain dict; ``any_node`` only where set, so older configs read the same."""
+    out: dict[str, Any] = {"stage": s.stage, "location": s.location, "type": s.type, "dim": s.dim}
+    return {**out, "any_node": True} if s.any_node else out
 
 
 def model_from_config(cfg: Mapping[str, Any]) -> HookedGNN:

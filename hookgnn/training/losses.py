@@ -17,6 +17,8 @@ mask_one        graph       :math:`-\\sum_{i \\in g} y_i \\log \\mathrm{softmax}
                             (cross-entropy over the graph's nodes/edges)
 edge pointer    edge        :math:`-\\log \\mathrm{softmax}_k(p_{e})_{y_e}` (cross-entropy over the
                             nodes of the edge's graph; ``y_e`` its in-graph node number)
+pointer to any  node ``v``  :math:`-\\log \\mathrm{softmax}_k(p_{v})_{y_v}` (``any_node``: cross-entropy
+node                        over the nodes of ``v``'s graph; ``y_v`` its in-graph node number)
 ==============  ==========  ============================================================
 
 Hints: ``hints[name][t]`` predicts hint step ``t + 1`` (:class:`~hookgnn.models.ModelOutput`).
@@ -44,7 +46,7 @@ from torch import Tensor
 from hookgnn.graph import Graph
 from hookgnn.models import ModelOutput
 from hookgnn.ops import scatter, scatter_log_softmax
-from hookgnn.spec import FeatureSpec, check_edge_pointer_target, is_edge_pointer
+from hookgnn.spec import FeatureSpec, check_edge_pointer_target, is_numbered_pointer
 
 
 def item_losses(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) -> Float[Tensor, " item"]:
@@ -60,9 +62,10 @@ def item_losses(spec: FeatureSpec, pred: Tensor, target: Tensor, graph: Graph) -
     >>> [round(v, 4) + 0.0 for v in item_losses(spec, logits, target, g).tolist()]  # log 1, log 2
     [0.0, 0.6931]
     """
-    if is_edge_pointer(spec):
+    if is_numbered_pointer(spec):
         logp = torch.log_softmax(pred, dim=-1)  # padded slots hold EDGE_POINTER_PAD: probability 0
-        return -logp.gather(1, check_edge_pointer_target("target", target, graph).unsqueeze(1)).squeeze(1)
+        y = check_edge_pointer_target("target", target, graph, spec.field_location)  # type: ignore[arg-type]
+        return -logp.gather(1, y.unsqueeze(1)).squeeze(1)
     target = target.to(pred.dtype)
     if spec.type == "scalar":
         return (pred - target) ** 2
@@ -87,8 +90,8 @@ def item_graph(spec: FeatureSpec, graph: Graph) -> Int[Tensor, " item"]:
     >>> item_graph(FeatureSpec("output", "node", "pointer"), g).tolist()
     [0, 1, 1]
     """
-    if is_edge_pointer(spec):
-        return graph.owner("edge")
+    if is_numbered_pointer(spec):
+        return graph.owner(spec.field_location)
     if spec.type == "pointer":
         return graph.batch
     if spec.type == "mask_one":
