@@ -168,8 +168,8 @@ class PointerEdgeTask(Task):
         edges are appended, then the labels computed. ``pos`` defaults to ``i / n``.
 
         >>> from hookgnn.tasks import get_task
-        >>> g = get_task("topological_sort").run_edges(np.array([[0, 1, 0], [0, 1, 1]]), np.zeros(3), 2)
-        >>> g.edge_index.tolist(), g["adj"].tolist()
+        >>> g = get_task("strongly_connected_components").run_edges(np.array([[0, 1, 0], [0, 1, 1]]), np.zeros(3), 2)
+        >>> g.edge_index.tolist(), g["adj"].tolist()  # the reversed arc 1 -> 0 appended
         ([[0, 1, 0, 1], [0, 1, 1, 0]], [1.0, 1.0, 1.0, 0.0])
         """
         edge_index, weight, pos = self.checked_edges(edge_index, weight, num_nodes, source, pos)
