@@ -158,3 +158,28 @@ def test_a_training_step_runs_and_pointer_accuracy_matches_a_hand_count(name):
     per_graph = EdgePointerAccuracy(feature, target, location="node")({feature: pred}, g)
     weighted = float((per_graph * g.ptr.diff().to(per_graph.dtype)).sum()) / g.num_nodes  # graphs by their size
     assert weighted == pytest.approx(node_acc, rel=1e-6, abs=1e-6)
+
+
+def test_causal_rules_read_pointers_to_any_node_as_node_numbers():
+    from hookgnn.causal.das import output_loss
+    from hookgnn.causal.interchange import node_agreement, swapped_hint
+    from hookgnn.causal.tables import probe_hints
+
+    g = two_graphs()
+    logits = torch.tensor([[0.0, 2.0, EDGE_POINTER_PAD], [1.0, 1.0, EDGE_POINTER_PAD], [0.0, 0.0, 3.0],
+                           [5.0, 0.0, 0.0], [0.0, 4.0, 1.0]], dtype=torch.float64)
+    target = torch.tensor([1, 1, 2, 0, 2])  # node 1 ties: slot 0 is predicted, wrong; node 4 wrong
+    assert node_agreement(ANY, logits, target, g, 1e-6).tolist() == [True, False, True, True, False]
+    lp = torch.log_softmax(logits, -1)
+    want = -(lp[0, 1] + lp[1, 1] + lp[2, 2] + lp[3, 0] + lp[4, 2]) / 5
+    torch.testing.assert_close(output_loss(ANY, logits, target, g), want, rtol=1e-12, atol=1e-12)
+
+    topo = get_task("topological_sort")
+    base, source = topo.run(er_dag(5, 0.5, seed=1)), topo.run(er_dag(5, 0.5, seed=2))
+    swapped = swapped_hint(topo, "topo_h", base, source, node=3, step=10)  # source has 11 steps, base 13
+    want_row = base["topo_h"][10].clone()
+    want_row[3] = source["topo_h"][10][3]
+    assert int(want_row[3]) != int(base["topo_h"][10][3]) and torch.equal(swapped, want_row)
+    model = HookedGNN("mpnn", 4, node_in=base.x.shape[1], edge_in=base.edge_attr.shape[1], spec=topo.spec)
+    with pytest.raises(ValueError, match="probe_hints does not support pointers to any node .'topo_h'"):
+        probe_hints(model, [base, source], topo.spec, hints=["topo_h"])
