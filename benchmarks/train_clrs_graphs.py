@@ -1,4 +1,4 @@
-"""Hint-supervised MPNN and Triplet-GMPNN on the five CLRS-30 tasks with pointer edges (not a test).
+"""Hint-supervised MPNN and Triplet-GMPNN on the five CLRS-30 tasks added last (not a test).
 
 For each of ``topological_sort``, ``strongly_connected_components``, ``mst_kruskal``,
 ``dag_shortest_paths`` and ``floyd_warshall`` and each processor, train on CLRS's

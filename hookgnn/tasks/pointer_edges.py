@@ -131,12 +131,14 @@ def er_dag(n: int = 16, p: float = 0.5, *, seed: Seed = None, weights: tuple[flo
 
 
 class PointerEdgeTask(Task):
-    """A :class:`Task` stored with pointer edges (module doc); subclasses implement
-    :meth:`pointer_pairs` and :meth:`label`.
+    """A :class:`Task` stored with pointer edges where its edge state needs them (module doc),
+    labelled on its stored edges; subclasses implement :meth:`pointer_pairs` (none for most)
+    and :meth:`label`.
 
     >>> from hookgnn.tasks import get_task
-    >>> isinstance(get_task("topological_sort"), PointerEdgeTask), get_task("topological_sort").spec["topo"].type
-    (True, 'pointer')
+    >>> topo = get_task("topological_sort")
+    >>> isinstance(topo, PointerEdgeTask), topo.spec["topo"].type, topo.spec["topo"].any_node
+    (True, 'pointer', True)
     """
 
     @abstractmethod
