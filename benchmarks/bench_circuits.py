@@ -30,9 +30,10 @@ The scoring methods do not depend on the ablation (only their selected circuit d
 table gives the known circuit's own faithfulness per ablation: the ground truths guarantee 1.0
 under zero and resample ablation; under mean ablation a mean state may win a min or add to a sum.
 
-Methods live in :data:`METHODS` (a registry): an entry is a :class:`Method` whose ``run`` gets a
-:class:`Case` and returns :class:`Found` (scores per message and/or its own circuit), added with
-:func:`register`. ``acdc`` (iterative exact pruning) and ``learn_mask`` (learned gates) return
+Methods live in :data:`METHODS` (a registry, in ``benchmarks/circuit_leaderboard/methods.py``; the
+scoring and the tables in ``circuit_leaderboard/scoring.py``): an entry is a :class:`Method` whose
+``run`` gets a :class:`Case` and returns :class:`Found` (scores per message and/or its own circuit),
+added with :func:`register`. ``acdc`` (iterative exact pruning) and ``learn_mask`` (learned gates) return
 their own circuit, found under the row's ablation and direction; both refuse denoising with zero or
 mean ablation (denoising patches clean values in), shown as ``-``. For ground truths with OR
 structure a last table gives :func:`hookgnn.circuits.redundancy` on ``learn_mask``'s circuit
@@ -55,237 +56,25 @@ import argparse
 import json
 import platform
 import statistics
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hookgnn.attribution import atp_star, attribute, eap
-from hookgnn.circuits import Circuit, acdc, evaluate, learn_mask, redundancy, verify
+from hookgnn.circuits import learn_mask, redundancy
 from hookgnn.graph import Graph
 from hookgnn.groundtruth import GROUND_TRUTHS, GroundTruth, Pair, ground_truth
-from hookgnn.metrics import faithfulness
-from hookgnn.patching import HookScores, MessageEdge, messages, patch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers in benchmarks/circuit_leaderboard/
+from circuit_leaderboard.methods import MASK_STEPS, MASK_TARGET, METHODS, Case, Found  # noqa: E402
+from circuit_leaderboard.methods import Method, register, run_exact  # noqa: E402, F401  (for the tests)
+from circuit_leaderboard.scoring import (  # noqa: E402, F401
+    COLS, TARGET, Evaluator, _line, _mean, _median, markdown, roc_auc, score_case, select, timed,
+)
 
 ABLATIONS = ("zero", "resample", "mean")
 DIRECTIONS = ("noising", "denoising")
-TARGET = 0.9
-
-
-@dataclass(frozen=True)
-class Case:
-    """One run of a method: a ground truth, a pair, a direction and an ablation (``dataset``: for mean ablation)."""
-
-    gt: GroundTruth
-    pair: Pair
-    direction: str
-    ablation: str
-    dataset: Graph
-
-    @property
-    def universe(self) -> list[MessageEdge]:
-        return self.gt.messages(self.pair.clean)
-
-
-@dataclass(frozen=True)
-class Found:
-    """What a method found: ``scores`` per message (``None``: it scores nothing) and/or its own ``circuit``
-    (``own``: that circuit's exact faithfulness in the method's own direction and ablation, if it reports one)."""
-
-    scores: dict[MessageEdge, float] | None = None
-    circuit: frozenset[MessageEdge] | None = None
-    own: float = float("nan")
-
-
-@dataclass(frozen=True)
-class Method:
-    """A leaderboard entry: ``run(case) -> Found``; ``uses_ablation``: whether it depends on ``case.ablation``."""
-
-    name: str
-    run: Callable[[Case], Found]
-    uses_ablation: bool = False
-
-
-METHODS: dict[str, Method] = {}
-
-
-def register(method: Method) -> Method:
-    """Add ``method`` to the leaderboard (by name, replacing one of the same name)."""
-    METHODS[method.name] = method
-    return method
-
-
-def _by_message(case: Case, scores: HookScores) -> dict[MessageEdge, float]:
-    """Round x edge scores (rows in round order, as ``messages(model)`` selects them) keyed by message."""
-    vals = scores.values.double()
-    return {m: float(vals[m.round, m.edge]) for m in case.universe}
-
-
-def _carriers(case: Case) -> list[str]:
-    return list(messages(case.gt.model).hooks)
-
-
-def run_exact(case: Case) -> Found:
-    gt, p = case.gt, case.pair
-    s = patch(gt.model, p.clean, p.corrupted, gt.metric, messages(gt.model), direction=case.direction)
-    return Found(_by_message(case, s))
-
-
-def run_atp(case: Case) -> Found:
-    gt, p = case.gt, case.pair
-    attr = attribute(gt.model, p.clean, p.corrupted, gt.metric, ig_steps=0, names_filter=_carriers(case),
-                     direction=case.direction)
-    return Found(_by_message(case, attr.rows(_carriers(case))))
-
-
-def run_eap_ig(case: Case) -> Found:
-    gt, p = case.gt, case.pair
-    s = eap(gt.model, p.clean, p.corrupted, gt.metric, ig_steps=16, level="message", direction=case.direction)
-    return Found({e: v for e, v in s.as_dict().items() if isinstance(e, MessageEdge)})
-
-
-def run_atp_star(exact_rounds: int) -> Callable[[Case], Found]:
-    def run(case: Case) -> Found:
-        gt, p = case.gt, case.pair
-        s = atp_star(gt.model, p.clean, p.corrupted, gt.metric, exact_rounds=exact_rounds, direction=case.direction)
-        return Found(_by_message(case, s))
-    return run
-
-
-def run_verify(case: Case) -> Found:
-    """Filter then verify: AtP, then the top k = max(4, 10%) messages re-scored by exact patches."""
-    gt, p = case.gt, case.pair
-    hooks = _carriers(case)
-    est = attribute(gt.model, p.clean, p.corrupted, gt.metric, ig_steps=0, names_filter=hooks,
-                    direction=case.direction).rows(hooks)
-    k = max(4, len(case.universe) // 10)
-    v = verify(gt.model, p.clean, p.corrupted, gt.metric, est, k=k)
-    merged = est.values.clone()
-    for c, x in v.exact.items():
-        merged[hooks.index(c.hook), c.index] = x
-    return Found(_by_message(case, HookScores(merged, est.hooks, est.axes, est.baseline, est.direction)))
-
-
-#: learn_mask's settings on the ground truths (exact circuits: a high target, few steps suffice)
-#: The known circuits are exactly faithful (F = 1); Bellman-Ford denoising has single messages within 1.5 % of
-#: that, so the discovery methods run with a tight tolerance.
-MASK_TARGET, MASK_STEPS, ACDC_THRESHOLD = 0.999, 100, 1e-3
-
-
-def _supported(case: Case) -> bool:
-    """acdc and learn_mask keep a circuit denoising only by patching clean values in (resample)."""
-    return case.direction == "noising" or case.ablation == "resample"
-
-
-def run_discovery(find: Callable[..., Any], **kwargs: Any) -> Callable[[Case], Found]:
-    """``acdc`` or ``learn_mask`` in the row's direction and ablation: its own circuit."""
-    def run(case: Case) -> Found:
-        if not _supported(case):
-            return Found()
-        gt, p = case.gt, case.pair
-        found = find(gt.model, p.clean, p.corrupted, gt.metric, case.universe, direction=case.direction,
-                     ablation=case.ablation, dataset=case.dataset, **kwargs)
-        return Found(circuit=frozenset(found.circuit.items()), own=found.faithfulness)
-    return run
-
-
-for _m in (Method("exact", run_exact), Method("AtP", run_atp), Method("EAP-IG16", run_eap_ig),
-           Method("AtP*1", run_atp_star(1)), Method("AtP*2", run_atp_star(2)), Method("AtP+verify", run_verify),
-           Method("acdc", run_discovery(acdc, threshold=ACDC_THRESHOLD), uses_ablation=True),
-           Method("learn_mask", run_discovery(learn_mask, target=MASK_TARGET, steps=MASK_STEPS, progress=False),
-                  uses_ablation=True)):
-    register(_m)
-
-
-# --------------------------------------------------------------------------------- scoring
-def roc_auc(scores: dict[MessageEdge, float], circuit: frozenset[MessageEdge]) -> float:
-    """ROC AUC of |score| against membership (Mann-Whitney; ties count 1/2); NaN without both classes."""
-    pos = [abs(v) for m, v in scores.items() if m in circuit]
-    neg = [abs(v) for m, v in scores.items() if m not in circuit]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
-    return wins / (len(pos) * len(neg))
-
-
-class Evaluator:
-    """Faithfulness of message circuits of one case, by :func:`~hookgnn.circuits.evaluate`."""
-
-    def __init__(self, case: Case) -> None:
-        self.case = case
-        self.universe = case.universe
-        self.m_full = self.metric(frozenset(self.universe))
-        self.m_empty = self.metric(frozenset())
-
-    def metric(self, kept: frozenset[MessageEdge]) -> float:
-        """Noising: the clean run with every message outside ``kept`` ablated; denoising: the corrupted run
-        with the messages of ``kept`` patched from the clean run (the query is read from the graph: both
-        graphs of a pair share it)."""
-        c = self.case
-        if c.direction == "denoising":
-            rest = Circuit.of(m for m in self.universe if m not in kept)
-            return evaluate(c.gt.model, c.pair.corrupted, c.pair.clean, c.gt.metric, rest, self.universe, "resample")
-        return evaluate(c.gt.model, c.pair.clean, c.pair.corrupted, c.gt.metric, Circuit.of(kept), self.universe,
-                        c.ablation, c.dataset)  # type: ignore[arg-type]
-
-    def faithfulness(self, kept: frozenset[MessageEdge]) -> float:
-        return float(faithfulness(self.metric(kept), self.m_full, self.m_empty))
-
-
-def select(scores: dict[MessageEdge, float], ev: Evaluator) -> tuple[frozenset[MessageEdge], float]:
-    """The smallest top-n of the nonzero scores (by |score|) with faithfulness >= TARGET, and its faithfulness;
-    all nonzero-scored messages when no n reaches it."""
-    ranked = [m for m, v in sorted(scores.items(), key=lambda kv: -abs(kv[1])) if v != 0.0]
-    f = ev.faithfulness(frozenset())
-    for n in range(1, len(ranked) + 1):
-        f = ev.faithfulness(frozenset(ranked[:n]))
-        if f >= TARGET:
-            return frozenset(ranked[:n]), f
-    return frozenset(ranked), f
-
-
-def score_case(method: Method, case: Case, found: Found) -> dict[str, float]:
-    known = case.pair.circuit_for(case.direction)  # type: ignore[arg-type]
-    sufficient = case.pair.sufficient_for(case.direction)  # type: ignore[arg-type]
-    if found.circuit is None and found.scores is None:  # the method refuses this direction x ablation
-        return dict.fromkeys(COLS[:-1], float("nan"))
-    ev = Evaluator(case)
-    if found.circuit is not None:
-        chosen, faith = found.circuit, ev.faithfulness(found.circuit)
-    else:
-        assert found.scores is not None
-        chosen, faith = select(found.scores, ev)
-    auc = roc_auc(found.scores, known) if found.scores is not None else float("nan")
-    hit = len(chosen & known)
-    whole = float(any(s <= chosen for s in sufficient))
-    best = max(len(chosen & s) / len(s) for s in sufficient)
-    return {"auc": auc, "precision": hit / len(chosen) if chosen else float("nan"), "recall": hit / len(known),
-            "recall_min": best, "sufficient": whole, "faithfulness": faith, "own_F": found.own,
-            "size": float(len(chosen))}
-
-
-def timed(fn: Callable[[], Found], runs: int) -> tuple[Found, float]:
-    """``fn()``'s result and its median wall time over ``runs`` calls."""
-    times, out = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    assert out is not None
-    return out, statistics.median(times)
-
-
-def _median(xs: list[float]) -> float:
-    xs = [x for x in xs if x == x]
-    return statistics.median(xs) if xs else float("nan")
-
-
-def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x == x]
-    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def or_report(gt: GroundTruth, sampled: list[Pair]) -> list[dict[str, Any]]:
@@ -371,39 +160,6 @@ def _cost_rows(rows: list[dict[str, Any]], methods: list[str]) -> list[dict[str,
                         "unit": "x exact time", "ratio": statistics.median(costs),
                         "ratio_means": f"{m} time / exact sweep time", "runs": len(costs)})
     return out
-
-
-COLS = ("auc", "precision", "recall", "recall_min", "sufficient", "faithfulness", "own_F", "size", "cost")
-
-
-def _fmt(x: float) -> str:
-    return "-" if x != x else f"{x:.2f}"
-
-
-def _line(r: dict[str, Any]) -> str:
-    return (f"{r['ground_truth']:22s} {r['ablation']:9s} {r['direction']:10s} {r['method']:11s} "
-            + " ".join(f"{c}={_fmt(r[c])}" for c in COLS))
-
-
-def markdown(result: dict[str, Any]) -> str:
-    out = [f"Circuit leaderboard on hookgnn.groundtruth: {result['pairs']} pairs per ground truth (seed "
-           f"{result['seed']}); selection: smallest top-n of nonzero |scores| with faithfulness >= "
-           f"{result['target']} (else every nonzero-scored message); cost: method time / exact single sweep time "
-           f"(median of {result['runs']} runs, then over pairs). Machine: {result['machine']}.", "",
-           "Known circuit's own faithfulness:", "", "| ground truth | ablation | faithfulness |", "|---|---|---|"]
-    out += [f"| {k['ground_truth']} | {k['ablation']} | {_fmt(k['faithfulness'])} |" for k in result["known"]]
-    out += ["", "| ground truth | ablation | direction | method | ROC AUC | precision | recall | recall (best minimal) "
-            "| sufficient | faithfulness | own F | size | cost |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    out += [f"| {r['ground_truth']} | {r['ablation']} | {r['direction']} | {r['method']} | "
-            + " | ".join(_fmt(r[c]) for c in COLS) + " |" for r in result["rows"]]
-    if result["or"]:
-        out += ["", "redundancy on learn_mask's circuit (resample): fraction of pairs whose OR groups name every "
-                "message of both paths (default candidates; every unit a candidate), and the mean number of groups:",
-                "", "| ground truth | direction | both paths named | with candidates=universe | groups |",
-                "|---|---|---|---|---|"]
-        out += [f"| {r['ground_truth']} | {r['direction']} | {_fmt(r['both_paths_named'])} | "
-                f"{_fmt(r['both_paths_named_all'])} | {_fmt(r['groups'])} |" for r in result["or"]]
-    return "\n".join(out) + "\n"
 
 
 def main() -> None:

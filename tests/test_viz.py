@@ -72,17 +72,39 @@ def test_one_signed_effects_use_a_sequential_scale_from_white_at_zero(sign: floa
     assert far == (RED if sign > 0 else BLUE)
 
 
-def test_panels_share_one_scale_and_each_has_a_colorbar():
+def test_panels_share_one_scale_when_asked_and_each_has_a_colorbar():
     a = HookScores(torch.tensor([[0.1, -0.2], [0.0, 0.3]]), HOOKS[:2], ("round", "node"), baseline=0.0)
     b = HookScores(torch.tensor([[4.0, -1.0]]), HOOKS[:1], ("round", "node"), baseline=0.0)
-    fig = plot_scores({"small": a, "large": b})
+    fig = plot_scores({"small": a, "large": b}, share_scale=True)
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 2
     assert all(im.get_clim() == pytest.approx((-4.0, 4.0)) for im in images)
     colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(colorbars) == 2
     assert all(cb.get_ylim() == pytest.approx((-4.0, 4.0)) for cb in colorbars)
-    assert [ax.get_title() for ax in fig.axes if ax.images] == ["small", "large"]
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["small  ±4", "large  ±4"]
+
+
+def test_each_panel_has_its_own_scale_by_default_printed_in_its_title():
+    torch.manual_seed(0)
+    exact = torch.randn(3, 6) * 0.01
+    overshoot = torch.randn(3, 6) * 0.5  # an estimate ~50x the exact effects
+    only_negative = -torch.rand(2, 6)
+    panels = {name: HookScores(v, HOOKS[:v.shape[0]], ("round", "node"), baseline=0.0)
+              for name, v in (("exact", exact), ("EAP-IG", overshoot), ("neg", only_negative))}
+    fig = plot_scores(panels)
+    images = {ax.get_title().split()[0]: ax.images[0] for ax in fig.axes if ax.images}
+    assert list(images) == ["exact", "EAP-IG", "neg"]
+    for name, v in (("exact", exact), ("EAP-IG", overshoot)):
+        lim = v.abs().max().item()  # both signs occur: symmetric about 0, at the panel's own max |score|
+        assert images[name].get_clim() == pytest.approx((-lim, lim), rel=1e-6)
+    neg_lim = only_negative.abs().max().item()
+    assert images["neg"].get_clim() == pytest.approx((-neg_lim, 0.0), rel=1e-6)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles == [f"exact  ±{exact.abs().max().item():.3g}", f"EAP-IG  ±{overshoot.abs().max().item():.3g}",
+                      f"neg  [{-neg_lim:.3g}, 0]"]
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert [cb.get_ylim() for cb in colorbars] == [pytest.approx(im.get_clim()) for im in images.values()]
 
 
 def test_edge_columns_are_labelled_u_to_v_from_the_graph():

@@ -176,6 +176,32 @@ def test_circuit_explorer_in_a_browser_shows_the_scores_and_the_slider_changes_t
     assert "hookgnn-view" in dom
 
 
+def multi_graph() -> Graph:
+    """0->1 and 1->0 (antiparallel), 1->2 three times (multi-edges), the self-loop 1->1 twice."""
+    return Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1, 1, 1, 1, 1, 1], [1, 0, 2, 2, 1, 2, 1]]))
+
+
+def test_parallel_messages_are_ranked_in_edge_order_within_a_round():
+    g = multi_graph()
+    circuit = [MessageEdge(0, e, u, v) for e, (u, v) in enumerate(zip(*g.edge_index.tolist()))]
+    circuit += [MessageEdge(1, 3, 1, 2)]  # another round: its own count
+    view = circuit_explorer(g, circuit)
+    ranks = {(m["round"], m["edge"]): m["rank"] for m in view.data["messages"]}
+    # by hand: edges 2, 3, 5 are 1->2 (ranks 0, 1, 2); 4 and 6 are 1->1 (0, 1); 0->1 and 1->0 are different pairs
+    assert ranks == {(0, 0): 0, (0, 1): 0, (0, 2): 0, (0, 3): 1, (0, 4): 0, (0, 5): 2, (0, 6): 1, (1, 3): 0}
+
+
+def test_parallel_and_antiparallel_messages_draw_distinct_paths(tmp_path: Path):
+    g = multi_graph()
+    circuit = [MessageEdge(0, e, u, v) for e, (u, v) in enumerate(zip(*g.edge_index.tolist()))]
+    found, _ = render(circuit_explorer(g, circuit, query=2), tmp_path)
+    for cls in ("hg-msg", "hg-graph-msg"):  # the unrolled view and the graph view (round 0 shown)
+        paths = {i: n["attrs"].get("d") or tuple(n["attrs"].get(k) for k in ("x1", "y1", "x2", "y2"))
+                 for i, n in enumerate(of_class(found, cls))}  # a path's d, or a straight line's ends
+        assert len(paths) == len(circuit), cls
+        assert len(set(paths.values())) == len(circuit), (cls, paths)
+
+
 def test_views_reject_bad_input():
     with pytest.raises(ValueError, match="not finite"):
         scores_heatmap(HookScores(torch.tensor([[float("inf")]]), ("h",), ("round", "node"), baseline=0.0))

@@ -200,9 +200,9 @@ S.record(sweep_seconds=sweep_s, exact_message_seconds=exact_s, verified_messages
                        "recall_at_10": r.recall_at_k, "messages_needed": r.size_estimate,
                        "messages_needed_exact": r.size_exact} for name, s, r in table})
 
-S.figure(plot_scores({"exact": exact, **estimates}, graph=clean,
-                     title="noising single messages: exact and estimated, on one scale", caption=S.caption),
-         "estimators.png")
+scale_note = "each panel on its own colour scale, printed in its title (estimates can overshoot the exact effects)"
+S.figure(plot_scores({"exact": exact, **estimates}, graph=clean, title="noising single messages: exact and estimated",
+                     caption=scale_note if S.caption is None else f"{scale_note}; {S.caption}"), "estimators.png")
 print("results:", S.save())
 
 # %% [markdown]

@@ -3,8 +3,10 @@
 For each node hint (``--hint``, default all) and each step ``1 .. --steps``: the held-out
 score of a linear probe from the state entering that round (with its control task), and the
 interchange intervention accuracy of the whole node state against the task's algorithm
-resumed with the swapped hint (:mod:`hookgnn.causal`). Every argument is checked first
-(the checkpoint loads, its task can resume, the hints exist, the rounds fit).
+resumed with the swapped hint (:mod:`hookgnn.causal`): ``iia`` (every output right at every
+node) and, per node output, ``output_iia`` (node by node, with its ceiling and chance;
+:func:`~hookgnn.causal.outputs.output_iia`). Every argument is checked first (the checkpoint
+loads, its task can resume, the hints exist, the rounds fit).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ examples:
 
 A hint is decodable when the probe's score clearly beats its control (shuffled labels), and
 used the way the algorithm uses it when IIA clearly beats chance (what an intervention that
-changes nothing scores).
+changes nothing scores). The second table scores each output node by node (output_iia):
+ceiling is the model's own accuracy without intervention, chance the share of nodes the
+intervention leaves unchanged.
 """
 
 
@@ -92,6 +96,14 @@ def check_causal(args: argparse.Namespace) -> Job:
         print("  ".join(f"{c:>11s}" for c in cols))
         for r in rows:
             print("  ".join(f"{r[c]:>11.3f}" if isinstance(r[c], float) else f"{r[c]!s:>11s}" for c in cols))
+        if outputs:
+            print("output_iia: node by node, per output")
+            cols = ("hint", "step", "output", "iia", "ceiling", "chance")
+            print("  ".join(f"{c:>11s}" for c in cols))
+            for r in rows:
+                for name, o in r["output_iia"].items():
+                    cells = (r["hint"], r["step"], name, o["iia"], o["ceiling"], o["chance"])
+                    print("  ".join(f"{c:>11.3f}" if isinstance(c, float) else f"{c!s:>11s}" for c in cells))
         if json_path is not None:
             try:
                 json_path.write_text(json.dumps(rows, indent=2))
@@ -103,8 +115,9 @@ def check_causal(args: argparse.Namespace) -> Job:
 
 def run_causal(model: Any, task: Any, hints: list[str], steps: list[int], outputs: list[str], num_pairs: int,
                sampler: str, seed: int, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Probe and IIA rows per (hint, step) (see the module docstring)."""
-    from hookgnn.causal import interchange_accuracy, interchange_data, probe_hints, random_interventions
+    """Probe and IIA rows per (hint, step) (see the module docstring); ``output_iia`` maps each
+    output to its node-level ``iia``, ``ceiling`` and ``chance`` at that step."""
+    from hookgnn.causal import interchange_accuracy, interchange_data, output_iia, probe_hints, random_interventions
     from hookgnn.causal import task_pairs, whole_state
 
     graphs = [task.sample(16, sampler, seed=seed + 1 + i, **kwargs) for i in range(4)]
@@ -116,9 +129,14 @@ def run_causal(model: Any, task: Any, hints: list[str], steps: list[int], output
     for h in hints:
         data = interchange_data(task, h, pairs, random_interventions(pairs, steps, seed=seed), outputs=outputs)
         iia = {r["step"]: r for r in interchange_accuracy(model, data, whole_state(d)).by_step()}
+        by_output = {name: {r["step"]: r for r in result.by_step()}
+                     for name, result in (output_iia(model, data, whole_state(d)) if outputs else {}).items()}
         for p in probes.rows:
             if p["hint"] == h:
                 r = iia[p["step"]]
+                nodes = {name: {k: steps[p["step"]][k] for k in ("iia", "ceiling", "chance")}
+                         for name, steps in by_output.items()}
                 rows.append({"hint": h, "step": p["step"], "probe": p["score"], "control": p["control"],
-                             "iia": r["iia"], "chance": r["chance"], "informative": r["informative"]})
+                             "iia": r["iia"], "chance": r["chance"], "informative": r["informative"],
+                             "output_iia": nodes})
     return rows

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,9 @@ from hookgnn.nn import PROCESSORS, HookedMessagePassing
 from hookgnn.nn.wiring import ResolvedLink
 from hookgnn.ops import scatter_plans
 from hookgnn.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    from hookgnn.tasks.base import Task
 
 ProcessorFactory = Callable[[int], HookedMessagePassing]
 
@@ -124,6 +127,52 @@ class HookedGNN(LayerStack):
             {k: Encoder(s.width, d_hidden) for k, s in self.hint_spec.items()} if encode_hints else {}
         )
         self.setup()
+
+    @classmethod
+    def for_task(
+        cls,
+        task: str | Task,
+        processor: str | ProcessorFactory = "mpnn",
+        d_hidden: int = 64,
+        max_steps: int = 64,
+        tie_weights: bool = True,
+        encode_hints: bool = False,
+        features: Sequence[str] | None = None,
+        hints: bool = True,
+    ) -> HookedGNN:
+        """An untrained model sized for ``task``: the model :func:`hookgnn.training.train` builds.
+
+        ``node_in`` and ``edge_in`` count every node and edge input column of the task (``pos``
+        included; :func:`~hookgnn.tasks.model_spec.input_widths`); the decoders are the task's
+        outputs and, with ``hints``, its hints (or just ``features``;
+        :func:`~hookgnn.tasks.model_spec.select_spec`). With ``encode_hints`` every hint is decoded,
+        since every one is read back.
+
+        >>> model = HookedGNN.for_task("bellman_ford", "mpnn", d_hidden=8, max_steps=4)
+        >>> model.node_in, model.edge_in, sorted(model.output_spec), sorted(model.hint_spec)
+        (2, 1, ['d', 'pi', 'reach'], ['d_h', 'msk', 'pi_h'])
+
+        :param task: a task name (:data:`hookgnn.tasks.TASKS`) or a :class:`~hookgnn.tasks.base.Task`.
+        :param processor: a name from :data:`hookgnn.nn.PROCESSORS` or a factory ``d_hidden -> HookedMessagePassing``.
+        :param d_hidden: width of node states and encodings.
+        :param max_steps: number of rounds that exist (hook points ``layers.0`` ...).
+        :param tie_weights: one processor reused in every round (True) or own weights per round.
+        :param encode_hints: feed hints back as inputs (teacher forcing or own predictions).
+        :param features: the outputs and hints to decode (``None``: all outputs, and all hints if ``hints``).
+        :param hints: with ``features=None``, decode the hints too.
+        """
+        from hookgnn.tasks import get_task  # lazy: `import hookgnn` does not load the tasks
+        from hookgnn.tasks.model_spec import input_widths, select_spec
+
+        task = get_task(task) if isinstance(task, str) else task
+        node_in, edge_in = input_widths(task)
+        spec = select_spec(task, features, hints)
+        if encode_hints:  # the model reads every decoded hint back, so all must be decoded
+            spec.update({k: s for k, s in task.spec.items() if s.stage == "hint"})
+        model = cls(processor, d_hidden, node_in, edge_in, 0, spec, max_steps, tie_weights, encode_hints)
+        if isinstance(processor, str):
+            model.processor_name = processor  # remembered for checkpoints (hookgnn.training.model_config)
+        return model
 
     @staticmethod
     def from_layers(layers: Sequence[HookedMessagePassing], **kwargs: Any) -> LayeredGNN:

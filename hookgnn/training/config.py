@@ -15,6 +15,7 @@ from hookgnn.models import HookedGNN
 from hookgnn.nn import PROCESSORS
 from hookgnn.spec import FeatureSpec
 from hookgnn.tasks import TASKS, Task, get_task
+from hookgnn.tasks.model_spec import input_widths, select_spec
 from hookgnn.training.data import sample_batch
 from hookgnn.training.validation import (
     ROUND_POLICIES,
@@ -210,34 +211,6 @@ def _as_tuple(value: Any) -> tuple[Any, ...] | None:
     return tuple(value)
 
 
-def input_widths(task: Task) -> tuple[int, int]:
-    """``(node_in, edge_in)``: columns of ``x`` and ``edge_attr`` the task's graphs carry.
-
-    >>> input_widths(get_task("bellman_ford"))
-    (2, 1)
-    """
-    widths = {"node": 0, "edge": 0}
-    for fs in task.spec.values():
-        if fs.stage == "input" and fs.field_location in widths:
-            widths[fs.field_location] += fs.width
-    return widths["node"] or 1, widths["edge"] or 1  # tasks store a column of ones when empty
-
-
-def select_spec(task: Task, features: Sequence[str] | None, hints: bool) -> dict[str, FeatureSpec]:
-    """The output/hint specs of ``task`` to decode: ``features`` or all (hints only if ``hints``).
-
-    >>> sorted(select_spec(get_task("bfs"), None, hints=False))
-    ['pi', 'reach']
-    """
-    if features is None:
-        return {k: s for k, s in task.spec.items() if s.stage == "output" or (hints and s.stage == "hint")}
-    unknown = [f for f in features if f not in task.spec or task.spec[f].stage == "input"]
-    if unknown:
-        decodable = sorted(k for k, s in task.spec.items() if s.stage != "input")
-        raise KeyError(f"task {task.name!r} has no output or hint {unknown}; choose from {decodable}")
-    return {k: task.spec[k] for k in features}
-
-
 def build_model(
     task: Task | str,
     processor: str = "mpnn",
@@ -248,22 +221,17 @@ def build_model(
     features: Sequence[str] | None = None,
     hints: bool = True,
 ) -> HookedGNN:
-    """A :class:`HookedGNN` sized for ``task``'s inputs, decoding its outputs (and hints).
+    """A :class:`HookedGNN` sized for ``task``'s inputs, decoding its outputs (and hints):
+    :meth:`HookedGNN.for_task <hookgnn.models.gnn.HookedGNN.for_task>` for a processor name (the
+    model :func:`~hookgnn.training.train` builds).
 
     >>> model = build_model("bfs", "mpnn", d_hidden=8, max_steps=4)
     >>> sorted(model.output_spec), sorted(model.hint_spec)
     (['pi', 'reach'], ['pi_h', 'reach_h'])
     """
-    task = get_task(task) if isinstance(task, str) else task
     if processor not in PROCESSORS:
         raise KeyError(f"unknown processor {processor!r}; known: {sorted(PROCESSORS)}")
-    node_in, edge_in = input_widths(task)
-    spec = select_spec(task, features, hints)
-    if encode_hints:  # the model reads every decoded hint back, so all must be decoded
-        spec.update({k: s for k, s in task.spec.items() if s.stage == "hint"})
-    model = HookedGNN(processor, d_hidden, node_in, edge_in, 0, spec, max_steps, tie_weights, encode_hints)
-    model.processor_name = processor  # remembered for checkpoints
-    return model
+    return HookedGNN.for_task(task, processor, d_hidden, max_steps, tie_weights, encode_hints, features, hints)
 
 
 def model_config(model: HookedGNN, task: Task | str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Figures (matplotlib, and networkx for the graph panel; the ``viz`` extra), each 
 the ``matplotlib.figure.Figure``:
 
 * :func:`plot_scores`: heatmaps of :class:`~hookgnn.patching.results.HookScores` (round x
-  node / edge / feature), white = no effect, one colorbar per panel on a shared scale;
+  node / edge / feature), white = no effect, one colorbar and (by default) one scale per panel;
 * :func:`plot_message_circuit`: a message circuit unrolled in time, and over the graph;
 * :func:`plot_neuron_circuit`: a neuron-level circuit (weight edges), hook by hook;
 * :func:`plot_probes`: probe quality per (hint, step) beside its control task.

@@ -97,9 +97,13 @@ function circuit(root, d){
     tip(el("circle", {cx: X(R), cy: Y(q), r: 7, fill: "#f0a500", stroke: "#000", "class": "hg-query"}, un),
         "query " + q);
   });
+  function bend(k){ return k === 0 ? 0 : (k % 2 ? 1 : -1) * Math.ceil(k / 2); }  // 0, 1, -1, 2, -2 ...
   var arrows = d.messages.map(function(m){
     var c = stroke(m.score);
-    var p = el("line", {x1: X(m.round) + 4, y1: Y(m.u), x2: X(m.round + 1) - 4, y2: Y(m.v), stroke: c,
+    var x1 = X(m.round) + 4, y1 = Y(m.u), x2 = X(m.round + 1) - 4, y2 = Y(m.v);
+    var dx = x2 - x1, dy = y2 - y1, L = Math.sqrt(dx * dx + dy * dy) || 1, off = 9 * bend(m.rank);
+    var p = el("path", {d: "M" + x1 + "," + y1 + " Q" + ((x1 + x2) / 2 - off * dy / L) + ","
+      + ((y1 + y2) / 2 + off * dx / L) + " " + x2 + "," + y2, fill: "none", stroke: c,
       "stroke-width": width(m.score, top), "marker-end": "url(#" + root.id + "-m" + c.slice(1) + ")",
       "class": "hg-msg", "data-round": m.round, "data-msg": m.u + "->" + m.v, "data-edge": m.edge,
       "data-value": m.score === null ? "" : String(m.score)}, un);
@@ -129,13 +133,14 @@ function circuit(root, d){
       if (m.round !== r) return;
       k++;
       var c = stroke(m.score), a = P[m.u], b = P[m.v], path;
-      if (m.u === m.v)  // a loop above the node
-        path = "M" + (a[0] - 5) + "," + (a[1] - 8) + " C" + (a[0] - 22) + "," + (a[1] - 40) + " "
-          + (a[0] + 22) + "," + (a[1] - 40) + " " + (a[0] + 5) + "," + (a[1] - 8);
-      else {
-        var dx = b[0] - a[0], dy = b[1] - a[1], L = Math.sqrt(dx * dx + dy * dy) || 1;
+      if (m.u === m.v) {  // a loop above the node; parallel loops nested, larger by rank
+        var lh = 40 + 14 * m.rank, lw = 22 + 8 * m.rank;
+        path = "M" + (a[0] - 5) + "," + (a[1] - 8) + " C" + (a[0] - lw) + "," + (a[1] - lh) + " "
+          + (a[0] + lw) + "," + (a[1] - lh) + " " + (a[0] + 5) + "," + (a[1] - 8);
+      } else {  // bends to its right: v->u on the other side of u->v; parallel ones further out by rank
+        var dx = b[0] - a[0], dy = b[1] - a[1], L = Math.sqrt(dx * dx + dy * dy) || 1, f = 0.2 + 0.18 * m.rank;
         var sx = a[0] + dx / L * 10, sy = a[1] + dy / L * 10, ex = b[0] - dx / L * 11, ey = b[1] - dy / L * 11;
-        path = "M" + sx + "," + sy + " Q" + ((sx + ex) / 2 + 0.2 * dy) + "," + ((sy + ey) / 2 - 0.2 * dx) + " "
+        path = "M" + sx + "," + sy + " Q" + ((sx + ex) / 2 + f * dy) + "," + ((sy + ey) / 2 - f * dx) + " "
           + ex + "," + ey;
       }
       tip(el("path", {d: path, fill: "none", stroke: c, "stroke-width": width(m.score, top),

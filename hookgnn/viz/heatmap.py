@@ -26,25 +26,45 @@ def short_hook(hook: str) -> str:
     return f"{parts[1]}: {parts[2]}" if len(parts) == 3 and parts[0] == "layers" else hook
 
 
+def scale_label(kind: str, vmin: float, vmax: float) -> str:
+    """A colour scale as a panel title shows it: ``±L`` (signed), ``[-L, 0]`` or ``[0, L]``.
+
+    >>> scale_label("signed", -0.5, 0.5), scale_label("negative", -2.0, 0.0), scale_label("positive", 0.0, 3.0)
+    ('±0.5', '[-2, 0]', '[0, 3]')
+
+    :param kind: ``"signed"``, ``"negative"`` or ``"positive"`` (:func:`~hookgnn.viz._checks.effect_scale`).
+    :param vmin: the scale's lower end.
+    :param vmax: the scale's upper end.
+    """
+    if kind == "signed":
+        return f"±{vmax:.3g}"
+    return f"[{vmin:.3g}, {vmax:.3g}]"
+
+
 def plot_scores(
     scores: HookScores | Mapping[str, HookScores],
     graph: Graph | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     caption: str | None = None,
+    share_scale: bool = False,
 ) -> Figure:
     """Heatmap of the effects ``values[row, item]`` of one or several :class:`HookScores`.
 
     Each cell is an effect :math:`m(\\text{patched}) - m(\\text{base})`, so white is "no
-    effect". The colour scale is shared by every panel and is
+    effect". Each panel's colour scale is
 
     * diverging and symmetric, :math:`[-L, L]` with :math:`L = \\max |\\text{values}|`,
       when both signs occur;
     * sequential from white at 0 to blue at :math:`-L` (all effects :math:`\\le 0`) or to
       red at :math:`L` (all :math:`\\ge 0`), so no half of the scale is wasted.
 
-    Every panel has its own colorbar on that shared scale (panels wider than 12 items are
-    stacked one under the other, narrower ones side by side). Edge columns are labelled
+    By default :math:`L` (and the kind of scale) is each panel's own, so that an estimate that
+    overshoots by 50x does not wash out the exact panel beside it; with ``share_scale=True`` it
+    is taken over all panels at once, for comparing magnitudes by colour. With several panels,
+    each title ends with its scale (``±L``, ``[-L, 0]`` or ``[0, L]``). Every panel has its own
+    colorbar (panels wider than 12 items are stacked one under the other, narrower ones side by
+    side). Edge columns are labelled
     ``u->v`` when ``graph`` (the graph the scores were computed on) is given.
 
     >>> import torch, matplotlib; matplotlib.use("Agg")
@@ -53,12 +73,18 @@ def plot_scores(
     ...                   ("round", "node"), baseline=0.0))
     >>> fig.axes[0].images[0].get_clim()
     (-2.0, 0.0)
+    >>> scores = lambda *v: HookScores(torch.tensor([v]), ("layers.0.hook_update",), ("round", "node"), baseline=0.0)
+    >>> fig = plot_scores({"exact": scores(0.0, -1.0, -2.0), "estimate": scores(0.0, 50.0, -100.0)})
+    >>> [(a.get_title(), a.images[0].get_clim()) for a in fig.axes if a.images]
+    [('exact  [-2, 0]', (-2.0, 0.0)), ('estimate  ±100', (-100.0, 100.0))]
 
     :param scores: one ``HookScores``, or a mapping ``{panel title: HookScores}`` drawn side by side.
     :param graph: the scored graph, for ``u->v`` labels of edge columns.
     :param ax: draw a single ``HookScores`` into these axes (not with a mapping).
     :param title: the figure's title (one panel) or suptitle (several).
     :param caption: a note printed under the figure (e.g. that a quick setting's numbers differ from the text).
+    :param share_scale: one colour scale for all panels (the largest :math:`|\\text{value}|` of any) instead of
+        one per panel.
     """
     import matplotlib.pyplot as plt
 
@@ -68,9 +94,9 @@ def plot_scores(
     if ax is not None and len(panels) > 1:
         raise ValueError(f"plot_scores: ax draws one panel, got a mapping of {len(panels)} scores")
     values = {name: s.values.detach().cpu().double() for name, s in panels.items()}
-    flat = [v for name, t in values.items() for v in finite(t.flatten().tolist(), f"plot_scores panel {name!r}")]
-    kind, vmin, vmax = effect_scale(flat)
-    cmap = effect_cmap(kind)
+    flat = {name: finite(t.flatten().tolist(), f"plot_scores panel {name!r}") for name, t in values.items()}
+    shared = effect_scale([v for vs in flat.values() for v in vs])
+    scales = {name: shared if share_scale else effect_scale(vs) for name, vs in flat.items()}
     widest = max(t.shape[1] for t in values.values())
     tallest = max(t.shape[0] for t in values.values())
     if ax is None:
@@ -83,7 +109,8 @@ def plot_scores(
         fig, axs = ax.figure, [ax]
     for a, (name, s) in zip(axs, panels.items()):
         t = values[name]
-        im = a.imshow(t.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+        kind, vmin, vmax = scales[name]
+        im = a.imshow(t.numpy(), cmap=effect_cmap(kind), vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
         labels = item_labels(s.axes[1], t.shape[1], graph)
         a.set_xticks(range(t.shape[1]))
         a.set_xticklabels(labels, rotation=90 if s.axes[1] == "edge" else 0, fontsize=6)
@@ -92,7 +119,8 @@ def plot_scores(
         a.set_yticklabels([short_hook(h) for h in s.hooks], fontsize=7)
         a.set_ylabel(s.axes[0])
         fig.colorbar(im, ax=a, label="effect on the metric")
-        a.set_title(name or title or f"effects ({s.direction}; baseline {s.baseline:.3g})", fontsize=9)
+        head = name or title or f"effects ({s.direction}; baseline {s.baseline:.3g})"
+        a.set_title(f"{head}  {scale_label(*scales[name])}" if len(panels) > 1 else head, fontsize=9)
     add_caption(fig, caption)
     if len(panels) > 1 and title:
         fig.suptitle(title, fontsize=10)

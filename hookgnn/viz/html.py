@@ -123,6 +123,27 @@ def _layout(graph: Graph, seed: int) -> list[list[float]]:
     return [[float(pos[i][0]), float(pos[i][1])] for i in range(n)]
 
 
+def parallel_ranks(messages: Iterable[MessageEdge]) -> list[tuple[MessageEdge, int]]:
+    """Each message with its rank among the earlier messages of the same round on the same
+    ordered pair ``u -> v`` (0 for the first, 1 for a parallel edge after it ...): how far the
+    views curve it away from the others.
+
+    >>> from hookgnn.patching.components import MessageEdge
+    >>> msgs = [MessageEdge(0, 2, 1, 2), MessageEdge(0, 3, 1, 2), MessageEdge(0, 4, 2, 1), MessageEdge(1, 3, 1, 2)]
+    >>> [rank for _, rank in parallel_ranks(msgs)]
+    [0, 1, 0, 0]
+
+    :param messages: the messages, in the order ranks are given (e.g. by round, then edge).
+    """
+    seen: dict[tuple[int, int, int], int] = {}
+    ranked = []
+    for m in messages:
+        key = (m.round, m.u, m.v)
+        ranked.append((m, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
+    return ranked
+
+
 def circuit_explorer(
     graph: Graph,
     circuit: Iterable[MessageEdge],
@@ -137,7 +158,9 @@ def circuit_explorer(
     effect, width by its size); a slider picks a round, whose arrows stay opaque and whose
     messages are drawn over the graph on the right. The page opens at the round given by a
     URL hash ``#round=3`` (else the circuit's first round). Each arrow has a hover title and
-    ``data-round``, ``data-msg`` (``u->v``) and ``data-value`` attributes.
+    ``data-round``, ``data-msg`` (``u->v``) and ``data-value`` attributes. Parallel messages
+    (multi-edges ``u -> v`` of one round, in edge order) are curved apart by their ``rank``
+    (:func:`parallel_ranks`); ``u -> v`` and ``v -> u`` bend to opposite sides.
 
     >>> import torch
     >>> from hookgnn.patching.components import MessageEdge
@@ -159,7 +182,7 @@ def circuit_explorer(
     data = {"kind": "circuit", "nodes": graph.num_nodes, "rounds": rounds,
             "start_round": min((m.round for m in msgs), default=0),
             "edges": [list(e) for e in zip(*graph.edge_index.tolist())], "pos": _layout(graph, seed),
-            "messages": [{"round": m.round, "edge": m.edge, "u": m.u, "v": m.v, "score": score[m]}
-                         for m in sorted(msgs, key=lambda m: (m.round, m.edge))],
+            "messages": [{"round": m.round, "edge": m.edge, "u": m.u, "v": m.v, "score": score[m], "rank": rank}
+                         for m, rank in parallel_ranks(sorted(msgs, key=lambda m: (m.round, m.edge)))],
             "query": node_marks(query, graph, "query"), "sources": node_marks(sources, graph, "source")}
     return RenderedHTML(data, title or f"circuit: {len(msgs)} messages over {rounds} rounds")
