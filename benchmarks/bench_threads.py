@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -152,14 +153,18 @@ def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
         torch.set_num_threads(before)
 
 
-def demo_seconds(steps: int, threads: int | None) -> float:
+def demo_seconds(steps: int, threads: int | None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one ``hookgnn demo`` in its own process."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "hookgnn.cli", "demo", "--out", out, "--train", "--train-steps", str(steps)]
         start = time.perf_counter()
         subprocess.run(cmd + (["--threads", str(threads)] if threads else []), check=True, cwd=ROOT,
                        capture_output=True, timeout=1800, env={k: v for k, v in os.environ.items()
                                                                 if k != "OMP_NUM_THREADS"})
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                              "t2_forced_s": med["2 forced"], "ratio": med["2"] / med["1"], "runs": runs})
     if args.with_demo:
         with competitor(True, seconds=3600):
-            t_default, t_one = demo_seconds(args.demo_steps, None), demo_seconds(args.demo_steps, 1)
+            (t_default, cpu_default), (t_one, cpu_one) = demo_seconds(args.demo_steps, None), demo_seconds(
+                args.demo_steps, 1)
         rows.append({"workload": f"hookgnn demo, {args.demo_steps} steps", "condition": "busy", "t1_s": t_one,
-                     "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1})
+                     "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1,
+                     "cpu_t1_s": cpu_one, "cpu_t2_s": cpu_default})
     choose_us, forward_us = call_overhead()
     print(f"load average {load} at the start, {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; "
           f"{os.cpu_count()} CPUs; torch {torch.__version__}")
@@ -211,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         table.append({"workload": f"{r['workload']}, {r['condition']}", "peer": "1 thread", "peer_value": r["t1_s"],
                       "hookgnn_value": r["t2_s"], "unit": "s", "ratio": r["ratio"],
                       "ratio_means": f"2 threads / 1 thread (target <= {TARGET})", "runs": r["runs"]})
+    for r in rows:
+        if "cpu_t1_s" in r:  # wall time on a shared machine depends on its load; CPU time much less
+            print(f"{r['workload']}: CPU seconds (user + system) {r['cpu_t1_s']:.1f} at 1 thread, "
+                  f"{r['cpu_t2_s']:.1f} at 2")
     print(f"choosing threads per bare model call: {choose_us:.1f} us, against a 10-node no-grad forward of "
           f"{forward_us:.0f} us ({100 * choose_us / forward_us:.2f}%)")
     if args.json is not None:
