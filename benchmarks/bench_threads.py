@@ -5,9 +5,9 @@ Workloads (the main job's sizes):
 * ``train``: :func:`hookgnn.training.train` with the demo's configuration (MPNN, Bellman-Ford,
   16 Erdos-Renyi graphs of 8-12 nodes per step, width 32, 10 rounds);
 * ``cache + attribution``: ``run_with_cache`` and ``attribute`` over every
-  ``hook_update`` on one 10-node graph and its corrupted twin, called bare (the patching
-  functions do not choose threads themselves yet) and inside ``auto_threads`` (as the
-  demo calls them);
+  ``hook_update`` on one 10-node graph and its corrupted twin, called bare (each entry
+  point, the model's own ``run_with_cache`` included, chooses its threads) and inside
+  ``auto_threads`` (as the demo calls them);
 * ``hookgnn demo``: the whole main job, in its own process (``--with-demo``; always
   under a competing process).
 
@@ -22,6 +22,9 @@ ratio 2 threads / 1 thread (target: <= 1.10 in both conditions; the main job und
 on 2 cores with a competing process). On a machine shared with other work "quiet" is
 only as quiet as the machine: the load average is printed with the table.
 
+Below the table: what choosing the threads costs a bare model call (the choice with
+nothing to run, against a no-grad forward of the 10-node graph at 1 thread).
+
     python benchmarks/bench_threads.py --quick              # 3 runs, 10 training steps, no demo
     python benchmarks/bench_threads.py --with-demo --json out/threads.json
 """
@@ -32,6 +35,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -98,6 +102,43 @@ def workloads(steps: int) -> dict[str, Callable[[], None]]:
             "cache + attribution, 10 nodes, auto_threads": patch_in_policy}
 
 
+def call_overhead(repeats: int = 20_000) -> tuple[float, float]:
+    """Microseconds per call: choosing threads for a bare call (with nothing to run, torch
+    at 2 threads, so the count switches to 1 and back) and a no-grad 10-node forward."""
+    from hookgnn.cli.demo import ROUNDS
+    from hookgnn.ops.threads import threads_by_inputs
+    from hookgnn.tasks import get_task
+    from hookgnn.training import build_model
+
+    class Noop(torch.nn.Linear):
+        @threads_by_inputs
+        def run(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    task = get_task("bellman_ford")
+    torch.manual_seed(0)
+    model, noop = build_model(task, "mpnn", d_hidden=32, max_steps=ROUNDS).eval(), Noop(32, 32)
+    graph = task.sample(1, "erdos_renyi", seed=7, n=10, p=0.3)
+
+    def per_call(fn: Callable[[], object], n: int) -> float:
+        fn()
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - start) / n * 1e6
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        choose = statistics.median(per_call(lambda: noop.run(graph, steps=ROUNDS), repeats) for _ in range(5))
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            forward = statistics.median(per_call(lambda: model(graph, steps=ROUNDS), 50) for _ in range(5))
+    finally:
+        torch.set_num_threads(before)
+    return choose, forward
+
+
 def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
     from hookgnn.ops.threads import use_threads
 
@@ -112,14 +153,18 @@ def timed(fn: Callable[[], None], threads: int, forced: bool) -> float:
         torch.set_num_threads(before)
 
 
-def demo_seconds(steps: int, threads: int | None) -> float:
+def demo_seconds(steps: int, threads: int | None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one ``hookgnn demo`` in its own process."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "hookgnn.cli", "demo", "--out", out, "--train", "--train-steps", str(steps)]
         start = time.perf_counter()
         subprocess.run(cmd + (["--threads", str(threads)] if threads else []), check=True, cwd=ROOT,
                        capture_output=True, timeout=1800, env={k: v for k, v in os.environ.items()
                                                                 if k != "OMP_NUM_THREADS"})
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps (default 40; --quick 10)")
     p.add_argument("--with-demo", action="store_true", help="also time the whole `hookgnn demo` under a competitor")
     p.add_argument("--demo-steps", type=int, default=400, help="--train-steps of the timed demo (default 400)")
+    p.add_argument("--no-forced", action="store_true", help="skip the slow '2 forced' reference runs")
     p.add_argument("--json", type=Path, default=None, help="write the rows here (run_all reads its 'table')")
     args = p.parse_args(argv)
     if "OMP_NUM_THREADS" in os.environ:
@@ -148,17 +194,21 @@ def main(argv: list[str] | None = None) -> int:
                 for run in range(runs):  # interleaved, in turns, so that load changes hit both alike
                     for n in (1, 2) if run % 2 == 0 else (2, 1):
                         times[str(n)].append(timed(fn, n, False))
-                    if run == 0:  # a reference only, and slow: once
+                    if run == 0 and not args.no_forced:  # a reference only, and slow: once
                         times["2 forced"].append(timed(fn, 2, True))
-                med = {k: statistics.median(v) for k, v in times.items()}
+                med = {k: statistics.median(v) if v else None for k, v in times.items()}
                 rows.append({"workload": name, "condition": condition, "t1_s": med["1"], "t2_s": med["2"],
                              "t2_forced_s": med["2 forced"], "ratio": med["2"] / med["1"], "runs": runs})
     if args.with_demo:
         with competitor(True, seconds=3600):
-            t_default, t_one = demo_seconds(args.demo_steps, None), demo_seconds(args.demo_steps, 1)
+            (t_default, cpu_default), (t_one, cpu_one) = demo_seconds(args.demo_steps, None), demo_seconds(
+                args.demo_steps, 1)
         rows.append({"workload": f"hookgnn demo, {args.demo_steps} steps", "condition": "busy", "t1_s": t_one,
-                     "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1})
-    print(f"load average {load} at the start; {os.cpu_count()} CPUs; torch {torch.__version__}")
+                     "t2_s": t_default, "t2_forced_s": None, "ratio": t_default / t_one, "runs": 1,
+                     "cpu_t1_s": cpu_one, "cpu_t2_s": cpu_default})
+    choose_us, forward_us = call_overhead()
+    print(f"load average {load} at the start, {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; "
+          f"{os.cpu_count()} CPUs; torch {torch.__version__}")
     print(f"{'workload':<44} {'condition':<9} {'1 thread s':>10} {'2 threads s':>11} {'ratio':>6} {'2 forced s':>10}")
     for r in rows:
         forced = "-" if r["t2_forced_s"] is None else f"{r['t2_forced_s']:.3f}"
@@ -168,9 +218,17 @@ def main(argv: list[str] | None = None) -> int:
         table.append({"workload": f"{r['workload']}, {r['condition']}", "peer": "1 thread", "peer_value": r["t1_s"],
                       "hookgnn_value": r["t2_s"], "unit": "s", "ratio": r["ratio"],
                       "ratio_means": f"2 threads / 1 thread (target <= {TARGET})", "runs": r["runs"]})
+    for r in rows:
+        if "cpu_t1_s" in r:  # wall time on a shared machine depends on its load; CPU time much less
+            print(f"{r['workload']}: CPU seconds (user + system) {r['cpu_t1_s']:.1f} at 1 thread, "
+                  f"{r['cpu_t2_s']:.1f} at 2")
+    print(f"choosing threads per bare model call: {choose_us:.1f} us, against a 10-node no-grad forward of "
+          f"{forward_us:.0f} us ({100 * choose_us / forward_us:.2f}%)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"load_average": load, "rows": rows, "table": table}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"load_average": load, "rows": rows, "table": table,
+                                         "choose_threads_us": choose_us, "forward_10_nodes_us": forward_us},
+                                        indent=2) + "\n")
     return 0
 
 

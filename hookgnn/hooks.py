@@ -24,6 +24,13 @@ the call that added it (``run_with_hooks``) has returned and removed it.
 (``layers.3.hook_message``) and offers ``add_hook``, ``hooks()``, ``run_with_hooks``,
 ``run_with_cache`` and ``reset_hooks``.
 
+**Threads.** ``model(...)``, :meth:`~HookedRootModule.run_with_hooks` and
+:meth:`~HookedRootModule.run_with_cache` pick torch's CPU threads by the workload of their
+inputs (:func:`~hookgnn.ops.threads.threads_by_inputs`): one thread for a small graph,
+torch's setting for a large one, an enclosing ``use_threads(n)`` or ``OMP_NUM_THREADS``
+wins, and torch's setting comes back after the call, also when a hook raises. Hooks run
+inside the call, so they see that choice.
+
 Hooks live on the model object, so one model must not run from two threads at once
 (one thread's hooks would fire in the other's forward); give each thread its own copy
 (``copy.deepcopy(model)``).
@@ -42,6 +49,7 @@ from torch import Tensor, nn
 from hookgnn._moved import moved_name
 from hookgnn.cache.cache import ActivationCache
 from hookgnn.graph import Graph
+from hookgnn.ops.threads import threads_by_inputs
 from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter
 from hookgnn.rounds import RoundMethods
 
@@ -78,9 +86,16 @@ class HookedRootModule(RoundMethods, nn.Module):
 
     _hook_dict: dict[str, HookPoint]
 
+    @threads_by_inputs
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``nn.Module``'s call (hooks, then ``forward``) on threads chosen by the inputs'
+        workload (module docstring, **Threads**)."""
+        return super().__call__(*args, **kwargs)
+
     def setup(self) -> None:
         """Name every hook point after its module path, index them in ``hook_dict`` and
         record the round of each (:meth:`find_rounds`)."""
+        self.__dict__.pop("_threads_width", None)  # the model may have grown: read its width again
         hook_dict: dict[str, HookPoint] = {}
         seen: dict[int, str] = {}
         for name, module in self.named_modules(remove_duplicate=False):
@@ -218,6 +233,7 @@ class HookedRootModule(RoundMethods, nn.Module):
             for h in handles:
                 h.remove()
 
+    @threads_by_inputs
     def run_with_hooks(
         self, *args: Any, fwd_hooks: Sequence[HookSpec] = (), bwd_hooks: Sequence[HookSpec] = (), **kwargs: Any
     ) -> Any:
@@ -242,6 +258,7 @@ class HookedRootModule(RoundMethods, nn.Module):
         with self.hooks(fwd_hooks, bwd_hooks):
             return self(*args, **kwargs)
 
+    @threads_by_inputs
     def run_with_cache(
         self,
         *args: Any,

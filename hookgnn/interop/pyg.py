@@ -48,6 +48,7 @@ from hookgnn.interop.session import Session
 from hookgnn.interop.structure import Discovery, HookLayout
 from hookgnn.interop.trace import Tracer
 from hookgnn.nn.wiring import ResolvedLink, act_fn, declared_links, resolve_links
+from hookgnn.ops.threads import threads_by_inputs
 from hookgnn.rounds import RoundRoles, declared_roles
 
 #: How a ``MessagePassing.forward``'s usual arguments are indexed (for exact local recomputation).
@@ -156,8 +157,10 @@ class PyGModel(HookedRootModule):
                 args, kwargs = replace_inputs(bound, new)
             return self.model(*args, **kwargs)
 
+    @threads_by_inputs
     def discover(self, *args: Any, **kwargs: Any) -> Any:
         """Find (again) the hook points and links with one forward on these inputs; returns its output.
+        Runs on threads chosen by the inputs' workload, as a call of the model does.
 
         Hook points whose name and axis stay keep their hooks.
         """

@@ -19,9 +19,17 @@ where ``work`` is the element count of the job's largest activations, about
 :math:`(N + E) \\cdot d` for a batch of ``N`` nodes and ``E`` edges of width ``d``
 (:func:`graph_work`). The previous setting comes back on exit, also when the body raises.
 
-A process-wide alternative is ``OMP_WAIT_POLICY=passive`` set before ``import torch``
-(no spinning at all, at a few microseconds more per parallel region); hookgnn does not
-set environment variables for you.
+The same rule runs every call of a hooked model a user makes bare: ``model(graph)``,
+``run_with_hooks``, ``run_with_cache`` (forward, gradients and the disk cache) and so
+:class:`~hookgnn.store.ActivationStore` writes, on every model class (the root module,
+:class:`~hookgnn.hooks.HookedRootModule`, wraps them with :func:`threads_by_inputs`), and
+patching, attribution and circuit entry points (:func:`threads_by_workload`). A call made
+inside a job whose threads are already chosen (any of the above, :func:`auto_threads` or
+:func:`use_threads`) keeps that choice and costs one context-variable read.
+
+Importing hookgnn before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it
+(no spinning at all, at a few microseconds more per parallel region); once torch is
+imported it is too late for that process.
 
 >>> before = torch.get_num_threads()
 >>> with auto_threads(work=1_000) as n:
@@ -47,6 +55,8 @@ import torch
 SMALL_WORK = 1 << 20
 
 _explicit: contextvars.ContextVar[int | None] = contextvars.ContextVar("hookgnn_threads", default=None)
+#: True inside any thread choice (auto_threads, use_threads, a model call): nested calls keep it.
+_chosen: contextvars.ContextVar[bool] = contextvars.ContextVar("hookgnn_threads_chosen", default=False)
 
 
 def check_threads(threads: Any, name: str = "threads") -> int:
@@ -90,11 +100,13 @@ def pick_threads(work: int, threads: int | None = None) -> int:
 def _threads(count: int, explicit: bool) -> Iterator[int]:
     before = torch.get_num_threads()
     token = _explicit.set(count) if explicit else None
+    chosen = _chosen.set(True)
     if count != before:
         torch.set_num_threads(count)
     try:
         yield count
     finally:
+        _chosen.reset(chosen)
         if token is not None:
             _explicit.reset(token)
         if torch.get_num_threads() != before:
@@ -122,6 +134,8 @@ def use_threads(threads: int) -> Iterator[int]:
     >>> with use_threads(1), auto_threads(work=10**9) as n:
     ...     n
     1
+
+    :param threads: the torch thread count, an integer >= 1.
     """
     with _threads(check_threads(threads), explicit=True) as n:
         yield n
@@ -168,5 +182,89 @@ def threads_by_workload(fn: F) -> F:
     def run(model: Any, clean: Any, *args: Any, **kwargs: Any) -> Any:
         with auto_threads(graph_work(clean, model_width(model))):
             return fn(model, clean, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def input_rows(inputs: Any) -> int:
+    """Rows of work the inputs of a model call carry: ``num_nodes + num_edges`` of a graph
+    (anything with integer ``num_nodes`` and ``num_edges``: a hookgnn ``Graph``, a PyG
+    ``Data``), the longest dimension of a tensor (``x [N, F]`` gives ``N``, ``edge_index
+    [2, E]`` gives ``E``), summed over the items of lists, tuples and dicts; 0 for anything
+    else. Times the model's width it is the :math:`(N + E) \\cdot d` of :func:`graph_work`.
+
+    >>> from hookgnn.graph import Graph
+    >>> g = Graph(x=torch.zeros(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> input_rows(((g,), {"steps": 4})), input_rows([torch.zeros(10, 3), torch.zeros(2, 7, dtype=torch.long)])
+    (5, 17)
+
+    :param inputs: the call's arguments, e.g. ``(args, kwargs)``.
+    """
+    if isinstance(inputs, torch.Tensor):
+        return max(inputs.shape, default=1)
+    if isinstance(inputs, (list, tuple)):
+        return sum(input_rows(item) for item in inputs)
+    if isinstance(inputs, dict):
+        return sum(input_rows(item) for item in inputs.values())
+    nodes, edges = getattr(inputs, "num_nodes", None), getattr(inputs, "num_edges", None)
+    if isinstance(nodes, int) and isinstance(edges, int):
+        return nodes + edges
+    return 0
+
+
+def cached_width(model: torch.nn.Module) -> int:
+    """:func:`model_width`, read once per model (walking every parameter of a model with
+    hundreds of submodules takes longer than a small forward) and kept on the model;
+    :meth:`~hookgnn.hooks.HookedRootModule.setup` forgets it.
+
+    >>> cached_width(torch.nn.Linear(3, 8))
+    8
+
+    :param model: the module whose parameters give the width.
+    """
+    width = model.__dict__.get("_threads_width")
+    if width is None:
+        width = model_width(model)
+        object.__setattr__(model, "_threads_width", width)
+    return width
+
+
+def threads_by_inputs(method: F) -> F:
+    """Run a model method ``method(model, *args, **kwargs)`` under :func:`auto_threads` of
+    its inputs' workload (:func:`input_rows` times :func:`cached_width`): a user's bare
+    ``model(graph)`` or ``model.run_with_cache(graph)`` on a small graph runs on one
+    thread; torch's setting comes back after, also when a hook or the forward raises. Inside
+    a job whose threads are chosen already (an enclosing model call, :func:`auto_threads`,
+    :func:`use_threads`, a patching entry point) it calls ``method`` straight away, and so
+    under ``torch.compile`` tracing.
+
+    >>> class Net(torch.nn.Linear):
+    ...     @threads_by_inputs
+    ...     def threads_seen(self, x):
+    ...         return torch.get_num_threads()
+    >>> Net(4, 4).threads_seen(torch.zeros(10, 4))
+    1
+
+    :param method: a method whose first argument is the model and whose other arguments are
+        its inputs.
+    """
+
+    @functools.wraps(method)
+    def run(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if _chosen.get() or torch.compiler.is_compiling():
+            return method(model, *args, **kwargs)
+        # auto_threads, inlined: this runs on every bare call of a model (tens of microseconds less)
+        before = torch.get_num_threads()
+        count = before if os.environ.get("OMP_NUM_THREADS") else pick_threads(
+            input_rows((args, kwargs)) * cached_width(model))
+        chosen = _chosen.set(True)
+        if count != before:
+            torch.set_num_threads(count)
+        try:
+            return method(model, *args, **kwargs)
+        finally:
+            _chosen.reset(chosen)
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
     return run  # type: ignore[return-value]
