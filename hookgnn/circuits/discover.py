@@ -34,7 +34,7 @@ import torch
 
 from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.circuits.gates import Gated, Unit
-from hookgnn.circuits.walk import prune_walk
+from hookgnn.circuits.walk import Schedule, prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
@@ -209,6 +209,7 @@ def acdc(
     ablation: Ablation = "resample",
     dataset: Graph | None = None,
     copies: int = 64,
+    schedule: Schedule = "groups",
     **forward_kwargs: Any,
 ) -> Discovered:
     """Iterative exact pruning: remove each unit whose removal, given all earlier removals, moves
@@ -267,7 +268,8 @@ def acdc(
     ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
     gates = torch.ones(len(universe))
     removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
-                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target))
+                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
+                            schedule)
     pos = {u: i for i, u in enumerate(universe)}
     kept = [u for u in universe if gates[pos[u]] > 0]
     circuit = Circuit.of(kept)
