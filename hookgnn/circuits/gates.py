@@ -44,6 +44,9 @@ HookList = list[tuple[str, Callable[..., Any]]]
 
 __all__ = ["Gated", "Unit"]
 
+#: states entering a round kept for resuming, at most (the oldest recorded are dropped first)
+MAX_ENTERING = 128
+
 
 class Gated:
     """Runs of ``base`` (``k`` copies per forward) with one gate vector per copy over ``units``.
@@ -238,4 +241,6 @@ class Gated:
         self.copies_run += k
         for t, state in recorded.items():
             self.entering[self._key(keep[0], t)] = (state, out)
+            if len(self.entering) > max(MAX_ENTERING, 2 * self.steps):  # the oldest go first: bounded memory
+                del self.entering[next(iter(self.entering))]
         return metric_per_copy(self.metric, out, batch, k)

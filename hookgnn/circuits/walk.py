@@ -112,7 +112,7 @@ class _Walker:
         self.removed: list[Unit] = []
 
     def f(self, ms: Tensor) -> list[float]:
-        return [float(faithfulness(float(m), self.m_full, self.m_empty)) for m in ms]
+        return faithfulness(ms.detach().double(), self.m_full, self.m_empty).tolist()
 
     def without(self, gates: Tensor, blocks: Sequence[Block]) -> Tensor:
         row = gates.clone()
