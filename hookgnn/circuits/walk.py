@@ -212,4 +212,4 @@ def _split(lo: int, hi: int, rest: Stack) -> Stack:
 
 
 def _key(row: Tensor) -> bytes:
-    return (row > 0).numpy().tobytes()
+    return (row > 0).cpu().numpy().tobytes()
