@@ -8,14 +8,16 @@ log-probability of the true pointers (``pi``), universe: every message (round x 
   exactly with 0/1 gates; that scan is not timed): ``exact`` (the exact single-message sweep,
   ``patch(..., messages(model))``, batched), ``AtP``, ``EAP-IG16`` (``eap`` at message level, 16 IG
   steps), ``AtP*1`` (``atp_star``, one exact round);
-* ``acdc``: :func:`hookgnn.circuits.acdc` with ``target=0.9``;
+* ``acdc``: :func:`hookgnn.circuits.acdc` with ``target=0.9`` (its default, hierarchical ``schedule="groups"``);
+* ``acdc_units``: the same with ``schedule="units"`` (the one-at-a-time ACDC walk);
 * ``acdc_atp``: :func:`hookgnn.circuits.acdc` with ``target=0.9``, walking the units in the order of their AtP
   |score| (least important first; the AtP pass is timed with it) and 256 copies per forward;
 * ``learn_mask``: :func:`hookgnn.circuits.learn_mask` with ``target=0.9`` (its final exact pruning pass included).
 
 Per task x size x method: the median circuit size over the pairs whose circuit reaches 0.9 (a ranking
 that reaches it only with every message counts as the whole universe), how many pairs reached it, the
-median of ``top-n exact / size`` (x smaller) and the median of ``time / exact sweep time``. Every
+median of ``top-n exact / size`` (x smaller) and the median of ``time / exact sweep time`` (wall clock, and
+CPU time of this process: the machine is shared, and CPU time is what other jobs disturb least). Every
 faithfulness is exact (``evaluate`` or 0/1 gates). Times are the median of ``--repeats`` runs on a
 shared machine (other jobs ran at the same time): read the ratios, not the seconds.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -45,7 +48,7 @@ from hookgnn.tasks.corruptions import sample_pairs
 from hookgnn.training import TrainConfig, train
 
 RANKINGS = ("exact", "AtP", "EAP-IG16", "AtP*1")
-FINDERS = ("acdc", "acdc_atp", "learn_mask")
+FINDERS = ("acdc", "acdc_units", "acdc_atp", "learn_mask")
 
 
 def trained(task: str, steps: int, seed: int) -> Any:
@@ -56,13 +59,15 @@ def trained(task: str, steps: int, seed: int) -> Any:
     return model.eval()
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, out = [], None
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[tuple[float, float], Any]:
+    """Median wall-clock and CPU seconds of ``repeats`` runs, and the last result."""
+    times, cpu, out = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        cpu.append(time.process_time() - c0)
+    return (statistics.median(times), statistics.median(cpu)), out
 
 
 def smallest_top_n(model: Any, clean: Any, corr: Any, metric: Any, ranked: list, universe: list, direction: str,
@@ -82,7 +87,7 @@ def smallest_top_n(model: Any, clean: Any, corr: Any, metric: Any, ranked: list,
 
 
 def rankings(model: Any, clean: Any, corr: Any, metric: Any, universe: list[MessageEdge], d: str,
-             repeats: int) -> dict[str, tuple[float, dict[MessageEdge, float]]]:
+             repeats: int) -> dict[str, tuple[tuple[float, float], dict[MessageEdge, float]]]:
     """Each ranking method's time and its score per message."""
     carriers = list(messages(model).hooks)
 
@@ -108,13 +113,21 @@ def bench_pair(args: argparse.Namespace, model: Any, task: str, nodes: int, seed
     uni = message_edges(clean.edge_index, range(model.num_rounds), model)
     row: dict[str, Any] = {"task": task, "nodes": nodes, "seed": seed, "edges": clean.num_edges, "units": len(uni),
                            "direction": d}
-    for name, (secs, scores) in rankings(model, clean, corr, metric, uni, d, args.repeats).items():
+    for name, ((secs, cpu), scores) in rankings(model, clean, corr, metric, uni, d, args.repeats).items():
         ranked = sorted(uni, key=lambda u: -abs(scores.get(u, 0.0)))
         n, f = smallest_top_n(model, clean, corr, metric, ranked, uni, d, args.target)
-        row[name] = {"s": secs, "size": n, "faithfulness": f}
-    secs, found = timed(lambda: acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold,
-                                     direction=d), args.repeats)
-    row["acdc"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
+        row[name] = {"s": secs, "cpu": cpu, "size": n, "faithfulness": f}
+
+    def found_row(timing: tuple[float, float], found: Any) -> dict[str, Any]:
+        return {"s": timing[0], "cpu": timing[1], "size": found.size, "faithfulness": found.faithfulness,
+                "forwards": found.forwards, "copies": found.copies}
+    for name, schedule in (("acdc", "groups"), ("acdc_units", "units")):
+        if name not in args.finders:
+            continue
+        def run(s: str = schedule) -> Any:
+            return acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold, direction=d,
+                        schedule=s)  # type: ignore[arg-type]
+        row[name] = found_row(*timed(run, args.repeats))
     carriers = list(messages(model).hooks)
 
     def seeded() -> Any:
@@ -122,19 +135,19 @@ def bench_pair(args: argparse.Namespace, model: Any, task: str, nodes: int, seed
                          direction=d).rows(carriers).values.double().abs()
         order = sorted(uni, key=lambda u: float(vals[u.round, u.edge]))  # least important first
         return acdc(model, clean, corr, metric, uni, target=args.target, threshold=args.threshold, direction=d,
-                    order=order, copies=256)
-    secs, found = timed(seeded, args.repeats)
-    row["acdc_atp"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
-    secs, found = timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target, steps=args.mask_steps,
-                                           lr=args.lr, sparsity=args.sparsity, direction=d, progress=False),
-                        args.repeats)
-    row["learn_mask"] = {"s": secs, "size": found.size, "faithfulness": found.faithfulness, "forwards": found.forwards}
-    for name in (*RANKINGS, *FINDERS):
+                    order=order, copies=256, schedule="units")
+    if "acdc_atp" in args.finders:
+        row["acdc_atp"] = found_row(*timed(seeded, args.repeats))
+    if "learn_mask" in args.finders:
+        row["learn_mask"] = found_row(*timed(lambda: learn_mask(model, clean, corr, metric, uni, target=args.target,
+                                                            steps=args.mask_steps, lr=args.lr, sparsity=args.sparsity,
+                                                            direction=d, progress=False), args.repeats))
+    for name in (*RANKINGS, *args.finders):
         r = row[name]
         r["reached"] = r["size"] is not None and r["faithfulness"] >= args.target - 1e-9
     print(f"{task} n={nodes} seed={seed}: " + ", ".join(
         f"{m} {row[m]['size']} (F {row[m]['faithfulness']:.2f}, {row[m]['s'] / row['exact']['s']:.1f}x)"
-        for m in (*RANKINGS, *FINDERS)), flush=True)
+        for m in (*RANKINGS, *args.finders)), flush=True)
     return row
 
 
@@ -146,7 +159,7 @@ def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[s
             group = [r for r in rows if r["task"] == task and r["nodes"] == nodes]
             if not group:
                 continue
-            for m in (*RANKINGS, *FINDERS):
+            for m in (*RANKINGS, *args.finders):
                 sizes = [r[m]["size"] if r[m]["reached"] else r["units"] for r in group]
                 smaller = [(r["exact"]["size"] if r["exact"]["reached"] else r["units"]) / max(s, 1)
                            for r, s in zip(group, sizes)]
@@ -156,22 +169,25 @@ def summary(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[s
                             "size": statistics.median(sizes), "x_smaller": statistics.median(smaller),
                             "faithfulness": statistics.median(r[m]["faithfulness"] for r in group),
                             "time_ratio": statistics.median(r[m]["s"] / r["exact"]["s"] for r in group),
+                            "cpu_ratio": statistics.median(r[m]["cpu"] / r["exact"]["cpu"] for r in group),
                             "sweep_s": statistics.median(r["exact"]["s"] for r in group)})
     return out
 
 
 def print_table(summ: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\ncircuit at faithfulness >= {args.target} (trained MPNN reasoners, {args.direction}, resample; "
-          f"median over {args.pairs} pairs; shared 2-core machine, {args.repeats} timed run(s) each)")
+          f"median over {args.pairs} pairs; shared 2-core machine, load average {os.getloadavg()[0]:.1f} at the "
+          f"end, {args.repeats} timed run(s) each)")
     print(f"{'workload':34} {'peer: exact':>12} {'hookgnn':>10} {'x smaller':>10} {'F':>6} {'reached':>8} "
-          f"{'time / sweep':>13}")
+          f"{'time / sweep':>13} {'cpu / sweep':>12}")
     for r in summ:
         peer = next(x for x in summ if x["task"] == r["task"] and x["nodes"] == r["nodes"] and x["method"] == "exact")
         w = f"{r['task']} n={r['nodes']} {r['method']} (of {r['units']:.0f})"
         print(f"{w:34} {peer['size']:>12.0f} {r['size']:>10.0f} {r['x_smaller']:>9.2f}x {r['faithfulness']:>6.3f} "
-              f"{r['reached']:>4}/{r['pairs']:<3} {r['time_ratio']:>12.2f}x")
+              f"{r['reached']:>4}/{r['pairs']:<3} {r['time_ratio']:>12.2f}x {r['cpu_ratio']:>11.2f}x")
     print("size: median over pairs (a pair whose circuit never reaches the target counts as every message); "
-          "time / sweep: method time over the exact single sweep's (ranking methods without their top-n scan)")
+          "time / sweep: method time over the exact single sweep's, wall clock and CPU of this process (ranking "
+          "methods without their top-n scan)")
 
 
 def main() -> None:
@@ -189,6 +205,7 @@ def main() -> None:
     p.add_argument("--sparsity", type=float, default=4.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--finders", nargs="+", default=list(FINDERS), choices=FINDERS)
     p.add_argument("--json", default=None)
     args = p.parse_args()
     if args.quick:

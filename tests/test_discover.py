@@ -158,7 +158,8 @@ def test_acdc_equals_the_one_at_a_time_walk_with_evaluate() -> None:
         f_new = float(faithfulness(run(trial), full, empty))
         if abs(f_new - f_cur) <= 0.01:
             kept, f_cur = trial, f_new
-    found = acdc(c.model, c.clean, c.corrupted, c.metric, uni, order=order, copies=4, direction="noising")
+    found = acdc(c.model, c.clean, c.corrupted, c.metric, uni, order=order, copies=4, direction="noising",
+                 schedule="units")
     assert found.circuit == Circuit.of(kept)
 
 

@@ -127,11 +127,16 @@ def evaluate(
     metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
-    msgs = [u.in_model(model) for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
+    carrier = _carriers(model)
+    msgs = [u for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
     wedges = [u for u in universe if isinstance(u, WeightEdge) and u not in circuit.edges]
     specs: list[tuple[str, Callable[..., Tensor]]] = []
     comp_hooks = sorted({c.hook for c in comps})
-    msg_hooks = sorted({m.carrier.hook for m in msgs})
+    by_carrier: dict[str, list[Component]] = {}  # carrier hook -> the carriers of the ablated messages
+    for m in msgs:
+        c = carrier(m)
+        by_carrier.setdefault(c.hook, []).append(c)
+    msg_hooks = sorted(by_carrier)
     check_carriers(model, msg_hooks)
     links = _links_for(model, wedges)
     link_src = sorted({l.src for l, _ in links})
@@ -155,7 +160,7 @@ def evaluate(
             return torch.where(ablate, values[h].to(act).expand_as(act), act)
         specs.append((h, fn))
     for h in msg_hooks:
-        carriers = [m.carrier for m in msgs if m.carrier.hook == h]
+        carriers = by_carrier[h]
         def fn(act: Tensor, hook: Any, h: str = h, carriers: list[Component] = carriers) -> Tensor:
             mask = component_mask(carriers, h, act.shape, act.device)
             return torch.where(mask, values[h].to(act).expand_as(act), act)
@@ -164,6 +169,17 @@ def evaluate(
     with torch.no_grad(), model.hooks(fwd_hooks=specs):
         out = model(clean, **forward_kwargs)
         return float(metric(out, clean).mean())
+
+
+def _carriers(model: HookedRootModule) -> Callable[[MessageEdge], Component]:
+    """``edge.in_model(model).carrier``, asking the model for each round's hook points once."""
+    hooks: dict[int, str] = {}
+
+    def carrier(edge: MessageEdge) -> Component:
+        if edge.round not in hooks:
+            hooks[edge.round] = edge.in_model(model).carrier.hook
+        return Component(hooks[edge.round], edge.edge)
+    return carrier
 
 
 def _links_for(model: HookedRootModule, wedges: list[WeightEdge]) -> list[tuple[ResolvedLink, list[WeightEdge]]]:

@@ -1,11 +1,12 @@
 """Circuit discovery that sees AND/OR structure: iterative exact pruning and a redundancy report.
 
 * :func:`acdc`: iterative exact pruning (ACDC, Conmy et al. 2023) over a universe of message
-  edges, components and weight edges: walking the units from the output back, a unit is
+  edges, components and weight edges: walking the units from the output back, a unit (or,
+  with the default ``schedule="groups"``, first a whole block of units, halved when it fails) is
   removed when, given everything already removed, the faithfulness moves by at most
   ``threshold`` (and stays at least ``target``). Candidates are evaluated in batches of
-  disjoint-union copies (copy :math:`j` removes the next :math:`j` units at once), which
-  gives exactly the decisions of the one-at-a-time walk.
+  disjoint-union copies, which give exactly the decisions of trying them one at a time
+  (:mod:`hookgnn.circuits.walk`).
 * :func:`~hookgnn.circuits.masks.learn_mask` (in :mod:`hookgnn.circuits.masks`): learned
   hard-concrete gates (Edge Pruning).
 * :func:`~hookgnn.circuits.or_groups.redundancy` (in :mod:`hookgnn.circuits.or_groups`): which
@@ -34,7 +35,7 @@ import torch
 
 from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
 from hookgnn.circuits.gates import Gated, Unit
-from hookgnn.circuits.walk import prune_walk
+from hookgnn.circuits.walk import Schedule, prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
@@ -209,18 +210,25 @@ def acdc(
     ablation: Ablation = "resample",
     dataset: Graph | None = None,
     copies: int = 64,
+    schedule: Schedule = "groups",
     **forward_kwargs: Any,
 ) -> Discovered:
     """Iterative exact pruning: remove each unit whose removal, given all earlier removals, moves
     the faithfulness by at most ``threshold`` (and, with ``target``, keeps it at least ``target``).
 
     Units are walked in ``order`` (default: from the output back, :func:`output_first`). Let
-    :math:`C_0 = U`. For the next unit :math:`u`, :math:`C \\leftarrow C \\setminus \\{u\\}` when
-    :math:`|F(C \\setminus \\{u\\}) - F(C)| \\le` ``threshold`` (and :math:`F(C \\setminus \\{u\\}) \\ge`
-    ``target``). The walk is batched: copy :math:`j` of a forward removes the next :math:`j` units
-    at once; the decisions up to the first rejected unit are the one-at-a-time walk's, the
-    copies after it are run again from there. ``clean``/``corrupted``: one pair, or sequences of
-    pairs of one structure (units gate every pair; the metric is the mean over pairs).
+    :math:`C_0 = U`. For the next set :math:`S` of units, :math:`C \\leftarrow C \\setminus S` when
+    :math:`|F(C \\setminus S) - F(C)| \\le` ``threshold`` (and :math:`F(C \\setminus S) \\ge`
+    ``target``). ``schedule="units"``: :math:`S` is the next unit (the ACDC walk; about :math:`|U|`
+    graph copies). ``schedule="groups"`` (default; hierarchical, group-first): :math:`S` starts as
+    the whole walk and a rejected block is replaced by its two halves, first half first, down to
+    single units, which are kept when rejected; with a circuit of :math:`k` units that is about
+    :math:`2k \\log_2(|U|/k)` tests, run speculatively several per forward. Both visit the units
+    in ``order``, keep exactly the units whose removal alone failed the rule given the removals
+    before, and return the same circuit unless a block passes whose units one by one would not
+    all pass (see :mod:`hookgnn.circuits.walk`). The batching never changes the decisions.
+    ``clean``/``corrupted``: one pair, or sequences of pairs of one structure (units gate every
+    pair; the metric is the mean over pairs).
     ``direction`` (required: ``"noising"`` or ``"denoising"``, see the module doc) says which
     run the circuit is kept in.
 
@@ -253,6 +261,8 @@ def acdc(
     :param dataset: graphs whose mean activations ``"mean"`` ablation uses.
     :param copies: patched copies of the graph run in one batched forward (memory against speed; the results do
         not depend on it).
+    :param schedule: ``"groups"`` (blocks first, halving a block that fails; the default) or ``"units"`` (one
+        unit at a time, the ACDC walk).
     :param forward_kwargs: keywords for every forward of the model, e.g. ``steps=8``.
     """
     start = time.perf_counter()
@@ -263,11 +273,14 @@ def acdc(
         raise ValueError("order must list every unit of the universe exactly once")
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
+    if schedule not in ("groups", "units"):
+        raise ValueError(f"schedule must be 'groups' (blocks first) or 'units' (one at a time), got {schedule!r}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
     ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
     gates = torch.ones(len(universe))
     removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
-                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target))
+                            lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
+                            schedule)
     pos = {u: i for i, u in enumerate(universe)}
     kept = [u for u in universe if gates[pos[u]] > 0]
     circuit = Circuit.of(kept)

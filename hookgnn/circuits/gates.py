@@ -31,7 +31,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from hookgnn.circuits.circuit import Ablation, _links_for, ablation_values
+from hookgnn.circuits.circuit import Ablation, _carriers, _links_for, ablation_values
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
@@ -43,6 +43,9 @@ Unit = Component | MessageEdge | WeightEdge
 HookList = list[tuple[str, Callable[..., Any]]]
 
 __all__ = ["Gated", "Unit"]
+
+#: states entering a round kept for resuming, at most (the oldest recorded are dropped first)
+MAX_ENTERING = 128
 
 
 class Gated:
@@ -83,9 +86,10 @@ class Gated:
         self.masks: dict[str, list[tuple[int, Component]]] = {}  # hook -> [(unit, component with a feature)]
         wedges: list[WeightEdge] = []
         self.wpos: dict[WeightEdge, int] = {}
+        carrier = _carriers(model)
         for i, u in enumerate(self.units):
             if isinstance(u, MessageEdge):
-                c = u.in_model(model).carrier
+                c = carrier(u)
                 self.rows.setdefault(c.hook, []).append((i, c.index))  # type: ignore[arg-type]
             elif isinstance(u, Component):
                 if u.feature is None and u.index is not None:
@@ -101,7 +105,7 @@ class Gated:
             seen = [r for _, r in rows]
             if len(set(seen)) != len(seen):
                 raise ValueError(f"two units of the universe cover the same row of {h}; give each row once")
-        msg_hooks = sorted({u.in_model(model).carrier.hook for u in self.units if isinstance(u, MessageEdge)})
+        msg_hooks = sorted({carrier(u).hook for u in self.units if isinstance(u, MessageEdge)})
         check_carriers(model, msg_hooks)
         self.links = _links_for(model, wedges)
         for link, _ in self.links:
@@ -146,28 +150,35 @@ class Gated:
                 out.append(self._run(self.live_share(gates[start:start + self.copies])))
         return torch.cat(out) if out else gates.new_zeros(0)
 
-    def _start(self, keep: Tensor) -> int:
-        """The round this chunk resumes at: the earliest round of a unit whose gate differs between copies."""
-        if not self.resumable or keep.requires_grad or keep.shape[0] < 2:
-            return 0
-        differ = (keep != keep[:1]).any(0)
-        if not bool(differ.any()):
-            return 0
-        return max(0, min(int(self.unit_round[differ].min()), self.steps - 1))
-
     def _run(self, keep: Tensor) -> Tensor:
-        t = self._start(keep)
-        if t == 0:
-            return self._forward(keep, None)
-        key = (t, keep[0, self.unit_round < t].cpu().numpy().tobytes())
-        if key not in self.entering:
-            self.entering[key] = self._forward(keep[:1], t)  # type: ignore[assignment]
-        state, before = self.entering[key]
-        return self._forward(keep, None, (t, state, before))
+        """Resume where the states entering a round are known: copies whose gates agree on every unit
+        of rounds < t share the state entering round t. The latest such round at or before the first
+        round where the copies differ is used (one copy: any round); the states entering every round
+        are recorded from copy 0 when none is known."""
+        if not self.resumable or keep.requires_grad:
+            return self._forward(keep)
+        last = self.steps - 1
+        if keep.shape[0] > 1:
+            differ = (keep != keep[:1]).any(0)
+            if bool(differ.any()):
+                last = min(int(self.unit_round[differ].min()), last)
+        for t in range(last, 0, -1):
+            hit = self.entering.get(self._key(keep[0], t))
+            if hit is not None:
+                return self._forward(keep, (t, *hit))
+        if last < 1:
+            return self._forward(keep)
+        if keep.shape[0] == 1:  # the copy itself: run it whole and record its states
+            return self._forward(keep, record=True)
+        self._forward(keep[:1], record=True)
+        return self._forward(keep, (last, *self.entering[self._key(keep[0], last)]))
 
-    def _forward(self, keep: Tensor, record_at: int | None, resume: tuple[int, Tensor, Any] | None = None) -> Any:
-        """A gated forward of ``k`` copies: the metric of each (or, with ``record_at``, the state
-        entering that round and the output, for resuming); ``resume``: (round, state, output before)."""
+    def _key(self, keep: Tensor, t: int) -> tuple[int, bytes]:
+        return t, keep[self.unit_round < t].cpu().numpy().tobytes()
+
+    def _forward(self, keep: Tensor, resume: tuple[int, Tensor, Any] | None = None, record: bool = False) -> Tensor:
+        """A gated forward of ``k`` copies: the metric of each; ``resume``: (round, state, output before);
+        ``record`` (one copy, not resumed): keep the states entering every round for resuming."""
         k = keep.shape[0]
         if k not in self.batches:  # one collate per number of copies
             self.batches[k] = disjoint_union([self.base] * k)
@@ -215,11 +226,11 @@ class Gated:
             def record(act: Tensor, hook: Any, s: str = s) -> None:
                 live[s] = act
             specs.append((s, record))
-        recorded: dict[str, Tensor] = {}
-        if record_at is not None:
-            def keep_state(act: Tensor, hook: Any) -> None:
-                recorded["state"] = act
-            specs.append((self.model.state_hook(record_at), keep_state))
+        recorded: dict[int, Tensor] = {}
+        for t in range(1, self.steps) if record else ():
+            def keep_state(act: Tensor, hook: Any, t: int = t) -> None:
+                recorded[t] = act
+            specs.append((self.model.state_hook(t), keep_state))
         with self.model.hooks(fwd_hooks=specs):
             if resume is None:
                 out = self.model(batch, **self.kw)
@@ -228,6 +239,8 @@ class Gated:
                 out = self.model.resume(batch, t, state.repeat(k, 1), before, k, **self.kw)
         self.forwards += 1
         self.copies_run += k
-        if record_at is not None:
-            return recorded["state"], out
+        for t, state in recorded.items():
+            self.entering[self._key(keep[0], t)] = (state, out)
+            if len(self.entering) > max(MAX_ENTERING, 2 * self.steps):  # the oldest go first: bounded memory
+                del self.entering[next(iter(self.entering))]
         return metric_per_copy(self.metric, out, batch, k)
