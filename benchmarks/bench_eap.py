@@ -84,7 +84,10 @@ def dataset(graphs: int, lo: int, hi: int, seed: int = 1) -> tuple[Graph, Graph]
         rng = np.random.default_rng(seed)
         return weighted_path(int(rng.integers(lo, hi + 1)), seed=rng)
 
-    return sample_pairs(get_task("bellman_ford"), graphs, "resample_weights", path, seed=seed)
+    pair = sample_pairs(get_task("bellman_ford"), graphs, "resample_weights", path, seed=seed)
+    # the published network reads the source mask only; hookgnn's tasks also give ``pos`` (the last column)
+    clean, corrupted = (g.replace(x=g.x[:, :1]) for g in pair)
+    return clean, corrupted
 
 
 def textbook(net: nn.Module, clean: Graph, corrupted: Graph, steps: int) -> dict[str, torch.Tensor]:
