@@ -18,7 +18,7 @@ its chunk, and only the hooks the links and carriers name are cached or tapped.
 The graphs go through in chunks of consecutive graphs whose ``K`` interpolated copies hold
 about ``rows_per_forward`` nodes + edges (all ``K`` in one forward + backward when they fit,
 else in several); memory is flat in the number of graphs. For EAP-IG the base and source runs
-that give :math:`\Delta a` are one forward of two copies per larger range of graphs (about
+that give :math:`\\Delta a` are one forward of two copies per larger range of graphs (about
 ``rows_per_forward`` rows, :func:`_differences`), whose differences are cut chunk by chunk
 (where every hook's rows are nodes, edges or graphs). Chunking needs every hook used to
 have rows that follow the graphs (:data:`~hookgnn.patching.copies.COPY_AXES`); otherwise the
