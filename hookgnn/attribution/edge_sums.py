@@ -17,7 +17,10 @@ its chunk, and only the hooks the links and carriers name are cached or tapped.
 
 The graphs go through in chunks of consecutive graphs whose ``K`` interpolated copies hold
 about ``rows_per_forward`` nodes + edges (all ``K`` in one forward + backward when they fit,
-else in several); memory is flat in the number of graphs. Chunking needs every hook used to
+else in several); memory is flat in the number of graphs. For EAP-IG the base and source runs
+that give :math:`\\Delta a` are one forward of two copies per larger range of graphs (about
+``rows_per_forward`` rows, :func:`_differences`), whose differences are cut chunk by chunk
+(where every hook's rows are nodes, edges or graphs). Chunking needs every hook used to
 have rows that follow the graphs (:data:`~hookgnn.patching.copies.COPY_AXES`); otherwise the
 whole batch runs at once, one copy per forward. It also needs the model's graphs to be
 independent of each other in a batch (as every copy-batched estimator of hookgnn does).
@@ -32,9 +35,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.attribution.interpolate import interpolate, interpolated_fields
+from hookgnn.attribution.graph_chunks import SLICEABLE, _chunks, _copies, _Ranges, _with_fields_of
+from hookgnn.attribution.interpolate import interpolated_fields
 from hookgnn.attribution.streamed import _tapped_run
-from hookgnn.graph import Field, Graph
+from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
@@ -89,83 +93,6 @@ def _uses(link: ResolvedLink) -> tuple[str, str]:
                      "hook point (the pre-activation), so the activation's derivative is unknown; give it pre=...")
 
 
-def _chunks(base: Graph, budget: int, copies: int) -> list[tuple[int, int]]:
-    """Ranges of consecutive graphs whose ``copies`` copies hold about ``budget`` rows (at least one graph)."""
-    n_edges = torch.bincount(base.edge_batch, minlength=base.num_graphs)
-    sizes = (base.ptr.diff() + n_edges).tolist()
-    out, start, total = [], 0, 0
-    for i, s in enumerate(sizes):
-        if i > start and (total + s) * copies > budget:
-            out.append((start, i))
-            start, total = i, 0
-        total += s
-    out.append((start, len(sizes)))
-    return out
-
-
-class _Ranges:
-    """Consecutive graphs ``lo .. hi`` of a batch as one batch, cut without copying the rest
-    (what ``Graph.collate(batch.split()[lo:hi])`` gives, without a ``Graph`` per graph)."""
-
-    def __init__(self, g: Graph) -> None:
-        self.g = g
-        counts = torch.bincount(g.edge_batch, minlength=g.num_graphs)
-        self.order = torch.argsort(g.edge_batch, stable=True)
-        self.edge_ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
-        self.ptr = g.ptr.tolist()
-
-    def edges(self, lo: int, hi: int) -> Tensor:
-        """The positions in the batch of the edges of graphs ``lo .. hi``, in the order of the cut."""
-        return self.order[self.edge_ptr[lo]:self.edge_ptr[hi]]
-
-    def cut(self, lo: int, hi: int) -> Graph:
-        g, n0, n1 = self.g, self.ptr[lo], self.ptr[hi]
-        idx = self.edges(lo, hi)
-        spans = {"node": (n0, n1), "graph": (lo, hi)}
-
-        def part(f: Field) -> Field:
-            if f.location == "edge":
-                return Field(f.value.index_select(f.item_dim, idx), f.location, f.time)
-            a, b = spans[f.location]
-            return Field(f.value.narrow(f.item_dim, a, b - a), f.location, f.time)
-
-        out = object.__new__(Graph)  # rows of a valid batch, offsets kept inside each graph: valid
-        out.x = g.x[n0:n1]
-        out.edge_index = g.edge_index[:, idx] - n0
-        out.edge_attr = None if g.edge_attr is None else g.edge_attr[idx]
-        out.graph_attr = None if g.graph_attr is None else g.graph_attr[lo:hi]
-        out.ptr = g.ptr[lo:hi + 1] - n0
-        out.batch = g.batch[n0:n1] - lo
-        out.fields = {k: part(f) for k, f in g.fields.items()}
-        out.meta = dict(g.meta)
-        return out
-
-
-def _union(base: Graph, src: Graph, alphas: Sequence[float], fields: Sequence[str]) -> Graph:
-    """The ``len(alphas)`` interpolated copies of ``base`` (towards ``src``) in one disjoint union,
-    entry for entry :func:`~hookgnn.attribution.interpolate.interpolate` of each."""
-    if fields or len(alphas) == 1:
-        parts = [interpolate(base, src, a, fields) for a in alphas]
-        return parts[0] if len(parts) == 1 else Graph.collate(parts)
-    union = Graph.collate([base] * len(alphas))
-
-    def lerp(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-        if a is None or b is None:
-            return None
-        w = torch.tensor(alphas, dtype=a.dtype, device=a.device).reshape(-1, *([1] * a.dim()))
-        out = (a + w * (b - a)).reshape(-1, *a.shape[1:])
-        if not bool(torch.isfinite(out).all()):
-            raise ValueError("an interpolated input is not finite (base and source features too large?)")
-        return out
-
-    # the union of copies is valid (Graph.collate) and lerping finite features keeps it so: set them
-    # without checking every field of every copy again (most of the time of a small chunk)
-    union.x = lerp(base.x, src.x)
-    union.edge_attr = lerp(base.edge_attr, src.edge_attr)
-    union.graph_attr = lerp(base.graph_attr, src.graph_attr)
-    return union
-
-
 def link_sums(
     model: HookedRootModule,
     base: Graph,
@@ -193,68 +120,104 @@ def link_sums(
     steps = max(len(alphas), 1)
     points = model.hook_points(sorted(set(taps) | set(deltas)))
     follows = all(p.axis in COPY_AXES for p in points)
-    ranges = _chunks(base, rows_per_forward, steps) if follows else [(0, base.num_graphs)]
-    whole = len(ranges) == 1
-    cuts = None if whole else [_Ranges(base)] + [_Ranges(g) for g in (src, clean)]
+    axes = {p.name: p.axis for p in points}
+    # EAP-IG whose differences can be cut graph by graph: base and source run once per larger range
+    # of graphs (two copies), the IG copies per chunk within it
+    shared = bool(alphas) and follows and all(axes[h] in SLICEABLE for h in deltas)
+    ranges = _chunks(base, rows_per_forward, 2 if shared else steps) if follows else [(0, base.num_graphs)]
+    cuts = None if len(ranges) == 1 and not shared else [_Ranges(base)] + [_Ranges(g) for g in (src, clean)]
+    fields = interpolated_fields(model, base, src) if alphas else []
     sums: list[Tensor | None] = [None] * len(links)
     rows = {c: torch.zeros(base.num_edges, dtype=base.x.dtype, device=base.device) for c in carriers}
     baseline = 0.0
     n = base.num_graphs
+    job = (model, deltas, plain, active, through, through_src, taps, alphas, fields, follows, rows_per_forward,
+           forward_kwargs)
     for lo, hi in ranges:
         b, s, c = (base, src, clean) if cuts is None else (r.cut(lo, hi) for r in cuts)
-        m = clean_targets(metric, c)
-        delta, grads, base_sum = _chunk(model, b, s, m, deltas, plain, active, through, through_src, taps, alphas,
-                                        follows, rows_per_forward, forward_kwargs)
+        at = None if cuts is None else cuts[0].edges(lo, hi)
+        if not shared:
+            delta, grads, base_sum = _chunk(job, b, s, c, metric)
+            baseline += base_sum
+            _add(sums, rows, links, uses, carriers, b, delta, grads, b.num_graphs / (n * steps), at)
+            continue
+        delta, base_sum = _differences(model, b, s, clean_targets(metric, c), deltas, forward_kwargs)
         baseline += base_sum
-        scale = b.num_graphs / (n * steps)
-        src_idx, dst_idx = b.edge_index
-        for i, (link, (kind, hook)) in enumerate(zip(links, uses)):
-            if link.src not in delta:
-                raise ValueError(f"link {link.name} of round {link.round} reads hook {link.src}, which did not fire in "
-                                 "the forward")
-            d_a = delta[link.src]
-            g = grads.get((kind, hook, link.src if kind == "through" else None))
-            if g is None:  # the metric does not depend on it
-                g = torch.zeros(d_a.shape[0] if link.rows in ("same", "scatter") else b.num_edges,
-                                *([link.weight.shape[0]] if link.weight is not None else d_a.shape[1:]),
-                                dtype=d_a.dtype, device=d_a.device)
-            r = d_a if link.rows in ("same", "scatter") else d_a[src_idx if link.rows == "src" else dst_idx]
-            v = (r * g).sum(0) if link.weight is None or link.rows == "scatter" else r.T @ g
-            v = v * scale
-            sums[i] = v if sums[i] is None else sums[i].add_(v)  # type: ignore[union-attr]
-        for hook in carriers:
-            g = grads.get(("plain", hook, None))
-            if g is None:
-                continue
-            p = delta[hook] * g
-            r = (p if p.dim() == 1 else p.flatten(1).sum(1)) * scale
-            if cuts is None:
-                rows[hook] = r
-            else:
-                rows[hook][cuts[0].edges(lo, hi)] = r
+        inner = _chunks(b, rows_per_forward, steps)
+        parts = None if len(inner) == 1 else [_Ranges(g) for g in (b, s, c)]
+        for lo2, hi2 in inner:
+            bb, ss, cc = (b, s, c) if parts is None else (r.cut(lo2, hi2) for r in parts)
+            dd = delta if parts is None else {h: v[parts[0].rows(axes[h], lo2, hi2)] for h, v in delta.items()}
+            at2 = at if parts is None else at[parts[0].edges(lo2, hi2)]  # type: ignore[index]
+            _, grads, _ = _chunk(job, bb, ss, cc, metric, dd)
+            _add(sums, rows, links, uses, carriers, bb, dd, grads, bb.num_graphs / (n * steps), at2)
     out = [torch.zeros(0) if v is None else v for v in sums]
     return LinkSums(out, rows, baseline / max(n, 1))
 
 
+def _add(sums: list[Tensor | None], rows: dict[str, Tensor], links: Sequence[ResolvedLink],
+         uses: list[tuple[str, str]], carriers: Sequence[str], b: Graph, delta: dict[str, Tensor],
+         grads: dict[tuple[str, str, str | None], Tensor], scale: float, at: Tensor | None) -> None:
+    """Add one chunk's terms (graphs ``b``, their edges at positions ``at`` of the batch; ``None``: all,
+    in order) to the link sums and the carriers' row scores."""
+    src_idx, dst_idx = b.edge_index
+    for i, (link, (kind, hook)) in enumerate(zip(links, uses)):
+        if link.src not in delta:
+            raise ValueError(f"link {link.name} of round {link.round} reads hook {link.src}, which did not fire in "
+                             "the forward")
+        d_a = delta[link.src]
+        g = grads.get((kind, hook, link.src if kind == "through" else None))
+        if g is None:  # the metric does not depend on it
+            g = torch.zeros(d_a.shape[0] if link.rows in ("same", "scatter") else b.num_edges,
+                            *([link.weight.shape[0]] if link.weight is not None else d_a.shape[1:]),
+                            dtype=d_a.dtype, device=d_a.device)
+        r = d_a if link.rows in ("same", "scatter") else d_a[src_idx if link.rows == "src" else dst_idx]
+        v = (r * g).sum(0) if link.weight is None or link.rows == "scatter" else r.T @ g
+        v = v * scale
+        sums[i] = v if sums[i] is None else sums[i].add_(v)  # type: ignore[union-attr]
+    for hook in carriers:
+        g = grads.get(("plain", hook, None))
+        if g is None:
+            continue
+        p = delta[hook] * g
+        r = (p if p.dim() == 1 else p.flatten(1).sum(1)) * scale
+        if at is None:
+            rows[hook] = r
+        else:
+            rows[hook][at] = r
+
+
+def _differences(model: HookedRootModule, base: Graph, src: Graph, metric: Metric, deltas: list[str],
+                 fwd: dict[str, Any]) -> tuple[dict[str, Tensor], float]:
+    """Base and source in one forward: the differences at ``deltas`` and the sum over the graphs of
+    the base run's metric."""
+    pair = Graph.collate([base, src])
+    with torch.no_grad():
+        out, cache = model.run_with_cache(pair, names_filter=deltas, **fwd)
+        base_sum = float(metric(out, pair)[:base.num_graphs].sum())
+    delta = {}
+    for h in cache.keys():
+        a = per_copy(cache[h], 2)
+        delta[h] = a[1] - a[0]
+    return delta, base_sum
+
+
 def _chunk(
-    model: HookedRootModule, base: Graph, src: Graph, metric: Metric, deltas: list[str], plain: list[str],
-    active: list[str], through: list[tuple[ResolvedLink, int]], through_src: list[str], taps: list[str],
-    alphas: Sequence[float], follows: bool, budget: int, fwd: dict[str, Any],
+    job: tuple[Any, ...], base: Graph, src: Graph, clean: Graph, metric: Metric,
+    delta: dict[str, Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], dict[tuple[str, str, str | None], Tensor], float]:
-    """One chunk of graphs: the differences at ``deltas``, the gradient sums over all steps, and
-    the sum over its graphs of the base run's metric."""
-    delta: dict[str, Tensor] = {}
+    """One chunk of graphs: the differences at ``deltas`` (made here unless ``delta`` is given),
+    the gradient sums over all steps, and the sum over its graphs of the base run's metric (0 where
+    ``delta`` is given: its forward made it)."""
+    model, deltas, plain, active, through, through_src, taps, alphas, fields, follows, budget, fwd = job
     source: dict[str, Tensor] = {}
-    if alphas and follows:  # base and source in one forward: the differences and the base metric
-        pair = Graph.collate([base, src])
-        with torch.no_grad():
-            out, cache = model.run_with_cache(pair, names_filter=deltas, **fwd)
-            base_sum = float(metric(out, pair)[:base.num_graphs].sum())
-        for h in cache.keys():
-            a = per_copy(cache[h], 2)
-            delta[h] = a[1] - a[0]
-        del cache, out
+    base_sum = 0.0
+    if delta is not None:
+        pass
+    elif alphas and follows:
+        delta, base_sum = _differences(model, base, src, clean_targets(metric, clean), deltas, fwd)
     else:
+        delta = {}
         with torch.no_grad():
             _, cache = model.run_with_cache(src, names_filter=deltas, **fwd)
         source = dict(cache.items())
@@ -264,7 +227,7 @@ def _chunk(
         if hook.name not in source:
             raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): eap needs "
                              "each hook point once per forward")
-        delta[hook.name] = source.pop(hook.name).to(act) - act.detach()
+        delta[hook.name] = source.pop(hook.name).to(act) - act.detach()  # type: ignore[index]
 
     grads: dict[tuple[str, str, str | None], Tensor] = {}
     src_idx, dst_idx = base.edge_index
@@ -304,7 +267,8 @@ def _chunk(
                     assert callable(link.act)
                     add(("through", name, link.src), (per_copy(g, k) * derivative(link.act, a)).reshape(g.shape))
 
-        return _tapped_run(model, batch, k, metric, sorted(set(taps) | set(deltas)) if first else taps, fwd,
+        m = clean_targets(metric, clean) if k == 1 and batch is base else _with_fields_of(metric, batch, clean, k)
+        return _tapped_run(model, batch, k, m, sorted(set(taps) | set(deltas)) if first else taps, fwd,
                            on_forward, on_grad)
 
     if not alphas:  # EAP: gradient at the base run, differences made in its own forward
@@ -312,11 +276,10 @@ def _chunk(
         return delta, grads, float(per_graph.sum())
     if not follows:
         with torch.no_grad(), model.hooks(fwd_hooks=[(h, difference) for h in deltas]):
-            base_sum = float(metric(model(base, **fwd), base).sum())
-    fields = interpolated_fields(model, base, src)
+            base_sum = float(clean_targets(metric, clean)(model(base, **fwd), base).sum())
     rows = base.num_nodes + base.num_edges
     per_forward = max(1, min(len(alphas), budget // max(rows, 1))) if follows else 1
     for start in range(0, len(alphas), per_forward):
         part = alphas[start:start + per_forward]
-        run(_union(base, src, part, fields), len(part), False)
+        run(_copies(base, src, part, fields), len(part), False)
     return delta, grads, base_sum

@@ -83,8 +83,7 @@ def with_clean_fields(run: Graph, clean: Graph) -> Graph:
         raise ValueError(f"the metric reads its targets from the clean graph ({per['node']} nodes, {per['edge']} "
                          f"edges, {per['graph']} graphs), but the run's graph ({run.num_nodes} nodes, {run.num_edges} "
                          f"edges, {run.num_graphs} graphs) is not copies of its structure row for row")
-    fields = {name: Field(f.value.to(run.device).repeat(*([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))),
-                          f.location, f.time) for name, f in clean.fields.items()}
+    fields = tiled_fields(clean, k, run.device)
     # The clean graph's fields were checked when it was built and ``run`` has its structure copy for
     # copy (checked above), so the result is valid: no second check of every tiled field (the time
     # of a small batched run went there).
@@ -92,3 +91,21 @@ def with_clean_fields(run: Graph, clean: Graph) -> Graph:
     out.__dict__.update(run.__dict__)
     out.fields = fields
     return out
+
+
+def tiled_fields(graph: Graph, k: int, device: torch.device | str | None = None) -> dict[str, Field]:
+    """The fields of ``graph`` repeated ``k`` times along their item axis: the fields of
+    ``Graph.collate([graph] * k)`` (moved to ``device`` if given), one ``repeat`` per field.
+
+    >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]),
+    ...           fields={"d": Field(torch.tensor([1., 2.]), "node")})
+    >>> tiled_fields(g, 2)["d"].value.tolist()
+    [1.0, 2.0, 1.0, 2.0]
+
+    :param graph: the graph (or batch) whose fields are tiled.
+    :param k: how many copies (``>= 0``).
+    :param device: where the tiled values go (default: where they are).
+    """
+    return {name: Field(f.value.to(device if device is not None else f.value.device).repeat(
+        *([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))), f.location, f.time)
+        for name, f in graph.fields.items()}
