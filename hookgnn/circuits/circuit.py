@@ -124,6 +124,17 @@ def evaluate(
     """
     if ablation == "resample":
         check_same_structure(clean, corrupted)
+    return _evaluate_with(model, clean, metric, circuit, universe,
+                         lambda hooks: ablation_values(model, hooks, corrupted, ablation, dataset, **forward_kwargs),
+                         **forward_kwargs)
+
+
+def _evaluate_with(
+    model: HookedRootModule, clean: Graph, metric: Metric, circuit: Circuit, universe: Iterable[Component | Edge],
+    values_of: Callable[[list[str]], dict[str, Tensor]], **forward_kwargs: Any,
+) -> float:
+    """:func:`evaluate` with the ablation values of the hooks it needs given by ``values_of(hooks)``
+    (:func:`ablation_values` of a run already made, so that several evaluations share one source run)."""
     metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
@@ -140,8 +151,8 @@ def evaluate(
     check_carriers(model, msg_hooks)
     links = _links_for(model, wedges)
     link_src = sorted({l.src for l, _ in links})
-    values = ablation_values(model, sorted(set(comp_hooks + msg_hooks + link_src)), corrupted, ablation, dataset,
-                             **forward_kwargs) if (comp_hooks or msg_hooks or link_src) else {}
+    needed = sorted(set(comp_hooks + msg_hooks + link_src))
+    values = values_of(needed) if needed else {}
 
     # Order of hooks on one point: weight-edge corrections, message and component
     # ablations (which override them), then the recording of link sources.

@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
+from hookgnn.circuits.circuit import Ablation, Circuit, _evaluate_with, evaluate
 from hookgnn.circuits.gates import Gated, Unit
 from hookgnn.circuits.walk import Schedule, prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
-from hookgnn.metrics.targets import clean_targets
+from hookgnn.metrics.targets import CleanTargets, clean_targets
 from hookgnn.patching.activation import check_same_structure
 from hookgnn.patching.components import Component
 from hookgnn.patching.copies import disjoint_union
@@ -187,6 +188,27 @@ def exact_faithfulness(
     return float(faithfulness(m(circuit), m(Circuit.of(universe)), m(Circuit())))
 
 
+def rechecked(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
+    """:math:`F(C)` of ``circuit`` over the run's universe, from :func:`~hookgnn.circuits.circuit.evaluate`
+    (as :func:`exact_faithfulness`) on the run's disjoint union of the pairs (its mean over graphs is the mean
+    over pairs: every pair has the same graphs), with the ablation values the gated run already took from
+    its source run: three forwards, not three source runs and three forwards per pair. ``gates``: the
+    circuit as 0/1 gates over the run's units."""
+    targets = run.metric
+    assert isinstance(targets, CleanTargets)
+    pinned = _Pinned(targets, targets.clean)
+    universe = run.units
+    inside = gates > 0
+    circuit, rest = (Circuit.of(universe[i] for i in keep.nonzero().flatten().tolist()) for keep in (inside, ~inside))
+    every = Circuit.of(universe)
+
+    def m(kept_in_circuit: Circuit, kept_in_run: Circuit) -> float:
+        kept = kept_in_circuit if run.direction == "noising" else kept_in_run  # denoising keeps the units outside C
+        return _evaluate_with(model, run.base, pinned, kept, universe, lambda hooks: {h: run.values[h] for h in hooks},
+                              **forward_kwargs)
+    return float(faithfulness(m(circuit, rest), m(every, Circuit()), m(Circuit(), every)))
+
+
 def output_first(units: Sequence[Unit], model: HookedRootModule) -> list[Unit]:
     """Units ordered from the output back: later rounds first (message and weight edges carry a
     round; components and hand-drawn edges without one go last), then as given."""
@@ -281,11 +303,8 @@ def acdc(
     removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
                             lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
                             schedule)
-    pos = {u: i for i, u in enumerate(universe)}
-    kept = [u for u in universe if gates[pos[u]] > 0]
-    circuit = Circuit.of(kept)
-    exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
-                               direction, dataset, **forward_kwargs)
-    forwards = run.forwards + 3 * len(pairs)
+    circuit = Circuit.of(universe[i] for i in gates.nonzero().flatten().tolist())
+    exact = rechecked(model, run, gates, **forward_kwargs)
+    # the source run of the ablation values and the three re-check forwards
     return Discovered(circuit, exact, "acdc", ablation, check_direction(direction), time.perf_counter() - start,
-                      forwards, run.copies_run + 3 * len(pairs), len(universe), tuple(removed))
+                      run.forwards + 4, run.copies_run + 4 * len(pairs), len(universe), tuple(removed))
