@@ -188,25 +188,18 @@ def exact_faithfulness(
     return float(faithfulness(m(circuit), m(Circuit.of(universe)), m(Circuit())))
 
 
-def rechecked(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
-    """:math:`F(C)` of ``circuit`` over the run's universe, from :func:`~hookgnn.circuits.circuit.evaluate`
-    (as :func:`exact_faithfulness`) on the run's disjoint union of the pairs (its mean over graphs is the mean
-    over pairs: every pair has the same graphs), with the ablation values the gated run already took from
-    its source run: three forwards, not three source runs and three forwards per pair. ``gates``: the
-    circuit as 0/1 gates over the run's units."""
+def exact_metric(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
+    """:math:`m(C)` of the module doc for the circuit ``gates`` (0/1 over the run's units), from
+    :func:`~hookgnn.circuits.circuit.evaluate` (as :func:`exact_faithfulness`) on the run's disjoint union of
+    the pairs (its mean over graphs is the mean over pairs: every pair has the same graphs), with the ablation
+    values the gated run took from its source run: one forward, no source run of its own."""
     targets = run.metric
     assert isinstance(targets, CleanTargets)
-    pinned = _Pinned(targets, targets.clean)
-    universe = run.units
     inside = gates > 0
-    circuit, rest = (Circuit.of(universe[i] for i in keep.nonzero().flatten().tolist()) for keep in (inside, ~inside))
-    every = Circuit.of(universe)
-
-    def m(kept_in_circuit: Circuit, kept_in_run: Circuit) -> float:
-        kept = kept_in_circuit if run.direction == "noising" else kept_in_run  # denoising keeps the units outside C
-        return _evaluate_with(model, run.base, pinned, kept, universe, lambda hooks: {h: run.values[h] for h in hooks},
-                              **forward_kwargs)
-    return float(faithfulness(m(circuit, rest), m(every, Circuit()), m(Circuit(), every)))
+    kept = inside if run.direction == "noising" else ~inside  # denoising keeps the units outside C in the base
+    circuit = Circuit.of(run.units[i] for i in kept.nonzero().flatten().tolist())
+    return _evaluate_with(model, run.base, _Pinned(targets, targets.clean), circuit, run.units,
+                          lambda hooks: {h: run.values[h] for h in hooks}, **forward_kwargs)
 
 
 def output_first(units: Sequence[Unit], model: HookedRootModule) -> list[Unit]:
@@ -298,13 +291,14 @@ def acdc(
     if schedule not in ("groups", "units"):
         raise ValueError(f"schedule must be 'groups' (blocks first) or 'units' (one at a time), got {schedule!r}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
-    ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
+    # m(U) and m(empty) by evaluate, shared by the walk and the exact faithfulness of the circuit found
+    m_full, m_empty = (exact_metric(model, run, g, **forward_kwargs) for g in (torch.ones(run.n), torch.zeros(run.n)))
     gates = torch.ones(len(universe))
-    removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
+    removed, _ = prune_walk(run, universe, gates, walk, m_full, m_empty, 1.0,
                             lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
                             schedule)
     circuit = Circuit.of(universe[i] for i in gates.nonzero().flatten().tolist())
-    exact = rechecked(model, run, gates, **forward_kwargs)
-    # the source run of the ablation values and the three re-check forwards
+    exact = float(faithfulness(exact_metric(model, run, gates, **forward_kwargs), m_full, m_empty))
+    # the source run of the ablation values and the three forwards of evaluate
     return Discovered(circuit, exact, "acdc", ablation, check_direction(direction), time.perf_counter() - start,
                       run.forwards + 4, run.copies_run + 4 * len(pairs), len(universe), tuple(removed))
