@@ -188,11 +188,11 @@ def exact_faithfulness(
     return float(faithfulness(m(circuit), m(Circuit.of(universe)), m(Circuit())))
 
 
-def exact_metric(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
+def _exact_metric(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
     """:math:`m(C)` of the module doc for the circuit ``gates`` (0/1 over the run's units), from
-    :func:`~hookgnn.circuits.circuit.evaluate` (as :func:`exact_faithfulness`) on the run's disjoint union of
-    the pairs (its mean over graphs is the mean over pairs: every pair has the same graphs), with the ablation
-    values the gated run took from its source run: one forward, no source run of its own."""
+    :func:`~hookgnn.circuits.circuit.evaluate` on the run's base graph with the ablation values the gated run
+    took from its source run: one forward, no source run of its own. The run's units are the first pair's
+    rows, so with several pairs this is the value the gated walk sees, not :func:`exact_faithfulness`'s."""
     targets = run.metric
     assert isinstance(targets, CleanTargets)
     inside = gates > 0
@@ -292,13 +292,20 @@ def acdc(
         raise ValueError(f"schedule must be 'groups' (blocks first) or 'units' (one at a time), got {schedule!r}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
     # m(U) and m(empty) by evaluate, shared by the walk and the exact faithfulness of the circuit found
-    m_full, m_empty = (exact_metric(model, run, g, **forward_kwargs) for g in (torch.ones(run.n), torch.zeros(run.n)))
+    m_full, m_empty = (_exact_metric(model, run, g, **forward_kwargs) for g in (torch.ones(run.n), torch.zeros(run.n)))
     gates = torch.ones(len(universe))
     removed, _ = prune_walk(run, universe, gates, walk, m_full, m_empty, 1.0,
                             lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
                             schedule)
     circuit = Circuit.of(universe[i] for i in gates.nonzero().flatten().tolist())
-    exact = float(faithfulness(exact_metric(model, run, gates, **forward_kwargs), m_full, m_empty))
-    # the source run of the ablation values and the three forwards of evaluate
+    if len(pairs) == 1:
+        exact = float(faithfulness(_exact_metric(model, run, gates, **forward_kwargs), m_full, m_empty))
+        checks = 1
+    else:  # the gated run's units are the first pair's rows of the union: evaluate pair by pair
+        exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe,
+                                   ablation, direction, dataset, **forward_kwargs)
+        checks = 3 * len(pairs)
+    # the source run of the ablation values, m(U) and m(empty), and the exact re-evaluation
     return Discovered(circuit, exact, "acdc", ablation, check_direction(direction), time.perf_counter() - start,
-                      run.forwards + 4, run.copies_run + 4 * len(pairs), len(universe), tuple(removed))
+                      run.forwards + 3 + checks, run.copies_run + 3 * len(pairs) + checks, len(universe),
+                      tuple(removed))
