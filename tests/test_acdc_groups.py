@@ -128,3 +128,37 @@ def test_single_copy_runs_resumed_from_recorded_states_match_evaluate(direction:
             want = evaluate(model, corrupted, clean, pinned, Circuit.of([u for u in uni if u not in set(kept)]), uni)
         assert got == pytest.approx(want, rel=1e-5, abs=1e-5 * max(1.0, abs(want)))
     assert run.entering  # states were recorded and reused
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_faithfulness_of_several_pairs_is_the_mean_metric_of_evaluate_pair_by_pair(direction: str) -> None:
+    """Three pairs of one structure (acdc evaluates them in one disjoint union, with the gated run's ablation
+    values): the faithfulness equals F of the metric averaged over plain per-pair evaluate calls."""
+    model, clean, _, uni = _random_net(2)
+    torch.manual_seed(3)
+    cleans = [clean.replace(x=torch.randn(6, 1)) for _ in range(3)]
+    corrupteds = [clean.replace(x=torch.randn(6, 1)) for _ in range(3)]
+    metric = OutputSum("d")
+    found = acdc(model, cleans, corrupteds, metric, uni, threshold=0.05, direction=direction)
+    kept = set(found.circuit.edges)
+
+    def m(keep: set) -> float:
+        vals = []
+        for cl, co in zip(cleans, corrupteds):
+            pinned = clean_targets(metric, cl)
+            if direction == "noising":
+                vals.append(evaluate(model, cl, co, pinned, Circuit.of(keep), uni))
+            else:
+                vals.append(evaluate(model, co, cl, pinned, Circuit.of(u for u in uni if u not in keep), uni))
+        return sum(vals) / len(vals)
+    want = float(faithfulness(m(kept), m(set(uni)), m(set())))
+    assert 0 < len(kept) < len(uni)
+    assert found.faithfulness == pytest.approx(want, rel=1e-5, abs=1e-5)
+
+
+def test_evaluate_names_the_carrier_when_a_message_edge_is_past_its_rows() -> None:
+    """A message edge whose index is past the graph's edges is an error naming the hook, not a silent no-op."""
+    model, clean, corrupted, _ = _random_net(0)
+    far = MessageEdge(1, clean.num_edges + 3, 0, 1)
+    with pytest.raises(IndexError, match="hook_src"):
+        evaluate(model, clean, corrupted, OutputSum("d"), Circuit(), [far])

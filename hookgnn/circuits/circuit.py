@@ -52,7 +52,15 @@ from hookgnn.metrics.targets import clean_targets
 from hookgnn.nn.wiring import ResolvedLink, act_fn, links_of
 from hookgnn.ops import scatter
 from hookgnn.patching.activation import check_same_structure
-from hookgnn.patching.components import Component, Edge, MessageEdge, WeightEdge, check_carriers, component_mask
+from hookgnn.patching.components import (
+    Component,
+    Edge,
+    MessageEdge,
+    WeightEdge,
+    check_carriers,
+    component_mask,
+    message_hooks,
+)
 from hookgnn.ops.threads import threads_by_workload
 
 Ablation = Literal["resample", "zero", "mean"]
@@ -124,24 +132,34 @@ def evaluate(
     """
     if ablation == "resample":
         check_same_structure(clean, corrupted)
+    return _evaluate_with(model, clean, metric, circuit, universe,
+                         lambda hooks: ablation_values(model, hooks, corrupted, ablation, dataset, **forward_kwargs),
+                         **forward_kwargs)
+
+
+def _evaluate_with(
+    model: HookedRootModule, clean: Graph, metric: Metric, circuit: Circuit, universe: Iterable[Component | Edge],
+    values_of: Callable[[list[str]], dict[str, Tensor]], **forward_kwargs: Any,
+) -> float:
+    """:func:`evaluate` with the ablation values of the hooks it needs given by ``values_of(hooks)``
+    (:func:`ablation_values` of a run already made, so that several evaluations share one source run)."""
     metric = clean_targets(metric, clean)
     universe = list(universe)
     comps = [u for u in universe if isinstance(u, Component)]
-    carrier = _carriers(model)
+    carrier_hook = _carrier_hooks(model)
     msgs = [u for u in universe if isinstance(u, MessageEdge) and u not in circuit.edges]
     wedges = [u for u in universe if isinstance(u, WeightEdge) and u not in circuit.edges]
     specs: list[tuple[str, Callable[..., Tensor]]] = []
     comp_hooks = sorted({c.hook for c in comps})
-    by_carrier: dict[str, list[Component]] = {}  # carrier hook -> the carriers of the ablated messages
+    by_carrier: dict[str, list[int]] = {}  # carrier hook -> its rows (edges) of the ablated messages
     for m in msgs:
-        c = carrier(m)
-        by_carrier.setdefault(c.hook, []).append(c)
+        by_carrier.setdefault(carrier_hook(m.round), []).append(m.edge)
     msg_hooks = sorted(by_carrier)
     check_carriers(model, msg_hooks)
     links = _links_for(model, wedges)
     link_src = sorted({l.src for l, _ in links})
-    values = ablation_values(model, sorted(set(comp_hooks + msg_hooks + link_src)), corrupted, ablation, dataset,
-                             **forward_kwargs) if (comp_hooks or msg_hooks or link_src) else {}
+    needed = sorted(set(comp_hooks + msg_hooks + link_src))
+    values = values_of(needed) if needed else {}
 
     # Order of hooks on one point: weight-edge corrections, message and component
     # ablations (which override them), then the recording of link sources.
@@ -160,9 +178,14 @@ def evaluate(
             return torch.where(ablate, values[h].to(act).expand_as(act), act)
         specs.append((h, fn))
     for h in msg_hooks:
-        carriers = by_carrier[h]
-        def fn(act: Tensor, hook: Any, h: str = h, carriers: list[Component] = carriers) -> Tensor:
-            mask = component_mask(carriers, h, act.shape, act.device)
+        rows = torch.tensor(by_carrier[h], dtype=torch.long)
+        def fn(act: Tensor, hook: Any, h: str = h, rows: Tensor = rows) -> Tensor:
+            if len(rows) and int(rows.max()) >= act.shape[0]:
+                raise IndexError(f"a message edge of {h} names row {int(rows.max())}, but its carrier has "
+                                 f"{act.shape[0]} rows (one per graph edge)")
+            mask = torch.zeros(act.shape[:1], dtype=torch.bool, device=act.device)
+            mask[rows.to(act.device)] = True  # the ablated messages' rows, every feature
+            mask = mask.reshape(-1, *([1] * (act.dim() - 1)))
             return torch.where(mask, values[h].to(act).expand_as(act), act)
         specs.append((h, fn))
     specs += records
@@ -173,13 +196,19 @@ def evaluate(
 
 def _carriers(model: HookedRootModule) -> Callable[[MessageEdge], Component]:
     """``edge.in_model(model).carrier``, asking the model for each round's hook points once."""
+    hook = _carrier_hooks(model)
+    return lambda edge: Component(hook(edge.round), edge.edge)
+
+
+def _carrier_hooks(model: HookedRootModule) -> Callable[[int], str]:
+    """Round ``t`` -> the hook point carrying its messages (:func:`message_hooks`), asked of the model once."""
     hooks: dict[int, str] = {}
 
-    def carrier(edge: MessageEdge) -> Component:
-        if edge.round not in hooks:
-            hooks[edge.round] = edge.in_model(model).carrier.hook
-        return Component(hooks[edge.round], edge.edge)
-    return carrier
+    def carrier_hook(t: int) -> str:
+        if t not in hooks:
+            hooks[t] = message_hooks(model, t).carrier
+        return hooks[t]
+    return carrier_hook
 
 
 def _links_for(model: HookedRootModule, wedges: list[WeightEdge]) -> list[tuple[ResolvedLink, list[WeightEdge]]]:

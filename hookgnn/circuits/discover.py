@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from hookgnn.circuits.circuit import Ablation, Circuit, evaluate
+from hookgnn.circuits.circuit import Ablation, Circuit, _evaluate_with, evaluate
 from hookgnn.circuits.gates import Gated, Unit
 from hookgnn.circuits.walk import Schedule, prune_walk
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric, faithfulness
-from hookgnn.metrics.targets import clean_targets
+from hookgnn.metrics.targets import CleanTargets, clean_targets
 from hookgnn.patching.activation import check_same_structure
 from hookgnn.patching.components import Component
 from hookgnn.patching.copies import disjoint_union
@@ -187,6 +188,20 @@ def exact_faithfulness(
     return float(faithfulness(m(circuit), m(Circuit.of(universe)), m(Circuit())))
 
 
+def _exact_metric(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
+    """:math:`m(C)` of the module doc for the circuit ``gates`` (0/1 over the run's units), from
+    :func:`~hookgnn.circuits.circuit.evaluate` on the run's base graph with the ablation values the gated run
+    took from its source run: one forward, no source run of its own. The run's units are the first pair's
+    rows, so with several pairs this is the value the gated walk sees, not :func:`exact_faithfulness`'s."""
+    targets = run.metric
+    assert isinstance(targets, CleanTargets)
+    inside = gates > 0
+    kept = inside if run.direction == "noising" else ~inside  # denoising keeps the units outside C in the base
+    circuit = Circuit.of(run.units[i] for i in kept.nonzero().flatten().tolist())
+    return _evaluate_with(model, run.base, _Pinned(targets, targets.clean), circuit, run.units,
+                          lambda hooks: {h: run.values[h] for h in hooks}, **forward_kwargs)
+
+
 def output_first(units: Sequence[Unit], model: HookedRootModule) -> list[Unit]:
     """Units ordered from the output back: later rounds first (message and weight edges carry a
     round; components and hand-drawn edges without one go last), then as given."""
@@ -276,16 +291,21 @@ def acdc(
     if schedule not in ("groups", "units"):
         raise ValueError(f"schedule must be 'groups' (blocks first) or 'units' (one at a time), got {schedule!r}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
-    ends = run.metrics(torch.stack([torch.ones(len(universe)), torch.zeros(len(universe))]))
+    # m(U) and m(empty) by evaluate, shared by the walk and the exact faithfulness of the circuit found
+    m_full, m_empty = (_exact_metric(model, run, g, **forward_kwargs) for g in (torch.ones(run.n), torch.zeros(run.n)))
     gates = torch.ones(len(universe))
-    removed, _ = prune_walk(run, universe, gates, walk, float(ends[0]), float(ends[1]), 1.0,
+    removed, _ = prune_walk(run, universe, gates, walk, m_full, m_empty, 1.0,
                             lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
                             schedule)
-    pos = {u: i for i, u in enumerate(universe)}
-    kept = [u for u in universe if gates[pos[u]] > 0]
-    circuit = Circuit.of(kept)
-    exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe, ablation,
-                               direction, dataset, **forward_kwargs)
-    forwards = run.forwards + 3 * len(pairs)
+    circuit = Circuit.of(universe[i] for i in gates.nonzero().flatten().tolist())
+    if len(pairs) == 1:
+        exact = float(faithfulness(_exact_metric(model, run, gates, **forward_kwargs), m_full, m_empty))
+        checks = 1
+    else:  # the gated run's units are the first pair's rows of the union: evaluate pair by pair
+        exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe,
+                                   ablation, direction, dataset, **forward_kwargs)
+        checks = 3 * len(pairs)
+    # the source run of the ablation values, m(U) and m(empty), and the exact re-evaluation
     return Discovered(circuit, exact, "acdc", ablation, check_direction(direction), time.perf_counter() - start,
-                      forwards, run.copies_run + 3 * len(pairs), len(universe), tuple(removed))
+                      run.forwards + 3 + checks, run.copies_run + 3 * len(pairs) + checks, len(universe),
+                      tuple(removed))

@@ -35,8 +35,9 @@ from hookgnn.circuits.circuit import Ablation, _carriers, _links_for, ablation_v
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
+from hookgnn.metrics.targets import CleanTargets, with_clean_fields
 from hookgnn.patching.components import Component, MessageEdge, WeightEdge, check_carriers, component_mask
-from hookgnn.patching.copies import copies_per_forward, disjoint_union, metric_per_copy, per_copy
+from hookgnn.patching.copies import copies_per_forward, copy_means, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.results import Direction, check_direction
 
 Unit = Component | MessageEdge | WeightEdge
@@ -118,6 +119,9 @@ class Gated:
                                  "activation and the link names no pre hook point: they cannot be gated")
         self.row_index = {h: (torch.tensor([u for u, _ in rows], dtype=torch.long),
                               torch.tensor([r for _, r in rows], dtype=torch.long)) for h, rows in self.rows.items()}
+        # hooks whose units gate rows 0 .. R-1, each once: a copy's live rows are its gates gathered in row order
+        self.by_row = {h: us[rs.argsort()] for h, (us, rs) in self.row_index.items()
+                       if torch.equal(rs.sort().values, torch.arange(len(rs)))}
         gate_hooks = sorted(set(self.rows) | set(self.masks))
         src_hooks = sorted({l.src for l, _ in self.links})
         hooks = sorted(set(gate_hooks) | set(src_hooks))
@@ -128,6 +132,7 @@ class Gated:
         self.forwards = 0
         self.copies_run = 0
         self.batches: dict[int, Graph] = {}
+        self.scored: dict[int, Graph] = {}
         # Resuming: copies whose gates agree on every unit of rounds < t share the state entering
         # round t, run once on one copy (weight edges read live link sources: no resuming).
         self.resumable = not self.links and model.can_resume(**forward_kwargs)
@@ -180,10 +185,13 @@ class Gated:
         """A gated forward of ``k`` copies: the metric of each; ``resume``: (round, state, output before);
         ``record`` (one copy, not resumed): keep the states entering every round for resuming."""
         k = keep.shape[0]
-        if k not in self.batches:  # one collate per number of copies
+        if k not in self.batches:  # one collate per number of copies, and its graph with the clean targets
             self.batches[k] = disjoint_union([self.base] * k)
+            if isinstance(self.metric, CleanTargets):
+                self.scored[k] = with_clean_fields(self.batches[k], self.metric.clean)
         batch = self.batches[k]
         binary = not keep.requires_grad and bool(((keep == 0) | (keep == 1)).all())
+        on = keep > 0.5
         specs: HookList = []
         live: dict[str, Tensor] = {}
         src_idx, dst_idx = self.base.edge_index
@@ -206,6 +214,16 @@ class Gated:
         for h in self.gate_hooks:
             def gate(act: Tensor, hook: Any, h: str = h) -> Tensor:
                 view = per_copy(act, k)
+                if binary and h not in self.masks:  # rows only, 0/1 gates: the live or the ablated row itself
+                    us, rs = self.row_index[h]
+                    if h in self.by_row and len(us) == view.shape[1]:
+                        live = on.index_select(1, self.by_row[h]).to(act.device)
+                    else:
+                        live = torch.ones(view.shape[:2], dtype=torch.bool, device=act.device)
+                        live[:, rs.to(act.device)] = on[:, us].to(act.device)
+                    value = self.values[h].to(act)
+                    value = value.unsqueeze(0) if value.dim() == view.dim() - 1 else value
+                    return torch.where(live.reshape(*live.shape, *([1] * (view.dim() - 2))), view, value).reshape(act.shape)
                 share = torch.ones(view.shape[:2], dtype=keep.dtype, device=act.device)
                 if h in self.rows:
                     us, rs = self.row_index[h]
@@ -243,4 +261,7 @@ class Gated:
             self.entering[self._key(keep[0], t)] = (state, out)
             if len(self.entering) > max(MAX_ENTERING, 2 * self.steps):  # the oldest go first: bounded memory
                 del self.entering[next(iter(self.entering))]
+        if k in self.scored:  # the clean targets tiled once per number of copies, not on every forward
+            assert isinstance(self.metric, CleanTargets)
+            return copy_means(self.metric.metric(out, self.scored[k]), k)
         return metric_per_copy(self.metric, out, batch, k)

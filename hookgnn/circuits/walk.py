@@ -109,10 +109,15 @@ class _Walker:
         self.run, self.gates, self.idx, self.walk, self.accept = run, gates, idx, walk, accept
         self.m_full, self.m_empty = m_full, m_empty
         self.f_cur = f_start
+        self.checked = False
         self.removed: list[Unit] = []
 
     def f(self, ms: Tensor) -> list[float]:
-        return faithfulness(ms.detach().double(), self.m_full, self.m_empty).tolist()
+        m = ms.detach().double()
+        if not self.checked or not bool(torch.isfinite(m).all()):  # faithfulness() checks (and names) bad values
+            self.checked = True
+            return faithfulness(m, self.m_full, self.m_empty).tolist()
+        return ((m - self.m_empty) / (self.m_full - self.m_empty)).tolist()  # its formula, bit for bit
 
     def without(self, gates: Tensor, blocks: Sequence[Block]) -> Tensor:
         row = gates.clone()
@@ -212,4 +217,4 @@ def _split(lo: int, hi: int, rest: Stack) -> Stack:
 
 
 def _key(row: Tensor) -> bytes:
-    return (row > 0).cpu().numpy().tobytes()
+    return row.detach().cpu().numpy().tobytes()  # rows are 0/1 gates: the bytes name the kept set
