@@ -133,7 +133,7 @@ def gated(
     corrupted = disjoint_union([c for _, c in pairs])
     base, source = (clean, corrupted) if check_direction(direction) == "noising" else (corrupted, clean)
     return Gated(model, base, source, clean_targets(metric, clean), units, ablation, direction, dataset, copies,
-                 **forward_kwargs)
+                 pairs=len(pairs), **forward_kwargs)
 
 
 def exact_faithfulness(
@@ -191,8 +191,10 @@ def exact_faithfulness(
 def _exact_metric(model: HookedRootModule, run: Gated, gates: Tensor, **forward_kwargs: Any) -> float:
     """:math:`m(C)` of the module doc for the circuit ``gates`` (0/1 over the run's units), from
     :func:`~hookgnn.circuits.circuit.evaluate` on the run's base graph with the ablation values the gated run
-    took from its source run: one forward, no source run of its own. The run's units are the first pair's
-    rows, so with several pairs this is the value the gated walk sees, not :func:`exact_faithfulness`'s."""
+    took from its source run: one forward, no source run of its own. One pair only: ``evaluate`` reads a
+    unit as a row of the graph it runs, so on a union of several pairs it would ablate the first pair's."""
+    if run.pairs != 1:
+        raise ValueError(f"_exact_metric evaluates one pair; the run holds {run.pairs} (use exact_faithfulness)")
     targets = run.metric
     assert isinstance(targets, CleanTargets)
     inside = gates > 0
@@ -292,7 +294,12 @@ def acdc(
         raise ValueError(f"schedule must be 'groups' (blocks first) or 'units' (one at a time), got {schedule!r}")
     run = gated(model, pairs, metric, universe, ablation, direction, dataset, copies, **forward_kwargs)
     # m(U) and m(empty) by evaluate, shared by the walk and the exact faithfulness of the circuit found
-    m_full, m_empty = (_exact_metric(model, run, g, **forward_kwargs) for g in (torch.ones(run.n), torch.zeros(run.n)))
+    # (several pairs: the 0/1-gated run, which gates every pair and equals evaluate pair by pair)
+    ends = (torch.ones(run.n), torch.zeros(run.n))
+    if len(pairs) == 1:
+        m_full, m_empty = (_exact_metric(model, run, g, **forward_kwargs) for g in ends)
+    else:
+        m_full, m_empty = (float(v) for v in run.metrics(torch.stack(ends)))
     gates = torch.ones(len(universe))
     removed, _ = prune_walk(run, universe, gates, walk, m_full, m_empty, 1.0,
                             lambda new, cur: abs(new - cur) <= threshold and (target is None or new >= target),
@@ -301,11 +308,12 @@ def acdc(
     if len(pairs) == 1:
         exact = float(faithfulness(_exact_metric(model, run, gates, **forward_kwargs), m_full, m_empty))
         checks = 1
-    else:  # the gated run's units are the first pair's rows of the union: evaluate pair by pair
+    else:  # several pairs: evaluate pair by pair, independently of the gated run
         exact = exact_faithfulness(model, [c for c, _ in pairs], [c for _, c in pairs], metric, circuit, universe,
                                    ablation, direction, dataset, **forward_kwargs)
         checks = 3 * len(pairs)
-    # the source run of the ablation values, m(U) and m(empty), and the exact re-evaluation
+    # the source run of the ablation values, m(U) and m(empty) (several pairs: in run.forwards), the re-evaluation
+    ends_runs = 3 if len(pairs) == 1 else 1
     return Discovered(circuit, exact, "acdc", ablation, check_direction(direction), time.perf_counter() - start,
-                      run.forwards + 3 + checks, run.copies_run + 3 * len(pairs) + checks, len(universe),
+                      run.forwards + ends_runs + checks, run.copies_run + ends_runs * len(pairs) + checks, len(universe),
                       tuple(removed))

@@ -55,7 +55,9 @@ class Gated:
     ``base`` is the graph whose run is gated (the clean graph when noising, the corrupted one
     when denoising); ``source`` the graph whose activations are the ablation values
     (``"resample"``; the other of the pair). ``metric`` must already read the clean graph's
-    targets. ``forwards`` and ``copies_run`` count the cost.
+    targets. ``forwards`` and ``copies_run`` count the cost. ``pairs``: how many pairs of one
+    structure ``base`` and ``source`` are disjoint unions of; a unit names one pair's rows and is
+    gated in every pair (row ``r`` of the pair's ``R`` rows is row ``p R + r`` of pair ``p``).
 
     >>> from hookgnn import HookedGNN
     >>> from hookgnn.metrics.per_graph import OutputSum
@@ -72,9 +74,12 @@ class Gated:
     def __init__(
         self, model: HookedRootModule, base: Graph, source: Graph, metric: Metric, units: Sequence[Unit],
         ablation: Ablation, direction: Direction, dataset: Graph | None = None, copies: int = 64,
-        **forward_kwargs: Any,
+        pairs: int = 1, **forward_kwargs: Any,
     ) -> None:
         self.direction = check_direction(direction)
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+            raise ValueError(f"pairs must be an integer >= 1, got {pairs!r}")
+        self.pairs = pairs
         if self.direction == "denoising" and ablation != "resample":
             raise ValueError(f"direction='denoising' patches the clean run's values into the corrupted run, so it needs "
                              f"ablation='resample', got {ablation!r}; use direction='noising' for {ablation!r} ablation")
@@ -211,9 +216,21 @@ class Gated:
                 rows = diff if link.rows == "same" else diff[:, src_idx if link.rows == "src" else dst_idx]
                 return act + torch.einsum("krs,kds->krd", rows, m.to(act)).reshape(act.shape)
             specs.append((target, fix))
+        pairs = self.pairs
+
+        def as_view(v: Tensor) -> Tensor:
+            """An ablation value ([pairs R, ...] rows of the source, or one row [1, ...]) laid out as the view."""
+            if v.shape[0] == 1:
+                return v.reshape(1, 1, 1, *v.shape[1:])
+            return per_copy(v, pairs).transpose(0, 1).unsqueeze(0)
+
         for h in self.gate_hooks:
             def gate(act: Tensor, hook: Any, h: str = h) -> Tensor:
-                view = per_copy(act, k)
+                # [k copies x pairs x R rows, ...] -> [k, R, pairs, ...]: a unit gates its row in every pair
+                full = per_copy(act, k * pairs)
+                view = full.reshape(k, pairs, *full.shape[1:]).transpose(1, 2)
+                lift = [1] * (view.dim() - 2)  # [k, R] -> [k, R, 1, ...]
+                value = as_view(self.values[h].to(act))
                 if binary and h not in self.masks:  # rows only, 0/1 gates: the live or the ablated row itself
                     us, rs = self.row_index[h]
                     if h in self.by_row and len(us) == view.shape[1]:
@@ -221,24 +238,22 @@ class Gated:
                     else:
                         live = torch.ones(view.shape[:2], dtype=torch.bool, device=act.device)
                         live[:, rs.to(act.device)] = on[:, us].to(act.device)
-                    value = self.values[h].to(act)
-                    value = value.unsqueeze(0) if value.dim() == view.dim() - 1 else value
-                    return torch.where(live.reshape(*live.shape, *([1] * (view.dim() - 2))), view, value).reshape(act.shape)
+                    mixed = torch.where(live.reshape(*live.shape, *lift), view, value)
+                    return mixed.transpose(1, 2).reshape(act.shape)
                 share = torch.ones(view.shape[:2], dtype=keep.dtype, device=act.device)
                 if h in self.rows:
                     us, rs = self.row_index[h]
                     share = share.index_copy(1, rs.to(act.device), keep[:, us.to(keep.device)])
-                share = share.reshape(*share.shape, *([1] * (view.dim() - 2)))
+                share = share.reshape(*share.shape, *lift)
                 for u, c in self.masks.get(h, []):
-                    mask = component_mask([c], h, view.shape[1:], act.device).to(keep)
-                    share = share * (1 - (1 - keep[:, u]).reshape(k, *([1] * (view.dim() - 1))) * mask)
-                value = self.values[h].to(act)
-                value = value.unsqueeze(0) if value.dim() == view.dim() - 1 else value
+                    one_pair = (full.shape[1], *full.shape[2:])
+                    mask = component_mask([c], h, one_pair, act.device).to(keep).unsqueeze(1)  # [R, 1, ...]
+                    share = share * (1 - (1 - keep[:, u]).reshape(k, *lift, 1) * mask)
                 if not binary:
                     mixed = share.to(act) * view + (1 - share.to(act)) * value
                 else:  # 0/1 gates: the live or the ablated entry itself, as evaluate sets it
                     mixed = torch.where(share > 0.5, view, value)
-                return mixed.reshape(act.shape)
+                return mixed.transpose(1, 2).reshape(act.shape)
             specs.append((h, gate))
         for s in sorted({l.src for l, _ in self.links}):
             def record(act: Tensor, hook: Any, s: str = s) -> None:
