@@ -50,7 +50,7 @@ from hookgnn._moved import moved_name
 from hookgnn.cache.cache import ActivationCache
 from hookgnn.graph import Graph
 from hookgnn.ops.threads import threads_by_inputs
-from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter
+from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter, read_only
 from hookgnn.rounds import RoundMethods
 
 __all__ = ["AXES", "Axis", "Direction", "HookError", "HookFn", "HookHandle", "HookInfo", "HookPoint", "HookSpec",
@@ -310,8 +310,12 @@ class HookedRootModule(RoundMethods, nn.Module):
             except (RuntimeError, TypeError) as err:
                 raise ValueError(f"run_with_cache(device={device!r}): not a torch device nor 'disk' ({err})") from None
         live: dict[str, Tensor] = {}
+        outside = _storages(self, args, kwargs)
 
+        @read_only  # the cache holds the tensor the forward goes on with, as a private copy did: no copy made
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
+            if t.untyped_storage().data_ptr() in outside:
+                t = t.clone()  # an input, parameter or buffer passed through unchanged: never share it
             if grad_metric is not None and not t.requires_grad:
                 # Nothing upstream needs a gradient, so a fresh leaf cuts no path.
                 t = t.detach().requires_grad_()
@@ -342,6 +346,19 @@ class HookedRootModule(RoundMethods, nn.Module):
             grads=grads,
             places={hp.name: self.round_places[hp.name] for hp in points if hp.name in self.round_places},
         )
+
+
+def _storages(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any]) -> set[int]:
+    """Where the tensors that exist before a forward live: its arguments (a graph's tensors), the
+    model's parameters and buffers. A cached activation stored there is cloned."""
+    found = [*model.parameters(), *model.buffers()]
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Graph):
+            found += [t for t in vars(a).values() if isinstance(t, Tensor)]
+            found += [f.value for f in a.fields.values()]
+        elif isinstance(a, Tensor):
+            found.append(a)
+    return {t.untyped_storage().data_ptr() for t in found if t.numel() > 0}
 
 
 def _store(t: Tensor, device: torch.device | str | None) -> Tensor:

@@ -32,6 +32,7 @@ differences) plus the frozen forward in memory, and the frozen forward alone wit
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,6 +158,10 @@ def streamed_attribution(
         source = dict(cache.items())
         names = list(source)
         del cache
+        # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
+        where = {n: t.untyped_storage().data_ptr() for n, t in source.items()} if files is None else {}
+        shared = Counter(where.values())
+        own = {n for n, p in where.items() if shared[p] == 1}
 
         def difference(act: Tensor, hook: Any) -> None:
             if hook.name not in source:
@@ -165,7 +170,7 @@ def streamed_attribution(
             s = source.pop(hook.name)
             # in RAM the source activation is this job's own copy: the difference overwrites it
             # (no fresh buffer, whose first touch costs page faults, per hook)
-            same = files is None and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
+            same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
             d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
             deltas.put(hook.name, d)

@@ -24,7 +24,7 @@ hooks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -172,9 +172,37 @@ class LinearPlan(NamedTuple):
         for index, product in gathered:
             on_rows = on_rows.add_(product.index_select(0, index[start:stop]))
         for delta, base, weight in self.deltas:
+            if base is not None and _same_memory(delta, base):
+                # The hooks left h_src as it was: W (delta - base) is exactly 0, and only its gradient is needed.
+                if torch.is_grad_enabled() and delta.requires_grad:
+                    on_rows = _UnchangedRows.apply(on_rows, delta[start:stop], weight)
+                continue
             diff = delta[start:stop] if base is None else delta[start:stop] - base[start:stop]
             on_rows = on_rows.add_(F.linear(diff, weight))
         return on_rows
+
+
+def _same_memory(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` and ``b`` view the very same elements (so ``a - b`` is 0 wherever it is finite)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
+class _UnchangedRows(torch.autograd.Function):
+    """``on_rows + W (delta - base)`` where ``delta`` and ``base`` are one tensor, so the sum adds
+    nothing: ``on_rows`` is returned as it is (no ``[rows, d]`` difference, no product), while the
+    backward still hands ``delta`` its gradient :math:`g W`; the weight's gradient,
+    :math:`g^T (delta - base)`, is 0 and is left out."""
+
+    @staticmethod
+    def forward(ctx: Any, on_rows: Tensor, delta: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(weight)
+        ctx.mark_dirty(on_rows)
+        return on_rows
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor | None, None]:  # type: ignore[override]
+        (weight,) = ctx.saved_tensors
+        return grad, grad.mm(weight) if ctx.needs_input_grad[1] else None, None
 
 
 def _check_block(i: int, value: Tensor, index: Tensor | None, width: int, rows: int, what: str) -> None:
