@@ -31,6 +31,7 @@ differences) plus the frozen forward in memory, and the frozen forward alone wit
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -86,8 +87,8 @@ def reduce_product(product: Tensor, to: str) -> Tensor:
     >>> reduce_product(p, "by_row").tolist(), reduce_product(p, "by_feature").tolist()
     ([3.0, 7.0], [4.0, 6.0])
     """
-    if to == "by_row":
-        return product.reshape(product.shape[0], -1).sum(1)
+    if to == "by_row":  # (no -1 in the shape: it is ambiguous for a hook without rows, e.g. no edges)
+        return product.reshape(product.shape[0], math.prod(product.shape[1:])).sum(1)
     if to == "by_feature":
         return product.sum(0)
     return product

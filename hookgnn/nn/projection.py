@@ -112,6 +112,7 @@ class LinearPlan(NamedTuple):
     deltas: list[tuple[Tensor, Tensor | None, Tensor]]  # (delta [rows, width], delta_base or None, weight columns)
     bias: Tensor | None  # the bias still to add (None once a gathered product holds it)
     lin: nn.Linear
+    num_rows: int  # every output row: rows(0, num_rows) is the whole output
 
     @classmethod
     def of(cls, lin: nn.Linear, blocks: Sequence[Block], rows: int) -> LinearPlan:
@@ -151,13 +152,15 @@ class LinearPlan(NamedTuple):
         if not per_row and gathered and bias is not None:
             gathered[0] = (gathered[0][0], gathered[0][1].add_(bias))
             bias = None
-        return cls(per_row, gathered, deltas, bias, lin)
+        return cls(per_row, gathered, deltas, bias, lin, rows)
 
     def rows(self, start: int, stop: int) -> Float[Tensor, "row d_out"]:
         """Output rows ``start:stop``: per-row products, bias, gathered products, deltas, in that order."""
         on_rows: Tensor | None = None
+        # All rows: the tensors themselves, not slices (whose backward makes a zero-filled [rows, d] copy).
+        cut = (lambda t: t) if start == 0 and stop == self.num_rows else (lambda t: t[start:stop])  # noqa: E731
         for value, weight in self.per_row:
-            product = F.linear(value[start:stop], weight)
+            product = F.linear(cut(value), weight)
             on_rows = product if on_rows is None else on_rows.add_(product)
         gathered, bias = self.gathered, self.bias
         if on_rows is None and gathered:
@@ -175,9 +178,9 @@ class LinearPlan(NamedTuple):
             if base is not None and _same_memory(delta, base):
                 # The hooks left h_src as it was: W (delta - base) is exactly 0, and only its gradient is needed.
                 if torch.is_grad_enabled() and delta.requires_grad:
-                    on_rows = _UnchangedRows.apply(on_rows, delta[start:stop], weight)
+                    on_rows = _UnchangedRows.apply(on_rows, cut(delta), weight)
                 continue
-            diff = delta[start:stop] if base is None else delta[start:stop] - base[start:stop]
+            diff = cut(delta) if base is None else cut(delta) - cut(base)
             on_rows = on_rows.add_(F.linear(diff, weight))
         return on_rows
 
