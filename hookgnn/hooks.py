@@ -314,7 +314,7 @@ class HookedRootModule(RoundMethods, nn.Module):
 
         @read_only  # the cache holds the tensor the forward goes on with, as a private copy did: no copy made
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
-            if t.untyped_storage().data_ptr() in outside:
+            if _memory(t) in outside:
                 t = t.clone()  # an input, parameter or buffer passed through unchanged: never share it
             if grad_metric is not None and not t.requires_grad:
                 # Nothing upstream needs a gradient, so a fresh leaf cuts no path.
@@ -358,7 +358,12 @@ def _storages(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any]) -> 
             found += [f.value for f in a.fields.values()]
         elif isinstance(a, Tensor):
             found.append(a)
-    return {t.untyped_storage().data_ptr() for t in found if t.numel() > 0}
+    return {_memory(t) for t in found if t.numel() > 0 and t.layout == torch.strided}
+
+
+def _memory(t: Tensor) -> int | None:
+    """Where ``t``'s storage starts (shared by all its views); ``None`` for a sparse or other non-strided tensor."""
+    return t.untyped_storage().data_ptr() if t.layout == torch.strided else None
 
 
 def _store(t: Tensor, device: torch.device | str | None) -> Tensor:

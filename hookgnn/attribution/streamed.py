@@ -160,7 +160,8 @@ def streamed_attribution(
         names = list(source)
         del cache
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
-        where = {n: t.untyped_storage().data_ptr() for n, t in source.items()} if files is None else {}
+        where = {n: t.untyped_storage().data_ptr() for n, t in source.items()
+                 if t.layout == torch.strided} if files is None else {}
         shared = Counter(where.values())
         own = {n for n, p in where.items() if shared[p] == 1}
 
