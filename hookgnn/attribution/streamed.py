@@ -170,8 +170,8 @@ def streamed_attribution(
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
             s = source.pop(hook.name)
-            # in RAM the source activation is this job's own copy: the difference overwrites it
-            # (no fresh buffer, whose first touch costs page faults, per hook)
+            # in RAM the source activation is a tensor of this job's own forward, shared with no other
+            # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
             same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
             d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis

@@ -69,8 +69,8 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
     d = h.shape[-1]
     if h_src is None:
         return Block(h, src, d)
-    # The hooks' tensor is never rows itself while forward hooks run (each gets its own
-    # copy, hookgnn.hooks), so an in-place edit there is a nonzero delta, not a lost one.
+    # A hook that may edit gets its own copy (hookgnn.hooks), so an in-place edit there is a nonzero
+    # delta, not a lost one; read-only hooks (a cache, a tap) leave rows itself: a zero delta, skipped.
     return Block(h.detach(), src, d, delta=h_src.value, delta_base=h_src.rows.detach())
 
 
