@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from hookgnn._moved import moved_name
 from hookgnn.cache.cache import ActivationCache
+from hookgnn.cache.shared import storage_of, storages_before
 from hookgnn.graph import Graph
 from hookgnn.ops.threads import threads_by_inputs
 from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter, read_only
@@ -310,11 +311,11 @@ class HookedRootModule(RoundMethods, nn.Module):
             except (RuntimeError, TypeError) as err:
                 raise ValueError(f"run_with_cache(device={device!r}): not a torch device nor 'disk' ({err})") from None
         live: dict[str, Tensor] = {}
-        outside = _storages(self, args, kwargs)
+        outside = storages_before(self, args, kwargs)
 
         @read_only  # the cache holds the tensor the forward goes on with, as a private copy did: no copy made
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
-            if _memory(t) in outside:
+            if storage_of(t) in outside:
                 t = t.clone()  # an input, parameter or buffer passed through unchanged: never share it
             if grad_metric is not None and not t.requires_grad:
                 # Nothing upstream needs a gradient, so a fresh leaf cuts no path.
@@ -346,24 +347,6 @@ class HookedRootModule(RoundMethods, nn.Module):
             grads=grads,
             places={hp.name: self.round_places[hp.name] for hp in points if hp.name in self.round_places},
         )
-
-
-def _storages(model: nn.Module, args: Sequence[Any], kwargs: dict[str, Any]) -> set[int]:
-    """Where the tensors that exist before a forward live: its arguments (a graph's tensors), the
-    model's parameters and buffers. A cached activation stored there is cloned."""
-    found = [*model.parameters(), *model.buffers()]
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, Graph):
-            found += [t for t in vars(a).values() if isinstance(t, Tensor)]
-            found += [f.value for f in a.fields.values()]
-        elif isinstance(a, Tensor):
-            found.append(a)
-    return {_memory(t) for t in found if t.numel() > 0 and t.layout == torch.strided}
-
-
-def _memory(t: Tensor) -> int | None:
-    """Where ``t``'s storage starts (shared by all its views); ``None`` for a sparse or other non-strided tensor."""
-    return t.untyped_storage().data_ptr() if t.layout == torch.strided else None
 
 
 def _store(t: Tensor, device: torch.device | str | None) -> Tensor:

@@ -43,6 +43,7 @@ from torch import Tensor
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.cache.shared import storage_of
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
@@ -160,8 +161,7 @@ def streamed_attribution(
         names = list(source)
         del cache
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
-        where = {n: t.untyped_storage().data_ptr() for n, t in source.items()
-                 if t.layout == torch.strided} if files is None else {}
+        where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
         own = {n for n, p in where.items() if shared[p] == 1}
 
