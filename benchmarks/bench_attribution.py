@@ -8,7 +8,9 @@ and gradients of every hook), then multiplies differences by gradients:
 
 The peer is the bare minimum those two passes cost: ``model(clean)`` under
 ``torch.no_grad()`` plus ``metric(model(corrupted)).sum().backward()``, on the same model
-with no hook attached. ratio = attribution ms / two-pass ms (target: <= 1.3 at E = 1e6).
+with no hook attached. ratio = attribution ms / two-pass ms (target: <= 1.3 at E = 1e6). Each
+row also gives the median user and system CPU seconds and page faults of both (system time is
+mostly the kernel mapping fresh memory).
 ``--keep rows`` keeps per-row products only (``keep="all"`` at E = 1e6 needs ~37 GB).
 
 Model: ``HookedGNN("mpnn", d=64)``, 8 rounds with their own weights, N = E / 10 random
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -77,7 +81,9 @@ def main() -> None:
 
     metric = OutputSum("d")
     rows = []
-    print(f"| E | two passes ms | attribute(keep={args.keep!r}) ms | ratio |\n|---|---|---|---|")
+    print(f"machine load (uptime): {os.getloadavg()[0]:.1f}; threads: {torch.get_num_threads()}")
+    print(f"| E | two passes ms | attribute(keep={args.keep!r}) ms | ratio | two passes user / sys s | "
+          "attribute user / sys s | page faults (two / attribute) |\n|---|---|---|---|---|---|---|")
     for edges in sizes:
         model, clean, corrupted = build(edges, ROUNDS)
         calls = {"two passes": lambda: two_passes(model, clean, corrupted, metric),
@@ -85,19 +91,28 @@ def main() -> None:
         for call in calls.values():
             call()  # warm-up (kernel build, allocator)
         times: dict[str, list[float]] = {k: [] for k in calls}
+        usage: dict[str, list[tuple[float, float, int]]] = {k: [] for k in calls}  # user s, system s, page faults
         for _ in range(runs):
             for name, call in calls.items():
+                before = resource.getrusage(resource.RUSAGE_SELF)
                 start = clock()
                 out = call()
                 times[name].append((clock() - start) * 1e3)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                usage[name].append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                                    after.ru_minflt - before.ru_minflt))
                 del out
         med = {k: statistics.median(v) for k, v in times.items()}
+        use = {k: [statistics.median(u[i] for u in v) for i in range(3)] for k, v in usage.items()}
         row = {"edges": edges, "keep": args.keep, "d": D, "rounds": ROUNDS, "runs": runs, "clock": args.clock,
                "two_passes_ms": med["two passes"], "attribution_ms": med["attribution"],
-               "ratio": med["attribution"] / med["two passes"]}
+               "ratio": med["attribution"] / med["two passes"],
+               "user_s": {k: v[0] for k, v in use.items()}, "sys_s": {k: v[1] for k, v in use.items()},
+               "page_faults": {k: int(v[2]) for k, v in use.items()}}
         rows.append(row)
-        print(f"| {edges:.0e} | {row['two_passes_ms']:.0f} | {row['attribution_ms']:.0f} | {row['ratio']:.2f} |",
-              flush=True)
+        u, a = use["two passes"], use["attribution"]
+        print(f"| {edges:.0e} | {row['two_passes_ms']:.0f} | {row['attribution_ms']:.0f} | {row['ratio']:.2f} | "
+              f"{u[0]:.1f} / {u[1]:.1f} | {a[0]:.1f} / {a[1]:.1f} | {u[2] / 1e6:.2f}M / {a[2] / 1e6:.2f}M |", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "rows": rows}, indent=1))
 

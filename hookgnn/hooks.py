@@ -48,9 +48,10 @@ from torch import Tensor, nn
 
 from hookgnn._moved import moved_name
 from hookgnn.cache.cache import ActivationCache
+from hookgnn.cache.shared import storage_of, storages_before
 from hookgnn.graph import Graph
 from hookgnn.ops.threads import threads_by_inputs
-from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter
+from hookgnn.points import AXES, Axis, Direction, HookError, HookFn, HookHandle, HookPoint, HookSpec, NameFilter, read_only
 from hookgnn.rounds import RoundMethods
 
 __all__ = ["AXES", "Axis", "Direction", "HookError", "HookFn", "HookHandle", "HookInfo", "HookPoint", "HookSpec",
@@ -310,8 +311,12 @@ class HookedRootModule(RoundMethods, nn.Module):
             except (RuntimeError, TypeError) as err:
                 raise ValueError(f"run_with_cache(device={device!r}): not a torch device nor 'disk' ({err})") from None
         live: dict[str, Tensor] = {}
+        outside = storages_before(self, args, kwargs)
 
+        @read_only  # the cache holds the tensor the forward goes on with, as a private copy did: no copy made
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
+            if storage_of(t) in outside:
+                t = t.clone()  # an input, parameter or buffer passed through unchanged: never share it
             if grad_metric is not None and not t.requires_grad:
                 # Nothing upstream needs a gradient, so a fresh leaf cuts no path.
                 t = t.detach().requires_grad_()

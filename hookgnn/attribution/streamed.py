@@ -31,7 +31,9 @@ differences) plus the frozen forward in memory, and the frozen forward alone wit
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +43,7 @@ from torch import Tensor
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.cache.shared import storage_of
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
@@ -85,8 +88,8 @@ def reduce_product(product: Tensor, to: str) -> Tensor:
     >>> reduce_product(p, "by_row").tolist(), reduce_product(p, "by_feature").tolist()
     ([3.0, 7.0], [4.0, 6.0])
     """
-    if to == "by_row":
-        return product.reshape(product.shape[0], -1).sum(1)
+    if to == "by_row":  # (no -1 in the shape: it is ambiguous for a hook without rows, e.g. no edges)
+        return product.reshape(product.shape[0], math.prod(product.shape[1:])).sum(1)
     if to == "by_feature":
         return product.sum(0)
     return product
@@ -157,15 +160,19 @@ def streamed_attribution(
         source = dict(cache.items())
         names = list(source)
         del cache
+        # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
+        where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
+        shared = Counter(where.values())
+        own = {n for n, p in where.items() if shared[p] == 1}
 
         def difference(act: Tensor, hook: Any) -> None:
             if hook.name not in source:
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
             s = source.pop(hook.name)
-            # in RAM the source activation is this job's own copy: the difference overwrites it
-            # (no fresh buffer, whose first touch costs page faults, per hook)
-            same = files is None and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
+            # in RAM the source activation is a tensor of this job's own forward, shared with no other
+            # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
+            same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
             d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
             deltas.put(hook.name, d)

@@ -24,7 +24,7 @@ hooks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +69,8 @@ def source_block(h: Float[Tensor, "node d"], h_src: SourceRows | None, src: Int[
     d = h.shape[-1]
     if h_src is None:
         return Block(h, src, d)
-    # The hooks' tensor is never rows itself while forward hooks run (each gets its own
-    # copy, hookgnn.hooks), so an in-place edit there is a nonzero delta, not a lost one.
+    # A hook that may edit gets its own copy (hookgnn.hooks), so an in-place edit there is a nonzero
+    # delta, not a lost one; read-only hooks (a cache, a tap) leave rows itself: a zero delta, skipped.
     return Block(h.detach(), src, d, delta=h_src.value, delta_base=h_src.rows.detach())
 
 
@@ -112,6 +112,7 @@ class LinearPlan(NamedTuple):
     deltas: list[tuple[Tensor, Tensor | None, Tensor]]  # (delta [rows, width], delta_base or None, weight columns)
     bias: Tensor | None  # the bias still to add (None once a gathered product holds it)
     lin: nn.Linear
+    num_rows: int  # every output row: rows(0, num_rows) is the whole output
 
     @classmethod
     def of(cls, lin: nn.Linear, blocks: Sequence[Block], rows: int) -> LinearPlan:
@@ -151,13 +152,15 @@ class LinearPlan(NamedTuple):
         if not per_row and gathered and bias is not None:
             gathered[0] = (gathered[0][0], gathered[0][1].add_(bias))
             bias = None
-        return cls(per_row, gathered, deltas, bias, lin)
+        return cls(per_row, gathered, deltas, bias, lin, rows)
 
     def rows(self, start: int, stop: int) -> Float[Tensor, "row d_out"]:
         """Output rows ``start:stop``: per-row products, bias, gathered products, deltas, in that order."""
         on_rows: Tensor | None = None
+        # All rows: the tensors themselves, not slices (whose backward makes a zero-filled [rows, d] copy).
+        cut = (lambda t: t) if start == 0 and stop == self.num_rows else (lambda t: t[start:stop])  # noqa: E731
         for value, weight in self.per_row:
-            product = F.linear(value[start:stop], weight)
+            product = F.linear(cut(value), weight)
             on_rows = product if on_rows is None else on_rows.add_(product)
         gathered, bias = self.gathered, self.bias
         if on_rows is None and gathered:
@@ -172,9 +175,37 @@ class LinearPlan(NamedTuple):
         for index, product in gathered:
             on_rows = on_rows.add_(product.index_select(0, index[start:stop]))
         for delta, base, weight in self.deltas:
-            diff = delta[start:stop] if base is None else delta[start:stop] - base[start:stop]
+            if base is not None and _same_memory(delta, base):
+                # The hooks left h_src as it was: W (delta - base) is exactly 0, and only its gradient is needed.
+                if torch.is_grad_enabled() and delta.requires_grad:
+                    on_rows = _UnchangedRows.apply(on_rows, cut(delta), weight)
+                continue
+            diff = cut(delta) if base is None else cut(delta) - cut(base)
             on_rows = on_rows.add_(F.linear(diff, weight))
         return on_rows
+
+
+def _same_memory(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` and ``b`` view the very same elements (so ``a - b`` is 0 wherever it is finite)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
+class _UnchangedRows(torch.autograd.Function):
+    """``on_rows + W (delta - base)`` where ``delta`` and ``base`` are one tensor, so the sum adds
+    nothing: ``on_rows`` is returned as it is (no ``[rows, d]`` difference, no product), while the
+    backward still hands ``delta`` its gradient :math:`g W`; the weight's gradient,
+    :math:`g^T (delta - base)`, is 0 and is left out."""
+
+    @staticmethod
+    def forward(ctx: Any, on_rows: Tensor, delta: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(weight)
+        ctx.mark_dirty(on_rows)
+        return on_rows
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor | None, None]:  # type: ignore[override]
+        (weight,) = ctx.saved_tensors
+        return grad, grad.mm(weight) if ctx.needs_input_grad[1] else None, None
 
 
 def _check_block(i: int, value: Tensor, index: Tensor | None, width: int, rows: int, what: str) -> None:

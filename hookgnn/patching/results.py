@@ -15,6 +15,7 @@ estimated results compare directly, number for number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -266,7 +267,7 @@ class Attribution:
         if self.keep == "features":
             raise self._refuse("row sums")
         e = self.entries(hook)
-        return e.reshape(e.shape[0], -1).sum(1)
+        return e.reshape(e.shape[0], math.prod(e.shape[1:])).sum(1)  # no -1: ambiguous without rows
 
     def feature_sums(self, hook: str) -> Tensor:
         """``entries`` of one hook summed over rows: one value per feature (any ``keep``)."""
