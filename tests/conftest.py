@@ -43,3 +43,13 @@ def one_thread():  # noqa: ANN201
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads(monkeypatch):  # noqa: ANN001, ANN201
+    """torch on 2 threads as in a fresh process on 2 cores, no OMP_NUM_THREADS; restored after."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -19,16 +19,6 @@ TINY = ["--steps", "2", "--n", "5", "--d-hidden", "4", "--batch-size", "2", "--e
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
-    """torch on 2 threads as in a fresh process on 2 cores, no OMP_NUM_THREADS; restored after."""
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def step_threads(monkeypatch):
     """Records torch.get_num_threads() at every training step's loss."""
     seen: list[int] = []

@@ -23,16 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOK = "layers.0.hook_update"
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """torch on 2 threads as in a fresh process on 2 cores, no OMP_NUM_THREADS; restored after."""
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_model(d: int = 8) -> HookedGNN:
     torch.manual_seed(0)
     return HookedGNN("mpnn", d, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
