@@ -201,24 +201,33 @@ def test_demo_says_that_the_one_time_kernel_build_runs_and_how_long_it_took(monk
     assert capsys.readouterr() == ("", "")
 
 
-def _wait_policy(code: str, env_policy: str | None) -> str:
+def _env_after(code: str, name: str, value: str | None) -> str:
+    """The environment variable ``name`` after running ``code`` in a fresh process started with it set
+    to ``value`` (``None``: unset)."""
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if env_policy is not None:
-        env["OMP_WAIT_POLICY"] = env_policy
-    run = subprocess.run([sys.executable, "-c", code + "; import os; print(os.environ.get('OMP_WAIT_POLICY'))"],
+    env = {k: v for k, v in os.environ.items() if k != name}
+    if value is not None:
+        env[name] = value
+    run = subprocess.run([sys.executable, "-c", code + f"; import os; print(os.environ.get({name!r}))"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     return run.stdout.strip().splitlines()[-1]
 
 
 def test_importing_hookgnn_first_makes_openmp_threads_wait_passively_unless_the_user_chose():
-    assert _wait_policy("import hookgnn", None) == "PASSIVE"
-    assert _wait_policy("import hookgnn", "active") == "active"  # the user's choice wins
-    assert _wait_policy("import torch, hookgnn", None) == "None"  # too late once torch has loaded libgomp
+    assert _env_after("import hookgnn", "OMP_WAIT_POLICY", None) == "PASSIVE"
+    assert _env_after("import hookgnn", "OMP_WAIT_POLICY", "active") == "active"  # the user's choice wins
+    assert _env_after("import torch, hookgnn", "OMP_WAIT_POLICY", None) == "None"  # torch has loaded libgomp
+
+
+def test_importing_hookgnn_first_backs_large_buffers_with_huge_pages_unless_the_user_chose():
+    """torch reads THP_MEM_ALLOC_ENABLE once, at its first allocation: set before torch loads, or not at all."""
+    assert _env_after("import hookgnn", "THP_MEM_ALLOC_ENABLE", None) == "1"
+    assert _env_after("import hookgnn", "THP_MEM_ALLOC_ENABLE", "0") == "0"  # the user's choice wins
+    assert _env_after("import torch, hookgnn", "THP_MEM_ALLOC_ENABLE", None) == "None"
 
 
 def test_patching_attribution_and_circuit_entry_points_run_small_graphs_on_one_thread_and_restore(monkeypatch):

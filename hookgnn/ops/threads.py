@@ -29,7 +29,8 @@ inside a job whose threads are already chosen (any of the above, :func:`auto_thr
 
 Importing hookgnn before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it
 (no spinning at all, at a few microseconds more per parallel region); once torch is
-imported it is too late for that process.
+imported it is too late for that process. (It sets ``THP_MEM_ALLOC_ENABLE=1`` the same way:
+huge pages for large buffers, see the huge-graphs guide.)
 
 >>> before = torch.get_num_threads()
 >>> with auto_threads(work=1_000) as n:
