@@ -9,16 +9,16 @@ hooks ``fn(tensor, hook=hook_point)`` may return a replacement tensor of the sam
 (or ``None`` to leave it); backward hooks receive the gradient of the activation and may
 return a replacement gradient.
 
-**In-place edits.** Each hook receives its own copy of the activation (its gradient,
-for a backward hook), and the copy, as the hook leaves it, goes on when the hook returns
-``None``. So editing in place (``t[:, 0] = 0``, ``t.mul_(0.5)``) is exactly returning
-the edited copy (``t = t.clone(); t[:, 0] = 0; return t``) at every hook point: no code
-that also holds the activation (a fast path, a residual, autograd's saved tensors, the
-caller's input) sees the edit, and hooks that only read change no bit of the result. An
-in-place edit that changes the shape (``t.unsqueeze_(0)``) raises :class:`HookError`.
-The copy is made only when a hook is attached; without one nothing is copied. A backward hook is attached to the activation *tensor*
-during the forward pass, so it fires whenever ``.backward()`` later reaches it, even after
-the call that added it (``run_with_hooks``) has returned and removed it.
+**In-place edits.** Each hook receives its own copy of the activation (its gradient, for a backward hook), and
+the copy, as the hook leaves it, goes on when the hook returns ``None``. So editing in place (``t[:, 0] = 0``,
+``t.mul_(0.5)``) is exactly returning the edited copy (``t = t.clone(); t[:, 0] = 0; return t``) at every hook
+point: no code that also holds the activation (a fast path, a residual, autograd's saved tensors, the caller's
+input) sees the edit, and hooks that only read change no bit of the result. An in-place edit that changes the
+shape (``t.unsqueeze_(0)``) raises :class:`HookError`. The copy is made only when a hook is attached; without
+one nothing is copied. Read-only hooks (:func:`~hookgnn.points.read_only`, the cache's) get the activation
+itself: clone a cached tensor before editing it. A backward hook is attached to the activation *tensor* during
+the forward pass, so it fires whenever ``.backward()`` later reaches it, even after the call that added it
+(``run_with_hooks``) has returned and removed it.
 
 :class:`HookedRootModule` finds its hook points, names them by module path
 (``layers.3.hook_message``) and offers ``add_hook``, ``hooks()``, ``run_with_hooks``,
