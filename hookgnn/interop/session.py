@@ -39,6 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
+from hookgnn.interop.aggregation import fast_extreme, takes
 
 _PHASE_AXIS = {"message": "edge", "edge_update": "edge", "aggregate": "node", "update": "node"}
 
@@ -98,6 +99,7 @@ class Session:
         self.started = 0
         self._handles: list[Any] = []
         self._restore: list[tuple[Any, str, Any]] = []
+        self._unset: list[tuple[Any, str]] = []
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
@@ -120,6 +122,9 @@ class Session:
         for obj, name, old in reversed(self._restore):
             setattr(obj, name, old)
         self._restore.clear()
+        for obj, name in reversed(self._unset):
+            delattr(obj, name)
+        self._unset.clear()
         watched, self._watch = self._watch, []
         if exc and exc[0] is not None:
             return
@@ -153,6 +158,26 @@ class Session:
             self._set(m, "fuse", False)
         if getattr(m, "decomposed_layers", 1) != 1:
             self._set(m, "decomposed_layers", 1)
+        self._fast_extreme(getattr(m, "aggr_module", None))
+
+    def _fast_extreme(self, agg: Any) -> None:
+        """Route PyG's min / max aggregation through hookgnn's kernel where it gives PyG's values and
+        gradients bit for bit (:mod:`hookgnn.interop.aggregation`); an instance attribute, deleted on exit."""
+        from torch_geometric.nn.aggr import MaxAggregation, MinAggregation
+
+        largest = {MinAggregation: False, MaxAggregation: True}.get(type(agg))  # exact: a subclass may differ
+        if largest is None or "forward" in vars(agg):
+            return
+        original = agg.forward
+
+        def forward(x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None, dim_size: int | None = None,
+                    dim: int = -2, **kwargs: Any) -> Tensor:
+            if not kwargs and takes(x, index, ptr, dim_size, dim):
+                return fast_extreme(x, index, dim_size, largest)  # type: ignore[arg-type]
+            return original(x, index, ptr, dim_size, dim, **kwargs)
+
+        agg.forward = forward
+        self._unset.append((agg, "forward"))
 
     # ------------------------------------------------------------- firing
     def fire(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,
