@@ -1,7 +1,8 @@
 """Wrapped PyG min / max aggregation on hookgnn's kernel (``hookgnn.interop.aggregation``), against PyG itself:
 the unwrapped model's outputs and ``torch.autograd.grad`` (bit for bit, float64 and float32), on random batches with
 isolated nodes, edgeless graphs, self-loops, parallel edges and deliberate ties (relu'd zero messages, features
-drawn from a few integers); and ``eap`` of a float64 model keeps float64 scores, equal to the textbook loop."""
+drawn from a few integers); frozen ``nn.Linear`` layers (``hookgnn.interop.frozen_linear``) against the layer and
+the chain rule by hand; and ``eap`` of a float64 model keeps float64 scores, equal to the textbook loop."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from strategies import batches
 from test_edge_sums_textbook import Net, _block, textbook
 from torch import nn
 
+import hookgnn.interop.frozen_linear as fl
 import hookgnn.interop.session as session
 from hookgnn import Graph, from_pyg
 from hookgnn.attribution import eap
@@ -155,3 +157,51 @@ def test_eap_weight_scores_of_a_float64_model_are_float64_and_equal_the_textbook
         want.append(float(w) * float(per_linear[linear][edge.src.feature + col, edge.dst.feature]))
     want_t = torch.tensor(want, dtype=torch.float64)
     torch.testing.assert_close(scores.scores, want_t, rtol=1e-10, atol=1e-10 * float(want_t.abs().max()))
+
+
+@settings(max_examples=10, deadline=None)
+@given(rows=st.integers(0, 40), d_in=st.integers(1, 6), extra=st.integers(1, 40), lead=st.booleans(), seed=st.integers(0, 9))
+def test_frozen_linear_value_is_the_layers_and_input_gradient_equals_autograd(rows, d_in, extra, lead, seed):
+    torch.manual_seed(seed)
+    layer = nn.Linear(d_in, d_in + extra).double().requires_grad_(False)
+    x = torch.randn(*((2,) if lead else ()), rows, d_in, dtype=torch.float64, requires_grad=True)
+    assert fl.takes(layer, x)
+    g = torch.randn(*x.shape[:-1], d_in + extra, dtype=torch.float64)
+    got = fl.frozen_linear(layer, x)
+    want = layer(x)
+    assert torch.equal(got, want)
+    (dx,) = torch.autograd.grad(got, x, g)
+    ref = torch.einsum("...o,oi->...i", g, layer.weight)  # the chain rule by hand
+    torch.testing.assert_close(dx, ref, rtol=1e-12, atol=1e-12 * max(float(ref.abs().max()) if ref.numel() else 0, 1))
+
+
+def test_frozen_linear_serves_only_frozen_narrow_input_layers_with_an_input_gradient() -> None:
+    layer = nn.Linear(2, 8)
+    x = torch.zeros(3, 2, requires_grad=True)
+    assert not fl.takes(layer, x)  # parameter gradients asked for: the layer's own backward
+    layer.requires_grad_(False)
+    assert fl.takes(layer, x)
+    assert not fl.takes(layer, x.detach())  # no input gradient: nothing to speed up
+    assert not fl.takes(nn.Linear(8, 2).requires_grad_(False), torch.zeros(3, 8, requires_grad=True))
+    with torch.no_grad():
+        assert not fl.takes(layer, x)
+
+
+def test_attribution_runs_use_the_frozen_linear_and_leave_the_model_untouched() -> None:
+    gen = torch.Generator().manual_seed(1)
+    clean = Graph(x=torch.randn(4, 2, generator=gen), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]),
+                  edge_attr=torch.rand(4, 1, generator=gen)).with_fields(d=Field(torch.randn(4, generator=gen), "node"))
+    torch.manual_seed(1)
+    net = Net().eval()
+    model = from_pyg(net, example=clean)
+    calls: list[int] = []
+    original = fl.frozen_linear
+    fl.frozen_linear = lambda *a: calls.append(1) or original(*a)
+    try:
+        eap(model, clean, clean.replace(edge_attr=clean.edge_attr.flip(0)), from_loss(F.l1_loss, target="d"),
+            ig_steps=2, level="weight")
+    finally:
+        fl.frozen_linear = original
+    assert calls  # the input gradients of the wide first layers went through it
+    assert all("forward" not in vars(m) for m in net.modules())
+    assert all(p.requires_grad for p in net.parameters())

@@ -39,6 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
+from hookgnn.interop import frozen_linear as fl
 from hookgnn.interop.aggregation import fast_extreme, takes
 
 _PHASE_AXIS = {"message": "edge", "edge_update": "edge", "aggregate": "node", "update": "node"}
@@ -108,6 +109,7 @@ class Session:
                 self._hook_mp(m)
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
+                self._fast_linear(m)
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
         except BaseException:
@@ -159,6 +161,19 @@ class Session:
         if getattr(m, "decomposed_layers", 1) != 1:
             self._set(m, "decomposed_layers", 1)
         self._fast_extreme(getattr(m, "aggr_module", None))
+
+    def _fast_linear(self, m: nn.Module) -> None:
+        """An exact ``nn.Linear`` computes its input gradient in BLAS's fast layout where no parameter
+        gradient is asked for (:mod:`hookgnn.interop.frozen_linear`); an instance attribute, deleted on exit."""
+        if type(m) is not nn.Linear or "forward" in vars(m):  # exact: a subclass may compute otherwise
+            return
+        original = m.forward
+
+        def forward(x: Tensor) -> Tensor:
+            return fl.frozen_linear(m, x) if fl.takes(m, x) else original(x)  # type: ignore[arg-type]
+
+        m.forward = forward
+        self._unset.append((m, "forward"))
 
     def _fast_extreme(self, agg: Any) -> None:
         """Route PyG's min / max aggregation through hookgnn's kernel where it gives PyG's values and
