@@ -9,8 +9,11 @@ For the duration of one call, a :class:`Session` registers
   and a forward hook (``hook_output``);
 * on every leaf ``Linear`` and activation module: a forward hook (``hook_out``);
 
-and removes all of them, and restores every attribute it changed, in ``__exit__`` (also
-when the forward raises). It forces the unfused path (``fuse = False``,
+and, as instance attributes, a faster ``forward`` on every exact ``MinAggregation`` /
+``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`) and ``nn.Linear``
+(:mod:`hookgnn.interop.frozen_linear`), each falling back to the module's own where it cannot
+give the same numbers; and removes all of them, and restores every attribute it changed, in
+``__exit__`` (also when the forward raises). It forces the unfused path (``fuse = False``,
 ``decomposed_layers = 1``), since PyG's ``message_and_aggregate`` never materialises
 messages, and turns off ``inplace`` on activation modules, whose in-place write would
 change an activation after a hook has seen it.
@@ -31,6 +34,7 @@ keyed by their own call count.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
+from hookgnn.ops import scatter_plans
 from hookgnn.interop import frozen_linear as fl
 from hookgnn.interop.aggregation import fast_extreme, takes
 
@@ -101,10 +106,12 @@ class Session:
         self._handles: list[Any] = []
         self._restore: list[tuple[Any, str, Any]] = []
         self._unset: list[tuple[Any, str]] = []
+        self._plans = contextlib.ExitStack()
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
         try:
+            self._plans.enter_context(scatter_plans())  # the rounds' min / max share one sort of each index
             for _, m in self.mp:
                 self._hook_mp(m)
             for _, m, _, _ in self.leaves:
@@ -127,6 +134,7 @@ class Session:
         for obj, name in reversed(self._unset):
             delattr(obj, name)
         self._unset.clear()
+        self._plans.close()
         watched, self._watch = self._watch, []
         if exc and exc[0] is not None:
             return
