@@ -117,8 +117,10 @@ def test_fast_extreme_equals_torch_geometric_scatter_with_ties_and_empty_nodes(d
 
 
 def test_aggregation_calls_the_kernel_does_not_take_run_pyg_own_code() -> None:
-    x, index = torch.zeros(3, 2), torch.tensor([0, 0, 1])
+    x, index = torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1])
     assert takes(x, index, None, 2, 0)
+    assert not takes(x.detach(), index, None, 2, 0)  # small and no gradient: PyG's own is faster
+    assert takes(torch.zeros(1 << 16, 1), torch.zeros(1 << 16, dtype=torch.long), None, 1, 0)  # large
     assert not takes(x, index, torch.tensor([0, 2, 3]), 2, 0)  # PyG's segment path (ptr)
     assert not takes(x.unsqueeze(0), index, None, 2, -2)  # another axis layout
     assert not takes(x.half(), index, None, 2, 0)

@@ -32,6 +32,9 @@ from torch import Tensor
 
 from hookgnn.ops import scatter
 
+#: Without a gradient, the kernel pays (sorting the index, checks) only from about this many entries of ``x``.
+LARGE = 1 << 16
+
 #: Float dtypes whose values and gradients are known equal to PyG's (float16 / bfloat16 untested).
 DTYPES = (torch.float32, torch.float64)
 
@@ -55,16 +58,20 @@ class _Extreme(torch.autograd.Function):
 
 
 def takes(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size: int | None, dim: int) -> bool:
-    """Whether :func:`fast_extreme` gives PyG's exact result for this aggregation call: ``x [E, F]``
+    """Whether :func:`fast_extreme` serves this aggregation call, giving PyG's exact result: ``x [E, F]``
     float32/float64 on the CPU reduced over ``dim`` 0 (or -2) by a 1-D ``index`` of ``E`` entries,
-    ``dim_size`` given, no ``ptr`` (PyG's segment path), not while compiling.
+    ``dim_size`` given, no ``ptr`` (PyG's segment path), not while compiling; and where it pays: ``x``
+    needs a gradient (torch's backward is the slow part) or has at least :data:`LARGE` entries.
 
-    >>> takes(torch.zeros(3, 2), torch.tensor([0, 0, 1]), None, 2, -2)
+    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, 2, -2)
     True
-    >>> takes(torch.zeros(3, 2), torch.tensor([0, 0, 1]), None, None, -2)
+    >>> takes(torch.zeros(3, 2), torch.tensor([0, 0, 1]), None, 2, -2)  # small, no gradient: PyG's own
+    False
+    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, None, -2)
     False
     """
     return (isinstance(x, Tensor) and isinstance(index, Tensor) and ptr is None and dim_size is not None
+            and ((x.requires_grad and torch.is_grad_enabled()) or x.numel() >= LARGE)
             and x.dim() == 2 and dim in (0, -2) and x.dtype in DTYPES and x.device.type == "cpu"
             and index.dim() == 1 and index.shape[0] == x.shape[0] and index.dtype == torch.int64
             and not torch.compiler.is_compiling())

@@ -37,6 +37,19 @@ class _Frozen(torch.autograd.Function):
         return dx.reshape(*grad.shape[:-1], weight.shape[1]), None, None
 
 
+def frozen_and_narrow(layer: nn.Linear) -> bool:
+    """Whether ``layer``'s parameters are frozen (no ``requires_grad``) and its input is narrower than its
+    output: the layers :func:`frozen_linear` may serve (checked once per forward, before :func:`takes`).
+
+    >>> frozen_and_narrow(nn.Linear(2, 8).requires_grad_(False)), frozen_and_narrow(nn.Linear(2, 8))
+    (True, False)
+
+    :param layer: the linear layer.
+    """
+    w, b = layer.weight, layer.bias
+    return not w.requires_grad and (b is None or not b.requires_grad) and w.dim() == 2 and w.shape[1] < w.shape[0]
+
+
 def takes(layer: nn.Linear, x: Tensor) -> bool:
     """Whether :func:`frozen_linear` serves this call: grad mode on, ``x`` needs a gradient, the layer's
     parameters do not, a narrower input than output (``in_features < out_features``), CPU tensors of the

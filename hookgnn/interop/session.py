@@ -173,7 +173,7 @@ class Session:
     def _fast_linear(self, m: nn.Module) -> None:
         """An exact ``nn.Linear`` computes its input gradient in BLAS's fast layout where no parameter
         gradient is asked for (:mod:`hookgnn.interop.frozen_linear`); an instance attribute, deleted on exit."""
-        if type(m) is not nn.Linear or "forward" in vars(m):  # exact: a subclass may compute otherwise
+        if type(m) is not nn.Linear or "forward" in vars(m) or not fl.frozen_and_narrow(m):  # exact: not a subclass
             return
         original = m.forward
 
