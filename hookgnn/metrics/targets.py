@@ -135,8 +135,13 @@ def tiled_fields(graph: Graph, k: int, device: torch.device | str | None = None)
     :param k: how many copies (``>= 0``).
     :param device: where the tiled values go (default: where they are).
     """
-    def tile(f: Field) -> Callable[[], Field]:
-        return lambda: Field(f.value.to(device if device is not None else f.value.device).repeat(
-            *([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))), f.location, f.time)
+    fields = graph.fields
 
-    return LazyFields({name: tile(f) for name, f in graph.fields.items()})
+    def tile(name: str) -> Callable[[], Field]:
+        def make() -> Field:
+            f = fields[name]  # read only now: ``fields`` may be lazy itself
+            return Field(f.value.to(device if device is not None else f.value.device).repeat(
+                *([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))), f.location, f.time)
+        return make
+
+    return LazyFields({name: tile(name) for name in fields})
