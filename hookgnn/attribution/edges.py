@@ -66,7 +66,8 @@ def eap(
     :attr:`~hookgnn.patching.components.ResolvedLink.kind`): ``lambda l: l.kind == "linear"``
     scores learned weight entries only (MINAR's edges), without the identity, activation,
     gather and scatter links between them. Over a batch of graphs each score is the mean of
-    the graphs' scores; the graphs are streamed in chunks whose ``ig_steps`` copies hold about
+    the graphs' scores, in the dtype of the model's activations (float64 for a float64 model, as
+    :func:`~hookgnn.attribution.attribute` returns); the graphs are streamed in chunks whose ``ig_steps`` copies hold about
     ``rows_per_forward`` nodes + edges (:mod:`hookgnn.attribution.edge_sums`; a speed and memory
     knob only). Raises ``ValueError`` if ``ig_steps < 0`` or ``rows_per_forward < 1``, and for
     message edges where a round's ``hook_src`` is not one row per graph edge (a layer with its
@@ -124,8 +125,9 @@ def eap(
         new = weight_edges(link, d_src, d_dst, include_zero=zero_weights)
         edges += new
         pairs = torch.tensor([[e.src.feature, e.dst.feature] for e in new], dtype=torch.long).reshape(-1, 2)
-        scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().float().cpu())
-    return EdgeScores(edges, torch.cat(scores) if scores else torch.zeros(0), sums.baseline, direction)
+        scores.append(mat[pairs[:, 0], pairs[:, 1]].detach().cpu())
+    empty = torch.zeros(0, dtype=clean.x.dtype)
+    return EdgeScores(edges, torch.cat(scores) if scores else empty, sums.baseline, direction)
 
 
 def message_edge_scores(scores: EdgeScores) -> HookScores:
@@ -134,7 +136,7 @@ def message_edge_scores(scores: EdgeScores) -> HookScores:
     carriers = {e.round: e.carrier.hook for e, _ in msgs}
     rounds = sorted(carriers)
     width = max(e.edge for e, _ in msgs) + 1
-    table = torch.zeros(len(rounds), width)
+    table = torch.zeros(len(rounds), width, dtype=scores.scores.dtype)
     for e, s in msgs:
         table[rounds.index(e.round), e.edge] = s
     return HookScores(table, tuple(carriers[t] for t in rounds), ("round", "edge"), scores.baseline, scores.direction)

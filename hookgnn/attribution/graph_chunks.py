@@ -12,7 +12,7 @@ at every call of the metric.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -20,7 +20,7 @@ from torch import Tensor
 from hookgnn.attribution.interpolate import interpolate
 from hookgnn.graph import Field, Graph
 from hookgnn.metrics.per_graph import Metric
-from hookgnn.metrics.targets import CleanTargets, clean_targets, tiled_fields
+from hookgnn.metrics.targets import CleanTargets, LazyFields, clean_targets, tiled_fields
 
 #: Hook axes whose rows of graphs ``lo .. hi`` are one contiguous block of a cut (:meth:`_Ranges.rows`).
 SLICEABLE = ("node", "edge", "graph")
@@ -67,11 +67,14 @@ class _Ranges:
         idx = self.edges(lo, hi)
         spans = {"node": (n0, n1), "graph": (lo, hi)}
 
-        def part(f: Field) -> Field:
-            if f.location == "edge":
-                return Field(f.value.index_select(f.item_dim, idx), f.location, f.time)
-            a, b = spans[f.location]
-            return Field(f.value.narrow(f.item_dim, a, b - a), f.location, f.time)
+        def part(name: str) -> Callable[[], Field]:
+            def make() -> Field:
+                f = g.fields[name]  # read only now: ``g.fields`` may be lazy itself
+                if f.location == "edge":
+                    return Field(f.value.index_select(f.item_dim, idx), f.location, f.time)
+                a, b = spans[f.location]
+                return Field(f.value.narrow(f.item_dim, a, b - a), f.location, f.time)
+            return make
 
         out = object.__new__(Graph)  # rows of a valid batch, offsets kept inside each graph: valid
         out.x = g.x[n0:n1]
@@ -80,7 +83,7 @@ class _Ranges:
         out.graph_attr = None if g.graph_attr is None else g.graph_attr[lo:hi]
         out.ptr = g.ptr[lo:hi + 1] - n0
         out.batch = g.batch[n0:n1] - lo
-        out.fields = {k: part(f) for k, f in g.fields.items()}
+        out.fields = LazyFields({k: part(k) for k in g.fields})  # cut when read
         out.meta = dict(g.meta)
         return out
 

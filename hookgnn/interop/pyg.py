@@ -17,7 +17,12 @@ which hooked neuron feeds which (:mod:`hookgnn.interop.trace`), so weight edges 
 without :func:`~hookgnn.nn.wiring.register_links`. The hooks themselves are registered
 for one forward at a time and removed after it (:mod:`hookgnn.interop.session`): the
 original model carries no hook between calls, and with no hook attached the wrapped
-model computes exactly what the original computes. Attributes the wrapper does not have
+model computes exactly what the original computes: its outputs bit for bit, also where a
+``aggr="min"`` / ``"max"`` aggregation runs on hookgnn's scatter kernel (:mod:`hookgnn.interop.aggregation`,
+whose gradients are PyG's bit for bit too). Gradients are PyG's bit for bit, with one exception that
+only attribution meets: with the parameters frozen, an ``nn.Linear`` narrower at its input than at
+its output computes its input gradient in a faster layout, equal up to float rounding
+(:mod:`hookgnn.interop.frozen_linear`). Attributes the wrapper does not have
 are read from the original (``hooked.supports_edge_attr``), so helpers that take the
 model work on the wrapped one.
 

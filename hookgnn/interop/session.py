@@ -9,8 +9,11 @@ For the duration of one call, a :class:`Session` registers
   and a forward hook (``hook_output``);
 * on every leaf ``Linear`` and activation module: a forward hook (``hook_out``);
 
-and removes all of them, and restores every attribute it changed, in ``__exit__`` (also
-when the forward raises). It forces the unfused path (``fuse = False``,
+and, as instance attributes, a faster ``forward`` on every exact ``MinAggregation`` /
+``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`) and ``nn.Linear``
+(:mod:`hookgnn.interop.frozen_linear`), each falling back to the module's own where it cannot
+give the same numbers; and removes all of them, and restores every attribute it changed, in
+``__exit__`` (also when the forward raises). It forces the unfused path (``fuse = False``,
 ``decomposed_layers = 1``), since PyG's ``message_and_aggregate`` never materialises
 messages, and turns off ``inplace`` on activation modules, whose in-place write would
 change an activation after a hook has seen it.
@@ -31,6 +34,7 @@ keyed by their own call count.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -39,6 +43,9 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
+from hookgnn.ops import scatter_plans
+from hookgnn.interop import frozen_linear as fl
+from hookgnn.interop.aggregation import fast_extreme, takes
 
 _PHASE_AXIS = {"message": "edge", "edge_update": "edge", "aggregate": "node", "update": "node"}
 
@@ -98,14 +105,18 @@ class Session:
         self.started = 0
         self._handles: list[Any] = []
         self._restore: list[tuple[Any, str, Any]] = []
+        self._unset: list[tuple[Any, str]] = []
+        self._plans = contextlib.ExitStack()
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
         try:
+            self._plans.enter_context(scatter_plans())  # the rounds' min / max share one sort of each index
             for _, m in self.mp:
                 self._hook_mp(m)
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
+                self._fast_linear(m)
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
         except BaseException:
@@ -120,6 +131,10 @@ class Session:
         for obj, name, old in reversed(self._restore):
             setattr(obj, name, old)
         self._restore.clear()
+        for obj, name in reversed(self._unset):
+            delattr(obj, name)
+        self._unset.clear()
+        self._plans.close()
         watched, self._watch = self._watch, []
         if exc and exc[0] is not None:
             return
@@ -153,6 +168,39 @@ class Session:
             self._set(m, "fuse", False)
         if getattr(m, "decomposed_layers", 1) != 1:
             self._set(m, "decomposed_layers", 1)
+        self._fast_extreme(getattr(m, "aggr_module", None))
+
+    def _fast_linear(self, m: nn.Module) -> None:
+        """An exact ``nn.Linear`` computes its input gradient in BLAS's fast layout where no parameter
+        gradient is asked for (:mod:`hookgnn.interop.frozen_linear`); an instance attribute, deleted on exit."""
+        if type(m) is not nn.Linear or "forward" in vars(m) or not fl.frozen_and_narrow(m):  # exact: not a subclass
+            return
+        original = m.forward
+
+        def forward(x: Tensor) -> Tensor:
+            return fl.frozen_linear(m, x) if fl.takes(m, x) else original(x)  # type: ignore[arg-type]
+
+        m.forward = forward
+        self._unset.append((m, "forward"))
+
+    def _fast_extreme(self, agg: Any) -> None:
+        """Route PyG's min / max aggregation through hookgnn's kernel where it gives PyG's values and
+        gradients bit for bit (:mod:`hookgnn.interop.aggregation`); an instance attribute, deleted on exit."""
+        from torch_geometric.nn.aggr import MaxAggregation, MinAggregation
+
+        largest = {MinAggregation: False, MaxAggregation: True}.get(type(agg))  # exact: a subclass may differ
+        if largest is None or "forward" in vars(agg):
+            return
+        original = agg.forward
+
+        def forward(x: Tensor, index: Tensor | None = None, ptr: Tensor | None = None, dim_size: int | None = None,
+                    dim: int = -2, **kwargs: Any) -> Tensor:
+            if not kwargs and takes(x, index, ptr, dim_size, dim):
+                return fast_extreme(x, index, dim_size, largest)  # type: ignore[arg-type]
+            return original(x, index, ptr, dim_size, dim, **kwargs)
+
+        agg.forward = forward
+        self._unset.append((agg, "forward"))
 
     # ------------------------------------------------------------- firing
     def fire(self, key: Hashable, t: Tensor, prefer: str | None, frame: Frame | None,

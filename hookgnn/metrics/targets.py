@@ -12,6 +12,7 @@ Denoising and noising therefore score against the same targets.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -93,9 +94,37 @@ def with_clean_fields(run: Graph, clean: Graph) -> Graph:
     return out
 
 
-def tiled_fields(graph: Graph, k: int, device: torch.device | str | None = None) -> dict[str, Field]:
+class LazyFields(Mapping[str, Field]):
+    """Fields made on first read: ``make[name]()`` runs once, when ``name`` is first looked up
+    (a batch of copies tiles only the fields that the model and metric read, not every hint).
+
+    >>> f = LazyFields({"d": lambda: Field(torch.ones(2), "node")})
+    >>> sorted(f), f["d"].value.tolist()
+    (['d'], [1.0, 1.0])
+
+    :param make: per field name, the function that makes it.
+    """
+
+    def __init__(self, make: dict[str, Callable[[], Field]]) -> None:
+        self._make, self._made = make, {}
+
+    def __getitem__(self, name: str) -> Field:
+        f = self._made.get(name)
+        if f is None:
+            f = self._made[name] = self._make[name]()
+        return f
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._make)
+
+    def __len__(self) -> int:
+        return len(self._make)
+
+
+def tiled_fields(graph: Graph, k: int, device: torch.device | str | None = None) -> Mapping[str, Field]:
     """The fields of ``graph`` repeated ``k`` times along their item axis: the fields of
-    ``Graph.collate([graph] * k)`` (moved to ``device`` if given), one ``repeat`` per field.
+    ``Graph.collate([graph] * k)`` (moved to ``device`` if given), one ``repeat`` per field,
+    made when first read (:class:`LazyFields`).
 
     >>> g = Graph(x=torch.zeros(2, 1), edge_index=torch.tensor([[0], [1]]),
     ...           fields={"d": Field(torch.tensor([1., 2.]), "node")})
@@ -106,6 +135,13 @@ def tiled_fields(graph: Graph, k: int, device: torch.device | str | None = None)
     :param k: how many copies (``>= 0``).
     :param device: where the tiled values go (default: where they are).
     """
-    return {name: Field(f.value.to(device if device is not None else f.value.device).repeat(
-        *([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))), f.location, f.time)
-        for name, f in graph.fields.items()}
+    fields = graph.fields
+
+    def tile(name: str) -> Callable[[], Field]:
+        def make() -> Field:
+            f = fields[name]  # read only now: ``fields`` may be lazy itself
+            return Field(f.value.to(device if device is not None else f.value.device).repeat(
+                *([1] * f.item_dim), k, *([1] * (f.value.dim() - f.item_dim - 1))), f.location, f.time)
+        return make
+
+    return LazyFields({name: tile(name) for name in fields})

@@ -1,0 +1,97 @@
+"""PyG's min / max aggregation on hookgnn's scatter kernel, with PyG's own values and gradients.
+
+PyG (``aggr="min"`` / ``"max"``, :class:`torch_geometric.nn.aggr.MinAggregation` /
+``MaxAggregation``) reduces on CPU with ``torch.zeros(N, F).scatter_reduce_(0, index, src,
+"amin" / "amax", include_self=False)``: node ``v`` gets
+
+.. math:: \\mathrm{out}_{v f} = \\min_{e:\\, \\mathrm{index}_e = v} \\mathrm{src}_{e f}
+    \\quad (0 \\text{ where } v \\text{ has no incoming edge}),
+
+and torch's backward splits the gradient evenly among the edges tied at the extreme, counting
+the zero the output started from as one more tie when the extreme is 0:
+
+.. math:: \\partial \\mathrm{src}_{e f} = [\\mathrm{src}_{e f} = \\mathrm{out}_{v f}]\\,
+    \\frac{\\partial \\mathrm{out}_{v f}}{[\\mathrm{out}_{v f} = 0] + \\sum_{e':\\, \\mathrm{index}_{e'} = v}
+    [\\mathrm{src}_{e' f} = \\mathrm{out}_{v f}]}, \\qquad v = \\mathrm{index}_e.
+
+:func:`fast_extreme` computes the same numbers: the values with hookgnn's kernel
+(:func:`hookgnn.ops.scatter`, exact: a minimum is one of its inputs) and the gradient with the
+formula above, evaluated in torch's order, so both are bit for bit PyG's. It is used by
+:class:`~hookgnn.interop.session.Session` for the calls it can take (see :func:`takes`); any
+other call (``ptr`` given, another axis, a dtype or device the kernel does not serve) runs
+PyG's own code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from hookgnn.ops import scatter
+
+#: Without a gradient, the kernel pays (sorting the index, checks) only from about this many entries of ``x``.
+LARGE = 1 << 16
+
+#: Float dtypes whose values and gradients are known equal to PyG's (float16 / bfloat16 untested).
+DTYPES = (torch.float32, torch.float64)
+
+
+class _Extreme(torch.autograd.Function):
+    """Values from the kernel; backward: torch's tie-splitting gradient of ``scatter_reduce``."""
+
+    @staticmethod
+    def forward(ctx: Any, src: Tensor, index: Tensor, dim_size: int, largest: bool) -> Tensor:  # type: ignore[override]
+        with torch.no_grad():
+            out = scatter(src, index, dim_size, "max" if largest else "min")
+        ctx.save_for_backward(src, index, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        src, index, out = ctx.saved_tensors
+        won = src == out.index_select(0, index)
+        ties = (out == 0).to(grad.dtype).index_add_(0, index, won.to(grad.dtype))
+        return won * (grad / ties).index_select(0, index), None, None, None
+
+
+def takes(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size: int | None, dim: int) -> bool:
+    """Whether :func:`fast_extreme` serves this aggregation call, giving PyG's exact result: ``x [E, F]``
+    float32/float64 on the CPU reduced over ``dim`` 0 (or -2) by a 1-D ``index`` of ``E`` entries,
+    ``dim_size`` given, no ``ptr`` (PyG's segment path), not while compiling; and where it pays: ``x``
+    needs a gradient (torch's backward is the slow part) or has at least :data:`LARGE` entries.
+
+    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, 2, -2)
+    True
+    >>> takes(torch.zeros(3, 2), torch.tensor([0, 0, 1]), None, 2, -2)  # small, no gradient: PyG's own
+    False
+    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, None, -2)
+    False
+    """
+    return (isinstance(x, Tensor) and isinstance(index, Tensor) and ptr is None and dim_size is not None
+            and ((x.requires_grad and torch.is_grad_enabled()) or x.numel() >= LARGE)
+            and x.dim() == 2 and dim in (0, -2) and x.dtype in DTYPES and x.device.type == "cpu"
+            and index.dim() == 1 and index.shape[0] == x.shape[0] and index.dtype == torch.int64
+            and not torch.compiler.is_compiling())
+
+
+def fast_extreme(src: Float[Tensor, "edge feat"], index: Int[Tensor, " edge"], dim_size: int,
+                 largest: bool) -> Float[Tensor, "node feat"]:
+    """PyG's ``scatter(src, index, 0, dim_size, reduce="max" if largest else "min")``, values and
+    gradient (module docstring), on hookgnn's kernel. Call it only where :func:`takes` is true.
+
+    >>> src = torch.tensor([[0.], [0.], [1.], [-1.]], requires_grad=True)
+    >>> out = fast_extreme(src, torch.tensor([0, 0, 0, 1]), 3, largest=False)
+    >>> out.flatten().tolist()
+    [0.0, -1.0, 0.0]
+    >>> torch.autograd.grad(out.sum(), src)[0].flatten().tolist()  # two tied zeros and the initial 0: 1/3 each
+    [0.3333333432674408, 0.3333333432674408, 0.0, 1.0]
+
+    :param src: the messages ``[E, F]``.
+    :param index: each message's destination node ``[E]``.
+    :param dim_size: the number of nodes ``N``.
+    :param largest: ``True`` for max, ``False`` for min.
+    """
+    return _Extreme.apply(src, index, dim_size, largest)
