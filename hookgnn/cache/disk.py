@@ -155,11 +155,13 @@ def run_to_disk(
     left on disk once the tensors are freed).
     """
     from hookgnn.cache.grad_taps import GradientTaps
+    from hookgnn.points import read_only
 
     files = TensorFiles()
     taps = GradientTaps() if grad_metric is not None else None
     fired: dict[str, int] = {}  # a hook point that fires twice keeps its last activation, as in memory
 
+    @read_only  # written to a file (and tapped), never edited: the hook point makes no copy of it
     def save(t: Tensor, hook: Any) -> Tensor | None:
         name = hook.name
         files.write(name, t)
