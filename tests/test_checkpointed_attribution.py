@@ -16,6 +16,7 @@ from strategies import graphs
 
 import hookgnn.attribution.streamed as streamed
 from hookgnn import Graph, HookedGNN, HookedRootModule, HookPoint
+from hookgnn.models.base import LayerStack, ModelOutput
 from hookgnn.attribution import attribute
 from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
 from hookgnn.metrics import OutputSum
@@ -49,7 +50,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("processor", ["mpnn", "gat", "triplet_gmpnn"])
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(g=graphs(max_nodes=7, max_edges=16, node_features=2, edge_features=1), ig_steps=st.sampled_from([0, 2]),
        seed=st.integers(0, 3))
 def test_checkpointed_rows_equal_the_unchecked_rows_and_keep_all_by_hand(
@@ -197,3 +198,39 @@ def test_checkpointing_holds_the_node_states_not_every_rounds_graph(tmp_path: Pa
     assert per_round_plain >= edge_tensor  # without checkpointing every round keeps [E, d]-sized tensors
     assert per_round_ckpt <= node_state  # with it, only the node state entering each round
     assert held[8, True] - held[2, True] < per_round_plain  # six more rounds cost less than one unchecked round
+
+
+class _EditsTheEdges(LayerStack):
+    """Two MPNN rounds; the edge encoding is scaled in place between them (allowed without
+    checkpointing: no autograd node saved it)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.node_encoder, self.edge_encoder = torch.nn.Linear(2, d), torch.nn.Linear(1, d)
+        self.hook_node_embed = HookPoint("node")
+        self.layers = torch.nn.ModuleList([MPNN(d), MPNN(d)])
+        self.readout = torch.nn.Linear(d, 1)
+        self.setup()
+
+    def state_hook(self, t: int) -> str:
+        return "hook_node_embed" if t == 0 else f"layers.{t - 1}.hook_update"
+
+    def forward(self, graph: Graph) -> ModelOutput:
+        x = self.hook_node_embed(self.node_encoder(graph.x))
+        e = self.edge_encoder(graph.edge_attr)
+        h = self.layers[0](x, graph.edge_index, e, x=x)
+        e.mul_(2.0)
+        h = self.layers[1](h, graph.edge_index, e, x=x)
+        return ModelOutput({"d": self.readout(h).squeeze(-1)}, {}, h)
+
+
+def test_a_round_argument_edited_in_place_after_the_round_raises(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _EditsTheEdges(4)
+    g = Graph(x=torch.rand(5, 2), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]]), edge_attr=torch.rand(4, 1))
+    corr = g.replace(x=torch.rand(5, 2))
+    rounds = lambda name: name.startswith("layers.")  # noqa: E731
+    attribute(model, g, corr, OutputSum("d"), keep="rows", names_filter=rounds)  # exact without checkpointing
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # torch's check of the saved inputs
+        attribute(model, g, corr, OutputSum("d"), keep="rows", names_filter=rounds, offload=tmp_path)
+    assert no_hooks_left(model) and not any("forward" in m.__dict__ for m in model.modules())

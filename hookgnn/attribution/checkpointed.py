@@ -29,7 +29,8 @@ inputs, the kept rows, and one round's working set (``benchmarks/bench_scaling.p
 Which models: those whose round ``t`` hook points are modules inside ``round_module(t)``
 (so that a second call of the module fires them), checked by :func:`checkpoint_reason`; the
 recomputation is also checked call by call (the same hook points must fire in the same
-order, and torch checks the saved tensors' shapes). A wrapped PyG model, whose hook points
+order; torch checks that the round's tensor arguments were not edited in place since its
+forward, and the saved tensors' shapes). A wrapped PyG model, whose hook points
 live in the wrapper for one forward, is not checkpointed.
 """
 
