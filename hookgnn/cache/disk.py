@@ -155,13 +155,11 @@ def run_to_disk(
     left on disk once the tensors are freed).
     """
     from hookgnn.cache.grad_taps import GradientTaps
-    from hookgnn.points import read_only
 
     files = TensorFiles()
     taps = GradientTaps() if grad_metric is not None else None
     fired: dict[str, int] = {}  # a hook point that fires twice keeps its last activation, as in memory
 
-    @read_only  # written to a file (and tapped), never edited: the hook point makes no copy of it
     def save(t: Tensor, hook: Any) -> Tensor | None:
         name = hook.name
         files.write(name, t)
@@ -174,6 +172,10 @@ def run_to_disk(
                 files.write("grad:" + name, g)
 
         return taps.tap(t, write_grad)
+
+    # written to a file (and tapped), never edited: the hook point hands it over without a private copy
+    # (the mark hookgnn.points.read_only sets; cache sits below points in the layers)
+    save.read_only = True  # type: ignore[attr-defined]
 
     try:
         with torch.set_grad_enabled(grad_metric is not None or torch.is_grad_enabled()):
