@@ -234,3 +234,23 @@ def test_a_round_argument_edited_in_place_after_the_round_raises(tmp_path: Path)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):  # torch's check of the saved inputs
         attribute(model, g, corr, OutputSum("d"), keep="rows", names_filter=rounds, offload=tmp_path)
     assert no_hooks_left(model) and not any("forward" in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.parametrize("hidden", [True, False])
+def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(hidden: bool, tmp_path: Path) -> None:
+    """Message MLPs in edge chunks inside the checkpointed rounds: with hidden-neuron hooks (gathers in
+    chunks), and without them (each chunk checkpointed again, inside the round's checkpoint)."""
+    from hookgnn.nn import edge_chunk_size
+
+    torch.manual_seed(0)
+    model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=SPEC, max_steps=3)
+    n, e = 20, 90
+    g = Graph(x=torch.rand(n, 1), edge_index=torch.randint(0, n, (2, e)), edge_attr=torch.rand(e, 1))
+    corr = g.replace(x=torch.rand(n, 1))
+    names = None if hidden else (lambda name: "message_mlp" not in name)
+    full = attribute(model, g, corr, OutputSum("d"), names_filter=names)
+    with edge_chunk_size(16):
+        got = attribute(model, g, corr, OutputSum("d"), keep="rows", offload=tmp_path, names_filter=names)
+    assert any("message_mlp" in h for h in got.by_row) == hidden
+    for hook in full.axes:
+        _close(got.by_row[hook], _by_hand(full, hook), 1.0 + float(full.delta[hook].abs().sum()))
