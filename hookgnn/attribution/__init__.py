@@ -5,6 +5,8 @@
 * :mod:`~hookgnn.attribution.edges`: :func:`eap` on computational edges, its sums streamed over graphs and
   steps by :mod:`~hookgnn.attribution.edge_sums`;
 * :mod:`~hookgnn.attribution.streamed`: the same products streamed hook by hook (``keep``, ``offload``);
+* :mod:`~hookgnn.attribution.checkpointed`: with ``offload``, every round checkpointed (one round's autograd
+  graph at a time);
 * :mod:`~hookgnn.attribution.interpolate`: the input interpolation both of them use;
 * :mod:`~hookgnn.attribution.atp_star`: AtP*, exact local rounds then linearised;
 * :mod:`~hookgnn.attribution.local`: exact local recomputation of message-passing rounds, its local

@@ -23,10 +23,14 @@ a forward that runs anyway). How memory is saved:
    forward, from the source run's cached activation, which is dropped at once;
 4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
    products) live in files there while the job runs (:mod:`hookgnn.cache.disk`), so RAM holds
-   little more than the frozen-parameter autograd graph; the folder is checked first.
+   little more than the frozen-parameter autograd graph; the folder is checked first; and every round
+   runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
+   autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
+   model keeps the whole graph).
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
-differences) plus the frozen forward in memory, and the frozen forward alone with ``offload``.
+differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
+round's autograd graph.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
@@ -153,6 +158,8 @@ def streamed_attribution(
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
+    # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
+    run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
     try:
         with torch.no_grad():
             _, cache = model.run_with_cache(src, names_filter=names_filter, device="disk" if files else None,
@@ -184,7 +191,7 @@ def streamed_attribution(
                 for to, slots in kept.items():
                     slots.put(name, reduce_product(product, to))
 
-            baseline = float(_tapped_run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
+            baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
         else:
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
@@ -201,7 +208,7 @@ def streamed_attribution(
                     for to, slots in kept.items():
                         slots.add(name, reduce_product(product, to).div_(n))
 
-                _tapped_run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
+                run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
         for to, slots in kept.items():
             for name in names:

@@ -173,6 +173,10 @@ def run_to_disk(
 
         return taps.tap(t, write_grad)
 
+    # written to a file (and tapped), never edited: the hook point hands it over without a private copy
+    # (the mark hookgnn.points.read_only sets; cache sits below points in the layers)
+    save.read_only = True  # type: ignore[attr-defined]
+
     try:
         with torch.set_grad_enabled(grad_metric is not None or torch.is_grad_enabled()):
             with model.hooks(fwd_hooks=[(n, save) for n in names]):

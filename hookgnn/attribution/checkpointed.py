@@ -1,0 +1,208 @@
+"""Attribution with per-round checkpointing: the backward holds one round's autograd graph at a time.
+
+A forward with gradients saves, for its backward, what every op of every round needs
+(the message MLP's hidden layer after its relu, the scatter's argmax, ...): with
+``T`` rounds on ``E`` edges about ``T`` times one round's ``[E, d]`` tensors, all alive
+from the forward until the backward reaches them (about 2 KB per edge at d = 64 and 8
+rounds, with parameters frozen). Here each round module
+(:meth:`~hookgnn.rounds.Rounds.round_module`) runs under
+:func:`torch.utils.checkpoint.checkpoint` (non-reentrant): the forward keeps only what
+enters each round (the node state :math:`h^{(t)}` and the round's other arguments, which
+the rounds share), and the backward, on reaching round ``t``, calls round ``t`` again from
+:math:`h^{(t)}` with gradients, uses its saved tensors and drops them before round
+``t - 1``:
+
+.. math::
+
+    g^{(T)} = \\partial m / \\partial h^{(T)}, \\qquad
+    g^{(t)} = \\big(\\partial h^{(t+1)} / \\partial h^{(t)}\\big)^{\\top} g^{(t+1)}
+    \\text{ through a fresh call of round } t, \\quad t = T-1, \\dots, 0.
+
+The hook points of round ``t`` fire again in that call; their taps
+(:mod:`hookgnn.cache.grad_taps`) were made in the forward, so each hook's gradient
+arrives once, exactly as without checkpointing, and what a hook did in the forward
+(the difference :math:`a^s - a^b` written to the offload folder) is not done again. The
+hooks outside rounds (encoders, decoders) are tapped as usual. Peak memory: the per-round
+inputs, the kept rows, and one round's working set (``benchmarks/bench_scaling.py``,
+``attr_rows_disk``). Cost: one more forward of every round.
+
+Which models: those whose round ``t`` hook points are modules inside ``round_module(t)``
+(so that a second call of the module fires them), checked by :func:`checkpoint_reason`; the
+recomputation is also checked call by call (the same hook points must fire in the same
+order; torch checks that the round's tensor arguments were not edited in place since its
+forward, and the saved tensors' shapes). A wrapped PyG model, whose hook points
+live in the wrapper for one forward, is not checkpointed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
+
+from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
+from hookgnn.graph import Graph
+from hookgnn.hooks import HookedRootModule
+from hookgnn.metrics.per_graph import Metric
+from hookgnn.ops.plan import scatter_plans
+from hookgnn.patching.copies import copy_means
+from hookgnn.points import read_only
+
+
+def checkpoint_reason(model: HookedRootModule) -> str:
+    """Why ``model``'s rounds cannot be checkpointed ("" when they can): no rounds, or a
+    round whose hook points are not modules inside its :meth:`~hookgnn.rounds.Rounds.round_module`
+    (a second call of the module would not fire them). ``TypeError`` naming the model when
+    it reports rounds but does not answer ``round_module``.
+
+    >>> from hookgnn import HookedGNN
+    >>> checkpoint_reason(HookedGNN("mpnn", 4, node_in=1, max_steps=2))
+    ''
+
+    :param model: the hooked model.
+    """
+    if model.num_rounds == 0:
+        return f"{type(model).__name__} has no rounds"
+    by_round: dict[int, list[str]] = {}
+    for name, (t, _) in model.round_places.items():
+        by_round.setdefault(t, []).append(name)
+    for t in range(model.num_rounds):
+        try:
+            module = model.round_module(t)
+        except NotImplementedError as e:
+            raise TypeError(f"{type(model).__name__} reports {model.num_rounds} rounds but does not define "
+                            f"round_module (the rounds protocol, hookgnn.rounds), so its rounds cannot be "
+                            f"checkpointed: {e}") from None
+        inside = {id(m) for m in module.modules()}
+        outside = [n for n in by_round.get(t, []) if id(model.hook_dict[n]) not in inside]
+        if outside:
+            return (f"{type(model).__name__}: hook point {outside[0]!r} of round {t} is not a module inside "
+                    f"round_module({t}) ({type(module).__name__}), so a second call of that module would not fire it")
+    return ""
+
+
+class _Calls:
+    """The hook points each checkpointed round call fired in the forward, and the check that
+    its recomputation in the backward fires the same ones in the same order."""
+
+    def __init__(self, model: HookedRootModule) -> None:
+        self.model_name = type(model).__name__
+        self.backward = False
+        self.log: list[list[str]] = []  # the innermost running call's list of fired hooks last
+
+    def fired(self, name: str) -> None:
+        if self.log:
+            self.log[-1].append(name)
+
+    def context(self) -> tuple[AbstractContextManager[None], AbstractContextManager[None]]:
+        """``context_fn`` of one :func:`~torch.utils.checkpoint.checkpoint` call."""
+        first: list[str] = []
+        return self._running(first), self._again(first)
+
+    @contextmanager
+    def _running(self, into: list[str]) -> Iterator[None]:
+        self.log.append(into)
+        try:
+            yield
+        finally:
+            self.log.pop()
+
+    @contextmanager
+    def _again(self, first: list[str]) -> Iterator[None]:
+        again: list[str] = []
+        with self._running(again):
+            yield
+        if again != first:
+            lost = [n for n in first if n not in again] or [n for n in again if n not in first] or again
+            raise RuntimeError(f"{self.model_name}: recomputing a round in the backward did not fire the hook points "
+                               f"its forward fired (first difference: {lost[0]!r}; forward {len(first)} hooks, "
+                               f"recomputation {len(again)}); per-round checkpointing (attribute with offload=) "
+                               "needs rounds that do the same when called again (no randomness, no state kept "
+                               "between calls)")
+
+
+@contextmanager
+def _rounds_checkpointed(modules: list[nn.Module], context_fn: Callable[[], Any]) -> Iterator[None]:
+    """Every call of each module in ``modules`` runs under a non-reentrant checkpoint inside the block."""
+    before: list[tuple[nn.Module, Any]] = []
+    try:
+        for m in modules:
+            before.append((m, m.__dict__.get("forward")))
+            inner = m.forward
+
+            def run(*args: Any, inner: Callable[..., Any] = inner, **kwargs: Any) -> Any:
+                return checkpoint(inner, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
+
+            m.forward = run  # type: ignore[method-assign]
+        yield
+    finally:
+        for m, old in before:
+            if old is None:
+                del m.forward
+            else:
+                m.forward = old  # type: ignore[method-assign]
+
+
+def checkpointed_run(
+    model: HookedRootModule,
+    batch: Graph,
+    k: int,
+    metric: Metric,
+    names: list[str],
+    forward_kwargs: dict[str, Any],
+    on_forward: Callable[[Tensor, Any], None] | None,
+    on_grad: Callable[[str, Tensor], None],
+) -> Tensor:
+    """One forward (parameters frozen, every round checkpointed; see the module docstring) with a
+    tap on every hook of ``names``: ``on_forward(act, hook)`` runs once per hook in the forward,
+    ``on_grad(name, grad)`` once per hook the metric depends on, in the backward of the sum over
+    the ``k`` copies of ``batch`` of each copy's mean metric. Returns the metric per graph
+    (detached). ``TypeError`` if the model's rounds cannot be checkpointed (:func:`checkpoint_reason`).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> _ = torch.manual_seed(0)
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=3)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> grads = {}
+    >>> m = checkpointed_run(model, g, 1, OutputSum("d"), ["layers.1.hook_update"], {}, None, grads.__setitem__)
+    >>> grads["layers.1.hook_update"].shape
+    torch.Size([3, 4])
+
+    :param model: the hooked model (not modified; its parameters are frozen only while it runs).
+    :param batch: the graph (``k`` copies of one graph in a disjoint union).
+    :param k: how many copies ``batch`` holds.
+    :param metric: ``metric(output, graph)`` -> one value per graph.
+    :param names: the hook points to tap.
+    :param forward_kwargs: keywords for the forward.
+    :param on_forward: called with each tapped activation and its hook in the forward (``None``: nothing).
+    :param on_grad: called with each hook's name and the gradient of the metric there.
+    """
+    reason = checkpoint_reason(model)
+    if reason:
+        raise TypeError(f"per-round checkpointing is not possible: {reason}")
+    modules = list({id(m): m for m in (model.round_module(t) for t in range(model.num_rounds))}.values())
+    taps = GradientTaps()
+    calls = _Calls(model)
+
+    @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
+    def tap(act: Tensor, hook: Any) -> Tensor:
+        name = hook.name
+        calls.fired(name)
+        if on_forward is not None and not calls.backward:
+            on_forward(act, hook)
+        return taps.tap(act, lambda g: on_grad(name, g))
+
+    # early stop off (read when each checkpoint is made): a recomputation runs the whole round, so
+    # that every hook point fires again and the check of _Calls sees the whole call
+    with frozen_parameters(model), torch.enable_grad(), scatter_plans(), set_checkpoint_early_stop(False):
+        with _rounds_checkpointed(modules, calls.context), model.hooks(fwd_hooks=[(n, tap) for n in names]):
+            per_graph = metric(model(batch, **forward_kwargs), batch)
+            calls.backward = True  # from here on a hook fires only in a round's recomputation
+            taps.backward(copy_means(per_graph, k).sum())
+    return per_graph.detach()
