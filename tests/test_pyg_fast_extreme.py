@@ -20,7 +20,8 @@ import hookgnn.interop.session as session
 from hookgnn import Graph, from_pyg
 from hookgnn.attribution import eap
 from hookgnn.graph import Field
-from hookgnn.interop.aggregation import fast_extreme, takes
+from hookgnn.interop import aggregation
+from hookgnn.interop.aggregation import GRAD_LARGE, fast_extreme, takes
 from hookgnn.metrics.per_graph import from_loss
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
@@ -70,10 +71,12 @@ def _integral(t: torch.Tensor) -> torch.Tensor:
 def test_wrapped_min_max_aggregation_equals_pyg_values_and_gradients_bit_for_bit(batch, aggr, seed, dtype):
     calls: list[int] = []
     session.fast_extreme = lambda *a: calls.append(1) or fast_extreme(*a)  # count the kernel's calls
+    aggregation.GRAD_LARGE = 0  # these graphs are small: make the kernel take them, ties and empty nodes included
     try:
         _check_against_pyg(batch, aggr, seed, dtype, calls)
     finally:
         session.fast_extreme = fast_extreme
+        aggregation.GRAD_LARGE = GRAD_LARGE
 
 
 def _check_against_pyg(batch, aggr, seed, dtype, calls) -> None:  # noqa: ANN001
@@ -117,14 +120,37 @@ def test_fast_extreme_equals_torch_geometric_scatter_with_ties_and_empty_nodes(d
 
 
 def test_aggregation_calls_the_kernel_does_not_take_run_pyg_own_code() -> None:
-    x, index = torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1])
+    rows = GRAD_LARGE // 2
+    x, index = torch.zeros(rows, 2, requires_grad=True), torch.arange(rows) % 2
     assert takes(x, index, None, 2, 0)
-    assert not takes(x.detach(), index, None, 2, 0)  # small and no gradient: PyG's own is faster
+    assert not takes(x.detach(), index, None, 2, 0)  # not large and no gradient: PyG's own is faster
+    assert not takes(x[:3], index[:3], None, 2, 0)  # a gradient but tiny: PyG's own is faster
     assert takes(torch.zeros(1 << 16, 1), torch.zeros(1 << 16, dtype=torch.long), None, 1, 0)  # large
-    assert not takes(x, index, torch.tensor([0, 2, 3]), 2, 0)  # PyG's segment path (ptr)
+    assert not takes(x, index, torch.tensor([0, rows // 2, rows]), 2, 0)  # PyG's segment path (ptr)
     assert not takes(x.unsqueeze(0), index, None, 2, -2)  # another axis layout
     assert not takes(x.half(), index, None, 2, 0)
     assert not takes(x, index.int(), None, 2, 0)
+
+
+def test_tiny_wrapped_forward_with_gradient_runs_pyg_own_aggregation() -> None:
+    """A 10-node graph with a gradient: the kernel's fixed cost exceeds what it saves, so the wrapped model runs
+    PyG's own min aggregation (a tiny wrapped forward was 25% slower than before the kernel came in)."""
+    calls: list[int] = []
+    session.fast_extreme = lambda *a: calls.append(1) or fast_extreme(*a)
+    try:
+        torch.manual_seed(0)
+        net = TwoRounds("min")
+        x, ei, e = torch.randn(10, 2, requires_grad=True), torch.randint(0, 10, (2, 30)), torch.randn(30, 1)
+        hooked = from_pyg(net, example=(x.detach(), ei, e))
+        got = hooked(x, ei, e)
+        assert calls == []
+        assert torch.equal(got, net(x, ei, e))
+        big = torch.randn(GRAD_LARGE, 2, requires_grad=True)
+        big_ei = torch.randint(0, 100, (2, GRAD_LARGE))
+        hooked(big, big_ei, torch.randn(GRAD_LARGE, 1))
+        assert calls == [1, 1]  # [E, 3] messages, E = GRAD_LARGE: large enough, once per round
+    finally:
+        session.fast_extreme = fast_extreme
 
 
 def test_aggregation_restored_when_the_forward_raises() -> None:

@@ -43,6 +43,7 @@ from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.nn.wiring import ResolvedLink
+from hookgnn.ops.heap import warm_allocator
 from hookgnn.patching.copies import COPY_AXES, per_copy
 
 #: Default work per forward of :func:`link_sums`: nodes + edges over all copies in one batch.
@@ -110,6 +111,8 @@ def link_sums(
     (EAP), else the input interpolation points of EAP-IG."""
     if rows_per_forward < 1:
         raise ValueError(f"rows_per_forward must be >= 1, got {rows_per_forward}")
+    if base.device.type == "cpu":
+        warm_allocator()  # each chunk's buffers reused from the heap, not page-faulted in afresh
     uses = [_uses(link) for link in links]
     deltas = sorted({link.src for link in links} | set(carriers))
     plain = sorted({h for kind, h in uses if kind == "plain"} | set(carriers))

@@ -35,6 +35,10 @@ from hookgnn.ops import scatter
 #: Without a gradient, the kernel pays (sorting the index, checks) only from about this many entries of ``x``.
 LARGE = 1 << 16
 
+#: With a gradient, from about this many entries (forward + backward, 1 thread: 1.6x PyG's time at 2,048
+#: entries, about even at 8,192-16,384, 0.7-0.85x from 24,000 entries): below it, PyG's own code.
+GRAD_LARGE = 20_000
+
 #: Float dtypes whose values and gradients are known equal to PyG's (float16 / bfloat16 untested).
 DTYPES = (torch.float32, torch.float64)
 
@@ -61,17 +65,23 @@ def takes(x: Tensor, index: Tensor | None, ptr: Tensor | None, dim_size: int | N
     """Whether :func:`fast_extreme` serves this aggregation call, giving PyG's exact result: ``x [E, F]``
     float32/float64 on the CPU reduced over ``dim`` 0 (or -2) by a 1-D ``index`` of ``E`` entries,
     ``dim_size`` given, no ``ptr`` (PyG's segment path), not while compiling; and where it pays: ``x``
-    needs a gradient (torch's backward is the slow part) or has at least :data:`LARGE` entries.
+    has at least :data:`LARGE` entries, or :data:`GRAD_LARGE` where it needs a gradient (torch's backward
+    is the slow part). Below those sizes the kernel's fixed cost (a sort of the index, checks) exceeds
+    what it saves, and a tiny wrapped forward would be slower than PyG's.
 
-    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, 2, -2)
+    >>> x = torch.zeros(GRAD_LARGE // 2, 2, requires_grad=True)
+    >>> index = torch.zeros(GRAD_LARGE // 2, dtype=torch.long)
+    >>> takes(x, index, None, 1, -2)
     True
-    >>> takes(torch.zeros(3, 2), torch.tensor([0, 0, 1]), None, 2, -2)  # small, no gradient: PyG's own
+    >>> takes(x.detach(), index, None, 1, -2)  # no gradient, not large: PyG's own
     False
-    >>> takes(torch.zeros(3, 2, requires_grad=True), torch.tensor([0, 0, 1]), None, None, -2)
+    >>> takes(x[:3], index[:3], None, 1, -2)  # a gradient, but small: PyG's own
+    False
+    >>> takes(x, index, None, None, -2)
     False
     """
     return (isinstance(x, Tensor) and isinstance(index, Tensor) and ptr is None and dim_size is not None
-            and ((x.requires_grad and torch.is_grad_enabled()) or x.numel() >= LARGE)
+            and (x.numel() >= LARGE or (x.numel() >= GRAD_LARGE and x.requires_grad and torch.is_grad_enabled()))
             and x.dim() == 2 and dim in (0, -2) and x.dtype in DTYPES and x.device.type == "cpu"
             and index.dim() == 1 and index.shape[0] == x.shape[0] and index.dtype == torch.int64
             and not torch.compiler.is_compiling())

@@ -35,6 +35,7 @@ keyed by their own call count.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ class Session:
             setattr(obj, name, old)
         self._restore.clear()
         for obj, name in reversed(self._unset):
-            delattr(obj, name)
+            del vars(obj)[name]
         self._unset.clear()
         self._plans.close()
         watched, self._watch = self._watch, []
@@ -180,15 +181,13 @@ class Session:
         def forward(x: Tensor) -> Tensor:
             return fl.frozen_linear(m, x) if fl.takes(m, x) else original(x)  # type: ignore[arg-type]
 
-        m.forward = forward
+        vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
         self._unset.append((m, "forward"))
 
     def _fast_extreme(self, agg: Any) -> None:
         """Route PyG's min / max aggregation through hookgnn's kernel where it gives PyG's values and
         gradients bit for bit (:mod:`hookgnn.interop.aggregation`); an instance attribute, deleted on exit."""
-        from torch_geometric.nn.aggr import MaxAggregation, MinAggregation
-
-        largest = {MinAggregation: False, MaxAggregation: True}.get(type(agg))  # exact: a subclass may differ
+        largest = _extreme_kinds().get(type(agg))  # exact: a subclass may differ
         if largest is None or "forward" in vars(agg):
             return
         original = agg.forward
@@ -199,7 +198,7 @@ class Session:
                 return fast_extreme(x, index, dim_size, largest)  # type: ignore[arg-type]
             return original(x, index, ptr, dim_size, dim, **kwargs)
 
-        agg.forward = forward
+        vars(agg)["forward"] = forward
         self._unset.append((agg, "forward"))
 
     # ------------------------------------------------------------- firing
@@ -350,6 +349,14 @@ class Session:
         x = args[0] if args and isinstance(args[0], Tensor) else None
         new = self.fire(key, output, prefer, frame, module if is_linear else None, x if is_linear else None)
         return None if new is output else new
+
+
+@functools.cache
+def _extreme_kinds() -> dict[type, bool]:
+    """PyG's exact min / max aggregation classes -> ``largest`` (imported once, not at every call)."""
+    from torch_geometric.nn.aggr import MaxAggregation, MinAggregation
+
+    return {MinAggregation: False, MaxAggregation: True}
 
 
 def _implements_edge_update(m: nn.Module) -> bool:
