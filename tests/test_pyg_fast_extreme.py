@@ -193,7 +193,7 @@ def test_frozen_linear_value_is_the_layers_and_input_gradient_equals_autograd(ro
     torch.manual_seed(seed)
     layer = nn.Linear(d_in, d_in + extra).double().requires_grad_(False)
     x = torch.randn(*((2,) if lead else ()), rows, d_in, dtype=torch.float64, requires_grad=True)
-    assert fl.takes(layer, x)
+    assert fl.takes(layer, x) == fl.narrow(d_in, d_in + extra)  # the value and gradient hold at any width
     g = torch.randn(*x.shape[:-1], d_in + extra, dtype=torch.float64)
     got = fl.frozen_linear(layer, x)
     want = layer(x)
@@ -211,6 +211,10 @@ def test_frozen_linear_serves_only_frozen_narrow_input_layers_with_an_input_grad
     assert fl.takes(layer, x)
     assert not fl.takes(layer, x.detach())  # no input gradient: nothing to speed up
     assert not fl.takes(nn.Linear(8, 2).requires_grad_(False), torch.zeros(3, 8, requires_grad=True))
+    # widths where MKL's transposed layout was measured slower (16 -> 64) or mixed (2 -> 128): the layer's own
+    assert not fl.takes(nn.Linear(16, 64).requires_grad_(False), torch.zeros(3, 16, requires_grad=True))
+    assert not fl.takes(nn.Linear(2, 128).requires_grad_(False), torch.zeros(3, 2, requires_grad=True))
+    assert fl.takes(nn.Linear(9, 64).requires_grad_(False), torch.zeros(3, 9, requires_grad=True))
     with torch.no_grad():
         assert not fl.takes(layer, x)
 
