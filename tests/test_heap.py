@@ -41,7 +41,9 @@ def _faults_per_round(mode: str) -> float:
 def test_warm_allocator_stops_page_faults_on_reused_buffers() -> None:
     pages = 12 * (4 << 20) // 4096  # the pages one round writes
     cold, warm = _faults_per_round("cold"), _faults_per_round("warm")
-    assert cold > pages / 4  # without it, much of the 48 MiB goes back to the kernel and faults in again
+    # without it, much of the 48 MiB goes back to the kernel and faults in again: measured 2,662 or 4,908-5,113 faults
+    # per round in 22 fresh processes (which arena torch's import leaves the main thread on varies), of 12,288 pages
+    assert cold > pages / 8
     assert warm < pages / 20  # with it, they stay in the heap
 
 
