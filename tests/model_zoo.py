@@ -196,10 +196,10 @@ class SalsaLike(nn.Module):
 class MinAggConv(pyg.MessagePassing):
     """MINAR's layer: m_ij = relu(MLP([x_j, e_ij])), min aggregation, x'_i = MLP([a_i, x_i])."""
 
-    def __init__(self, d_in: int, d_out: int) -> None:
+    def __init__(self, d_in: int, d_out: int, width: int = D) -> None:
         super().__init__(aggr="min")
-        self.msg_mlp = nn.Sequential(nn.Linear(d_in + 1, D), nn.ReLU(), nn.Linear(D, d_out))
-        self.upd_mlp = nn.Sequential(nn.Linear(d_out + d_in, D), nn.ReLU(), nn.Linear(D, d_out))
+        self.msg_mlp = nn.Sequential(nn.Linear(d_in + 1, width), nn.ReLU(), nn.Linear(width, d_out))
+        self.upd_mlp = nn.Sequential(nn.Linear(d_out + d_in, width), nn.ReLU(), nn.Linear(width, d_out))
 
     def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
         return self.propagate(edge_index, x=x, edge_attr=edge_attr)

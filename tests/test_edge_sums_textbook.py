@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_zoo import MinAggConv
 from strategies import batches
 from torch import nn
 
@@ -22,34 +23,15 @@ from hookgnn.graph import Field
 from hookgnn.metrics.per_graph import from_loss
 from hookgnn.nn.wiring import links_of
 
-pyg_nn = pytest.importorskip("torch_geometric.nn")
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one torch thread (tests/conftest.py)
 STEPS = 3
 
 
-class MinConv(pyg_nn.MessagePassing):
-    """m_ij = relu(MLP([x_j, e_ij])); a_i = min_j m_ij; x'_i = MLP([a_i, x_i])."""
-
-    def __init__(self, d_in: int, d_out: int) -> None:
-        super().__init__(aggr="min")
-        self.msg_mlp = nn.Sequential(nn.Linear(d_in + 1, 5), nn.ReLU(), nn.Linear(5, d_out))
-        self.upd_mlp = nn.Sequential(nn.Linear(d_out + d_in, 5), nn.ReLU(), nn.Linear(5, d_out))
-
-    def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
-        return self.propagate(edge_index, x=x, edge_attr=edge_attr)
-
-    def message(self, x_j, edge_attr):  # noqa: ANN001, ANN201
-        return F.relu(self.msg_mlp(torch.cat([x_j, edge_attr], dim=-1)))
-
-    def update(self, aggr_out, x):  # noqa: ANN001, ANN201
-        return self.upd_mlp(torch.cat([aggr_out, x], dim=-1))
-
-
 class Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.convs = nn.ModuleList([MinConv(2, 3), MinConv(3, 1)])
+        self.convs = nn.ModuleList([MinAggConv(2, 3, width=5), MinAggConv(3, 1, width=5)])  # MINAR's layer, narrower
         self.act = nn.ReLU()
 
     def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201

@@ -70,9 +70,8 @@ def frozen_and_narrow(layer: nn.Linear) -> bool:
 
 
 def takes(layer: nn.Linear, x: Tensor) -> bool:
-    """Whether :func:`frozen_linear` serves this call: grad mode on, ``x`` needs a gradient, the layer's
-    parameters do not, narrow widths (:func:`narrow`), CPU tensors of the
-    weight's dtype, not while compiling.
+    """Whether :func:`frozen_linear` serves this call: grad mode on, ``x`` needs a gradient, the layer is
+    :func:`frozen_and_narrow`, CPU tensors of the weight's dtype, not while compiling.
 
     >>> lin = nn.Linear(2, 8).requires_grad_(False)
     >>> takes(lin, torch.zeros(3, 2, requires_grad=True)), takes(lin, torch.zeros(3, 2))
@@ -81,9 +80,8 @@ def takes(layer: nn.Linear, x: Tensor) -> bool:
     :param layer: the linear layer.
     :param x: its input.
     """
-    w, b = layer.weight, layer.bias
-    return (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad and not w.requires_grad
-            and (b is None or not b.requires_grad) and w.dim() == 2 and narrow(w.shape[1], w.shape[0])
+    w = layer.weight
+    return (torch.is_grad_enabled() and isinstance(x, Tensor) and x.requires_grad and frozen_and_narrow(layer)
             and x.dim() >= 1 and x.dtype == w.dtype and x.device.type == "cpu" and w.device.type == "cpu"
             and not torch.compiler.is_compiling())
 
