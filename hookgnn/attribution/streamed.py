@@ -100,6 +100,19 @@ def reduce_product(product: Tensor, to: str) -> Tensor:
     return product
 
 
+def reduced_shape(shape: torch.Size, to: str) -> torch.Size:
+    """The shape :func:`reduce_product` gives a product of ``shape``, without making the product.
+
+    >>> reduced_shape(torch.Size([5, 2, 3]), "by_row"), reduced_shape(torch.Size([5, 2, 3]), "by_feature")
+    (torch.Size([5]), torch.Size([2, 3]))
+    """
+    if to == "by_row":
+        return shape[:1]
+    if to == "by_feature":
+        return shape[1:]
+    return shape
+
+
 class _Slots:
     """Named tensors in memory, or in files when ``files`` is given."""
 
@@ -212,9 +225,9 @@ def streamed_attribution(
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
         for to, slots in kept.items():
             for name in names:
-                if name not in slots:  # the metric does not depend on it
+                if name not in slots:  # the metric does not depend on it: zeros of the kept field's shape
                     shape, dtype = shapes[name]
-                    slots.put(name, reduce_product(torch.zeros(shape, dtype=dtype), to))
+                    slots.put(name, torch.zeros(reduced_shape(shape, to), dtype=dtype))
                 fields[to][name] = slots.result(name)
     finally:
         if files is not None:
