@@ -34,6 +34,10 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
 * ``backward(grad_out, arg, rowptr, perm, threads) -> grad_src [E, C]``:
   :math:`\\partial \\mathrm{src}_{e c} = [\\mathrm{arg}_{\\mathrm{index}_e c} = e]\\,
   \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once;
+* ``relu_linear_backward(grad [R, K], weight [K, C], result [R, C], threads) -> [R, C]``: ``grad @ weight``
+  where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
+  backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one
+  float dtype, equal to ``threshold_backward(grad @ weight, result, 0)`` up to float rounding);
 * ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool

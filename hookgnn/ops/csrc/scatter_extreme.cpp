@@ -19,6 +19,10 @@
 // backward(): grad_src[e, c] = grad_out[v, c] if arg[v, c] = e else 0, written once per
 //             element, node by node over the CSR: no zero fill, no second pass.
 //
+// relu_linear_backward(): not a scatter: the input gradient of a frozen linear layer fed by
+//             a relu, (grad @ weight) masked where the relu's output is <= 0, row by row
+//             (hookgnn.interop.relu_linear).
+//
 // Threads: OpenMP, at most as many as the caller passes (torch.get_num_threads()); built
 // without OpenMP the pragmas are ignored and everything runs on the calling thread. As in
 // at::parallel_for, the team is sized by the work: min(threads, work / kGrain) threads,
@@ -366,6 +370,53 @@ torch::Tensor arg_extreme_backward(torch::Tensor grad_out, torch::Tensor arg, to
   return grad_src;
 }
 
+namespace {
+
+// Row by row: o[i, :] = g[i, :] @ w, then 0 where r[i, c] <= 0 (a NaN in r passes, as in torch).
+template <typename scalar_t>
+void masked_rows(const scalar_t* g, const scalar_t* w, const scalar_t* r, scalar_t* o, int64_t rows, int64_t k_dim,
+                 int64_t cols, int nt) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+  for (int64_t i = 0; i < rows; ++i) {
+    const scalar_t* gi = g + i * k_dim;
+    const scalar_t* ri = r + i * cols;
+    scalar_t* oi = o + i * cols;
+    for (int64_t c = 0; c < cols; ++c) oi[c] = k_dim > 0 ? gi[0] * w[c] : scalar_t(0);
+    for (int64_t k = 1; k < k_dim; ++k) {
+      const scalar_t a = gi[k];
+      const scalar_t* wk = w + k * cols;
+      for (int64_t c = 0; c < cols; ++c) oi[c] += a * wk[c];
+    }
+    for (int64_t c = 0; c < cols; ++c) oi[c] = ri[c] <= scalar_t(0) ? scalar_t(0) : oi[c];
+  }
+}
+
+}  // namespace
+
+// Returns grad_in [R, C]: (grad [R, K] @ weight [K, C]) where result > 0 (or NaN), 0 where result <= 0: the
+// input gradient of a frozen linear layer and the relu before it (result: the relu's output), in one pass per
+// row (the row of the product stays in L1 while it is masked), instead of a product written out and read back.
+torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads) {
+  TORCH_CHECK(grad.device().is_cpu() && grad.dim() == 2 && grad.is_contiguous(), "grad must be a contiguous CPU [R, K] tensor");
+  TORCH_CHECK(weight.device().is_cpu() && weight.dim() == 2 && weight.is_contiguous() && weight.size(0) == grad.size(1),
+              "weight must be a contiguous CPU [K, C] tensor, K = ", grad.size(1));
+  TORCH_CHECK(result.device().is_cpu() && result.dim() == 2 && result.is_contiguous() && result.size(0) == grad.size(0) &&
+                  result.size(1) == weight.size(1),
+              "result must be a contiguous CPU [R, C] tensor, R = ", grad.size(0), ", C = ", weight.size(1));
+  TORCH_CHECK(grad.scalar_type() == weight.scalar_type() && grad.scalar_type() == result.scalar_type(),
+              "grad, weight and result must share one dtype");
+  const int64_t rows = grad.size(0), k_dim = grad.size(1), cols = weight.size(1);
+  auto out = pooled_empty({rows, cols}, grad.options());
+  const int nt = team_for(rows * cols, clamp_threads(threads));
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "relu_linear_backward", [&] {
+    masked_rows<scalar_t>(grad.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), result.data_ptr<scalar_t>(),
+                          out.data_ptr<scalar_t>(), rows, k_dim, cols, nt);
+  });
+  return out;
+}
+
 int last_threads() { return last_team.load(); }
 
 // Frees every pooled block; returns the bytes it held.
@@ -397,4 +448,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("plan", &make_plan, "stable counting sort of edges by destination: (rowptr, perm)");
   m.def("forward", &arg_extreme_forward, "scatter max/min (and the winning edge) over a plan");
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");
+  m.def("relu_linear_backward", &relu_linear_backward, "masked (grad @ weight): a frozen linear's and its relu's backward");
 }
