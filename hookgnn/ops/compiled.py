@@ -34,6 +34,9 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
 * ``backward(grad_out, arg, rowptr, perm, threads) -> grad_src [E, C]``:
   :math:`\\partial \\mathrm{src}_{e c} = [\\mathrm{arg}_{\\mathrm{index}_e c} = e]\\,
   \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once;
+* ``tie_split_backward(grad_out [N, C], src [E, C], out [N, C], rowptr, perm, threads) -> grad_src [E, C]``:
+  torch's gradient of ``scatter_reduce(amax / amin, include_self=False)`` on a zero output, split evenly among
+  the tied edges and the 0 it starts from (:mod:`hookgnn.interop.aggregation`), bit for bit;
 * ``relu_linear_backward(grad [R, K], weight [K, C], result [R, C], threads) -> [R, C]``: ``grad @ weight``
   where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
   backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one

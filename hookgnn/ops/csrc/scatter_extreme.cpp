@@ -19,6 +19,10 @@
 // backward(): grad_src[e, c] = grad_out[v, c] if arg[v, c] = e else 0, written once per
 //             element, node by node over the CSR: no zero fill, no second pass.
 //
+// tie_split_backward(): torch's gradient of scatter_reduce(amax / amin) instead (split evenly
+//             among tied edges, counting the 0 the output starts from), node by node over the CSR
+//             (hookgnn.interop.aggregation).
+//
 // relu_linear_backward(): not a scatter: the input gradient of a frozen linear layer fed by
 //             a relu, (grad @ weight) masked where the relu's output is <= 0, row by row
 //             (hookgnn.interop.relu_linear).
@@ -417,6 +421,60 @@ torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, tor
   return out;
 }
 
+namespace {
+
+// Node by node over the CSR, feature by feature: the ties of out[v, f] among v's edges (and the 0 the output
+// started from), then every edge's share, in torch's own operations: (scalar_t)won * (grad / ties).
+template <typename scalar_t>
+void tie_rows(const scalar_t* grad, const scalar_t* src, const scalar_t* out, const int64_t* rowptr, const int64_t* perm,
+              int64_t num_nodes, int64_t channels, scalar_t* grad_src, int nt) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 256) if (nt > 1)
+#endif
+  for (int64_t v = 0; v < num_nodes; ++v) {
+    const int64_t lo = rowptr[v], hi = rowptr[v + 1];
+    if (lo == hi) continue;
+    for (int64_t f = 0; f < channels; ++f) {
+      const scalar_t o = out[v * channels + f];
+      scalar_t ties = o == scalar_t(0) ? scalar_t(1) : scalar_t(0);
+      for (int64_t k = lo; k < hi; ++k) ties += src[perm[k] * channels + f] == o ? scalar_t(1) : scalar_t(0);
+      const scalar_t share = grad[v * channels + f] / ties;
+      for (int64_t k = lo; k < hi; ++k) {
+        const int64_t e = perm[k];
+        grad_src[e * channels + f] = (src[e * channels + f] == o ? scalar_t(1) : scalar_t(0)) * share;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Returns grad_src [E, C]: torch's gradient of scatter_reduce(amax / amin, include_self=False) on a zero output,
+// src[e, c] == out[v, c] ? grad_out[v, c] / ties[v, c] : 0 (times 0, as torch multiplies), ties[v, c] the
+// edges of v equal to out[v, c] plus one where out[v, c] == 0 (hookgnn.interop.aggregation), bit for bit.
+torch::Tensor tie_split_backward(torch::Tensor grad_out, torch::Tensor src, torch::Tensor out, torch::Tensor rowptr,
+                                 torch::Tensor perm, int64_t threads) {
+  TORCH_CHECK(src.device().is_cpu() && src.dim() == 2 && src.is_contiguous(), "src must be a contiguous CPU [E, C] tensor");
+  TORCH_CHECK(grad_out.device().is_cpu() && grad_out.dim() == 2 && grad_out.is_contiguous() &&
+                  grad_out.size(1) == src.size(1) && grad_out.scalar_type() == src.scalar_type(),
+              "grad_out must be a contiguous CPU [N, C] tensor of src's dtype, C = ", src.size(1));
+  TORCH_CHECK(out.sizes() == grad_out.sizes() && out.is_contiguous() && out.scalar_type() == src.scalar_type(),
+              "out must be a contiguous tensor shaped like grad_out");
+  check_plan(rowptr, perm, src.size(0));
+  TORCH_CHECK(rowptr.size(0) - 1 == grad_out.size(0), "rowptr has ", rowptr.size(0) - 1, " nodes, grad_out ",
+              grad_out.size(0));
+  auto grad_src = pooled_empty({src.size(0), src.size(1)}, src.options());
+  if (src.size(0) > 0 && src.size(1) > 0) {
+    const int nt = team_for(src.numel(), clamp_threads(threads));
+    AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "tie_split_backward", [&] {
+      tie_rows<scalar_t>(grad_out.data_ptr<scalar_t>(), src.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                         rowptr.data_ptr<int64_t>(), perm.data_ptr<int64_t>(), grad_out.size(0), src.size(1),
+                         grad_src.data_ptr<scalar_t>(), nt);
+    });
+  }
+  return grad_src;
+}
+
 int last_threads() { return last_team.load(); }
 
 // Frees every pooled block; returns the bytes it held.
@@ -448,5 +506,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("plan", &make_plan, "stable counting sort of edges by destination: (rowptr, perm)");
   m.def("forward", &arg_extreme_forward, "scatter max/min (and the winning edge) over a plan");
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");
+  m.def("tie_split_backward", &tie_split_backward, "torch's tie-splitting gradient of scatter amax / amin");
   m.def("relu_linear_backward", &relu_linear_backward, "masked (grad @ weight): a frozen linear's and its relu's backward");
 }
