@@ -16,7 +16,9 @@ the zero the output started from as one more tie when the extreme is 0:
 
 :func:`fast_extreme` computes the same numbers: the values with hookgnn's kernel
 (:func:`hookgnn.ops.scatter`, exact: a minimum is one of its inputs) and the gradient with the
-formula above, evaluated in torch's order, so both are bit for bit PyG's. It is used by
+formula above, evaluated in torch's order, so both are bit for bit PyG's (on the kernel's backend, in one
+pass over the forward's sort of the edges, ``tie_split_backward`` of :mod:`hookgnn.ops.compiled`; the
+same operations on every entry). It is used by
 :class:`~hookgnn.interop.session.Session` for the calls it can take (see :func:`takes`); any
 other call (``ptr`` given, another axis, a dtype or device the kernel does not serve) runs
 PyG's own code.
@@ -30,7 +32,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from hookgnn.ops import scatter
+from hookgnn.ops import compiled, scatter
+from hookgnn.ops.backend import resolve_backend
+from hookgnn.ops.plan import cached_plan
 
 #: Without a gradient, the kernel pays (sorting the index, checks) only from about this many entries of ``x``.
 LARGE = 1 << 16
@@ -51,11 +55,19 @@ class _Extreme(torch.autograd.Function):
         with torch.no_grad():
             out = scatter(src, index, dim_size, "max" if largest else "min")
         ctx.save_for_backward(src, index, out)
+        # the forward's sort of the index (shared by the rounds), for the kernel's backward
+        ctx.plan = cached_plan(index, dim_size) if resolve_backend(src) == "compiled" else None
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         src, index, out = ctx.saved_tensors
+        plan = ctx.plan
+        if plan is not None and not torch.is_grad_enabled() and src.is_contiguous():  # one pass over the CSR
+            kernel = compiled.load()
+            if kernel is not None:
+                return (kernel.tie_split_backward(grad.contiguous(), src, out.contiguous(), plan.rowptr, plan.perm,
+                                                  torch.get_num_threads()), None, None, None)
         won = src == out.index_select(0, index)
         ties = (out == 0).to(grad.dtype).index_add_(0, index, won.to(grad.dtype))
         return won * (grad / ties).index_select(0, index), None, None, None

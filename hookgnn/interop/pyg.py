@@ -20,9 +20,9 @@ original model carries no hook between calls, and with no hook attached the wrap
 model computes exactly what the original computes: its outputs bit for bit, also where a
 ``aggr="min"`` / ``"max"`` aggregation runs on hookgnn's scatter kernel (:mod:`hookgnn.interop.aggregation`,
 whose gradients are PyG's bit for bit too). Gradients are PyG's bit for bit, with one exception that
-only attribution meets: with the parameters frozen, an ``nn.Linear`` with a narrow input
-(:func:`~hookgnn.interop.frozen_linear.narrow`) computes its input gradient in a faster layout, equal up to float rounding
-(:mod:`hookgnn.interop.frozen_linear`). Attributes the wrapper does not have
+only attribution meets: with the parameters frozen, an ``nn.Linear`` with a narrow input (:mod:`~hookgnn.interop.frozen_linear`)
+or fed by an ``nn.ReLU`` (:mod:`~hookgnn.interop.relu_linear`, the relu's backward fused in) computes its input gradient
+faster, equal up to float rounding (:mod:`hookgnn.interop.fast_leaves`). Attributes the wrapper does not have
 are read from the original (``hooked.supports_edge_attr``), so helpers that take the
 model work on the wrapped one.
 

@@ -10,8 +10,8 @@ For the duration of one call, a :class:`Session` registers
 * on every leaf ``Linear`` and activation module: a forward hook (``hook_out``);
 
 and, as instance attributes, a faster ``forward`` on every exact ``MinAggregation`` /
-``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`) and ``nn.Linear``
-(:mod:`hookgnn.interop.frozen_linear`), each falling back to the module's own where it cannot
+``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`), ``nn.Linear`` and ``nn.ReLU``
+(:mod:`hookgnn.interop.fast_leaves`), each falling back to the module's own where it cannot
 give the same numbers; and removes all of them, and restores every attribute it changed, in
 ``__exit__`` (also when the forward raises). It forces the unfused path (``fuse = False``,
 ``decomposed_layers = 1``), since PyG's ``message_and_aggregate`` never materialises
@@ -45,7 +45,8 @@ from torch import Tensor, nn
 
 from hookgnn.hooks import HookPoint
 from hookgnn.ops import scatter_plans
-from hookgnn.interop import frozen_linear as fl
+from hookgnn.interop.fast_leaves import fast_forward
+from hookgnn.interop.relu_linear import observe
 from hookgnn.interop.aggregation import fast_extreme, takes
 
 _PHASE_AXIS = {"message": "edge", "edge_update": "edge", "aggregate": "node", "update": "node"}
@@ -117,7 +118,7 @@ class Session:
                 self._hook_mp(m)
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
-                self._fast_linear(m)
+                self._fast_leaf(m)
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
         except BaseException:
@@ -171,18 +172,13 @@ class Session:
             self._set(m, "decomposed_layers", 1)
         self._fast_extreme(getattr(m, "aggr_module", None))
 
-    def _fast_linear(self, m: nn.Module) -> None:
-        """An exact ``nn.Linear`` computes its input gradient in BLAS's fast layout where no parameter
-        gradient is asked for (:mod:`hookgnn.interop.frozen_linear`); an instance attribute, deleted on exit."""
-        if type(m) is not nn.Linear or "forward" in vars(m) or not fl.frozen_and_narrow(m):  # exact: not a subclass
-            return
-        original = m.forward
-
-        def forward(x: Tensor) -> Tensor:
-            return fl.frozen_linear(m, x) if fl.takes(m, x) else original(x)  # type: ignore[arg-type]
-
-        vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
-        self._unset.append((m, "forward"))
+    def _fast_leaf(self, m: nn.Module) -> None:
+        """An exact ``nn.Linear`` / ``nn.ReLU`` gets a faster ``forward`` where no parameter gradient is asked
+        for (:mod:`hookgnn.interop.fast_leaves`); an instance attribute, deleted on exit."""
+        forward = fast_forward(m)
+        if forward is not None:
+            vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
+            self._unset.append((m, "forward"))
 
     def _fast_extreme(self, agg: Any) -> None:
         """Route PyG's min / max aggregation through hookgnn's kernel where it gives PyG's values and
@@ -221,6 +217,7 @@ class Session:
         model edits it in place (see the module doc), else the result, watched for such edits."""
         if not (hp._fwd or hp._bwd):
             return t
+        observe(t)  # a hook may keep it: no relu-fused gradient there (hookgnn.interop.relu_linear)
         out = hp(t)
         if key in self.edited:
             return out.clone()

@@ -1,6 +1,7 @@
 """The compiled CPU kernel for scatter max/min, built lazily on first use.
 
-``csrc/scatter_extreme.cpp`` is compiled with :func:`torch.utils.cpp_extension.load_inline`
+``csrc/scatter_extreme.cpp`` (and ``csrc/fused_backward.cpp``, two backward kernels of wrapped PyG
+models, appended to it) is compiled with :func:`torch.utils.cpp_extension.load_inline`
 the first time a compiled scatter runs, never at install or import time. The build is
 cached per user (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) under a
 name carrying a hash of the source and flags, and guarded by torch's file lock, so
@@ -34,6 +35,13 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
 * ``backward(grad_out, arg, rowptr, perm, threads) -> grad_src [E, C]``:
   :math:`\\partial \\mathrm{src}_{e c} = [\\mathrm{arg}_{\\mathrm{index}_e c} = e]\\,
   \\partial \\mathrm{out}_{\\mathrm{index}_e c}`, every element written once;
+* ``tie_split_backward(grad_out [N, C], src [E, C], out [N, C], rowptr, perm, threads) -> grad_src [E, C]``:
+  torch's gradient of ``scatter_reduce(amax / amin, include_self=False)`` on a zero output, split evenly among
+  the tied edges and the 0 it starts from (:mod:`hookgnn.interop.aggregation`), bit for bit;
+* ``relu_linear_backward(grad [R, K], weight [K, C], result [R, C], threads) -> [R, C]``: ``grad @ weight``
+  where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
+  backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one
+  float dtype, equal to ``threshold_backward(grad @ weight, result, 0)`` up to float rounding);
 * ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool
@@ -68,6 +76,8 @@ from types import ModuleType
 import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "scatter_extreme.cpp"
+#: Compiled after :data:`SOURCE`, in the same translation unit (it uses its helpers; the module exports it).
+FUSED_SOURCE = Path(__file__).parent / "csrc" / "fused_backward.cpp"
 EXTENSION_NAME = "hookgnn_scatter_extreme"
 FLAGS = ("-O3",)
 OPENMP_FLAGS = ("-fopenmp",)
@@ -107,7 +117,7 @@ def extension_name(openmp: bool = True, native: bool = True) -> str:
     ``-march=native``), so different hookgnn versions, checkouts, virtualenvs or machines
     sharing one cache never rebuild over, or load, each other's build."""
     flags = build_flags(openmp, native)
-    key = [SOURCE.read_text(), *flags, torch.__version__, sys.prefix]
+    key = [SOURCE.read_text(), FUSED_SOURCE.read_text(), *flags, torch.__version__, sys.prefix]
     if native and native_flags():
         key.append(_cpu_features())
     digest = hashlib.sha1("\n".join(key).encode()).hexdigest()[:12]
@@ -122,7 +132,7 @@ def _build(openmp: bool, native: bool) -> ModuleType:
     # where this package is installed.
     return load_inline(  # fresh lists: torch appends to the ones it is given
         name=extension_name(openmp, native),
-        cpp_sources=[SOURCE.read_text()],
+        cpp_sources=[SOURCE.read_text(), FUSED_SOURCE.read_text()],
         extra_cflags=list(build_flags(openmp, native)),
         extra_ldflags=list(OPENMP_FLAGS if openmp else ()),
         verbose=bool(os.environ.get("HOOKGNN_VERBOSE_BUILD")),

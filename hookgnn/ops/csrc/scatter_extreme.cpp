@@ -19,6 +19,9 @@
 // backward(): grad_src[e, c] = grad_out[v, c] if arg[v, c] = e else 0, written once per
 //             element, node by node over the CSR: no zero fill, no second pass.
 //
+// fused_backward.cpp (appended to this file at build time) adds two backward kernels of
+// wrapped PyG models that use this file's pool, thread and plan helpers.
+//
 // Threads: OpenMP, at most as many as the caller passes (torch.get_num_threads()); built
 // without OpenMP the pragmas are ignored and everything runs on the calling thread. As in
 // at::parallel_for, the team is sized by the work: min(threads, work / kGrain) threads,
@@ -389,6 +392,11 @@ int64_t pool_bytes() {
   return static_cast<int64_t>(pool().held);
 }
 
+// Defined in fused_backward.cpp, compiled with this file as one translation unit (hookgnn.ops.compiled).
+torch::Tensor tie_split_backward(torch::Tensor grad_out, torch::Tensor src, torch::Tensor out, torch::Tensor rowptr,
+                                 torch::Tensor perm, int64_t threads);
+torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_openmp", &has_openmp, "whether this build runs on several threads");
   m.def("last_threads", &last_threads, "threads the last forward or backward ran on");
@@ -397,4 +405,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("plan", &make_plan, "stable counting sort of edges by destination: (rowptr, perm)");
   m.def("forward", &arg_extreme_forward, "scatter max/min (and the winning edge) over a plan");
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");
+  m.def("tie_split_backward", &tie_split_backward, "torch's tie-splitting gradient of scatter amax / amin");
+  m.def("relu_linear_backward", &relu_linear_backward, "masked (grad @ weight): a frozen linear's and its relu's backward");
 }

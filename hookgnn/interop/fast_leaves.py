@@ -1,0 +1,60 @@
+"""The faster ``forward`` a wrapped model's exact ``nn.Linear`` and ``nn.ReLU`` modules get for one call.
+
+:class:`~hookgnn.interop.session.Session` sets what :func:`fast_forward` returns as the module's
+instance attribute ``forward`` for the duration of one wrapped call and deletes it on exit. Each
+serves a call only where it gives the module's own values bit for bit and autograd's gradients up to
+float rounding, and falls back to the module's own ``forward`` elsewhere:
+
+* ``nn.Linear`` with frozen parameters: fed by :func:`hookgnn.interop.relu_linear.relu`, the relu's
+  backward fused into its input gradient (:mod:`hookgnn.interop.relu_linear`); with a narrow input,
+  its input gradient in BLAS's fast layout (:mod:`hookgnn.interop.frozen_linear`);
+* ``nn.ReLU``: :func:`hookgnn.interop.relu_linear.relu` on large inputs that need a gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch  # noqa: F401 - the doctest's
+from torch import Tensor, nn
+
+from hookgnn.interop import frozen_linear as fl
+from hookgnn.interop import relu_linear as rl
+
+
+def _frozen(layer: nn.Linear) -> bool:
+    w, b = layer.weight, layer.bias
+    return not w.requires_grad and (b is None or not b.requires_grad) and w.dim() == 2
+
+
+def fast_forward(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
+    """The faster ``forward`` of ``module`` (module docstring), or ``None`` where it has none: not an exact
+    ``nn.Linear`` / ``nn.ReLU`` (a subclass may differ), a layer whose parameters need a gradient, or
+    one with an instance ``forward`` already.
+
+    >>> lin = nn.Linear(64, 8).requires_grad_(False)
+    >>> x = torch.randn(3, 64)
+    >>> torch.equal(fast_forward(lin)(x), lin(x)), fast_forward(nn.Linear(64, 8)) is None
+    (True, True)
+
+    :param module: a leaf module of the wrapped model.
+    """
+    if "forward" in vars(module):
+        return None
+    original = module.forward
+    if type(module) is nn.ReLU:
+        def relu_forward(x: Tensor) -> Tensor:
+            return rl.relu(x) if rl.takes_relu(x) else original(x)
+        return relu_forward
+    if type(module) is not nn.Linear or not _frozen(module):
+        return None
+    narrow, fused = fl.frozen_and_narrow(module), module.weight.shape[0] <= rl.MAX_OUT
+    if not (narrow or fused):
+        return None
+
+    def linear_forward(x: Tensor) -> Tensor:
+        if fused and rl.takes(module, x):
+            return rl.relu_linear(module, x)
+        return fl.frozen_linear(module, x) if narrow and fl.takes(module, x) else original(x)
+
+    return linear_forward
