@@ -72,6 +72,17 @@ def _status() -> dict[str, int]:
     return out
 
 
+def _two_passes_scope() -> Any:
+    """``block_cache()`` when ``HOOKGNN_BENCH_BLOCK_CACHE`` is set (``bench_block_cache.py``), else nothing."""
+    import contextlib
+
+    if not os.environ.get("HOOKGNN_BENCH_BLOCK_CACHE"):
+        return contextlib.nullcontext()
+    from hookgnn.ops.block_cache import block_cache
+
+    return block_cache()
+
+
 def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int) -> dict[str, float]:
     """Build the model and graphs, run one workload, return seconds and peak bytes above the start."""
     import torch
@@ -100,6 +111,9 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     start = _status()["VmRSS"]
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=os.environ.get("HOOKGNN_BENCH_TMP")) as spill:
         if work == "forward":
@@ -113,19 +127,23 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
                 _, cache = model.run_with_cache(g, device="disk")
             del cache
         elif work == "two_passes":
-            with torch.no_grad():
-                model(corrupted)
-            for p in model.parameters():
-                p.requires_grad_(False)
-            leaf = g.replace(x=g.x.clone().requires_grad_())
-            metric(model(leaf), leaf).sum().backward()
+            with _two_passes_scope():
+                with torch.no_grad():
+                    model(corrupted)
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                leaf = g.replace(x=g.x.clone().requires_grad_())
+                metric(model(leaf), leaf).sum().backward()
         elif work == "sweep_budget":
             patch(model, g, corrupted, metric, neurons(model, "update", [rounds - 2]), max_memory=budget)
         else:
             keep = {"attr_all": "all", "attr_entries": "entries"}.get(work, "rows")
             attribute(model, g, corrupted, metric, keep=keep, offload=spill if work == "attr_rows_disk" else None)
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak": float(_status()["VmHWM"] - start),
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": seconds, "peak": float(_status()["VmHWM"] - start), "user": r1.ru_utime - r0.ru_utime,
+            "sys": r1.ru_stime - r0.ru_stime, "minflt": float(r1.ru_minflt - r0.ru_minflt),
+            "maxrss": float(_status()["VmHWM"]),
             "budget": float(parse_bytes(budget)) if work == "sweep_budget" else 0.0}
 
 

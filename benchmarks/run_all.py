@@ -200,6 +200,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                                     quick=["--quick", "--out", "out/metamers-quick"], adapter=invariance_rows),
     # its own rows ("table"): 2 threads against 1, quiet and beside a competing process
     "bench_threads": Benchmark("bench_threads.py"),
+    # attribute(keep="rows") against its two passes, with and without the CPU block cache (generic "rows")
+    "bench_block_cache": Benchmark("bench_block_cache.py", quick=["--quick"]),
     # added on other branches; run when present, reported as missing otherwise
     "bench_vs_pyg": Benchmark("bench_vs_pyg.py"),
     "bench_scaling": Benchmark("bench_scaling.py"),

@@ -38,6 +38,7 @@ from hookgnn.attribution.streamed import check_keep, ig_alphas, streamed_attribu
 from hookgnn.cache.grad_taps import frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
+from hookgnn.ops.block_cache import block_cache_for
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.patching.activation import base_and_source, check_same_structure
@@ -213,8 +214,9 @@ def attribute(
     metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     if keep != "all":
-        return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload, direction,
-                                    forward_kwargs)
+        with block_cache_for(base.num_edges, base.num_nodes):  # reuse freed [E, d] blocks on large graphs
+            return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload,
+                                        direction, forward_kwargs)
     fields = interpolated_fields(model, base, src) if alphas else []
     graphs = [interpolate(base, src, a, fields) for a in alphas] if alphas else [base]
     grad, positive, axes, first, along, at_base = _grads_over_copies(
