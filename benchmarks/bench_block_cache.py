@@ -13,7 +13,9 @@ repetition runs each variant's two workloads back to back, so a busy machine slo
 Each cell reports wall seconds, user and system CPU seconds, minor page faults (``getrusage``) and the
 peak resident set (``VmHWM``, whole process). The table shows medians over ``--runs``; ratio =
 attr_rows / two_passes, by wall and by CPU time (user + system). The children set
-``MALLOC_MMAP_THRESHOLD_=65536`` unless ``--default-malloc``, as ``bench_scaling.py`` does.
+``MALLOC_MMAP_THRESHOLD_=65536`` unless ``--default-malloc``, as ``bench_scaling.py`` does, and
+``THP_MEM_ALLOC_ENABLE=0`` unless ``--thp`` (huge pages: ``bench_scaling.py``'s parent imports hookgnn
+before torch, so its children inherit hookgnn's default ``THP_MEM_ALLOC_ENABLE=1``; ``--thp`` is that setting).
 
     python benchmarks/bench_block_cache.py --sizes 3e5 --caps 0,2048 --runs 3 --threads 1
     python benchmarks/bench_block_cache.py --quick
@@ -38,6 +40,8 @@ def run_cell(edges: int, work: str, root: Path, env_extra: dict[str, str], args:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(root), **env_extra)
     if not args.default_malloc:
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    env["THP_MEM_ALLOC_ENABLE"] = "1" if args.thp else "0"
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as hookgnn sets it for bench_scaling.py's children
     cmd = [sys.executable, str(SCALING), "--child", str(edges), work, "--threads", str(args.threads)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if done.returncode != 0:
@@ -88,12 +92,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--default-malloc", action="store_true", help="keep glibc's dynamic mmap threshold")
+    parser.add_argument("--thp", action="store_true",
+                        help="THP_MEM_ALLOC_ENABLE=1 in the children (huge pages, as when hookgnn is imported first)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quick", action="store_true", help="E = 1e5, one run")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in ("1e5" if args.quick else args.sizes).split(",")]
     runs = 1 if args.quick else args.runs
-    print(f"d=64, 8 rounds, {args.threads} thread(s), {runs} interleaved run(s); load {os.getloadavg()[0]:.1f}")
+    print(f"d=64, 8 rounds, {args.threads} thread(s), {runs} interleaved run(s), huge pages "
+          f"{'on' if args.thp else 'off'}, {'default malloc' if args.default_malloc else 'MALLOC_MMAP_THRESHOLD_=65536'}; "
+          f"load {os.getloadavg()[0]:.1f}")
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {}
     for edges in sizes:
         for rep in range(runs):

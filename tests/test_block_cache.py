@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import graphs
 
@@ -22,11 +22,14 @@ MIB = 1 << 20
 SPEC = {"d": FeatureSpec("output", "node", "scalar")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def module():  # noqa: ANN201
-    if not bc.is_available():
-        pytest.skip("the block cache extension cannot be built here")
-    return bc._load()
+    """The extension, with the backend choice "auto" (the cache is a no-op under ``HOOKGNN_SCATTER_BACKEND=torch``,
+    which its own test covers)."""
+    with use_backend("auto"):
+        if not bc.is_available():
+            pytest.skip("the block cache extension cannot be built here")
+        yield bc._load()
 
 
 def _block(mib: float) -> torch.Tensor:
@@ -184,7 +187,7 @@ def _attribution(model: HookedGNN, g: Graph, corr: Graph) -> dict[str, torch.Ten
     return {**{f"row {h}": attr.row_sums(h) for h in attr.axes}, **{f"feat {h}": attr.feature_sums(h) for h in attr.axes}}
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(g=graphs(min_nodes=1, max_nodes=7, max_edges=16, node_features=2, edge_features=1), seed=st.integers(0, 3))
 def test_attribute_rows_bit_for_bit_with_and_without_the_cache(module, g: Graph, seed: int) -> None:  # noqa: ANN001
     torch.manual_seed(seed)

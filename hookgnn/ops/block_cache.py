@@ -11,11 +11,12 @@ Inside :func:`block_cache` a :class:`c10::Allocator` of hookgnn's compiled exten
 (``csrc/block_cache.cpp``) is the CPU allocator (``c10::SetCPUAllocator``). A request of at least
 ``min_bytes`` is rounded up to a multiple of 2 MiB, :math:`b = 2^{21} \\lceil n / 2^{21} \\rceil`
 (of 256 KiB below 4 MiB, :math:`b = 2^{18} \\lceil n / 2^{18} \\rceil`), and served by the most
-recently freed idle block of exactly ``b`` bytes, else by a fresh 2 MiB-aligned ``mmap`` (with ``madvise(MADV_HUGEPAGE)`` when ``THP_MEM_ALLOC_ENABLE`` is on, as torch's own
-allocator does). A freed block becomes idle; the idle bytes never exceed ``cap`` (the oldest idle
-blocks are unmapped first, a block larger than ``cap`` is unmapped at once), so the process's peak
-grows by at most ``cap`` over what it would be without the cache. Smaller requests go to the
-allocator that was current before. The counters are under one lock: torch frees tensors from its
+recently freed idle block of exactly ``b`` bytes, else by a fresh 2 MiB-aligned ``mmap`` (with
+``madvise(MADV_HUGEPAGE)`` when ``THP_MEM_ALLOC_ENABLE`` is on, as torch's own allocator does). A
+freed block becomes idle; the idle bytes never exceed ``cap`` (the oldest idle blocks are unmapped
+first, a block larger than ``cap`` is unmapped at once), so the process's peak grows by at most
+``cap`` (plus the rounding, under 2 MiB per live block) over what it would be without the cache.
+Smaller requests go to the allocator that was current before. The counters are under one lock: torch frees tensors from its
 worker threads.
 
 On exit (also when the block raises) the previous allocator is restored and the idle blocks are
