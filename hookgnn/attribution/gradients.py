@@ -169,7 +169,9 @@ def attribute(
     per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
     hook by hook as the backward reaches it, which needs far less memory
     (:mod:`hookgnn.attribution.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs. Every
+    source activations and the differences in temporary files there while it runs; on a graph of
+    65,536+ edges or nodes these keeps run inside :func:`~hookgnn.ops.block_cache.block_cache`
+    (freed CPU blocks reused, at most ``HOOKGNN_BLOCK_CACHE_MB`` idle, default 2 GiB). Every
     ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
     where the activation is positive is also averaged (``Attribution.grad_active``, for links
     through a relu); ``through``: elementwise links whose
