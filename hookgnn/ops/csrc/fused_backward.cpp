@@ -1,5 +1,5 @@
 // Two backward kernels of wrapped PyG models under attribution (CPU), compiled after scatter_extreme.cpp as one
-// translation unit (hookgnn.ops.compiled): they use its output pool (pooled_empty), thread sizing (team_for,
+// translation unit (hookgnn.ops.compiled): they use its thread sizing (team_for,
 // clamp_threads) and plan check (check_plan), and its module definition exports them.
 //
 // tie_split_backward(): torch's gradient of scatter_reduce(amax / amin, include_self=False) on a zero output:
@@ -52,7 +52,7 @@ torch::Tensor tie_split_backward(torch::Tensor grad_out, torch::Tensor src, torc
   check_plan(rowptr, perm, src.size(0));
   TORCH_CHECK(rowptr.size(0) - 1 == grad_out.size(0), "rowptr has ", rowptr.size(0) - 1, " nodes, grad_out ",
               grad_out.size(0));
-  auto grad_src = pooled_empty({src.size(0), src.size(1)}, src.options());
+  auto grad_src = torch::empty({src.size(0), src.size(1)}, src.options());
   if (src.size(0) > 0 && src.size(1) > 0) {
     const int nt = team_for(src.numel(), clamp_threads(threads));
     AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "tie_split_backward", [&] {
@@ -102,7 +102,7 @@ torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, tor
   TORCH_CHECK(grad.scalar_type() == weight.scalar_type() && grad.scalar_type() == result.scalar_type(),
               "grad, weight and result must share one dtype");
   const int64_t rows = grad.size(0), k_dim = grad.size(1), cols = weight.size(1);
-  auto out = pooled_empty({rows, cols}, grad.options());
+  auto out = torch::empty({rows, cols}, grad.options());
   const int nt = team_for(rows * cols, clamp_threads(threads));
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "relu_linear_backward", [&] {
     masked_rows<scalar_t>(grad.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), result.data_ptr<scalar_t>(),
