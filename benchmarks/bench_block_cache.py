@@ -17,7 +17,14 @@ attr_rows / two_passes, by wall and by CPU time (user + system). The children se
 ``THP_MEM_ALLOC_ENABLE=0`` unless ``--thp`` (huge pages: ``bench_scaling.py``'s parent imports hookgnn
 before torch, so its children inherit hookgnn's default ``THP_MEM_ALLOC_ENABLE=1``; ``--thp`` is that setting).
 
+With ``--warm K`` it also measures the steady state of a job that calls ``attribute`` again and again (the
+issue's "reuse buffers across rounds and calls"): per variant one process builds the model and graph once,
+then alternates the two passes and ``attr_rows`` K times, the whole loop inside one outer
+``block_cache(cap)`` for ``cap > 0`` (as the docs advise for such a loop; ``cap=0``: no cache anywhere);
+the table shows medians over calls 2 .. K (the first call of each pays the first touch of its memory).
+
     python benchmarks/bench_block_cache.py --sizes 3e5 --caps 0,2048 --runs 3 --threads 1
+    python benchmarks/bench_block_cache.py --sizes 1e6 --caps 0,2048 --runs 0 --warm 4 --threads 2 --thp
     python benchmarks/bench_block_cache.py --quick
 """
 
@@ -47,6 +54,59 @@ def run_cell(edges: int, work: str, root: Path, env_extra: dict[str, str], args:
     if done.returncode != 0:
         raise RuntimeError(f"{work} at E={edges} ({env_extra}) failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def warm_child(edges: int, cap_mb: int, calls: int, threads: int) -> dict[str, list[float]]:
+    """In one process: the two passes and ``attr_rows`` alternated ``calls`` times (inside one
+    ``block_cache`` of ``cap_mb`` MiB when positive); wall and CPU seconds of every call."""
+    import contextlib
+    import time
+
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from bench_scaling import build, two_passes
+
+    from hookgnn.attribution import attribute
+    from hookgnn.ops.block_cache import block_cache
+
+    torch.set_num_threads(threads)
+    model, g, corrupted, metric = build(edges, 64, 8)
+    out: dict[str, list[float]] = {"two_wall": [], "two_cpu": [], "attr_wall": [], "attr_cpu": []}
+    scope = block_cache(cap=cap_mb << 20) if cap_mb > 0 else contextlib.nullcontext()
+    with scope:
+        for _ in range(calls):
+            for key, fn in (("two", lambda: two_passes(model, g, corrupted, metric)),
+                            ("attr", lambda: attribute(model, g, corrupted, metric, keep="rows"))):
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn()
+                out[key + "_wall"].append(time.perf_counter() - wall)
+                out[key + "_cpu"].append(time.process_time() - cpu)
+    return out
+
+
+def warm_table(edges: int, args: argparse.Namespace) -> str:
+    lines = ["| E | variant | two passes s (wall / CPU) | attr_rows s (wall / CPU) | ratio wall | ratio CPU |",
+             "|---|---|---|---|---|---|"]
+    for cap in [c for c in args.caps.split(",") if c]:
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(HERE.parent),
+                   HOOKGNN_BLOCK_CACHE_MB=cap, THP_MEM_ALLOC_ENABLE="1" if args.thp else "0")
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if not args.default_malloc:
+            env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        cmd = [sys.executable, __file__, "--warm-child", str(edges), cap, "--warm", str(args.warm),
+               "--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"warm run at E={edges}, cap={cap} failed:\n{done.stderr[-2000:]}")
+        calls = json.loads(done.stdout.strip().splitlines()[-1])
+        m = {k: statistics.median(v[1:]) for k, v in calls.items()}
+        print(f"E={edges:.0e} warm cap={cap}: " + ", ".join(f"{k} {[round(x, 2) for x in v]}" for k, v in calls.items())
+              + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+        lines.append(f"| {edges:.0e} | {'no cache' if cap == '0' else f'one block_cache({cap} MiB)'} | "
+                     f"{m['two_wall']:.2f} / {m['two_cpu']:.2f} | {m['attr_wall']:.2f} / {m['attr_cpu']:.2f} | "
+                     f"{m['attr_wall'] / m['two_wall']:.2f} | {m['attr_cpu'] / m['two_cpu']:.2f} |")
+    return "\n".join(lines)
 
 
 def variants(args: argparse.Namespace) -> list[tuple[str, Path, dict[str, str]]]:
@@ -96,7 +156,20 @@ def main() -> None:
                         help="THP_MEM_ALLOC_ENABLE=1 in the children (huge pages, as when hookgnn is imported first)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quick", action="store_true", help="E = 1e5, one run")
+    parser.add_argument("--warm", type=int, default=0,
+                        help="also the steady state: calls per process (medians over calls 2 .. K; 0: off)")
+    parser.add_argument("--warm-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.warm_child:
+        edges, cap = int(float(args.warm_child[0])), int(args.warm_child[1])
+        print(json.dumps(warm_child(edges, cap, args.warm, args.threads)))
+        return
+    if args.warm == 1 or args.warm < 0:
+        parser.error("--warm takes 0 (off) or at least 2 calls (the first is not counted)")
+    if args.json:  # the output path is checked before the long job
+        from hookgnn.outpaths import writable_file
+
+        writable_file(args.json)
     sizes = [int(float(s)) for s in ("1e5" if args.quick else args.sizes).split(",")]
     runs = 1 if args.quick else args.runs
     print(f"d=64, 8 rounds, {args.threads} thread(s), {runs} interleaved run(s), huge pages "
@@ -115,6 +188,9 @@ def main() -> None:
     text, rows = table(results)
     print()
     print(text)
+    if args.warm:
+        print("\nsteady state (one process per variant, medians of calls 2 .. K):")
+        print("\n".join(warm_table(edges, args) for edges in sizes))
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": [
             {"workload": f"attr_rows E={r['edges']:.0e} {r['variant']}", "peer": "two_passes",

@@ -83,18 +83,15 @@ def _two_passes_scope() -> Any:
     return block_cache()
 
 
-def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int) -> dict[str, float]:
-    """Build the model and graphs, run one workload, return seconds and peak bytes above the start."""
+def build(edges: int, d: int, rounds: int) -> tuple[Any, Any, Any, Any]:
+    """The benchmark's seeded model, graph (N = E / 10), corrupted graph and metric; kernels warmed."""
     import torch
 
     from hookgnn import Graph, HookedGNN
     from hookgnn.attribution import attribute
     from hookgnn.metrics import OutputSum
-    from hookgnn.patching import neurons, patch
-    from hookgnn.patching.budget import parse_bytes
     from hookgnn.spec import FeatureSpec
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     n = max(edges // 10, 2)
     g = Graph(x=torch.rand(n, 1), edge_index=torch.randint(0, n, (2, edges)), edge_attr=torch.rand(edges, 1))
@@ -104,6 +101,36 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
     metric = OutputSum("d")
     small = Graph(x=torch.rand(4, 1), edge_index=torch.tensor([[0, 1], [1, 2]]), edge_attr=torch.rand(2, 1))
     attribute(model, small, small.replace(x=torch.rand(4, 1)), metric, keep="rows")  # warm kernels
+    return model, g, corrupted, metric
+
+
+def two_passes(model: Any, g: Any, corrupted: Any, metric: Any) -> None:
+    """The peer of ``attr_rows``: a no-grad forward of the corrupted graph, then a forward and backward of the
+    clean one with frozen parameters, in plain torch (no hooks)."""
+    import torch
+
+    with torch.no_grad():
+        model(corrupted)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        leaf = g.replace(x=g.x.clone().requires_grad_())
+        metric(model(leaf), leaf).sum().backward()
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+
+
+def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int) -> dict[str, float]:
+    """Build the model and graphs, run one workload, return seconds and peak bytes above the start."""
+    import torch
+
+    from hookgnn.attribution import attribute
+    from hookgnn.patching import neurons, patch
+    from hookgnn.patching.budget import parse_bytes
+
+    torch.set_num_threads(threads)
+    model, g, corrupted, metric = build(edges, d, rounds)
     if work == "sweep_budget" and budget.lower().endswith("x"):
         from hookgnn.patching.budget import bytes_per_copy
 
@@ -128,12 +155,7 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int)
             del cache
         elif work == "two_passes":
             with _two_passes_scope():
-                with torch.no_grad():
-                    model(corrupted)
-                for p in model.parameters():
-                    p.requires_grad_(False)
-                leaf = g.replace(x=g.x.clone().requires_grad_())
-                metric(model(leaf), leaf).sum().backward()
+                two_passes(model, g, corrupted, metric)
         elif work == "sweep_budget":
             patch(model, g, corrupted, metric, neurons(model, "update", [rounds - 2]), max_memory=budget)
         else:

@@ -38,9 +38,9 @@ from hookgnn.attribution.streamed import check_keep, ig_alphas, streamed_attribu
 from hookgnn.cache.grad_taps import frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
-from hookgnn.ops.block_cache import block_cache_for
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
+from hookgnn.ops.block_cache import block_cache_for
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, Keep
