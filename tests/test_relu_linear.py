@@ -183,3 +183,28 @@ def test_kernel_equals_the_masked_product_by_hand(dtype, k):
                                atol=(1e-6 if dtype == torch.float32 else 1e-13) * scale)
     with pytest.raises(RuntimeError, match="result must be"):
         compiled.load().relu_linear_backward(grad, weight, result[:, :3], 1)
+
+
+@pytest.mark.parametrize("where", ["relu_output", "layer_input"])
+def test_a_torch_hook_outside_hookgnn_keeps_the_unmasked_gradient(where, monkeypatch):
+    calls = _count_fused(monkeypatch)
+    torch.manual_seed(4)
+    net = Minar(1, 8, 1, 16).double().requires_grad_(False)
+    ei = torch.tensor([[0, 1, 2, 3, 1, 2], [1, 2, 3, 0, 1, 0]])
+    x, e = torch.randn(4, 1, dtype=torch.float64), torch.rand(6, 1, dtype=torch.float64)
+    seen: dict[str, torch.Tensor] = {}
+    if where == "relu_output":  # a plain torch forward hook on the inner relu keeps its output
+        handle = net.convs[0].msg_mlp[1].register_forward_hook(lambda m, i, o: seen.__setitem__("r", o))
+    else:  # a plain torch pre-hook on the layer after it keeps its input
+        handle = net.convs[0].msg_mlp[2].register_forward_pre_hook(lambda m, i: seen.__setitem__("r", i[0]))
+    try:
+        want = net(x.requires_grad_(), ei, e)
+        (g_want,) = torch.autograd.grad(want.sum(), seen["r"])
+        hooked = from_pyg(net, example=(x, ei, e))
+        got = hooked(x, ei, e)
+        (g_got,) = torch.autograd.grad(got.sum(), seen["r"])
+    finally:
+        handle.remove()
+    assert bool((seen["r"] == 0).any())  # inactive relu entries, where a masked gradient would differ
+    torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-13)
+    assert len(calls) == 3  # that layer keeps autograd's own backward; the other three fuse

@@ -27,7 +27,27 @@ def _frozen(layer: nn.Linear) -> bool:
     return not w.requires_grad and (b is None or not b.requires_grad) and w.dim() == 2
 
 
-def fast_forward(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
+def outside_hooks(module: nn.Module, own: frozenset[int] = frozenset()) -> bool:
+    """Whether a forward (pre-)hook other than the ids in ``own`` (the session's) sees ``module``'s input or
+    output, on the module or globally: such a hook may keep the relu's output and ask autograd for the gradient
+    at it, which the fused path would give masked.
+
+    >>> relu = nn.ReLU()
+    >>> before = outside_hooks(relu)
+    >>> handle = relu.register_forward_hook(lambda m, i, o: None)
+    >>> before, outside_hooks(relu), outside_hooks(relu, frozenset({handle.id}))
+    (False, True, False)
+
+    :param module: a leaf module of the wrapped model.
+    :param own: ids of the hooks hookgnn itself put on it (``RemovableHandle.id``).
+    """
+    from torch.nn.modules import module as torch_module
+
+    return (any(k not in own for k in module._forward_hooks) or bool(module._forward_pre_hooks)
+            or bool(torch_module._global_forward_hooks) or bool(torch_module._global_forward_pre_hooks))
+
+
+def fast_forward(module: nn.Module, own: frozenset[int] = frozenset()) -> Callable[[Tensor], Tensor] | None:
     """The faster ``forward`` of ``module`` (module docstring), or ``None`` where it has none: not an exact
     ``nn.Linear`` / ``nn.ReLU`` (a subclass may differ), a layer whose parameters need a gradient, or
     one with an instance ``forward`` already.
@@ -38,13 +58,15 @@ def fast_forward(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
     (True, True)
 
     :param module: a leaf module of the wrapped model.
+    :param own: ids of the forward hooks hookgnn itself put on it; any other hook on the relu or the layer after it
+        keeps the fused relu backward off (:func:`outside_hooks`).
     """
     if "forward" in vars(module):
         return None
     original = module.forward
     if type(module) is nn.ReLU:
         def relu_forward(x: Tensor) -> Tensor:
-            return rl.relu(x) if rl.takes_relu(x) else original(x)
+            return rl.relu(x) if rl.takes_relu(x) and not outside_hooks(module, own) else original(x)
         return relu_forward
     if type(module) is not nn.Linear or not _frozen(module):
         return None
@@ -53,7 +75,7 @@ def fast_forward(module: nn.Module) -> Callable[[Tensor], Tensor] | None:
         return None
 
     def linear_forward(x: Tensor) -> Tensor:
-        if fused and rl.takes(module, x):
+        if fused and rl.takes(module, x) and not outside_hooks(module, own):
             return rl.relu_linear(module, x)
         return fl.frozen_linear(module, x) if narrow and fl.takes(module, x) else original(x)
 

@@ -118,7 +118,7 @@ class Session:
                 self._hook_mp(m)
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
-                self._fast_leaf(m)
+                self._fast_leaf(m, frozenset({self._handles[-1].id}))
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
         except BaseException:
@@ -172,10 +172,11 @@ class Session:
             self._set(m, "decomposed_layers", 1)
         self._fast_extreme(getattr(m, "aggr_module", None))
 
-    def _fast_leaf(self, m: nn.Module) -> None:
+    def _fast_leaf(self, m: nn.Module, own: frozenset[int]) -> None:
         """An exact ``nn.Linear`` / ``nn.ReLU`` gets a faster ``forward`` where no parameter gradient is asked
-        for (:mod:`hookgnn.interop.fast_leaves`); an instance attribute, deleted on exit."""
-        forward = fast_forward(m)
+        for (:mod:`hookgnn.interop.fast_leaves`; ``own``: the id of the session's hook on it); an instance
+        attribute, deleted on exit."""
+        forward = fast_forward(m, own)
         if forward is not None:
             vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
             self._unset.append((m, "forward"))
