@@ -124,7 +124,7 @@ def block_cache(cap: int | None = None, min_bytes: int = MIN_BYTES) -> Iterator[
     >>> with block_cache(cap=64 << 20) as on:
     ...     a = torch.empty(8 << 20, dtype=torch.uint8); pointer = a.data_ptr(); del a
     ...     b = torch.empty(8 << 20, dtype=torch.uint8)
-    >>> (b.data_ptr() == pointer) == on
+    >>> b.data_ptr() == pointer or not on  # on: the freed block again (off: whatever malloc gives)
     True
     """
     cap = default_cap() if cap is None else cap
