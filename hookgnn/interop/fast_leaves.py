@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch  # noqa: F401 - the doctest's
 from torch import Tensor, nn
+from torch.nn.modules import module as torch_module
 
 from hookgnn.interop import frozen_linear as fl
 from hookgnn.interop import relu_linear as rl
@@ -41,8 +42,6 @@ def outside_hooks(module: nn.Module, own: frozenset[int] = frozenset()) -> bool:
     :param module: a leaf module of the wrapped model.
     :param own: ids of the hooks hookgnn itself put on it (``RemovableHandle.id``).
     """
-    from torch.nn.modules import module as torch_module
-
     return (any(k not in own for k in module._forward_hooks) or bool(module._forward_pre_hooks)
             or bool(torch_module._global_forward_hooks) or bool(torch_module._global_forward_pre_hooks))
 

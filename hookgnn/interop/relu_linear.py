@@ -135,7 +135,8 @@ def takes(layer: nn.Linear, r: Tensor) -> bool:
     """
     w, b = layer.weight, layer.bias
     return (torch.is_grad_enabled() and isinstance(r, Tensor) and type(r.grad_fn) is _Relu._backward_cls
-            and not r._backward_hooks and not r.grad_fn.observed and not w.requires_grad and (b is None or not b.requires_grad)
+            and not r._backward_hooks and not r.grad_fn.observed
+            and not w.requires_grad and (b is None or not b.requires_grad)
             and w.dim() == 2 and w.shape[0] <= MAX_OUT and r.dtype == w.dtype and w.device.type == "cpu"
             and r.is_contiguous() and not torch.compiler.is_compiling())
 
