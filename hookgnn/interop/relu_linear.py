@@ -52,19 +52,20 @@ class _Relu(torch.autograd.Function):
     """``torch.relu``; backward: ``threshold_backward``, except on a gradient :func:`relu_linear` masked."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
-        r = torch.relu(x)
+    def forward(ctx: Any, x: Tensor, inplace: bool) -> Tensor:  # type: ignore[override]
+        # in place: x's memory (an alias sharing its version counter) becomes the output, a new tensor to autograd
+        r = torch.relu_(x.detach()) if inplace else torch.relu(x)
         ctx.save_for_backward(r)
         ctx.masked, ctx.observed = [], False
         return r
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         masked, ctx.masked = ctx.masked, []
         if any(grad is m for m in masked):  # the fused layer's gradient alone: already masked
-            return grad
+            return grad, None
         (r,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(grad, r, 0)
+        return torch.ops.aten.threshold_backward(grad, r, 0), None
 
 
 class _ReluLinear(torch.autograd.Function):
@@ -117,7 +118,29 @@ def relu(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
 
     :param x: the input.
     """
-    return _Relu.apply(x)
+    return _Relu.apply(x, False)
+
+
+def relu_(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+    """:func:`relu` written into ``x``'s memory (``torch.relu_``'s values, bit for bit), returned as a new
+    tensor whose backward is :func:`relu`'s, and bumping ``x``'s version (a node that saved ``x`` raises in
+    the backward instead of reading the relu's output). Autograd's own in-place relu is refused on a view a
+    custom function made (a gradient tap's); this one is not. Call it only where :func:`takes_relu` is true
+    and nothing but this relu reads ``x`` or its memory afterwards (:mod:`hookgnn.interop.inplace_relu`).
+
+    >>> x = torch.randn(4, 3, requires_grad=True)
+    >>> y = x * 1
+    >>> want = torch.relu(y)
+    >>> r = relu_(y)
+    >>> torch.equal(r, want), r.data_ptr() == y.data_ptr(), torch.equal(y, want)
+    (True, True, True)
+    >>> g = torch.randn(4, 3)
+    >>> torch.equal(torch.autograd.grad(r, x, g)[0], g * (want > 0))
+    True
+
+    :param x: the input; its memory holds the output afterwards.
+    """
+    return _Relu.apply(x, True)
 
 
 def takes(layer: nn.Linear, r: Tensor) -> bool:

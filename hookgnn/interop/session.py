@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.ops import scatter_plans
 from hookgnn.interop.fast_leaves import fast_forward
+from hookgnn.interop.inplace_relu import InplaceRelus
 from hookgnn.interop.relu_linear import observe
 from hookgnn.interop.aggregation import fast_extreme, takes
 
@@ -109,6 +110,7 @@ class Session:
         self._restore: list[tuple[Any, str, Any]] = []
         self._unset: list[tuple[Any, str]] = []
         self._plans = contextlib.ExitStack()
+        self.relus = InplaceRelus()  # relus in place over their linear layer's output (hookgnn.interop.inplace_relu)
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
@@ -116,11 +118,16 @@ class Session:
             self._plans.enter_context(scatter_plans())  # the rounds' min / max share one sort of each index
             for _, m in self.mp:
                 self._hook_mp(m)
+            own: dict[int, frozenset[int]] = {}
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
+                if "forward" not in vars(m):  # the module's own forward, or hookgnn's fast one below
+                    own[id(m)] = frozenset({self._handles[-1].id})
                 self._fast_leaf(m, frozenset({self._handles[-1].id}))
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
+            if self.rec is None:
+                self.relus.install([m for _, m in self.mp], own, self._unset)
         except BaseException:
             self.__exit__()
             raise
@@ -176,7 +183,7 @@ class Session:
         """An exact ``nn.Linear`` / ``nn.ReLU`` gets a faster ``forward`` where no parameter gradient is asked
         for (:mod:`hookgnn.interop.fast_leaves`; ``own``: the id of the session's hook on it); an instance
         attribute, deleted on exit."""
-        forward = fast_forward(m, own)
+        forward = fast_forward(m, own, self.relus if self.rec is None else None)
         if forward is not None:
             vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
             self._unset.append((m, "forward"))
@@ -346,6 +353,8 @@ class Session:
         is_linear = id(module) in self.linear
         x = args[0] if args and isinstance(args[0], Tensor) else None
         new = self.fire(key, output, prefer, frame, module if is_linear else None, x if is_linear else None)
+        if id(module) in self.relus.feeds:
+            self.relus.linear_done(module, new, self.points.get(key))  # type: ignore[union-attr]
         return None if new is output else new
 
 
