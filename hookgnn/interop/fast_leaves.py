@@ -8,8 +8,9 @@ float rounding, and falls back to the module's own ``forward`` elsewhere:
 * ``nn.Linear`` with frozen parameters: fed by :func:`hookgnn.interop.relu_linear.relu`, the relu's
   backward fused into its input gradient (:mod:`hookgnn.interop.relu_linear`); with a narrow input,
   its input gradient in BLAS's fast layout (:mod:`hookgnn.interop.frozen_linear`);
-* ``nn.ReLU``: :func:`hookgnn.interop.relu_linear.relu` on large inputs that need a gradient, in place where the
-  session's :class:`~hookgnn.interop.inplace_relu.InplaceRelus` grants it the input.
+* ``nn.ReLU``: :func:`hookgnn.interop.relu_linear.relu` on large inputs that need a gradient; in place (``relu_``,
+  or torch's own ``torch.relu_`` where no gradient flows) where the session's
+  :class:`~hookgnn.interop.inplace_relu.InplaceRelus` grants it the input.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch  # noqa: F401 - the doctest's
+import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module
 
@@ -70,9 +71,14 @@ def fast_forward(module: nn.Module, own: frozenset[int] = frozenset(),
     original = module.forward
     if type(module) is nn.ReLU:
         def relu_forward(x: Tensor) -> Tensor:
-            if not rl.takes_relu(x) or outside_hooks(module, own):
-                return original(x)
-            return rl.relu_(x) if sole is not None and sole.grant is x else rl.relu(x)
+            granted = sole is not None and sole.grant is x
+            if rl.takes_relu(x):
+                if outside_hooks(module, own):
+                    return original(x)
+                return rl.relu_(x) if granted else rl.relu(x)
+            if granted and rl.takes_plain_inplace(x) and not outside_hooks(module, own):
+                return torch.relu_(x)  # no gradient through it: torch's own in-place relu
+            return original(x)
         return relu_forward
     if type(module) is not nn.Linear or not _frozen(module):
         return None

@@ -16,13 +16,16 @@ the duration of one :class:`~hookgnn.interop.session.Session`:
   any other hook that may keep or replace :math:`y` turns it off;
 * neither module has a forward (pre-)hook or a backward hook other than the session's, and there is no global
   one (:func:`~hookgnn.interop.fast_leaves.outside_hooks`);
-* the relu takes a gradient on a large input (:func:`~hookgnn.interop.relu_linear.takes_relu`) and is exact
-  ``nn.ReLU``; not during the discovery forward.
+* the relu is an exact ``nn.ReLU`` on a large input (:data:`~hookgnn.interop.relu_linear.LARGE` entries); not
+  during the discovery forward.
 
-The relu then runs :func:`~hookgnn.interop.relu_linear.relu_`, whose output autograd sees as a new tensor with
+With a gradient (:func:`~hookgnn.interop.relu_linear.takes_relu`) the relu then runs
+:func:`~hookgnn.interop.relu_linear.relu_`, whose output autograd sees as a new tensor with
 :func:`~hookgnn.interop.relu_linear.relu`'s backward (so the fused relu-linear backward still takes it), and
 which bumps :math:`y`'s version: a node that had saved :math:`y` would raise in the backward, never read the
-relu's output. Elsewhere every call is the model's own.
+relu's output. Without one (grad mode off, as in EAP-IG's base and source runs, or an input that needs none:
+:func:`~hookgnn.interop.relu_linear.takes_plain_inplace`) it is torch's own ``torch.relu_``. Elsewhere every
+call is the model's own.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module
 
+from hookgnn.interop import relu_linear as rl
 from hookgnn.interop.fast_leaves import outside_hooks
 from hookgnn.points import HookPoint
 
@@ -41,19 +45,16 @@ _Pairs = dict[int, tuple[nn.Module, nn.Module]]
 _CANDIDATES: weakref.WeakKeyDictionary[nn.Module, list[tuple[nn.Sequential, _Pairs]]] = weakref.WeakKeyDictionary()
 
 
-def _sequentials(roots: Iterable[nn.Module]) -> list[tuple[nn.Sequential, _Pairs]]:
-    """The exact ``nn.Sequential`` modules inside ``roots`` with an exact ``nn.Linear`` right before an exact
-    ``nn.ReLU``, each once with its pairs (:func:`_pairs`). The search is cached per root: a sequential whose
+def _sequentials(root: nn.Module) -> list[tuple[nn.Sequential, _Pairs]]:
+    """The exact ``nn.Sequential`` modules inside ``root`` with an exact ``nn.Linear`` right before an exact
+    ``nn.ReLU``, each with its pairs (:func:`_pairs`). The search is cached per root: a sequential whose
     modules were replaced since keeps its old pairs, which its loop then never matches (and a new pair is
     not found), so a stale entry costs speed, never a wrong value."""
-    found: dict[int, tuple[nn.Sequential, _Pairs]] = {}
-    for root in roots:
-        seqs = _CANDIDATES.get(root)
-        if seqs is None:
-            seqs = [(m, p) for m in root.modules() if type(m) is nn.Sequential for p in [_pairs(m)] if p]
-            _CANDIDATES[root] = seqs
-        found.update((id(s), (s, p)) for s, p in seqs)
-    return list(found.values())
+    seqs = _CANDIDATES.get(root)
+    if seqs is None:
+        seqs = [(m, p) for m in root.modules() if type(m) is nn.Sequential for p in [_pairs(m)] if p]
+        _CANDIDATES[root] = seqs
+    return seqs
 
 
 def _pairs(seq: nn.Sequential) -> _Pairs:
@@ -92,11 +93,11 @@ class InplaceRelus:
     the session's hook on each layer, ``grant`` read by the relu's fast forward.
 
     >>> import torch
-    >>> mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    >>> mlp = nn.Sequential(nn.Linear(3, 64), nn.ReLU())
     >>> own = {id(m): frozenset() for m in mlp}
     >>> unset = []
     >>> relus = InplaceRelus()
-    >>> relus.install([mlp], own, unset)
+    >>> relus.install(mlp, 1000, own, unset)
     >>> [(type(m).__name__, name) for m, name in unset], sorted(relus.feeds) == [id(mlp[0])]
     ([('Sequential', 'forward')], True)
     >>> torch.equal(mlp(torch.ones(2, 3)), torch.relu(mlp[0](torch.ones(2, 3))))
@@ -111,19 +112,28 @@ class InplaceRelus:
         self.fresh: Tensor | None = None
         #: id of each layer that feeds a relu -> the ids of the session's own forward hooks on it
         self.feeds: dict[int, frozenset[int]] = {}
+        self._done: set[int] = set()
 
-    def install(self, roots: Iterable[nn.Module], own: dict[int, frozenset[int]],
+    def install(self, root: nn.Module, edges: int, own: dict[int, frozenset[int]],
                 unset: list[tuple[Any, str]]) -> None:
-        """Give each sequential of ``roots`` with a linear -> relu pair whose modules the session hooked (``own``:
-        module id -> the ids of its hooks there, only for modules running their own or hookgnn's ``forward``)
-        the loop that grants the relu its input; each added to ``unset`` as ``(module, "forward")``.
+        """Give each sequential inside ``root`` (a ``MessagePassing`` module about to propagate over ``edges``
+        edges) with a linear -> relu pair whose modules the session hooked (``own``: module id -> the ids of
+        its hooks there, only for modules running their own or hookgnn's ``forward``) the loop that grants the
+        relu its input; each added to ``unset`` as ``(module, "forward")``. Once per root and session, and not
+        where ``edges`` rows of the layer's output would be too few (:data:`~hookgnn.interop.relu_linear.LARGE`
+        entries) for an in-place relu to pay: a tiny forward keeps torch's own sequential.
 
-        :param roots: the modules to search (a wrapped model's ``MessagePassing`` modules).
+        :param root: the module whose sequentials to give the loop.
+        :param edges: the number of edges it propagates over (the rows of a message MLP).
         :param own: the session's hook ids per module it hooked without a foreign instance ``forward``.
         :param unset: the session's list of instance attributes to delete on exit.
         """
-        for seq, found in _sequentials(roots):
-            pairs = {i: pair for i, pair in found.items() if id(pair[0]) in own and id(pair[1]) in own}
+        if id(root) in self._done:
+            return
+        self._done.add(id(root))
+        for seq, found in _sequentials(root):
+            pairs = {i: (lin, relu) for i, (lin, relu) in found.items()
+                     if id(lin) in own and id(relu) in own and edges * lin.out_features >= rl.LARGE}
             if not pairs or "forward" in vars(seq):
                 continue
             vars(seq)["forward"] = self._loop(seq, pairs)
@@ -139,16 +149,15 @@ class InplaceRelus:
         :param out: its output as the forward goes on with it.
         :param hp: the hook point it went through (``None``: none).
         """
-        clean = keeps_nothing(hp) and not outside_hooks(linear, self.feeds[id(linear)]) and not _backward_hooks(linear)
-        self.fresh = out if clean else None
+        self.fresh = out if (out.numel() >= rl.LARGE and keeps_nothing(hp) and not _backward_hooks(linear)
+                             and not outside_hooks(linear, self.feeds[id(linear)])) else None
 
     def _loop(self, seq: nn.Sequential, pairs: _Pairs) -> Callable[[Any], Any]:
         def forward(input: Any) -> Any:  # noqa: A002 - nn.Sequential.forward's name
             prev = None
             for i, module in enumerate(seq._modules.values()):
-                pair = pairs.get(i)
-                if (pair is not None and prev is pair[0] and module is pair[1] and self.fresh is not None
-                        and input is self.fresh and not _backward_hooks(module)):
+                if (input is self.fresh and i in pairs and pairs[i][0] is prev and pairs[i][1] is module
+                        and not _backward_hooks(module)):
                     self.fresh, self.grant = None, input
                     try:
                         input = module(input)

@@ -108,6 +108,20 @@ def takes_relu(x: Tensor) -> bool:
             and x.dtype in DTYPES and x.device.type == "cpu" and not torch.compiler.is_compiling())
 
 
+def takes_plain_inplace(x: Tensor) -> bool:
+    """Whether a granted relu (:mod:`hookgnn.interop.inplace_relu`) that no gradient flows through (grad mode
+    off, or ``x`` needs none) runs as torch's own ``torch.relu_``: ``x`` a floating tensor of at least
+    :data:`LARGE` entries, not while compiling.
+
+    >>> takes_plain_inplace(torch.zeros(LARGE)), takes_plain_inplace(torch.zeros(LARGE, requires_grad=True))
+    (True, False)
+
+    :param x: the relu's input.
+    """
+    return (isinstance(x, Tensor) and x.is_floating_point() and x.numel() >= LARGE
+            and not (x.requires_grad and torch.is_grad_enabled()) and not torch.compiler.is_compiling())
+
+
 def relu(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     """``torch.relu(x)`` bit for bit, with the same gradient (``threshold_backward``), whose output
     :func:`relu_linear` can take. Call it only where :func:`takes_relu` is true.

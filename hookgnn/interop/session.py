@@ -111,6 +111,7 @@ class Session:
         self._unset: list[tuple[Any, str]] = []
         self._plans = contextlib.ExitStack()
         self.relus = InplaceRelus()  # relus in place over their linear layer's output (hookgnn.interop.inplace_relu)
+        self._own: dict[int, frozenset[int]] = {}  # the session's hook ids on each leaf running its own forward
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
@@ -118,16 +119,15 @@ class Session:
             self._plans.enter_context(scatter_plans())  # the rounds' min / max share one sort of each index
             for _, m in self.mp:
                 self._hook_mp(m)
-            own: dict[int, frozenset[int]] = {}
+            own = self._own
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
+                ids = frozenset({self._handles[-1].id})
                 if "forward" not in vars(m):  # the module's own forward, or hookgnn's fast one below
-                    own[id(m)] = frozenset({self._handles[-1].id})
-                self._fast_leaf(m, frozenset({self._handles[-1].id}))
+                    own[id(m)] = ids
+                self._fast_leaf(m, ids)
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
-            if self.rec is None:
-                self.relus.install([m for _, m in self.mp], own, self._unset)
         except BaseException:
             self.__exit__()
             raise
@@ -286,6 +286,8 @@ class Session:
         frame.phase = "propagate"
         ei = inputs[0]
         frame.edge_index = ei if isinstance(ei, Tensor) and ei.dim() == 2 and not ei.is_floating_point() else None
+        if self.rec is None and frame.edge_index is not None:  # the module's MLPs run after this: their relus
+            self.relus.install(module, frame.edge_index.shape[1], self._own, self._unset)
         if self.rec is not None:
             self.rec.propagating(frame)
 
