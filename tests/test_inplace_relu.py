@@ -19,6 +19,7 @@ from torch.nn.modules import module as torch_module
 import hookgnn.interop.relu_linear as rl
 from hookgnn import from_pyg
 from hookgnn.cache.grad_taps import GradientTaps
+from hookgnn.ops import compiled
 from hookgnn.points import transient
 
 pyg = pytest.importorskip("torch_geometric.nn")
@@ -218,3 +219,59 @@ def test_relu_in_place_only_where_granted_and_modules_restored_when_the_forward_
     x, e = torch.randn(3, 1, requires_grad=True), torch.rand(2, 1)
     calls.clear()
     assert torch.equal(hooked(x, ei, e), net(x, ei, e)) and len(calls) == 4  # the next call: in place again
+
+
+def _count_over(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    original = rl._over_relu_output
+    monkeypatch.setattr(rl, "_over_relu_output", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@pytest.mark.skipif(compiled.load() is None, reason="the compiled kernel is not built here")
+@pytest.mark.parametrize("retain", [False, True])
+def test_single_backward_writes_the_fused_gradient_over_the_relu_output_and_equals_pyg_autograd(retain, monkeypatch):
+    inplace, over = _count_inplace(monkeypatch), _count_over(monkeypatch)
+    torch.manual_seed(9)
+    net = Minar(1, 8, 1, 64).double().requires_grad_(False)
+    ei = torch.tensor([[0, 1, 2, 3, 1, 2, 4, 4], [1, 2, 3, 0, 1, 0, 4, 3]])  # a parallel edge, a self-loop
+    x, e = torch.randn(6, 1, dtype=torch.float64), torch.rand(8, 1, dtype=torch.float64)  # node 5: isolated
+    want, pre = _pre_relu(net, x.requires_grad_(), ei, e.requires_grad_())
+    g = torch.randn(want.shape, dtype=torch.float64)
+    g_want = torch.autograd.grad(want, [x, *pre.values()], g)
+    hooked = from_pyg(net, example=(x, ei, e))
+    taps, got_g = GradientTaps(), {}
+    tap = transient(lambda act, hook: taps.tap(act, lambda gr, n=hook.name: got_g.__setitem__(n, gr)))
+    names = [f"{p}.hook_out" for p in FIRST]
+    with hooked.hooks(fwd_hooks=[(n, tap) for n in names]):
+        got = hooked(x, ei, e)
+    assert torch.equal(got, want) and len(inplace) == 4
+    if retain:  # autograd's own backward, graph kept: nothing overwritten, a second backward gives the same
+        got = hooked(x, ei, e)  # no taps (they are single-use)
+        firsts = torch.autograd.grad(got, [x], g, retain_graph=True)
+        seconds = torch.autograd.grad(got, [x], g)
+        assert not over and torch.equal(firsts[0], seconds[0])
+        torch.testing.assert_close(firsts[0], g_want[0], rtol=1e-10, atol=1e-12)
+        return
+    taps.backward((got * g).sum())  # the taps' single backward: the four fused layers write over the relus
+    assert len(over) == 4
+    for n, b in zip(names, g_want[1:]):
+        scale = max(float(b.abs().max()), 1.0)
+        torch.testing.assert_close(got_g[n], b, rtol=1e-10, atol=1e-12 * scale)
+
+
+@pytest.mark.skipif(compiled.load() is None, reason="the compiled kernel is not built here")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [0, 1, 8])
+def test_kernel_over_the_relu_output_equals_the_fresh_one_bit_for_bit(dtype, k):
+    gen = torch.Generator().manual_seed(k)
+    grad, weight = torch.randn(70, k, generator=gen, dtype=dtype), torch.randn(k, 9, generator=gen, dtype=dtype)
+    result = torch.randn(70, 9, generator=gen, dtype=dtype).relu()
+    result[3, 4] = float("nan")
+    want = compiled.load().relu_linear_backward(grad, weight, result, 1)
+    over = result.clone()
+    got = compiled.load().relu_linear_backward_(grad, weight, over, 1)
+    assert got.data_ptr() == over.data_ptr()
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    with pytest.raises(RuntimeError, match="result must be"):
+        compiled.load().relu_linear_backward_(grad, weight, over[:, :3], 1)

@@ -23,7 +23,10 @@ With a gradient (:func:`~hookgnn.interop.relu_linear.takes_relu`) the relu then 
 :func:`~hookgnn.interop.relu_linear.relu_`, whose output autograd sees as a new tensor with
 :func:`~hookgnn.interop.relu_linear.relu`'s backward (so the fused relu-linear backward still takes it), and
 which bumps :math:`y`'s version: a node that had saved :math:`y` would raise in the backward, never read the
-relu's output. Without one (grad mode off, as in EAP-IG's base and source runs, or an input that needs none:
+relu's output. The loop also hands the relu's output to the next module, where that is an exact ``nn.Linear``,
+as read by it alone (:func:`~hookgnn.interop.relu_linear.hand_over`): where that layer's backward is the fused
+one, inside a single backward (:func:`~hookgnn.cache.grad_taps.single_backward`, hookgnn's gradient taps) it
+writes the input gradient over the relu's output, its last reader, instead of into a fresh buffer. Without one (grad mode off, as in EAP-IG's base and source runs, or an input that needs none:
 :func:`~hookgnn.interop.relu_linear.takes_plain_inplace`) it is torch's own ``torch.relu_``. Elsewhere every
 call is the model's own.
 """
@@ -154,17 +157,20 @@ class InplaceRelus:
 
     def _loop(self, seq: nn.Sequential, pairs: _Pairs) -> Callable[[Any], Any]:
         def forward(input: Any) -> Any:  # noqa: A002 - nn.Sequential.forward's name
-            prev = None
+            prev = relu_out = None
             for i, module in enumerate(seq._modules.values()):
-                if (input is self.fresh and i in pairs and pairs[i][0] is prev and pairs[i][1] is module
-                        and not _backward_hooks(module)):
+                pair = i in pairs and pairs[i][0] is prev and pairs[i][1] is module
+                if pair and input is self.fresh and not _backward_hooks(module):
                     self.fresh, self.grant = None, input
                     try:
                         input = module(input)
                     finally:
                         self.grant = None
                 else:
+                    if input is relu_out and type(module) is nn.Linear:
+                        rl.hand_over(input)  # this layer alone reads the relu's output
                     input = module(input)
+                relu_out = input if pair else None
                 prev = module
             return input
 

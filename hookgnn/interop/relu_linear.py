@@ -22,6 +22,10 @@ unchanged, exactly that tensor (its only consumer's gradient), and masks any oth
 consumers' gradients: masking is linear, and masking twice is masking once). Used by
 :class:`~hookgnn.interop.session.Session` for exact ``nn.ReLU`` / ``nn.Linear`` modules only while
 no parameter gradient is asked for (attribution freezes them) and on at least :data:`LARGE` entries.
+Where a sequential's loop handed the relu's output to the layer as its only reader (:func:`hand_over`) and the
+backward is hookgnn's gradient taps' single one (:func:`~hookgnn.cache.grad_taps.single_backward`: no graph
+kept), the kernel writes :math:`\partial y` over the relu's output (``relu_linear_backward_``, the same values)
+instead of into a fresh buffer.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hookgnn.cache.grad_taps import single_backward
 from hookgnn.ops import compiled
 from hookgnn.ops.backend import resolve_backend
 
@@ -56,7 +61,7 @@ class _Relu(torch.autograd.Function):
         # in place: x's memory (an alias sharing its version counter) becomes the output, a new tensor to autograd
         r = torch.relu_(x.detach()) if inplace else torch.relu(x)
         ctx.save_for_backward(r)
-        ctx.masked, ctx.observed = [], False
+        ctx.masked, ctx.observed, ctx.sole = [], False, False  # sole: read by one fused layer only (hand_over)
         return r
 
     @staticmethod
@@ -86,13 +91,37 @@ class _ReluLinear(torch.autograd.Function):
         flat = grad.reshape(-1, grad.shape[-1]).contiguous()
         rows = r.reshape(-1, r.shape[-1])
         kernel = compiled.load() if resolve_backend(flat) == "compiled" else None
-        if kernel is not None:
+        if kernel is not None and node.sole and not node.observed and single_backward() and rows.is_contiguous():
+            dx = _over_relu_output(kernel, flat, weight.contiguous(), rows)  # r's last reader: its memory is free
+        elif kernel is not None:
             dx = kernel.relu_linear_backward(flat, weight.contiguous(), rows, torch.get_num_threads())
         else:
             dx = torch.ops.aten.threshold_backward(flat.mm(weight), rows, 0)
         dx = dx.view(r.shape)
         node.masked.append(dx)
         return dx, None, None, None
+
+
+def _over_relu_output(kernel: Any, grad: Tensor, weight: Tensor, rows: Tensor) -> Tensor:
+    """``relu_linear_backward`` written over the relu's output ``rows`` (the same values, bit for bit)."""
+    return kernel.relu_linear_backward_(grad, weight, rows, torch.get_num_threads())
+
+
+def hand_over(r: Tensor) -> None:
+    """Mark ``r``, if :func:`relu` made it and no hook point saw it, as read by the next module alone (a
+    sequential's loop passes it on and nothing else: :mod:`hookgnn.interop.inplace_relu`): if that module is a
+    layer :func:`relu_linear` serves, its backward may then write the input gradient over ``r`` inside a
+    :func:`~hookgnn.cache.grad_taps.single_backward` (the relu's own backward never reads ``r`` on the
+    gradient that layer masked, the only one it gets).
+
+    >>> r = relu(torch.randn(3, requires_grad=True))
+    >>> hand_over(r); r.grad_fn.sole
+    True
+
+    :param r: the tensor a sequential passes from its relu to the next module.
+    """
+    if type(r.grad_fn) is _Relu._backward_cls and not r.grad_fn.observed and not r._backward_hooks:
+        r.grad_fn.sole = True
 
 
 def takes_relu(x: Tensor) -> bool:

@@ -42,6 +42,8 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
   backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one
   float dtype, equal to ``threshold_backward(grad @ weight, result, 0)`` up to float rounding);
+  ``relu_linear_backward_(grad, weight, result, threads) -> result``: the same values written over ``result``,
+  for a caller that knows nothing reads it afterwards;
 * ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool
