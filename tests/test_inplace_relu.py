@@ -20,6 +20,7 @@ import hookgnn.interop.relu_linear as rl
 from hookgnn import from_pyg
 from hookgnn.cache.grad_taps import GradientTaps
 from hookgnn.ops import compiled
+from hookgnn.ops.backend import resolve_backend
 from hookgnn.points import transient
 
 pyg = pytest.importorskip("torch_geometric.nn")
@@ -254,7 +255,7 @@ def test_single_backward_writes_the_fused_gradient_over_the_relu_output_and_equa
         torch.testing.assert_close(firsts[0], g_want[0], rtol=1e-10, atol=1e-12)
         return
     taps.backward((got * g).sum())  # the taps' single backward: the four fused layers write over the relus
-    assert len(over) == 4
+    assert len(over) == (4 if resolve_backend(g) == "compiled" else 0)  # HOOKGNN_SCATTER_BACKEND=torch: torch's
     for n, b in zip(names, g_want[1:]):
         scale = max(float(b.abs().max()), 1.0)
         torch.testing.assert_close(got_g[n], b, rtol=1e-10, atol=1e-12 * scale)
