@@ -24,7 +24,7 @@ consumers' gradients: masking is linear, and masking twice is masking once). Use
 no parameter gradient is asked for (attribution freezes them) and on at least :data:`LARGE` entries.
 Where a sequential's loop handed the relu's output to the layer as its only reader (:func:`hand_over`) and the
 backward is hookgnn's gradient taps' single one (:func:`~hookgnn.cache.grad_taps.single_backward`: no graph
-kept), the kernel writes :math:`\partial y` over the relu's output (``relu_linear_backward_``, the same values)
+kept), the kernel writes :math:`\\partial y` over the relu's output (``relu_linear_backward_``, the same values)
 instead of into a fresh buffer.
 """
 
