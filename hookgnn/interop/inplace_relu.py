@@ -45,19 +45,21 @@ from hookgnn.interop.fast_leaves import outside_hooks
 from hookgnn.points import HookPoint
 
 _Pairs = dict[int, tuple[nn.Module, nn.Module]]
-_CANDIDATES: weakref.WeakKeyDictionary[nn.Module, list[tuple[nn.Sequential, _Pairs]]] = weakref.WeakKeyDictionary()
+_Found = tuple[list[tuple[nn.Sequential, _Pairs]], int]
+_CANDIDATES: weakref.WeakKeyDictionary[nn.Module, _Found] = weakref.WeakKeyDictionary()
 
 
-def _sequentials(root: nn.Module) -> list[tuple[nn.Sequential, _Pairs]]:
+def _sequentials(root: nn.Module) -> _Found:
     """The exact ``nn.Sequential`` modules inside ``root`` with an exact ``nn.Linear`` right before an exact
-    ``nn.ReLU``, each with its pairs (:func:`_pairs`). The search is cached per root: a sequential whose
-    modules were replaced since keeps its old pairs, which its loop then never matches (and a new pair is
-    not found), so a stale entry costs speed, never a wrong value."""
-    seqs = _CANDIDATES.get(root)
-    if seqs is None:
+    ``nn.ReLU``, each with its pairs (:func:`_pairs`), and the widest such layer's ``out_features`` (0: none).
+    The search is cached per root: a sequential whose modules were replaced since keeps its old pairs, which
+    its loop then never matches (and a new pair is not found), so a stale entry costs speed, never a wrong value."""
+    found = _CANDIDATES.get(root)
+    if found is None:
         seqs = [(m, p) for m in root.modules() if type(m) is nn.Sequential for p in [_pairs(m)] if p]
-        _CANDIDATES[root] = seqs
-    return seqs
+        found = seqs, max((lin.out_features for _, p in seqs for lin, _ in p.values()), default=0)
+        _CANDIDATES[root] = found
+    return found
 
 
 def _pairs(seq: nn.Sequential) -> _Pairs:
@@ -134,7 +136,10 @@ class InplaceRelus:
         if id(root) in self._done:
             return
         self._done.add(id(root))
-        for seq, found in _sequentials(root):
+        seqs, widest = _sequentials(root)
+        if edges * widest < rl.LARGE:  # a tiny forward: nothing to do
+            return
+        for seq, found in seqs:
             pairs = {i: (lin, relu) for i, (lin, relu) in found.items()
                      if id(lin) in own and id(relu) in own and edges * lin.out_features >= rl.LARGE}
             if not pairs or "forward" in vars(seq):
