@@ -12,7 +12,8 @@ For the duration of one call, a :class:`Session` registers
 and, as instance attributes, a faster ``forward`` on every exact ``MinAggregation`` /
 ``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`), ``nn.Linear`` and ``nn.ReLU``
 (:mod:`hookgnn.interop.fast_leaves`), each falling back to the module's own where it cannot
-give the same numbers; and removes all of them, and restores every attribute it changed, in
+give the same numbers, and (once a round propagates over enough edges) the loop of each exact
+``nn.Sequential`` with a ``Linear -> ReLU`` pair (:mod:`hookgnn.interop.inplace_relu`); and removes all of them, and restores every attribute it changed, in
 ``__exit__`` (also when the forward raises). It forces the unfused path (``fuse = False``,
 ``decomposed_layers = 1``), since PyG's ``message_and_aggregate`` never materialises
 messages, and turns off ``inplace`` on activation modules, whose in-place write would
