@@ -19,6 +19,8 @@ a forward that runs anyway). How memory is saved:
 2. each hook's gradient is consumed by a tap as the backward reaches it
    (:mod:`hookgnn.cache.grad_taps`): the product is made, reduced and the gradient and the
    difference are dropped, so no two of {differences, gradients, products} are held in full;
+   for ``"rows"`` and ``"features"`` the product is never made: both sums come from one pass over
+   the difference and the gradient (:func:`~hookgnn.ops.products.product_sums`);
 3. for plain attribution (``ig_steps=0``) the difference is made in the base run's own
    forward, from the source run's cached activation, which is dropped at once;
 4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
