@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hookgnn import Graph, HookedGNN
 from hookgnn.attribution import attribute
 from hookgnn.metrics import OutputSum
-from hookgnn.ops import compiled, use_backend
+from hookgnn.ops import compiled, get_backend, use_backend
+from hookgnn.ops import products
 from hookgnn.ops.products import product_sums
 from hookgnn.spec import FeatureSpec
 
@@ -74,10 +75,11 @@ def test_product_sums_overwrite_lets_the_torch_path_reuse_a(backend):
 
 
 def test_kernel_result_is_the_same_bits_on_one_and_two_threads():
-    if not compiled.is_available():
-        pytest.skip("no compiled kernel here")
+    if get_backend() == "torch" or not compiled.is_available():
+        pytest.skip("the compiled kernel is off (HOOKGNN_SCATTER_BACKEND=torch) or unavailable here")
     torch.manual_seed(1)
     a, b = torch.randn(3001, 64), torch.randn(3001, 64)  # past two grains: two threads really run
+    assert products._kernel_applies(a, b)  # the compiled path, not plain torch twice
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
