@@ -21,6 +21,7 @@ predicts (:class:`~hookgnn.models.ModelOutput`).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -45,9 +46,18 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _append(path: Path, t: Tensor) -> None:
-    with open(path, "ab") as f:
-        if t.numel():
-            t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tofile(f)
+    """Append ``t``'s bytes to ``path``; a full disk raises ``OSError`` (``ENOSPC``) naming the file (a file
+    write, not numpy's ``tofile``, whose buffered small writes can fail unseen)."""
+    try:
+        with open(path, "ab") as f:
+            if t.numel():
+                f.write(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise OSError(errno.ENOSPC, f"no space left on the disk while appending {t.numel() * t.element_size()} bytes "
+                      f"to {os.fspath(path)!r}; the store there is incomplete (write it again to a folder on a "
+                      "larger disk)") from e
 
 
 def _map(path: Path, dtype: torch.dtype, shape: tuple[int, ...]) -> Tensor:

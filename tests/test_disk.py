@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from handbuilt import no_hooks_left
 from hypothesis import given, settings
@@ -88,6 +91,47 @@ def test_disk_cache_removes_hooks_and_files_when_the_forward_raises(monkeypatch:
             model.run_with_cache(g, device="disk")
     assert no_hooks_left(model)
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("numel", [4, 1 << 18])
+def test_a_write_to_a_full_disk_raises_instead_of_losing_the_tensor(tmp_path: Path, numel: int) -> None:
+    """A small write used to vanish in a buffer whose failed flush nobody saw (reading back garbage)."""
+    import errno
+
+    (tmp_path / "000001.bin").symlink_to("/dev/full")
+    files = TensorFiles(tmp_path)
+    with pytest.raises(OSError, match="while writing 'layers.0.hook_message'") as raised:
+        files.write("layers.0.hook_message", torch.arange(float(numel)))
+    assert raised.value.errno == errno.ENOSPC and "layers.0.hook_message" not in files
+    files.write("small", torch.ones(3))  # the next file is an ordinary one: the object still works
+    assert torch.equal(files.read("small"), torch.ones(3)) and files.written == 12
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_a_full_disk_names_the_hook_and_leaves_no_hooks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every file the cache opens is /dev/full (writes fail with ENOSPC): the error names the hook
+    being written, and the model keeps no hook."""
+    import errno
+    import tempfile
+
+    model, g = _model_and_graph(0, 4, 6)
+    folder = tmp_path / "cache"
+
+    def full_folder(*args: object, **kwargs: object) -> str:
+        folder.mkdir()
+        for i in range(1, 200):
+            (folder / f"{i:06d}.bin").symlink_to("/dev/full")
+        return str(folder)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full_folder)
+    with pytest.raises(OSError, match="no space left on the disk") as raised:
+        model.run_with_cache(g, device="disk")
+    assert raised.value.errno == errno.ENOSPC and "names_filter" in str(raised.value)
+    assert "'" in str(raised.value) and str(folder) in str(raised.value)
+    fired = str(raised.value).split("writing '")[1].split("'")[0]
+    assert fired in {p.name for p in model.hook_points()}, fired
+    assert no_hooks_left(model)
 
 
 def test_a_bad_device_name_fails_before_the_forward() -> None:

@@ -90,3 +90,25 @@ def test_triplet_hooks_and_unknown_names_are_refused(tmp_path: Path) -> None:
     store = ActivationStore.write(tmp_path / "ok", model, [TASK.sample(1, "path", seed=0, n=4)], "update")
     with pytest.raises(KeyError, match="not in the store"):
         store.activations("layers.0.hook_message")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+def test_a_full_disk_fails_loudly_instead_of_storing_garbage(tmp_path: Path) -> None:
+    """The first hook file is /dev/full (linked there by a hook, once the store has cleared its folder): the
+    write raises ENOSPC naming that file, and no store.json is left that would open an incomplete store (small
+    appends used to fail unseen)."""
+    import errno
+
+    model = _model()
+
+    def fill_the_disk(t: torch.Tensor, hook: object) -> None:
+        target = tmp_path / "hooks" / "000.bin"
+        if not target.is_symlink():
+            target.symlink_to("/dev/full")
+
+    model.add_hook("hook_node_embed", fill_the_disk, is_permanent=True)
+    graphs = [TASK.sample(1, "path", seed=0, n=4)]
+    with pytest.raises(OSError, match="000.bin") as raised:
+        ActivationStore.write(tmp_path, model, graphs, "update")
+    assert raised.value.errno == errno.ENOSPC
+    assert not (tmp_path / "store.json").exists()

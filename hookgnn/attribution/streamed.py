@@ -19,6 +19,8 @@ a forward that runs anyway). How memory is saved:
 2. each hook's gradient is consumed by a tap as the backward reaches it
    (:mod:`hookgnn.cache.grad_taps`): the product is made, reduced and the gradient and the
    difference are dropped, so no two of {differences, gradients, products} are held in full;
+   for ``"rows"`` and ``"features"`` the product is never made: both sums come from one pass over
+   the difference and the gradient (:func:`~hookgnn.ops.products.product_sums`);
 3. for plain attribution (``ig_steps=0``) the difference is made in the base run's own
    forward, from the source run's cached activation, which is dropped at once;
 4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
@@ -52,6 +54,7 @@ from hookgnn.cache.shared import storage_of
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
+from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
 from hookgnn.points import transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
@@ -169,6 +172,7 @@ def streamed_attribution(
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas = _Slots(files, "delta:")
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
+    sums_only = "by_entry" not in kept  # keep="rows" / "features": product_sums, one pass, no product
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
@@ -200,6 +204,11 @@ def streamed_attribution(
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
                 d = deltas.take(name)
+                if sums_only and d.shape == grad.shape:  # both sums in one pass, the product never made
+                    by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=files is None)))
+                    for to, slots in kept.items():
+                        slots.put(name, by[to])
+                    return
                 product = d.mul_(grad) if files is None and d.shape == grad.shape else d * grad
                 for to, slots in kept.items():
                     slots.put(name, reduce_product(product, to))
@@ -217,7 +226,13 @@ def streamed_attribution(
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
-                    product = deltas.get(name) * g
+                    d = deltas.get(name)
+                    if sums_only and d.shape == g.shape:  # both sums in one pass, the product never made
+                        by = dict(zip(("by_row", "by_feature"), product_sums(d, g)))
+                        for to, slots in kept.items():
+                            slots.add(name, by[to].div_(n))
+                        return
+                    product = d * g
                     for to, slots in kept.items():
                         slots.add(name, reduce_product(product, to).div_(n))
 

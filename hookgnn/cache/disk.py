@@ -14,6 +14,7 @@ its hook point produces it and each gradient as the backward reaches it (see
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -50,6 +51,8 @@ class TensorFiles:
             self._cleanup = None
         self._meta: dict[str, tuple[tuple[int, ...], torch.dtype, str]] = {}
         self._made = 0  # files ever made: names are never reused, even after removals
+        #: Bytes written so far (every :meth:`write`, including overwrites).
+        self.written = 0
 
     def __contains__(self, name: object) -> bool:
         return name in self._meta
@@ -68,13 +71,27 @@ class TensorFiles:
         return int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
 
     def write(self, name: str, tensor: Tensor) -> None:
-        """Store ``tensor`` (detached, on CPU) as ``name``, replacing what was there."""
+        """Store ``tensor`` (detached, on CPU) as ``name``, replacing what was there. A full disk
+        raises ``OSError`` (``ENOSPC``) naming ``name``, its size, the folder and what this
+        object has written so far (the partial file is removed)."""
         t = tensor.detach().to("cpu").contiguous()
         file = self._meta[name][2] if name in self._meta else self._new_file()
-        with open(self.folder / file, "wb") as f:
-            if t.numel():
-                t.reshape(-1).view(torch.uint8).numpy().tofile(f)
+        try:
+            with open(self.folder / file, "wb") as f:
+                if t.numel():  # a file write, not numpy's tofile: that loses the errno of a full disk
+                    f.write(t.reshape(-1).view(torch.uint8).numpy().data)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            self._meta.pop(name, None)
+            (self.folder / file).unlink(missing_ok=True)
+            size = t.numel() * t.element_size()
+            raise OSError(errno.ENOSPC, f"no space left on the disk of {self.folder} while writing {name!r} "
+                          f"({tuple(t.shape)}, {size / 2**20:.1f} MiB) after {self.written / 2**30:.2f} GiB written "
+                          f"by this job; free space there: {shutil.disk_usage(self.folder).free / 2**30:.2f} GiB "
+                          "(write to a folder on a larger disk, or cache fewer hook points: names_filter=)") from e
         self._meta[name] = (tuple(t.shape), t.dtype, file)
+        self.written += t.numel() * t.element_size()
 
     def zeros(self, name: str, shape: Sequence[int], dtype: torch.dtype) -> None:
         """Store a tensor of zeros as ``name`` without writing them (a sparse file)."""
