@@ -166,3 +166,21 @@ def test_a_disk_cache_copies_no_activation_in_memory() -> None:
     assert Clones.count == 0
     for name in memory.keys():
         torch.testing.assert_close(disk[name], memory[name], rtol=0, atol=0)  # the same tensors, bit for bit
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(0, 9), width=st.sampled_from([(), (1,), (3,), (2, 2)]),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.int64]), data=st.data())
+def test_read_rows_equals_slicing_the_whole_tensor(rows: int, width: tuple[int, ...], dtype: torch.dtype,
+                                                   data: st.DataObject) -> None:
+    t = (torch.randn(rows, *width) * 10).to(dtype)
+    files = TensorFiles()
+    files.write("t", t)
+    start = data.draw(st.integers(0, rows))
+    stop = data.draw(st.integers(start, rows))
+    got = files.read_rows("t", start, stop)
+    assert got.dtype == dtype and got.shape == t[start:stop].shape and torch.equal(got, t[start:stop])
+    assert files.shape("t") == tuple(t.shape)
+    with pytest.raises(IndexError, match="rows"):
+        files.read_rows("t", 0, rows + 1)
+    files.close()

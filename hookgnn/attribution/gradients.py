@@ -24,6 +24,7 @@ edges (:mod:`hookgnn.attribution.edges`, its sums streamed by :mod:`hookgnn.attr
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -169,8 +170,8 @@ def attribute(
     per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
     hook by hook as the backward reaches it, which needs far less memory
     (:mod:`hookgnn.attribution.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs; on a graph of
-    65,536+ edges or nodes these keeps run inside :func:`~hookgnn.ops.block_cache.block_cache`
+    source activations and the differences in temporary files there while it runs; without it, on a
+    graph of 65,536+ edges or nodes these keeps run inside :func:`~hookgnn.ops.block_cache.block_cache`
     (freed CPU blocks reused, at most ``HOOKGNN_BLOCK_CACHE_MB`` idle, default 2 GiB). Every
     ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
     where the activation is positive is also averaged (``Attribution.grad_active``, for links
@@ -216,7 +217,8 @@ def attribute(
     metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     if keep != "all":
-        with block_cache_for(base.num_edges, base.num_nodes):  # reuse freed [E, d] blocks on large graphs
+        # reuse freed [E, d] blocks on large graphs, but not where offload= asks for the least memory
+        with block_cache_for(base.num_edges, base.num_nodes) if offload is None else contextlib.nullcontext():
             return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload,
                                         direction, forward_kwargs)
     fields = interpolated_fields(model, base, src) if alphas else []

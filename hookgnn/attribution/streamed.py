@@ -26,7 +26,8 @@ a forward that runs anyway). How memory is saved:
    little more than the frozen-parameter autograd graph; the folder is checked first; and every round
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
-   model keeps the whole graph).
+   model keeps the whole graph); the products' row and feature sums read each difference back a
+   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
@@ -56,6 +57,10 @@ from hookgnn.outpaths import writable_folder
 from hookgnn.points import read_only
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
+
+#: Rows of a difference read from its file at a time when products are reduced (``offload=``).
+ROWS_PER_BLOCK = 1 << 16
+
 
 def ig_alphas(ig_steps: int) -> list[float]:
     """The one grid of interpolation points of every gradient estimator: the midpoint rule
@@ -143,6 +148,29 @@ class _Slots:
         else:
             self.ram[name] = t
 
+    def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool) -> dict[str, Tensor]:
+        """:func:`reduce_product` of ``self[name] * grad`` to each field of ``to``; ``remove``: the
+        stored tensor is taken (in memory, the product then overwrites it). From files, with
+        rows or feature sums wanted, the stored tensor is read a block of rows at a time
+        (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference or product is ever held."""
+        key = self.prefix + name
+        if self.files is None or "by_entry" in to or self.files.shape(key) != tuple(grad.shape) or not grad.dim():
+            d = self.take(name) if remove else self.get(name)
+            product = d.mul_(grad) if remove and self.files is None and d.shape == grad.shape else d * grad
+            return {t: reduce_product(product, t) for t in to}
+        rows = grad.shape[0]
+        out = {t: grad.new_zeros(reduced_shape(grad.shape, t)) for t in to}
+        for s in range(0, rows, ROWS_PER_BLOCK):
+            e = min(s + ROWS_PER_BLOCK, rows)
+            product = self.files.read_rows(key, s, e).to(grad.dtype).mul_(grad[s:e])
+            if "by_row" in out:
+                out["by_row"][s:e] = reduce_product(product, "by_row")
+            if "by_feature" in out:
+                out["by_feature"] += reduce_product(product, "by_feature")
+        if remove:
+            self.files.remove(key)
+        return out
+
     def result(self, name: str) -> Tensor:
         if self.files is not None:
             return self.files.map(self.prefix + name, remove=True)
@@ -199,10 +227,8 @@ def streamed_attribution(
 
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
-                d = deltas.take(name)
-                product = d.mul_(grad) if files is None and d.shape == grad.shape else d * grad
-                for to, slots in kept.items():
-                    slots.put(name, reduce_product(product, to))
+                for to, reduced in deltas.reduced(name, grad, list(kept), remove=True).items():
+                    kept[to].put(name, reduced)
 
             baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
         else:
@@ -217,9 +243,8 @@ def streamed_attribution(
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
-                    product = deltas.get(name) * g
-                    for to, slots in kept.items():
-                        slots.add(name, reduce_product(product, to).div_(n))
+                    for to, reduced in deltas.reduced(name, g, list(kept), remove=False).items():
+                        kept[to].add(name, reduced.div_(n))
 
                 run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}

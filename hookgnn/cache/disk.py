@@ -65,6 +65,10 @@ class TensorFiles:
         """The file that holds ``name``."""
         return self.folder / self._meta[name][2]
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of the tensor stored as ``name``."""
+        return self._meta[name][0]
+
     def nbytes(self, name: str) -> int:
         """Bytes of the tensor stored as ``name``."""
         shape, dtype, _ = self._meta[name]
@@ -118,6 +122,26 @@ class TensorFiles:
         out = _from_bytes(torch.from_numpy(raw), shape, dtype)
         if remove:
             self.remove(name)
+        return out
+
+    def read_rows(self, name: str, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` (along the first dimension) of ``name``, read into memory: a
+        block of a large tensor without reading or mapping the rest.
+
+        >>> files = TensorFiles()
+        >>> files.write("a", torch.arange(12.0).reshape(4, 3))
+        >>> files.read_rows("a", 1, 3).tolist()
+        [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+        """
+        shape, dtype, _ = self._meta[name]
+        if not shape or not 0 <= start <= stop <= shape[0]:
+            raise IndexError(f"rows {start}:{stop} of {name!r}, which has shape {shape}")
+        row = self.nbytes(name) // shape[0] if shape[0] else 0
+        out = torch.empty((stop - start, *shape[1:]), dtype=dtype)
+        if out.numel():
+            with open(self.path(name), "rb") as f:
+                f.seek(start * row)
+                f.readinto(out.reshape(-1).view(torch.uint8).numpy().data)
         return out
 
     def map(self, name: str, remove: bool = False) -> Tensor:
