@@ -19,6 +19,8 @@ a forward that runs anyway). How memory is saved:
 2. each hook's gradient is consumed by a tap as the backward reaches it
    (:mod:`hookgnn.cache.grad_taps`): the product is made, reduced and the gradient and the
    difference are dropped, so no two of {differences, gradients, products} are held in full;
+   for ``"rows"`` and ``"features"`` the product is never made: both sums come from one pass over
+   the difference and the gradient (:func:`~hookgnn.ops.products.product_sums`);
 3. for plain attribution (``ig_steps=0``) the difference is made in the base run's own
    forward, from the source run's cached activation, which is dropped at once;
 4. with ``offload=FOLDER`` the source activations, the differences (and ``"entries"``
@@ -53,6 +55,7 @@ from hookgnn.cache.shared import storage_of
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
+from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
 from hookgnn.points import read_only
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
@@ -150,26 +153,32 @@ class _Slots:
 
     def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool) -> dict[str, Tensor]:
         """:func:`reduce_product` of ``self[name] * grad`` to each field of ``to``; ``remove``: the
-        stored tensor is taken (in memory, the product then overwrites it). From files, with
-        rows or feature sums wanted, the stored tensor is read a block of rows at a time
-        (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference or product is ever held."""
+        stored tensor is taken (its memory may then hold the product). Row and feature sums come from
+        one pass over the difference and the gradient, the product never made
+        (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
+        rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either."""
         key = self.prefix + name
-        if self.files is None or "by_entry" in to or self.files.shape(key) != tuple(grad.shape) or not grad.dim():
+        stored = tuple(self.files.shape(key)) if self.files is not None else tuple(self.ram[name].shape)
+        if "by_entry" in to or stored != tuple(grad.shape) or not grad.dim():
             d = self.take(name) if remove else self.get(name)
             product = d.mul_(grad) if remove and self.files is None and d.shape == grad.shape else d * grad
             return {t: reduce_product(product, t) for t in to}
+        if self.files is None:
+            d = self.take(name) if remove else self.get(name)
+            by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=remove)))
+            return {t: by[t] for t in to}
         rows = grad.shape[0]
-        out = {t: grad.new_zeros(reduced_shape(grad.shape, t)) for t in to}
+        by_row = grad.new_empty(rows) if rows else grad.new_zeros(0)
+        by_feature = grad.new_zeros(grad.shape[1:])
         for s in range(0, rows, ROWS_PER_BLOCK):
             e = min(s + ROWS_PER_BLOCK, rows)
-            product = self.files.read_rows(key, s, e).to(grad.dtype).mul_(grad[s:e])
-            if "by_row" in out:
-                out["by_row"][s:e] = reduce_product(product, "by_row")
-            if "by_feature" in out:
-                out["by_feature"] += reduce_product(product, "by_feature")
+            block_rows, block_features = product_sums(self.files.read_rows(key, s, e).to(grad.dtype), grad[s:e],
+                                                      overwrite=True)
+            by_row[s:e] = block_rows
+            by_feature += block_features
         if remove:
             self.files.remove(key)
-        return out
+        return {t: {"by_row": by_row, "by_feature": by_feature}[t] for t in to}
 
     def result(self, name: str) -> Tensor:
         if self.files is not None:

@@ -42,6 +42,10 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
   backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one
   float dtype, equal to ``threshold_backward(grad @ weight, result, 0)`` up to float rounding);
+* ``product_sums(a [R, C], b [R, C], threads) -> (by_row [R], by_feature [C])``: the row and the feature sums
+  of ``a * b`` in one pass, without the product (``csrc/product_sums.cpp``, :mod:`hookgnn.ops.products`;
+  contiguous tensors of one float dtype, accumulated in double in a fixed order: the same bits on any number
+  of threads);
 * ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool
@@ -78,6 +82,8 @@ import torch
 SOURCE = Path(__file__).parent / "csrc" / "scatter_extreme.cpp"
 #: Compiled after :data:`SOURCE`, in the same translation unit (it uses its helpers; the module exports it).
 FUSED_SOURCE = Path(__file__).parent / "csrc" / "fused_backward.cpp"
+#: Compiled after :data:`FUSED_SOURCE`, in the same translation unit (the sums of attribution products).
+PRODUCT_SOURCE = Path(__file__).parent / "csrc" / "product_sums.cpp"
 EXTENSION_NAME = "hookgnn_scatter_extreme"
 FLAGS = ("-O3",)
 OPENMP_FLAGS = ("-fopenmp",)
@@ -117,7 +123,7 @@ def extension_name(openmp: bool = True, native: bool = True) -> str:
     ``-march=native``), so different hookgnn versions, checkouts, virtualenvs or machines
     sharing one cache never rebuild over, or load, each other's build."""
     flags = build_flags(openmp, native)
-    key = [SOURCE.read_text(), FUSED_SOURCE.read_text(), *flags, torch.__version__, sys.prefix]
+    key = [SOURCE.read_text(), FUSED_SOURCE.read_text(), PRODUCT_SOURCE.read_text(), *flags, torch.__version__, sys.prefix]
     if native and native_flags():
         key.append(_cpu_features())
     digest = hashlib.sha1("\n".join(key).encode()).hexdigest()[:12]
@@ -132,7 +138,7 @@ def _build(openmp: bool, native: bool) -> ModuleType:
     # where this package is installed.
     return load_inline(  # fresh lists: torch appends to the ones it is given
         name=extension_name(openmp, native),
-        cpp_sources=[SOURCE.read_text(), FUSED_SOURCE.read_text()],
+        cpp_sources=[SOURCE.read_text(), FUSED_SOURCE.read_text(), PRODUCT_SOURCE.read_text()],
         extra_cflags=list(build_flags(openmp, native)),
         extra_ldflags=list(OPENMP_FLAGS if openmp else ()),
         verbose=bool(os.environ.get("HOOKGNN_VERBOSE_BUILD")),

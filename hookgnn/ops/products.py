@@ -1,0 +1,87 @@
+"""The row and the feature sums of an elementwise product, without the product.
+
+Attribution with ``keep="rows"`` returns, per hook, the row sums and the feature sums of
+:math:`p = \\Delta a \\odot \\bar g`:
+
+.. math::
+
+    \\mathrm{by\\_row}_r = \\sum_f a_{r f}\\, b_{r f}, \\qquad
+    \\mathrm{by\\_feature}_f = \\sum_r a_{r f}\\, b_{r f},
+
+with ``f`` running over every axis but the first. Made as ``p = a * b`` then two sums, that
+is three passes over ``[rows, features]`` memory and one more ``[rows, features]`` tensor
+written; :func:`product_sums` reads ``a`` and ``b`` once and writes only the two sums
+(``product_sums`` of hookgnn's compiled CPU kernel, ``csrc/product_sums.cpp``). The kernel
+accumulates in double in a fixed order (8 lanes per row; blocks of 1,024 rows per feature,
+added in block order), so its result is the same bit for bit on any number of threads, and
+differs from ``(a * b).sum(...)`` in float32 only by float rounding (it is the more accurate).
+
+Plain PyTorch computes it (``a * b``, then the two sums) where the kernel does not apply:
+``HOOKGNN_SCATTER_BACKEND=torch`` (or ``use_backend("torch")``), tensors off the CPU or not
+float32/float64, ``a`` and ``b`` of different dtypes (promoted as ``a * b`` promotes), grad
+mode with an input that requires grad (the result is then differentiable), or no compiled
+kernel here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from hookgnn.ops import compiled
+from hookgnn.ops.backend import resolve_backend
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _kernel_applies(a: Tensor, b: Tensor) -> bool:
+    return (a.dtype == b.dtype and a.dtype in _KERNEL_DTYPES and a.device.type == "cpu" and b.device.type == "cpu"
+            and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
+            and resolve_backend(a) == "compiled")
+
+
+def product_sums(
+    a: Float[Tensor, "..."], b: Float[Tensor, "..."], overwrite: bool = False
+) -> tuple[Float[Tensor, " row"], Float[Tensor, "..."]]:
+    """``((a * b)`` summed over every axis but the first, ``(a * b)`` summed over the first``)``, in one
+    pass over ``a`` and ``b`` where the compiled kernel applies (see the module docstring).
+
+    :param a: ``[rows, *features]``, e.g. an activation difference ``[rows, d]``.
+    :param b: ``[rows, *features]`` (``a``'s shape), e.g. the gradient there.
+    :param overwrite: whether the plain-PyTorch path may write the product into ``a`` (no fresh
+        ``[rows, ...]`` buffer; ``a``'s values are then lost). The compiled kernel never writes ``a``.
+    :returns: ``(by_row [rows], by_feature [*feature])``, of ``a * b``'s dtype.
+
+    ``ValueError`` when ``a`` and ``b`` differ in shape or ``a`` has no first axis.
+
+    >>> a = torch.tensor([[1., 2., 3.], [4., 5., 6.]])
+    >>> b = torch.tensor([[1., 0., 1.], [2., 1., 0.]])
+    >>> by_row, by_feature = product_sums(a, b)
+    >>> by_row.tolist(), by_feature.tolist()
+    ([4.0, 13.0], [9.0, 5.0, 3.0])
+    """
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"product_sums takes two tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.shape != b.shape:
+        raise ValueError(f"product_sums: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dim() == 0:
+        raise ValueError("product_sums: a and b need a first (row) axis, got 0-d tensors")
+    if a.device != b.device:
+        raise ValueError(f"product_sums: a and b must be on one device, got {a.device} and {b.device}")
+    rows, features = a.shape[0], a.shape[1:]
+    width = math.prod(features)  # (no -1 in a reshape: ambiguous for a tensor without rows)
+    if _kernel_applies(a, b):
+        kernel = compiled.load()
+        if kernel is not None:
+            by_row, by_feature = kernel.product_sums(a.reshape(rows, width).contiguous(),
+                                                     b.reshape(rows, width).contiguous(), compiled.threads())
+            return by_row, by_feature.view(features)
+    in_place = overwrite and a.dtype == torch.result_type(a, b) and not (torch.is_grad_enabled() and a.requires_grad)
+    product = a.mul_(b) if in_place else a * b
+    return product.reshape(rows, width).sum(1), product.sum(0)
+
+
+__all__ = ["product_sums"]
