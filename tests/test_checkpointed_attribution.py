@@ -269,3 +269,25 @@ def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(
     assert bool(nested) == (not hidden)  # without offload (no round checkpoints), hidden-free chunks checkpoint
     for hook in full.axes:
         _close(got.by_row[hook], _by_hand(full, hook), 1.0 + float(full.delta[hook].abs().sum()))
+
+
+def test_offload_keeps_no_freed_scatter_blocks(tmp_path: Path) -> None:
+    """With offload= the compiled kernel pools none of the blocks the backward frees (its max aggregation's
+    [E, 64] gradients, 2 MiB here); without it, the same run leaves them pooled for reuse."""
+    from hookgnn.ops import compiled
+    from hookgnn.ops.backend import resolve_backend
+
+    kernel = compiled.load()
+    if kernel is None or resolve_backend(torch.zeros(1)) != "compiled":
+        pytest.skip("the compiled kernel is off or unavailable here")
+    torch.manual_seed(0)
+    model = HookedGNN("mpnn", 64, node_in=1, edge_in=1, spec=SPEC, max_steps=3)
+    n, e = 256, 8192
+    g = Graph(x=torch.rand(n, 1), edge_index=torch.randint(0, n, (2, e)), edge_attr=torch.rand(e, 1))
+    corr = g.replace(x=torch.rand(n, 1))
+    compiled.release_buffers()
+    attribute(model, g, corr, OutputSum("d"), keep="rows", offload=tmp_path)
+    assert kernel.pool_bytes() == 0
+    attribute(model, g, corr, OutputSum("d"), keep="rows")
+    assert kernel.pool_bytes() >= e * 64 * 4  # the pool's limit is back after the offloaded run
+    compiled.release_buffers()
