@@ -158,7 +158,7 @@ class _Slots:
         (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
         rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either."""
         key = self.prefix + name
-        stored = tuple(self.files.shape(key)) if self.files is not None else tuple(self.ram[name].shape)
+        stored = self.files.shape(key) if self.files is not None else tuple(self.ram[name].shape)
         if "by_entry" in to or stored != tuple(grad.shape) or not grad.dim():
             d = self.take(name) if remove else self.get(name)
             product = d.mul_(grad) if remove and self.files is None and d.shape == grad.shape else d * grad
@@ -168,7 +168,7 @@ class _Slots:
             by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=remove)))
             return {t: by[t] for t in to}
         rows = grad.shape[0]
-        by_row = grad.new_empty(rows) if rows else grad.new_zeros(0)
+        by_row = grad.new_empty(rows)
         by_feature = grad.new_zeros(grad.shape[1:])
         for s in range(0, rows, ROWS_PER_BLOCK):
             e = min(s + ROWS_PER_BLOCK, rows)
