@@ -202,6 +202,20 @@ def read_only(fn: Any) -> Any:
     return fn
 
 
+def transient(fn: Any) -> Any:
+    """Mark a hook that is :func:`read_only` and also keeps nothing of its activation past the call (no
+    reference to it, a view of it or its storage: only tensors it makes) and returns it or an identity view
+    of it: the forward may then reuse the activation's memory once the next module has read it (a wrapped
+    PyG model's relu after a linear layer, :mod:`hookgnn.interop.inplace_relu`). Returns ``fn``.
+
+    >>> seen = transient(lambda act, hook: None)
+    >>> seen.read_only, seen.transient
+    (True, True)
+    """
+    fn.read_only = fn.transient = True
+    return fn
+
+
 class _GradHook:
     def __init__(self, fn: HookFn, point: HookPoint) -> None:
         self.fn, self.point = fn, point

@@ -57,7 +57,7 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
-from hookgnn.points import read_only
+from hookgnn.points import transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -280,10 +280,11 @@ def _tapped_run(
     on_grad: Callable[[str, Tensor], None],
 ) -> Tensor:
     """One forward (parameters frozen) with a tap on every hook of ``names``, then the backward of
-    the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached)."""
+    the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached).
+    ``on_forward`` must keep no reference to the activation it is given (the tap is ``transient``)."""
     taps = GradientTaps()
 
-    @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
+    @transient  # an identity node over the activation, never edited or kept (nor by on_forward): no copy needed
     def tap(act: Tensor, hook: Any) -> Tensor:
         if on_forward is not None:
             on_forward(act, hook)

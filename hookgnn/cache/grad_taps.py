@@ -18,6 +18,7 @@ is most of what a forward with grad holds (see ``benchmarks/bench_scaling.py``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -104,4 +105,28 @@ class GradientTaps:
             raise ValueError(f"the metric must be a scalar tensor, got {shape}")
         if not metric.requires_grad:
             raise ValueError("the metric does not depend on any tapped activation (it does not require grad)")
-        torch.autograd.grad(metric.reshape(()), [self.sink], allow_unused=True)
+        before = getattr(_single, "on", False)
+        _single.on = True  # no retain_graph: a node may reuse what it saved (see single_backward)
+        try:
+            torch.autograd.grad(metric.reshape(()), [self.sink], allow_unused=True)
+        finally:
+            _single.on = before
+
+
+_single = threading.local()
+
+
+def single_backward() -> bool:
+    """Whether this thread is inside :meth:`GradientTaps.backward`: a backward without ``retain_graph`` or
+    ``create_graph``, the only one its graph gets, so an autograd node there may overwrite a tensor it saved
+    once it has read it, where no other node reads that tensor (on the CPU the engine runs a backward on the
+    calling thread; elsewhere this reads ``False``, and nothing is overwritten).
+
+    >>> single_backward()
+    False
+    >>> taps, seen = GradientTaps(), []
+    >>> y = taps.tap(torch.ones(2), lambda g: seen.append(single_backward()))
+    >>> taps.backward(y.sum()); seen
+    [True]
+    """
+    return bool(getattr(_single, "on", False))

@@ -8,14 +8,17 @@ float rounding, and falls back to the module's own ``forward`` elsewhere:
 * ``nn.Linear`` with frozen parameters: fed by :func:`hookgnn.interop.relu_linear.relu`, the relu's
   backward fused into its input gradient (:mod:`hookgnn.interop.relu_linear`); with a narrow input,
   its input gradient in BLAS's fast layout (:mod:`hookgnn.interop.frozen_linear`);
-* ``nn.ReLU``: :func:`hookgnn.interop.relu_linear.relu` on large inputs that need a gradient.
+* ``nn.ReLU``: :func:`hookgnn.interop.relu_linear.relu` on large inputs that need a gradient; in place (``relu_``,
+  or torch's own ``torch.relu_`` where no gradient flows) where the session's
+  :class:`~hookgnn.interop.inplace_relu.InplaceRelus` grants it the input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import torch  # noqa: F401 - the doctest's
+import torch
 from torch import Tensor, nn
 from torch.nn.modules import module as torch_module
 
@@ -46,7 +49,8 @@ def outside_hooks(module: nn.Module, own: frozenset[int] = frozenset()) -> bool:
             or bool(torch_module._global_forward_hooks) or bool(torch_module._global_forward_pre_hooks))
 
 
-def fast_forward(module: nn.Module, own: frozenset[int] = frozenset()) -> Callable[[Tensor], Tensor] | None:
+def fast_forward(module: nn.Module, own: frozenset[int] = frozenset(),
+                 sole: Any = None) -> Callable[[Tensor], Tensor] | None:
     """The faster ``forward`` of ``module`` (module docstring), or ``None`` where it has none: not an exact
     ``nn.Linear`` / ``nn.ReLU`` (a subclass may differ), a layer whose parameters need a gradient, or
     one with an instance ``forward`` already.
@@ -59,13 +63,22 @@ def fast_forward(module: nn.Module, own: frozenset[int] = frozenset()) -> Callab
     :param module: a leaf module of the wrapped model.
     :param own: ids of the forward hooks hookgnn itself put on it; any other hook on the relu or the layer after it
         keeps the fused relu backward off (:func:`outside_hooks`).
+    :param sole: for a relu, the session's :class:`~hookgnn.interop.inplace_relu.InplaceRelus` (or ``None``): a
+        call on the tensor its ``grant`` names runs in place (:func:`hookgnn.interop.relu_linear.relu_`).
     """
     if "forward" in vars(module):
         return None
     original = module.forward
     if type(module) is nn.ReLU:
         def relu_forward(x: Tensor) -> Tensor:
-            return rl.relu(x) if rl.takes_relu(x) and not outside_hooks(module, own) else original(x)
+            granted = sole is not None and sole.grant is x
+            if rl.takes_relu(x):
+                if outside_hooks(module, own):
+                    return original(x)
+                return rl.relu_(x) if granted else rl.relu(x)
+            if granted and rl.takes_plain_inplace(x) and not outside_hooks(module, own):
+                return torch.relu_(x)  # no gradient through it: torch's own in-place relu
+            return original(x)
         return relu_forward
     if type(module) is not nn.Linear or not _frozen(module):
         return None

@@ -22,6 +22,10 @@ unchanged, exactly that tensor (its only consumer's gradient), and masks any oth
 consumers' gradients: masking is linear, and masking twice is masking once). Used by
 :class:`~hookgnn.interop.session.Session` for exact ``nn.ReLU`` / ``nn.Linear`` modules only while
 no parameter gradient is asked for (attribution freezes them) and on at least :data:`LARGE` entries.
+Where a sequential's loop handed the relu's output to the layer as its only reader (:func:`hand_over`) and the
+backward is hookgnn's gradient taps' single one (:func:`~hookgnn.cache.grad_taps.single_backward`: no graph
+kept), the kernel writes :math:`\\partial y` over the relu's output (``relu_linear_backward_``, the same values)
+instead of into a fresh buffer.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from hookgnn.cache.grad_taps import single_backward
 from hookgnn.ops import compiled
 from hookgnn.ops.backend import resolve_backend
 
@@ -52,19 +57,20 @@ class _Relu(torch.autograd.Function):
     """``torch.relu``; backward: ``threshold_backward``, except on a gradient :func:`relu_linear` masked."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
-        r = torch.relu(x)
+    def forward(ctx: Any, x: Tensor, inplace: bool) -> Tensor:  # type: ignore[override]
+        # in place: x's memory (an alias sharing its version counter) becomes the output, a new tensor to autograd
+        r = torch.relu_(x.detach()) if inplace else torch.relu(x)
         ctx.save_for_backward(r)
-        ctx.masked, ctx.observed = [], False
+        ctx.masked, ctx.observed, ctx.sole = [], False, False  # sole: read by one fused layer only (hand_over)
         return r
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         masked, ctx.masked = ctx.masked, []
         if any(grad is m for m in masked):  # the fused layer's gradient alone: already masked
-            return grad
+            return grad, None
         (r,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(grad, r, 0)
+        return torch.ops.aten.threshold_backward(grad, r, 0), None
 
 
 class _ReluLinear(torch.autograd.Function):
@@ -85,13 +91,37 @@ class _ReluLinear(torch.autograd.Function):
         flat = grad.reshape(-1, grad.shape[-1]).contiguous()
         rows = r.reshape(-1, r.shape[-1])
         kernel = compiled.load() if resolve_backend(flat) == "compiled" else None
-        if kernel is not None:
+        if kernel is not None and node.sole and not node.observed and single_backward() and rows.is_contiguous():
+            dx = _over_relu_output(kernel, flat, weight.contiguous(), rows)  # r's last reader: its memory is free
+        elif kernel is not None:
             dx = kernel.relu_linear_backward(flat, weight.contiguous(), rows, torch.get_num_threads())
         else:
             dx = torch.ops.aten.threshold_backward(flat.mm(weight), rows, 0)
         dx = dx.view(r.shape)
         node.masked.append(dx)
         return dx, None, None, None
+
+
+def _over_relu_output(kernel: Any, grad: Tensor, weight: Tensor, rows: Tensor) -> Tensor:
+    """``relu_linear_backward`` written over the relu's output ``rows`` (the same values, bit for bit)."""
+    return kernel.relu_linear_backward_(grad, weight, rows, torch.get_num_threads())
+
+
+def hand_over(r: Tensor) -> None:
+    """Mark ``r``, if :func:`relu` made it and no hook point saw it, as read by the next module alone (a
+    sequential's loop passes it on and nothing else: :mod:`hookgnn.interop.inplace_relu`): if that module is a
+    layer :func:`relu_linear` serves, its backward may then write the input gradient over ``r`` inside a
+    :func:`~hookgnn.cache.grad_taps.single_backward` (the relu's own backward never reads ``r`` on the
+    gradient that layer masked, the only one it gets).
+
+    >>> r = relu(torch.randn(3, requires_grad=True))
+    >>> hand_over(r); r.grad_fn.sole
+    True
+
+    :param r: the tensor a sequential passes from its relu to the next module.
+    """
+    if type(r.grad_fn) is _Relu._backward_cls and not r.grad_fn.observed and not r._backward_hooks:
+        r.grad_fn.sole = True
 
 
 def takes_relu(x: Tensor) -> bool:
@@ -107,6 +137,20 @@ def takes_relu(x: Tensor) -> bool:
             and x.dtype in DTYPES and x.device.type == "cpu" and not torch.compiler.is_compiling())
 
 
+def takes_plain_inplace(x: Tensor) -> bool:
+    """Whether a granted relu (:mod:`hookgnn.interop.inplace_relu`) that no gradient flows through (grad mode
+    off, or ``x`` needs none) runs as torch's own ``torch.relu_``: ``x`` a floating tensor of at least
+    :data:`LARGE` entries, not while compiling.
+
+    >>> takes_plain_inplace(torch.zeros(LARGE)), takes_plain_inplace(torch.zeros(LARGE, requires_grad=True))
+    (True, False)
+
+    :param x: the relu's input.
+    """
+    return (isinstance(x, Tensor) and x.is_floating_point() and x.numel() >= LARGE
+            and not (x.requires_grad and torch.is_grad_enabled()) and not torch.compiler.is_compiling())
+
+
 def relu(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
     """``torch.relu(x)`` bit for bit, with the same gradient (``threshold_backward``), whose output
     :func:`relu_linear` can take. Call it only where :func:`takes_relu` is true.
@@ -117,7 +161,29 @@ def relu(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
 
     :param x: the input.
     """
-    return _Relu.apply(x)
+    return _Relu.apply(x, False)
+
+
+def relu_(x: Float[Tensor, "*shape"]) -> Float[Tensor, "*shape"]:
+    """:func:`relu` written into ``x``'s memory (``torch.relu_``'s values, bit for bit), returned as a new
+    tensor whose backward is :func:`relu`'s, and bumping ``x``'s version (a node that saved ``x`` raises in
+    the backward instead of reading the relu's output). Autograd's own in-place relu is refused on a view a
+    custom function made (a gradient tap's); this one is not. Call it only where :func:`takes_relu` is true
+    and nothing but this relu reads ``x`` or its memory afterwards (:mod:`hookgnn.interop.inplace_relu`).
+
+    >>> x = torch.randn(4, 3, requires_grad=True)
+    >>> y = x * 1
+    >>> want = torch.relu(y)
+    >>> r = relu_(y)
+    >>> torch.equal(r, want), r.data_ptr() == y.data_ptr(), torch.equal(y, want)
+    (True, True, True)
+    >>> g = torch.randn(4, 3)
+    >>> torch.equal(torch.autograd.grad(r, x, g)[0], g * (want > 0))
+    True
+
+    :param x: the input; its memory holds the output afterwards.
+    """
+    return _Relu.apply(x, True)
 
 
 def takes(layer: nn.Linear, r: Tensor) -> bool:

@@ -12,7 +12,8 @@ For the duration of one call, a :class:`Session` registers
 and, as instance attributes, a faster ``forward`` on every exact ``MinAggregation`` /
 ``MaxAggregation`` (:mod:`hookgnn.interop.aggregation`), ``nn.Linear`` and ``nn.ReLU``
 (:mod:`hookgnn.interop.fast_leaves`), each falling back to the module's own where it cannot
-give the same numbers; and removes all of them, and restores every attribute it changed, in
+give the same numbers, and (once a round propagates over enough edges) the loop of each exact
+``nn.Sequential`` with a ``Linear -> ReLU`` pair (:mod:`hookgnn.interop.inplace_relu`); and removes all of them, and restores every attribute it changed, in
 ``__exit__`` (also when the forward raises). It forces the unfused path (``fuse = False``,
 ``decomposed_layers = 1``), since PyG's ``message_and_aggregate`` never materialises
 messages, and turns off ``inplace`` on activation modules, whose in-place write would
@@ -46,6 +47,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.ops import scatter_plans
 from hookgnn.interop.fast_leaves import fast_forward
+from hookgnn.interop.inplace_relu import InplaceRelus
 from hookgnn.interop.relu_linear import observe
 from hookgnn.interop.aggregation import fast_extreme, takes
 
@@ -109,6 +111,8 @@ class Session:
         self._restore: list[tuple[Any, str, Any]] = []
         self._unset: list[tuple[Any, str]] = []
         self._plans = contextlib.ExitStack()
+        self.relus = InplaceRelus()  # relus in place over their linear layer's output (hookgnn.interop.inplace_relu)
+        self._own: dict[int, frozenset[int]] = {}  # the session's hook ids on each leaf running its own forward
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> Session:
@@ -116,9 +120,13 @@ class Session:
             self._plans.enter_context(scatter_plans())  # the rounds' min / max share one sort of each index
             for _, m in self.mp:
                 self._hook_mp(m)
+            own = self._own
             for _, m, _, _ in self.leaves:
                 self._handles.append(m.register_forward_hook(self._leaf_post))
-                self._fast_leaf(m, frozenset({self._handles[-1].id}))
+                ids = frozenset({self._handles[-1].id})
+                if "forward" not in vars(m):  # the module's own forward, or hookgnn's fast one below
+                    own[id(m)] = ids
+                self._fast_leaf(m, ids)
                 if getattr(m, "inplace", False) is True:
                     self._set(m, "inplace", False)
         except BaseException:
@@ -176,7 +184,7 @@ class Session:
         """An exact ``nn.Linear`` / ``nn.ReLU`` gets a faster ``forward`` where no parameter gradient is asked
         for (:mod:`hookgnn.interop.fast_leaves`; ``own``: the id of the session's hook on it); an instance
         attribute, deleted on exit."""
-        forward = fast_forward(m, own)
+        forward = fast_forward(m, own, self.relus if self.rec is None else None)
         if forward is not None:
             vars(m)["forward"] = forward  # what nn.Module.__setattr__ does for a function, without its checks
             self._unset.append((m, "forward"))
@@ -279,6 +287,8 @@ class Session:
         frame.phase = "propagate"
         ei = inputs[0]
         frame.edge_index = ei if isinstance(ei, Tensor) and ei.dim() == 2 and not ei.is_floating_point() else None
+        if self.rec is None and frame.edge_index is not None:  # the module's MLPs run after this: their relus
+            self.relus.install(module, frame.edge_index.shape[1], self._own, self._unset)
         if self.rec is not None:
             self.rec.propagating(frame)
 
@@ -346,6 +356,8 @@ class Session:
         is_linear = id(module) in self.linear
         x = args[0] if args and isinstance(args[0], Tensor) else None
         new = self.fire(key, output, prefer, frame, module if is_linear else None, x if is_linear else None)
+        if id(module) in self.relus.feeds:
+            self.relus.linear_done(module, new, self.points.get(key))  # type: ignore[union-attr]
         return None if new is output else new
 
 

@@ -42,6 +42,8 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   where ``result > 0`` (or NaN), 0 where ``result <= 0``: a frozen linear layer's input gradient and the
   backward of the relu before it, in one pass (:mod:`hookgnn.interop.relu_linear`; contiguous tensors of one
   float dtype, equal to ``threshold_backward(grad @ weight, result, 0)`` up to float rounding);
+  ``relu_linear_backward_(grad, weight, result, threads) -> result``: the same values written over ``result``,
+  for a caller that knows nothing reads it afterwards;
 * ``product_sums(a [R, C], b [R, C], threads) -> (by_row [R], by_feature [C])``: the row and the feature sums
   of ``a * b`` in one pass, without the product (``csrc/product_sums.cpp``, :mod:`hookgnn.ops.products`;
   contiguous tensors of one float dtype, accumulated in double in a fixed order: the same bits on any number

@@ -8,7 +8,8 @@
 //             (hookgnn.interop.aggregation).
 // relu_linear_backward(): the input gradient of a frozen linear layer fed by a relu, (grad @ weight) masked
 //             where the relu's output is <= 0 (a NaN passes, as in torch's threshold_backward), row by row:
-//             the row of the product stays in L1 while it is masked (hookgnn.interop.relu_linear).
+//             the row of the product stays in L1 while it is masked (hookgnn.interop.relu_linear);
+//             relu_linear_backward_() writes the same values over the relu's output.
 
 namespace {
 
@@ -66,24 +67,38 @@ torch::Tensor tie_split_backward(torch::Tensor grad_out, torch::Tensor src, torc
 
 namespace {
 
-// Row by row: o[i, :] = g[i, :] @ w, then 0 where r[i, c] <= 0 (a NaN in r passes, as in torch).
+// One row: o[:] = g[:] @ w, then 0 where r[c] <= 0 (a NaN in r passes, as in torch); o may be r itself (each
+// r[c] is read before o[c] is written, the product summed in a row buffer first when it is).
+template <typename scalar_t>
+inline void masked_row(const scalar_t* gi, const scalar_t* w, const scalar_t* ri, scalar_t* oi, scalar_t* acc,
+                       int64_t k_dim, int64_t cols) {
+  for (int64_t c = 0; c < cols; ++c) acc[c] = k_dim > 0 ? gi[0] * w[c] : scalar_t(0);
+  for (int64_t k = 1; k < k_dim; ++k) {
+    const scalar_t a = gi[k];
+    const scalar_t* wk = w + k * cols;
+    for (int64_t c = 0; c < cols; ++c) acc[c] += a * wk[c];
+  }
+  for (int64_t c = 0; c < cols; ++c) oi[c] = ri[c] <= scalar_t(0) ? scalar_t(0) : acc[c];
+}
+
+// Row by row over [rows, cols]: into o (a fresh tensor: the row is summed in place), or into r itself (o == r:
+// the row is summed in a per-thread buffer first). The same operations in the same order either way.
 template <typename scalar_t>
 void masked_rows(const scalar_t* g, const scalar_t* w, const scalar_t* r, scalar_t* o, int64_t rows, int64_t k_dim,
                  int64_t cols, int nt) {
+  const bool into_r = o == r;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
-  for (int64_t i = 0; i < rows; ++i) {
-    const scalar_t* gi = g + i * k_dim;
-    const scalar_t* ri = r + i * cols;
-    scalar_t* oi = o + i * cols;
-    for (int64_t c = 0; c < cols; ++c) oi[c] = k_dim > 0 ? gi[0] * w[c] : scalar_t(0);
-    for (int64_t k = 1; k < k_dim; ++k) {
-      const scalar_t a = gi[k];
-      const scalar_t* wk = w + k * cols;
-      for (int64_t c = 0; c < cols; ++c) oi[c] += a * wk[c];
+  {
+    std::vector<scalar_t> buffer(into_r ? cols : 0);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t i = 0; i < rows; ++i) {
+      scalar_t* oi = o + i * cols;
+      masked_row<scalar_t>(g + i * k_dim, w, r + i * cols, oi, into_r ? buffer.data() : oi, k_dim, cols);
     }
-    for (int64_t c = 0; c < cols; ++c) oi[c] = ri[c] <= scalar_t(0) ? scalar_t(0) : oi[c];
   }
 }
 
@@ -92,7 +107,9 @@ void masked_rows(const scalar_t* g, const scalar_t* w, const scalar_t* r, scalar
 // Returns grad_in [R, C]: (grad [R, K] @ weight [K, C]) where result > 0 (or NaN), 0 where result <= 0: the
 // input gradient of a frozen linear layer and the relu before it (result: the relu's output), in one pass per
 // row (the row of the product stays in L1 while it is masked), instead of a product written out and read back.
-torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads) {
+namespace {
+
+void check_relu_linear(const torch::Tensor& grad, const torch::Tensor& weight, const torch::Tensor& result) {
   TORCH_CHECK(grad.device().is_cpu() && grad.dim() == 2 && grad.is_contiguous(), "grad must be a contiguous CPU [R, K] tensor");
   TORCH_CHECK(weight.device().is_cpu() && weight.dim() == 2 && weight.is_contiguous() && weight.size(0) == grad.size(1),
               "weight must be a contiguous CPU [K, C] tensor, K = ", grad.size(1));
@@ -101,12 +118,31 @@ torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, tor
               "result must be a contiguous CPU [R, C] tensor, R = ", grad.size(0), ", C = ", weight.size(1));
   TORCH_CHECK(grad.scalar_type() == weight.scalar_type() && grad.scalar_type() == result.scalar_type(),
               "grad, weight and result must share one dtype");
+}
+
+void run_relu_linear(const torch::Tensor& grad, const torch::Tensor& weight, const torch::Tensor& result,
+                     torch::Tensor& out, int64_t threads) {
   const int64_t rows = grad.size(0), k_dim = grad.size(1), cols = weight.size(1);
-  auto out = torch::empty({rows, cols}, grad.options());
   const int nt = team_for(rows * cols, clamp_threads(threads));
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "relu_linear_backward", [&] {
     masked_rows<scalar_t>(grad.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), result.data_ptr<scalar_t>(),
                           out.data_ptr<scalar_t>(), rows, k_dim, cols, nt);
   });
+}
+
+}  // namespace
+
+torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads) {
+  check_relu_linear(grad, weight, result);
+  auto out = torch::empty({grad.size(0), weight.size(1)}, grad.options());
+  run_relu_linear(grad, weight, result, out, threads);
   return out;
+}
+
+// The same values written over result (returned): for a caller that knows nothing reads result afterwards (the
+// relu's output in a single backward without retain_graph, hookgnn.interop.relu_linear), sparing a fresh buffer.
+torch::Tensor relu_linear_backward_(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads) {
+  check_relu_linear(grad, weight, result);
+  run_relu_linear(grad, weight, result, result, threads);
+  return result;
 }

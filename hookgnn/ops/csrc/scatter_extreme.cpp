@@ -415,6 +415,7 @@ int64_t pool_bytes() {
 torch::Tensor tie_split_backward(torch::Tensor grad_out, torch::Tensor src, torch::Tensor out, torch::Tensor rowptr,
                                  torch::Tensor perm, int64_t threads);
 torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads);
+torch::Tensor relu_linear_backward_(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads);
 // Defined in product_sums.cpp, compiled after fused_backward.cpp in the same translation unit.
 std::tuple<torch::Tensor, torch::Tensor> product_sums(torch::Tensor a, torch::Tensor b, int64_t threads);
 
@@ -429,5 +430,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");
   m.def("tie_split_backward", &tie_split_backward, "torch's tie-splitting gradient of scatter amax / amin");
   m.def("relu_linear_backward", &relu_linear_backward, "masked (grad @ weight): a frozen linear's and its relu's backward");
+  m.def("relu_linear_backward_", &relu_linear_backward_, "relu_linear_backward written over result");
   m.def("product_sums", &product_sums, "row and feature sums of a * b in one pass, without the product");
 }
