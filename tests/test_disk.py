@@ -184,3 +184,18 @@ def test_read_rows_equals_slicing_the_whole_tensor(rows: int, width: tuple[int, 
     with pytest.raises(IndexError, match="rows"):
         files.read_rows("t", 0, rows + 1)
     files.close()
+
+
+def test_write_rows_fills_a_tensor_in_place_and_names_a_misfit() -> None:
+    files = TensorFiles()
+    files.zeros("a", (5, 2), torch.float64)
+    want = torch.zeros(5, 2, dtype=torch.float64)
+    for start, block in ((3, torch.randn(2, 2, dtype=torch.float64)), (0, torch.randn(1, 2, dtype=torch.float64))):
+        files.write_rows("a", start, block)
+        want[start:start + len(block)] = block
+    assert torch.equal(files.read("a"), want)
+    for start, bad in ((4, torch.zeros(2, 2, dtype=torch.float64)), (0, torch.zeros(1, 3, dtype=torch.float64)),
+                       (0, torch.zeros(1, 2))):
+        with pytest.raises(ValueError, match="do not fit 'a'"):
+            files.write_rows("a", start, bad)
+    files.close()

@@ -57,7 +57,7 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
-from hookgnn.points import transient
+from hookgnn.points import read_only, transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -211,12 +211,14 @@ def streamed_attribution(
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
     run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
     try:
-        with torch.no_grad():
-            _, cache = model.run_with_cache(src, names_filter=names_filter, device="disk" if files else None,
-                                            **forward_kwargs)
-        source = dict(cache.items())
+        if files is None:
+            with torch.no_grad():
+                _, cache = model.run_with_cache(src, names_filter=names_filter, **forward_kwargs)
+            source = dict(cache.items())
+            del cache
+        else:  # in files, read back a block of rows at a time (no whole activation mapped or in memory)
+            source = _source_to_files(model, src, names_filter, files, forward_kwargs)
         names = list(source)
-        del cache
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
         where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
@@ -227,6 +229,12 @@ def streamed_attribution(
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
             s = source.pop(hook.name)
+            if files is not None and s.dim() and s.shape == act.shape:
+                shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
+                _difference_in_files(files, hook.name, act.detach())
+                return
+            if files is not None:
+                s = files.read("source:" + hook.name, remove=True)
             # in RAM the source activation is a tensor of this job's own forward, shared with no other
             # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
             same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
@@ -267,6 +275,32 @@ def streamed_attribution(
         if files is not None:
             files.close()
     return Attribution({n: axes[n] for n in names}, baseline, direction, keep=keep, **fields)
+
+
+def _source_to_files(model: HookedRootModule, src: Graph, names_filter: NameFilter, files: TensorFiles,
+                     forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """A no-grad forward of ``src`` that writes each hook's activation to ``files`` (``"source:<name>"``) as
+    it fires; returns, in firing order, a meta tensor (shape and dtype, no memory) per hook."""
+    fired: dict[str, Tensor] = {}
+
+    @read_only  # written to its file, never edited or kept
+    def save(act: Tensor, hook: Any) -> None:
+        files.write("source:" + hook.name, act)
+        fired[hook.name] = torch.empty(act.shape, dtype=act.dtype, device="meta")
+
+    with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
+        model(src, **forward_kwargs)
+    return fired
+
+
+def _difference_in_files(files: TensorFiles, name: str, act: Tensor) -> None:
+    """``"delta:<name>" = "source:<name>" - act``, a block of :data:`ROWS_PER_BLOCK` rows at a time; the
+    source file is removed."""
+    files.zeros("delta:" + name, tuple(act.shape), act.dtype)
+    for s in range(0, act.shape[0], ROWS_PER_BLOCK):
+        e = min(s + ROWS_PER_BLOCK, act.shape[0])
+        files.write_rows("delta:" + name, s, files.read_rows("source:" + name, s, e).to(act).sub_(act[s:e]))
+    files.remove("source:" + name)
 
 
 def _tapped_run(

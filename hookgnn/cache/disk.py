@@ -144,6 +144,26 @@ class TensorFiles:
                 f.readinto(out.reshape(-1).view(torch.uint8).numpy().data)
         return out
 
+    def write_rows(self, name: str, start: int, rows: Tensor) -> None:
+        """Write ``rows`` over rows ``start:start + len(rows)`` of ``name`` (made with :meth:`zeros` or
+        :meth:`write`; same dtype and row shape), in place in its file.
+
+        >>> files = TensorFiles()
+        >>> files.zeros("a", (3, 2), torch.float32)
+        >>> files.write_rows("a", 1, torch.ones(2, 2))
+        >>> files.read("a").tolist()
+        [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+        """
+        shape, dtype, _ = self._meta[name]
+        t = rows.detach().to("cpu").contiguous()
+        if t.dtype != dtype or tuple(t.shape[1:]) != tuple(shape[1:]) or not 0 <= start <= start + len(t) <= shape[0]:
+            raise ValueError(f"rows {tuple(t.shape)} {t.dtype} at {start} do not fit {name!r}, {shape} {dtype}")
+        if t.numel():
+            with open(self.path(name), "r+b") as f:
+                f.seek(start * (self.nbytes(name) // shape[0]))
+                f.write(t.reshape(-1).view(torch.uint8).numpy().data)
+        self.written += t.numel() * t.element_size()
+
     def map(self, name: str, remove: bool = False) -> Tensor:
         """``name`` mapped from its file (pages read on first touch; writable, copy-on-write).
 
