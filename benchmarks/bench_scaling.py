@@ -21,6 +21,8 @@ Workloads (peers first):
   caches only the hook points outside rounds and those of rounds ``0 .. K-1`` (every hook of 8 rounds
   at E = 1e7 writes about 88 GiB; resident memory does not grow with the rounds cached, as each
   activation is written and dropped when made);
+  ``--names REGEX`` attributes only the hook points whose name matches (e.g. the messages and node states,
+  ``"hook_message|hook_update$"``: the message MLP then runs in edge chunks, as nothing hooks its hidden layer);
 * ``attr_all``: ``attribute`` of every hook with ``keep="all"`` (differences and
   gradients of every hook; what hookgnn did before ``keep=``);
 * ``attr_entries`` / ``attr_rows``: ``keep="entries"`` / ``"rows"`` (products made as the
@@ -51,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -125,7 +128,7 @@ def two_passes(model: Any, g: Any, corrupted: Any, metric: Any) -> None:
 
 
 def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int,
-          cache_rounds: int | None = None) -> dict[str, float]:
+          cache_rounds: int | None = None, names: str | None = None) -> dict[str, float]:
     """Build the model and graphs, run one workload, return seconds and peak bytes above the start."""
     import torch
 
@@ -167,7 +170,9 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int,
             patch(model, g, corrupted, metric, neurons(model, "update", [rounds - 2]), max_memory=budget)
         else:
             keep = {"attr_all": "all", "attr_entries": "entries"}.get(work, "rows")
-            attribute(model, g, corrupted, metric, keep=keep, offload=spill if work == "attr_rows_disk" else None)
+            pick = None if names is None else (lambda n: re.search(names, n) is not None)
+            attribute(model, g, corrupted, metric, names_filter=pick, keep=keep,
+                      offload=spill if work == "attr_rows_disk" else None)
         seconds = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": seconds, "peak": float(_status()["VmHWM"] - start), "user": r1.ru_utime - r0.ru_utime,
@@ -197,6 +202,8 @@ def run_child(edges: int, work: str, args: argparse.Namespace) -> dict[str, floa
            "--sweep-budget", args.sweep_budget, "--threads", str(args.threads)]
     if args.cache_rounds is not None:
         cmd += ["--cache-rounds", str(args.cache_rounds)]
+    if args.names is not None:
+        cmd += ["--names", args.names]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{work} at E={edges} failed:\n{done.stderr[-2000:]}")
@@ -221,13 +228,15 @@ def main() -> None:
                         help="HOOKGNN_EDGE_CHUNK_SIZE of the children (0: no chunking; default: the library's)")
     parser.add_argument("--cache-rounds", type=int, default=None,
                         help="cache_disk: cache the hooks outside rounds and of rounds 0..K-1 only (default: all)")
+    parser.add_argument("--names", default=None,
+                        help="attr_* workloads: attribute only the hook points whose name matches this regular expression")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quick", action="store_true", help="1e4 and 1e5 edges, one run")
     parser.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(int(float(args.child[0])), args.d, args.rounds, args.child[1], args.sweep_budget,
-                               args.threads, args.cache_rounds)))
+                               args.threads, args.cache_rounds, args.names)))
         return
     from hookgnn.patching.budget import parse_bytes
 

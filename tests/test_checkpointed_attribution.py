@@ -237,10 +237,19 @@ def test_a_round_argument_edited_in_place_after_the_round_raises(tmp_path: Path)
 
 
 @pytest.mark.parametrize("hidden", [True, False])
-def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(hidden: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows_per_block", [3, 1 << 16])
+def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(
+    hidden: bool, rows_per_block: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Message MLPs in edge chunks inside the checkpointed rounds: with hidden-neuron hooks (gathers in
-    chunks), and without them (each chunk checkpointed again, inside the round's checkpoint)."""
+    chunks), and without them (chunks not checkpointed again inside the round's checkpoint); the
+    differences read back from their files in blocks of 3 rows, or whole."""
+    import hookgnn.nn.chunking as chunking
     from hookgnn.nn import edge_chunk_size
+
+    monkeypatch.setattr(streamed, "ROWS_PER_BLOCK", rows_per_block)
+    nested: list[int] = []
+    monkeypatch.setattr(chunking, "checkpoint", lambda *a, **k: nested.append(1) or torch.utils.checkpoint.checkpoint(*a, **k))
 
     torch.manual_seed(0)
     model = HookedGNN("mpnn", 8, node_in=1, edge_in=1, spec=SPEC, max_steps=3)
@@ -252,5 +261,33 @@ def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(hidden: bo
     with edge_chunk_size(16):
         got = attribute(model, g, corr, OutputSum("d"), keep="rows", offload=tmp_path, names_filter=names)
     assert any("message_mlp" in h for h in got.by_row) == hidden
+    # no chunk checkpoint inside a checkpointed round: it would keep the first layer's node products of every
+    # round from the forward to the backward
+    assert not nested
+    with edge_chunk_size(16):
+        attribute(model, g, corr, OutputSum("d"), keep="rows", names_filter=names)
+    assert bool(nested) == (not hidden)  # without offload (no round checkpoints), hidden-free chunks checkpoint
     for hook in full.axes:
         _close(got.by_row[hook], _by_hand(full, hook), 1.0 + float(full.delta[hook].abs().sum()))
+
+
+def test_offload_keeps_no_freed_scatter_blocks(tmp_path: Path) -> None:
+    """With offload= the compiled kernel pools none of the blocks the backward frees (its max aggregation's
+    [E, 64] gradients, 2 MiB here); without it, the same run leaves them pooled for reuse."""
+    from hookgnn.ops import compiled
+    from hookgnn.ops.backend import resolve_backend
+
+    kernel = compiled.load()
+    if kernel is None or resolve_backend(torch.zeros(1)) != "compiled":
+        pytest.skip("the compiled kernel is off or unavailable here")
+    torch.manual_seed(0)
+    model = HookedGNN("mpnn", 64, node_in=1, edge_in=1, spec=SPEC, max_steps=3)
+    n, e = 256, 8192
+    g = Graph(x=torch.rand(n, 1), edge_index=torch.randint(0, n, (2, e)), edge_attr=torch.rand(e, 1))
+    corr = g.replace(x=torch.rand(n, 1))
+    compiled.release_buffers()
+    attribute(model, g, corr, OutputSum("d"), keep="rows", offload=tmp_path)
+    assert kernel.pool_bytes() == 0
+    attribute(model, g, corr, OutputSum("d"), keep="rows")
+    assert kernel.pool_bytes() >= e * 64 * 4  # the pool's limit is back after the offloaded run
+    compiled.release_buffers()

@@ -166,3 +166,36 @@ def test_a_disk_cache_copies_no_activation_in_memory() -> None:
     assert Clones.count == 0
     for name in memory.keys():
         torch.testing.assert_close(disk[name], memory[name], rtol=0, atol=0)  # the same tensors, bit for bit
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(0, 9), width=st.sampled_from([(), (1,), (3,), (2, 2)]),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.int64]), data=st.data())
+def test_read_rows_equals_slicing_the_whole_tensor(rows: int, width: tuple[int, ...], dtype: torch.dtype,
+                                                   data: st.DataObject) -> None:
+    t = (torch.randn(rows, *width) * 10).to(dtype)
+    files = TensorFiles()
+    files.write("t", t)
+    start = data.draw(st.integers(0, rows))
+    stop = data.draw(st.integers(start, rows))
+    got = files.read_rows("t", start, stop)
+    assert got.dtype == dtype and got.shape == t[start:stop].shape and torch.equal(got, t[start:stop])
+    assert files.shape("t") == tuple(t.shape)
+    with pytest.raises(IndexError, match="rows"):
+        files.read_rows("t", 0, rows + 1)
+    files.close()
+
+
+def test_write_rows_fills_a_tensor_in_place_and_names_a_misfit() -> None:
+    files = TensorFiles()
+    files.zeros("a", (5, 2), torch.float64)
+    want = torch.zeros(5, 2, dtype=torch.float64)
+    for start, block in ((3, torch.randn(2, 2, dtype=torch.float64)), (0, torch.randn(1, 2, dtype=torch.float64))):
+        files.write_rows("a", start, block)
+        want[start:start + len(block)] = block
+    assert torch.equal(files.read("a"), want)
+    for start, bad in ((4, torch.zeros(2, 2, dtype=torch.float64)), (0, torch.zeros(1, 3, dtype=torch.float64)),
+                       (0, torch.zeros(1, 2))):
+        with pytest.raises(ValueError, match="do not fit 'a'"):
+            files.write_rows("a", start, bad)
+    files.close()

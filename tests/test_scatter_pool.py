@@ -40,3 +40,41 @@ def test_outputs_written_into_reused_blocks_equal_the_brute_force_reference(kern
     assert kernel.pool_bytes() >= edges * channels * 4
     assert compiled.release_buffers() >= edges * channels * 4
     assert kernel.pool_bytes() == 0
+
+
+def _pooled_run(edges: int = 4096, nodes: int = 300, channels: int = 64) -> None:
+    """One max scatter forward and backward whose 1 MiB gradient block goes back to the pool when freed."""
+    src = torch.randn(edges, channels, requires_grad=True)
+    out = scatter(src, torch.randint(0, nodes, (edges,)), nodes, "max", backend="compiled")
+    out.backward(torch.randn(nodes, channels))
+
+
+def test_pool_limit_keeps_no_freed_block_inside_and_restores_the_limit(kernel):
+    torch.manual_seed(0)
+    compiled.release_buffers()
+    _pooled_run()
+    held = kernel.pool_bytes()
+    assert held >= 4096 * 64 * 4  # the environment's limit pools it
+    with compiled.pool_limit(0):
+        assert kernel.pool_bytes() == 0  # above the new limit: freed on entry
+        for _ in range(3):
+            _pooled_run()
+            assert kernel.pool_bytes() == 0
+        with pytest.raises(RuntimeError, match="inside"):
+            with compiled.pool_limit(10 << 20):  # nested: its own limit, the outer one back after an error
+                _pooled_run()
+                assert kernel.pool_bytes() >= 4096 * 64 * 4
+                raise RuntimeError("inside")
+        assert kernel.pool_bytes() == 0  # the outer limit again: the nested block's blocks freed on exit
+        _pooled_run()
+        assert kernel.pool_bytes() == 0
+    _pooled_run()
+    assert kernel.pool_bytes() >= 4096 * 64 * 4  # the environment's limit is back
+    compiled.release_buffers()
+
+
+@pytest.mark.parametrize("bad", [-1, True])
+def test_pool_limit_names_a_bad_limit(bad: object) -> None:
+    with pytest.raises(ValueError, match="pool_limit takes a number of bytes"):
+        with compiled.pool_limit(bad):  # type: ignore[arg-type]
+            pass

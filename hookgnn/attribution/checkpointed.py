@@ -48,6 +48,7 @@ from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.metrics.per_graph import Metric
+from hookgnn.nn.chunking import rounds_checkpointed
 from hookgnn.ops.plan import scatter_plans
 from hookgnn.patching.copies import copy_means
 from hookgnn.points import read_only
@@ -200,7 +201,8 @@ def checkpointed_run(
 
     # early stop off (read when each checkpoint is made): a recomputation runs the whole round, so
     # that every hook point fires again and the check of _Calls sees the whole call
-    with frozen_parameters(model), torch.enable_grad(), scatter_plans(), set_checkpoint_early_stop(False):
+    with frozen_parameters(model), torch.enable_grad(), scatter_plans(), set_checkpoint_early_stop(False), \
+            rounds_checkpointed():
         with _rounds_checkpointed(modules, calls.context), model.hooks(fwd_hooks=[(n, tap) for n in names]):
             per_graph = metric(model(batch, **forward_kwargs), batch)
             calls.backward = True  # from here on a hook fires only in a round's recomputation

@@ -41,6 +41,7 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.metrics.targets import clean_targets
 from hookgnn.ops.block_cache import block_cache_for
+from hookgnn.ops.compiled import pool_limit
 from hookgnn.patching.activation import base_and_source, check_same_structure
 from hookgnn.patching.copies import chunks, copies_per_forward, disjoint_union, metric_per_copy, per_copy
 from hookgnn.patching.results import DEFAULT_DIRECTION, Attribution, Direction, Keep
@@ -169,8 +170,9 @@ def attribute(
     per feature (``by_row`` and ``by_feature``) or summed per feature (``by_feature``), made
     hook by hook as the backward reaches it, which needs far less memory
     (:mod:`hookgnn.attribution.streamed`); ``offload=FOLDER`` (checked first) also keeps the
-    source activations and the differences in temporary files there while it runs; on a graph of
-    65,536+ edges or nodes these keeps run inside :func:`~hookgnn.ops.block_cache.block_cache`
+    source activations and the differences in temporary files there while it runs, and the compiled
+    kernel keeps no freed blocks meanwhile (:func:`~hookgnn.ops.compiled.pool_limit`); without it, on a
+    graph of 65,536+ edges or nodes these keeps run inside :func:`~hookgnn.ops.block_cache.block_cache`
     (freed CPU blocks reused, at most ``HOOKGNN_BLOCK_CACHE_MB`` idle, default 2 GiB). Every
     ``keep`` returns ``baseline``, the base run's metric. ``active``: hooks whose gradient
     where the activation is positive is also averaged (``Attribution.grad_active``, for links
@@ -216,7 +218,8 @@ def attribute(
     metric = clean_targets(metric, clean)
     base, src = base_and_source(clean, corrupted, direction)
     if keep != "all":
-        with block_cache_for(base.num_edges, base.num_nodes):  # reuse freed [E, d] blocks on large graphs
+        # reuse freed [E, d] blocks on large graphs, but keep no freed memory where offload= asks for the least
+        with block_cache_for(base.num_edges, base.num_nodes) if offload is None else pool_limit(0):
             return streamed_attribution(model, base, src, metric, names_filter, alphas, keep, chunk, offload,
                                         direction, forward_kwargs)
     fields = interpolated_fields(model, base, src) if alphas else []

@@ -28,7 +28,8 @@ a forward that runs anyway). How memory is saved:
    little more than the frozen-parameter autograd graph; the folder is checked first; and every round
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
-   model keeps the whole graph).
+   model keeps the whole graph); the products' row and feature sums read each difference back a
+   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
@@ -56,9 +57,13 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
-from hookgnn.points import transient
+from hookgnn.points import read_only, transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
+
+#: Rows of a difference read from its file at a time when products are reduced (``offload=``).
+ROWS_PER_BLOCK = 1 << 16
+
 
 def ig_alphas(ig_steps: int) -> list[float]:
     """The one grid of interpolation points of every gradient estimator: the midpoint rule
@@ -146,6 +151,35 @@ class _Slots:
         else:
             self.ram[name] = t
 
+    def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool) -> dict[str, Tensor]:
+        """:func:`reduce_product` of ``self[name] * grad`` to each field of ``to``; ``remove``: the
+        stored tensor is taken (its memory may then hold the product). Row and feature sums come from
+        one pass over the difference and the gradient, the product never made
+        (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
+        rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either."""
+        key = self.prefix + name
+        stored = self.files.shape(key) if self.files is not None else tuple(self.ram[name].shape)
+        if "by_entry" in to or stored != tuple(grad.shape) or not grad.dim():
+            d = self.take(name) if remove else self.get(name)
+            product = d.mul_(grad) if remove and self.files is None and d.shape == grad.shape else d * grad
+            return {t: reduce_product(product, t) for t in to}
+        if self.files is None:
+            d = self.take(name) if remove else self.get(name)
+            by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=remove)))
+            return {t: by[t] for t in to}
+        rows = grad.shape[0]
+        by_row = grad.new_empty(rows)
+        by_feature = grad.new_zeros(grad.shape[1:])
+        for s in range(0, rows, ROWS_PER_BLOCK):
+            e = min(s + ROWS_PER_BLOCK, rows)
+            block_rows, block_features = product_sums(self.files.read_rows(key, s, e).to(grad.dtype), grad[s:e],
+                                                      overwrite=True)
+            by_row[s:e] = block_rows
+            by_feature += block_features
+        if remove:
+            self.files.remove(key)
+        return {t: {"by_row": by_row, "by_feature": by_feature}[t] for t in to}
+
     def result(self, name: str) -> Tensor:
         if self.files is not None:
             return self.files.map(self.prefix + name, remove=True)
@@ -172,18 +206,19 @@ def streamed_attribution(
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas = _Slots(files, "delta:")
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
-    sums_only = "by_entry" not in kept  # keep="rows" / "features": product_sums, one pass, no product
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
     run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
     try:
-        with torch.no_grad():
-            _, cache = model.run_with_cache(src, names_filter=names_filter, device="disk" if files else None,
-                                            **forward_kwargs)
-        source = dict(cache.items())
+        if files is None:
+            with torch.no_grad():
+                _, cache = model.run_with_cache(src, names_filter=names_filter, **forward_kwargs)
+            source = dict(cache.items())
+            del cache
+        else:  # in files, read back a block of rows at a time (no whole activation mapped or in memory)
+            source = _source_to_files(model, src, names_filter, files, forward_kwargs)
         names = list(source)
-        del cache
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
         where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
@@ -194,6 +229,12 @@ def streamed_attribution(
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
             s = source.pop(hook.name)
+            if files is not None and s.dim() and s.shape == act.shape:
+                shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
+                _difference_in_files(files, hook.name, act.detach())
+                return
+            if files is not None:
+                s = files.read("source:" + hook.name, remove=True)
             # in RAM the source activation is a tensor of this job's own forward, shared with no other
             # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
             same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
@@ -203,15 +244,8 @@ def streamed_attribution(
 
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
-                d = deltas.take(name)
-                if sums_only and d.shape == grad.shape:  # both sums in one pass, the product never made
-                    by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=files is None)))
-                    for to, slots in kept.items():
-                        slots.put(name, by[to])
-                    return
-                product = d.mul_(grad) if files is None and d.shape == grad.shape else d * grad
-                for to, slots in kept.items():
-                    slots.put(name, reduce_product(product, to))
+                for to, reduced in deltas.reduced(name, grad, list(kept), remove=True).items():
+                    kept[to].put(name, reduced)
 
             baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
         else:
@@ -226,15 +260,8 @@ def streamed_attribution(
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
-                    d = deltas.get(name)
-                    if sums_only and d.shape == g.shape:  # both sums in one pass, the product never made
-                        by = dict(zip(("by_row", "by_feature"), product_sums(d, g)))
-                        for to, slots in kept.items():
-                            slots.add(name, by[to].div_(n))
-                        return
-                    product = d * g
-                    for to, slots in kept.items():
-                        slots.add(name, reduce_product(product, to).div_(n))
+                    for to, reduced in deltas.reduced(name, g, list(kept), remove=False).items():
+                        kept[to].add(name, reduced.div_(n))
 
                 run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
@@ -248,6 +275,32 @@ def streamed_attribution(
         if files is not None:
             files.close()
     return Attribution({n: axes[n] for n in names}, baseline, direction, keep=keep, **fields)
+
+
+def _source_to_files(model: HookedRootModule, src: Graph, names_filter: NameFilter, files: TensorFiles,
+                     forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """A no-grad forward of ``src`` that writes each hook's activation to ``files`` (``"source:<name>"``) as
+    it fires; returns, in firing order, a meta tensor (shape and dtype, no memory) per hook."""
+    fired: dict[str, Tensor] = {}
+
+    @read_only  # written to its file, never edited or kept
+    def save(act: Tensor, hook: Any) -> None:
+        files.write("source:" + hook.name, act)
+        fired[hook.name] = torch.empty(act.shape, dtype=act.dtype, device="meta")
+
+    with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
+        model(src, **forward_kwargs)
+    return fired
+
+
+def _difference_in_files(files: TensorFiles, name: str, act: Tensor) -> None:
+    """``"delta:<name>" = "source:<name>" - act``, a block of :data:`ROWS_PER_BLOCK` rows at a time; the
+    source file is removed."""
+    files.zeros("delta:" + name, tuple(act.shape), act.dtype)
+    for s in range(0, act.shape[0], ROWS_PER_BLOCK):
+        e = min(s + ROWS_PER_BLOCK, act.shape[0])
+        files.write_rows("delta:" + name, s, files.read_rows("source:" + name, s, e).to(act).sub_(act[s:e]))
+    files.remove("source:" + name)
 
 
 def _tapped_run(

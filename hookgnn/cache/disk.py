@@ -65,6 +65,10 @@ class TensorFiles:
         """The file that holds ``name``."""
         return self.folder / self._meta[name][2]
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of the tensor stored as ``name``."""
+        return self._meta[name][0]
+
     def nbytes(self, name: str) -> int:
         """Bytes of the tensor stored as ``name``."""
         shape, dtype, _ = self._meta[name]
@@ -119,6 +123,46 @@ class TensorFiles:
         if remove:
             self.remove(name)
         return out
+
+    def read_rows(self, name: str, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` (along the first dimension) of ``name``, read into memory: a
+        block of a large tensor without reading or mapping the rest.
+
+        >>> files = TensorFiles()
+        >>> files.write("a", torch.arange(12.0).reshape(4, 3))
+        >>> files.read_rows("a", 1, 3).tolist()
+        [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+        """
+        shape, dtype, _ = self._meta[name]
+        if not shape or not 0 <= start <= stop <= shape[0]:
+            raise IndexError(f"rows {start}:{stop} of {name!r}, which has shape {shape}")
+        row = self.nbytes(name) // shape[0] if shape[0] else 0
+        out = torch.empty((stop - start, *shape[1:]), dtype=dtype)
+        if out.numel():
+            with open(self.path(name), "rb") as f:
+                f.seek(start * row)
+                f.readinto(out.reshape(-1).view(torch.uint8).numpy().data)
+        return out
+
+    def write_rows(self, name: str, start: int, rows: Tensor) -> None:
+        """Write ``rows`` over rows ``start:start + len(rows)`` of ``name`` (made with :meth:`zeros` or
+        :meth:`write`; same dtype and row shape), in place in its file.
+
+        >>> files = TensorFiles()
+        >>> files.zeros("a", (3, 2), torch.float32)
+        >>> files.write_rows("a", 1, torch.ones(2, 2))
+        >>> files.read("a").tolist()
+        [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+        """
+        shape, dtype, _ = self._meta[name]
+        t = rows.detach().to("cpu").contiguous()
+        if t.dtype != dtype or tuple(t.shape[1:]) != tuple(shape[1:]) or not 0 <= start <= start + len(t) <= shape[0]:
+            raise ValueError(f"rows {tuple(t.shape)} {t.dtype} at {start} do not fit {name!r}, {shape} {dtype}")
+        if t.numel():
+            with open(self.path(name), "r+b") as f:
+                f.seek(start * (self.nbytes(name) // shape[0]))
+                f.write(t.reshape(-1).view(torch.uint8).numpy().data)
+        self.written += t.numel() * t.element_size()
 
     def map(self, name: str, remove: bool = False) -> Tensor:
         """``name`` mapped from its file (pages read on first touch; writable, copy-on-write).

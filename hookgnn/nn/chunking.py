@@ -31,7 +31,9 @@ rounding (about 1e-6 relative at float32), not always bit for bit. No sum runs a
 edges inside the chunks, so the aggregation is untouched. With gradients enabled each
 chunk is checkpointed (:func:`torch.utils.checkpoint.checkpoint`): its hidden layer is
 recomputed in the backward instead of being saved, so the backward costs one more MLP
-forward and saves ``[E, d_mlp]`` per round.
+forward and saves ``[E, d_mlp]`` per round; except where whole rounds are checkpointed
+already (:func:`rounds_checkpointed`), where a nested chunk checkpoint would keep every
+round's first-layer node products alive until the backward.
 
 The chunk size is, in order: the ``HOOKGNN_EDGE_CHUNK_SIZE`` environment variable (a
 positive integer, or 0 to turn chunking off), else :data:`DEFAULT_EDGE_CHUNK_SIZE`
@@ -128,11 +130,39 @@ def mlp_over_blocks(mlp: HookedMLP, blocks: Sequence[Block], rows: int) -> Float
     return _in_chunks(lambda s, e: mlp.from_pre(plan.rows(s, e)), spans, recompute=True)
 
 
+@contextmanager
+def rounds_checkpointed() -> Iterator[None]:
+    """Inside the block the caller checkpoints whole rounds (as
+    :func:`hookgnn.attribution.checkpointed.checkpointed_run` does), so edge chunks are not
+    checkpointed again. A chunk checkpoint nested in a round's keeps its inputs (the first
+    layer's node products, two ``[N, d_mlp]`` per round) from the round's forward until its
+    backward, for every round at once; without it, the round's own recomputation holds its
+    chunks' hidden layers for that one round only. Values are the same either way.
+
+    >>> import torch
+    >>> from hookgnn.nn import MPNN
+    >>> layer = MPNN(4); h = torch.randn(5, 4, requires_grad=True); ei = torch.randint(0, 5, (2, 9))
+    >>> with edge_chunk_size(2), rounds_checkpointed():
+    ...     out = layer(h, ei, x=h)
+    >>> torch.allclose(out, layer(h, ei, x=h), atol=1e-6)
+    True
+    """
+    _rounds_checkpointed.append(True)
+    try:
+        yield
+    finally:
+        _rounds_checkpointed.pop()
+
+
+_rounds_checkpointed: list[bool] = []
+
+
 def _in_chunks(rows: Callable[[int, int], Tensor], spans: list[tuple[int, int]], recompute: bool) -> Tensor:
     """``rows(s, e)`` for every span, stacked: written into one tensor without gradients,
-    concatenated with them (each chunk checkpointed when ``recompute``)."""
+    concatenated with them (each chunk checkpointed when ``recompute``, unless whole rounds
+    are, :func:`rounds_checkpointed`)."""
     if torch.is_grad_enabled():
-        if recompute:
+        if recompute and not _rounds_checkpointed:
             return torch.cat([checkpoint(rows, s, e, use_reentrant=False) for s, e in spans])
         return torch.cat([rows(s, e) for s, e in spans])
     first = rows(*spans[0])

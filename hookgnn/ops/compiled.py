@@ -48,11 +48,11 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
   of ``a * b`` in one pass, without the product (``csrc/product_sums.cpp``, :mod:`hookgnn.ops.products`;
   contiguous tensors of one float dtype, accumulated in double in a fixed order: the same bits on any number
   of threads);
-* ``pool_bytes()`` / ``release_pool()``: outputs of 1 MiB and more (``out``, ``arg``,
+* ``pool_bytes()`` / ``release_pool()`` / ``set_pool_cap(bytes)``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool
   keeps at most ``HOOKGNN_SCATTER_POOL_MB`` (default 1024, 0: no pool) and
-  :func:`release_buffers` frees it.
+  :func:`release_buffers` frees it; :func:`pool_limit` caps it for a block of code.
 
 >>> kernel = load()
 >>> rowptr, perm = kernel.plan(torch.tensor([0, 0, 0]), 2)
@@ -287,6 +287,32 @@ def release_buffers() -> int:
     """
     module = load()
     return int(module.release_pool()) if module is not None else 0
+
+
+@contextlib.contextmanager
+def pool_limit(max_bytes: int) -> Iterator[None]:
+    """Inside the block the compiled kernel keeps at most ``max_bytes`` of freed output blocks for
+    reuse (0: none; blocks above the limit are freed on entry); the previous limit
+    (``HOOKGNN_SCATTER_POOL_MB``, or an outer block's) comes back on exit, also after an error.
+    Jobs that trade speed for the least memory (``attribute(..., offload=)``) run inside
+    ``pool_limit(0)``. Nothing happens without a build.
+
+    >>> with pool_limit(0):
+    ...     pass
+
+    :param max_bytes: the most bytes of freed blocks kept (>= 0).
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"pool_limit takes a number of bytes >= 0, got {max_bytes!r}")
+    module = load()
+    if module is None:
+        yield
+        return
+    previous = module.set_pool_cap(max_bytes)
+    try:
+        yield
+    finally:
+        module.set_pool_cap(previous)
 
 
 def is_built() -> bool:

@@ -229,13 +229,15 @@ Pool& pool() {
   return *p;
 }
 
+std::atomic<long long> pool_cap_set{-1};  // set_pool_cap's bytes; -1: HOOKGNN_SCATTER_POOL_MB's
 size_t pool_cap() {
   static const size_t cap = [] {
     const char* env = std::getenv("HOOKGNN_SCATTER_POOL_MB");
     const long long mb = env ? std::atoll(env) : 1024;
     return static_cast<size_t>(std::max<long long>(mb, 0)) << 20;
   }();
-  return cap;
+  const long long set = pool_cap_set.load();
+  return set >= 0 ? static_cast<size_t>(set) : cap;
 }
 
 void pool_release(void* p, size_t bytes) {
@@ -387,6 +389,23 @@ int64_t release_pool() {
   return bytes;
 }
 
+// Caps the pool at `bytes` (-1: the environment's cap again), dropping the oldest blocks above it; returns the
+// previous setting.
+int64_t set_pool_cap(int64_t bytes) {
+  const long long previous = pool_cap_set.exchange(bytes < 0 ? -1 : bytes);
+  std::vector<void*> drop;
+  {
+    std::lock_guard<std::mutex> lock(pool().mutex);
+    while (!pool().blocks.empty() && pool().held > pool_cap()) {
+      drop.push_back(pool().blocks.front().first);
+      pool().held -= pool().blocks.front().second;
+      pool().blocks.erase(pool().blocks.begin());
+    }
+  }
+  for (void* q : drop) std::free(q);
+  return previous;
+}
+
 int64_t pool_bytes() {
   std::lock_guard<std::mutex> lock(pool().mutex);
   return static_cast<int64_t>(pool().held);
@@ -405,6 +424,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("last_threads", &last_threads, "threads the last forward or backward ran on");
   m.def("release_pool", &release_pool, "free the pooled output blocks; returns the bytes freed");
   m.def("pool_bytes", &pool_bytes, "bytes of freed output blocks kept for reuse");
+  m.def("set_pool_cap", &set_pool_cap, "cap the pool at bytes (-1: the environment's cap); returns the previous");
   m.def("plan", &make_plan, "stable counting sort of edges by destination: (rowptr, perm)");
   m.def("forward", &arg_extreme_forward, "scatter max/min (and the winning edge) over a plan");
   m.def("backward", &arg_extreme_backward, "gradient to the winning edges, every element written once");
