@@ -211,6 +211,36 @@ class MinAggConv(pyg.MessagePassing):
         return self.upd_mlp(torch.cat([aggr_out, x], dim=-1))
 
 
+class MinarWidths(nn.Module):
+    """MINAR's network at other widths: two min-aggregation rounds ``d_in -> d_mid -> d_out``, MLPs ``width``
+    wide (``Linear -> nn.ReLU -> Linear``), an ``nn.ReLU`` between the rounds."""
+
+    def __init__(self, d_in: int, d_mid: int, d_out: int, width: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([MinAggConv(d_in, d_mid, width), MinAggConv(d_mid, d_out, width)])
+        self.act = nn.ReLU()
+
+    def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
+        return self.convs[1](self.act(self.convs[0](x, edge_index, edge_attr)), edge_index, edge_attr)
+
+
+def minar_widths_case(batch: Any, widths: tuple[int, int, int, int], seed: int,
+                      integral: bool) -> tuple[MinarWidths, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A frozen float64 :class:`MinarWidths` seeded with ``seed`` and its inputs ``(x, edge_index, edge_attr)``
+    from ``batch``; ``integral``: integral weights and inputs (exact zeros before the relus, tied messages in
+    the min)."""
+    d_in, d_mid, d_out, width = widths
+    torch.manual_seed(seed)
+    net = MinarWidths(d_in, d_mid, d_out, width).double().requires_grad_(False)
+    if integral:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
+    x = batch.x[:, :d_in].round() if integral else batch.x[:, :d_in]
+    e = batch.edge_attr.round() if integral else batch.edge_attr
+    return net, x, batch.edge_index, e
+
+
 class MinarNet(BasicGNN):
     supports_edge_weight, supports_edge_attr, supports_norm_batch = False, True, False
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from model_zoo import MinAggConv
+from model_zoo import MinarWidths as Minar
+from model_zoo import minar_widths_case
 from strategies import batches
 from torch import nn
 from torch.nn.modules import module as torch_module
@@ -28,18 +29,6 @@ pyg = pytest.importorskip("torch_geometric.nn")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FIRST = [f"convs.{c}.{m}.0" for c in (0, 1) for m in ("msg_mlp", "upd_mlp")]  # the layers before the relus
-
-
-class Minar(nn.Module):
-    """MINAR's network: two min-aggregation rounds ``d_in -> d_mid -> d_out``, MLPs ``width`` wide."""
-
-    def __init__(self, d_in: int, d_mid: int, d_out: int, width: int) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList([MinAggConv(d_in, d_mid, width), MinAggConv(d_mid, d_out, width)])
-        self.act = nn.ReLU()
-
-    def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
-        return self.convs[1](self.act(self.convs[0](x, edge_index, edge_attr)), edge_index, edge_attr)
 
 
 def _count_inplace(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -68,16 +57,7 @@ def _pre_relu(net: nn.Module, *args: torch.Tensor) -> tuple[torch.Tensor, dict[s
 def test_tapped_relus_run_in_place_values_bit_for_bit_gradients_equal_pyg_autograd(batch, widths, seed, integral,
                                                                                   monkeypatch):
     calls = _count_inplace(monkeypatch)
-    d_in, d_mid, d_out, width = widths
-    torch.manual_seed(seed)
-    net = Minar(d_in, d_mid, d_out, width).double().requires_grad_(False)
-    if integral:  # integral weights and inputs: exact zeros before the relus and tied messages in the min
-        with torch.no_grad():
-            for p in net.parameters():
-                p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
-    x = batch.x[:, :d_in].round() if integral else batch.x[:, :d_in]
-    e = batch.edge_attr.round() if integral else batch.edge_attr
-    ei = batch.edge_index
+    net, x, ei, e = minar_widths_case(batch, widths, seed, integral)
     hooked = from_pyg(net, example=(x, ei, e))
     taps, got_g = GradientTaps(), {}
     tap = transient(lambda act, hook: taps.tap(act, lambda g, n=hook.name: got_g.__setitem__(n, g)))

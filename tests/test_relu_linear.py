@@ -10,7 +10,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from model_zoo import MinAggConv
+from model_zoo import MinarWidths as Minar
+from model_zoo import minar_widths_case
 from strategies import batches
 from torch import nn
 
@@ -24,19 +25,6 @@ from hookgnn.points import read_only
 pytest.importorskip("torch_geometric.nn")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class Minar(nn.Module):
-    """MINAR's network at other widths: two min-aggregation rounds ``d_in -> d_mid -> d_out``, MLPs ``width``
-    wide (``Linear -> nn.ReLU -> Linear``), an ``nn.ReLU`` between the rounds."""
-
-    def __init__(self, d_in: int, d_mid: int, d_out: int, width: int) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList([MinAggConv(d_in, d_mid, width), MinAggConv(d_mid, d_out, width)])
-        self.act = nn.ReLU()
-
-    def forward(self, x, edge_index, edge_attr):  # noqa: ANN001, ANN201
-        return self.convs[1](self.act(self.convs[0](x, edge_index, edge_attr)), edge_index, edge_attr)
 
 
 def _count_fused(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -55,16 +43,7 @@ def _count_fused(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_wrapped_minar_values_bit_for_bit_and_gradients_equal_pyg_autograd(batch, widths, seed, backend, integral,
                                                                            monkeypatch):
     calls = _count_fused(monkeypatch)
-    d_in, d_mid, d_out, width = widths
-    torch.manual_seed(seed)
-    net = Minar(d_in, d_mid, d_out, width).double().requires_grad_(False)
-    if integral:  # integral weights and inputs: exact zeros before the relus and tied messages in the min
-        with torch.no_grad():
-            for p in net.parameters():
-                p.copy_(torch.randint(-2, 3, p.shape, dtype=torch.float64))
-    x = batch.x[:, :d_in].round() if integral else batch.x[:, :d_in]
-    e = batch.edge_attr.round() if integral else batch.edge_attr
-    ei = batch.edge_index
+    net, x, ei, e = minar_widths_case(batch, widths, seed, integral)
     hooked = from_pyg(net, example=(x, ei, e))
     for dtype in (torch.float32, torch.float64):  # values: bit for bit in both
         net.to(dtype)
