@@ -59,6 +59,7 @@ from hookgnn.nn.projection import Block, LinearPlan, concat_linear
 DEFAULT_EDGE_CHUNK_SIZE = 2**20
 ENV_VAR = "HOOKGNN_EDGE_CHUNK_SIZE"
 _override: list[int] = []
+_rounds_checkpointed: list[bool] = []  # non-empty inside rounds_checkpointed()
 
 
 def current_edge_chunk_size() -> int:
@@ -152,9 +153,6 @@ def rounds_checkpointed() -> Iterator[None]:
         yield
     finally:
         _rounds_checkpointed.pop()
-
-
-_rounds_checkpointed: list[bool] = []
 
 
 def _in_chunks(rows: Callable[[int, int], Tensor], spans: list[tuple[int, int]], recompute: bool) -> Tensor:
