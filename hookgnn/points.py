@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,24 @@ HookSpec = tuple[Union[str, Callable[[str], bool]], HookFn]
 
 class HookError(ValueError):
     """A hook returned something that cannot replace the activation."""
+
+
+class RowSpan(NamedTuple):
+    """Which rows of an activation one call of a hook point carries: rows ``start:stop`` of a
+    tensor of ``rows`` rows (:attr:`HookPoint.span`; only :func:`row_local` hooks are called on
+    part of an activation).
+
+    >>> RowSpan(4, 6, 10).stop - RowSpan(4, 6, 10).start
+    2
+
+    :param start: the first row of the block.
+    :param stop: one past its last row.
+    :param rows: the rows of the whole activation.
+    """
+
+    start: int
+    stop: int
+    rows: int
 
 
 @dataclass(eq=False)
@@ -93,6 +111,8 @@ class HookPoint(nn.Module):
         self.name: str = "<unnamed hook point>"
         self._fwd: list[_Entry] = []
         self._bwd: list[_Entry] = []
+        #: The rows of the activation the current call carries (:class:`RowSpan`); ``None``: all of it.
+        self.span: RowSpan | None = None
 
     def registry(self, dir: Direction) -> list[_Entry]:
         """The list of hooks of one direction (``"fwd"`` or ``"bwd"``)."""
@@ -124,12 +144,41 @@ class HookPoint(nn.Module):
         """Whether any forward or backward hook is attached."""
         return bool(self._fwd or self._bwd)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Return ``x``, or what the forward hooks make of it; attach backward hooks to it."""
+    @property
+    def hooks_row_local(self) -> bool:
+        """Whether every hook attached (forward and backward) is :func:`row_local`, so that the
+        activation may go through this point a block of rows at a time (true with no hooks)."""
+        return all(getattr(e.fn, "row_local", False) for e in (*self._fwd, *self._bwd))
+
+    def forward(self, x: Tensor, span: RowSpan | None = None) -> Tensor:
+        """Return ``x``, or what the forward hooks make of it; attach backward hooks to it.
+
+        ``span``: ``x`` is rows ``span.start:span.stop`` of a larger activation, which goes through
+        this point in such blocks, each row exactly once (e.g. a message MLP in edge chunks,
+        :mod:`hookgnn.nn.chunking`); only :func:`row_local` hooks may be attached then (else
+        :class:`HookError`), and they read the span as ``hook.span`` (``None`` for a whole activation).
+        """
         if not (self._fwd or self._bwd):
             return x
-        for entry in tuple(self._fwd):
-            x = self._run(entry.fn, x, "forward")
+        if span is None:
+            return self._hooked(x, None)
+        if not self.hooks_row_local:
+            bad = next(e.fn for e in (*self._fwd, *self._bwd) if not getattr(e.fn, "row_local", False))
+            raise HookError(f"{self.name} was called on rows {span.start}:{span.stop} of {span.rows}, but its hook "
+                            f"{getattr(bad, '__name__', type(bad).__name__)} is not marked row_local (only hooks that "
+                            "act on each row on its own may see part of an activation)")
+        if x.dim() == 0 or x.shape[0] != span.stop - span.start or not 0 <= span.start <= span.stop <= span.rows:
+            raise HookError(f"{self.name} was called on rows {span.start}:{span.stop} of {span.rows} with a "
+                            f"tensor of shape {tuple(x.shape)}: the span must lie in the rows and match the first axis")
+        return self._hooked(x, span)
+
+    def _hooked(self, x: Tensor, span: RowSpan | None) -> Tensor:
+        before, self.span = self.span, span
+        try:
+            for entry in tuple(self._fwd):
+                x = self._run(entry.fn, x, "forward")
+        finally:
+            self.span = before
         if self._bwd:
             if not x.requires_grad:
                 raise HookError(
@@ -139,7 +188,7 @@ class HookPoint(nn.Module):
             # Tensor hooks live on the autograd graph of this very run, so they fire at a
             # later .backward() even after the hook-point registration is gone.
             for entry in tuple(self._bwd):
-                x.register_hook(_GradHook(entry.fn, self))
+                x.register_hook(_GradHook(entry.fn, self, span))
         return x
 
     def _run(self, fn: HookFn, x: Tensor, what: str) -> Tensor:
@@ -216,11 +265,35 @@ def transient(fn: Any) -> Any:
     return fn
 
 
+def row_local(fn: Any) -> Any:
+    """Mark a hook that acts on each row of its activation on its own (what it does to, or reads
+    from, row ``r`` depends on row ``r`` only, and on ``hook.span`` to tell which row that is): it
+    may then be called on a block of rows at a time, each row exactly once, with
+    :attr:`HookPoint.span` saying which (``None``: the whole activation). Where every hook on a
+    message MLP's hidden hook points is marked, the MLP keeps its edge chunks
+    (:mod:`hookgnn.nn.chunking`); any unmarked hook there gets the whole activation, as always.
+    Returns ``fn``.
+
+    >>> spans = []
+    >>> hp = HookPoint(axis="edge")
+    >>> with hp.add_hook(row_local(lambda act, hook: spans.append(hook.span))):
+    ...     _ = hp(torch.ones(2, 3), span=RowSpan(4, 6, 10)); _ = hp(torch.ones(10, 3))
+    >>> spans
+    [RowSpan(start=4, stop=6, rows=10), None]
+    """
+    fn.row_local = True
+    return fn
+
+
 class _GradHook:
-    def __init__(self, fn: HookFn, point: HookPoint) -> None:
-        self.fn, self.point = fn, point
+    def __init__(self, fn: HookFn, point: HookPoint, span: RowSpan | None) -> None:
+        self.fn, self.point, self.span = fn, point, span
 
     def __call__(self, grad: Tensor) -> Tensor | None:
         # A private copy here too: autograd may hand one gradient tensor to several
         # places (the backward of a sum passes it to both terms).
-        return self.point._run(self.fn, grad, "backward")
+        before, self.point.span = self.point.span, self.span  # the rows of the forward call that attached it
+        try:
+            return self.point._run(self.fn, grad, "backward")
+        finally:
+            self.point.span = before

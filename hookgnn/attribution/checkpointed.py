@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
+from hookgnn.attribution.row_blocks import row_taps, taps_row_local
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
@@ -51,7 +52,7 @@ from hookgnn.metrics.per_graph import Metric
 from hookgnn.nn.chunking import rounds_checkpointed
 from hookgnn.ops.plan import scatter_plans
 from hookgnn.patching.copies import copy_means
-from hookgnn.points import read_only
+from hookgnn.points import read_only, row_local
 
 
 def checkpoint_reason(model: HookedRootModule) -> str:
@@ -161,7 +162,10 @@ def checkpointed_run(
     """One forward (parameters frozen, every round checkpointed; see the module docstring) with a
     tap on every hook of ``names``: ``on_forward(act, hook)`` runs once per hook in the forward,
     ``on_grad(name, grad)`` once per hook the metric depends on, in the backward of the sum over
-    the ``k`` copies of ``batch`` of each copy's mean metric. Returns the metric per graph
+    the ``k`` copies of ``batch`` of each copy's mean metric. Where ``on_grad`` and ``on_forward`` (if
+    given) are :func:`~hookgnn.points.row_local`, so is the tap: a hook point called a block of rows at a
+    time (a message MLP in edge chunks) is tapped block by block, and ``on_grad(name, grad, span)`` gets
+    the rows of each gradient (:func:`~hookgnn.attribution.row_blocks.row_taps`). Returns the metric per graph
     (detached). ``TypeError`` if the model's rounds cannot be checkpointed (:func:`checkpoint_reason`).
 
     >>> from hookgnn import HookedGNN
@@ -182,7 +186,8 @@ def checkpointed_run(
     :param names: the hook points to tap.
     :param forward_kwargs: keywords for the forward.
     :param on_forward: called with each tapped activation and its hook in the forward (``None``: nothing).
-    :param on_grad: called with each hook's name and the gradient of the metric there.
+    :param on_grad: called with each hook's name and the gradient of the metric there (and its rows, where
+        it is row-local).
     """
     reason = checkpoint_reason(model)
     if reason:
@@ -193,11 +198,13 @@ def checkpointed_run(
 
     @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
     def tap(act: Tensor, hook: Any) -> Tensor:
-        name = hook.name
-        calls.fired(name)
+        calls.fired(hook.name)
         if on_forward is not None and not calls.backward:
             on_forward(act, hook)
-        return taps.tap(act, lambda g: on_grad(name, g))
+        return taps.tap(act, row_taps(on_forward, on_grad, hook))
+
+    if taps_row_local(on_forward, on_grad):
+        row_local(tap)
 
     # early stop off (read when each checkpoint is made): a recomputation runs the whole round, so
     # that every hook point fires again and the check of _Calls sees the whole call

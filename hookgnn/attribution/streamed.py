@@ -49,6 +49,7 @@ from torch import Tensor
 
 from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
+from hookgnn.attribution.row_blocks import RowDifferences, add_rows, row_sums, row_taps, rows_of, taps_row_local
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.cache.shared import storage_of
@@ -57,7 +58,7 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
-from hookgnn.points import read_only, transient
+from hookgnn.points import RowSpan, read_only, row_local, transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -122,16 +123,20 @@ def reduced_shape(shape: torch.Size, to: str) -> torch.Size:
 
 
 class _Slots:
-    """Named tensors in memory, or in files when ``files`` is given."""
+    """Named tensors in memory, or in files when ``files`` is given; ``field``: the kept field they hold
+    (``"by_row"`` ...), for the parts of :meth:`put` and :meth:`add` that cover some rows only."""
 
-    def __init__(self, files: TensorFiles | None, prefix: str) -> None:
-        self.files, self.prefix = files, prefix
+    def __init__(self, files: TensorFiles | None, prefix: str, field: str | None = None) -> None:
+        self.files, self.prefix, self.field = files, prefix, field
         self.ram: dict[str, Tensor] = {}
+        self.done: dict[str, int] = {}  # rows of a difference reduced so far, a block of rows at a time
 
     def __contains__(self, name: str) -> bool:
         return (self.prefix + name) in self.files if self.files is not None else name in self.ram
 
-    def put(self, name: str, t: Tensor) -> None:
+    def put(self, name: str, t: Tensor, span: RowSpan | None = None) -> None:
+        if span is not None:  # rows span.start:span.stop of a field, or a part of a feature sum
+            return add_rows(self, name, t, span)
         if self.files is not None:
             self.files.write(self.prefix + name, t)
         else:
@@ -143,7 +148,9 @@ class _Slots:
     def take(self, name: str) -> Tensor:
         return self.files.read(self.prefix + name, remove=True) if self.files is not None else self.ram.pop(name)
 
-    def add(self, name: str, t: Tensor) -> None:
+    def add(self, name: str, t: Tensor, span: RowSpan | None = None) -> None:
+        if span is not None:
+            return add_rows(self, name, t, span)
         if self.files is not None:
             self.files.add(self.prefix + name, t)
         elif name in self.ram:
@@ -151,12 +158,29 @@ class _Slots:
         else:
             self.ram[name] = t
 
-    def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool) -> dict[str, Tensor]:
+    def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool,
+                span: RowSpan | None = None) -> dict[str, Tensor]:
         """:func:`reduce_product` of ``self[name] * grad`` to each field of ``to``; ``remove``: the
         stored tensor is taken (its memory may then hold the product). Row and feature sums come from
         one pass over the difference and the gradient, the product never made
         (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
-        rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either."""
+        rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either.
+        ``span``: ``grad`` is rows ``span.start:span.stop`` only (a hook called in blocks of rows,
+        :func:`~hookgnn.points.row_local`): the products of those rows; ``remove`` takes the stored
+        tensor once every row has been reduced."""
+        if span is not None:  # rows span.start:span.stop of the difference (hookgnn.attribution.row_blocks)
+            if "by_entry" in to:
+                product = rows_of(self, name, span.start, span.stop).to(grad.dtype) * grad
+                out = {t: reduce_product(product, t) for t in to}
+            else:
+                by = dict(zip(("by_row", "by_feature"), row_sums(self, name, grad, span, ROWS_PER_BLOCK, remove)))
+                out = {t: by[t] for t in to}
+            done = self.done.pop(name, 0) + span.stop - span.start
+            if remove and done < span.rows:
+                self.done[name] = done
+            elif remove:  # every row reduced: the difference is no longer needed
+                self.ram.pop(name) if self.files is None else self.files.remove(self.prefix + name)
+            return out
         key = self.prefix + name
         stored = self.files.shape(key) if self.files is not None else tuple(self.ram[name].shape)
         if "by_entry" in to or stored != tuple(grad.shape) or not grad.dim():
@@ -205,7 +229,7 @@ def streamed_attribution(
     (:data:`~hookgnn.patching.results.KEPT_FIELDS`) and ``baseline`` set."""
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
     deltas = _Slots(files, "delta:")
-    kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
+    kept = {to: _Slots(files if to == "by_entry" else None, to + ":", to) for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
@@ -223,8 +247,12 @@ def streamed_attribution(
         where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
         own = {n for n, p in where.items() if shared[p] == 1}
+        in_rows = RowDifferences(source, files, deltas, own, keep, shapes, axes)
 
+        @row_local  # or a block of rows at a time (hook.span), each row once, in order
         def difference(act: Tensor, hook: Any) -> None:
+            if hook.span is not None:
+                return in_rows(act.detach(), hook.name, hook.span, hook.axis)
             if hook.name not in source:
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
@@ -243,13 +271,15 @@ def streamed_attribution(
             deltas.put(hook.name, d)
 
         if not alphas:  # the base run itself: differences in its forward, products in its backward
-            def at_base(name: str, grad: Tensor) -> None:
-                for to, reduced in deltas.reduced(name, grad, list(kept), remove=True).items():
-                    kept[to].put(name, reduced)
+            @row_local  # a gradient of rows span.start:span.stop (None: all)
+            def at_base(name: str, grad: Tensor, span: RowSpan | None) -> None:
+                for to, reduced in deltas.reduced(name, grad, list(kept), remove=True, span=span).items():
+                    kept[to].put(name, reduced, span)
 
             baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
         else:
-            with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
+            with torch.no_grad(), model.hooks(fwd_hooks=[(n, row_local(lambda a, hook: difference(a, hook)))
+                                                         for n in names]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
@@ -258,10 +288,13 @@ def streamed_attribution(
                 part = [interpolate(base, src, a, fields) for a in points]
                 k = len(part)
 
-                def along_path(name: str, grad: Tensor, k: int = k) -> None:
+                def along_path(name: str, grad: Tensor, span: RowSpan | None = None, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
-                    for to, reduced in deltas.reduced(name, g, list(kept), remove=False).items():
-                        kept[to].add(name, reduced.div_(n))
+                    for to, reduced in deltas.reduced(name, g, list(kept), remove=False, span=span).items():
+                        kept[to].add(name, reduced.div_(n), span)
+
+                if k == 1:  # (the rows of k > 1 copies are not the difference's rows)
+                    row_local(along_path)
 
                 run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
@@ -283,10 +316,18 @@ def _source_to_files(model: HookedRootModule, src: Graph, names_filter: NameFilt
     it fires; returns, in firing order, a meta tensor (shape and dtype, no memory) per hook."""
     fired: dict[str, Tensor] = {}
 
+    @row_local  # a block of rows goes to its rows of the file
     @read_only  # written to its file, never edited or kept
     def save(act: Tensor, hook: Any) -> None:
-        files.write("source:" + hook.name, act)
-        fired[hook.name] = torch.empty(act.shape, dtype=act.dtype, device="meta")
+        span = hook.span
+        if span is None:
+            files.write("source:" + hook.name, act)
+        elif span.start == 0:
+            files.zeros("source:" + hook.name, (span.rows, *act.shape[1:]), act.dtype)
+        if span is not None:
+            files.write_rows("source:" + hook.name, span.start, act)
+        shape = act.shape if span is None else (span.rows, *act.shape[1:])
+        fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
 
     with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
         model(src, **forward_kwargs)
@@ -315,15 +356,19 @@ def _tapped_run(
 ) -> Tensor:
     """One forward (parameters frozen) with a tap on every hook of ``names``, then the backward of
     the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached).
-    ``on_forward`` must keep no reference to the activation it is given (the tap is ``transient``)."""
+    ``on_forward`` must keep no reference to the activation it is given (the tap is ``transient``).
+    Where ``on_grad`` and ``on_forward`` (if given) are :func:`~hookgnn.points.row_local`, so is the tap,
+    and ``on_grad`` gets the rows of each gradient as a third argument (:func:`row_taps`)."""
     taps = GradientTaps()
 
     @transient  # an identity node over the activation, never edited or kept (nor by on_forward): no copy needed
     def tap(act: Tensor, hook: Any) -> Tensor:
         if on_forward is not None:
             on_forward(act, hook)
-        name = hook.name
-        return taps.tap(act, lambda g: on_grad(name, g))
+        return taps.tap(act, row_taps(on_forward, on_grad, hook))
+
+    if taps_row_local(on_forward, on_grad):
+        row_local(tap)
 
     with frozen_parameters(model), torch.enable_grad():
         with model.hooks(fwd_hooks=[(n, tap) for n in names]):
@@ -331,3 +376,4 @@ def _tapped_run(
         per_graph = metric(out, batch)
         taps.backward(copy_means(per_graph, k).sum())
     return per_graph.detach()
+

@@ -17,7 +17,13 @@ Chunking is on when the graph has more edges than the chunk size ``C``
 
 * no hook on the MLP's hidden hook points (``hook_pre``, ``hook_post``): the whole MLP
   runs a chunk at a time, and only the ``[E, d]`` message is made whole;
-* a hook on either (caching or patching the hidden neurons): a hook there sees the whole
+* hooks there, every one :func:`~hookgnn.points.row_local` (the taps and differences of
+  :func:`~hookgnn.attribution.gradients.attribute` with ``keep="rows"``): the whole MLP runs a
+  chunk at a time and the hooks are called once per chunk, with the chunk's rows as
+  ``hook.span`` (:class:`~hookgnn.points.RowSpan`), so each sees every row exactly once; no chunk
+  is checkpointed (a recomputation would call the hooks again), so with gradients the hidden
+  layers the backward needs are kept, as with a whole tensor;
+* any other hook on either (caching or patching the hidden neurons): a hook there sees the whole
   ``[E, d_mlp]`` tensor, so only the first layer's gathers and sums
   (:class:`~hookgnn.nn.projection.LinearPlan`) run in chunks, written into one
   ``[E, d_mlp]`` tensor that then goes through the hooks as usual.
@@ -54,6 +60,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hookgnn.nn.mlp import HookedMLP
 from hookgnn.nn.projection import Block, LinearPlan, concat_linear
+from hookgnn.points import RowSpan
 
 #: Chunk size used when neither ``HOOKGNN_EDGE_CHUNK_SIZE`` nor :func:`edge_chunk_size` sets one.
 DEFAULT_EDGE_CHUNK_SIZE = 2**20
@@ -125,7 +132,10 @@ def mlp_over_blocks(mlp: HookedMLP, blocks: Sequence[Block], rows: int) -> Float
         return mlp.from_pre(concat_linear(mlp.lin_in, blocks, rows))
     plan = LinearPlan.of(mlp.lin_in, blocks, rows)  # node products once, for every chunk
     spans = [(s, min(s + size, rows)) for s in range(0, rows, size)]
-    if mlp.hook_pre.has_hooks or mlp.hook_post.has_hooks:
+    hidden = (mlp.hook_pre, mlp.hook_post)
+    if any(p.has_hooks for p in hidden):
+        if all(p.hooks_row_local for p in hidden):  # each hook called once per chunk, told its rows
+            return _in_chunks(lambda s, e: mlp.from_pre(plan.rows(s, e), RowSpan(s, e, rows)), spans, recompute=False)
         # Hooks see the whole hidden layer: only the first layer's gathers run in chunks.
         return mlp.from_pre(_in_chunks(plan.rows, spans, recompute=False))
     return _in_chunks(lambda s, e: mlp.from_pre(plan.rows(s, e)), spans, recompute=True)

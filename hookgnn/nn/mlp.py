@@ -6,6 +6,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from hookgnn.hooks import Axis, HookPoint
+from hookgnn.points import RowSpan
 
 
 class HookedMLP(nn.Module):
@@ -33,7 +34,7 @@ class HookedMLP(nn.Module):
     def forward(self, x: Float[Tensor, "row d_in"]) -> Float[Tensor, "row d_out"]:
         return self.from_pre(self.lin_in(x))
 
-    def from_pre(self, pre: Float[Tensor, "row d_hidden"]) -> Float[Tensor, "row d_out"]:
+    def from_pre(self, pre: Float[Tensor, "row d_hidden"], span: RowSpan | None = None) -> Float[Tensor, "row d_out"]:
         """The MLP after its first layer: from :math:`W_{in} x + b_{in}`, computed by the
         caller (e.g. projected on nodes, :mod:`hookgnn.nn.projection`), hooks included.
 
@@ -41,9 +42,14 @@ class HookedMLP(nn.Module):
         >>> mlp = HookedMLP(4, 8, 2, axis="edge"); x = torch.randn(3, 4)
         >>> torch.equal(mlp.from_pre(mlp.lin_in(x)), mlp(x))
         True
+
+        :param pre: the first layer's output, ``[rows, d_hidden]``.
+        :param span: ``pre`` is rows ``span.start:span.stop`` of the layer's rows (edge chunks,
+            :mod:`hookgnn.nn.chunking`), passed to the hidden hook points
+            (:meth:`~hookgnn.hooks.HookPoint.forward`); ``None``: all rows.
         """
-        pre = self.hook_pre(pre)  # [row, d_hidden]
-        post = self.hook_post(self.act(pre))  # [row, d_hidden]
+        pre = self.hook_pre(pre, span)  # [row, d_hidden]
+        post = self.hook_post(self.act(pre), span)  # [row, d_hidden]
         return self.lin_out(post)
 
     def reset_parameters(self) -> None:
