@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +36,8 @@ class HookError(ValueError):
     """A hook returned something that cannot replace the activation."""
 
 
-class RowSpan(NamedTuple):
+@dataclass(frozen=True)
+class RowSpan:
     """Which rows of an activation one call of a hook point carries: rows ``start:stop`` of a
     tensor of ``rows`` rows (:attr:`HookPoint.span`; only :func:`row_local` hooks are called on
     part of an activation).
@@ -280,6 +281,8 @@ def row_local(fn: Any) -> Any:
     ...     _ = hp(torch.ones(2, 3), span=RowSpan(4, 6, 10)); _ = hp(torch.ones(10, 3))
     >>> spans
     [RowSpan(start=4, stop=6, rows=10), None]
+
+    :param fn: the hook (a :class:`HookFn`).
     """
     fn.row_local = True
     return fn

@@ -29,7 +29,10 @@ a forward that runs anyway). How memory is saved:
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
    model keeps the whole graph); the products' row and feature sums read each difference back a
-   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory.
+   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP
+   in edge chunks (:mod:`hookgnn.nn.chunking`) keeps them, as every hook here is
+   :func:`~hookgnn.points.row_local`: its hidden neurons are spilled, differenced and tapped a chunk at a
+   time (:mod:`hookgnn.attribution.row_blocks`), never ``[E, d_mlp]`` whole.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
