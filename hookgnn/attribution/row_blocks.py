@@ -15,7 +15,8 @@ is :func:`~hookgnn.points.row_local` the hooks are called once per chunk, with t
 so the source run writes rows :math:`[s, t)` of its file, the base run writes rows :math:`[s, t)`
 of the difference from those of the source (:class:`RowDifferences`), and the gradient tap of a
 chunk reduces that chunk's gradient against rows :math:`[s, t)` of the difference
-(:func:`row_sums`, :func:`add_rows`): nothing ``[E, d_mlp]`` is held. The numbers are those of the
+(:func:`row_sums`, :func:`add_rows`): no hook holds a whole ``[E, d_mlp]`` activation, difference or
+gradient (what autograd saves for the chunks' backward is the same as without hooks there). The numbers are those of the
 whole-tensor path up to float rounding (the feature sums add chunk by chunk).
 """
 

@@ -32,7 +32,7 @@ a forward that runs anyway). How memory is saved:
    block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP
    in edge chunks (:mod:`hookgnn.nn.chunking`) keeps them, as every hook here is
    :func:`~hookgnn.points.row_local`: its hidden neurons are spilled, differenced and tapped a chunk at a
-   time (:mod:`hookgnn.attribution.row_blocks`), never ``[E, d_mlp]`` whole.
+   time (:mod:`hookgnn.attribution.row_blocks`), never as a whole ``[E, d_mlp]`` tensor.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
