@@ -184,3 +184,34 @@ def test_a_hook_point_called_on_rows_names_what_is_wrong() -> None:
                                                                                        r"of shape \(2, 3\)"):
         hp(torch.ones(2, 3), span=RowSpan(0, 3, 5))
     assert hp.span is None
+
+
+def _grad_fns(t: Tensor) -> set[str]:
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and type(fn).__name__ not in seen:
+            seen.add(type(fn).__name__)
+            todo.extend(f for f, _ in fn.next_functions)
+    return seen
+
+
+def test_chunks_of_per_row_tensors_share_one_split_and_give_the_plain_gradient() -> None:
+    """A chunk of an edge block is a piece of one split, not a slice (whose backward zero-fills a whole
+    [E, d] gradient per chunk, which the backward of a message MLP in chunks held beside its chunks)."""
+    from hookgnn.nn.projection import Block, LinearPlan
+
+    torch.manual_seed(4)
+    lin = torch.nn.Linear(3, 2)
+    e = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    lin = lin.double()
+    plan = LinearPlan.of(lin, [Block(e, None, 3)], 7, 3)
+    chunks = [plan.rows(s, min(s + 3, 7)) for s in range(0, 7, 3)]
+    assert "SplitBackward0" in _grad_fns(chunks[1]) and not any("Slice" in f for f in _grad_fns(chunks[1]))
+    g = torch.randn(7, 2, dtype=torch.float64)
+    (torch.cat(chunks) * g).sum().backward()
+    with torch.no_grad():  # plain torch: y = e W^T + b, so dy/de = g W
+        torch.testing.assert_close(torch.cat(chunks), e @ lin.weight.T + lin.bias, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(e.grad, g @ lin.weight, rtol=1e-12, atol=1e-12)
+        off_grid = plan.rows(1, 4)  # rows off the chunk grid: a slice, as before
+        torch.testing.assert_close(off_grid, (e @ lin.weight.T + lin.bias)[1:4], rtol=1e-12, atol=1e-12)

@@ -130,7 +130,7 @@ def mlp_over_blocks(mlp: HookedMLP, blocks: Sequence[Block], rows: int) -> Float
     size = current_edge_chunk_size()
     if size == 0 or rows <= size:
         return mlp.from_pre(concat_linear(mlp.lin_in, blocks, rows))
-    plan = LinearPlan.of(mlp.lin_in, blocks, rows)  # node products once, for every chunk
+    plan = LinearPlan.of(mlp.lin_in, blocks, rows, size)  # node products once, for every chunk
     spans = [(s, min(s + size, rows)) for s in range(0, rows, size)]
     hidden = (mlp.hook_pre, mlp.hook_post)
     if any(p.has_hooks for p in hidden):

@@ -113,10 +113,15 @@ class LinearPlan(NamedTuple):
     bias: Tensor | None  # the bias still to add (None once a gathered product holds it)
     lin: nn.Linear
     num_rows: int  # every output row: rows(0, num_rows) is the whole output
+    chunk: int = 0  # rows(s, s + chunk) for s = 0, chunk, ... take their per-row tensors from ``pieces``
+    pieces: dict[int, tuple[Tensor, ...]] | None = None  # id of a per-row tensor -> its split into chunks
 
     @classmethod
-    def of(cls, lin: nn.Linear, blocks: Sequence[Block], rows: int) -> LinearPlan:
-        """Check the blocks against ``lin`` and ``rows`` and make the node products."""
+    def of(cls, lin: nn.Linear, blocks: Sequence[Block], rows: int, chunk: int = 0) -> LinearPlan:
+        """Check the blocks against ``lin`` and ``rows`` and make the node products; ``chunk``: the
+        rows will be asked for in chunks of that many (:mod:`hookgnn.nn.chunking`), so each per-row
+        tensor is split once into them (``torch.split``): a chunk's gradient then goes into one
+        backward of the split, not a zero-filled ``[rows, d]`` copy per chunk (the backward of a slice)."""
         total = sum(b.width for b in blocks)
         if total != lin.in_features:
             raise ValueError(f"blocks are {total} columns wide in all, but the linear layer takes {lin.in_features}")
@@ -152,13 +157,26 @@ class LinearPlan(NamedTuple):
         if not per_row and gathered and bias is not None:
             gathered[0] = (gathered[0][0], gathered[0][1].add_(bias))
             bias = None
-        return cls(per_row, gathered, deltas, bias, lin, rows)
+        if not 0 < chunk < rows:
+            return cls(per_row, gathered, deltas, bias, lin, rows)
+        per_row_tensors = [v for v, _ in per_row] + [t for d, b, _ in deltas for t in (d, b) if t is not None]
+        return cls(per_row, gathered, deltas, bias, lin, rows, chunk, {id(t): t.split(chunk) for t in per_row_tensors})
 
     def rows(self, start: int, stop: int) -> Float[Tensor, "row d_out"]:
         """Output rows ``start:stop``: per-row products, bias, gathered products, deltas, in that order."""
         on_rows: Tensor | None = None
-        # All rows: the tensors themselves, not slices (whose backward makes a zero-filled [rows, d] copy).
-        cut = (lambda t: t) if start == 0 and stop == self.num_rows else (lambda t: t[start:stop])  # noqa: E731
+        # All rows: the tensors themselves, not slices (whose backward makes a zero-filled [rows, d] copy);
+        # one of the chunks ``of`` split the per-row tensors into: that piece
+        piece = start // self.chunk if self.pieces and start % self.chunk == 0 and \
+            stop == min(start + self.chunk, self.num_rows) else None
+
+        def cut(t: Tensor) -> Tensor:
+            if start == 0 and stop == self.num_rows:
+                return t
+            if piece is not None and self.pieces is not None and id(t) in self.pieces:
+                return self.pieces[id(t)][piece]
+            return t[start:stop]
+
         for value, weight in self.per_row:
             product = F.linear(cut(value), weight)
             on_rows = product if on_rows is None else on_rows.add_(product)
