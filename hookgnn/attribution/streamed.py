@@ -29,7 +29,11 @@ a forward that runs anyway). How memory is saved:
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
    model keeps the whole graph); the products' row and feature sums read each difference back a
-   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory.
+   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory;
+5. for ``"rows"`` and ``"features"``, a hook point that the links say copies a node hook point to the
+   edges and feeds one linear layer alone (``hook_src``) is scored from that node hook point's
+   difference and that layer's gradient (:mod:`hookgnn.attribution.contracted`): it is never hooked,
+   so the source run does not cache it and the rounds never build its ``[E, d]`` rows or their gradient.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
@@ -48,6 +52,7 @@ import torch
 from torch import Tensor
 
 from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
+from hookgnn.attribution.contracted import Contraction, contracted_sums, contractions
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
@@ -208,21 +213,28 @@ def streamed_attribution(
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":") for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
+    # hook points scored through the links (hookgnn.attribution.contracted): never hooked, cached or tapped
+    requested = list(dict.fromkeys(hp.name for hp in model.hook_points(names_filter)))
+    contracted = contractions(model, requested, base, src) if keep in ("rows", "features") else {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
     run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
     try:
-        if files is None:
-            with torch.no_grad():
-                _, cache = model.run_with_cache(src, names_filter=names_filter, **forward_kwargs)
-            source = dict(cache.items())
-            del cache
-        else:  # in files, read back a block of rows at a time (no whole activation mapped or in memory)
-            source = _source_to_files(model, src, names_filter, files, forward_kwargs)
-        names = list(source)
+        source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
+        misfit = [n for n, c in contracted.items() if not _fits(c, source, base)]
+        if misfit:  # P's rows are not the graph's edges (or A's not its nodes): tap them after all
+            source.update(_source_run(model, src, misfit, files, forward_kwargs))
+        contracted = {n: c for n, c in contracted.items() if n not in misfit}
+        into: dict[str, list[Contraction]] = {}
+        for c in contracted.values():
+            into.setdefault(c.into, []).append(c)
+            shapes[c.name] = (torch.Size([base.edge_index.shape[1], c.weight.shape[1]]), source[c.into].dtype)
+            axes[c.name] = "edge"
+        names = [m for n in source for m in [*(c.name for c in into.get(n, ())), n]]  # each H just before its P
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
         where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
         own = {n for n, p in where.items() if shared[p] == 1}
+        tapped = list(source)
 
         def difference(act: Tensor, hook: Any) -> None:
             if hook.name not in source:
@@ -242,28 +254,37 @@ def streamed_attribution(
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
             deltas.put(hook.name, d)
 
+        def through_links(name: str, grad: Tensor, steps: int) -> None:
+            """The sums of the hook points scored through ``name``'s gradient (``steps``: the IG steps
+            they are averaged over, 0 for plain attribution)."""
+            for c in into.get(name, ()):
+                for to, v in contracted_sums(c, deltas.get(c.node), grad, base.edge_index, list(kept)).items():
+                    kept[to].put(c.name, v) if not steps else kept[to].add(c.name, v.div_(steps))
+
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             def at_base(name: str, grad: Tensor) -> None:
+                through_links(name, grad, 0)
                 for to, reduced in deltas.reduced(name, grad, list(kept), remove=True).items():
                     kept[to].put(name, reduced)
 
-            baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
+            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, difference, at_base).mean())
         else:
-            with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in names]):
+            with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda a, hook: difference(a, hook)) for n in tapped]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
-            chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
+            chunk = copies_per_forward(model, tapped, chunk)  # one graph per forward where rows do not follow copies
             for _, points in chunks(alphas, chunk):
                 part = [interpolate(base, src, a, fields) for a in points]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
+                    through_links(name, g, n)
                     for to, reduced in deltas.reduced(name, g, list(kept), remove=False).items():
                         kept[to].add(name, reduced.div_(n))
 
-                run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
+                run(model, disjoint_union(part), k, metric, tapped, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
         for to, slots in kept.items():
             for name in names:
@@ -275,6 +296,26 @@ def streamed_attribution(
         if files is not None:
             files.close()
     return Attribution({n: axes[n] for n in names}, baseline, direction, keep=keep, **fields)
+
+
+def _source_run(model: HookedRootModule, src: Graph, names: list[str], files: TensorFiles | None,
+                forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """The source run's activations of the hook points ``names``, in firing order: in memory, or (``files``)
+    written to files, with a meta tensor (shape and dtype) in their place."""
+    if not names:
+        return {}
+    if files is not None:  # read back a block of rows at a time (no whole activation mapped or in memory)
+        return _source_to_files(model, src, names, files, forward_kwargs)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(src, names_filter=names, **forward_kwargs)
+    return dict(cache.items())
+
+
+def _fits(c: Contraction, source: dict[str, Tensor], base: Graph) -> bool:
+    """Whether ``c``'s hook points have the rows its formulas read: ``P`` the graph's edges, ``A`` its nodes."""
+    p, a = source[c.into], source[c.node]
+    return (p.dim() == 2 and p.shape[0] == base.edge_index.shape[1] and p.shape[1] == c.weight.shape[0]
+            and a.dim() == 2 and a.shape[1] == c.weight.shape[1] and a.shape[0] == base.num_nodes)
 
 
 def _source_to_files(model: HookedRootModule, src: Graph, names_filter: NameFilter, files: TensorFiles,
