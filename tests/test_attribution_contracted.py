@@ -74,7 +74,7 @@ def graphs(draw: st.DrawFn) -> tuple[Graph, Graph]:
     return g, g.replace(x=torch.rand(n, 1, generator=gen, dtype=torch.float64))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(pair=graphs(), ig=st.sampled_from([0, 2]))
 def test_rows_and_features_match_the_full_product_by_hand(pair: tuple[Graph, Graph], ig: int) -> None:
     g, corrupted = pair
@@ -170,3 +170,23 @@ def test_gathered_row_sums_names_bad_input() -> None:
         gathered_row_sums(q, torch.tensor([-1, 1, 0, 2]), b)
     with pytest.raises(ValueError, match="index must be int64, got torch.int32"):
         gathered_row_sums(q, torch.tensor([0, 1, 2, 0], dtype=torch.int32), b)
+
+
+def test_a_contraction_whose_rows_do_not_fit_is_tapped_after_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the source run shows ``P``'s rows are not the graph's edges, the hook point is cached and
+    tapped as any other (forced here): the same sums, in the same order."""
+    import hookgnn.attribution.streamed as streamed
+
+    model = _mpnn(4)
+    g = Graph(x=torch.rand(6, 1, dtype=torch.float64), edge_index=torch.tensor([[0, 1, 3, 5, 5], [1, 2, 2, 0, 5]]),
+              edge_attr=torch.rand(5, 1, dtype=torch.float64))
+    corrupted = g.replace(x=torch.rand(6, 1, dtype=torch.float64))
+    contracted = attribute(model, g, corrupted, OutputSum("d"), keep="rows")
+    monkeypatch.setattr(streamed, "_fits", lambda c, source, base: False)
+    tapped = attribute(model, g, corrupted, OutputSum("d"), keep="rows")
+    want = attribute(model, g, corrupted, OutputSum("d"), keep="all")
+    assert list(tapped.by_row) == list(contracted.by_row)
+    _same_sums(tapped, want, list(want.delta))
+    with tempfile.TemporaryDirectory() as spill:
+        offloaded = attribute(model, g, corrupted, OutputSum("d"), keep="rows", offload=spill)
+    _same_sums(offloaded, want, list(want.delta))

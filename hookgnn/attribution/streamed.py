@@ -221,9 +221,11 @@ def streamed_attribution(
     try:
         source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
         misfit = [n for n, c in contracted.items() if not _fits(c, source, base)]
-        if misfit:  # P's rows are not the graph's edges (or A's not its nodes): tap them after all
-            source.update(_source_run(model, src, misfit, files, forward_kwargs))
-        contracted = {n: c for n, c in contracted.items() if n not in misfit}
+        if misfit:  # P's rows are not the graph's edges (or A's not its nodes): run again, tapping them after all
+            contracted = {n: c for n, c in contracted.items() if n not in misfit}
+            for n in source if files is not None else ():
+                files.remove("source:" + n)
+            source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
         into: dict[str, list[Contraction]] = {}
         for c in contracted.values():
             into.setdefault(c.into, []).append(c)
