@@ -317,9 +317,10 @@ class HookedRootModule(RoundMethods, nn.Module):
         def save(t: Tensor, hook: HookPoint) -> Tensor | None:
             if storage_of(t) in outside:
                 t = t.clone()  # an input, parameter or buffer passed through unchanged: never share it
-            if grad_metric is not None and not t.requires_grad:
-                # Nothing upstream needs a gradient, so a fresh leaf cuts no path.
-                t = t.detach().requires_grad_()
+            if grad_metric is not None:
+                # A fresh leaf where nothing upstream needs a gradient (it cuts no path); else a view, its own autograd
+                # node: a tensor passed on through two hook points gets at each the gradient of what reads it there.
+                t = t.view_as(t) if t.requires_grad else t.detach().requires_grad_()
                 live[hook.name] = t
                 return t
             live[hook.name] = t

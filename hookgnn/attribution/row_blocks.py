@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from hookgnn.ops.products import product_sums
-from hookgnn.points import RowSpan
+from hookgnn.points import RowSpan, read_only, row_local
 
 
 def row_taps(on_forward: Callable[[Tensor, Any], None] | None, on_grad: Callable[..., None],
@@ -157,3 +157,27 @@ class RowDifferences:
             d = s if same else act.new_empty(full)
         self.partial[name] = (0, s, d)
 
+
+def source_to_files(model: Any, src: Any, names_filter: Any, files: Any, forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """A no-grad forward of ``src`` that writes each hook's activation to ``files`` (``"source:<name>"``) as
+    it fires (a hook called a block of rows at a time writes those rows of its file); returns, in firing
+    order, a meta tensor (shape and dtype, no memory) per hook: the source run of
+    :func:`~hookgnn.attribution.gradients.attribute` with ``offload=``."""
+    fired: dict[str, Tensor] = {}
+
+    @row_local  # a block of rows goes to its rows of the file
+    @read_only  # written to its file, never edited or kept
+    def save(act: Tensor, hook: Any) -> None:
+        span = hook.span
+        if span is None:
+            files.write("source:" + hook.name, act)
+        elif span.start == 0:
+            files.zeros("source:" + hook.name, (span.rows, *act.shape[1:]), act.dtype)
+        if span is not None:
+            files.write_rows("source:" + hook.name, span.start, act)
+        shape = act.shape if span is None else (span.rows, *act.shape[1:])
+        fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
+
+    with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
+        model(src, **forward_kwargs)
+    return fired

@@ -29,10 +29,13 @@ a forward that runs anyway). How memory is saved:
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
    model keeps the whole graph); the products' row and feature sums read each difference back a
-   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP
-   in edge chunks (:mod:`hookgnn.nn.chunking`) keeps them, as every hook here is
-   :func:`~hookgnn.points.row_local`: its hidden neurons are spilled, differenced and tapped a chunk at a
-   time (:mod:`hookgnn.attribution.row_blocks`), never as a whole ``[E, d_mlp]`` tensor.
+   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP's
+   hidden neurons go chunk by chunk (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``;
+5. for ``"rows"`` and ``"features"``, a hook point that the links say copies a node hook point to the
+   edges and feeds one linear layer alone (``hook_src``) is scored from that node hook point's
+   difference and that layer's gradient (:mod:`hookgnn.attribution.contracted`): it is never hooked,
+   so the source run does not cache it and the rounds never build its ``[E, d]`` rows or their gradient
+   (a chunk of rows at a time where that layer's gradient comes so).
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
@@ -51,8 +54,10 @@ import torch
 from torch import Tensor
 
 from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
+from hookgnn.attribution.contracted import Contraction, contracted_sums, contractions
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
-from hookgnn.attribution.row_blocks import RowDifferences, add_rows, row_sums, row_taps, rows_of, taps_row_local
+from hookgnn.attribution.row_blocks import (RowDifferences, add_rows, row_sums, row_taps, rows_of, source_to_files,
+                                            taps_row_local)
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.cache.shared import storage_of
@@ -61,7 +66,7 @@ from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
 from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
-from hookgnn.points import RowSpan, read_only, row_local, transient
+from hookgnn.points import RowSpan, row_local, transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
 
@@ -168,9 +173,7 @@ class _Slots:
         one pass over the difference and the gradient, the product never made
         (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
         rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either.
-        ``span``: ``grad`` is rows ``span.start:span.stop`` only (a hook called in blocks of rows,
-        :func:`~hookgnn.points.row_local`): the products of those rows; ``remove`` takes the stored
-        tensor once every row has been reduced."""
+        ``span``: ``grad`` is those rows only; ``remove`` then takes the stored tensor after its last rows."""
         if span is not None:  # rows span.start:span.stop of the difference (hookgnn.attribution.row_blocks)
             if "by_entry" in to:
                 product = rows_of(self, name, span.start, span.stop).to(grad.dtype) * grad
@@ -235,21 +238,30 @@ def streamed_attribution(
     kept = {to: _Slots(files if to == "by_entry" else None, to + ":", to) for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
+    # hook points scored through the links (hookgnn.attribution.contracted): never hooked, cached or tapped
+    requested = list(dict.fromkeys(hp.name for hp in model.hook_points(names_filter)))
+    contracted = contractions(model, requested, base, src) if keep in ("rows", "features") else {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
     run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
     try:
-        if files is None:
-            with torch.no_grad():
-                _, cache = model.run_with_cache(src, names_filter=names_filter, **forward_kwargs)
-            source = dict(cache.items())
-            del cache
-        else:  # in files, read back a block of rows at a time (no whole activation mapped or in memory)
-            source = _source_to_files(model, src, names_filter, files, forward_kwargs)
-        names = list(source)
+        source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
+        misfit = [n for n, c in contracted.items() if not _fits(c, source, base)]
+        if misfit:  # P's rows are not the graph's edges (or A's not its nodes): run again, tapping them after all
+            contracted = {n: c for n, c in contracted.items() if n not in misfit}
+            for n in source if files is not None else ():
+                files.remove("source:" + n)
+            source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
+        into: dict[str, list[Contraction]] = {}
+        for c in contracted.values():
+            into.setdefault(c.into, []).append(c)
+            shapes[c.name] = (torch.Size([base.edge_index.shape[1], c.weight.shape[1]]), source[c.into].dtype)
+            axes[c.name] = "edge"
+        names = [m for n in source for m in [*(c.name for c in into.get(n, ())), n]]  # each H just before its P
         # a tensor that two hooks share (one passed on unchanged, or a view of it) is never overwritten
         where = {n: storage_of(t) for n, t in source.items() if storage_of(t) is not None} if files is None else {}
         shared = Counter(where.values())
         own = {n for n, p in where.items() if shared[p] == 1}
+        tapped = list(source)
         in_rows = RowDifferences(source, files, deltas, own, keep, shapes, axes)
 
         @row_local  # or a block of rows at a time (hook.span), each row once, in order
@@ -273,33 +285,43 @@ def streamed_attribution(
             shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
             deltas.put(hook.name, d)
 
+        def through_links(name: str, grad: Tensor, steps: int, span: RowSpan | None = None) -> None:
+            """The sums of the hook points scored through ``name``'s gradient (``steps``: the IG steps
+            they are averaged over, 0 for plain attribution; ``span``: the gradient's rows, ``None``: all)."""
+            edges = base.edge_index if span is None else base.edge_index[:, span.start:span.stop]
+            for c in into.get(name, ()):
+                for to, v in contracted_sums(c, deltas.get(c.node), grad, edges, list(kept)).items():
+                    kept[to].put(c.name, v, span) if not steps else kept[to].add(c.name, v.div_(steps), span)
+
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             @row_local  # a gradient of rows span.start:span.stop (None: all)
             def at_base(name: str, grad: Tensor, span: RowSpan | None) -> None:
+                through_links(name, grad, 0, span)
                 for to, reduced in deltas.reduced(name, grad, list(kept), remove=True, span=span).items():
                     kept[to].put(name, reduced, span)
 
-            baseline = float(run(model, base, 1, metric, names, forward_kwargs, difference, at_base).mean())
+            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, difference, at_base).mean())
         else:
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, row_local(lambda a, hook: difference(a, hook)))
-                                                         for n in names]):
+                                                         for n in tapped]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
-            chunk = copies_per_forward(model, names, chunk)  # one graph per forward where rows do not follow copies
+            chunk = copies_per_forward(model, tapped, chunk)  # one graph per forward where rows do not follow copies
             for _, points in chunks(alphas, chunk):
                 part = [interpolate(base, src, a, fields) for a in points]
                 k = len(part)
 
                 def along_path(name: str, grad: Tensor, span: RowSpan | None = None, k: int = k) -> None:
                     g = grad if k == 1 else per_copy(grad, k).sum(0)
+                    through_links(name, g, n, span)
                     for to, reduced in deltas.reduced(name, g, list(kept), remove=False, span=span).items():
                         kept[to].add(name, reduced.div_(n), span)
 
                 if k == 1:  # (the rows of k > 1 copies are not the difference's rows)
                     row_local(along_path)
 
-                run(model, disjoint_union(part), k, metric, names, forward_kwargs, None, along_path)
+                run(model, disjoint_union(part), k, metric, tapped, forward_kwargs, None, along_path)
         fields: dict[str, dict[str, Tensor]] = {to: {} for to in kept}
         for to, slots in kept.items():
             for name in names:
@@ -313,28 +335,24 @@ def streamed_attribution(
     return Attribution({n: axes[n] for n in names}, baseline, direction, keep=keep, **fields)
 
 
-def _source_to_files(model: HookedRootModule, src: Graph, names_filter: NameFilter, files: TensorFiles,
-                     forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
-    """A no-grad forward of ``src`` that writes each hook's activation to ``files`` (``"source:<name>"``) as
-    it fires; returns, in firing order, a meta tensor (shape and dtype, no memory) per hook."""
-    fired: dict[str, Tensor] = {}
+def _source_run(model: HookedRootModule, src: Graph, names: list[str], files: TensorFiles | None,
+                forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """The source run's activations of the hook points ``names``, in firing order: in memory, or (``files``)
+    written to files, with a meta tensor (shape and dtype) in their place."""
+    if not names:
+        return {}
+    if files is not None:  # read back a block of rows at a time (no whole activation mapped or in memory)
+        return source_to_files(model, src, names, files, forward_kwargs)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(src, names_filter=names, **forward_kwargs)
+    return dict(cache.items())
 
-    @row_local  # a block of rows goes to its rows of the file
-    @read_only  # written to its file, never edited or kept
-    def save(act: Tensor, hook: Any) -> None:
-        span = hook.span
-        if span is None:
-            files.write("source:" + hook.name, act)
-        elif span.start == 0:
-            files.zeros("source:" + hook.name, (span.rows, *act.shape[1:]), act.dtype)
-        if span is not None:
-            files.write_rows("source:" + hook.name, span.start, act)
-        shape = act.shape if span is None else (span.rows, *act.shape[1:])
-        fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
 
-    with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
-        model(src, **forward_kwargs)
-    return fired
+def _fits(c: Contraction, source: dict[str, Tensor], base: Graph) -> bool:
+    """Whether ``c``'s hook points have the rows its formulas read: ``P`` the graph's edges, ``A`` its nodes."""
+    p, a = source[c.into], source[c.node]
+    return (p.dim() == 2 and p.shape[0] == base.edge_index.shape[1] and p.shape[1] == c.weight.shape[0]
+            and a.dim() == 2 and a.shape[1] == c.weight.shape[1] and a.shape[0] == base.num_nodes)
 
 
 def _difference_in_files(files: TensorFiles, name: str, act: Tensor) -> None:

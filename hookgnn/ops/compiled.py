@@ -47,7 +47,8 @@ already checked to lie in ``[0, N)``; ``threads >= 1``):
 * ``product_sums(a [R, C], b [R, C], threads) -> (by_row [R], by_feature [C])``: the row and the feature sums
   of ``a * b`` in one pass, without the product (``csrc/product_sums.cpp``, :mod:`hookgnn.ops.products`;
   contiguous tensors of one float dtype, accumulated in double in a fixed order: the same bits on any number
-  of threads);
+  of threads); ``gathered_row_sums(q [N, C], index [R], b [R, C], threads) -> [R]``: the row sums of
+  ``q[index] * b`` in the same order, without ``q[index]``;
 * ``pool_bytes()`` / ``release_pool()`` / ``set_pool_cap(bytes)``: outputs of 1 MiB and more (``out``, ``arg``,
   ``grad_src``) come from a pool of blocks that earlier outputs freed, already mapped, so
   repeated calls (rounds, training steps) pay no page faults for fresh buffers; the pool

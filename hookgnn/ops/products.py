@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from hookgnn.ops import compiled
@@ -84,4 +84,41 @@ def product_sums(
     return product.reshape(rows, width).sum(1), product.sum(0)
 
 
-__all__ = ["product_sums"]
+def gathered_row_sums(
+    q: Float[Tensor, "node d"], index: Int[Tensor, " row"], b: Float[Tensor, "row d"]
+) -> Float[Tensor, " row"]:
+    """The row sums of ``q[index] * b``, :math:`\\sum_f q_{\\mathrm{index}_r f}\\, b_{r f}`, without the
+    gathered ``[rows, d]`` tensor where the compiled kernel applies (as for :func:`product_sums`; the same
+    bits as ``product_sums(q[index], b)[0]`` there, on any number of threads).
+
+    :param q: ``[N, d]``, e.g. a node-level difference already multiplied by a weight.
+    :param index: ``[rows]`` int64, each in ``[0, N)``: the row of ``q`` each row of ``b`` reads.
+    :param b: ``[rows, d]``, e.g. a gradient on the edges.
+    :returns: ``[rows]``, of ``q * b``'s dtype.
+
+    ``ValueError`` naming the first index out of range, or shapes that do not fit.
+
+    >>> q = torch.tensor([[1., 2.], [3., 4.]])
+    >>> gathered_row_sums(q, torch.tensor([1, 1, 0]), torch.tensor([[1., 0.], [0., 1.], [1., 1.]])).tolist()
+    [3.0, 4.0, 3.0]
+    """
+    if q.dim() != 2 or b.dim() != 2 or index.dim() != 1 or b.shape != (index.shape[0], q.shape[1]):
+        raise ValueError(f"gathered_row_sums: q must be [N, d], index [rows] and b [rows, d], got q "
+                         f"{tuple(q.shape)}, index {tuple(index.shape)}, b {tuple(b.shape)}")
+    if index.dtype != torch.long:
+        raise ValueError(f"gathered_row_sums: index must be int64, got {index.dtype}")
+    if not (q.device == index.device == b.device):
+        raise ValueError(f"gathered_row_sums: q, index and b must be on one device, got {q.device}, "
+                         f"{index.device} and {b.device}")
+    bad = ((index < 0) | (index >= q.shape[0])).nonzero()
+    if bad.numel():
+        r = int(bad[0, 0])
+        raise ValueError(f"gathered_row_sums: index[{r}] = {int(index[r])} is out of range for q's {q.shape[0]} rows")
+    if _kernel_applies(q, b):
+        kernel = compiled.load()
+        if kernel is not None:
+            return kernel.gathered_row_sums(q.contiguous(), index.contiguous(), b.contiguous(), compiled.threads())
+    return (q.index_select(0, index) * b).sum(1)
+
+
+__all__ = ["gathered_row_sums", "product_sums"]

@@ -418,6 +418,7 @@ torch::Tensor relu_linear_backward(torch::Tensor grad, torch::Tensor weight, tor
 torch::Tensor relu_linear_backward_(torch::Tensor grad, torch::Tensor weight, torch::Tensor result, int64_t threads);
 // Defined in product_sums.cpp, compiled after fused_backward.cpp in the same translation unit.
 std::tuple<torch::Tensor, torch::Tensor> product_sums(torch::Tensor a, torch::Tensor b, int64_t threads);
+torch::Tensor gathered_row_sums(torch::Tensor q, torch::Tensor index, torch::Tensor b, int64_t threads);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("has_openmp", &has_openmp, "whether this build runs on several threads");
@@ -432,4 +433,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("relu_linear_backward", &relu_linear_backward, "masked (grad @ weight): a frozen linear's and its relu's backward");
   m.def("relu_linear_backward_", &relu_linear_backward_, "relu_linear_backward written over result");
   m.def("product_sums", &product_sums, "row and feature sums of a * b in one pass, without the product");
+  m.def("gathered_row_sums", &gathered_row_sums, "row sums of q[index] * b, without q[index]");
 }
