@@ -215,3 +215,31 @@ def test_chunks_of_per_row_tensors_share_one_split_and_give_the_plain_gradient()
         torch.testing.assert_close(e.grad, g @ lin.weight, rtol=1e-12, atol=1e-12)
         off_grid = plan.rows(1, 4)  # rows off the chunk grid: a slice, as before
         torch.testing.assert_close(off_grid, (e @ lin.weight.T + lin.bias)[1:4], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("hook", ["row_local", "whole", "none_in_rounds"])
+def test_chunks_written_into_one_tensor_give_the_unchunked_gradients(hook: str) -> None:
+    """Chunks written one by one into the message tensor (no concatenation), with a row-local hook, a whole-tensor
+    hook, or no hook inside checkpointed rounds: gradients as without chunks (float64)."""
+    from hookgnn.nn.chunking import rounds_checkpointed
+
+    torch.manual_seed(5)
+    layer = MPNN(4).double()
+    h, ei, e_attr = torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 6, (2, 11)), torch.randn(11, 4).double()
+    w = torch.randn(6, 4, dtype=torch.float64)
+
+    def grads(size: int) -> list[Tensor]:
+        hh, ee = h.clone().requires_grad_(), e_attr.clone().requires_grad_()
+        fn = (lambda a, hook: a * 1.5) if hook != "none_in_rounds" else None
+        fn = row_local(fn) if hook == "row_local" else fn
+        with edge_chunk_size(size), rounds_checkpointed():
+            if fn is None:
+                out = layer(hh, ei, ee, x=hh)
+            else:
+                with layer.message_mlp.hook_pre.add_hook(fn):
+                    out = layer(hh, ei, ee, x=hh)
+        (out * w).sum().backward()
+        return [hh.grad, ee.grad, out.detach()]
+
+    for got, want in zip(grads(4), grads(0)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10 * (1 + want.abs().max().item()))

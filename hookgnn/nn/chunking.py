@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -166,17 +167,42 @@ def rounds_checkpointed() -> Iterator[None]:
 
 
 def _in_chunks(rows: Callable[[int, int], Tensor], spans: list[tuple[int, int]], recompute: bool) -> Tensor:
-    """``rows(s, e)`` for every span, stacked: written into one tensor without gradients,
-    concatenated with them (each chunk checkpointed when ``recompute``, unless whole rounds
-    are, :func:`rounds_checkpointed`)."""
-    if torch.is_grad_enabled():
-        if recompute and not _rounds_checkpointed:
-            return torch.cat([checkpoint(rows, s, e, use_reentrant=False) for s, e in spans])
-        return torch.cat([rows(s, e) for s, e in spans])
+    """``rows(s, e)`` for every span, stacked: each chunk written into one tensor as it is made
+    (with gradients through :class:`_IntoRows`, so no chunk outlives its copy and no concatenation
+    doubles the output), or, when ``recompute`` (unless whole rounds are checkpointed,
+    :func:`rounds_checkpointed`), each chunk checkpointed and concatenated."""
+    if torch.is_grad_enabled() and recompute and not _rounds_checkpointed:
+        return torch.cat([checkpoint(rows, s, e, use_reentrant=False) for s, e in spans])
     first = rows(*spans[0])
-    out = first.new_empty(spans[-1][1], *first.shape[1:])
-    out[: spans[0][1]] = first
+    out = _write(first.new_empty(spans[-1][1], *first.shape[1:]), first, *spans[0])
     del first
     for s, e in spans[1:]:
-        out[s:e] = rows(s, e)
+        out = _write(out, rows(s, e), s, e)
     return out
+
+
+def _write(out: Tensor, rows: Tensor, s: int, e: int) -> Tensor:
+    """``out[s:e] = rows``, through :class:`_IntoRows` where ``rows`` needs a gradient."""
+    if torch.is_grad_enabled() and rows.requires_grad:
+        return _IntoRows.apply(out, rows, s, e)
+    out[s:e] = rows
+    return out
+
+
+class _IntoRows(torch.autograd.Function):
+    """``out[s:e] = rows`` in place, for chunks that fill ``out`` once each: the backward hands ``rows`` the
+    gradient's rows ``s:e`` (a view) and the earlier ``out`` the gradient itself, not a copy with those rows
+    zeroed (as a slice assignment's backward does, per chunk): no chunk reads another's rows, and the empty
+    tensor the chunks start from needs no gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, out: Tensor, rows: Tensor, s: int, e: int) -> Tensor:  # type: ignore[override]
+        out[s:e] = rows
+        ctx.mark_dirty(out)
+        ctx.span = (s, e)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:  # type: ignore[override]
+        s, e = ctx.span
+        return grad, grad[s:e], None, None
