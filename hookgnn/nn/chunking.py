@@ -39,7 +39,12 @@ chunk is checkpointed (:func:`torch.utils.checkpoint.checkpoint`): its hidden la
 recomputed in the backward instead of being saved, so the backward costs one more MLP
 forward and saves ``[E, d_mlp]`` per round; except where whole rounds are checkpointed
 already (:func:`rounds_checkpointed`), where a nested chunk checkpoint would keep every
-round's first-layer node products alive until the backward.
+round's first-layer node products alive until the backward. Chunks that are not checkpointed
+are written one by one into the output as they are made, also with gradients (each chunk's
+backward reads its own rows of the output's gradient), so no concatenation holds the chunks and
+the output at once; and the edge block's rows come from one split of it made for the chunks
+(:meth:`~hookgnn.nn.projection.LinearPlan.of`), not a slice each (a slice's backward zero-fills
+a gradient as large as the whole block, once per chunk).
 
 The chunk size is, in order: the ``HOOKGNN_EDGE_CHUNK_SIZE`` environment variable (a
 positive integer, or 0 to turn chunking off), else :data:`DEFAULT_EDGE_CHUNK_SIZE`
