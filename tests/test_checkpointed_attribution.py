@@ -244,10 +244,11 @@ def test_rounds_checkpointed_around_edge_chunks_give_keep_all_by_hand(
     """Message MLPs in edge chunks inside the checkpointed rounds: with hidden-neuron hooks (gathers in
     chunks), and without them (chunks not checkpointed again inside the round's checkpoint); the
     differences read back from their files in blocks of 3 rows, or whole."""
+    import hookgnn.attribution.slots as slots
     import hookgnn.nn.chunking as chunking
     from hookgnn.nn import edge_chunk_size
 
-    monkeypatch.setattr(streamed, "ROWS_PER_BLOCK", rows_per_block)
+    monkeypatch.setattr(slots, "ROWS_PER_BLOCK", rows_per_block)
     nested: list[int] = []
     monkeypatch.setattr(chunking, "checkpoint", lambda *a, **k: nested.append(1) or torch.utils.checkpoint.checkpoint(*a, **k))
 

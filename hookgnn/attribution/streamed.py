@@ -29,7 +29,7 @@ a forward that runs anyway). How memory is saved:
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
    model keeps the whole graph); the products' row and feature sums read each difference back a
-   block of rows at a time (:data:`ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP's
+   block of rows at a time (:data:`~hookgnn.attribution.slots.ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP's
    hidden neurons go chunk by chunk (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``;
 5. for ``"rows"`` and ``"features"``, a hook point that the links say copies a node hook point to the
    edges and feeds one linear layer alone (``hook_src``) is scored from that node hook point's
@@ -44,7 +44,6 @@ round's autograd graph.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -56,22 +55,18 @@ from torch import Tensor
 from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
 from hookgnn.attribution.contracted import Contraction, contracted_sums, contractions
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
-from hookgnn.attribution.row_blocks import (RowDifferences, add_rows, row_sums, row_taps, rows_of, source_to_files,
-                                            taps_row_local)
+from hookgnn.attribution.row_blocks import RowDifferences, row_taps, source_to_files, taps_row_local
+from hookgnn.attribution.slots import Slots, difference_in_files, reduced_shape
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.cache.shared import storage_of
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule, NameFilter
 from hookgnn.metrics.per_graph import Metric
-from hookgnn.ops.products import product_sums
 from hookgnn.outpaths import writable_folder
 from hookgnn.points import RowSpan, row_local, transient
 from hookgnn.patching.copies import chunks, copies_per_forward, copy_means, disjoint_union, per_copy
 from hookgnn.patching.results import KEEPS, KEPT_FIELDS, Attribution, Direction, Keep
-
-#: Rows of a difference read from its file at a time when products are reduced (``offload=``).
-ROWS_PER_BLOCK = 1 << 16
 
 
 def ig_alphas(ig_steps: int) -> list[float]:
@@ -102,120 +97,6 @@ def check_keep(keep: str, offload: str | os.PathLike[str] | None) -> Keep:
     return keep  # type: ignore[return-value]
 
 
-def reduce_product(product: Tensor, to: str) -> Tensor:
-    """``product`` kept whole (``"by_entry"``), summed to rows (``"by_row"``: over features) or to
-    features (``"by_feature"``: over rows).
-
-    >>> p = torch.tensor([[1., 2.], [3., 4.]])
-    >>> reduce_product(p, "by_row").tolist(), reduce_product(p, "by_feature").tolist()
-    ([3.0, 7.0], [4.0, 6.0])
-    """
-    if to == "by_row":  # (no -1 in the shape: it is ambiguous for a hook without rows, e.g. no edges)
-        return product.reshape(product.shape[0], math.prod(product.shape[1:])).sum(1)
-    if to == "by_feature":
-        return product.sum(0)
-    return product
-
-
-def reduced_shape(shape: torch.Size, to: str) -> torch.Size:
-    """The shape :func:`reduce_product` gives a product of ``shape``, without making the product.
-
-    >>> reduced_shape(torch.Size([5, 2, 3]), "by_row"), reduced_shape(torch.Size([5, 2, 3]), "by_feature")
-    (torch.Size([5]), torch.Size([2, 3]))
-    """
-    if to == "by_row":
-        return shape[:1]
-    if to == "by_feature":
-        return shape[1:]
-    return shape
-
-
-class _Slots:
-    """Named tensors in memory, or in files when ``files`` is given; ``field``: the kept field they hold
-    (``"by_row"`` ...), for the parts of :meth:`put` and :meth:`add` that cover some rows only."""
-
-    def __init__(self, files: TensorFiles | None, prefix: str, field: str | None = None) -> None:
-        self.files, self.prefix, self.field = files, prefix, field
-        self.ram: dict[str, Tensor] = {}
-        self.done: dict[str, int] = {}  # rows of a difference reduced so far, a block of rows at a time
-
-    def __contains__(self, name: str) -> bool:
-        return (self.prefix + name) in self.files if self.files is not None else name in self.ram
-
-    def put(self, name: str, t: Tensor, span: RowSpan | None = None) -> None:
-        if span is not None:  # rows span.start:span.stop of a field, or a part of a feature sum
-            return add_rows(self, name, t, span)
-        if self.files is not None:
-            self.files.write(self.prefix + name, t)
-        else:
-            self.ram[name] = t
-
-    def get(self, name: str) -> Tensor:
-        return self.files.read(self.prefix + name) if self.files is not None else self.ram[name]
-
-    def take(self, name: str) -> Tensor:
-        return self.files.read(self.prefix + name, remove=True) if self.files is not None else self.ram.pop(name)
-
-    def add(self, name: str, t: Tensor, span: RowSpan | None = None) -> None:
-        if span is not None:
-            return add_rows(self, name, t, span)
-        if self.files is not None:
-            self.files.add(self.prefix + name, t)
-        elif name in self.ram:
-            self.ram[name].add_(t)
-        else:
-            self.ram[name] = t
-
-    def reduced(self, name: str, grad: Tensor, to: Sequence[str], remove: bool,
-                span: RowSpan | None = None) -> dict[str, Tensor]:
-        """:func:`reduce_product` of ``self[name] * grad`` to each field of ``to``; ``remove``: the
-        stored tensor is taken (its memory may then hold the product). Row and feature sums come from
-        one pass over the difference and the gradient, the product never made
-        (:func:`~hookgnn.ops.products.product_sums`); from files the difference is read back a block of
-        rows at a time (:data:`ROWS_PER_BLOCK`), so no whole ``[rows, ...]`` difference is held either.
-        ``span``: ``grad`` is those rows only; ``remove`` then takes the stored tensor after its last rows."""
-        if span is not None:  # rows span.start:span.stop of the difference (hookgnn.attribution.row_blocks)
-            if "by_entry" in to:
-                product = rows_of(self, name, span.start, span.stop).to(grad.dtype) * grad
-                out = {t: reduce_product(product, t) for t in to}
-            else:
-                by = dict(zip(("by_row", "by_feature"), row_sums(self, name, grad, span, ROWS_PER_BLOCK, remove)))
-                out = {t: by[t] for t in to}
-            done = self.done.pop(name, 0) + span.stop - span.start
-            if remove and done < span.rows:
-                self.done[name] = done
-            elif remove:  # every row reduced: the difference is no longer needed
-                self.ram.pop(name) if self.files is None else self.files.remove(self.prefix + name)
-            return out
-        key = self.prefix + name
-        stored = self.files.shape(key) if self.files is not None else tuple(self.ram[name].shape)
-        if "by_entry" in to or stored != tuple(grad.shape) or not grad.dim():
-            d = self.take(name) if remove else self.get(name)
-            product = d.mul_(grad) if remove and self.files is None and d.shape == grad.shape else d * grad
-            return {t: reduce_product(product, t) for t in to}
-        if self.files is None:
-            d = self.take(name) if remove else self.get(name)
-            by = dict(zip(("by_row", "by_feature"), product_sums(d, grad, overwrite=remove)))
-            return {t: by[t] for t in to}
-        rows = grad.shape[0]
-        by_row = grad.new_empty(rows)
-        by_feature = grad.new_zeros(grad.shape[1:])
-        for s in range(0, rows, ROWS_PER_BLOCK):
-            e = min(s + ROWS_PER_BLOCK, rows)
-            block_rows, block_features = product_sums(self.files.read_rows(key, s, e).to(grad.dtype), grad[s:e],
-                                                      overwrite=True)
-            by_row[s:e] = block_rows
-            by_feature += block_features
-        if remove:
-            self.files.remove(key)
-        return {t: {"by_row": by_row, "by_feature": by_feature}[t] for t in to}
-
-    def result(self, name: str) -> Tensor:
-        if self.files is not None:
-            return self.files.map(self.prefix + name, remove=True)
-        return self.ram.pop(name)
-
-
 def streamed_attribution(
     model: HookedRootModule,
     base: Graph,
@@ -234,8 +115,8 @@ def streamed_attribution(
     :class:`~hookgnn.attribution.gradients.Attribution` with ``keep``, its fields
     (:data:`~hookgnn.patching.results.KEPT_FIELDS`) and ``baseline`` set."""
     files = TensorFiles(within=writable_folder(offload)) if offload is not None else None
-    deltas = _Slots(files, "delta:")
-    kept = {to: _Slots(files if to == "by_entry" else None, to + ":", to) for to in KEPT_FIELDS[keep]}
+    deltas = Slots(files, "delta:")
+    kept = {to: Slots(files if to == "by_entry" else None, to + ":", to) for to in KEPT_FIELDS[keep]}
     shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
     axes: dict[str, str] = {}
     # hook points scored through the links (hookgnn.attribution.contracted): never hooked, cached or tapped
@@ -274,7 +155,7 @@ def streamed_attribution(
             s = source.pop(hook.name)
             if files is not None and s.dim() and s.shape == act.shape:
                 shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
-                _difference_in_files(files, hook.name, act.detach())
+                difference_in_files(files, hook.name, act.detach())
                 return
             if files is not None:
                 s = files.read("source:" + hook.name, remove=True)
@@ -353,16 +234,6 @@ def _fits(c: Contraction, source: dict[str, Tensor], base: Graph) -> bool:
     p, a = source[c.into], source[c.node]
     return (p.dim() == 2 and p.shape[0] == base.edge_index.shape[1] and p.shape[1] == c.weight.shape[0]
             and a.dim() == 2 and a.shape[1] == c.weight.shape[1] and a.shape[0] == base.num_nodes)
-
-
-def _difference_in_files(files: TensorFiles, name: str, act: Tensor) -> None:
-    """``"delta:<name>" = "source:<name>" - act``, a block of :data:`ROWS_PER_BLOCK` rows at a time; the
-    source file is removed."""
-    files.zeros("delta:" + name, tuple(act.shape), act.dtype)
-    for s in range(0, act.shape[0], ROWS_PER_BLOCK):
-        e = min(s + ROWS_PER_BLOCK, act.shape[0])
-        files.write_rows("delta:" + name, s, files.read_rows("source:" + name, s, e).to(act).sub_(act[s:e]))
-    files.remove("source:" + name)
 
 
 def _tapped_run(
