@@ -156,11 +156,12 @@ def checkpointed_run(
     metric: Metric,
     names: list[str],
     forward_kwargs: dict[str, Any],
-    on_forward: Callable[[Tensor, Any], None] | None,
+    on_forward: Callable[[Tensor, Any], bool | None] | None,
     on_grad: Callable[[str, Tensor], None],
 ) -> Tensor:
     """One forward (parameters frozen, every round checkpointed; see the module docstring) with a
-    tap on every hook of ``names``: ``on_forward(act, hook)`` runs once per hook in the forward,
+    tap on every hook of ``names``: ``on_forward(act, hook)`` runs once per hook in the forward (where it
+    returns ``False`` the hook is not tapped, in the forward or a recomputation),
     ``on_grad(name, grad)`` once per hook the metric depends on, in the backward of the sum over
     the ``k`` copies of ``batch`` of each copy's mean metric. Where ``on_grad`` and ``on_forward`` (if
     given) are :func:`~hookgnn.points.row_local`, so is the tap: a hook point called a block of rows at a
@@ -185,7 +186,8 @@ def checkpointed_run(
     :param metric: ``metric(output, graph)`` -> one value per graph.
     :param names: the hook points to tap.
     :param forward_kwargs: keywords for the forward.
-    :param on_forward: called with each tapped activation and its hook in the forward (``None``: nothing).
+    :param on_forward: called with each tapped activation and its hook in the forward (``None``: nothing);
+        ``False`` from it: no tap there.
     :param on_grad: called with each hook's name and the gradient of the metric there (and its rows, where
         it is row-local).
     """
@@ -196,11 +198,15 @@ def checkpointed_run(
     taps = GradientTaps()
     calls = _Calls(model)
 
+    untapped: set[str] = set()
+
     @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
     def tap(act: Tensor, hook: Any) -> Tensor:
         calls.fired(hook.name)
-        if on_forward is not None and not calls.backward:
-            on_forward(act, hook)
+        if on_forward is not None and not calls.backward and on_forward(act, hook) is False:
+            untapped.add(hook.name)  # no gradient wanted there (nor in a recomputation)
+        if hook.name in untapped:
+            return act
         return taps.tap(act, row_taps(on_forward, on_grad, hook))
 
     if taps_row_local(on_forward, on_grad):
@@ -213,5 +219,7 @@ def checkpointed_run(
         with _rounds_checkpointed(modules, calls.context), model.hooks(fwd_hooks=[(n, tap) for n in names]):
             per_graph = metric(model(batch, **forward_kwargs), batch)
             calls.backward = True  # from here on a hook fires only in a round's recomputation
-            taps.backward(copy_means(per_graph, k).sum())
+            total = copy_means(per_graph, k).sum()
+            if total.requires_grad or not untapped:  # (else only hooks left untapped reach it: no gradient wanted)
+                taps.backward(total)
     return per_graph.detach()

@@ -133,7 +133,8 @@ def contracted_sums(
     """
     edges = edge_index.shape[1]
     w = c.weight.to(grad)
-    if grad.dim() != 2 or grad.shape != (edges, w.shape[0]) or delta_node.dim() != 2 or delta_node.shape[1] != w.shape[1]:
+    if (grad.dim() != 2 or grad.shape != (edges, w.shape[0]) or delta_node.dim() != 2
+            or delta_node.shape[1] != w.shape[1]):
         raise ValueError(f"cannot score {c.name} through {c.node} and {c.into}: {c.into}'s gradient is "
                          f"{tuple(grad.shape)}, {c.node}'s difference {tuple(delta_node.shape)}, the weight "
                          f"{tuple(w.shape)} and the graph has {edges} edges")

@@ -32,7 +32,7 @@ from hookgnn.ops.products import product_sums
 from hookgnn.points import RowSpan, read_only, row_local
 
 
-def row_taps(on_forward: Callable[[Tensor, Any], None] | None, on_grad: Callable[..., None],
+def row_taps(on_forward: Callable[[Tensor, Any], bool | None] | None, on_grad: Callable[..., None],
              hook: Any) -> Callable[[Tensor], None]:
     """The gradient callback of one tap at ``hook``: ``on_grad(name, grad)``, or where ``on_grad`` and
     ``on_forward`` (if given) are :func:`~hookgnn.points.row_local` (so that the tap is: it may be called
@@ -52,7 +52,7 @@ def row_taps(on_forward: Callable[[Tensor, Any], None] | None, on_grad: Callable
     return lambda g: on_grad(name, g)
 
 
-def taps_row_local(on_forward: Callable[[Tensor, Any], None] | None, on_grad: Callable[..., None]) -> bool:
+def taps_row_local(on_forward: Callable[[Tensor, Any], bool | None] | None, on_grad: Callable[..., None]) -> bool:
     """Whether a tap calling these callbacks may be :func:`~hookgnn.points.row_local`: both are
     (``on_forward`` may be ``None``)."""
     return bool(getattr(on_grad, "row_local", False) and getattr(on_forward, "row_local", True))

@@ -75,6 +75,10 @@ class Slots:
     def get(self, name: str) -> Tensor:
         return self.files.read(self.prefix + name) if self.files is not None else self.ram[name]
 
+    def drop(self, name: str) -> None:
+        """Forget ``name`` (its file removed)."""
+        self.files.remove(self.prefix + name) if self.files is not None else self.ram.pop(name)
+
     def take(self, name: str) -> Tensor:
         return self.files.read(self.prefix + name, remove=True) if self.files is not None else self.ram.pop(name)
 
@@ -138,11 +142,15 @@ class Slots:
         return self.ram.pop(name)
 
 
-def difference_in_files(files: TensorFiles, name: str, act: Tensor) -> None:
+def difference_in_files(files: TensorFiles, name: str, act: Tensor) -> bool:
     """``"delta:<name>" = "source:<name>" - act``, a block of :data:`ROWS_PER_BLOCK` rows at a time; the
-    source file is removed."""
+    source file is removed. Returns whether every entry of the difference is 0."""
     files.zeros("delta:" + name, tuple(act.shape), act.dtype)
+    zero = True
     for s in range(0, act.shape[0], ROWS_PER_BLOCK):
         e = min(s + ROWS_PER_BLOCK, act.shape[0])
-        files.write_rows("delta:" + name, s, files.read_rows("source:" + name, s, e).to(act).sub_(act[s:e]))
+        block = files.read_rows("source:" + name, s, e).to(act).sub_(act[s:e])
+        zero = zero and not bool(block.any())
+        files.write_rows("delta:" + name, s, block)
     files.remove("source:" + name)
+    return zero

@@ -29,13 +29,18 @@ a forward that runs anyway). How memory is saved:
    runs checkpointed (:mod:`hookgnn.attribution.checkpointed`), so the backward holds one round's
    autograd graph at a time (where the model's hook points are modules of its rounds; a wrapped PyG
    model keeps the whole graph); the products' row and feature sums read each difference back a
-   block of rows at a time (:data:`~hookgnn.attribution.slots.ROWS_PER_BLOCK`), and no block cache holds freed memory; a message MLP's
-   hidden neurons go chunk by chunk (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``;
+   block of rows at a time (:data:`~hookgnn.attribution.slots.ROWS_PER_BLOCK`), and no block cache
+   holds freed memory; a message MLP's hidden neurons go chunk by chunk
+   (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``;
 5. for ``"rows"`` and ``"features"``, a hook point that the links say copies a node hook point to the
    edges and feeds one linear layer alone (``hook_src``) is scored from that node hook point's
    difference and that layer's gradient (:mod:`hookgnn.attribution.contracted`): it is never hooked,
    so the source run does not cache it and the rounds never build its ``[E, d]`` rows or their gradient
-   (a chunk of rows at a time where that layer's gradient comes so).
+   (a chunk of rows at a time where that layer's gradient comes so);
+6. in plain attribution, a hook point whose difference is 0 everywhere and that nothing before it
+   connects to a gradient (an input both runs share, e.g. the edge features' encoding when only ``x``
+   is corrupted) gets no tap: its sums are exact zeros, and the backward computes no gradient there
+   that nothing else needs.
 
 Peak memory, measured by ``benchmarks/bench_scaling.py``, is about one cache (the
 differences) plus the frozen forward in memory, and with ``offload`` the node states of every round plus one
@@ -133,6 +138,7 @@ def streamed_attribution(
                 files.remove("source:" + n)
             source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
         into: dict[str, list[Contraction]] = {}
+        linked = {c.node for c in contracted.values()}
         for c in contracted.values():
             into.setdefault(c.into, []).append(c)
             shapes[c.name] = (torch.Size([base.edge_index.shape[1], c.weight.shape[1]]), source[c.into].dtype)
@@ -146,25 +152,39 @@ def streamed_attribution(
         in_rows = RowDifferences(source, files, deltas, own, keep, shapes, axes)
 
         @row_local  # or a block of rows at a time (hook.span), each row once, in order
-        def difference(act: Tensor, hook: Any) -> None:
+        def difference(act: Tensor, hook: Any) -> bool:
+            """Make and keep the hook's difference; returns whether it is 0 everywhere (checked only where
+            nothing before the hook needs a gradient, so that a tap there would make the backward longer)."""
             if hook.span is not None:
-                return in_rows(act.detach(), hook.name, hook.span, hook.axis)
+                in_rows(act.detach(), hook.name, hook.span, hook.axis)
+                return False
             if hook.name not in source:
                 raise ValueError(f"{hook.name} fired more than once in one forward (a module called twice?): "
                                  f"attribution with keep={keep!r} needs each hook point once per forward")
             s = source.pop(hook.name)
+            shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
             if files is not None and s.dim() and s.shape == act.shape:
-                shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
-                difference_in_files(files, hook.name, act.detach())
-                return
+                return difference_in_files(files, hook.name, act.detach()) and not act.requires_grad
             if files is not None:
                 s = files.read("source:" + hook.name, remove=True)
             # in RAM the source activation is a tensor of this job's own forward, shared with no other
             # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
             same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
             d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
-            shapes[hook.name], axes[hook.name] = (d.shape, d.dtype), hook.axis
+            shapes[hook.name] = (d.shape, d.dtype)
             deltas.put(hook.name, d)
+            return not act.requires_grad and not bool(d.any())
+
+        @row_local  # (as difference)
+        def at_base_forward(act: Tensor, hook: Any) -> bool:
+            """The difference; ``False`` (no tap wanted) where it is 0 everywhere and no gradient reaches the
+            hook otherwise: its sums are 0 whatever the gradient, so the backward need not make one there
+            (an input of the graph that both runs share, e.g. the edge features' encoding)."""
+            if difference(act, hook):
+                if hook.name not in linked:  # (a hook point scored through the links still reads it)
+                    deltas.drop(hook.name)
+                return False
+            return True
 
         def through_links(name: str, grad: Tensor, steps: int, span: RowSpan | None = None) -> None:
             """The sums of the hook points scored through ``name``'s gradient (``steps``: the IG steps
@@ -181,10 +201,13 @@ def streamed_attribution(
                 for to, reduced in deltas.reduced(name, grad, list(kept), remove=True, span=span).items():
                     kept[to].put(name, reduced, span)
 
-            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, difference, at_base).mean())
+            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, at_base_forward, at_base).mean())
         else:
-            with torch.no_grad(), model.hooks(fwd_hooks=[(n, row_local(lambda a, hook: difference(a, hook)))
-                                                         for n in tapped]):
+            @row_local
+            def along_forward(act: Tensor, hook: Any) -> None:
+                difference(act, hook)
+
+            with torch.no_grad(), model.hooks(fwd_hooks=[(n, along_forward) for n in tapped]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
             n = len(alphas)
             fields = interpolated_fields(model, base, src)
@@ -243,20 +266,23 @@ def _tapped_run(
     metric: Metric,
     names: list[str],
     forward_kwargs: dict[str, Any],
-    on_forward: Callable[[Tensor, Any], None] | None,
+    on_forward: Callable[[Tensor, Any], bool | None] | None,
     on_grad: Callable[[str, Tensor], None],
 ) -> Tensor:
     """One forward (parameters frozen) with a tap on every hook of ``names``, then the backward of
     the sum over the ``k`` copies of each copy's mean metric; returns the metric per graph (detached).
-    ``on_forward`` must keep no reference to the activation it is given (the tap is ``transient``).
+    ``on_forward`` must keep no reference to the activation it is given (the tap is ``transient``); where
+    it returns ``False`` the hook is not tapped (``on_grad`` is never called for it).
     Where ``on_grad`` and ``on_forward`` (if given) are :func:`~hookgnn.points.row_local`, so is the tap,
     and ``on_grad`` gets the rows of each gradient as a third argument (:func:`row_taps`)."""
     taps = GradientTaps()
+    untapped: set[str] = set()
 
     @transient  # an identity node over the activation, never edited or kept (nor by on_forward): no copy needed
     def tap(act: Tensor, hook: Any) -> Tensor:
-        if on_forward is not None:
-            on_forward(act, hook)
+        if on_forward is not None and on_forward(act, hook) is False:
+            untapped.add(hook.name)
+            return act  # no gradient wanted there
         return taps.tap(act, row_taps(on_forward, on_grad, hook))
 
     if taps_row_local(on_forward, on_grad):
@@ -266,6 +292,8 @@ def _tapped_run(
         with model.hooks(fwd_hooks=[(n, tap) for n in names]):
             out = model(batch, **forward_kwargs)
         per_graph = metric(out, batch)
-        taps.backward(copy_means(per_graph, k).sum())
+        total = copy_means(per_graph, k).sum()
+        if total.requires_grad or not untapped:  # (else only hooks left untapped reach it: no gradient wanted)
+            taps.backward(total)
     return per_graph.detach()
 
