@@ -152,9 +152,9 @@ def streamed_attribution(
         in_rows = RowDifferences(source, files, deltas, own, keep, shapes, axes)
 
         @row_local  # or a block of rows at a time (hook.span), each row once, in order
-        def difference(act: Tensor, hook: Any) -> bool:
-            """Make and keep the hook's difference; returns whether it is 0 everywhere (checked only where
-            nothing before the hook needs a gradient, so that a tap there would make the backward longer)."""
+        def difference(act: Tensor, hook: Any, check: bool = True) -> bool:
+            """Make and keep the hook's difference; returns whether it is 0 everywhere (checked with ``check``,
+            only where nothing before the hook needs a gradient, so that a tap there would lengthen the backward)."""
             if hook.span is not None:
                 in_rows(act.detach(), hook.name, hook.span, hook.axis)
                 return False
@@ -164,7 +164,7 @@ def streamed_attribution(
             s = source.pop(hook.name)
             shapes[hook.name], axes[hook.name] = (act.shape, act.dtype), hook.axis
             if files is not None and s.dim() and s.shape == act.shape:
-                return difference_in_files(files, hook.name, act.detach()) and not act.requires_grad
+                return difference_in_files(files, hook.name, act.detach()) and check and not act.requires_grad
             if files is not None:
                 s = files.read("source:" + hook.name, remove=True)
             # in RAM the source activation is a tensor of this job's own forward, shared with no other
@@ -173,7 +173,7 @@ def streamed_attribution(
             d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
             shapes[hook.name] = (d.shape, d.dtype)
             deltas.put(hook.name, d)
-            return not act.requires_grad and not bool(d.any())
+            return check and not act.requires_grad and not bool(d.any())
 
         @row_local  # (as difference)
         def at_base_forward(act: Tensor, hook: Any) -> bool:
@@ -205,7 +205,7 @@ def streamed_attribution(
         else:
             @row_local
             def along_forward(act: Tensor, hook: Any) -> None:
-                difference(act, hook)
+                difference(act, hook, check=False)
 
             with torch.no_grad(), model.hooks(fwd_hooks=[(n, along_forward) for n in tapped]):
                 baseline = float(metric(model(base, **forward_kwargs), base).mean())
