@@ -197,7 +197,6 @@ def checkpointed_run(
     modules = list({id(m): m for m in (model.round_module(t) for t in range(model.num_rounds))}.values())
     taps = GradientTaps()
     calls = _Calls(model)
-
     untapped: set[str] = set()
 
     @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed

@@ -170,8 +170,7 @@ def streamed_attribution(
             # in RAM the source activation is a tensor of this job's own forward, shared with no other
             # hook: the difference overwrites it (no fresh buffer, whose first touch costs page faults)
             same = hook.name in own and s.dtype == act.dtype and s.device == act.device and s.shape == act.shape
-            d = s.sub_(act.detach()) if same else s.to(act) - act.detach()
-            shapes[hook.name] = (d.shape, d.dtype)
+            d = s.sub_(act.detach()) if same else s.to(act) - act.detach()  # (act's shape and dtype)
             deltas.put(hook.name, d)
             return check and not act.requires_grad and not bool(d.any())
 
