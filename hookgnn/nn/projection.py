@@ -162,6 +162,16 @@ class LinearPlan(NamedTuple):
         per_row_tensors = [v for v, _ in per_row] + [t for d, b, _ in deltas for t in (d, b) if t is not None]
         return cls(per_row, gathered, deltas, bias, lin, rows, chunk, {id(t): t.split(chunk) for t in per_row_tensors})
 
+    def _cut(self, t: Tensor, start: int, stop: int, piece: int | None) -> Tensor:
+        """Rows ``start:stop`` of the per-row tensor ``t``: ``t`` itself for all rows, else piece
+        ``piece`` of its split (when ``of`` split it), else a slice. (A method, not a closure in
+        :meth:`rows`: a closure would be built, and in the tests type-wrapped, on every call.)"""
+        if start == 0 and stop == self.num_rows:
+            return t
+        if piece is not None and self.pieces is not None and id(t) in self.pieces:
+            return self.pieces[id(t)][piece]
+        return t[start:stop]
+
     def rows(self, start: int, stop: int) -> Float[Tensor, "row d_out"]:
         """Output rows ``start:stop``: per-row products, bias, gathered products, deltas, in that order."""
         on_rows: Tensor | None = None
@@ -169,16 +179,8 @@ class LinearPlan(NamedTuple):
         # one of the chunks ``of`` split the per-row tensors into: that piece
         piece = start // self.chunk if self.pieces and start % self.chunk == 0 and \
             stop == min(start + self.chunk, self.num_rows) else None
-
-        def cut(t: Tensor) -> Tensor:
-            if start == 0 and stop == self.num_rows:
-                return t
-            if piece is not None and self.pieces is not None and id(t) in self.pieces:
-                return self.pieces[id(t)][piece]
-            return t[start:stop]
-
         for value, weight in self.per_row:
-            product = F.linear(cut(value), weight)
+            product = F.linear(self._cut(value, start, stop, piece), weight)
             on_rows = product if on_rows is None else on_rows.add_(product)
         gathered, bias = self.gathered, self.bias
         if on_rows is None and gathered:
@@ -196,9 +198,9 @@ class LinearPlan(NamedTuple):
             if base is not None and _same_memory(delta, base):
                 # The hooks left h_src as it was: W (delta - base) is exactly 0, and only its gradient is needed.
                 if torch.is_grad_enabled() and delta.requires_grad:
-                    on_rows = _UnchangedRows.apply(on_rows, cut(delta), weight)
+                    on_rows = _UnchangedRows.apply(on_rows, self._cut(delta, start, stop, piece), weight)
                 continue
-            diff = cut(delta) if base is None else cut(delta) - cut(base)
+            diff = self._cut(delta, start, stop, piece) if base is None else self._cut(delta, start, stop, piece) - self._cut(base, start, stop, piece)
             on_rows = on_rows.add_(F.linear(diff, weight))
         return on_rows
 

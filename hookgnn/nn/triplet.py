@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from hookgnn.hooks import HookPoint
 from hookgnn.nn.features import edge_features, endpoint_blocks, with_inputs
 from hookgnn.nn.pgn import PGN
-from hookgnn.nn.projection import Block, SourceRows, concat_linear, gather_rows
+from hookgnn.nn.projection import SourceRows, concat_linear, gather_rows
 from hookgnn.ops import scatter
 
 
@@ -190,13 +190,10 @@ class TripletGMPNN(PGN):
         blocks = endpoint_blocks(h, h_src, x, edge_index, edge_attr, self.d_edge)
         tail, head, edge = blocks[:2], blocks[2:4], blocks[4:]  # z of each edge's ends, its features
 
-        def per_edge(lin: nn.Linear, part: list[Block]) -> Tensor:
-            return concat_linear(lin, part, num_edges)
-
-        by_closing = per_edge(self.t_u, tail).add_(per_edge(self.t_v, head))
-        by_first = per_edge(self.t_k, head).add_(per_edge(self.t_e1, edge))
+        by_closing = concat_linear(self.t_u, tail, num_edges).add_(concat_linear(self.t_v, head, num_edges))
+        by_first = concat_linear(self.t_k, head, num_edges).add_(concat_linear(self.t_e1, edge, num_edges))
         tri = gather_rows(by_closing, ti.closing).add_(gather_rows(by_first, ti.first))
-        tri = tri.add_(gather_rows(per_edge(self.t_e2, edge), ti.second))
+        tri = tri.add_(gather_rows(concat_linear(self.t_e2, edge, num_edges), ti.second))
         message = super().message_from_nodes(h, h_src, edge_index, edge_attr, x)
         return message + self.o3(self._triplet_max(tri, ti, num_edges))
 
