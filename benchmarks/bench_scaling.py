@@ -27,7 +27,8 @@ Workloads (peers first):
   gradients of every hook; what hookgnn did before ``keep=``);
 * ``attr_entries`` / ``attr_rows``: ``keep="entries"`` / ``"rows"`` (products made as the
   backward reaches each hook, parameters frozen); ``attr_rows_disk``: ``keep="rows"``
-  with ``offload=`` a temporary folder (source activations and differences in files);
+  with ``offload=`` a temporary folder (source activations and differences in files); for it and ``cache_disk``
+  the most disk the folder's file system lost while the workload ran (``disk peak``, sampled every 0.2 s);
 * ``sweep_budget``: ``patch`` of every feature of the node states of round
   R-2 (``neurons(model, "update", [R-2])``: d patched copies of the graph) with ``max_memory=--sweep-budget``;
   the table shows its peak against the budget. A budget ``"8x"`` (the default) is 8 times
@@ -149,7 +150,7 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int,
 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("HOOKGNN_BENCH_TMP")) as spill:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("HOOKGNN_BENCH_TMP")) as spill, _DiskPeak(spill) as disk:
         if work == "forward":
             with torch.no_grad():
                 model(g)
@@ -179,7 +180,38 @@ def child(edges: int, d: int, rounds: int, work: str, budget: str, threads: int,
             "sys": r1.ru_stime - r0.ru_stime, "minflt": float(r1.ru_minflt - r0.ru_minflt),
             "maxrss": float(_status()["VmHWM"]),
             "budget": float(parse_bytes(budget)) if work == "sweep_budget" else 0.0,
-            "written": written if work == "cache_disk" else 0.0}
+            "written": written if work == "cache_disk" else 0.0,
+            "spilled": float(disk.peak) if work in ("cache_disk", "attr_rows_disk") else 0.0}
+
+
+class _DiskPeak:
+    """The most disk the block used on the spill folder's file system: its free space sampled every 0.2 s
+    from a thread (anything else writing there counts too; run on a quiet machine)."""
+
+    def __init__(self, folder: str) -> None:
+        import threading
+
+        self.folder, self.peak, self._stop = folder, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _free(self) -> int:
+        st = os.statvfs(self.folder)
+        return st.f_bavail * st.f_frsize
+
+    def _sample(self) -> None:
+        start = self._free()
+        while True:
+            self.peak = max(self.peak, start - self._free())
+            if self._stop.wait(0.2):
+                return
+
+    def __enter__(self) -> _DiskPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _available() -> int:
@@ -276,8 +308,9 @@ def main() -> None:
             peak = cells[0]["peak"]
             per_edge[work] = max(peak / edges, per_edge.get(work, 0.0))
             results.append({"edges": edges, "workload": work, "seconds": seconds, "peak": peak,
-                            "budget": cells[0]["budget"], "written": cells[0]["written"]})
+                            "budget": cells[0]["budget"], "written": cells[0]["written"], "spilled": cells[0]["spilled"]})
             wrote = f", {cells[0]['written'] / 2**30:.1f} GiB written" if cells[0]["written"] else ""
+            wrote += f", disk peak {cells[0]['spilled'] / 2**30:.1f} GiB" if cells[0]["spilled"] else ""
             print(f"E={edges:.0e} {work:15s} {seconds:8.2f} s  {peak / 2**20:9.1f} MB  "
                   f"({peak / edges * 1000 / 2**20:.2f} MB per 1000 edges{wrote})", flush=True)
     print()

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from hookgnn.attribution.row_blocks import row_taps, taps_row_local
+from hookgnn.attribution.source_rounds import SourceRounds
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
@@ -91,10 +92,12 @@ class _Calls:
     """The hook points each checkpointed round call fired in the forward, and the check that
     its recomputation in the backward fires the same ones in the same order."""
 
-    def __init__(self, model: HookedRootModule) -> None:
+    def __init__(self, model: HookedRootModule, before_again: Callable[[int], None] | None = None) -> None:
         self.model_name = type(model).__name__
         self.backward = False
         self.log: list[list[str]] = []  # the innermost running call's list of fired hooks last
+        self.made = 0  # checkpointed calls made so far in the forward
+        self.before_again = before_again  # called with a call's index before its recomputation
 
     def fired(self, name: str) -> None:
         if self.log:
@@ -103,7 +106,8 @@ class _Calls:
     def context(self) -> tuple[AbstractContextManager[None], AbstractContextManager[None]]:
         """``context_fn`` of one :func:`~torch.utils.checkpoint.checkpoint` call."""
         first: list[str] = []
-        return self._running(first), self._again(first)
+        self.made += 1
+        return self._running(first), self._again(first, self.made - 1)
 
     @contextmanager
     def _running(self, into: list[str]) -> Iterator[None]:
@@ -114,7 +118,9 @@ class _Calls:
             self.log.pop()
 
     @contextmanager
-    def _again(self, first: list[str]) -> Iterator[None]:
+    def _again(self, first: list[str], i: int) -> Iterator[None]:
+        if self.before_again is not None:
+            self.before_again(i)
         again: list[str] = []
         with self._running(again):
             yield
@@ -158,6 +164,8 @@ def checkpointed_run(
     forward_kwargs: dict[str, Any],
     on_forward: Callable[[Tensor, Any], bool | None] | None,
     on_grad: Callable[[str, Tensor], None],
+    source: SourceRounds | None = None,
+    on_recompute: Callable[[Tensor, Any], None] | None = None,
 ) -> Tensor:
     """One forward (parameters frozen, every round checkpointed; see the module docstring) with a
     tap on every hook of ``names``: ``on_forward(act, hook)`` runs once per hook in the forward (where it
@@ -166,7 +174,11 @@ def checkpointed_run(
     the ``k`` copies of ``batch`` of each copy's mean metric. Where ``on_grad`` and ``on_forward`` (if
     given) are :func:`~hookgnn.points.row_local`, so is the tap: a hook point called a block of rows at a
     time (a message MLP in edge chunks) is tapped block by block, and ``on_grad(name, grad, span)`` gets
-    the rows of each gradient (:func:`~hookgnn.attribution.row_blocks.row_taps`). Returns the metric per graph
+    the rows of each gradient (:func:`~hookgnn.attribution.row_blocks.row_taps`). With ``source``
+    (:class:`~hookgnn.attribution.source_rounds.SourceRounds`), each round's recomputation first runs
+    the source's round again (``source.before(i)``, its hook points firing into ``source.save``), and at the
+    hook points ``source.deferred`` ``on_recompute(act, hook)`` runs in the recomputation instead of
+    ``on_forward`` in the forward (always tapped). Returns the metric per graph
     (detached). ``TypeError`` if the model's rounds cannot be checkpointed (:func:`checkpoint_reason`).
 
     >>> from hookgnn import HookedGNN
@@ -190,25 +202,35 @@ def checkpointed_run(
         ``False`` from it: no tap there.
     :param on_grad: called with each hook's name and the gradient of the metric there (and its rows, where
         it is row-local).
+    :param source: the source run's rounds, run again round by round in the backward (``None``: none).
+    :param on_recompute: with ``source``: called with each activation of a hook point of ``source.deferred``
+        and its hook in the round's recomputation.
     """
     reason = checkpoint_reason(model)
     if reason:
         raise TypeError(f"per-round checkpointing is not possible: {reason}")
     modules = list({id(m): m for m in (model.round_module(t) for t in range(model.num_rounds))}.values())
     taps = GradientTaps()
-    calls = _Calls(model)
+    calls = _Calls(model, source.before if source is not None else None)
     untapped: set[str] = set()
+    deferred = source.deferred if source is not None else set()
 
     @read_only  # wraps the activation in an identity node, never edits it: no copy of it needed
     def tap(act: Tensor, hook: Any) -> Tensor:
+        if source is not None and source.running:  # the source's round, run again before the base's
+            return source.save(act, hook)
         calls.fired(hook.name)
-        if on_forward is not None and not calls.backward and on_forward(act, hook) is False:
+        if hook.name in deferred:
+            if calls.backward and on_recompute is not None:
+                on_recompute(act, hook)
+        elif on_forward is not None and not calls.backward and on_forward(act, hook) is False:
             untapped.add(hook.name)  # no gradient wanted there (nor in a recomputation)
         if hook.name in untapped:
             return act
         return taps.tap(act, row_taps(on_forward, on_grad, hook))
 
-    if taps_row_local(on_forward, on_grad):
+    if taps_row_local(on_forward, on_grad) and getattr(on_recompute, "row_local", True) and \
+            (source is None or getattr(source.save, "row_local", False)):
         row_local(tap)
 
     # early stop off (read when each checkpoint is made): a recomputation runs the whole round, so

@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -62,6 +63,7 @@ from hookgnn.attribution.contracted import Contraction, contracted_sums, contrac
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.attribution.row_blocks import RowDifferences, row_taps, source_to_files, taps_row_local
 from hookgnn.attribution.slots import Slots, difference_in_files, reduced_shape
+from hookgnn.attribution.source_rounds import SourceRounds
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.cache.shared import storage_of
@@ -129,14 +131,23 @@ def streamed_attribution(
     contracted = contractions(model, requested, base, src) if keep in ("rows", "features") else {}
     # with offload, one round's autograd graph at a time (hookgnn.attribution.checkpointed), where the model allows
     run = checkpointed_run if files is not None and not checkpoint_reason(model) else _tapped_run
+    # there, in plain attribution, the source's rounds run again one by one in the backward (on disk: one
+    # round's activations at a time; hookgnn.attribution.source_rounds), all but hook points read through links
+    rounds = None
+    if run is checkpointed_run and not alphas:
+        linked = {c.node for c in contracted.values()}
+        rounds = SourceRounds(model, {n for n in requested if n in model.round_places and n not in contracted
+                                      and n not in linked}, files)
     try:
-        source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
+        source = _source_run(model, src, [n for n in requested if n not in contracted], files, rounds, forward_kwargs)
         misfit = [n for n, c in contracted.items() if not _fits(c, source, base)]
         if misfit:  # P's rows are not the graph's edges (or A's not its nodes): run again, tapping them after all
             contracted = {n: c for n, c in contracted.items() if n not in misfit}
             for n in source if files is not None else ():
-                files.remove("source:" + n)
-            source = _source_run(model, src, [n for n in requested if n not in contracted], files, forward_kwargs)
+                if rounds is None or n not in rounds.deferred:
+                    files.remove("source:" + n)
+            source = _source_run(model, src, [n for n in requested if n not in contracted], files, rounds,
+                                 forward_kwargs)
         into: dict[str, list[Contraction]] = {}
         linked = {c.node for c in contracted.values()}
         for c in contracted.values():
@@ -196,11 +207,23 @@ def streamed_attribution(
         if not alphas:  # the base run itself: differences in its forward, products in its backward
             @row_local  # a gradient of rows span.start:span.stop (None: all)
             def at_base(name: str, grad: Tensor, span: RowSpan | None) -> None:
+                if rounds is not None and rounds.waits(name):  # the gradient came before its round's recomputation
+                    return rounds.hold(name, partial(at_base, name, grad.clone(), span))
                 through_links(name, grad, 0, span)
                 for to, reduced in deltas.reduced(name, grad, list(kept), remove=True, span=span).items():
                     kept[to].put(name, reduced, span)
 
-            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, at_base_forward, at_base).mean())
+            @row_local  # (as difference)
+            def at_recompute(act: Tensor, hook: Any) -> None:
+                difference(act, hook, check=False)
+                if hook.span is None or hook.span.stop == hook.span.rows:
+                    rounds.made(hook.name)  # type: ignore[union-attr]
+
+            again = {} if rounds is None else {"source": rounds, "on_recompute": at_recompute}
+            baseline = float(run(model, base, 1, metric, tapped, forward_kwargs, at_base_forward, at_base,
+                                 **again).mean())
+            if rounds is not None:
+                rounds.finish()
         else:
             @row_local
             def along_forward(act: Tensor, hook: Any) -> None:
@@ -239,11 +262,14 @@ def streamed_attribution(
 
 
 def _source_run(model: HookedRootModule, src: Graph, names: list[str], files: TensorFiles | None,
-                forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
+                rounds: SourceRounds | None, forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
     """The source run's activations of the hook points ``names``, in firing order: in memory, or (``files``)
-    written to files, with a meta tensor (shape and dtype) in their place."""
+    written to files, with a meta tensor (shape and dtype) in their place (``rounds``: those of its deferred
+    hook points written only when their round runs again, :class:`SourceRounds`)."""
     if not names:
         return {}
+    if rounds is not None:
+        return rounds.run(src, names, forward_kwargs)
     if files is not None:  # read back a block of rows at a time (no whole activation mapped or in memory)
         return source_to_files(model, src, names, files, forward_kwargs)
     with torch.no_grad():
