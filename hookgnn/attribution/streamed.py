@@ -31,7 +31,9 @@ a forward that runs anyway). How memory is saved:
    model keeps the whole graph); the products' row and feature sums read each difference back a
    block of rows at a time (:data:`~hookgnn.attribution.slots.ROWS_PER_BLOCK`), and no block cache
    holds freed memory; a message MLP's hidden neurons go chunk by chunk
-   (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``;
+   (:mod:`hookgnn.attribution.row_blocks`), never whole ``[E, d_mlp]``; in plain attribution the source run's
+   round hook points are made again round by round in the backward (:mod:`hookgnn.attribution.source_rounds`),
+   so the files hold one round's source activations at a time;
 5. for ``"rows"`` and ``"features"``, a hook point that the links say copies a node hook point to the
    edges and feeds one linear layer alone (``hook_src``) is scored from that node hook point's
    difference and that layer's gradient (:mod:`hookgnn.attribution.contracted`): it is never hooked,
@@ -148,6 +150,8 @@ def streamed_attribution(
                     files.remove("source:" + n)
             source = _source_run(model, src, [n for n in requested if n not in contracted], files, rounds,
                                  forward_kwargs)
+        for n in rounds.deferred & source.keys() if rounds is not None else ():  # (set again where they run again)
+            shapes[n], axes[n] = (source[n].shape, source[n].dtype), model.hook_dict[n].axis
         into: dict[str, list[Contraction]] = {}
         linked = {c.node for c in contracted.values()}
         for c in contracted.values():
