@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from hookgnn.attribution.row_blocks import row_taps, taps_row_local
-from hookgnn.attribution.source_rounds import SourceRounds
+from hookgnn.attribution.source_rounds import SourceRounds, forwards_wrapped
 from hookgnn.cache.grad_taps import GradientTaps, frozen_parameters
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
@@ -133,26 +133,13 @@ class _Calls:
                                "between calls)")
 
 
-@contextmanager
-def _rounds_checkpointed(modules: list[nn.Module], context_fn: Callable[[], Any]) -> Iterator[None]:
+def _rounds_checkpointed(modules: list[nn.Module], context_fn: Callable[[], Any]) -> AbstractContextManager[None]:
     """Every call of each module in ``modules`` runs under a non-reentrant checkpoint inside the block."""
-    before: list[tuple[nn.Module, Any]] = []
-    try:
-        for m in modules:
-            before.append((m, m.__dict__.get("forward")))
-            inner = m.forward
 
-            def run(*args: Any, inner: Callable[..., Any] = inner, **kwargs: Any) -> Any:
-                return checkpoint(inner, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
+    def wrap(inner: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda *args, **kwargs: checkpoint(inner, *args, use_reentrant=False, context_fn=context_fn, **kwargs)
 
-            m.forward = run  # type: ignore[method-assign]
-        yield
-    finally:
-        for m, old in before:
-            if old is None:
-                del m.forward
-            else:
-                m.forward = old  # type: ignore[method-assign]
+    return forwards_wrapped(modules, wrap)
 
 
 def checkpointed_run(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,34 @@ from torch import Tensor, nn
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.points import read_only, row_local
+
+
+@contextmanager
+def forwards_wrapped(modules: list[nn.Module], wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """Inside the block, each module of ``modules`` runs ``wrap(its forward)`` when called (hooks and all
+    of ``nn.Module.__call__`` as before); restored on exit, also after an error.
+
+    >>> lin = nn.Linear(2, 2)
+    >>> with forwards_wrapped([lin], lambda inner: lambda x: inner(x) * 0):
+    ...     inside = lin(torch.ones(1, 2)).abs().sum().item()
+    >>> inside, "forward" in lin.__dict__
+    (0.0, False)
+
+    :param modules: the modules.
+    :param wrap: makes the forward to run from the module's own.
+    """
+    before: list[tuple[nn.Module, Any]] = []
+    try:
+        for m in modules:
+            before.append((m, m.__dict__.get("forward")))
+            m.forward = wrap(m.forward)  # type: ignore[method-assign]
+        yield
+    finally:
+        for m, old in before:
+            if old is None:
+                del m.forward
+            else:
+                m.forward = old  # type: ignore[method-assign]
 
 
 #: Round-call inputs of at least this many bytes wait for their call's rerun in the files, not in memory
@@ -123,32 +151,22 @@ class SourceRounds:
             self.model(src, **forward_kwargs)
         return self.fired
 
-    @contextmanager
-    def _recorded(self, modules: list[nn.Module]) -> Iterator[None]:
+    def _recorded(self, modules: list[nn.Module]) -> AbstractContextManager[None]:
         """Every call of each module in ``modules`` inside the block is kept: the callable, its arguments and
         the version of each tensor among them (an in-place edit since is caught in :meth:`before`)."""
-        before: list[tuple[nn.Module, Any]] = []
-        try:
-            for m in modules:
-                before.append((m, m.__dict__.get("forward")))
-                inner = m.forward
 
-                def call(*args: Any, inner: Callable[..., Any] = inner, **kwargs: Any) -> Any:
-                    kept_args = tuple(self._keep(a) for a in args)
-                    kept_kwargs = {k: self._keep(v) for k, v in kwargs.items()}
-                    tensors = [t for t in (*kept_args, *kept_kwargs.values()) if isinstance(t, Tensor)]
-                    self._calls.append((inner, kept_args, kept_kwargs, [(t, t._version) for t in tensors]))
-                    self._names_of_call.append([])
-                    return inner(*args, **kwargs)
+        def wrap(inner: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                kept_args = tuple(self._keep(a) for a in args)
+                kept_kwargs = {k: self._keep(v) for k, v in kwargs.items()}
+                tensors = [t for t in (*kept_args, *kept_kwargs.values()) if isinstance(t, Tensor)]
+                self._calls.append((inner, kept_args, kept_kwargs, [(t, t._version) for t in tensors]))
+                self._names_of_call.append([])
+                return inner(*args, **kwargs)
 
-                m.forward = call  # type: ignore[method-assign]
-            yield
-        finally:
-            for m, old in before:
-                if old is None:
-                    del m.forward
-                else:
-                    m.forward = old  # type: ignore[method-assign]
+            return call
+
+        return forwards_wrapped(modules, wrap)
 
     def before(self, i: int) -> None:
         """Round call ``i`` of the source run again (no grad), its deferred hook points written to the files;
@@ -247,4 +265,4 @@ class SourceRounds:
         self._meta(act, hook)
 
 
-__all__ = ["SPILL_BYTES", "SourceRounds"]
+__all__ = ["SPILL_BYTES", "SourceRounds", "forwards_wrapped"]
