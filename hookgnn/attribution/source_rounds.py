@@ -159,7 +159,8 @@ class SourceRounds:
             def call(*args: Any, **kwargs: Any) -> Any:
                 kept_args = tuple(self._keep(a) for a in args)
                 kept_kwargs = {k: self._keep(v) for k, v in kwargs.items()}
-                tensors = [t for t in (*kept_args, *kept_kwargs.values()) if isinstance(t, Tensor)]
+                tensors = [t for a in (*kept_args, *kept_kwargs.values())
+                           for t in (a if isinstance(a, (list, tuple)) else (a,)) if isinstance(t, Tensor)]
                 self._calls.append((inner, kept_args, kept_kwargs, [(t, t._version) for t in tensors]))
                 self._names_of_call.append([])
                 return inner(*args, **kwargs)
