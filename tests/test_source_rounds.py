@@ -13,11 +13,13 @@ import torch
 from handbuilt import no_hooks_left
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_zoo import KINDS, case
 from strategies import graphs
 
 import hookgnn.attribution.source_rounds as source_rounds
 from hookgnn import Graph, HookedGNN
 from hookgnn.attribution import attribute
+from hookgnn.attribution.checkpointed import checkpoint_reason
 from hookgnn.attribution.source_rounds import SourceRounds
 from hookgnn.cache.disk import TensorFiles
 from hookgnn.metrics import OutputSum
@@ -140,3 +142,21 @@ def test_a_gradient_whose_round_never_ran_again_raises(tmp_path: Path) -> None:
     rounds.made("layers.0.hook_message")
     assert done == [1] and not rounds.waits("layers.0.hook_message")
     rounds.finish()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_model_kind_gives_the_rows_of_keep_all_offloaded(kind: str, tmp_path: Path, reruns: list[int]) -> None:
+    """Every kind of the zoo: checkpointable ones run the source's rounds again (wrapped PyG models keep the
+    spilled source run); either way the rows are keep="all"'s, by hand."""
+    c = case(kind)
+    want = attribute(c.model, c.clean, c.corrupted, c.metric, keep="all")
+    del reruns[:]
+    got = attribute(c.model, c.clean, c.corrupted, c.metric, keep="rows", offload=tmp_path)
+    assert bool(reruns) == (not checkpoint_reason(c.model)), reruns
+    assert list(got.by_row) == list(want.delta)
+    for hook in want.delta:
+        product = (want.delta[hook] * want.grad[hook]).double()
+        by_hand = product.reshape(product.shape[0], -1).sum(1) if product.dim() else product
+        scale = float(by_hand.abs().max()) if by_hand.numel() else 1.0
+        torch.testing.assert_close(got.by_row[hook].double(), by_hand, rtol=1e-4, atol=1e-5 * max(scale, 1e-3))
+    assert not any(tmp_path.iterdir()) and no_hooks_left(c.model)
