@@ -138,8 +138,8 @@ def streamed_attribution(
     rounds = None
     if run is checkpointed_run and not alphas:
         linked = {c.node for c in contracted.values()}
-        rounds = SourceRounds(model, {n for n in requested if n in model.round_places and n not in contracted
-                                      and n not in linked}, files)
+        deferred = {n for n in requested if n in model.round_places and n not in contracted and n not in linked}
+        rounds = SourceRounds(model, deferred, files) if deferred else None
     try:
         source = _source_run(model, src, [n for n in requested if n not in contracted], files, rounds, forward_kwargs)
         misfit = [n for n, c in contracted.items() if not _fits(c, source, base)]
