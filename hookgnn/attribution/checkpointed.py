@@ -228,6 +228,46 @@ def checkpointed_run(
             per_graph = metric(model(batch, **forward_kwargs), batch)
             calls.backward = True  # from here on a hook fires only in a round's recomputation
             total = copy_means(per_graph, k).sum()
-            if total.requires_grad or not untapped:  # (else only hooks left untapped reach it: no gradient wanted)
+            if total.requires_grad:
                 taps.backward(total)
+    if not total.requires_grad:  # no tapped hook reaches the metric: fine if an untapped one does
+        check_metric_reads(model, batch, k, metric, untapped, forward_kwargs)
     return per_graph.detach()
+
+
+def check_metric_reads(model: HookedRootModule, batch: Graph, k: int, metric: Metric, untapped: set[str],
+                       forward_kwargs: dict[str, Any]) -> None:
+    """``ValueError`` unless the metric depends on the activation of one of the hook points ``untapped``
+    (left untapped, as their difference is 0 everywhere): for a metric that no tapped activation reaches,
+    one more forward with those activations made leaves that require grad tells whether it reads any of
+    them (its sums are then zeros) or no hooked activation at all, which ``keep="all"`` rejects too (a
+    metric through ``.item()``, ``argmax`` or ``detach``).
+
+    >>> from hookgnn import HookedGNN
+    >>> from hookgnn.metrics import OutputSum
+    >>> from hookgnn.spec import FeatureSpec
+    >>> model = HookedGNN("mpnn", 4, node_in=1, spec={"d": FeatureSpec("output", "node", "scalar")}, max_steps=2)
+    >>> g = Graph(x=torch.randn(3, 1), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    >>> check_metric_reads(model, g, 1, OutputSum("d"), {"hook_node_embed"}, {})  # it reads it: no error
+    >>> check_metric_reads(model, g, 1, lambda out, graph: torch.zeros(1), {"hook_node_embed"}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: the metric does not depend on any hooked activation (its value does not require grad): attribution needs a metric differentiable in the model's activations (no .item(), argmax or detach on its way)
+
+    :param model: the hooked model.
+    :param batch: the graph (``k`` copies of one graph).
+    :param k: how many copies ``batch`` holds.
+    :param metric: ``metric(output, graph)`` -> one value per graph.
+    :param untapped: the hook points left untapped.
+    :param forward_kwargs: keywords for the forward.
+    """
+    if untapped:
+        def leaf(act: Tensor, hook: Any) -> Tensor:
+            return act.detach().requires_grad_()
+
+        with frozen_parameters(model), torch.enable_grad(), model.hooks(fwd_hooks=[(n, leaf) for n in sorted(untapped)]):
+            if copy_means(metric(model(batch, **forward_kwargs), batch), k).sum().requires_grad:
+                return
+    raise ValueError("the metric does not depend on any hooked activation (its value does not require grad): "
+                     "attribution needs a metric differentiable in the model's activations (no .item(), argmax or "
+                     "detach on its way)")

@@ -60,7 +60,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hookgnn.attribution.checkpointed import checkpoint_reason, checkpointed_run
+from hookgnn.attribution.checkpointed import check_metric_reads, checkpoint_reason, checkpointed_run
 from hookgnn.attribution.contracted import Contraction, contracted_sums, contractions
 from hookgnn.attribution.interpolate import interpolate, interpolated_fields
 from hookgnn.attribution.row_blocks import RowDifferences, row_taps, source_to_files, taps_row_local
@@ -322,7 +322,9 @@ def _tapped_run(
             out = model(batch, **forward_kwargs)
         per_graph = metric(out, batch)
         total = copy_means(per_graph, k).sum()
-        if total.requires_grad or not untapped:  # (else only hooks left untapped reach it: no gradient wanted)
+        if total.requires_grad:
             taps.backward(total)
+    if not total.requires_grad:  # no tapped hook reaches the metric: fine if an untapped one does
+        check_metric_reads(model, batch, k, metric, untapped, forward_kwargs)
     return per_graph.detach()
 
