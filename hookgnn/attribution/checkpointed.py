@@ -235,6 +235,10 @@ def checkpointed_run(
     return per_graph.detach()
 
 
+def _drop(_: Any) -> None:
+    """A saved tensor not kept (:func:`check_metric_reads` runs no backward)."""
+
+
 def check_metric_reads(model: HookedRootModule, batch: Graph, k: int, metric: Metric, untapped: set[str],
                        forward_kwargs: dict[str, Any]) -> None:
     """``ValueError`` unless the metric depends on the activation of one of the hook points ``untapped``
@@ -265,7 +269,9 @@ def check_metric_reads(model: HookedRootModule, batch: Graph, k: int, metric: Me
         def leaf(act: Tensor, hook: Any) -> Tensor:
             return act.detach().requires_grad_()
 
-        with frozen_parameters(model), torch.enable_grad(), model.hooks(fwd_hooks=[(n, leaf) for n in sorted(untapped)]):
+        # no backward follows: autograd saves nothing (memory of a no-grad forward), it only marks what requires grad
+        with frozen_parameters(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(_drop, _drop), \
+                model.hooks(fwd_hooks=[(n, leaf) for n in sorted(untapped)]):
             if copy_means(metric(model(batch, **forward_kwargs), batch), k).sum().requires_grad:
                 return
     raise ValueError("the metric does not depend on any hooked activation (its value does not require grad): "
