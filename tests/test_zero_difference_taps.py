@@ -84,8 +84,8 @@ class _TwoHeads(HookedRootModule):
         return self.hook_x(self.lin_x(graph.x)), self.hook_e(self.lin_e(graph.edge_attr))
 
 
-@pytest.mark.parametrize("keep", ["all", "rows", "entries", "features"])
-@pytest.mark.parametrize("offload", [False, True])
+@pytest.mark.parametrize(("keep", "offload"), [(k, o) for k in ("all", "rows", "entries", "features")
+                                                for o in (False, True) if not (k == "all" and o)])
 def test_a_metric_that_reads_no_activation_raises_as_keep_all_does(keep: str, offload: bool) -> None:
     """One question, one answer: a metric no hooked activation reaches (``.item()``, argmax, a constant) is
     rejected by every keep, also where the only hook points left untapped are shared inputs."""
@@ -93,8 +93,6 @@ def test_a_metric_that_reads_no_activation_raises_as_keep_all_does(keep: str, of
     corrupted = g.replace(x=torch.rand_like(g.x))
     argmax = lambda out, graph: out["d"].argmax().double().reshape(1)  # noqa: E731
     with tempfile.TemporaryDirectory() as spill:
-        if offload and keep == "all":
-            return
         with pytest.raises(ValueError, match="does not depend on any"):
             attribute(model, g, corrupted, argmax, keep=keep, offload=spill if offload else None)
     assert no_hooks_left(model)

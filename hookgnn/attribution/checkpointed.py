@@ -216,8 +216,7 @@ def checkpointed_run(
             return act
         return taps.tap(act, row_taps(on_forward, on_grad, hook))
 
-    if taps_row_local(on_forward, on_grad) and getattr(on_recompute, "row_local", True) and \
-            (source is None or getattr(source.save, "row_local", False)):
+    if taps_row_local(on_forward, on_grad) and getattr(on_recompute, "row_local", True):  # (source.save is)
         row_local(tap)
 
     # early stop off (read when each checkpoint is made): a recomputation runs the whole round, so

@@ -158,6 +158,19 @@ class RowDifferences:
         self.partial[name] = (0, s, d)
 
 
+def write_source(files: Any, act: Tensor, hook: Any) -> Tensor:
+    """``act`` written to ``files`` as ``"source:<name>"`` (where ``hook.span`` is set: those rows of it, the
+    file made at the first block); returns a meta tensor of the whole activation's shape and dtype."""
+    span, key = hook.span, "source:" + hook.name
+    if span is None:
+        files.write(key, act)
+        return torch.empty(act.shape, dtype=act.dtype, device="meta")
+    if span.start == 0:
+        files.zeros(key, (span.rows, *act.shape[1:]), act.dtype)
+    files.write_rows(key, span.start, act)
+    return torch.empty((span.rows, *act.shape[1:]), dtype=act.dtype, device="meta")
+
+
 def source_to_files(model: Any, src: Any, names_filter: Any, files: Any, forward_kwargs: dict[str, Any]) -> dict[str, Tensor]:
     """A no-grad forward of ``src`` that writes each hook's activation to ``files`` (``"source:<name>"``) as
     it fires (a hook called a block of rows at a time writes those rows of its file); returns, in firing
@@ -168,15 +181,7 @@ def source_to_files(model: Any, src: Any, names_filter: Any, files: Any, forward
     @row_local  # a block of rows goes to its rows of the file
     @read_only  # written to its file, never edited or kept
     def save(act: Tensor, hook: Any) -> None:
-        span = hook.span
-        if span is None:
-            files.write("source:" + hook.name, act)
-        elif span.start == 0:
-            files.zeros("source:" + hook.name, (span.rows, *act.shape[1:]), act.dtype)
-        if span is not None:
-            files.write_rows("source:" + hook.name, span.start, act)
-        shape = act.shape if span is None else (span.rows, *act.shape[1:])
-        fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
+        fired[hook.name] = write_source(files, act, hook)
 
     with torch.no_grad(), model.hooks(fwd_hooks=[(p.name, save) for p in model.hook_points(names_filter)]):
         model(src, **forward_kwargs)

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hookgnn.attribution.row_blocks import write_source
 from hookgnn.graph import Graph
 from hookgnn.hooks import HookedRootModule
 from hookgnn.points import read_only, row_local
@@ -142,7 +143,9 @@ class SourceRounds:
                     raise ValueError(f"{hook.name} fired outside every round call of {type(self.model).__name__}, "
                                      "so its round cannot be run again")
                 self._names_of_call[-1].append(hook.name)
-                self._meta(act, hook)
+                span = hook.span  # (its shape only: written when its round runs again)
+                shape = act.shape if span is None else (span.rows, *act.shape[1:])
+                self.fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
             else:
                 self._write(act, hook)
 
@@ -250,20 +253,8 @@ class SourceRounds:
         self._spilled[id(a)] = (weakref.ref(a), key)
         return _Spilled(key)
 
-    def _meta(self, act: Tensor, hook: Any) -> None:
-        span = hook.span
-        shape = act.shape if span is None else (span.rows, *act.shape[1:])
-        self.fired[hook.name] = torch.empty(shape, dtype=act.dtype, device="meta")
-
     def _write(self, act: Tensor, hook: Any) -> None:
-        span, key = hook.span, "source:" + hook.name
-        if span is None:
-            self.files.write(key, act)
-        else:
-            if span.start == 0:
-                self.files.zeros(key, (span.rows, *act.shape[1:]), act.dtype)
-            self.files.write_rows(key, span.start, act)
-        self._meta(act, hook)
+        self.fired[hook.name] = write_source(self.files, act, hook)
 
 
 __all__ = ["SPILL_BYTES", "SourceRounds", "forwards_wrapped"]
